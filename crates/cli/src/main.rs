@@ -1,0 +1,395 @@
+//! `pipectl`: declarative data ingestion from YAML pipelines.
+//!
+//! Exit codes: 0 success; 1 invalid spec or failed run; 2 usage error (bad flags, missing
+//! files, locked state). A closed stdout (`pipectl runs | head`) is not an error.
+
+mod progress;
+mod render;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use clap::{Parser, Subcommand, ValueEnum};
+use pipectl_engine::executor::{self, RunOptions};
+use pipectl_spec::{Diagnostic, LoadedSpec};
+use pipectl_state::{RunStatus, SledStore, StateError, StateStore};
+use tokio_util::sync::CancellationToken;
+
+/// Declarative data ingestion: pipelines in YAML, validated, planned and run by one binary.
+#[derive(Parser)]
+#[command(name = "pipectl", version, about, long_about = None)]
+struct Cli {
+    /// Where run history and bookmarks are kept.
+    #[arg(long, global = true, env = "PIPECTL_STATE_DIR", default_value = ".pipectl/state")]
+    state_dir: PathBuf,
+    /// More log output (-v: debug, -vv: trace). `RUST_LOG` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors and final results.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check pipeline files: every error in every file, with file:line:column.
+    Validate {
+        /// Files or folders (folders are searched for *.yaml / *.yml). Default: pipelines/.
+        paths: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Show what a run would read and write, without running it.
+    Plan {
+        /// The pipeline file.
+        file: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+        /// Do not connect to sources to list their tables.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Run a pipeline once, now.
+    Run {
+        /// The pipeline file.
+        file: PathBuf,
+        /// Output format of the final summary.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Run history.
+    Runs {
+        #[command(subcommand)]
+        action: Option<RunsAction>,
+        /// Only this pipeline's runs.
+        pipeline: Option<String>,
+        /// How many runs to list.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Print the JSON Schema of pipeline files (for editors and CI).
+    Schema,
+}
+
+#[derive(Subcommand)]
+enum RunsAction {
+    /// One run with its steps.
+    Show {
+        /// Run id, or an unambiguous prefix of one.
+        id: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    /// For people.
+    Text,
+    /// For programs and CI.
+    Json,
+}
+
+/// An error that maps to exit code 2 (the command could not be carried out as asked).
+#[derive(Debug)]
+struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose, cli.quiet);
+    match real_main(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            let usage = e.chain().any(|c| c.is::<UsageError>() || matches!(c.downcast_ref::<StateError>(), Some(StateError::Locked { .. })));
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+fn init_tracing(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "pipectl=debug,info",
+        (false, _) => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn real_main(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Validate { paths, format } => validate(paths, format),
+        Command::Plan { file, format, offline } => plan(&file, format, offline),
+        Command::Run { file, format } => run(&file, format, &cli.state_dir, cli.quiet),
+        Command::Runs {
+            action,
+            pipeline,
+            limit,
+            format,
+        } => {
+            let store = open_state(&cli.state_dir)?;
+            match action {
+                Some(RunsAction::Show { id, format }) => {
+                    let run = store
+                        .find_run(&id)?
+                        .ok_or_else(|| UsageError(format!("no run `{id}` in {}; list runs with `pipectl runs`", cli.state_dir.display())))?;
+                    print_out(&match format {
+                        OutputFormat::Json => serde_json::to_string_pretty(&run)? + "\n",
+                        OutputFormat::Text => render::run_details(&run),
+                    })?;
+                }
+                None => {
+                    let runs = store.runs(pipeline.as_deref(), limit)?;
+                    print_out(&match format {
+                        OutputFormat::Json => serde_json::to_string_pretty(&runs)? + "\n",
+                        OutputFormat::Text => render::run_list(&runs),
+                    })?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema => {
+            print_out(&(serde_json::to_string_pretty(&pipectl_spec::json_schema())? + "\n"))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Writes to stdout, surfacing a closed pipe as an error `main` recognises.
+fn print_out(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+fn open_state(dir: &Path) -> Result<SledStore> {
+    Ok(SledStore::open(dir)?)
+}
+
+/// The spec files named by `paths` (folders searched recursively for .yaml/.yml), sorted.
+fn spec_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let defaults = [PathBuf::from("pipelines")];
+    let paths = if paths.is_empty() { &defaults[..] } else { paths };
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            collect_yaml(path, &mut files).with_context(|| format!("reading folder {}", path.display()))?;
+        } else if path.exists() {
+            files.push(path.clone());
+        } else {
+            return Err(UsageError(format!("{} does not exist", path.display())).into());
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn collect_yaml(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+        if hidden {
+            continue;
+        }
+        if path.is_dir() {
+            collect_yaml(&path, files)?;
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Reads and checks one spec file.
+fn load(file: &Path) -> Result<Result<LoadedSpec, Vec<Diagnostic>>> {
+    let bytes = std::fs::read(file).map_err(|e| UsageError(format!("cannot read {}: {e}", file.display())))?;
+    Ok(pipectl_spec::load_bytes(&file.display().to_string(), &bytes))
+}
+
+/// Loads a spec for `plan`/`run`, printing its diagnostics; `None` when it has errors.
+fn load_or_report(file: &Path) -> Result<Option<LoadedSpec>> {
+    match load(file)? {
+        Ok(spec) => {
+            for w in &spec.warnings {
+                eprintln!("{w}\n");
+            }
+            Ok(Some(spec))
+        }
+        Err(diags) => {
+            for d in &diags {
+                eprintln!("{d}\n");
+            }
+            let errors = diags.iter().filter(|d| d.is_error()).count();
+            eprintln!("{}: {errors} error{} found; nothing was run", file.display(), if errors == 1 { "" } else { "s" });
+            Ok(None)
+        }
+    }
+}
+
+fn validate(paths: Vec<PathBuf>, format: OutputFormat) -> Result<ExitCode> {
+    let files = spec_files(&paths)?;
+    if files.is_empty() {
+        return Err(UsageError("no pipeline files (*.yaml, *.yml) found".to_owned()).into());
+    }
+    let mut all: Vec<Diagnostic> = Vec::new();
+    let mut valid = 0usize;
+    for file in &files {
+        match load(file)? {
+            Ok(spec) => {
+                valid += 1;
+                all.extend(spec.warnings);
+            }
+            Err(diags) => all.extend(diags),
+        }
+    }
+    let errors = all.iter().filter(|d| d.is_error()).count();
+    match format {
+        OutputFormat::Json => {
+            let report = serde_json::json!({
+                "files": files.len(),
+                "valid": valid,
+                "errors": errors,
+                "warnings": all.len() - errors,
+                "diagnostics": all,
+            });
+            print_out(&(serde_json::to_string_pretty(&report)? + "\n"))?;
+        }
+        OutputFormat::Text => {
+            let mut text = String::new();
+            for d in &all {
+                text.push_str(&format!("{d}\n\n"));
+            }
+            text.push_str(&format!(
+                "{} file{} checked: {valid} valid, {errors} error{}, {} warning{}\n",
+                files.len(),
+                plural(files.len()),
+                plural(errors),
+                all.len() - errors,
+                plural(all.len() - errors)
+            ));
+            if errors > 0 {
+                eprint!("{text}");
+            } else {
+                print_out(&text)?;
+            }
+        }
+    }
+    Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn base_dir(file: &Path) -> PathBuf {
+    match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn env_lookup(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn plan(file: &Path, format: OutputFormat, offline: bool) -> Result<ExitCode> {
+    let Some(spec) = load_or_report(file)? else {
+        return Ok(ExitCode::from(1));
+    };
+    let plan = runtime()?.block_on(pipectl_engine::plan::build(&spec, &base_dir(file), env_lookup, !offline));
+    print_out(&match format {
+        OutputFormat::Json => serde_json::to_string_pretty(&plan)? + "\n",
+        OutputFormat::Text => render::plan(&plan),
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run(file: &Path, format: OutputFormat, state_dir: &Path, quiet: bool) -> Result<ExitCode> {
+    let Some(spec) = load_or_report(file)? else {
+        return Ok(ExitCode::from(1));
+    };
+    let state: Arc<dyn StateStore> = Arc::new(open_state(state_dir)?);
+    let cancel = CancellationToken::new();
+    let prepared = executor::prepare(
+        &spec,
+        &base_dir(file),
+        state,
+        RunOptions {
+            trigger: "manual".to_owned(),
+            cancel: cancel.clone(),
+        },
+        env_lookup,
+    )
+    .map_err(|e| anyhow!("{e}"))?;
+    let runtime = runtime()?;
+    let record = runtime.block_on(async {
+        let on_signal = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ninterrupted: stopping steps, nothing will be published (press Ctrl-C again to force)");
+                on_signal.cancel();
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+        let display = progress::Display::start(&prepared.steps, &prepared.run_id, quiet);
+        let result = prepared.execute().await;
+        display.stop().await;
+        result
+    });
+    let record = record.map_err(|e| anyhow!("{e}"))?;
+    match format {
+        OutputFormat::Json => print_out(&(serde_json::to_string_pretty(&record)? + "\n"))?,
+        OutputFormat::Text => print_out(&render::run_summary(&record, &spec))?,
+    }
+    Ok(match record.status {
+        RunStatus::Succeeded => ExitCode::SUCCESS,
+        RunStatus::Cancelled => ExitCode::from(130),
+        _ => ExitCode::from(1),
+    })
+}

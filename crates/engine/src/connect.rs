@@ -1,0 +1,242 @@
+//! Resolving connections: `${env:NAME}` secrets, relative paths, object stores and databases.
+//!
+//! Every secret value read from the environment is registered with a [`Redactor`], which the
+//! executor applies to every error message and record it keeps, so secrets never reach logs,
+//! run history or the terminal.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use object_store::ObjectStore;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path as StorePath;
+use pipectl_spec::env::interpolate;
+use pipectl_spec::types::{Connection, Pipeline};
+use pipectl_spec::validate::{url_password, url_scheme};
+
+use crate::error::{Error, Result};
+
+/// Replaces known secret values with `***` in any text.
+#[derive(Debug, Default, Clone)]
+pub struct Redactor {
+    secrets: Vec<String>,
+}
+
+impl Redactor {
+    /// Registers a secret. Very short values are ignored: redacting `1` everywhere would make text unreadable.
+    pub fn add(&mut self, secret: &str) {
+        if secret.len() >= 3 && !self.secrets.iter().any(|s| s == secret) {
+            self.secrets.push(secret.to_owned());
+            // Longest first, so a secret containing another is replaced whole.
+            self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        }
+    }
+
+    /// The text with every registered secret replaced by `***`.
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for s in &self.secrets {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), "***");
+            }
+        }
+        out
+    }
+}
+
+/// An object store with the key prefix a connection URL points at.
+#[derive(Debug, Clone)]
+pub struct StoreHandle {
+    /// The store.
+    pub store: Arc<dyn ObjectStore>,
+    /// Prefix inside the store (`s3://bucket/prefix` -> `prefix`).
+    pub prefix: StorePath,
+    /// The connection URL as written in the spec (secrets unresolved), for messages.
+    pub display: String,
+    /// For `file://` stores, the local directory, so empty staging folders can be removed.
+    pub local_root: Option<PathBuf>,
+}
+
+impl StoreHandle {
+    /// The full store path of `key` under this connection's prefix.
+    pub fn path(&self, key: &str) -> StorePath {
+        let mut parts: Vec<String> = self.prefix.parts().map(|p| p.as_ref().to_owned()).collect();
+        parts.extend(key.split('/').filter(|s| !s.is_empty()).map(str::to_owned));
+        StorePath::from_iter(parts)
+    }
+}
+
+/// The connections of one pipeline, with secrets resolved from the environment.
+pub struct Connections {
+    base_dir: PathBuf,
+    specs: BTreeMap<String, Connection>,
+    resolved: BTreeMap<String, Connection>,
+    redactor: Redactor,
+    stores: Mutex<HashMap<String, StoreHandle>>,
+}
+
+impl Connections {
+    /// Resolves every connection of `pipeline`. Relative paths in URLs are relative to
+    /// `base_dir` (the spec file's folder). Fails naming the connection and the variable when
+    /// an `${env:NAME}` is not set.
+    pub fn resolve(pipeline: &Pipeline, base_dir: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let mut redactor = Redactor::default();
+        let mut resolved = BTreeMap::new();
+        for (name, conn) in &pipeline.connections {
+            let field = |field: &str, value: &str, redactor: &mut Redactor| -> Result<String> {
+                if let Ok(refs) = pipectl_spec::env::env_refs(value) {
+                    for r in refs {
+                        if let Some(v) = env(&r.name) {
+                            redactor.add(&v);
+                        }
+                    }
+                }
+                interpolate(value, &env).map_err(|var| {
+                    Error::user(format!(
+                        "connection `{name}`: {field} uses environment variable `{var}`, which is not set"
+                    ))
+                })
+            };
+            let url = field("url", &conn.url, &mut redactor)?;
+            if let Some(p) = url_password(&url) {
+                redactor.add(p);
+            }
+            let mut out = conn.clone();
+            out.url = url;
+            out.endpoint = conn.endpoint.as_deref().map(|v| field("endpoint", v, &mut redactor)).transpose()?;
+            out.region = conn.region.as_deref().map(|v| field("region", v, &mut redactor)).transpose()?;
+            out.access_key_id = conn.access_key_id.as_deref().map(|v| field("access_key_id", v, &mut redactor)).transpose()?;
+            out.secret_access_key = conn
+                .secret_access_key
+                .as_deref()
+                .map(|v| field("secret_access_key", v, &mut redactor))
+                .transpose()?;
+            if let Some(secret) = &out.secret_access_key {
+                redactor.add(secret);
+            }
+            resolved.insert(name.clone(), out);
+        }
+        Ok(Connections {
+            base_dir: base_dir.to_owned(),
+            specs: pipeline.connections.clone(),
+            resolved,
+            redactor,
+            stores: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The redactor knowing every secret these connections use.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    fn get(&self, name: &str) -> Result<(&Connection, &Connection)> {
+        match (self.specs.get(name), self.resolved.get(name)) {
+            (Some(spec), Some(resolved)) => Ok((spec, resolved)),
+            _ => Err(Error::user(format!("connection `{name}` is not defined"))),
+        }
+    }
+
+    /// A path from a URL, relative to the spec's folder unless absolute.
+    fn local_path(&self, rest: &str) -> PathBuf {
+        let path = Path::new(rest);
+        if path.is_absolute() { path.to_owned() } else { self.base_dir.join(path) }
+    }
+
+    /// The object store behind connection `name`; one instance per connection and run, so
+    /// `memory://` stores are shared by the steps of a run.
+    pub fn object_store(&self, name: &str) -> Result<StoreHandle> {
+        if let Some(handle) = self.stores.lock().map_err(|_| Error::internal("store cache poisoned"))?.get(name) {
+            return Ok(handle.clone());
+        }
+        let (spec, conn) = self.get(name)?;
+        let url = conn.url.as_str();
+        let rest = url.split_once("://").map(|(_, r)| r).unwrap_or_default();
+        let context = |e: object_store::Error| Error::external(format!("connection `{name}` ({})", spec.url), e);
+        let handle = match url_scheme(url) {
+            Some("file") => {
+                let dir = self.local_path(rest);
+                std::fs::create_dir_all(&dir).map_err(|e| {
+                    Error::external(format!("connection `{name}`: cannot create the lake directory {}", dir.display()), e)
+                })?;
+                let store = LocalFileSystem::new_with_prefix(&dir).map_err(context)?;
+                StoreHandle {
+                    store: Arc::new(store),
+                    prefix: StorePath::default(),
+                    display: spec.url.clone(),
+                    local_root: Some(dir),
+                }
+            }
+            Some("memory") => StoreHandle {
+                store: Arc::new(InMemory::new()),
+                prefix: StorePath::from(rest),
+                display: spec.url.clone(),
+                local_root: None,
+            },
+            Some("s3") => {
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                if bucket.is_empty() {
+                    return Err(Error::user(format!("connection `{name}`: `{}` names no bucket; write `s3://bucket/prefix`", spec.url)));
+                }
+                let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+                if let Some(endpoint) = &conn.endpoint {
+                    builder = builder.with_endpoint(endpoint).with_virtual_hosted_style_request(false);
+                }
+                builder = builder.with_region(conn.region.clone().or_else(|| std::env::var("AWS_REGION").ok()).unwrap_or_else(|| "us-east-1".to_owned()));
+                if let Some(key) = &conn.access_key_id {
+                    builder = builder.with_access_key_id(key);
+                }
+                if let Some(secret) = &conn.secret_access_key {
+                    builder = builder.with_secret_access_key(secret);
+                }
+                if conn.allow_http {
+                    builder = builder.with_allow_http(true);
+                }
+                StoreHandle {
+                    store: Arc::new(builder.build().map_err(context)?),
+                    prefix: StorePath::from(prefix),
+                    display: spec.url.clone(),
+                    local_root: None,
+                }
+            }
+            _ => return Err(Error::user(format!("connection `{name}` ({}) is not an object store", spec.url))),
+        };
+        self.stores
+            .lock()
+            .map_err(|_| Error::internal("store cache poisoned"))?
+            .insert(name.to_owned(), handle.clone());
+        Ok(handle)
+    }
+
+    /// The SQLite database file of connection `name`, opened read-only by sources.
+    pub fn sqlite_path(&self, name: &str) -> Result<PathBuf> {
+        let (spec, conn) = self.get(name)?;
+        let rest = conn.url.strip_prefix("sqlite://").ok_or_else(|| {
+            Error::user(format!("connection `{name}` ({}) is not a `sqlite://` URL", spec.url))
+        })?;
+        let file = rest.split('?').next().unwrap_or(rest);
+        Ok(self.local_path(file))
+    }
+
+    /// The connection URL as written in the spec (secrets unresolved).
+    pub fn display_url(&self, name: &str) -> String {
+        self.specs.get(name).map(|c| c.url.clone()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_secrets_longest_first() {
+        let mut r = Redactor::default();
+        r.add("hunter2");
+        r.add("hunter22");
+        r.add("x");
+        assert_eq!(r.redact("pw=hunter22 and hunter2 and x"), "pw=*** and *** and x");
+    }
+}

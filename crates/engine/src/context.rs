@@ -1,0 +1,126 @@
+//! What every step gets: the run it belongs to, its own counters, and where to send batches.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::connect::Connections;
+use crate::error::{Error, Result};
+use crate::table::Message;
+
+/// Batches in flight between two steps. Small: each holds thousands of rows, and a full channel
+/// makes the upstream step wait (backpressure) instead of buffering without bound.
+pub const CHANNEL_CAPACITY: usize = 4;
+
+/// Shared by all steps of one run.
+pub struct RunContext {
+    /// The run's id.
+    pub run_id: String,
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// When the run started; also the value of `generated: load_timestamp`.
+    pub started_at: DateTime<Utc>,
+    /// Cancelled on Ctrl-C, SIGTERM or when any step fails.
+    pub cancel: CancellationToken,
+    /// The pipeline's connections, secrets resolved.
+    pub connections: Arc<Connections>,
+}
+
+/// Live counters of one step, read by progress displays while the run goes on.
+#[derive(Debug, Default)]
+pub struct StepMetrics {
+    /// Rows the step emitted (sources, transforms) or wrote (sinks).
+    pub rows: AtomicU64,
+    /// Bytes: in-memory size of emitted batches, or bytes written to files by sinks.
+    pub bytes: AtomicU64,
+    /// Rows a transform removed or nulled, or files a sink wrote.
+    pub extra: AtomicU64,
+    timing: Mutex<(Option<Instant>, Option<Instant>)>,
+}
+
+impl StepMetrics {
+    /// Adds to the row and byte counters.
+    pub fn add(&self, rows: u64, bytes: u64) {
+        self.rows.fetch_add(rows, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Marks the step started.
+    pub fn start(&self) {
+        if let Ok(mut t) = self.timing.lock() {
+            t.0 = Some(Instant::now());
+        }
+    }
+
+    /// Marks the step finished.
+    pub fn finish(&self) {
+        if let Ok(mut t) = self.timing.lock() {
+            t.1 = Some(Instant::now());
+        }
+    }
+
+    /// Time since start (until finish, if finished).
+    pub fn elapsed(&self) -> Duration {
+        match self.timing.lock().map(|t| *t) {
+            Ok((Some(start), Some(end))) => end - start,
+            Ok((Some(start), None)) => start.elapsed(),
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// True once the step has finished.
+    pub fn is_finished(&self) -> bool {
+        self.timing.lock().map(|t| t.1.is_some()).unwrap_or(false)
+    }
+}
+
+/// What a step is given when it runs.
+#[derive(Clone)]
+pub struct StepContext {
+    /// The run.
+    pub run: Arc<RunContext>,
+    /// The step's name.
+    pub name: String,
+    /// The step's counters.
+    pub metrics: Arc<StepMetrics>,
+}
+
+/// Where a step sends its batches: one channel per downstream step (fan-out clones batches,
+/// which is cheap: Arrow arrays are reference counted).
+pub struct Output {
+    targets: Vec<mpsc::Sender<Message>>,
+    metrics: Arc<StepMetrics>,
+    cancel: CancellationToken,
+}
+
+impl Output {
+    /// An output to the given downstream channels.
+    pub fn new(targets: Vec<mpsc::Sender<Message>>, metrics: Arc<StepMetrics>, cancel: CancellationToken) -> Self {
+        Output { targets, metrics, cancel }
+    }
+
+    /// Sends a message to every downstream step, waiting while their channels are full.
+    pub async fn send(&self, message: Message) -> Result<()> {
+        if let Message::Batch(_, batch) = &message {
+            self.metrics.add(batch.num_rows() as u64, batch.get_array_memory_size() as u64);
+        }
+        for target in &self.targets {
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return Err(Error::cancelled()),
+                sent = target.send(message.clone()) => sent.map_err(|_| Error::cancelled())?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The run's cancellation token.
+    pub fn cancel_token(&self) -> &CancellationToken {
+        &self.cancel
+    }
+}

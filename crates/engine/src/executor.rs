@@ -1,0 +1,392 @@
+//! Runs a pipeline's DAG: one tokio task per step, bounded channels between them, then the
+//! commit protocol that makes a run's output appear all at once or not at all.
+//!
+//! Commit protocol:
+//! 1. Sinks write every file under `_pipectl/staging/<run id>/` (readers skip `_` folders).
+//! 2. When every step succeeded, the run is saved as `Committing` with its publish manifest
+//!    (staged -> final key for every file); the save is durable before anything moves.
+//! 3. Files are moved to their final keys (an atomic rename on local disks).
+//! 4. The run is committed as `Succeeded` together with any bookmark updates, in one state
+//!    transaction.
+//!
+//! A process killed in step 1 leaves a `Running` run: the next run of the pipeline marks it
+//! `Interrupted` and deletes its staging folder. Killed in step 3, it leaves a `Committing` run
+//! whose manifest the next run finishes (moves are idempotent: a file already moved is skipped).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::Utc;
+use futures::StreamExt;
+use object_store::ObjectStoreExt;
+use object_store::path::Path as StorePath;
+use pipectl_spec::LoadedSpec;
+use pipectl_spec::dag::StepKind;
+use pipectl_state::{PublishEntry, RunRecord, RunStatus, StateStore, StepRecord, new_run_id};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::connect::{Connections, StoreHandle};
+use crate::context::{CHANNEL_CAPACITY, Output, RunContext, StepContext, StepMetrics};
+use crate::error::{Error, ErrorClass, Result};
+use crate::sink::{self, StagedFile, staging_prefix};
+use crate::table::Message;
+use crate::{source, transform};
+
+/// A step with its live counters, for progress displays.
+#[derive(Clone)]
+pub struct StepProgress {
+    /// Step name.
+    pub name: String,
+    /// Step kind.
+    pub kind: StepKind,
+    /// The counters.
+    pub metrics: Arc<StepMetrics>,
+}
+
+/// A run ready to start: its id and the counters of each step (in execution order).
+pub struct PreparedRun {
+    /// The run's id.
+    pub run_id: String,
+    /// Every step's counters.
+    pub steps: Vec<StepProgress>,
+    spec: LoadedSpec,
+    context: Arc<RunContext>,
+    trigger: String,
+    state: Arc<dyn StateStore>,
+}
+
+/// How a run is started.
+pub struct RunOptions {
+    /// What started it: `manual`, `schedule`, ...
+    pub trigger: String,
+    /// Cancel it (Ctrl-C, SIGTERM).
+    pub cancel: CancellationToken,
+}
+
+/// Resolves connections and prepares a run of `spec`. `base_dir` is the spec file's folder;
+/// `env` looks up `${env:NAME}` values.
+pub fn prepare(
+    spec: &LoadedSpec,
+    base_dir: &Path,
+    state: Arc<dyn StateStore>,
+    options: RunOptions,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<PreparedRun> {
+    let connections = Arc::new(Connections::resolve(&spec.pipeline, base_dir, env)?);
+    if let Some(name) = spec.pipeline.crawlers.keys().next() {
+        return Err(Error::user(format!(
+            "crawler `{name}`: crawler steps are checked by `validate` and `plan`, but this version of pipectl cannot run them yet; remove the `crawlers:` section to run the pipeline"
+        )));
+    }
+    let started_at = Utc::now();
+    let run_id = new_run_id(started_at);
+    let context = Arc::new(RunContext {
+        run_id: run_id.clone(),
+        pipeline: spec.pipeline.name.clone(),
+        started_at,
+        cancel: options.cancel,
+        connections,
+    });
+    let steps = spec
+        .dag
+        .ordered()
+        .map(|s| StepProgress {
+            name: s.name.clone(),
+            kind: s.kind,
+            metrics: Arc::new(StepMetrics::default()),
+        })
+        .collect();
+    Ok(PreparedRun {
+        run_id,
+        steps,
+        spec: spec.clone(),
+        context,
+        trigger: options.trigger,
+        state,
+    })
+}
+
+/// What one step task returns.
+enum StepOutcome {
+    Done,
+    Staged(Vec<StagedFile>),
+}
+
+impl PreparedRun {
+    /// Runs the pipeline to the end and returns the final run record (also stored in state).
+    /// Errors here are failures of the state store itself; a failed run is `Ok` with status `Failed`.
+    pub async fn execute(self) -> Result<RunRecord> {
+        let redactor = self.context.connections.redactor().clone();
+        let state = self.state.clone();
+        recover(state.as_ref(), &self.spec, &self.context.connections).await?;
+
+        let mut record = RunRecord::new(
+            self.run_id.clone(),
+            self.spec.pipeline.name.clone(),
+            self.spec.hash.clone(),
+            self.context.started_at,
+            self.trigger.clone(),
+        );
+        record.steps = self.steps.iter().map(|s| step_record(s, RunStatus::Running, None)).collect();
+        state_call(state.begin_run(&record))?;
+
+        let mut tasks = self.spawn_steps()?;
+        let mut errors: BTreeMap<String, Error> = BTreeMap::new();
+        let mut staged: Vec<StagedFile> = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            let (name, result) = match joined {
+                Ok(r) => r,
+                Err(e) => ("?".to_owned(), Err(Error::internal(format!("a step task panicked: {e}")))),
+            };
+            match result {
+                Ok(StepOutcome::Done) => {}
+                Ok(StepOutcome::Staged(files)) => staged.extend(files),
+                Err(e) => {
+                    // The first real failure cancels the rest; their cancellations are not news.
+                    self.context.cancel.cancel();
+                    errors.insert(name, e);
+                }
+            }
+        }
+        let root_cause = errors.iter().find(|(_, e)| !e.is_cancelled());
+        let failure = match root_cause {
+            Some((step, e)) => Some((RunStatus::Failed, format!("step `{step}`: {}", redactor.redact(&e.to_string())))),
+            None if !errors.is_empty() || self.context.cancel.is_cancelled() => Some((RunStatus::Cancelled, "the run was cancelled".to_owned())),
+            None => None,
+        };
+        record.steps = self
+            .steps
+            .iter()
+            .map(|s| {
+                let (status, error) = match errors.get(&s.name) {
+                    Some(e) if e.is_cancelled() => (RunStatus::Cancelled, None),
+                    Some(e) => (RunStatus::Failed, Some(redactor.redact(&e.to_string()))),
+                    None if failure.is_some() && !s.metrics.is_finished() => (RunStatus::Cancelled, None),
+                    None => (RunStatus::Succeeded, None),
+                };
+                step_record(s, status, error)
+            })
+            .collect();
+
+        if let Some((status, message)) = failure {
+            discard_staging(&self.context.connections, &self.spec, &self.run_id).await;
+            record.status = status;
+            record.error = Some(message);
+            record.ended_at = Some(Utc::now());
+            state_call(state.save_run(&record))?;
+            return Ok(record);
+        }
+
+        record.status = RunStatus::Committing;
+        record.publish = staged
+            .iter()
+            .map(|f| PublishEntry {
+                connection: f.connection.clone(),
+                staged: f.staged.to_string(),
+                final_key: f.final_path.to_string(),
+            })
+            .collect();
+        state_call(state.save_run(&record))?;
+        if let Err(e) = publish(&self.context.connections, &record.publish).await {
+            // The manifest is durable: the next run of this pipeline finishes the publish.
+            record.error = Some(format!(
+                "publishing failed; the next run of this pipeline will finish it: {}",
+                redactor.redact(&e.to_string())
+            ));
+            return Ok(record);
+        }
+        record.status = RunStatus::Succeeded;
+        record.ended_at = Some(Utc::now());
+        state_call(state.commit_run(&record, &[]))?;
+        discard_staging(&self.context.connections, &self.spec, &self.run_id).await;
+        Ok(record)
+    }
+
+    fn spawn_steps(&self) -> Result<JoinSet<(String, Result<StepOutcome>)>> {
+        let pipeline = &self.spec.pipeline;
+        let mut senders: BTreeMap<String, mpsc::Sender<Message>> = BTreeMap::new();
+        let mut receivers: BTreeMap<String, mpsc::Receiver<Message>> = BTreeMap::new();
+        for step in &self.steps {
+            if matches!(step.kind, StepKind::Transform | StepKind::Sink) {
+                let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+                senders.insert(step.name.clone(), tx);
+                receivers.insert(step.name.clone(), rx);
+            }
+        }
+        let output_for = |name: &str, metrics: &Arc<StepMetrics>| {
+            let targets = self
+                .spec
+                .dag
+                .consumers(name)
+                .iter()
+                .filter_map(|c| senders.get(&c.name).cloned())
+                .collect();
+            Output::new(targets, metrics.clone(), self.context.cancel.clone())
+        };
+        let mut tasks = JoinSet::new();
+        for step in &self.steps {
+            let ctx = StepContext {
+                run: self.context.clone(),
+                name: step.name.clone(),
+                metrics: step.metrics.clone(),
+            };
+            let name = step.name.clone();
+            let metrics = step.metrics.clone();
+            match step.kind {
+                StepKind::Source => {
+                    let spec = pipeline.sources.get(&name).ok_or_else(|| Error::internal("unknown source"))?;
+                    let built = source::build(&name, spec)?;
+                    let out = output_for(&name, &metrics);
+                    tasks.spawn(async move {
+                        metrics.start();
+                        let result = built.run(ctx, out).await.map(|_| StepOutcome::Done);
+                        metrics.finish();
+                        (name, result)
+                    });
+                }
+                StepKind::Transform => {
+                    let spec = pipeline.transforms.get(&name).ok_or_else(|| Error::internal("unknown transform"))?;
+                    let built = transform::build(spec, &self.context).map_err(|e| e.context(format!("transform `{name}`")))?;
+                    let tables = spec.tables().to_vec();
+                    let input = receivers.remove(&name).ok_or_else(|| Error::internal("transform input"))?;
+                    let out = output_for(&name, &metrics);
+                    tasks.spawn(async move {
+                        metrics.start();
+                        let result = transform::run(ctx, built, tables, input, out).await.map(|_| StepOutcome::Done);
+                        metrics.finish();
+                        (name, result)
+                    });
+                }
+                StepKind::Sink => {
+                    let spec = pipeline.sinks.get(&name).ok_or_else(|| Error::internal("unknown sink"))?;
+                    let built = sink::build(&name, spec);
+                    let input = receivers.remove(&name).ok_or_else(|| Error::internal("sink input"))?;
+                    tasks.spawn(async move {
+                        metrics.start();
+                        let result = built.run(ctx, input).await.map(StepOutcome::Staged);
+                        metrics.finish();
+                        (name, result)
+                    });
+                }
+                StepKind::Crawler => {}
+            }
+        }
+        // Each channel closes when the last upstream output holding its sender is dropped.
+        drop(senders);
+        Ok(tasks)
+    }
+}
+
+fn step_record(step: &StepProgress, status: RunStatus, error: Option<String>) -> StepRecord {
+    let m = &step.metrics;
+    StepRecord {
+        name: step.name.clone(),
+        kind: step.kind.noun().to_owned(),
+        rows: m.rows.load(std::sync::atomic::Ordering::Relaxed),
+        bytes: m.bytes.load(std::sync::atomic::Ordering::Relaxed),
+        duration_ms: m.elapsed().as_millis() as u64,
+        error,
+        status,
+    }
+}
+
+fn state_call<T>(result: std::result::Result<T, pipectl_state::StateError>) -> Result<T> {
+    result.map_err(|e| Error {
+        class: ErrorClass::External,
+        message: e.to_string(),
+        source: None,
+    })
+}
+
+/// Moves staged files to their final keys. A file no longer staged but present at its final
+/// key was moved by an earlier attempt and is skipped, so publishing can be repeated.
+async fn publish(connections: &Connections, entries: &[PublishEntry]) -> Result<()> {
+    for entry in entries {
+        let handle = connections.object_store(&entry.connection)?;
+        let from = StorePath::from(entry.staged.as_str());
+        let to = StorePath::from(entry.final_key.as_str());
+        match handle.store.rename(&from, &to).await {
+            Ok(()) => {}
+            Err(object_store::Error::NotFound { .. }) if handle.store.head(&to).await.is_ok() => {}
+            Err(e) => return Err(Error::external(format!("cannot publish {to} in {}", handle.display), e)),
+        }
+    }
+    Ok(())
+}
+
+/// Deletes a run's staging folder in every sink's store. Best effort: leftovers are harmless
+/// (readers skip `_pipectl/`) and are retried by the next recovery.
+async fn discard_staging(connections: &Connections, spec: &LoadedSpec, run_id: &str) {
+    let mut seen = Vec::new();
+    for sink in spec.pipeline.sinks.values() {
+        let pipectl_spec::types::Sink::ObjectStore(s) = sink;
+        if seen.contains(&s.connection) {
+            continue;
+        }
+        seen.push(s.connection.clone());
+        if let Ok(handle) = connections.object_store(&s.connection) {
+            delete_prefix(&handle, &staging_prefix(run_id)).await;
+        }
+    }
+}
+
+async fn delete_prefix(handle: &StoreHandle, prefix: &str) {
+    let path = handle.path(prefix);
+    let mut listing = handle.store.list(Some(&path));
+    while let Some(Ok(meta)) = listing.next().await {
+        let _ = handle.store.delete(&meta.location).await;
+    }
+    if let Some(root) = &handle.local_root {
+        // Local stores leave empty folders behind; remove the run's staging tree and, when
+        // empty, the staging and reserved folders above it.
+        let dir = root.join(prefix);
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut parent = dir.parent();
+        while let Some(p) = parent.filter(|p| p.starts_with(root) && *p != root.as_path()) {
+            if std::fs::remove_dir(p).is_err() {
+                break;
+            }
+            parent = p.parent();
+        }
+    }
+}
+
+/// Finishes what crashed runs of this pipeline left behind: publishes `Committing` runs'
+/// manifests and deletes `Running` runs' staging folders; both end as `Interrupted` (a
+/// published `Committing` run as `Succeeded`).
+pub async fn recover(state: &dyn StateStore, spec: &LoadedSpec, connections: &Connections) -> Result<Vec<RunRecord>> {
+    let mut recovered = Vec::new();
+    for mut run in state_call(state.unfinished_runs())? {
+        if run.pipeline != spec.pipeline.name {
+            continue;
+        }
+        match run.status {
+            RunStatus::Committing => match publish(connections, &run.publish).await {
+                Ok(()) => {
+                    run.status = RunStatus::Succeeded;
+                    run.error = Some("interrupted while publishing; publishing was finished by the next run".to_owned());
+                    run.ended_at.get_or_insert_with(Utc::now);
+                    state_call(state.commit_run(&run, &[]))?;
+                }
+                Err(e) => {
+                    return Err(e.context(format!(
+                        "run {} was interrupted while publishing and its files cannot be published now",
+                        run.id
+                    )));
+                }
+            },
+            _ => {
+                run.status = RunStatus::Interrupted;
+                run.error = Some("the process running it stopped before it finished; nothing was published".to_owned());
+                run.ended_at.get_or_insert_with(Utc::now);
+                state_call(state.save_run(&run))?;
+            }
+        }
+        discard_staging(connections, spec, &run.id).await;
+        recovered.push(run);
+    }
+    Ok(recovered)
+}

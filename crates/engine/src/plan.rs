@@ -1,0 +1,252 @@
+//! `pipectl plan`: what a run would read and write, resolved against live sources where possible.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::Utc;
+use pipectl_spec::LoadedSpec;
+use pipectl_spec::dag::StepKind;
+use pipectl_spec::types::{Format, Sink, Source};
+use serde::Serialize;
+
+use crate::connect::Connections;
+use crate::sink::{render_key, writer};
+use crate::source::sqlite;
+use crate::table::TableId;
+
+/// The plan of one pipeline.
+#[derive(Debug, Serialize)]
+pub struct Plan {
+    /// Pipeline name.
+    pub pipeline: String,
+    /// The spec file.
+    pub file: String,
+    /// Hash of the spec file, as recorded with runs.
+    pub spec_hash: String,
+    /// Schedule and its next fire times, if scheduled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<SchedulePlan>,
+    /// Connection URLs as written in the spec (secrets stay `${env:NAME}`).
+    pub connections: BTreeMap<String, String>,
+    /// Steps in execution order.
+    pub steps: Vec<PlanStep>,
+}
+
+/// When a scheduled pipeline runs next.
+#[derive(Debug, Serialize)]
+pub struct SchedulePlan {
+    /// The cron expression.
+    pub cron: String,
+    /// Its time zone.
+    pub timezone: String,
+    /// The next three fire times, RFC 3339 in that zone.
+    pub next: Vec<String>,
+}
+
+/// One step of the plan.
+#[derive(Debug, Serialize)]
+pub struct PlanStep {
+    /// Step name.
+    pub name: String,
+    /// Source, transform, sink or crawler.
+    pub kind: StepKind,
+    /// The step's `type`.
+    #[serde(rename = "type")]
+    pub step_type: String,
+    /// Upstream steps.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<String>,
+    /// The step's settings with defaults filled in.
+    pub settings: serde_json::Value,
+    /// What a source reads: one entry per table, with the exact statement.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reads: Vec<PlanRead>,
+    /// What a sink writes: one entry per table, with the key prefix and file name pattern.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub writes: Vec<PlanWrite>,
+    /// Things worth knowing (e.g. a database that could not be inspected).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// A table a source reads.
+#[derive(Debug, Serialize)]
+pub struct PlanRead {
+    /// `schema.table`.
+    pub table: String,
+    /// The statement, or the generator's description.
+    pub query: String,
+    /// Column names and types as they will land.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+}
+
+/// A table a sink writes.
+#[derive(Debug, Serialize)]
+pub struct PlanWrite {
+    /// `schema.table`.
+    pub table: String,
+    /// Object key of the files, with the run id left as `{run_id}`.
+    pub key: String,
+}
+
+/// Builds the plan. With `live`, database sources are inspected to list the tables their rules
+/// select; otherwise (or when a database cannot be reached) the step notes why not.
+pub async fn build(spec: &LoadedSpec, base_dir: &Path, env: impl Fn(&str) -> Option<String>, live: bool) -> Plan {
+    let pipeline = &spec.pipeline;
+    let connections = Connections::resolve(pipeline, base_dir, env);
+    let mut tables_of: BTreeMap<String, Vec<TableId>> = BTreeMap::new();
+    let mut steps = Vec::new();
+    let today = Utc::now().format("%Y-%m-%d").to_string();
+    for step in spec.dag.ordered() {
+        let mut plan_step = PlanStep {
+            name: step.name.clone(),
+            kind: step.kind,
+            step_type: step.step_type.clone(),
+            inputs: step.inputs.clone(),
+            settings: serde_json::Value::Null,
+            reads: Vec::new(),
+            writes: Vec::new(),
+            notes: Vec::new(),
+        };
+        let mut tables: Vec<TableId> = Vec::new();
+        match step.kind {
+            StepKind::Source => {
+                let Some(source) = pipeline.sources.get(&step.name) else { continue };
+                plan_step.settings = serde_json::to_value(source).unwrap_or_default();
+                match source {
+                    Source::Sqlite(db) => {
+                        let path = connections.as_ref().ok().and_then(|c| c.sqlite_path(&db.connection).ok());
+                        match (live, path) {
+                            (false, _) => plan_step.notes.push("tables are listed when the database is inspected (run without --offline)".to_owned()),
+                            (true, None) => plan_step.notes.push("the connection could not be resolved (is an environment variable missing?)".to_owned()),
+                            (true, Some(path)) => match sqlite::connect(&path).await {
+                                Err(e) => plan_step.notes.push(format!("cannot inspect the database: {e}")),
+                                Ok(mut conn) => match sqlite::plan_tables(&step.name, db, &mut conn).await {
+                                    Err(e) => plan_step.notes.push(format!("cannot list tables: {e}")),
+                                    Ok(plans) => {
+                                        if plans.is_empty() {
+                                            plan_step.notes.push("the selection rules match no table".to_owned());
+                                        }
+                                        for p in plans {
+                                            plan_step.reads.push(PlanRead {
+                                                table: p.table.to_string(),
+                                                query: p.sql.clone(),
+                                                columns: p.schema.fields().iter().map(|f| format!("{} {}", f.name(), f.data_type())).collect(),
+                                            });
+                                            tables.push(p.table);
+                                        }
+                                    }
+                                },
+                            },
+                        }
+                    }
+                    Source::Generator(g) => {
+                        let table = TableId {
+                            source: step.name.clone(),
+                            schema: step.name.clone(),
+                            name: g.table.clone().unwrap_or_else(|| step.name.clone()),
+                        };
+                        let mut what = Vec::new();
+                        if let Some(c) = g.count {
+                            what.push(format!("{c} records"));
+                        }
+                        if let Some(d) = g.duration_secs {
+                            what.push(format!("for {d} s"));
+                        }
+                        match g.rate_per_sec {
+                            Some(r) => what.push(format!("at {r} records/s")),
+                            None => what.push("as fast as the pipeline takes them".to_owned()),
+                        }
+                        plan_step.reads.push(PlanRead {
+                            table: table.to_string(),
+                            query: format!("generate {}", what.join(" ")),
+                            columns: g.columns.iter().map(|c| format!("{} {}", c.name, c.data_type)).collect(),
+                        });
+                        tables.push(table);
+                    }
+                }
+            }
+            StepKind::Transform => {
+                if let Some(t) = pipeline.transforms.get(&step.name) {
+                    plan_step.settings = serde_json::to_value(t).unwrap_or_default();
+                }
+                tables = upstream_tables(&tables_of, &step.inputs);
+            }
+            StepKind::Sink => {
+                let Some(sink) = pipeline.sinks.get(&step.name) else { continue };
+                plan_step.settings = serde_json::to_value(sink).unwrap_or_default();
+                let Sink::ObjectStore(s) = sink;
+                tables = upstream_tables(&tables_of, &step.inputs);
+                let ext = writer::extension(&s.format);
+                for t in &tables {
+                    let key = render_key(&s.key, &pipeline.name, t, "{run_id}", &today);
+                    plan_step.writes.push(PlanWrite {
+                        table: t.to_string(),
+                        key: format!("{}/{key}part-{{run_id}}-0001.{ext}", connections_display(pipeline, &s.connection)),
+                    });
+                }
+                if matches!(s.format, Format::Csv(_) | Format::Jsonl(_) | Format::Parquet(_)) {
+                    plan_step.notes.push("files are staged under _pipectl/staging/ and published when the whole run succeeds".to_owned());
+                }
+            }
+            StepKind::Crawler => {
+                if let Some(c) = pipeline.crawlers.get(&step.name) {
+                    plan_step.settings = serde_json::to_value(c).unwrap_or_default();
+                }
+                plan_step.notes.push("crawler steps cannot run in this version yet".to_owned());
+            }
+        }
+        tables_of.insert(step.name.clone(), tables);
+        steps.push(plan_step);
+    }
+    let schedule = pipeline.schedule.as_ref().map(|s| {
+        let next = match (pipectl_spec::validate::parse_cron(&s.cron), s.timezone.parse::<chrono_tz::Tz>()) {
+            (Ok(cron), Ok(tz)) => cron.upcoming(tz).take(3).map(|t| t.to_rfc3339()).collect(),
+            _ => Vec::new(),
+        };
+        SchedulePlan {
+            cron: s.cron.clone(),
+            timezone: s.timezone.clone(),
+            next,
+        }
+    });
+    let mut plan = Plan {
+        pipeline: pipeline.name.clone(),
+        file: spec.file.clone(),
+        spec_hash: spec.hash.clone(),
+        schedule,
+        connections: pipeline.connections.iter().map(|(k, v)| (k.clone(), v.url.clone())).collect(),
+        steps,
+    };
+    // Belt and braces: nothing in a plan comes from resolved secrets, but if a secret value
+    // happens to appear (say, in a query), it is masked.
+    if let Ok(c) = &connections {
+        if let Ok(text) = serde_json::to_string(&plan) {
+            let redacted = c.redactor().redact(&text);
+            if redacted != text {
+                if let Ok(masked) = serde_json::from_str::<serde_json::Value>(&redacted) {
+                    plan.steps.iter_mut().zip(masked["steps"].as_array().cloned().unwrap_or_default()).for_each(|(s, m)| {
+                        s.settings = m["settings"].clone();
+                    });
+                }
+            }
+        }
+    }
+    plan
+}
+
+fn connections_display(pipeline: &pipectl_spec::types::Pipeline, name: &str) -> String {
+    pipeline
+        .connections
+        .get(name)
+        .map(|c| c.url.trim_end_matches('/').to_owned())
+        .unwrap_or_default()
+}
+
+fn upstream_tables(tables_of: &BTreeMap<String, Vec<TableId>>, inputs: &[String]) -> Vec<TableId> {
+    let mut out: Vec<TableId> = inputs.iter().flat_map(|i| tables_of.get(i).cloned().unwrap_or_default()).collect();
+    out.sort();
+    out.dedup();
+    out
+}

@@ -1,0 +1,25 @@
+//! Sources: steps that read data and emit record batches.
+
+pub mod generator;
+pub mod sqlite;
+
+use futures::future::BoxFuture;
+use pipectl_spec::types::Source as SourceSpec;
+
+use crate::context::{Output, StepContext};
+use crate::error::Result;
+
+/// A source step, built from the spec and run once.
+pub trait Source: Send {
+    /// Reads everything this run should read and sends it to `out`, ending each table with
+    /// [`crate::table::Message::EndOfTable`].
+    fn run(self: Box<Self>, ctx: StepContext, out: Output) -> BoxFuture<'static, Result<()>>;
+}
+
+/// Builds the source for a spec entry. No I/O happens until [`Source::run`].
+pub fn build(name: &str, spec: &SourceSpec) -> Result<Box<dyn Source>> {
+    Ok(match spec {
+        SourceSpec::Sqlite(db) => Box::new(sqlite::SqliteSource::new(name, db.clone())),
+        SourceSpec::Generator(g) => Box::new(generator::GeneratorSource::new(name, g.clone())?),
+    })
+}

@@ -1,0 +1,5 @@
+//! Small languages inside the spec: generator templates, filter expressions, column type names.
+pub mod datatype;
+pub mod expr;
+mod faker_data;
+pub mod template;

@@ -1,0 +1,556 @@
+//! The pipeline spec, version 1: the Rust types behind `schemas/pipeline.schema.json`.
+//!
+//! Every field carries a doc comment because schemars turns it into the schema's `description`,
+//! which editors show on hover; a test fails when one is missing. Units are part of option names
+//! (`interval_secs`, `max_file_rows`).
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A pipeline: connections plus named steps that form a DAG (sources -> transforms -> sinks -> crawlers).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "pipectl pipeline", extend("$id" = "https://pipectl.dev/schemas/pipeline.schema.json"))]
+pub struct Pipeline {
+    /// Spec format version. Only `1` exists today.
+    pub version: u32,
+    /// Pipeline name: letters, digits, `-` and `_`. Names run history, bookmarks and scheduled runs.
+    pub name: String,
+    /// What this pipeline is for, shown by `pipectl plan`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// When `pipectl serve` runs this pipeline. Without it the pipeline only runs on demand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
+    /// Named connections to databases and object stores, referenced by steps.
+    #[serde(default)]
+    pub connections: BTreeMap<String, Connection>,
+    /// Steps that read data: databases, generators.
+    #[serde(default)]
+    pub sources: BTreeMap<String, Source>,
+    /// Steps that reshape record batches between sources and sinks.
+    #[serde(default)]
+    pub transforms: BTreeMap<String, Transform>,
+    /// Steps that write data into an object store (the lake).
+    #[serde(default)]
+    pub sinks: BTreeMap<String, Sink>,
+    /// Steps that catalogue what sinks wrote, after they publish.
+    #[serde(default)]
+    pub crawlers: BTreeMap<String, Crawler>,
+}
+
+/// A cron schedule for background runs by `pipectl serve`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// Cron expression with an optional seconds field: `0 */15 * * * *` (sec min hour day month weekday) or `*/15 * * * *`.
+    pub cron: String,
+    /// IANA time zone the cron expression is read in, e.g. `Europe/Berlin`. Default `UTC`.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// What to do when a run is due while the previous one still runs.
+    #[serde(default)]
+    pub overlap: OverlapPolicy,
+    /// Which runs missed while pipectl was down are made up for at start-up.
+    #[serde(default)]
+    pub catch_up: CatchUpPolicy,
+    /// With `catch_up: all`, the most missed runs that are made up for.
+    #[serde(default = "default_catch_up_limit")]
+    pub catch_up_limit: u32,
+}
+
+fn default_timezone() -> String {
+    "UTC".to_owned()
+}
+
+fn default_catch_up_limit() -> u32 {
+    10
+}
+
+/// Overlap policy for scheduled runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OverlapPolicy {
+    /// Skip the new run and record that it was skipped.
+    #[default]
+    Skip,
+    /// Start the new run as soon as the running one ends.
+    Queue,
+    /// Cancel the running run, then start the new one.
+    Cancel,
+}
+
+/// Catch-up policy after downtime.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CatchUpPolicy {
+    /// Forget missed runs; wait for the next fire time.
+    None,
+    /// Run once for the latest missed fire time.
+    #[default]
+    Latest,
+    /// Run once for every missed fire time, up to `catch_up_limit`.
+    All,
+}
+
+/// A connection: a URL plus options. Strings may use `${env:NAME}` for secrets, which are never printed.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Connection {
+    /// `sqlite://path/to.db`, `file:///abs/dir` or `file://relative/dir`, `memory://`, `s3://bucket/prefix`.
+    pub url: String,
+    /// S3-compatible endpoint, e.g. `http://127.0.0.1:9000`. Default: AWS, or `AWS_ENDPOINT_URL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// S3 region. Default: `AWS_REGION` or `us-east-1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// S3 access key id; use `${env:NAME}`. Default: `AWS_ACCESS_KEY_ID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    /// S3 secret access key; use `${env:NAME}`. Default: `AWS_SECRET_ACCESS_KEY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<String>,
+    /// Allow plain `http://` endpoints (local S3-compatible servers).
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+/// A source step. `type` picks the kind.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Source {
+    /// Full load of SQLite tables chosen by include/exclude rules, or of explicit queries.
+    Sqlite(DatabaseSource),
+    /// Records from a Kinesis-Data-Generator-style template at a fixed rate.
+    Generator(GeneratorSource),
+}
+
+/// A relational database source.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSource {
+    /// Name of an entry in `connections`.
+    pub connection: String,
+    /// Tables to load, as DMS selection rules; `%` matches any run of characters, `_` one character.
+    /// Default: every table, unless `queries` are given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<TableRule>,
+    /// Tables to leave out, applied after `include`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<TableRule>,
+    /// Explicit queries, each landing as its own table.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queries: Vec<QuerySpec>,
+    /// Rows per Arrow record batch.
+    #[serde(default = "default_batch_rows")]
+    pub batch_rows: usize,
+}
+
+/// A selection rule on schema and table names.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TableRule {
+    /// Schema name pattern. SQLite's schema is `main`. Default `%`.
+    #[serde(default = "default_wildcard")]
+    pub schema: String,
+    /// Table name pattern. Default `%`.
+    #[serde(default = "default_wildcard")]
+    pub table: String,
+}
+
+fn default_wildcard() -> String {
+    "%".to_owned()
+}
+
+/// An explicit query whose result lands as one table.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuerySpec {
+    /// Table name the result lands under (`{table}` in sink keys).
+    pub table: String,
+    /// Schema name for `{schema}` in sink keys. Default: the connection's default schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// The SELECT statement.
+    pub sql: String,
+}
+
+fn default_batch_rows() -> usize {
+    8192
+}
+
+/// A generator source: the Kinesis Data Generator as a step.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratorSource {
+    /// Record template, usually a JSON object with helpers such as `{{date.now}}`,
+    /// `{{random.number({"min":1,"max":1000})}}`, `{{random.arrayElement(["a","b"])}}`, `{{address.state}}`.
+    pub template: String,
+    /// Number of records to produce. Give this or `duration_secs` (or both: whichever ends first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// How long to produce records, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<f64>,
+    /// Records per second. Default: as fast as the pipeline takes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_per_sec: Option<f64>,
+    /// Seed for reproducible random values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Table name the records land under (`{table}` in sink keys). Default: the step name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// Column types, in order. Default: inferred from the first rendered records.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<ColumnDecl>,
+    /// Records per Arrow record batch.
+    #[serde(default = "default_batch_rows")]
+    pub batch_rows: usize,
+}
+
+/// A declared column.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnDecl {
+    /// Column name.
+    pub name: String,
+    /// Type name: `int64`, `float64`, `decimal(10,2)`, `string`, `bool`, `date`, `timestamptz`, `binary`, `json`, ...
+    #[serde(rename = "type")]
+    pub data_type: String,
+}
+
+/// A transform step. `type` picks the kind; `inputs` names upstream sources or transforms.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Transform {
+    /// Keep only the listed columns, in the listed order.
+    Select(ColumnsTransform),
+    /// Remove the listed columns.
+    Drop(ColumnsTransform),
+    /// Rename columns.
+    Rename(RenameTransform),
+    /// Convert columns to other types.
+    Cast(CastTransform),
+    /// Keep the rows for which a condition is true.
+    Filter(FilterTransform),
+    /// Add columns: a literal, the load timestamp or the run id.
+    AddColumns(AddColumnsTransform),
+}
+
+/// `select` / `drop`: a list of columns.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnsTransform {
+    /// Upstream steps (sources or transforms).
+    pub inputs: Vec<String>,
+    /// Column names.
+    pub columns: Vec<String>,
+    /// Tables this applies to (`%` wildcards, `schema.table` or `table`). Default: all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<String>,
+}
+
+/// `rename`: old name -> new name.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameTransform {
+    /// Upstream steps (sources or transforms).
+    pub inputs: Vec<String>,
+    /// Map of old column name to new column name.
+    pub columns: BTreeMap<String, String>,
+    /// Tables this applies to (`%` wildcards, `schema.table` or `table`). Default: all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<String>,
+}
+
+/// `cast`: column -> type name.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CastTransform {
+    /// Upstream steps (sources or transforms).
+    pub inputs: Vec<String>,
+    /// Map of column name to type name (`int64`, `decimal(10,2)`, `timestamptz`, ...).
+    pub columns: BTreeMap<String, String>,
+    /// What a value that does not convert does.
+    #[serde(default)]
+    pub on_error: CastErrorPolicy,
+    /// Tables this applies to (`%` wildcards, `schema.table` or `table`). Default: all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<String>,
+}
+
+/// What a failed conversion does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CastErrorPolicy {
+    /// Fail the run, naming the table, column, row and value. Nothing is published.
+    #[default]
+    Fail,
+    /// Store NULL and count the value in the run summary.
+    Null,
+}
+
+/// `filter`: a SQL-like condition.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FilterTransform {
+    /// Upstream steps (sources or transforms).
+    pub inputs: Vec<String>,
+    /// Rows for which this is true are kept (NULL counts as false), e.g. `amount > 10 and state in ('CA', 'NY')`.
+    pub condition: String,
+    /// Tables this applies to (`%` wildcards, `schema.table` or `table`). Default: all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<String>,
+}
+
+/// `add_columns`: new columns appended to every batch.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddColumnsTransform {
+    /// Upstream steps (sources or transforms).
+    pub inputs: Vec<String>,
+    /// The columns to add, in order.
+    pub columns: Vec<AddColumn>,
+    /// Tables this applies to (`%` wildcards, `schema.table` or `table`). Default: all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<String>,
+}
+
+/// One added column: exactly one of `literal` or `generated`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddColumn {
+    /// Column name.
+    pub name: String,
+    /// A constant value: string, number, boolean or null.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub literal: Option<serde_json::Value>,
+    /// A value pipectl fills in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated: Option<GeneratedValue>,
+    /// Type of a literal column (`string`, `int64`, `decimal(8,2)`, ...). Default: from the literal.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub data_type: Option<String>,
+}
+
+/// Values pipectl generates for `add_columns`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GeneratedValue {
+    /// The run's start time (UTC, microseconds): one value for the whole run.
+    LoadTimestamp,
+    /// The run id, as shown by `pipectl runs`.
+    RunId,
+}
+
+/// A sink step. `type` picks the kind.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Sink {
+    /// Files in an object store (local directory, memory, S3), staged and published atomically at the end of the run.
+    ObjectStore(ObjectStoreSink),
+}
+
+/// An object-store sink.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectStoreSink {
+    /// Upstream steps (sources or transforms).
+    pub inputs: Vec<String>,
+    /// Name of an entry in `connections` (a `file://`, `memory://` or `s3://` URL).
+    pub connection: String,
+    /// Key prefix per table, relative to the connection URL. Placeholders: `{pipeline}`, `{source}`,
+    /// `{schema}`, `{table}`, `{run_id}`, `{date}` (run start, `yyyy-MM-dd`). Ends with `/`.
+    pub key: String,
+    /// File format.
+    pub format: Format,
+    /// Start a new file after this many rows. Default: one file per table per run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file_rows: Option<u64>,
+}
+
+/// Output file format. `type` picks the kind.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Format {
+    /// Comma (or other) separated values.
+    Csv(CsvFormat),
+    /// One JSON object per line.
+    Jsonl(JsonlFormat),
+    /// Apache Parquet, with the Arrow schema embedded.
+    Parquet(ParquetFormat),
+}
+
+/// CSV options.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CsvFormat {
+    /// Write a header row with the column names (DMS `AddColumnName`).
+    #[serde(default = "default_true")]
+    pub header: bool,
+    /// Field delimiter: a single ASCII character.
+    #[serde(default = "default_delimiter")]
+    pub delimiter: String,
+    /// Compress the file.
+    #[serde(default)]
+    pub compression: TextCompression,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_delimiter() -> String {
+    ",".to_owned()
+}
+
+/// JSON lines options.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JsonlFormat {
+    /// Compress the file.
+    #[serde(default)]
+    pub compression: TextCompression,
+}
+
+/// Compression for text formats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TextCompression {
+    /// Plain text.
+    #[default]
+    None,
+    /// gzip; the file name ends in `.gz`.
+    Gzip,
+}
+
+/// Parquet options.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ParquetFormat {
+    /// Page compression codec.
+    #[serde(default)]
+    pub compression: ParquetCompression,
+    /// Rows per row group.
+    #[serde(default = "default_row_group_rows")]
+    pub row_group_rows: usize,
+}
+
+fn default_row_group_rows() -> usize {
+    122_880
+}
+
+/// Parquet compression codecs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ParquetCompression {
+    /// No compression.
+    None,
+    /// Snappy: fast, the DMS and Spark default.
+    #[default]
+    Snappy,
+    /// Zstandard (level 3): smaller files.
+    Zstd,
+    /// gzip: widest compatibility, slowest.
+    Gzip,
+}
+
+/// A crawler step: catalogues what sinks published. `type` picks the kind.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Crawler {
+    /// Record the tables a sink wrote in the catalog, using the sink's key template.
+    Catalog(CatalogCrawler),
+}
+
+/// A catalog crawler.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogCrawler {
+    /// Sinks whose output is catalogued.
+    pub inputs: Vec<String>,
+    /// Catalog database the tables go into.
+    pub database: String,
+}
+
+impl Source {
+    /// The spec's `type` name of this source.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Source::Sqlite(_) => "sqlite",
+            Source::Generator(_) => "generator",
+        }
+    }
+}
+
+impl Transform {
+    /// The spec's `type` name of this transform.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Transform::Select(_) => "select",
+            Transform::Drop(_) => "drop",
+            Transform::Rename(_) => "rename",
+            Transform::Cast(_) => "cast",
+            Transform::Filter(_) => "filter",
+            Transform::AddColumns(_) => "add_columns",
+        }
+    }
+
+    /// Upstream step names.
+    pub fn inputs(&self) -> &[String] {
+        match self {
+            Transform::Select(t) | Transform::Drop(t) => &t.inputs,
+            Transform::Rename(t) => &t.inputs,
+            Transform::Cast(t) => &t.inputs,
+            Transform::Filter(t) => &t.inputs,
+            Transform::AddColumns(t) => &t.inputs,
+        }
+    }
+
+    /// Table patterns the transform is limited to (empty: all tables).
+    pub fn tables(&self) -> &[String] {
+        match self {
+            Transform::Select(t) | Transform::Drop(t) => &t.tables,
+            Transform::Rename(t) => &t.tables,
+            Transform::Cast(t) => &t.tables,
+            Transform::Filter(t) => &t.tables,
+            Transform::AddColumns(t) => &t.tables,
+        }
+    }
+}
+
+impl Sink {
+    /// The spec's `type` name of this sink.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Sink::ObjectStore(_) => "object_store",
+        }
+    }
+
+    /// Upstream step names.
+    pub fn inputs(&self) -> &[String] {
+        match self {
+            Sink::ObjectStore(s) => &s.inputs,
+        }
+    }
+}
+
+impl Crawler {
+    /// The spec's `type` name of this crawler.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Crawler::Catalog(_) => "catalog",
+        }
+    }
+
+    /// Upstream step names (sinks).
+    pub fn inputs(&self) -> &[String] {
+        match self {
+            Crawler::Catalog(c) => &c.inputs,
+        }
+    }
+}

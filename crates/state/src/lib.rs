@@ -1,0 +1,19 @@
+//! The pipectl state store: run history and incremental-load bookmarks.
+//!
+//! [`StateStore`] is the contract; [`SledStore`] implements it in an embedded sled database in
+//! one local directory (one process at a time). A shared backend (PostgreSQL, for several
+//! `pipectl serve` workers) implements the same trait and proves it with
+//! [`conformance::run_all`].
+
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod conformance;
+mod error;
+mod model;
+mod sled_store;
+mod store;
+
+pub use error::{BoxedCause, StateError};
+pub use model::{Bookmark, PublishEntry, RunRecord, RunStatus, StepRecord, new_run_id};
+pub use sled_store::{STATE_FORMAT_VERSION, SledStore};
+pub use store::StateStore;
