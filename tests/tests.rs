@@ -1,1 +1,13 @@
-mod placeholder {}
+//! pipectl's integration tests: one binary, one module per area.
+//!
+//! Tests run the real `pipectl` binary where the user would, and read back what it wrote.
+//! Golden files live under `tests/snapshots/` and `tests/fixtures/`; refresh them with
+//! `SNAPSHOTS=overwrite cargo nextest run` and review the diff.
+
+mod common;
+mod invalid_specs;
+mod plan;
+mod quickstart;
+mod run;
+mod s3;
+mod schema;

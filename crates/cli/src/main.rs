@@ -23,7 +23,12 @@ use tokio_util::sync::CancellationToken;
 #[command(name = "pipectl", version, about, long_about = None)]
 struct Cli {
     /// Where run history and bookmarks are kept.
-    #[arg(long, global = true, env = "PIPECTL_STATE_DIR", default_value = ".pipectl/state")]
+    #[arg(
+        long,
+        global = true,
+        env = "PIPECTL_STATE_DIR",
+        default_value = ".pipectl/state"
+    )]
     state_dir: PathBuf,
     /// More log output (-v: debug, -vv: trace). `RUST_LOG` overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -126,15 +131,23 @@ fn main() -> ExitCode {
             for cause in e.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            let usage = e.chain().any(|c| c.is::<UsageError>() || matches!(c.downcast_ref::<StateError>(), Some(StateError::Locked { .. })));
+            let usage = e.chain().any(|c| {
+                c.is::<UsageError>()
+                    || matches!(
+                        c.downcast_ref::<StateError>(),
+                        Some(StateError::Locked { .. })
+                    )
+            });
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain()
-        .any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn init_tracing(verbose: u8, quiet: bool) {
@@ -144,7 +157,8 @@ fn init_tracing(verbose: u8, quiet: bool) {
         (false, 1) => "pipectl=debug,info",
         (false, _) => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -155,7 +169,11 @@ fn init_tracing(verbose: u8, quiet: bool) {
 fn real_main(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Validate { paths, format } => validate(paths, format),
-        Command::Plan { file, format, offline } => plan(&file, format, offline),
+        Command::Plan {
+            file,
+            format,
+            offline,
+        } => plan(&file, format, offline),
         Command::Run { file, format } => run(&file, format, &cli.state_dir, cli.quiet),
         Command::Runs {
             action,
@@ -166,9 +184,12 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             let store = open_state(&cli.state_dir)?;
             match action {
                 Some(RunsAction::Show { id, format }) => {
-                    let run = store
-                        .find_run(&id)?
-                        .ok_or_else(|| UsageError(format!("no run `{id}` in {}; list runs with `pipectl runs`", cli.state_dir.display())))?;
+                    let run = store.find_run(&id)?.ok_or_else(|| {
+                        UsageError(format!(
+                            "no run `{id}` in {}; list runs with `pipectl runs`",
+                            cli.state_dir.display()
+                        ))
+                    })?;
                     print_out(&match format {
                         OutputFormat::Json => serde_json::to_string_pretty(&run)? + "\n",
                         OutputFormat::Text => render::run_details(&run),
@@ -206,11 +227,16 @@ fn open_state(dir: &Path) -> Result<SledStore> {
 /// The spec files named by `paths` (folders searched recursively for .yaml/.yml), sorted.
 fn spec_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let defaults = [PathBuf::from("pipelines")];
-    let paths = if paths.is_empty() { &defaults[..] } else { paths };
+    let paths = if paths.is_empty() {
+        &defaults[..]
+    } else {
+        paths
+    };
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
-            collect_yaml(path, &mut files).with_context(|| format!("reading folder {}", path.display()))?;
+            collect_yaml(path, &mut files)
+                .with_context(|| format!("reading folder {}", path.display()))?;
         } else if path.exists() {
             files.push(path.clone());
         } else {
@@ -224,7 +250,10 @@ fn spec_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 fn collect_yaml(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+        let hidden = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
         if hidden {
             continue;
         }
@@ -239,8 +268,12 @@ fn collect_yaml(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 /// Reads and checks one spec file.
 fn load(file: &Path) -> Result<Result<LoadedSpec, Vec<Diagnostic>>> {
-    let bytes = std::fs::read(file).map_err(|e| UsageError(format!("cannot read {}: {e}", file.display())))?;
-    Ok(pipectl_spec::load_bytes(&file.display().to_string(), &bytes))
+    let bytes = std::fs::read(file)
+        .map_err(|e| UsageError(format!("cannot read {}: {e}", file.display())))?;
+    Ok(pipectl_spec::load_bytes(
+        &file.display().to_string(),
+        &bytes,
+    ))
 }
 
 /// Loads a spec for `plan`/`run`, printing its diagnostics; `None` when it has errors.
@@ -257,7 +290,11 @@ fn load_or_report(file: &Path) -> Result<Option<LoadedSpec>> {
                 eprintln!("{d}\n");
             }
             let errors = diags.iter().filter(|d| d.is_error()).count();
-            eprintln!("{}: {errors} error{} found; nothing was run", file.display(), if errors == 1 { "" } else { "s" });
+            eprintln!(
+                "{}: {errors} error{} found; nothing was run",
+                file.display(),
+                if errors == 1 { "" } else { "s" }
+            );
             Ok(None)
         }
     }
@@ -311,7 +348,11 @@ fn validate(paths: Vec<PathBuf>, format: OutputFormat) -> Result<ExitCode> {
             }
         }
     }
-    Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn plural(n: usize) -> &'static str {
@@ -340,7 +381,12 @@ fn plan(file: &Path, format: OutputFormat, offline: bool) -> Result<ExitCode> {
     let Some(spec) = load_or_report(file)? else {
         return Ok(ExitCode::from(1));
     };
-    let plan = runtime()?.block_on(pipectl_engine::plan::build(&spec, &base_dir(file), env_lookup, !offline));
+    let plan = runtime()?.block_on(pipectl_engine::plan::build(
+        &spec,
+        &base_dir(file),
+        env_lookup,
+        !offline,
+    ));
     print_out(&match format {
         OutputFormat::Json => serde_json::to_string_pretty(&plan)? + "\n",
         OutputFormat::Text => render::plan(&plan),

@@ -21,15 +21,23 @@ impl Display {
     /// Starts showing progress of `steps` on stderr (nothing when `quiet`).
     pub(crate) fn start(steps: &[StepProgress], run_id: &str, quiet: bool) -> Display {
         if quiet {
-            return Display { stop: None, task: None };
+            return Display {
+                stop: None,
+                task: None,
+            };
         }
         let (tx, mut rx) = oneshot::channel();
         let steps = steps.to_vec();
         let terminal = std::io::stderr().is_terminal();
         eprintln!("run {run_id}");
         let task = tokio::spawn(async move {
-            let multi = MultiProgress::with_draw_target(if terminal { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
-            let style = ProgressStyle::with_template("{spinner} {prefix:<24} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner());
+            let multi = MultiProgress::with_draw_target(if terminal {
+                ProgressDrawTarget::stderr()
+            } else {
+                ProgressDrawTarget::hidden()
+            });
+            let style = ProgressStyle::with_template("{spinner} {prefix:<24} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner());
             let bars: Vec<ProgressBar> = steps
                 .iter()
                 .map(|s| {
@@ -41,7 +49,11 @@ impl Display {
                 .collect();
             let mut reported = vec![false; steps.len()];
             let mut ticks = 0u64;
-            let tick = if terminal { Duration::from_millis(100) } else { Duration::from_secs(1) };
+            let tick = if terminal {
+                Duration::from_millis(100)
+            } else {
+                Duration::from_secs(1)
+            };
             loop {
                 let stopping = tokio::select! {
                     _ = &mut rx => true,
@@ -52,7 +64,12 @@ impl Display {
                     let rows = s.metrics.rows.load(Ordering::Relaxed);
                     let bytes = s.metrics.bytes.load(Ordering::Relaxed);
                     let secs = s.metrics.elapsed().as_secs_f64().max(1e-3);
-                    let line = format!("{} rows  {}  {} rows/s", human_count(rows), human_bytes(bytes), human_count((rows as f64 / secs) as u64));
+                    let line = format!(
+                        "{} rows  {}  {} rows/s",
+                        human_count(rows),
+                        human_bytes(bytes),
+                        human_count((rows as f64 / secs) as u64)
+                    );
                     if terminal {
                         bars[i].set_message(line);
                         bars[i].tick();
@@ -74,7 +91,10 @@ impl Display {
                 }
             }
         });
-        Display { stop: Some(tx), task: Some(task) }
+        Display {
+            stop: Some(tx),
+            task: Some(task),
+        }
     }
 
     /// Stops the display and waits for it to clear its lines.

@@ -28,16 +28,24 @@ pub(crate) fn human_bytes(n: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 fn duration(ms: u64) -> String {
-    if ms < 1000 { format!("{ms} ms") } else { format!("{:.2} s", ms as f64 / 1000.0) }
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else {
+        format!("{:.2} s", ms as f64 / 1000.0)
+    }
 }
 
 fn table() -> Table {
     let mut t = Table::new();
-    t.load_preset(UTF8_BORDERS_ONLY);
+    *t.style_mut() = UTF8_BORDERS_ONLY;
     t
 }
 
@@ -46,7 +54,11 @@ pub(crate) fn run_summary(run: &RunRecord, spec: &LoadedSpec) -> String {
     let mut t = table();
     t.set_header(["step", "kind", "status", "rows", "bytes", "time", "rows/s"]);
     for s in &run.steps {
-        let rate = if s.duration_ms > 0 { human_count(s.rows * 1000 / s.duration_ms) } else { "-".to_owned() };
+        let rate = if s.duration_ms > 0 {
+            human_count(s.rows * 1000 / s.duration_ms)
+        } else {
+            "-".to_owned()
+        };
         t.add_row([
             s.name.clone(),
             s.kind.clone(),
@@ -63,19 +75,41 @@ pub(crate) fn run_summary(run: &RunRecord, spec: &LoadedSpec) -> String {
         }
     }
     let mut out = format!("{t}\n");
-    let elapsed = run.ended_at.map(|e| (e - run.started_at).num_milliseconds().max(0) as u64).unwrap_or(0);
-    out.push_str(&format!("run {} of {}: {} in {}\n", run.id, run.pipeline, run.status, duration(elapsed)));
+    let elapsed = run
+        .ended_at
+        .map(|e| (e - run.started_at).num_milliseconds().max(0) as u64)
+        .unwrap_or(0);
+    out.push_str(&format!(
+        "run {} of {}: {} in {}\n",
+        run.id,
+        run.pipeline,
+        run.status,
+        duration(elapsed)
+    ));
     if let Some(error) = &run.error {
         out.push_str(&format!("error: {error}\n"));
     }
     if !run.publish.is_empty() && run.error.is_none() {
-        out.push_str(&format!("published {} file{}:\n", run.publish.len(), if run.publish.len() == 1 { "" } else { "s" }));
+        out.push_str(&format!(
+            "published {} file{}:\n",
+            run.publish.len(),
+            if run.publish.len() == 1 { "" } else { "s" }
+        ));
         for p in run.publish.iter().take(20) {
-            let url = spec.pipeline.connections.get(&p.connection).map(|c| c.url.trim_end_matches('/')).unwrap_or("");
+            let url = spec
+                .pipeline
+                .connections
+                .get(&p.connection)
+                .map(|c| c.url.trim_end_matches('/'))
+                .unwrap_or("");
             out.push_str(&format!("  {url}/{}\n", p.final_key));
         }
         if run.publish.len() > 20 {
-            out.push_str(&format!("  ... and {} more (pipectl runs show {})\n", run.publish.len() - 20, run.id));
+            out.push_str(&format!(
+                "  ... and {} more (pipectl runs show {})\n",
+                run.publish.len() - 20,
+                run.id
+            ));
         }
     }
     out
@@ -87,11 +121,33 @@ pub(crate) fn run_list(runs: &[RunRecord]) -> String {
         return "no runs yet\n".to_owned();
     }
     let mut t = table();
-    t.set_header(["run", "pipeline", "status", "started (UTC)", "time", "rows", "error"]);
+    t.set_header([
+        "run",
+        "pipeline",
+        "status",
+        "started (UTC)",
+        "time",
+        "rows",
+        "error",
+    ]);
     for r in runs {
-        let elapsed = r.ended_at.map(|e| duration((e - r.started_at).num_milliseconds().max(0) as u64)).unwrap_or_else(|| "-".to_owned());
-        let rows: u64 = r.steps.iter().filter(|s| s.kind == "sink").map(|s| s.rows).sum();
-        let error: String = r.error.clone().unwrap_or_default().chars().take(60).collect();
+        let elapsed = r
+            .ended_at
+            .map(|e| duration((e - r.started_at).num_milliseconds().max(0) as u64))
+            .unwrap_or_else(|| "-".to_owned());
+        let rows: u64 = r
+            .steps
+            .iter()
+            .filter(|s| s.kind == "sink")
+            .map(|s| s.rows)
+            .sum();
+        let error: String = r
+            .error
+            .clone()
+            .unwrap_or_default()
+            .chars()
+            .take(60)
+            .collect();
         t.add_row([
             r.id.clone(),
             r.pipeline.clone(),
@@ -115,7 +171,9 @@ pub(crate) fn run_details(r: &RunRecord) -> String {
         r.trigger,
         r.spec_hash,
         r.started_at.to_rfc3339(),
-        r.ended_at.map(|e| e.to_rfc3339()).unwrap_or_else(|| "-".to_owned()),
+        r.ended_at
+            .map(|e| e.to_rfc3339())
+            .unwrap_or_else(|| "-".to_owned()),
     );
     if let Some(e) = &r.error {
         out.push_str(&format!("error:     {e}\n"));
@@ -145,9 +203,17 @@ pub(crate) fn run_details(r: &RunRecord) -> String {
 
 /// `pipectl plan` as text.
 pub(crate) fn plan(plan: &Plan) -> String {
-    let mut out = format!("pipeline {} ({}, spec {})\n", plan.pipeline, plan.file, plan.spec_hash);
+    let mut out = format!(
+        "pipeline {} ({}, spec {})\n",
+        plan.pipeline, plan.file, plan.spec_hash
+    );
     if let Some(s) = &plan.schedule {
-        out.push_str(&format!("schedule: {} ({}); next: {}\n", s.cron, s.timezone, s.next.join(", ")));
+        out.push_str(&format!(
+            "schedule: {} ({}); next: {}\n",
+            s.cron,
+            s.timezone,
+            s.next.join(", ")
+        ));
     }
     if !plan.connections.is_empty() {
         out.push_str("connections:\n");
@@ -157,15 +223,27 @@ pub(crate) fn plan(plan: &Plan) -> String {
     }
     out.push_str("steps, in order:\n");
     for (i, step) in plan.steps.iter().enumerate() {
-        let inputs = if step.inputs.is_empty() { String::new() } else { format!(" <- {}", step.inputs.join(", ")) };
-        out.push_str(&format!("{}. {} {} ({}){inputs}\n", i + 1, step.kind.noun(), step.name, step.step_type));
+        let inputs = if step.inputs.is_empty() {
+            String::new()
+        } else {
+            format!(" <- {}", step.inputs.join(", "))
+        };
+        out.push_str(&format!(
+            "{}. {} {} ({}){inputs}\n",
+            i + 1,
+            step.kind.noun(),
+            step.name,
+            step.step_type
+        ));
         if let serde_json::Value::Object(settings) = &step.settings {
             for (k, v) in settings {
                 if k == "type" || k == "inputs" {
                     continue;
                 }
                 let text = match v {
-                    serde_json::Value::String(s) if s.contains('\n') => format!("|\n      {}", s.trim_end().replace('\n', "\n      ")),
+                    serde_json::Value::String(s) if s.contains('\n') => {
+                        format!("|\n      {}", s.trim_end().replace('\n', "\n      "))
+                    }
                     serde_json::Value::String(s) => s.clone(),
                     other => other.to_string(),
                 };

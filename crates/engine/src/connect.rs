@@ -82,7 +82,11 @@ impl Connections {
     /// Resolves every connection of `pipeline`. Relative paths in URLs are relative to
     /// `base_dir` (the spec file's folder). Fails naming the connection and the variable when
     /// an `${env:NAME}` is not set.
-    pub fn resolve(pipeline: &Pipeline, base_dir: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
+    pub fn resolve(
+        pipeline: &Pipeline,
+        base_dir: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self> {
         let mut redactor = Redactor::default();
         let mut resolved = BTreeMap::new();
         for (name, conn) in &pipeline.connections {
@@ -106,9 +110,21 @@ impl Connections {
             }
             let mut out = conn.clone();
             out.url = url;
-            out.endpoint = conn.endpoint.as_deref().map(|v| field("endpoint", v, &mut redactor)).transpose()?;
-            out.region = conn.region.as_deref().map(|v| field("region", v, &mut redactor)).transpose()?;
-            out.access_key_id = conn.access_key_id.as_deref().map(|v| field("access_key_id", v, &mut redactor)).transpose()?;
+            out.endpoint = conn
+                .endpoint
+                .as_deref()
+                .map(|v| field("endpoint", v, &mut redactor))
+                .transpose()?;
+            out.region = conn
+                .region
+                .as_deref()
+                .map(|v| field("region", v, &mut redactor))
+                .transpose()?;
+            out.access_key_id = conn
+                .access_key_id
+                .as_deref()
+                .map(|v| field("access_key_id", v, &mut redactor))
+                .transpose()?;
             out.secret_access_key = conn
                 .secret_access_key
                 .as_deref()
@@ -143,24 +159,41 @@ impl Connections {
     /// A path from a URL, relative to the spec's folder unless absolute.
     fn local_path(&self, rest: &str) -> PathBuf {
         let path = Path::new(rest);
-        if path.is_absolute() { path.to_owned() } else { self.base_dir.join(path) }
+        if path.is_absolute() {
+            path.to_owned()
+        } else {
+            self.base_dir.join(path)
+        }
     }
 
     /// The object store behind connection `name`; one instance per connection and run, so
     /// `memory://` stores are shared by the steps of a run.
     pub fn object_store(&self, name: &str) -> Result<StoreHandle> {
-        if let Some(handle) = self.stores.lock().map_err(|_| Error::internal("store cache poisoned"))?.get(name) {
+        if let Some(handle) = self
+            .stores
+            .lock()
+            .map_err(|_| Error::internal("store cache poisoned"))?
+            .get(name)
+        {
             return Ok(handle.clone());
         }
         let (spec, conn) = self.get(name)?;
         let url = conn.url.as_str();
         let rest = url.split_once("://").map(|(_, r)| r).unwrap_or_default();
-        let context = |e: object_store::Error| Error::external(format!("connection `{name}` ({})", spec.url), e);
+        let context = |e: object_store::Error| {
+            Error::external(format!("connection `{name}` ({})", spec.url), e)
+        };
         let handle = match url_scheme(url) {
             Some("file") => {
                 let dir = self.local_path(rest);
                 std::fs::create_dir_all(&dir).map_err(|e| {
-                    Error::external(format!("connection `{name}`: cannot create the lake directory {}", dir.display()), e)
+                    Error::external(
+                        format!(
+                            "connection `{name}`: cannot create the lake directory {}",
+                            dir.display()
+                        ),
+                        e,
+                    )
                 })?;
                 let store = LocalFileSystem::new_with_prefix(&dir).map_err(context)?;
                 StoreHandle {
@@ -179,13 +212,23 @@ impl Connections {
             Some("s3") => {
                 let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
                 if bucket.is_empty() {
-                    return Err(Error::user(format!("connection `{name}`: `{}` names no bucket; write `s3://bucket/prefix`", spec.url)));
+                    return Err(Error::user(format!(
+                        "connection `{name}`: `{}` names no bucket; write `s3://bucket/prefix`",
+                        spec.url
+                    )));
                 }
                 let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
                 if let Some(endpoint) = &conn.endpoint {
-                    builder = builder.with_endpoint(endpoint).with_virtual_hosted_style_request(false);
+                    builder = builder
+                        .with_endpoint(endpoint)
+                        .with_virtual_hosted_style_request(false);
                 }
-                builder = builder.with_region(conn.region.clone().or_else(|| std::env::var("AWS_REGION").ok()).unwrap_or_else(|| "us-east-1".to_owned()));
+                builder = builder.with_region(
+                    conn.region
+                        .clone()
+                        .or_else(|| std::env::var("AWS_REGION").ok())
+                        .unwrap_or_else(|| "us-east-1".to_owned()),
+                );
                 if let Some(key) = &conn.access_key_id {
                     builder = builder.with_access_key_id(key);
                 }
@@ -202,7 +245,12 @@ impl Connections {
                     local_root: None,
                 }
             }
-            _ => return Err(Error::user(format!("connection `{name}` ({}) is not an object store", spec.url))),
+            _ => {
+                return Err(Error::user(format!(
+                    "connection `{name}` ({}) is not an object store",
+                    spec.url
+                )));
+            }
         };
         self.stores
             .lock()
@@ -215,7 +263,10 @@ impl Connections {
     pub fn sqlite_path(&self, name: &str) -> Result<PathBuf> {
         let (spec, conn) = self.get(name)?;
         let rest = conn.url.strip_prefix("sqlite://").ok_or_else(|| {
-            Error::user(format!("connection `{name}` ({}) is not a `sqlite://` URL", spec.url))
+            Error::user(format!(
+                "connection `{name}` ({}) is not a `sqlite://` URL",
+                spec.url
+            ))
         })?;
         let file = rest.split('?').next().unwrap_or(rest);
         Ok(self.local_path(file))
@@ -223,7 +274,10 @@ impl Connections {
 
     /// The connection URL as written in the spec (secrets unresolved).
     pub fn display_url(&self, name: &str) -> String {
-        self.specs.get(name).map(|c| c.url.clone()).unwrap_or_default()
+        self.specs
+            .get(name)
+            .map(|c| c.url.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -237,6 +291,9 @@ mod tests {
         r.add("hunter2");
         r.add("hunter22");
         r.add("x");
-        assert_eq!(r.redact("pw=hunter22 and hunter2 and x"), "pw=*** and *** and x");
+        assert_eq!(
+            r.redact("pw=hunter22 and hunter2 and x"),
+            "pw=*** and *** and x"
+        );
     }
 }

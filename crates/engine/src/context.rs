@@ -100,14 +100,25 @@ pub struct Output {
 
 impl Output {
     /// An output to the given downstream channels.
-    pub fn new(targets: Vec<mpsc::Sender<Message>>, metrics: Arc<StepMetrics>, cancel: CancellationToken) -> Self {
-        Output { targets, metrics, cancel }
+    pub fn new(
+        targets: Vec<mpsc::Sender<Message>>,
+        metrics: Arc<StepMetrics>,
+        cancel: CancellationToken,
+    ) -> Self {
+        Output {
+            targets,
+            metrics,
+            cancel,
+        }
     }
 
     /// Sends a message to every downstream step, waiting while their channels are full.
     pub async fn send(&self, message: Message) -> Result<()> {
         if let Message::Batch(_, batch) = &message {
-            self.metrics.add(batch.num_rows() as u64, batch.get_array_memory_size() as u64);
+            self.metrics.add(
+                batch.num_rows() as u64,
+                batch.get_array_memory_size() as u64,
+            );
         }
         for target in &self.targets {
             tokio::select! {

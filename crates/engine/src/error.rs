@@ -40,7 +40,10 @@ impl Error {
     }
 
     /// A failure of something outside pipectl.
-    pub fn external(message: impl Into<String>, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+    pub fn external(
+        message: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
         Error {
             class: ErrorClass::External,
             message: message.into(),
@@ -67,7 +70,10 @@ impl Error {
     }
 
     /// Attaches an underlying error.
-    pub fn with_source(mut self, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+    pub fn with_source(
+        mut self,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
         self.source = Some(source.into());
         self
     }
@@ -88,7 +94,10 @@ impl fmt::Display for Error {
     /// The message followed by the chain of causes: `what failed: because: because`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.message)?;
-        let mut source = self.source.as_deref().map(|s| s as &(dyn std::error::Error + 'static));
+        let mut source = self
+            .source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static));
         while let Some(s) = source {
             write!(f, ": {s}")?;
             source = s.source();

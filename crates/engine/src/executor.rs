@@ -130,7 +130,11 @@ impl PreparedRun {
             self.context.started_at,
             self.trigger.clone(),
         );
-        record.steps = self.steps.iter().map(|s| step_record(s, RunStatus::Running, None)).collect();
+        record.steps = self
+            .steps
+            .iter()
+            .map(|s| step_record(s, RunStatus::Running, None))
+            .collect();
         state_call(state.begin_run(&record))?;
 
         let mut tasks = self.spawn_steps()?;
@@ -139,7 +143,10 @@ impl PreparedRun {
         while let Some(joined) = tasks.join_next().await {
             let (name, result) = match joined {
                 Ok(r) => r,
-                Err(e) => ("?".to_owned(), Err(Error::internal(format!("a step task panicked: {e}")))),
+                Err(e) => (
+                    "?".to_owned(),
+                    Err(Error::internal(format!("a step task panicked: {e}"))),
+                ),
             };
             match result {
                 Ok(StepOutcome::Done) => {}
@@ -153,8 +160,13 @@ impl PreparedRun {
         }
         let root_cause = errors.iter().find(|(_, e)| !e.is_cancelled());
         let failure = match root_cause {
-            Some((step, e)) => Some((RunStatus::Failed, format!("step `{step}`: {}", redactor.redact(&e.to_string())))),
-            None if !errors.is_empty() || self.context.cancel.is_cancelled() => Some((RunStatus::Cancelled, "the run was cancelled".to_owned())),
+            Some((step, e)) => Some((
+                RunStatus::Failed,
+                format!("step `{step}`: {}", redactor.redact(&e.to_string())),
+            )),
+            None if !errors.is_empty() || self.context.cancel.is_cancelled() => {
+                Some((RunStatus::Cancelled, "the run was cancelled".to_owned()))
+            }
             None => None,
         };
         record.steps = self
@@ -164,7 +176,9 @@ impl PreparedRun {
                 let (status, error) = match errors.get(&s.name) {
                     Some(e) if e.is_cancelled() => (RunStatus::Cancelled, None),
                     Some(e) => (RunStatus::Failed, Some(redactor.redact(&e.to_string()))),
-                    None if failure.is_some() && !s.metrics.is_finished() => (RunStatus::Cancelled, None),
+                    None if failure.is_some() && !s.metrics.is_finished() => {
+                        (RunStatus::Cancelled, None)
+                    }
                     None => (RunStatus::Succeeded, None),
                 };
                 step_record(s, status, error)
@@ -237,7 +251,10 @@ impl PreparedRun {
             let metrics = step.metrics.clone();
             match step.kind {
                 StepKind::Source => {
-                    let spec = pipeline.sources.get(&name).ok_or_else(|| Error::internal("unknown source"))?;
+                    let spec = pipeline
+                        .sources
+                        .get(&name)
+                        .ok_or_else(|| Error::internal("unknown source"))?;
                     let built = source::build(&name, spec)?;
                     let out = output_for(&name, &metrics);
                     tasks.spawn(async move {
@@ -248,22 +265,35 @@ impl PreparedRun {
                     });
                 }
                 StepKind::Transform => {
-                    let spec = pipeline.transforms.get(&name).ok_or_else(|| Error::internal("unknown transform"))?;
-                    let built = transform::build(spec, &self.context).map_err(|e| e.context(format!("transform `{name}`")))?;
+                    let spec = pipeline
+                        .transforms
+                        .get(&name)
+                        .ok_or_else(|| Error::internal("unknown transform"))?;
+                    let built = transform::build(spec, &self.context)
+                        .map_err(|e| e.context(format!("transform `{name}`")))?;
                     let tables = spec.tables().to_vec();
-                    let input = receivers.remove(&name).ok_or_else(|| Error::internal("transform input"))?;
+                    let input = receivers
+                        .remove(&name)
+                        .ok_or_else(|| Error::internal("transform input"))?;
                     let out = output_for(&name, &metrics);
                     tasks.spawn(async move {
                         metrics.start();
-                        let result = transform::run(ctx, built, tables, input, out).await.map(|_| StepOutcome::Done);
+                        let result = transform::run(ctx, built, tables, input, out)
+                            .await
+                            .map(|_| StepOutcome::Done);
                         metrics.finish();
                         (name, result)
                     });
                 }
                 StepKind::Sink => {
-                    let spec = pipeline.sinks.get(&name).ok_or_else(|| Error::internal("unknown sink"))?;
+                    let spec = pipeline
+                        .sinks
+                        .get(&name)
+                        .ok_or_else(|| Error::internal("unknown sink"))?;
                     let built = sink::build(&name, spec);
-                    let input = receivers.remove(&name).ok_or_else(|| Error::internal("sink input"))?;
+                    let input = receivers
+                        .remove(&name)
+                        .ok_or_else(|| Error::internal("sink input"))?;
                     tasks.spawn(async move {
                         metrics.start();
                         let result = built.run(ctx, input).await.map(StepOutcome::Staged);
@@ -311,7 +341,12 @@ async fn publish(connections: &Connections, entries: &[PublishEntry]) -> Result<
         match handle.store.rename(&from, &to).await {
             Ok(()) => {}
             Err(object_store::Error::NotFound { .. }) if handle.store.head(&to).await.is_ok() => {}
-            Err(e) => return Err(Error::external(format!("cannot publish {to} in {}", handle.display), e)),
+            Err(e) => {
+                return Err(Error::external(
+                    format!("cannot publish {to} in {}", handle.display),
+                    e,
+                ));
+            }
         }
     }
     Ok(())
@@ -357,7 +392,11 @@ async fn delete_prefix(handle: &StoreHandle, prefix: &str) {
 /// Finishes what crashed runs of this pipeline left behind: publishes `Committing` runs'
 /// manifests and deletes `Running` runs' staging folders; both end as `Interrupted` (a
 /// published `Committing` run as `Succeeded`).
-pub async fn recover(state: &dyn StateStore, spec: &LoadedSpec, connections: &Connections) -> Result<Vec<RunRecord>> {
+pub async fn recover(
+    state: &dyn StateStore,
+    spec: &LoadedSpec,
+    connections: &Connections,
+) -> Result<Vec<RunRecord>> {
     let mut recovered = Vec::new();
     for mut run in state_call(state.unfinished_runs())? {
         if run.pipeline != spec.pipeline.name {
@@ -367,7 +406,10 @@ pub async fn recover(state: &dyn StateStore, spec: &LoadedSpec, connections: &Co
             RunStatus::Committing => match publish(connections, &run.publish).await {
                 Ok(()) => {
                     run.status = RunStatus::Succeeded;
-                    run.error = Some("interrupted while publishing; publishing was finished by the next run".to_owned());
+                    run.error = Some(
+                        "interrupted while publishing; publishing was finished by the next run"
+                            .to_owned(),
+                    );
                     run.ended_at.get_or_insert_with(Utc::now);
                     state_call(state.commit_run(&run, &[]))?;
                 }
@@ -380,7 +422,10 @@ pub async fn recover(state: &dyn StateStore, spec: &LoadedSpec, connections: &Co
             },
             _ => {
                 run.status = RunStatus::Interrupted;
-                run.error = Some("the process running it stopped before it finished; nothing was published".to_owned());
+                run.error = Some(
+                    "the process running it stopped before it finished; nothing was published"
+                        .to_owned(),
+                );
                 run.ended_at.get_or_insert_with(Utc::now);
                 state_call(state.save_run(&run))?;
             }

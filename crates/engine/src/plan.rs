@@ -92,7 +92,12 @@ pub struct PlanWrite {
 
 /// Builds the plan. With `live`, database sources are inspected to list the tables their rules
 /// select; otherwise (or when a database cannot be reached) the step notes why not.
-pub async fn build(spec: &LoadedSpec, base_dir: &Path, env: impl Fn(&str) -> Option<String>, live: bool) -> Plan {
+pub async fn build(
+    spec: &LoadedSpec,
+    base_dir: &Path,
+    env: impl Fn(&str) -> Option<String>,
+    live: bool,
+) -> Plan {
     let pipeline = &spec.pipeline;
     let connections = Connections::resolve(pipeline, base_dir, env);
     let mut tables_of: BTreeMap<String, Vec<TableId>> = BTreeMap::new();
@@ -112,11 +117,16 @@ pub async fn build(spec: &LoadedSpec, base_dir: &Path, env: impl Fn(&str) -> Opt
         let mut tables: Vec<TableId> = Vec::new();
         match step.kind {
             StepKind::Source => {
-                let Some(source) = pipeline.sources.get(&step.name) else { continue };
+                let Some(source) = pipeline.sources.get(&step.name) else {
+                    continue;
+                };
                 plan_step.settings = serde_json::to_value(source).unwrap_or_default();
                 match source {
                     Source::Sqlite(db) => {
-                        let path = connections.as_ref().ok().and_then(|c| c.sqlite_path(&db.connection).ok());
+                        let path = connections
+                            .as_ref()
+                            .ok()
+                            .and_then(|c| c.sqlite_path(&db.connection).ok());
                         match (live, path) {
                             (false, _) => plan_step.notes.push("tables are listed when the database is inspected (run without --offline)".to_owned()),
                             (true, None) => plan_step.notes.push("the connection could not be resolved (is an environment variable missing?)".to_owned()),
@@ -161,7 +171,11 @@ pub async fn build(spec: &LoadedSpec, base_dir: &Path, env: impl Fn(&str) -> Opt
                         plan_step.reads.push(PlanRead {
                             table: table.to_string(),
                             query: format!("generate {}", what.join(" ")),
-                            columns: g.columns.iter().map(|c| format!("{} {}", c.name, c.data_type)).collect(),
+                            columns: g
+                                .columns
+                                .iter()
+                                .map(|c| format!("{} {}", c.name, c.data_type))
+                                .collect(),
                         });
                         tables.push(table);
                     }
@@ -174,7 +188,9 @@ pub async fn build(spec: &LoadedSpec, base_dir: &Path, env: impl Fn(&str) -> Opt
                 tables = upstream_tables(&tables_of, &step.inputs);
             }
             StepKind::Sink => {
-                let Some(sink) = pipeline.sinks.get(&step.name) else { continue };
+                let Some(sink) = pipeline.sinks.get(&step.name) else {
+                    continue;
+                };
                 plan_step.settings = serde_json::to_value(sink).unwrap_or_default();
                 let Sink::ObjectStore(s) = sink;
                 tables = upstream_tables(&tables_of, &step.inputs);
@@ -183,10 +199,16 @@ pub async fn build(spec: &LoadedSpec, base_dir: &Path, env: impl Fn(&str) -> Opt
                     let key = render_key(&s.key, &pipeline.name, t, "{run_id}", &today);
                     plan_step.writes.push(PlanWrite {
                         table: t.to_string(),
-                        key: format!("{}/{key}part-{{run_id}}-0001.{ext}", connections_display(pipeline, &s.connection)),
+                        key: format!(
+                            "{}/{key}part-{{run_id}}-0001.{ext}",
+                            connections_display(pipeline, &s.connection)
+                        ),
                     });
                 }
-                if matches!(s.format, Format::Csv(_) | Format::Jsonl(_) | Format::Parquet(_)) {
+                if matches!(
+                    s.format,
+                    Format::Csv(_) | Format::Jsonl(_) | Format::Parquet(_)
+                ) {
                     plan_step.notes.push("files are staged under _pipectl/staging/ and published when the whole run succeeds".to_owned());
                 }
             }
@@ -194,14 +216,19 @@ pub async fn build(spec: &LoadedSpec, base_dir: &Path, env: impl Fn(&str) -> Opt
                 if let Some(c) = pipeline.crawlers.get(&step.name) {
                     plan_step.settings = serde_json::to_value(c).unwrap_or_default();
                 }
-                plan_step.notes.push("crawler steps cannot run in this version yet".to_owned());
+                plan_step
+                    .notes
+                    .push("crawler steps cannot run in this version yet".to_owned());
             }
         }
         tables_of.insert(step.name.clone(), tables);
         steps.push(plan_step);
     }
     let schedule = pipeline.schedule.as_ref().map(|s| {
-        let next = match (pipectl_spec::validate::parse_cron(&s.cron), s.timezone.parse::<chrono_tz::Tz>()) {
+        let next = match (
+            pipectl_spec::validate::parse_cron(&s.cron),
+            s.timezone.parse::<chrono_tz::Tz>(),
+        ) {
             (Ok(cron), Ok(tz)) => cron.upcoming(tz).take(3).map(|t| t.to_rfc3339()).collect(),
             _ => Vec::new(),
         };
@@ -216,7 +243,11 @@ pub async fn build(spec: &LoadedSpec, base_dir: &Path, env: impl Fn(&str) -> Opt
         file: spec.file.clone(),
         spec_hash: spec.hash.clone(),
         schedule,
-        connections: pipeline.connections.iter().map(|(k, v)| (k.clone(), v.url.clone())).collect(),
+        connections: pipeline
+            .connections
+            .iter()
+            .map(|(k, v)| (k.clone(), v.url.clone()))
+            .collect(),
         steps,
     };
     // Belt and braces: nothing in a plan comes from resolved secrets, but if a secret value
@@ -226,9 +257,12 @@ pub async fn build(spec: &LoadedSpec, base_dir: &Path, env: impl Fn(&str) -> Opt
             let redacted = c.redactor().redact(&text);
             if redacted != text {
                 if let Ok(masked) = serde_json::from_str::<serde_json::Value>(&redacted) {
-                    plan.steps.iter_mut().zip(masked["steps"].as_array().cloned().unwrap_or_default()).for_each(|(s, m)| {
-                        s.settings = m["settings"].clone();
-                    });
+                    plan.steps
+                        .iter_mut()
+                        .zip(masked["steps"].as_array().cloned().unwrap_or_default())
+                        .for_each(|(s, m)| {
+                            s.settings = m["settings"].clone();
+                        });
                 }
             }
         }
@@ -245,7 +279,10 @@ fn connections_display(pipeline: &pipectl_spec::types::Pipeline, name: &str) -> 
 }
 
 fn upstream_tables(tables_of: &BTreeMap<String, Vec<TableId>>, inputs: &[String]) -> Vec<TableId> {
-    let mut out: Vec<TableId> = inputs.iter().flat_map(|i| tables_of.get(i).cloned().unwrap_or_default()).collect();
+    let mut out: Vec<TableId> = inputs
+        .iter()
+        .flat_map(|i| tables_of.get(i).cloned().unwrap_or_default())
+        .collect();
     out.sort();
     out.dedup();
     out

@@ -7,8 +7,9 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder,
-    StringBuilder, Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
+    ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
+    Float64Builder, Int64Builder, StringBuilder, Time64MicrosecondBuilder,
+    TimestampMicrosecondBuilder,
 };
 use arrow::compute::kernels::cast_utils::parse_decimal;
 use arrow::datatypes::{DataType, Decimal128Type, TimeUnit};
@@ -79,14 +80,22 @@ impl ColumnBuilder {
             DataType::Float64 => ColumnBuilder::Float64(Float64Builder::with_capacity(capacity)),
             DataType::Boolean => ColumnBuilder::Boolean(BooleanBuilder::with_capacity(capacity)),
             DataType::Decimal128(p, s) => ColumnBuilder::Decimal(
-                Decimal128Builder::with_capacity(capacity).with_precision_and_scale(*p, *s).ok()?,
+                Decimal128Builder::with_capacity(capacity)
+                    .with_precision_and_scale(*p, *s)
+                    .ok()?,
                 *p,
                 *s,
             ),
-            DataType::Utf8 => ColumnBuilder::Utf8(StringBuilder::with_capacity(capacity, capacity * 16)),
-            DataType::Binary => ColumnBuilder::Binary(BinaryBuilder::with_capacity(capacity, capacity * 16)),
+            DataType::Utf8 => {
+                ColumnBuilder::Utf8(StringBuilder::with_capacity(capacity, capacity * 16))
+            }
+            DataType::Binary => {
+                ColumnBuilder::Binary(BinaryBuilder::with_capacity(capacity, capacity * 16))
+            }
             DataType::Date32 => ColumnBuilder::Date32(Date32Builder::with_capacity(capacity)),
-            DataType::Time64(TimeUnit::Microsecond) => ColumnBuilder::Time64(Time64MicrosecondBuilder::with_capacity(capacity)),
+            DataType::Time64(TimeUnit::Microsecond) => {
+                ColumnBuilder::Time64(Time64MicrosecondBuilder::with_capacity(capacity))
+            }
             DataType::Timestamp(TimeUnit::Microsecond, tz) => ColumnBuilder::Timestamp(
                 TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone_opt(tz.clone()),
                 tz.clone(),
@@ -105,13 +114,17 @@ impl ColumnBuilder {
         match self {
             ColumnBuilder::Int64(b) => match value {
                 SqlValue::Int(i) => b.append_value(i),
-                SqlValue::Text(t) => b.append_value(t.trim().parse().map_err(|_| mismatch("an integer"))?),
+                SqlValue::Text(t) => {
+                    b.append_value(t.trim().parse().map_err(|_| mismatch("an integer"))?)
+                }
                 _ => return Err(mismatch("an integer")),
             },
             ColumnBuilder::Float64(b) => match value {
                 SqlValue::Int(i) => b.append_value(i as f64),
                 SqlValue::Real(f) => b.append_value(f),
-                SqlValue::Text(t) => b.append_value(t.trim().parse().map_err(|_| mismatch("a number"))?),
+                SqlValue::Text(t) => {
+                    b.append_value(t.trim().parse().map_err(|_| mismatch("a number"))?)
+                }
                 _ => return Err(mismatch("a number")),
             },
             ColumnBuilder::Boolean(b) => match value {
@@ -141,7 +154,9 @@ impl ColumnBuilder {
                 SqlValue::Text(t) => b.append_value(t),
                 SqlValue::Int(i) => b.append_value(i.to_string()),
                 SqlValue::Real(f) => b.append_value(format!("{f}")),
-                SqlValue::Blob(bytes) => b.append_value(std::str::from_utf8(bytes).map_err(|_| mismatch("UTF-8 text"))?),
+                SqlValue::Blob(bytes) => {
+                    b.append_value(std::str::from_utf8(bytes).map_err(|_| mismatch("UTF-8 text"))?)
+                }
                 SqlValue::Null => b.append_null(),
             },
             ColumnBuilder::Binary(b) => match value {
@@ -158,15 +173,26 @@ impl ColumnBuilder {
             },
             ColumnBuilder::Time64(b) => match value {
                 SqlValue::Text(t) => {
-                    let time = NaiveTime::parse_from_str(t.trim(), "%H:%M:%S%.f").map_err(|_| mismatch("a time (HH:MM:SS)"))?;
-                    b.append_value(time.num_seconds_from_midnight() as i64 * 1_000_000 + (time.nanosecond() / 1_000) as i64)
+                    let time = NaiveTime::parse_from_str(t.trim(), "%H:%M:%S%.f")
+                        .map_err(|_| mismatch("a time (HH:MM:SS)"))?;
+                    b.append_value(
+                        time.num_seconds_from_midnight() as i64 * 1_000_000
+                            + (time.nanosecond() / 1_000) as i64,
+                    )
                 }
                 _ => return Err(mismatch("a time (HH:MM:SS)")),
             },
             ColumnBuilder::Timestamp(b, _) => match value {
-                SqlValue::Text(t) => b.append_value(parse_timestamp_micros(t).ok_or_else(|| mismatch("a timestamp (YYYY-MM-DD HH:MM:SS[.ffffff][+HH:MM])"))?),
+                SqlValue::Text(t) => {
+                    b.append_value(parse_timestamp_micros(t).ok_or_else(|| {
+                        mismatch("a timestamp (YYYY-MM-DD HH:MM:SS[.ffffff][+HH:MM])")
+                    })?)
+                }
                 // Integers in a timestamp column are Unix seconds, SQLite's other common convention.
-                SqlValue::Int(secs) => b.append_value(secs.checked_mul(1_000_000).ok_or_else(|| mismatch("a timestamp"))?),
+                SqlValue::Int(secs) => b.append_value(
+                    secs.checked_mul(1_000_000)
+                        .ok_or_else(|| mismatch("a timestamp"))?,
+                ),
                 _ => return Err(mismatch("a timestamp")),
             },
         }
@@ -236,18 +262,29 @@ pub fn parse_timestamp_micros(text: &str) -> Option<i64> {
     if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
         return Some(dt.timestamp_micros());
     }
-    for format in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
+    for format in [
+        "%Y-%m-%d %H:%M:%S%.f%#z",
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%dT%H:%M:%S%.f%#z",
+    ] {
         if let Ok(dt) = DateTime::parse_from_str(t, format) {
             return Some(dt.timestamp_micros());
         }
     }
     let naive = t.strip_suffix('Z').unwrap_or(t);
-    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M"] {
+    for format in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(dt) = NaiveDateTime::parse_from_str(naive, format) {
             return Some(dt.and_utc().timestamp_micros());
         }
     }
-    parse_date(t).filter(|_| t.len() == 10).and_then(|d| d.and_hms_opt(0, 0, 0)).map(|dt| dt.and_utc().timestamp_micros())
+    parse_date(t)
+        .filter(|_| t.len() == 10)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|dt| dt.and_utc().timestamp_micros())
 }
 
 #[cfg(test)]
@@ -275,14 +312,22 @@ mod tests {
 
     #[test]
     fn timestamps_and_mismatches() {
-        let mut b = ColumnBuilder::new(&DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), 2).unwrap();
-        b.append(SqlValue::Text("2026-11-25 20:34:06.5+01:00")).unwrap();
+        let mut b = ColumnBuilder::new(
+            &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            2,
+        )
+        .unwrap();
+        b.append(SqlValue::Text("2026-11-25 20:34:06.5+01:00"))
+            .unwrap();
         b.append(SqlValue::Text("2026-11-25T19:34:06.5Z")).unwrap();
         let a = b.finish();
         let a = a.as_primitive::<TimestampMicrosecondType>();
         assert_eq!(a.value(0), a.value(1));
         let mut ints = ColumnBuilder::new(&DataType::Int64, 1).unwrap();
-        assert_eq!(ints.append(SqlValue::Text("abc")).unwrap_err(), "expected an integer, found text \"abc\"");
+        assert_eq!(
+            ints.append(SqlValue::Text("abc")).unwrap_err(),
+            "expected an integer, found text \"abc\""
+        );
         ints.append(SqlValue::Int(5)).unwrap();
         assert_eq!(ints.finish().as_primitive::<Int64Type>().value(0), 5);
     }

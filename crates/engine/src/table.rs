@@ -26,7 +26,9 @@ impl TableId {
     /// True when `pattern` (`%`/`_` wildcards, `schema.table` or just `table`) selects this table.
     pub fn matches(&self, pattern: &str) -> bool {
         match pattern.split_once('.') {
-            Some((schema, table)) => like_match(schema, &self.schema) && like_match(table, &self.name),
+            Some((schema, table)) => {
+                like_match(schema, &self.schema) && like_match(table, &self.name)
+            }
             None => like_match(pattern, &self.name),
         }
     }
@@ -84,7 +86,11 @@ mod tests {
 
     #[test]
     fn table_patterns() {
-        let t = TableId { source: "db".into(), schema: "main".into(), name: "film".into() };
+        let t = TableId {
+            source: "db".into(),
+            schema: "main".into(),
+            name: "film".into(),
+        };
         assert!(t.matches("film"));
         assert!(t.matches("main.f%"));
         assert!(!t.matches("other.film"));

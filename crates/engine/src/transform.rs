@@ -36,12 +36,17 @@ pub fn build(spec: &TransformSpec, run: &RunContext) -> Result<Box<dyn BatchTran
             keep: false,
         }),
         TransformSpec::Rename(t) => Box::new(Rename {
-            columns: t.columns.iter().map(|(a, b)| (a.clone(), b.clone())).collect(),
+            columns: t
+                .columns
+                .iter()
+                .map(|(a, b)| (a.clone(), b.clone()))
+                .collect(),
         }),
         TransformSpec::Cast(t) => {
             let mut columns = Vec::new();
             for (name, type_name) in &t.columns {
-                let parsed = parse_column_type(type_name).map_err(|e| Error::user(format!("column `{name}`: {}", e.message)))?;
+                let parsed = parse_column_type(type_name)
+                    .map_err(|e| Error::user(format!("column `{name}`: {}", e.message)))?;
                 columns.push((name.clone(), arrow_type(&parsed)));
             }
             Box::new(Cast {
@@ -51,7 +56,8 @@ pub fn build(spec: &TransformSpec, run: &RunContext) -> Result<Box<dyn BatchTran
             })
         }
         TransformSpec::Filter(t) => Box::new(Filter {
-            expr: parse_expr(&t.condition).map_err(|e| Error::user(format!("condition: {}", e.message)))?,
+            expr: parse_expr(&t.condition)
+                .map_err(|e| Error::user(format!("condition: {}", e.message)))?,
             compiled: HashMap::new(),
         }),
         TransformSpec::AddColumns(t) => Box::new(AddColumns {
@@ -66,7 +72,13 @@ pub fn build(spec: &TransformSpec, run: &RunContext) -> Result<Box<dyn BatchTran
 
 /// Runs a transform step: reads its input channel, applies the transform to the tables it is
 /// limited to (all when `tables` is empty), passes everything else through.
-pub async fn run(ctx: StepContext, mut transform: Box<dyn BatchTransform>, tables: Vec<String>, mut input: mpsc::Receiver<Message>, out: Output) -> Result<()> {
+pub async fn run(
+    ctx: StepContext,
+    mut transform: Box<dyn BatchTransform>,
+    tables: Vec<String>,
+    mut input: mpsc::Receiver<Message>,
+    out: Output,
+) -> Result<()> {
     loop {
         let message = tokio::select! {
             biased;
@@ -86,7 +98,10 @@ pub async fn run(ctx: StepContext, mut transform: Box<dyn BatchTransform>, table
                     .apply(&table, batch)
                     .map_err(|e| e.context(format!("transform `{}`, table {table}", ctx.name)))?;
                 let after = result.as_ref().map_or(0, |b| b.num_rows() as u64);
-                ctx.metrics.extra.fetch_add(before.saturating_sub(after), std::sync::atomic::Ordering::Relaxed);
+                ctx.metrics.extra.fetch_add(
+                    before.saturating_sub(after),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
                 if let Some(batch) = result {
                     out.send(Message::Batch(table, batch)).await?;
                 }
@@ -103,11 +118,16 @@ fn missing_column(name: &str, schema: &Schema) -> Error {
         Some(g) => format!("did you mean `{g}`? "),
         None => String::new(),
     };
-    Error::user(format!("no column `{name}`; {hint}columns: {}", names.join(", ")))
+    Error::user(format!(
+        "no column `{name}`; {hint}columns: {}",
+        names.join(", ")
+    ))
 }
 
 fn column_index(name: &str, schema: &Schema) -> Result<usize> {
-    schema.index_of(name).map_err(|_| missing_column(name, schema))
+    schema
+        .index_of(name)
+        .map_err(|_| missing_column(name, schema))
 }
 
 struct Project {
@@ -118,11 +138,17 @@ struct Project {
 impl BatchTransform for Project {
     fn apply(&mut self, _table: &TableId, batch: RecordBatch) -> Result<Option<RecordBatch>> {
         let schema = batch.schema();
-        let wanted: Vec<usize> = self.columns.iter().map(|c| column_index(c, &schema)).collect::<Result<_>>()?;
+        let wanted: Vec<usize> = self
+            .columns
+            .iter()
+            .map(|c| column_index(c, &schema))
+            .collect::<Result<_>>()?;
         let indices: Vec<usize> = if self.keep {
             wanted
         } else {
-            (0..schema.fields().len()).filter(|i| !wanted.contains(i)).collect()
+            (0..schema.fields().len())
+                .filter(|i| !wanted.contains(i))
+                .collect()
         };
         Ok(Some(batch.project(&indices)?))
     }
@@ -142,11 +168,17 @@ impl BatchTransform for Rename {
         }
         for (i, f) in fields.iter().enumerate() {
             if fields[..i].iter().any(|g| g.name() == f.name()) {
-                return Err(Error::user(format!("renaming makes two columns named `{}`", f.name())));
+                return Err(Error::user(format!(
+                    "renaming makes two columns named `{}`",
+                    f.name()
+                )));
             }
         }
         let schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
-        Ok(Some(RecordBatch::try_new(schema, batch.columns().to_vec())?))
+        Ok(Some(RecordBatch::try_new(
+            schema,
+            batch.columns().to_vec(),
+        )?))
     }
 }
 
@@ -160,20 +192,22 @@ struct Cast {
 impl BatchTransform for Cast {
     fn apply(&mut self, table: &TableId, batch: RecordBatch) -> Result<Option<RecordBatch>> {
         let offset = *self.rows_seen.get(table).unwrap_or(&0);
-        self.rows_seen.insert(table.clone(), offset + batch.num_rows());
+        self.rows_seen
+            .insert(table.clone(), offset + batch.num_rows());
         let schema = batch.schema();
         let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
         let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
         for (name, to) in &self.columns {
             let i = column_index(name, &schema)?;
-            let (array, _nulled) = cast_column(&columns[i], to, self.null_on_error).map_err(|f| {
-                Error::user(format!(
-                    "column `{name}`, row {}: cannot convert {} to {to}: {}",
-                    offset + f.row + 1,
-                    f.value,
-                    f.message
-                ))
-            })?;
+            let (array, _nulled) =
+                cast_column(&columns[i], to, self.null_on_error).map_err(|f| {
+                    Error::user(format!(
+                        "column `{name}`, row {}: cannot convert {} to {to}: {}",
+                        offset + f.row + 1,
+                        f.value,
+                        f.message
+                    ))
+                })?;
             columns[i] = array;
             fields[i] = fields[i].clone().with_data_type(to.clone());
         }
@@ -193,7 +227,11 @@ impl BatchTransform for Filter {
         let schema = batch.schema();
         if !self.compiled.contains_key(&schema) {
             let compiled = CompiledFilter::new(&self.expr, &schema).map_err(|e| {
-                let help = e.help.as_deref().map(|h| format!(" ({h})")).unwrap_or_default();
+                let help = e
+                    .help
+                    .as_deref()
+                    .map(|h| format!(" ({h})"))
+                    .unwrap_or_default();
                 Error::user(format!("condition `{}`: {}{help}", self.expr, e.message))
             })?;
             self.compiled.insert(schema.clone(), compiled);
@@ -221,7 +259,10 @@ impl BatchTransform for AddColumns {
         let mut columns = batch.columns().to_vec();
         for (field, one) in &self.columns {
             if schema.index_of(field.name()).is_ok() {
-                return Err(Error::user(format!("column `{}` already exists; rename it first or pick another name", field.name())));
+                return Err(Error::user(format!(
+                    "column `{}` already exists; rename it first or pick another name",
+                    field.name()
+                )));
             }
             let indices = arrow::array::UInt32Array::from(vec![0u32; batch.num_rows()]);
             columns.push(arrow::compute::take(one.as_ref(), &indices, None)?);
@@ -236,9 +277,10 @@ impl BatchTransform for AddColumns {
 fn constant_column(column: &AddColumn, run: &RunContext) -> Result<(Field, ArrayRef)> {
     let context = |e: String| Error::user(format!("column `{}`: {e}", column.name));
     let array: ArrayRef = match (&column.generated, &column.literal) {
-        (Some(GeneratedValue::LoadTimestamp), _) => {
-            Arc::new(TimestampMicrosecondArray::from(vec![run.started_at.timestamp_micros()]).with_timezone("UTC"))
-        }
+        (Some(GeneratedValue::LoadTimestamp), _) => Arc::new(
+            TimestampMicrosecondArray::from(vec![run.started_at.timestamp_micros()])
+                .with_timezone("UTC"),
+        ),
         (Some(GeneratedValue::RunId), _) => Arc::new(StringArray::from(vec![run.run_id.clone()])),
         (None, Some(value)) => {
             let text = match value {
@@ -261,7 +303,12 @@ fn constant_column(column: &AddColumn, run: &RunContext) -> Result<(Field, Array
                 Some(text) => {
                     let source: ArrayRef = Arc::new(StringArray::from(vec![text]));
                     cast_column(&source, &target, false)
-                        .map_err(|f| context(format!("literal {} is not a valid {target}: {}", f.value, f.message)))?
+                        .map_err(|f| {
+                            context(format!(
+                                "literal {} is not a valid {target}: {}",
+                                f.value, f.message
+                            ))
+                        })?
                         .0
                 }
             }
@@ -269,7 +316,9 @@ fn constant_column(column: &AddColumn, run: &RunContext) -> Result<(Field, Array
         (None, None) => return Err(context("needs `literal` or `generated`".to_owned())),
     };
     let data_type = match column.generated {
-        Some(GeneratedValue::LoadTimestamp) => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        Some(GeneratedValue::LoadTimestamp) => {
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+        }
         _ => array.data_type().clone(),
     };
     Ok((Field::new(&column.name, data_type, true), array))

@@ -82,7 +82,9 @@ impl<'s> Checker<'s> {
             return Some(Value::Null);
         }
         match &node.kind {
-            NodeKind::Map(entries) if types.contains(&"object") => Some(self.check_object(node, entries, schema, path)),
+            NodeKind::Map(entries) if types.contains(&"object") => {
+                Some(self.check_object(node, entries, schema, path))
+            }
             NodeKind::Seq(items) if types.contains(&"array") => {
                 let item_schema = schema.get("items").unwrap_or(&Value::Bool(true));
                 let mut out = Vec::with_capacity(items.len());
@@ -101,34 +103,68 @@ impl<'s> Checker<'s> {
                     Some(value)
                 }
                 None => {
-                    let help = if types.contains(&"boolean") && matches!(text.as_str(), "yes" | "no" | "on" | "off" | "y" | "n") {
+                    let help = if types.contains(&"boolean")
+                        && matches!(text.as_str(), "yes" | "no" | "on" | "off" | "y" | "n")
+                    {
                         Some("write `true` or `false` (YAML 1.2 booleans)".to_owned())
                     } else if types.contains(&"integer") && *style == Style::Quoted {
                         Some("remove the quotes".to_owned())
                     } else {
                         None
                     };
-                    self.error(node, path, format!("expected {}, found {}", describe_types(&types), node.describe()), help);
+                    self.error(
+                        node,
+                        path,
+                        format!(
+                            "expected {}, found {}",
+                            describe_types(&types),
+                            node.describe()
+                        ),
+                        help,
+                    );
                     None
                 }
             },
             _ => {
-                self.error(node, path, format!("expected {}, found {}", describe_types(&types), node.describe()), None);
+                self.error(
+                    node,
+                    path,
+                    format!(
+                        "expected {}, found {}",
+                        describe_types(&types),
+                        node.describe()
+                    ),
+                    None,
+                );
                 None
             }
         }
     }
 
     fn check_range(&mut self, node: &Node, value: &Value, schema: &Value, path: &[PathSeg]) {
-        let (Some(n), Some(min)) = (value.as_f64(), schema.get("minimum").and_then(Value::as_f64)) else {
+        let (Some(n), Some(min)) = (
+            value.as_f64(),
+            schema.get("minimum").and_then(Value::as_f64),
+        ) else {
             return;
         };
         if n < min {
-            self.error(node, path, format!("must be at least {min}, found {n}"), None);
+            self.error(
+                node,
+                path,
+                format!("must be at least {min}, found {n}"),
+                None,
+            );
         }
     }
 
-    fn check_object(&mut self, node: &Node, entries: &[(Node, Node)], schema: &'s Value, path: &mut Vec<PathSeg>) -> Value {
+    fn check_object(
+        &mut self,
+        node: &Node,
+        entries: &[(Node, Node)],
+        schema: &'s Value,
+        path: &mut Vec<PathSeg>,
+    ) -> Value {
         let properties = schema.get("properties").and_then(Value::as_object);
         let additional = schema.get("additionalProperties");
         let mut out = Map::new();
@@ -144,9 +180,14 @@ impl<'s> Checker<'s> {
                 }
                 (None, Some(Value::Bool(false))) => {
                     path.pop();
-                    let allowed: Vec<&str> = properties.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
+                    let allowed: Vec<&str> = properties
+                        .map(|p| p.keys().map(String::as_str).collect())
+                        .unwrap_or_default();
                     let help = match did_you_mean(name, allowed.iter().copied()) {
-                        Some(guess) => format!("did you mean `{guess}`? Allowed keys: {}", allowed.join(", ")),
+                        Some(guess) => format!(
+                            "did you mean `{guess}`? Allowed keys: {}",
+                            allowed.join(", ")
+                        ),
                         None => format!("allowed keys: {}", allowed.join(", ")),
                     };
                     self.error(key, path, format!("unknown key `{name}`"), Some(help));
@@ -183,11 +224,21 @@ impl<'s> Checker<'s> {
     fn check_choice(&mut self, node: &Node, options: &[Value], path: &[PathSeg]) -> Option<Value> {
         let text = node.scalar_text().filter(|_| !node.is_null());
         if let Some(text) = text {
-            if let Some(hit) = options.iter().find(|o| o.as_str() == Some(text) || o.to_string() == text) {
+            if let Some(hit) = options
+                .iter()
+                .find(|o| o.as_str() == Some(text) || o.to_string() == text)
+            {
                 return Some(hit.clone());
             }
         }
-        let names: Vec<String> = options.iter().map(|o| o.as_str().map(str::to_owned).unwrap_or_else(|| o.to_string())).collect();
+        let names: Vec<String> = options
+            .iter()
+            .map(|o| {
+                o.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| o.to_string())
+            })
+            .collect();
         let guess = text.and_then(|t| did_you_mean(t, names.iter().map(String::as_str)));
         let help = match guess {
             Some(g) => format!("did you mean `{g}`?"),
@@ -202,18 +253,29 @@ impl<'s> Checker<'s> {
         None
     }
 
-    fn check_union(&mut self, node: &Node, branches: &'s [Value], path: &mut Vec<PathSeg>) -> Option<Value> {
+    fn check_union(
+        &mut self,
+        node: &Node,
+        branches: &'s [Value],
+        path: &mut Vec<PathSeg>,
+    ) -> Option<Value> {
         let resolved: Vec<&'s Value> = branches.iter().map(|b| self.resolve(b)).collect();
         let is_null_branch = |b: &&Value| b.get("type").and_then(Value::as_str) == Some("null");
         if node.is_null() && resolved.iter().any(is_null_branch) {
             return Some(Value::Null);
         }
-        let rest: Vec<&'s Value> = resolved.into_iter().filter(|b| !is_null_branch(b)).collect();
+        let rest: Vec<&'s Value> = resolved
+            .into_iter()
+            .filter(|b| !is_null_branch(b))
+            .collect();
         if rest.len() == 1 {
             return self.check(node, rest[0], path);
         }
         if rest.iter().all(|b| b.get("const").is_some()) {
-            let options: Vec<Value> = rest.iter().filter_map(|b| b.get("const").cloned()).collect();
+            let options: Vec<Value> = rest
+                .iter()
+                .filter_map(|b| b.get("const").cloned())
+                .collect();
             return self.check_choice(node, &options, path);
         }
         let tags: Vec<&str> = rest
@@ -241,7 +303,13 @@ impl<'s> Checker<'s> {
     }
 
     /// A mapping whose `type` key picks the variant (`type: sqlite`).
-    fn check_tagged(&mut self, node: &Node, branches: &[&'s Value], tags: &[&str], path: &mut Vec<PathSeg>) -> Option<Value> {
+    fn check_tagged(
+        &mut self,
+        node: &Node,
+        branches: &[&'s Value],
+        tags: &[&str],
+        path: &mut Vec<PathSeg>,
+    ) -> Option<Value> {
         let kind = if path.len() >= 2 {
             match &path[0] {
                 PathSeg::Key(section) => section.trim_end_matches('s').to_owned(),
@@ -258,7 +326,10 @@ impl<'s> Checker<'s> {
             self.error(
                 node,
                 path,
-                format!("expected a mapping with a `type` key, found {}", node.describe()),
+                format!(
+                    "expected a mapping with a `type` key, found {}",
+                    node.describe()
+                ),
                 Some(format!("`type` is one of: {}", tags.join(", "))),
             );
             return None;
@@ -277,11 +348,19 @@ impl<'s> Checker<'s> {
             Some(i) => self.check(node, branches[i], path),
             None => {
                 let help = match did_you_mean(wanted, tags.iter().copied()) {
-                    Some(g) => format!("did you mean `{g}`? Known {kind} types: {}", tags.join(", ")),
+                    Some(g) => format!(
+                        "did you mean `{g}`? Known {kind} types: {}",
+                        tags.join(", ")
+                    ),
                     None => format!("known {kind} types: {}", tags.join(", ")),
                 };
                 path.push(PathSeg::Key("type".to_owned()));
-                self.error(type_node, path, format!("unknown {kind} type {}", type_node.describe()), Some(help));
+                self.error(
+                    type_node,
+                    path,
+                    format!("unknown {kind} type {}", type_node.describe()),
+                    Some(help),
+                );
                 path.pop();
                 None
             }
@@ -336,7 +415,12 @@ fn scalar_as(text: &str, style: Style, types: &[&str]) -> Option<Value> {
         }
     }
     if plain && types.contains(&"number") {
-        if let Some(n) = text.parse::<f64>().ok().filter(|f| f.is_finite()).and_then(serde_json::Number::from_f64) {
+        if let Some(n) = text
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .and_then(serde_json::Number::from_f64)
+        {
             return Some(Value::Number(n));
         }
     }
@@ -349,9 +433,12 @@ fn scalar_as(text: &str, style: Style, types: &[&str]) -> Option<Value> {
 /// Converts a node to JSON by YAML 1.2's core schema, for values the schema leaves open.
 fn any_value(node: &Node) -> Value {
     match &node.kind {
-        NodeKind::Scalar { text, style } => {
-            scalar_as(text, *style, &["null", "boolean", "integer", "number", "string"]).unwrap_or(Value::Null)
-        }
+        NodeKind::Scalar { text, style } => scalar_as(
+            text,
+            *style,
+            &["null", "boolean", "integer", "number", "string"],
+        )
+        .unwrap_or(Value::Null),
         NodeKind::Seq(items) => Value::Array(items.iter().map(any_value).collect()),
         NodeKind::Map(entries) => Value::Object(
             entries

@@ -151,17 +151,30 @@ impl Dag {
         }
         let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
         for step in &all {
-            let Some(&to) = index.get(&step.name) else { continue };
+            let Some(&to) = index.get(&step.name) else {
+                continue;
+            };
             if step.kind != StepKind::Source && step.inputs.is_empty() {
                 errors.push(DagError {
-                    path: vec![step.kind.section().to_owned(), step.name.clone(), "inputs".to_owned()],
+                    path: vec![
+                        step.kind.section().to_owned(),
+                        step.name.clone(),
+                        "inputs".to_owned(),
+                    ],
                     input_index: None,
                     message: "`inputs` is empty; this step would never receive data".to_owned(),
-                    help: Some(format!("name at least one {} to read from", expected_kinds(step.kind))),
+                    help: Some(format!(
+                        "name at least one {} to read from",
+                        expected_kinds(step.kind)
+                    )),
                 });
             }
             for (i, input) in step.inputs.iter().enumerate() {
-                let path = vec![step.kind.section().to_owned(), step.name.clone(), "inputs".to_owned()];
+                let path = vec![
+                    step.kind.section().to_owned(),
+                    step.name.clone(),
+                    "inputs".to_owned(),
+                ];
                 let Some(&from) = index.get(input) else {
                     let help = match crate::diag::did_you_mean(input, names.iter().copied()) {
                         Some(g) => format!("did you mean `{g}`?"),
@@ -185,7 +198,11 @@ impl Dag {
                             step.kind.noun(),
                             from_kind.noun()
                         ),
-                        help: Some(format!("a {} reads from a {}", step.kind.noun(), expected_kinds(step.kind))),
+                        help: Some(format!(
+                            "a {} reads from a {}",
+                            step.kind.noun(),
+                            expected_kinds(step.kind)
+                        )),
                     });
                     continue;
                 }
@@ -193,7 +210,9 @@ impl Dag {
                     errors.push(DagError {
                         path,
                         input_index: Some(i),
-                        message: format!("input `{input}` is listed twice; its data would arrive twice"),
+                        message: format!(
+                            "input `{input}` is listed twice; its data would arrive twice"
+                        ),
                         help: Some("list each input once".to_owned()),
                     });
                     continue;
@@ -202,7 +221,8 @@ impl Dag {
             }
         }
         for component in tarjan_scc(&graph) {
-            let is_cycle = component.len() > 1 || component.iter().any(|n| graph.contains_edge(*n, *n));
+            let is_cycle =
+                component.len() > 1 || component.iter().any(|n| graph.contains_edge(*n, *n));
             if !is_cycle {
                 continue;
             }
@@ -211,7 +231,11 @@ impl Dag {
             let cycle = cycle_path(&graph, &component);
             let first = &graph[component[0]];
             errors.push(DagError {
-                path: vec![first.kind.section().to_owned(), first.name.clone(), "inputs".to_owned()],
+                path: vec![
+                    first.kind.section().to_owned(),
+                    first.name.clone(),
+                    "inputs".to_owned(),
+                ],
                 input_index: None,
                 message: format!("steps form a cycle: {cycle}"),
                 help: Some("data must flow one way; remove one of these inputs".to_owned()),
@@ -219,13 +243,23 @@ impl Dag {
         }
         for n in graph.node_indices() {
             let step = &graph[n];
-            let consumed = graph.neighbors_directed(n, petgraph::Direction::Outgoing).next().is_some();
+            let consumed = graph
+                .neighbors_directed(n, petgraph::Direction::Outgoing)
+                .next()
+                .is_some();
             if matches!(step.kind, StepKind::Source | StepKind::Transform) && !consumed {
                 errors.push(DagError {
                     path: vec![step.kind.section().to_owned(), step.name.clone()],
                     input_index: None,
-                    message: format!("{} `{}` is not read by any step; its data would go nowhere", step.kind.noun(), step.name),
-                    help: Some(format!("add `{}` to the `inputs` of a transform or sink, or remove it", step.name)),
+                    message: format!(
+                        "{} `{}` is not read by any step; its data would go nowhere",
+                        step.kind.noun(),
+                        step.name
+                    ),
+                    help: Some(format!(
+                        "add `{}` to the `inputs` of a transform or sink, or remove it",
+                        step.name
+                    )),
                 });
             }
         }
@@ -251,7 +285,11 @@ impl Dag {
 
     /// Steps that read from `name`.
     pub fn consumers(&self, name: &str) -> Vec<&StepRef> {
-        let Some(n) = self.graph.node_indices().find(|n| self.graph[*n].name == name) else {
+        let Some(n) = self
+            .graph
+            .node_indices()
+            .find(|n| self.graph[*n].name == name)
+        else {
             return Vec::new();
         };
         let mut out: Vec<&StepRef> = self
@@ -296,5 +334,8 @@ fn cycle_path(graph: &DiGraph<StepRef, ()>, component: &[NodeIndex]) -> String {
         }
         current = next;
     }
-    path.iter().map(|n| graph[*n].name.as_str()).collect::<Vec<_>>().join(" -> ")
+    path.iter()
+        .map(|n| graph[*n].name.as_str())
+        .collect::<Vec<_>>()
+        .join(" -> ")
 }

@@ -36,7 +36,9 @@ pub fn env_refs(text: &str) -> Result<Vec<EnvRef>, EnvRefError> {
             let Some(name) = inner.strip_prefix("env:") else {
                 return Err(EnvRefError {
                     offset: i,
-                    message: format!("`${{{inner}}}` is not an environment reference; write `${{env:NAME}}`"),
+                    message: format!(
+                        "`${{{inner}}}` is not an environment reference; write `${{env:NAME}}`"
+                    ),
                 });
             };
             let valid = !name.is_empty()
@@ -45,7 +47,9 @@ pub fn env_refs(text: &str) -> Result<Vec<EnvRef>, EnvRefError> {
             if !valid {
                 return Err(EnvRefError {
                     offset: i + 6,
-                    message: format!("`{name}` is not a valid environment variable name (letters, digits and `_`)"),
+                    message: format!(
+                        "`{name}` is not a valid environment variable name (letters, digits and `_`)"
+                    ),
                 });
             }
             refs.push(EnvRef {
@@ -85,7 +89,10 @@ mod tests {
     fn finds_and_replaces_references() {
         let text = "postgres://app:${env:PG_PASSWORD}@db/${env:DB}";
         let refs = env_refs(text).unwrap();
-        assert_eq!(refs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["PG_PASSWORD", "DB"]);
+        assert_eq!(
+            refs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["PG_PASSWORD", "DB"]
+        );
         let out = interpolate(text, |n| Some(format!("<{n}>"))).unwrap();
         assert_eq!(out, "postgres://app:<PG_PASSWORD>@db/<DB>");
         assert_eq!(interpolate(text, |_| None).unwrap_err(), "PG_PASSWORD");

@@ -25,7 +25,8 @@ pub use validate::{LoadedSpec, load_bytes, load_str};
 /// schemars leaves the `type` tag of each variant without a description; it is filled in here
 /// from the variant's own description so that editors explain every key.
 pub fn json_schema() -> serde_json::Value {
-    let mut schema = serde_json::to_value(schemars::schema_for!(types::Pipeline)).unwrap_or_default();
+    let mut schema =
+        serde_json::to_value(schemars::schema_for!(types::Pipeline)).unwrap_or_default();
     describe_tags(&mut schema);
     schema
 }
@@ -33,9 +34,15 @@ pub fn json_schema() -> serde_json::Value {
 fn describe_tags(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::Object(map) => {
-            let variant = map.get("description").and_then(|d| d.as_str()).map(str::to_owned);
+            let variant = map
+                .get("description")
+                .and_then(|d| d.as_str())
+                .map(str::to_owned);
             if let Some(tag) = map.get_mut("properties").and_then(|p| p.get_mut("type")) {
-                if let (Some(constant), None) = (tag.get("const").and_then(|c| c.as_str()).map(str::to_owned), tag.get("description")) {
+                if let (Some(constant), None) = (
+                    tag.get("const").and_then(|c| c.as_str()).map(str::to_owned),
+                    tag.get("description"),
+                ) {
                     let text = match &variant {
                         Some(v) => format!("`{constant}`: {v}"),
                         None => format!("`{constant}`"),

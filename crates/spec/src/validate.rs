@@ -8,11 +8,14 @@ use std::str::FromStr;
 
 use sha2::{Digest, Sha256};
 
-use crate::dag::{Dag, StepKind};
+use crate::dag::Dag;
 use crate::diag::{Diagnostic, did_you_mean};
 use crate::env::env_refs;
 use crate::lang::{datatype, expr, template};
-use crate::types::{AddColumnsTransform, Connection, Crawler, DatabaseSource, Format, GeneratorSource, Pipeline, Schedule, Sink, Source, Transform};
+use crate::types::{
+    AddColumnsTransform, Connection, Crawler, DatabaseSource, Format, GeneratorSource, Pipeline,
+    Schedule, Sink, Source, Transform,
+};
 use crate::yaml::{self, Node, NodeKind, PathSeg, Pos, Style};
 
 /// Largest spec file accepted.
@@ -41,9 +44,16 @@ pub fn load_bytes(file: &str, bytes: &[u8]) -> Result<LoadedSpec, Vec<Diagnostic
     let origin = Pos { line: 1, column: 1 };
     if bytes.len() > MAX_SPEC_BYTES {
         return Err(vec![
-            Diagnostic::error(origin, "", format!("the file is {} bytes; specs larger than {MAX_SPEC_BYTES} bytes are refused", bytes.len()))
-                .with_help("is this really a pipeline spec?")
-                .in_file(file, ""),
+            Diagnostic::error(
+                origin,
+                "",
+                format!(
+                    "the file is {} bytes; specs larger than {MAX_SPEC_BYTES} bytes are refused",
+                    bytes.len()
+                ),
+            )
+            .with_help("is this really a pipeline spec?")
+            .in_file(file, ""),
         ]);
     }
     let source = match std::str::from_utf8(bytes) {
@@ -51,7 +61,11 @@ pub fn load_bytes(file: &str, bytes: &[u8]) -> Result<LoadedSpec, Vec<Diagnostic
         Err(e) => {
             let good = &bytes[..e.valid_up_to()];
             let line = good.iter().filter(|b| **b == b'\n').count() + 1;
-            let column = String::from_utf8_lossy(good.rsplit(|b| *b == b'\n').next().unwrap_or_default()).chars().count() + 1;
+            let column =
+                String::from_utf8_lossy(good.rsplit(|b| *b == b'\n').next().unwrap_or_default())
+                    .chars()
+                    .count()
+                    + 1;
             return Err(vec![
                 Diagnostic::error(Pos { line, column }, "", "the file is not UTF-8 text")
                     .with_help("save the spec as UTF-8")
@@ -65,19 +79,29 @@ pub fn load_bytes(file: &str, bytes: &[u8]) -> Result<LoadedSpec, Vec<Diagnostic
 /// Loads and checks a spec from text. See [`load_bytes`].
 pub fn load_str(file: &str, source: &str) -> Result<LoadedSpec, Vec<Diagnostic>> {
     let finish = |diags: Vec<Diagnostic>| -> Vec<Diagnostic> {
-        let mut diags: Vec<Diagnostic> = diags.into_iter().map(|d| d.in_file(file, source)).collect();
+        let mut diags: Vec<Diagnostic> =
+            diags.into_iter().map(|d| d.in_file(file, source)).collect();
         diags.sort_by(|a, b| (a.line, a.column, a.severity).cmp(&(b.line, b.column, b.severity)));
         diags.dedup();
         diags
     };
     if source.contains('\0') {
         return Err(finish(vec![
-            Diagnostic::error(Pos { line: 1, column: 1 }, "", "the file contains NUL bytes; it is not a text file").with_help("pass a YAML pipeline spec"),
+            Diagnostic::error(
+                Pos { line: 1, column: 1 },
+                "",
+                "the file contains NUL bytes; it is not a text file",
+            )
+            .with_help("pass a YAML pipeline spec"),
         ]));
     }
     let tree = match yaml::parse(source) {
         Ok(tree) => tree,
-        Err(e) => return Err(finish(vec![Diagnostic::error(e.pos, "", e.message).with_help_opt(e.help)])),
+        Err(e) => {
+            return Err(finish(vec![
+                Diagnostic::error(e.pos, "", e.message).with_help_opt(e.help),
+            ]));
+        }
     };
     if tree.is_null() {
         return Err(finish(vec![
@@ -91,7 +115,13 @@ pub fn load_str(file: &str, source: &str) -> Result<LoadedSpec, Vec<Diagnostic>>
     };
     let pipeline: Pipeline = match serde_json::from_value(value) {
         Ok(p) => p,
-        Err(e) => return Err(finish(vec![Diagnostic::error(tree.pos, "", format!("the spec does not fit the schema: {e}"))])),
+        Err(e) => {
+            return Err(finish(vec![Diagnostic::error(
+                tree.pos,
+                "",
+                format!("the spec does not fit the schema: {e}"),
+            )]));
+        }
     };
     let mut v = Validator {
         tree: &tree,
@@ -103,11 +133,15 @@ pub fn load_str(file: &str, source: &str) -> Result<LoadedSpec, Vec<Diagnostic>>
         Ok(dag) => Some(dag),
         Err(errors) => {
             for e in errors {
-                let mut path: Vec<PathSeg> = e.path.iter().map(|s| PathSeg::Key(s.clone())).collect();
+                let mut path: Vec<PathSeg> =
+                    e.path.iter().map(|s| PathSeg::Key(s.clone())).collect();
                 if let Some(i) = e.input_index {
                     path.push(PathSeg::Index(i));
                 }
-                v.push(Diagnostic::error(Pos::default(), "", e.message).with_help_opt(e.help), &path);
+                v.push(
+                    Diagnostic::error(Pos::default(), "", e.message).with_help_opt(e.help),
+                    &path,
+                );
             }
             None
         }
@@ -127,7 +161,11 @@ pub fn load_str(file: &str, source: &str) -> Result<LoadedSpec, Vec<Diagnostic>>
 }
 
 fn hash_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().take(8).map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Parses a cron expression as pipectl reads it: 5 fields (minute precision) or 6-7 (with seconds, year).
@@ -136,7 +174,11 @@ pub fn parse_cron(expr: &str) -> Result<cron::Schedule, String> {
     let normalized = match fields {
         5 => format!("0 {expr}"),
         6 | 7 => expr.to_owned(),
-        n => return Err(format!("a cron expression has 5 fields (min hour day month weekday) or 6 with seconds first; found {n}")),
+        n => {
+            return Err(format!(
+                "a cron expression has 5 fields (min hour day month weekday) or 6 with seconds first; found {n}"
+            ));
+        }
     };
     cron::Schedule::from_str(&normalized).map_err(|e| e.to_string())
 }
@@ -145,7 +187,9 @@ pub fn parse_cron(expr: &str) -> Result<cron::Schedule, String> {
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// Object-store URL schemes sinks accept.
@@ -182,11 +226,21 @@ impl Validator<'_> {
     }
 
     fn error(&mut self, path: &[PathSeg], message: impl Into<String>, help: Option<String>) {
-        self.push(Diagnostic::error(Pos::default(), "", message).with_help_opt(help), path);
+        self.push(
+            Diagnostic::error(Pos::default(), "", message).with_help_opt(help),
+            path,
+        );
     }
 
     /// An error inside a string value at a character offset (e.g. a template or condition).
-    fn error_in_text(&mut self, path: &[PathSeg], line_in_text: usize, column_in_text: usize, message: String, help: Option<String>) {
+    fn error_in_text(
+        &mut self,
+        path: &[PathSeg],
+        line_in_text: usize,
+        column_in_text: usize,
+        message: String,
+        help: Option<String>,
+    ) {
         let (node, _) = self.tree.locate(path);
         let pos = text_position(self.source, node, line_in_text, column_in_text);
         let diag = Diagnostic::error(pos, yaml::path_to_string(path), message).with_help_opt(help);
@@ -195,10 +249,18 @@ impl Validator<'_> {
 
     fn pipeline(&mut self, p: &Pipeline) {
         if p.version != 1 {
-            self.error(&[key("version")], format!("unsupported spec version {}", p.version), Some("this pipectl reads `version: 1`".to_owned()));
+            self.error(
+                &[key("version")],
+                format!("unsupported spec version {}", p.version),
+                Some("this pipectl reads `version: 1`".to_owned()),
+            );
         }
         if !valid_name(&p.name) {
-            self.error(&[key("name")], format!("invalid pipeline name `{}`", p.name), Some("use letters, digits, `-` and `_` (at most 128)".to_owned()));
+            self.error(
+                &[key("name")],
+                format!("invalid pipeline name `{}`", p.name),
+                Some("use letters, digits, `-` and `_` (at most 128)".to_owned()),
+            );
         }
         if let Some(schedule) = &p.schedule {
             self.schedule(schedule);
@@ -222,11 +284,21 @@ impl Validator<'_> {
             match sink {
                 Sink::ObjectStore(s) => {
                     let base = [key("sinks"), key(name)];
-                    self.connection_ref(p, &base, &s.connection, OBJECT_STORE_SCHEMES, "an object store");
+                    self.connection_ref(
+                        p,
+                        &base,
+                        &s.connection,
+                        OBJECT_STORE_SCHEMES,
+                        "an object store",
+                    );
                     self.sink_key(&base, &s.key);
                     self.format(&base, &s.format);
                     if s.max_file_rows == Some(0) {
-                        self.error(&[base[0].clone(), base[1].clone(), key("max_file_rows")], "must be at least 1", None);
+                        self.error(
+                            &[base[0].clone(), base[1].clone(), key("max_file_rows")],
+                            "must be at least 1",
+                            None,
+                        );
                     }
                 }
             }
@@ -236,7 +308,11 @@ impl Validator<'_> {
             match crawler {
                 Crawler::Catalog(c) => {
                     if !valid_name(&c.database) {
-                        self.error(&[key("crawlers"), key(name), key("database")], format!("invalid database name `{}`", c.database), Some("use letters, digits, `-` and `_`".to_owned()));
+                        self.error(
+                            &[key("crawlers"), key(name), key("database")],
+                            format!("invalid database name `{}`", c.database),
+                            Some("use letters, digits, `-` and `_`".to_owned()),
+                        );
                     }
                 }
             }
@@ -245,7 +321,11 @@ impl Validator<'_> {
 
     fn step_name(&mut self, section: &str, name: &str) {
         if !valid_name(name) {
-            self.error(&[key(section), key(name)], format!("invalid step name `{name}`"), Some("use letters, digits, `-` and `_` (at most 128)".to_owned()));
+            self.error(
+                &[key(section), key(name)],
+                format!("invalid step name `{name}`"),
+                Some("use letters, digits, `-` and `_` (at most 128)".to_owned()),
+            );
         }
     }
 
@@ -259,7 +339,9 @@ impl Validator<'_> {
                 &[key("schedule"), key("timezone")],
                 format!("unknown time zone `{}`", s.timezone),
                 Some(match guess {
-                    Some(g) => format!("did you mean `{g}`? Use an IANA name such as `Europe/Berlin` or `UTC`"),
+                    Some(g) => format!(
+                        "did you mean `{g}`? Use an IANA name such as `Europe/Berlin` or `UTC`"
+                    ),
                     None => "use an IANA name such as `Europe/Berlin` or `UTC`".to_owned(),
                 }),
             );
@@ -269,7 +351,11 @@ impl Validator<'_> {
     fn connection(&mut self, name: &str, c: &Connection) {
         let base = [key("connections"), key(name)];
         if !valid_name(name) {
-            self.error(&base, format!("invalid connection name `{name}`"), Some("use letters, digits, `-` and `_`".to_owned()));
+            self.error(
+                &base,
+                format!("invalid connection name `{name}`"),
+                Some("use letters, digits, `-` and `_`".to_owned()),
+            );
         }
         let fields: [(&str, Option<&String>); 5] = [
             ("url", Some(&c.url)),
@@ -282,7 +368,13 @@ impl Validator<'_> {
             let Some(value) = value else { continue };
             let path = [base[0].clone(), base[1].clone(), key(field)];
             match env_refs(value) {
-                Err(e) => self.error_in_text(&path, 1, e.offset + 1, e.message, Some("write secrets as `${env:NAME}`".to_owned())),
+                Err(e) => self.error_in_text(
+                    &path,
+                    1,
+                    e.offset + 1,
+                    e.message,
+                    Some("write secrets as `${env:NAME}`".to_owned()),
+                ),
                 Ok(refs) => {
                     if field == "secret_access_key" && refs.is_empty() {
                         self.error(&path, "a secret is written into the spec", Some("specs live in git: use `${env:NAME}` and set NAME in the environment".to_owned()));
@@ -318,7 +410,14 @@ impl Validator<'_> {
         }
     }
 
-    fn connection_ref(&mut self, p: &Pipeline, base: &[PathSeg], name: &str, schemes: &[&str], what: &str) {
+    fn connection_ref(
+        &mut self,
+        p: &Pipeline,
+        base: &[PathSeg],
+        name: &str,
+        schemes: &[&str],
+        what: &str,
+    ) {
         let mut path = base.to_vec();
         path.push(key("connection"));
         match p.connections.get(name) {
@@ -326,9 +425,16 @@ impl Validator<'_> {
                 let help = match did_you_mean(name, p.connections.keys().map(String::as_str)) {
                     Some(g) => format!("did you mean `{g}`?"),
                     None if p.connections.is_empty() => "define it under `connections:`".to_owned(),
-                    None => format!("connections defined: {}", p.connections.keys().cloned().collect::<Vec<_>>().join(", ")),
+                    None => format!(
+                        "connections defined: {}",
+                        p.connections.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
                 };
-                self.error(&path, format!("connection `{name}` is not defined"), Some(help));
+                self.error(
+                    &path,
+                    format!("connection `{name}` is not defined"),
+                    Some(help),
+                );
             }
             Some(conn) => {
                 if let Some(scheme) = url_scheme(&conn.url) {
@@ -344,25 +450,67 @@ impl Validator<'_> {
         let base = [key("sources"), key(name)];
         self.connection_ref(p, &base, &db.connection, schemes, "a database");
         if db.batch_rows == 0 || db.batch_rows > 1_000_000 {
-            self.error(&[base[0].clone(), base[1].clone(), key("batch_rows")], "must be between 1 and 1000000", None);
+            self.error(
+                &[base[0].clone(), base[1].clone(), key("batch_rows")],
+                "must be between 1 and 1000000",
+                None,
+            );
         }
         for (list, rules) in [("include", &db.include), ("exclude", &db.exclude)] {
             for (i, rule) in rules.iter().enumerate() {
                 for (field, pattern) in [("schema", &rule.schema), ("table", &rule.table)] {
                     if pattern.is_empty() {
-                        self.error(&[base[0].clone(), base[1].clone(), key(list), PathSeg::Index(i), key(field)], "empty pattern", Some("use `%` to match every name".to_owned()));
+                        self.error(
+                            &[
+                                base[0].clone(),
+                                base[1].clone(),
+                                key(list),
+                                PathSeg::Index(i),
+                                key(field),
+                            ],
+                            "empty pattern",
+                            Some("use `%` to match every name".to_owned()),
+                        );
                     }
                 }
             }
         }
         let mut seen = BTreeMap::new();
         for (i, q) in db.queries.iter().enumerate() {
-            let path = [base[0].clone(), base[1].clone(), key("queries"), PathSeg::Index(i)];
+            let path = [
+                base[0].clone(),
+                base[1].clone(),
+                key("queries"),
+                PathSeg::Index(i),
+            ];
             if q.sql.trim().is_empty() {
-                self.error(&[path[0].clone(), path[1].clone(), path[2].clone(), path[3].clone(), key("sql")], "empty query", None);
+                self.error(
+                    &[
+                        path[0].clone(),
+                        path[1].clone(),
+                        path[2].clone(),
+                        path[3].clone(),
+                        key("sql"),
+                    ],
+                    "empty query",
+                    None,
+                );
             }
             if let Some(first) = seen.insert(q.table.clone(), i) {
-                self.error(&[path[0].clone(), path[1].clone(), path[2].clone(), path[3].clone(), key("table")], format!("table `{}` is already produced by queries[{first}]", q.table), Some("give each query its own table name".to_owned()));
+                self.error(
+                    &[
+                        path[0].clone(),
+                        path[1].clone(),
+                        path[2].clone(),
+                        path[3].clone(),
+                        key("table"),
+                    ],
+                    format!(
+                        "table `{}` is already produced by queries[{first}]",
+                        q.table
+                    ),
+                    Some("give each query its own table name".to_owned()),
+                );
             }
         }
     }
@@ -376,11 +524,24 @@ impl Validator<'_> {
         };
         if let Err(errors) = template::Template::parse(&g.template) {
             for e in errors {
-                self.error_in_text(&at("template"), e.line, e.column, format!("template: {}", e.message), e.help);
+                self.error_in_text(
+                    &at("template"),
+                    e.line,
+                    e.column,
+                    format!("template: {}", e.message),
+                    e.help,
+                );
             }
         }
         if g.count.is_none() && g.duration_secs.is_none() {
-            self.error(&base, "a generator needs `count` or `duration_secs`", Some("say how many records (`count: 10000`) or for how long (`duration_secs: 60`)".to_owned()));
+            self.error(
+                &base,
+                "a generator needs `count` or `duration_secs`",
+                Some(
+                    "say how many records (`count: 10000`) or for how long (`duration_secs: 60`)"
+                        .to_owned(),
+                ),
+            );
         }
         if let Some(d) = g.duration_secs {
             if !(d > 0.0 && d.is_finite()) {
@@ -389,7 +550,13 @@ impl Validator<'_> {
         }
         if let Some(r) = g.rate_per_sec {
             if !(r > 0.0 && r.is_finite()) {
-                self.error(&at("rate_per_sec"), "must be greater than 0", Some("leave it out to generate as fast as the pipeline takes records".to_owned()));
+                self.error(
+                    &at("rate_per_sec"),
+                    "must be greater than 0",
+                    Some(
+                        "leave it out to generate as fast as the pipeline takes records".to_owned(),
+                    ),
+                );
             }
         }
         if g.batch_rows == 0 || g.batch_rows > 1_000_000 {
@@ -419,7 +586,11 @@ impl Validator<'_> {
         match t {
             Transform::Select(c) | Transform::Drop(c) => {
                 if c.columns.is_empty() {
-                    self.error(&at(&["columns"]), "`columns` is empty", Some("list at least one column".to_owned()));
+                    self.error(
+                        &at(&["columns"]),
+                        "`columns` is empty",
+                        Some("list at least one column".to_owned()),
+                    );
                 }
                 for (i, col) in c.columns.iter().enumerate() {
                     if c.columns[..i].contains(col) {
@@ -436,7 +607,11 @@ impl Validator<'_> {
                         self.error(&at(&["columns", from]), "new name is empty", None);
                     }
                     if let Some(other) = targets.insert(to.clone(), from.clone()) {
-                        self.error(&at(&["columns", from]), format!("`{other}` and `{from}` would both be renamed to `{to}`"), None);
+                        self.error(
+                            &at(&["columns", from]),
+                            format!("`{other}` and `{from}` would both be renamed to `{to}`"),
+                            None,
+                        );
                     }
                 }
             }
@@ -447,7 +622,13 @@ impl Validator<'_> {
             }
             Transform::Filter(f) => {
                 if let Err(e) = expr::parse_expr(&f.condition) {
-                    self.error_in_text(&at(&["condition"]), 1, e.column, format!("condition: {}", e.message), e.help);
+                    self.error_in_text(
+                        &at(&["condition"]),
+                        1,
+                        e.column,
+                        format!("condition: {}", e.message),
+                        e.help,
+                    );
                 }
             }
             Transform::AddColumns(a) => self.add_columns(&base, a),
@@ -456,7 +637,11 @@ impl Validator<'_> {
             if pattern.is_empty() {
                 let mut p = at(&["tables"]);
                 p.push(PathSeg::Index(i));
-                self.error(&p, "empty table pattern", Some("use `%` for all tables, or leave `tables` out".to_owned()));
+                self.error(
+                    &p,
+                    "empty table pattern",
+                    Some("use `%` for all tables, or leave `tables` out".to_owned()),
+                );
             }
         }
     }
@@ -467,8 +652,19 @@ impl Validator<'_> {
             path.push(key("columns"));
             path.push(PathSeg::Index(i));
             match (&column.literal, &column.generated) {
-                (Some(_), Some(_)) => self.error(&path, format!("column `{}` has both `literal` and `generated`", column.name), Some("keep one".to_owned())),
-                (None, None) => self.error(&path, format!("column `{}` needs `literal` or `generated`", column.name), Some("e.g. `literal: \"sakila\"` or `generated: load_timestamp`".to_owned())),
+                (Some(_), Some(_)) => self.error(
+                    &path,
+                    format!(
+                        "column `{}` has both `literal` and `generated`",
+                        column.name
+                    ),
+                    Some("keep one".to_owned()),
+                ),
+                (None, None) => self.error(
+                    &path,
+                    format!("column `{}` needs `literal` or `generated`", column.name),
+                    Some("e.g. `literal: \"sakila\"` or `generated: load_timestamp`".to_owned()),
+                ),
                 (Some(value), None) => {
                     if value.is_object() || value.is_array() {
                         let mut p = path.clone();
@@ -480,7 +676,11 @@ impl Validator<'_> {
                     if column.data_type.is_some() {
                         let mut p = path.clone();
                         p.push(key("type"));
-                        self.error(&p, "`type` applies to literals; generated columns have fixed types", None);
+                        self.error(
+                            &p,
+                            "`type` applies to literals; generated columns have fixed types",
+                            None,
+                        );
                     }
                 }
             }
@@ -510,7 +710,9 @@ impl Validator<'_> {
         path.push(key("format"));
         match format {
             Format::Csv(csv) => {
-                let ok = csv.delimiter.len() == 1 && csv.delimiter.is_ascii() && !matches!(csv.delimiter.as_str(), "\"" | "\n" | "\r");
+                let ok = csv.delimiter.len() == 1
+                    && csv.delimiter.is_ascii()
+                    && !matches!(csv.delimiter.as_str(), "\"" | "\n" | "\r");
                 if !ok {
                     path.push(key("delimiter"));
                     self.error(&path, format!("delimiter must be one ASCII character other than a quote or newline, found {:?}", csv.delimiter), Some("e.g. `\",\"`, `\";\"`, `\"|\"` or `\"\\t\"`".to_owned()));
@@ -530,7 +732,11 @@ impl Validator<'_> {
 /// Checks a sink key template; on error, the character offset, message and help.
 pub fn check_key_template(template: &str) -> Result<(), (usize, String, Option<String>)> {
     if template.starts_with('/') {
-        return Err((0, "key must be relative to the connection URL, without a leading `/`".to_owned(), None));
+        return Err((
+            0,
+            "key must be relative to the connection URL, without a leading `/`".to_owned(),
+            None,
+        ));
     }
     if !template.ends_with('/') {
         return Err((
@@ -550,8 +756,18 @@ pub fn check_key_template(template: &str) -> Result<(), (usize, String, Option<S
                 let name: String = chars[i + 1..i + 1 + len].iter().collect();
                 if !KEY_PLACEHOLDERS.contains(&name.as_str()) {
                     let help = match did_you_mean(&name, KEY_PLACEHOLDERS.iter().copied()) {
-                        Some(g) => format!("did you mean `{{{g}}}`? Placeholders: {}", KEY_PLACEHOLDERS.join(", ")),
-                        None => format!("placeholders: {}", KEY_PLACEHOLDERS.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(", ")),
+                        Some(g) => format!(
+                            "did you mean `{{{g}}}`? Placeholders: {}",
+                            KEY_PLACEHOLDERS.join(", ")
+                        ),
+                        None => format!(
+                            "placeholders: {}",
+                            KEY_PLACEHOLDERS
+                                .iter()
+                                .map(|p| format!("{{{p}}}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
                     };
                     return Err((i, format!("unknown placeholder `{{{name}}}`"), Some(help)));
                 }
@@ -561,11 +777,26 @@ pub fn check_key_template(template: &str) -> Result<(), (usize, String, Option<S
             _ => i += 1,
         }
     }
-    if template.split('/').any(|segment| segment == ".." || segment == ".") {
-        return Err((0, "`.` and `..` are not allowed as key segments".to_owned(), None));
+    if template
+        .split('/')
+        .any(|segment| segment == ".." || segment == ".")
+    {
+        return Err((
+            0,
+            "`.` and `..` are not allowed as key segments".to_owned(),
+            None,
+        ));
     }
-    if template.split('/').next().is_some_and(|s| s.starts_with('_')) {
-        return Err((0, "keys starting with `_` are reserved for pipectl's staging area".to_owned(), None));
+    if template
+        .split('/')
+        .next()
+        .is_some_and(|s| s.starts_with('_'))
+    {
+        return Err((
+            0,
+            "keys starting with `_` are reserved for pipectl's staging area".to_owned(),
+            None,
+        ));
     }
     Ok(())
 }
@@ -582,7 +813,10 @@ pub fn url_password(url: &str) -> Option<&str> {
 /// file position, for the common ways of writing a string in YAML.
 fn text_position(source: &str, node: &Node, line_in_text: usize, column_in_text: usize) -> Pos {
     match &node.kind {
-        NodeKind::Scalar { style: Style::Block, .. } => {
+        NodeKind::Scalar {
+            style: Style::Block,
+            ..
+        } => {
             // Block text starts on the line after the `|` or `>` indicator, indented.
             let line = node.pos.line + line_in_text;
             let indent = source
@@ -595,7 +829,10 @@ fn text_position(source: &str, node: &Node, line_in_text: usize, column_in_text:
                 column: indent + column_in_text,
             }
         }
-        NodeKind::Scalar { style: Style::Quoted, .. } if line_in_text <= 1 => Pos {
+        NodeKind::Scalar {
+            style: Style::Quoted,
+            ..
+        } if line_in_text <= 1 => Pos {
             line: node.pos.line,
             column: node.pos.column + column_in_text,
         },

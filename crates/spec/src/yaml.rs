@@ -209,7 +209,9 @@ pub fn parse(source: &str) -> Result<Node, YamlError> {
                 column: e.marker().col() + 1,
             },
             message: format!("invalid YAML: {}", e.info()),
-            help: Some("check indentation, quotes and the `key: value` layout around here".to_owned()),
+            help: Some(
+                "check indentation, quotes and the `key: value` layout around here".to_owned(),
+            ),
         })?;
         let pos = Pos::from_span(&span);
         let complete = match event {
@@ -218,7 +220,9 @@ pub fn parse(source: &str) -> Result<Node, YamlError> {
                 if documents > 1 {
                     return Err(YamlError {
                         pos,
-                        message: "a second YAML document starts here; a pipeline file holds exactly one".to_owned(),
+                        message:
+                            "a second YAML document starts here; a pipeline file holds exactly one"
+                                .to_owned(),
                         help: Some("put each pipeline in its own file".to_owned()),
                     });
                 }
@@ -246,7 +250,8 @@ pub fn parse(source: &str) -> Result<Node, YamlError> {
                 let Some(node) = anchors.get(&id) else {
                     return Err(YamlError {
                         pos,
-                        message: "alias refers to an anchor that is not defined before it".to_owned(),
+                        message: "alias refers to an anchor that is not defined before it"
+                            .to_owned(),
                         help: Some("define `&name` before using `*name`".to_owned()),
                     });
                 };
@@ -296,7 +301,10 @@ pub fn parse(source: &str) -> Result<Node, YamlError> {
                         node
                     }
                     Some(Frame::Map {
-                        entries, pos, anchor, ..
+                        entries,
+                        pos,
+                        anchor,
+                        ..
                     }) => {
                         let node = Node {
                             kind: NodeKind::Map(entries),
@@ -311,10 +319,7 @@ pub fn parse(source: &str) -> Result<Node, YamlError> {
                 };
                 Some(node)
             }
-            Event::StreamStart
-            | Event::StreamEnd
-            | Event::DocumentEnd
-            | Event::Nothing => None,
+            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => None,
         };
         if let Some(node) = complete {
             nodes += 1;
@@ -346,7 +351,10 @@ fn push_frame(stack: &mut Vec<Frame>, frame: Frame, pos: Pos) -> Result<(), Yaml
         return Err(YamlError {
             pos,
             message: format!("nesting deeper than {MAX_DEPTH} levels"),
-            help: Some("a pipeline spec never needs this much nesting; check for runaway brackets".to_owned()),
+            help: Some(
+                "a pipeline spec never needs this much nesting; check for runaway brackets"
+                    .to_owned(),
+            ),
         });
     }
     stack.push(frame);
@@ -376,7 +384,8 @@ fn attach(stack: &mut [Frame], root: &mut Option<Node>, node: Node) -> Result<()
                 if !matches!(node.kind, NodeKind::Scalar { .. }) {
                     return Err(YamlError {
                         pos: node.pos,
-                        message: "mapping keys must be plain text, not lists or mappings".to_owned(),
+                        message: "mapping keys must be plain text, not lists or mappings"
+                            .to_owned(),
                         help: None,
                     });
                 }
@@ -386,7 +395,10 @@ fn attach(stack: &mut [Frame], root: &mut Option<Node>, node: Node) -> Result<()
                 if k.scalar_text() == Some("<<") && k.is_plain() {
                     merge_into(entries, node)?;
                 } else {
-                    if let Some((first, _)) = entries.iter().find(|(e, _)| e.scalar_text() == k.scalar_text()) {
+                    if let Some((first, _)) = entries
+                        .iter()
+                        .find(|(e, _)| e.scalar_text() == k.scalar_text())
+                    {
                         return Err(YamlError {
                             pos: k.pos,
                             message: format!(
@@ -407,7 +419,13 @@ fn attach(stack: &mut [Frame], root: &mut Option<Node>, node: Node) -> Result<()
 
 impl Node {
     fn is_plain(&self) -> bool {
-        matches!(self.kind, NodeKind::Scalar { style: Style::Plain, .. })
+        matches!(
+            self.kind,
+            NodeKind::Scalar {
+                style: Style::Plain,
+                ..
+            }
+        )
     }
 }
 
@@ -429,7 +447,10 @@ fn merge_into(entries: &mut Vec<(Node, Node)>, value: Node) -> Result<(), YamlEr
     };
     for map in sources {
         for (k, v) in map {
-            if !entries.iter().any(|(e, _)| e.scalar_text() == k.scalar_text()) {
+            if !entries
+                .iter()
+                .any(|(e, _)| e.scalar_text() == k.scalar_text())
+            {
                 entries.push((k, v));
             }
         }
@@ -456,9 +477,19 @@ mod tests {
         assert_eq!(k.pos, Pos { line: 1, column: 1 });
         assert_eq!(v.pos, Pos { line: 1, column: 4 });
         let b = node.get("b").unwrap();
-        let NodeKind::Seq(items) = &b.kind else { panic!("seq") };
-        assert!(matches!(&items[0].kind, NodeKind::Scalar { text, style: Style::Quoted } if text == "x"));
-        assert!(matches!(&items[1].kind, NodeKind::Scalar { style: Style::Block, .. }));
+        let NodeKind::Seq(items) = &b.kind else {
+            panic!("seq")
+        };
+        assert!(
+            matches!(&items[0].kind, NodeKind::Scalar { text, style: Style::Quoted } if text == "x")
+        );
+        assert!(matches!(
+            &items[1].kind,
+            NodeKind::Scalar {
+                style: Style::Block,
+                ..
+            }
+        ));
         assert_eq!(items[0].pos.line, 3);
     }
 
@@ -466,7 +497,12 @@ mod tests {
     fn duplicate_keys_are_errors() {
         let err = parse("a: 1\nb: 2\na: 3\n").unwrap_err();
         assert_eq!(err.pos, Pos { line: 3, column: 1 });
-        assert!(err.message.contains("duplicate key `a` (first defined at line 1)"), "{}", err.message);
+        assert!(
+            err.message
+                .contains("duplicate key `a` (first defined at line 1)"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

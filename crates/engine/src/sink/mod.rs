@@ -42,7 +42,11 @@ pub struct StagedFile {
 /// A sink step.
 pub trait Sink: Send {
     /// Writes everything that arrives on `input` to staging; returns the staged files.
-    fn run(self: Box<Self>, ctx: StepContext, input: mpsc::Receiver<Message>) -> BoxFuture<'static, Result<Vec<StagedFile>>>;
+    fn run(
+        self: Box<Self>,
+        ctx: StepContext,
+        input: mpsc::Receiver<Message>,
+    ) -> BoxFuture<'static, Result<Vec<StagedFile>>>;
 }
 
 /// Builds the sink for a spec entry.
@@ -61,7 +65,13 @@ pub fn staging_prefix(run_id: &str) -> String {
 }
 
 /// Fills a key template for one table. Values cannot add path levels: `/` in them becomes `_`.
-pub fn render_key(template: &str, pipeline: &str, table: &TableId, run_id: &str, date: &str) -> String {
+pub fn render_key(
+    template: &str,
+    pipeline: &str,
+    table: &TableId,
+    run_id: &str,
+    date: &str,
+) -> String {
     let clean = |s: &str| s.replace('/', "_");
     template
         .replace("{pipeline}", &clean(pipeline))
@@ -85,7 +95,11 @@ struct OpenFile {
 }
 
 impl Sink for ObjectStoreSinkStep {
-    fn run(self: Box<Self>, ctx: StepContext, mut input: mpsc::Receiver<Message>) -> BoxFuture<'static, Result<Vec<StagedFile>>> {
+    fn run(
+        self: Box<Self>,
+        ctx: StepContext,
+        mut input: mpsc::Receiver<Message>,
+    ) -> BoxFuture<'static, Result<Vec<StagedFile>>> {
         Box::pin(async move {
             let handle = ctx.run.connections.object_store(&self.spec.connection)?;
             let run = &ctx.run;
@@ -103,22 +117,38 @@ impl Sink for ObjectStoreSinkStep {
                 let Some(message) = message else { break };
                 match message {
                     Message::Batch(table, batch) => {
-                        let full = open
-                            .get(&table)
-                            .is_some_and(|f| self.spec.max_file_rows.is_some_and(|max| f.rows >= max));
+                        let full = open.get(&table).is_some_and(|f| {
+                            self.spec.max_file_rows.is_some_and(|max| f.rows >= max)
+                        });
                         if full {
                             if let Some(file) = open.remove(&table) {
-                                staged.push(close(&self.spec.connection, &table, file, &ctx).await?);
+                                staged
+                                    .push(close(&self.spec.connection, &table, file, &ctx).await?);
                             }
                         }
                         if !open.contains_key(&table) {
                             let seq = sequence.entry(table.clone()).or_insert(0);
                             *seq += 1;
-                            let key = render_key(&self.spec.key, &run.pipeline, &table, &run.run_id, &date);
+                            let key = render_key(
+                                &self.spec.key,
+                                &run.pipeline,
+                                &table,
+                                &run.run_id,
+                                &date,
+                            );
                             let file_name = format!("part-{}-{:04}.{extension}", run.run_id, seq);
                             let final_path = handle.path(&format!("{key}{file_name}"));
-                            let staged_path = handle.path(&format!("{}/{}/{key}{file_name}", staging_prefix(&run.run_id), self.name));
-                            let writer = writer::open(handle.store.clone(), staged_path.clone(), &self.spec.format, batch.schema())?;
+                            let staged_path = handle.path(&format!(
+                                "{}/{}/{key}{file_name}",
+                                staging_prefix(&run.run_id),
+                                self.name
+                            ));
+                            let writer = writer::open(
+                                handle.store.clone(),
+                                staged_path.clone(),
+                                &self.spec.format,
+                                batch.schema(),
+                            )?;
                             open.insert(
                                 table.clone(),
                                 OpenFile {
@@ -132,9 +162,15 @@ impl Sink for ObjectStoreSinkStep {
                         let Some(file) = open.get_mut(&table) else {
                             return Err(Error::internal("open file vanished"));
                         };
-                        file.writer.write(&batch).await.map_err(|e| e.context(format!("table {table}")))?;
+                        file.writer
+                            .write(&batch)
+                            .await
+                            .map_err(|e| e.context(format!("table {table}")))?;
                         file.rows += batch.num_rows() as u64;
-                        ctx.metrics.rows.fetch_add(batch.num_rows() as u64, std::sync::atomic::Ordering::Relaxed);
+                        ctx.metrics.rows.fetch_add(
+                            batch.num_rows() as u64,
+                            std::sync::atomic::Ordering::Relaxed,
+                        );
                     }
                     Message::EndOfTable(table) => {
                         if let Some(file) = open.remove(&table) {
@@ -151,10 +187,23 @@ impl Sink for ObjectStoreSinkStep {
     }
 }
 
-async fn close(connection: &str, table: &TableId, file: OpenFile, ctx: &StepContext) -> Result<StagedFile> {
-    let bytes = file.writer.finish().await.map_err(|e| e.context(format!("table {table}")))?;
-    ctx.metrics.bytes.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
-    ctx.metrics.extra.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+async fn close(
+    connection: &str,
+    table: &TableId,
+    file: OpenFile,
+    ctx: &StepContext,
+) -> Result<StagedFile> {
+    let bytes = file
+        .writer
+        .finish()
+        .await
+        .map_err(|e| e.context(format!("table {table}")))?;
+    ctx.metrics
+        .bytes
+        .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+    ctx.metrics
+        .extra
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Ok(StagedFile {
         connection: connection.to_owned(),
         staged: file.staged,
@@ -177,7 +226,13 @@ mod tests {
             name: "a/b".into(),
         };
         assert_eq!(
-            render_key("landing/{pipeline}/{schema}/{table}/{date}/", "p", &t, "r1", "2026-11-25"),
+            render_key(
+                "landing/{pipeline}/{schema}/{table}/{date}/",
+                "p",
+                &t,
+                "r1",
+                "2026-11-25"
+            ),
             "landing/p/main/a_b/2026-11-25/"
         );
     }

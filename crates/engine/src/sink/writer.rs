@@ -42,14 +42,23 @@ pub fn extension(format: &Format) -> &'static str {
 }
 
 /// Opens a writer for `format` at `path`.
-pub fn open(store: Arc<dyn ObjectStore>, path: Path, format: &Format, schema: arrow::datatypes::SchemaRef) -> Result<Box<dyn FileWriter>> {
-    let write_error = |e: parquet::errors::ParquetError| Error::external(format!("cannot start writing {path}"), e);
+pub fn open(
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    format: &Format,
+    schema: arrow::datatypes::SchemaRef,
+) -> Result<Box<dyn FileWriter>> {
+    let write_error = |e: parquet::errors::ParquetError| {
+        Error::external(format!("cannot start writing {path}"), e)
+    };
     Ok(match format {
         Format::Parquet(p) => {
             let codec = match p.compression {
                 ParquetCompression::None => ParquetCodec::UNCOMPRESSED,
                 ParquetCompression::Snappy => ParquetCodec::SNAPPY,
-                ParquetCompression::Zstd => ParquetCodec::ZSTD(ZstdLevel::try_new(3).map_err(write_error)?),
+                ParquetCompression::Zstd => {
+                    ParquetCodec::ZSTD(ZstdLevel::try_new(3).map_err(write_error)?)
+                }
                 ParquetCompression::Gzip => ParquetCodec::GZIP(GzipLevel::default()),
             };
             let props = WriterProperties::builder()
@@ -57,7 +66,8 @@ pub fn open(store: Arc<dyn ObjectStore>, path: Path, format: &Format, schema: ar
                 .set_max_row_group_row_count(Some(p.row_group_rows))
                 .build();
             let object = BufWriter::with_capacity(store, path.clone(), PART_BYTES);
-            let writer = AsyncArrowWriter::try_new(object, schema, Some(props)).map_err(write_error)?;
+            let writer =
+                AsyncArrowWriter::try_new(object, schema, Some(props)).map_err(write_error)?;
             Box::new(ParquetFile { writer, path })
         }
         Format::Csv(c) => Box::new(TextFile::new(
@@ -70,7 +80,12 @@ pub fn open(store: Arc<dyn ObjectStore>, path: Path, format: &Format, schema: ar
                 wrote_header: false,
             },
         )),
-        Format::Jsonl(j) => Box::new(TextFile::new(store, path, j.compression, TextEncoding::Jsonl)),
+        Format::Jsonl(j) => Box::new(TextFile::new(
+            store,
+            path,
+            j.compression,
+            TextEncoding::Jsonl,
+        )),
     })
 }
 
@@ -102,7 +117,11 @@ impl FileWriter for ParquetFile {
 }
 
 enum TextEncoding {
-    Csv { header: bool, delimiter: u8, wrote_header: bool },
+    Csv {
+        header: bool,
+        delimiter: u8,
+        wrote_header: bool,
+    },
     Jsonl,
 }
 
@@ -145,7 +164,12 @@ struct TextFile {
 }
 
 impl TextFile {
-    fn new(store: Arc<dyn ObjectStore>, path: Path, compression: TextCompression, encoding: TextEncoding) -> Self {
+    fn new(
+        store: Arc<dyn ObjectStore>,
+        path: Path,
+        compression: TextCompression,
+        encoding: TextEncoding,
+    ) -> Self {
         let sink = match compression {
             TextCompression::None => Sink::Plain(Vec::new()),
             TextCompression::Gzip => Sink::Gzip(GzEncoder::new(Vec::new(), Compression::default())),
@@ -212,7 +236,9 @@ impl FileWriter for TextFile {
             let mut this = *self;
             let rest = match std::mem::replace(&mut this.sink, Sink::Plain(Vec::new())) {
                 Sink::Plain(v) => v,
-                Sink::Gzip(g) => g.finish().map_err(|e| Error::internal("gzip").with_source(e))?,
+                Sink::Gzip(g) => g
+                    .finish()
+                    .map_err(|e| Error::internal("gzip").with_source(e))?,
             };
             this.upload(rest).await?;
             this.upload

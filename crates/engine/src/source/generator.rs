@@ -35,7 +35,10 @@ impl GeneratorSource {
     /// Builds the generator; the template and column types were validated with the spec.
     pub fn new(name: &str, spec: GeneratorSpec) -> Result<Self> {
         let template = Template::parse(&spec.template).map_err(|errors| {
-            let first = errors.first().map(|e| e.message.clone()).unwrap_or_default();
+            let first = errors
+                .first()
+                .map(|e| e.message.clone())
+                .unwrap_or_default();
             Error::user(format!("source `{name}`: invalid template: {first}"))
         })?;
         let declared = if spec.columns.is_empty() {
@@ -43,8 +46,12 @@ impl GeneratorSource {
         } else {
             let mut fields = Vec::new();
             for c in &spec.columns {
-                let t = parse_column_type(&c.data_type)
-                    .map_err(|e| Error::user(format!("source `{name}`: column `{}`: {}", c.name, e.message)))?;
+                let t = parse_column_type(&c.data_type).map_err(|e| {
+                    Error::user(format!(
+                        "source `{name}`: column `{}`: {}",
+                        c.name, e.message
+                    ))
+                })?;
                 fields.push(Field::new(&c.name, arrow_type(&t), true));
             }
             Some(Arc::new(Schema::new(fields)))
@@ -82,8 +89,12 @@ pub fn infer_schema(sample: &str) -> Result<SchemaRef> {
     let mut values = Vec::new();
     for (i, line) in sample.lines().enumerate() {
         let value: serde_json::Value = serde_json::from_str(line).map_err(|e| {
-            Error::user(format!("record {} is not valid JSON ({e}): {}", i + 1, line.chars().take(200).collect::<String>()))
-                .with_source(e)
+            Error::user(format!(
+                "record {} is not valid JSON ({e}): {}",
+                i + 1,
+                line.chars().take(200).collect::<String>()
+            ))
+            .with_source(e)
         })?;
         if !value.is_object() {
             return Err(Error::user(format!(
@@ -125,10 +136,15 @@ impl super::Source for GeneratorSource {
                 None => spec.batch_rows,
             };
             let start = Instant::now();
-            let deadline = spec.duration_secs.map(|d| start + Duration::from_secs_f64(d));
+            let deadline = spec
+                .duration_secs
+                .map(|d| start + Duration::from_secs_f64(d));
             let mut produced: u64 = 0;
             loop {
-                let remaining = spec.count.map(|c| c.saturating_sub(produced)).unwrap_or(u64::MAX);
+                let remaining = spec
+                    .count
+                    .map(|c| c.saturating_sub(produced))
+                    .unwrap_or(u64::MAX);
                 if remaining == 0 || deadline.is_some_and(|d| Instant::now() >= d) {
                     break;
                 }
@@ -137,7 +153,9 @@ impl super::Source for GeneratorSource {
                 let mut decoder = ReaderBuilder::new(schema.clone())
                     .with_batch_size(n.max(1))
                     .build_decoder()?;
-                decoder.decode(buf.as_bytes()).map_err(|e| decode_error(&table, e))?;
+                decoder
+                    .decode(buf.as_bytes())
+                    .map_err(|e| decode_error(&table, e))?;
                 let Some(batch) = decoder.flush().map_err(|e| decode_error(&table, e))? else {
                     break;
                 };

@@ -69,7 +69,11 @@ pub async fn connect(path: &Path) -> Result<SqliteConnection> {
 }
 
 /// Lists what the source will read: the tables its rules select (in name order), then its queries.
-pub async fn plan_tables(source: &str, spec: &DatabaseSource, conn: &mut SqliteConnection) -> Result<Vec<TablePlan>> {
+pub async fn plan_tables(
+    source: &str,
+    spec: &DatabaseSource,
+    conn: &mut SqliteConnection,
+) -> Result<Vec<TablePlan>> {
     let mut plans = Vec::new();
     if !spec.include.is_empty() || spec.queries.is_empty() {
         let names: Vec<(String,)> = sqlx::query_as(
@@ -80,19 +84,37 @@ pub async fn plan_tables(source: &str, spec: &DatabaseSource, conn: &mut SqliteC
         .map_err(|e| Error::external("cannot list SQLite tables", e))?;
         for (table,) in names {
             let included = spec.include.is_empty()
-                || spec.include.iter().any(|r| like_match(&r.schema, MAIN) && like_match(&r.table, &table));
-            let excluded = spec.exclude.iter().any(|r| like_match(&r.schema, MAIN) && like_match(&r.table, &table));
+                || spec
+                    .include
+                    .iter()
+                    .any(|r| like_match(&r.schema, MAIN) && like_match(&r.table, &table));
+            let excluded = spec
+                .exclude
+                .iter()
+                .any(|r| like_match(&r.schema, MAIN) && like_match(&r.table, &table));
             if !included || excluded {
                 continue;
             }
-            let declared: Vec<(String, String)> = sqlx::query_as("select name, type from pragma_table_info(?) order by cid")
-                .bind(&table)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(|e| Error::external(format!("cannot read the columns of table {table}"), e))?;
-            let columns = declared.iter().map(|(c, _)| quote_ident(c)).collect::<Vec<_>>().join(", ");
-            let sql = format!("select {columns} from {}.{}", quote_ident(MAIN), quote_ident(&table));
-            let schema = schema_for(&declared).map_err(|e| e.context(format!("table {MAIN}.{table}")))?;
+            let declared: Vec<(String, String)> =
+                sqlx::query_as("select name, type from pragma_table_info(?) order by cid")
+                    .bind(&table)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(|e| {
+                        Error::external(format!("cannot read the columns of table {table}"), e)
+                    })?;
+            let columns = declared
+                .iter()
+                .map(|(c, _)| quote_ident(c))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "select {columns} from {}.{}",
+                quote_ident(MAIN),
+                quote_ident(&table)
+            );
+            let schema =
+                schema_for(&declared).map_err(|e| e.context(format!("table {MAIN}.{table}")))?;
             plans.push(TablePlan {
                 table: TableId {
                     source: source.to_owned(),
@@ -106,16 +128,19 @@ pub async fn plan_tables(source: &str, spec: &DatabaseSource, conn: &mut SqliteC
         }
     }
     for query in &spec.queries {
-        let described = conn
-            .describe(&query.sql)
-            .await
-            .map_err(|e| Error::user(format!("query for table `{}` does not run: {e}", query.table)))?;
+        let described = conn.describe(&query.sql).await.map_err(|e| {
+            Error::user(format!(
+                "query for table `{}` does not run: {e}",
+                query.table
+            ))
+        })?;
         let declared: Vec<(String, String)> = described
             .columns()
             .iter()
             .map(|c| (c.name().to_owned(), c.type_info().name().to_owned()))
             .collect();
-        let schema = schema_for(&declared).map_err(|e| e.context(format!("query `{}`", query.table)))?;
+        let schema =
+            schema_for(&declared).map_err(|e| e.context(format!("query `{}`", query.table)))?;
         plans.push(TablePlan {
             table: TableId {
                 source: source.to_owned(),
@@ -134,7 +159,9 @@ fn schema_for(declared: &[(String, String)]) -> Result<SchemaRef> {
     let mut fields = Vec::with_capacity(declared.len());
     for (i, (name, decl)) in declared.iter().enumerate() {
         if declared[..i].iter().any(|(other, _)| other == name) {
-            return Err(Error::user(format!("column name `{name}` appears twice; give the columns distinct names (use `as`)")));
+            return Err(Error::user(format!(
+                "column name `{name}` appears twice; give the columns distinct names (use `as`)"
+            )));
         }
         fields.push(Field::new(name, arrow_type_for_declared(decl), true));
     }
@@ -159,13 +186,19 @@ pub fn arrow_type_for_declared(declared: &str) -> DataType {
         "DATE" => return DataType::Date32,
         "TIME" => return DataType::Time64(TimeUnit::Microsecond),
         "DATETIME" | "TIMESTAMP" => return DataType::Timestamp(TimeUnit::Microsecond, None),
-        "TIMESTAMPTZ" | "TIMESTAMP WITH TIME ZONE" => return DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        "TIMESTAMPTZ" | "TIMESTAMP WITH TIME ZONE" => {
+            return DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        }
         "NULL" | "" => return DataType::Utf8,
         _ => {}
     }
     if upper.contains("INT") {
         DataType::Int64
-    } else if upper.contains("CHAR") || upper.contains("CLOB") || upper.contains("TEXT") || upper.contains("JSON") {
+    } else if upper.contains("CHAR")
+        || upper.contains("CLOB")
+        || upper.contains("TEXT")
+        || upper.contains("JSON")
+    {
         DataType::Utf8
     } else if upper.contains("BLOB") {
         DataType::Binary
@@ -197,7 +230,13 @@ impl super::Source for SqliteSource {
             for plan in plans {
                 read_table(&mut conn, &plan, self.spec.batch_rows, &out)
                     .await
-                    .map_err(|e| if e.is_cancelled() { e } else { e.context(format!("table {}", plan.table)) })?;
+                    .map_err(|e| {
+                        if e.is_cancelled() {
+                            e
+                        } else {
+                            e.context(format!("table {}", plan.table))
+                        }
+                    })?;
             }
             conn.close().await.ok();
             Ok(())
@@ -205,13 +244,21 @@ impl super::Source for SqliteSource {
     }
 }
 
-async fn read_table(conn: &mut SqliteConnection, plan: &TablePlan, batch_rows: usize, out: &Output) -> Result<()> {
+async fn read_table(
+    conn: &mut SqliteConnection,
+    plan: &TablePlan,
+    batch_rows: usize,
+    out: &Output,
+) -> Result<()> {
     let table = Arc::new(plan.table.clone());
     let mut builders: Vec<ColumnBuilder> = plan
         .schema
         .fields()
         .iter()
-        .map(|f| ColumnBuilder::new(f.data_type(), batch_rows).ok_or_else(|| Error::internal(format!("no builder for {}", f.data_type()))))
+        .map(|f| {
+            ColumnBuilder::new(f.data_type(), batch_rows)
+                .ok_or_else(|| Error::internal(format!("no builder for {}", f.data_type())))
+        })
         .collect::<Result<_>>()?;
     let mut rows = sqlx::query(&plan.sql).fetch(&mut *conn);
     let mut row_number = 0u64;
@@ -224,15 +271,23 @@ async fn read_table(conn: &mut SqliteConnection, plan: &TablePlan, batch_rows: u
         let Some(row) = row else { break };
         row_number += 1;
         for (i, builder) in builders.iter_mut().enumerate() {
-            let raw = row.try_get_raw(i).map_err(|e| Error::internal("column index").with_source(e))?;
+            let raw = row
+                .try_get_raw(i)
+                .map_err(|e| Error::internal("column index").with_source(e))?;
             let value = if raw.is_null() {
                 SqlValue::Null
             } else {
                 let storage = raw.type_info().name().to_owned();
                 match storage.as_str() {
-                    "INTEGER" | "BOOLEAN" => SqlValue::Int(row.try_get_unchecked::<i64, _>(i).map_err(decode_error)?),
-                    "REAL" => SqlValue::Real(row.try_get_unchecked::<f64, _>(i).map_err(decode_error)?),
-                    "BLOB" => SqlValue::Blob(row.try_get_unchecked::<&[u8], _>(i).map_err(decode_error)?),
+                    "INTEGER" | "BOOLEAN" => {
+                        SqlValue::Int(row.try_get_unchecked::<i64, _>(i).map_err(decode_error)?)
+                    }
+                    "REAL" => {
+                        SqlValue::Real(row.try_get_unchecked::<f64, _>(i).map_err(decode_error)?)
+                    }
+                    "BLOB" => {
+                        SqlValue::Blob(row.try_get_unchecked::<&[u8], _>(i).map_err(decode_error)?)
+                    }
                     _ => SqlValue::Text(row.try_get_unchecked::<&str, _>(i).map_err(decode_error)?),
                 }
             };
@@ -240,7 +295,11 @@ async fn read_table(conn: &mut SqliteConnection, plan: &TablePlan, batch_rows: u
                 Error::user(format!(
                     "row {row_number}, column `{}` (declared {}): {message}",
                     plan.schema.field(i).name(),
-                    plan.declared.get(i).map(|d| d.1.as_str()).filter(|d| !d.is_empty()).unwrap_or("without a type")
+                    plan.declared
+                        .get(i)
+                        .map(|d| d.1.as_str())
+                        .filter(|d| !d.is_empty())
+                        .unwrap_or("without a type")
                 ))
             })?;
         }
@@ -274,14 +333,29 @@ mod tests {
     #[test]
     fn declared_types_map_faithfully() {
         assert_eq!(arrow_type_for_declared("INTEGER"), DataType::Int64);
-        assert_eq!(arrow_type_for_declared("smallint unsigned"), DataType::Int64);
-        assert_eq!(arrow_type_for_declared("DECIMAL(4,2)"), DataType::Decimal128(4, 2));
-        assert_eq!(arrow_type_for_declared("numeric(10)"), DataType::Decimal128(10, 0));
+        assert_eq!(
+            arrow_type_for_declared("smallint unsigned"),
+            DataType::Int64
+        );
+        assert_eq!(
+            arrow_type_for_declared("DECIMAL(4,2)"),
+            DataType::Decimal128(4, 2)
+        );
+        assert_eq!(
+            arrow_type_for_declared("numeric(10)"),
+            DataType::Decimal128(10, 0)
+        );
         assert_eq!(arrow_type_for_declared("VARCHAR(45)"), DataType::Utf8);
         assert_eq!(arrow_type_for_declared("BLOB"), DataType::Binary);
-        assert_eq!(arrow_type_for_declared("TIMESTAMP"), DataType::Timestamp(TimeUnit::Microsecond, None));
+        assert_eq!(
+            arrow_type_for_declared("TIMESTAMP"),
+            DataType::Timestamp(TimeUnit::Microsecond, None)
+        );
         assert_eq!(arrow_type_for_declared("boolean"), DataType::Boolean);
-        assert_eq!(arrow_type_for_declared("DOUBLE PRECISION"), DataType::Float64);
+        assert_eq!(
+            arrow_type_for_declared("DOUBLE PRECISION"),
+            DataType::Float64
+        );
     }
 
     #[test]

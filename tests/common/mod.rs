@@ -1,0 +1,93 @@
+//! Helpers shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A `pipectl` command with a private state directory, in `dir`, with backtraces off so error
+/// output is stable.
+pub fn pipectl(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pipectl"));
+    cmd.current_dir(dir)
+        .env("RUST_BACKTRACE", "0")
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .env("PIPECTL_STATE_DIR", dir.join(".pipectl-state"));
+    cmd
+}
+
+/// Runs a command and returns its output, with stdout and stderr as text.
+pub fn output(cmd: &mut Command) -> (Output, String, String) {
+    let out = cmd.output().expect("pipectl binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, stdout, stderr)
+}
+
+/// Compares `actual` with the golden file `tests/snapshots/<name>`; with `SNAPSHOTS=overwrite`
+/// writes it instead.
+pub fn snapshot(name: &str, actual: &str) {
+    let path = repo().join("tests/snapshots").join(name);
+    golden(&path, actual);
+}
+
+/// Compares `actual` with the golden file at `path` (see [`snapshot`]).
+pub fn golden(path: &Path, actual: &str) {
+    if std::env::var("SNAPSHOTS").as_deref() == Ok("overwrite") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(path).unwrap_or_else(|_| {
+        panic!(
+            "golden file {} is missing; run with SNAPSHOTS=overwrite to create it",
+            path.display()
+        )
+    });
+    if expected != actual {
+        panic!(
+            "output differs from {} (refresh with SNAPSHOTS=overwrite and review the diff)\n--- expected\n{expected}\n--- actual\n{actual}",
+            path.display()
+        );
+    }
+}
+
+/// Copies the quickstart example (spec and SQLite database) into `dir`.
+pub fn copy_quickstart(dir: &Path) -> PathBuf {
+    let src = repo().join("examples/quickstart");
+    for name in ["pipeline.yaml", "sakila.db"] {
+        std::fs::copy(src.join(name), dir.join(name)).unwrap();
+    }
+    dir.join("pipeline.yaml")
+}
+
+/// Every file under `dir`, relative, sorted.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.push(p.strip_prefix(base).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// True when tests must fail rather than skip when a service is missing (CI).
+pub fn services_required() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+        || std::env::var("PIPECTL_TEST_REQUIRE_SERVICES").as_deref() == Ok("1")
+}

@@ -1,0 +1,109 @@
+//! The object-store sink against a real S3-compatible server (started by scripts/test.sh).
+
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::common::{output, pipectl, services_required};
+
+#[test]
+fn parquet_lands_in_s3_and_staging_is_cleaned() {
+    let Ok(endpoint) = std::env::var("PIPECTL_TEST_S3_ENDPOINT") else {
+        assert!(
+            !services_required(),
+            "PIPECTL_TEST_S3_ENDPOINT is not set: start the S3 server with scripts/s3-server.sh"
+        );
+        eprintln!(
+            "skipped: PIPECTL_TEST_S3_ENDPOINT not set (scripts/test.sh starts a local S3 server)"
+        );
+        return;
+    };
+    let bucket =
+        std::env::var("PIPECTL_TEST_S3_BUCKET").unwrap_or_else(|_| "pipectl-test".to_owned());
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("t-{}", std::process::id());
+    let spec = dir.path().join("s3.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            r#"version: 1
+name: to-s3
+connections:
+  lake:
+    url: s3://{bucket}/{prefix}
+    endpoint: ${{env:PIPECTL_TEST_S3_ENDPOINT}}
+    access_key_id: ${{env:AWS_ACCESS_KEY_ID}}
+    secret_access_key: ${{env:AWS_SECRET_ACCESS_KEY}}
+    allow_http: true
+sources:
+  events:
+    type: generator
+    count: 3000
+    seed: 1
+    batch_rows: 1000
+    template: '{{"id": {{{{random.number(1000000)}}}}, "platform": "{{{{random.arrayElement(["web","ios"])}}}}"}}'
+sinks:
+  out:
+    type: object_store
+    inputs: [events]
+    connection: lake
+    key: streaming/{{table}}/
+    format: {{ type: parquet, compression: zstd }}
+"#
+        ),
+    )
+    .unwrap();
+    let (out, stdout, stderr) = output(pipectl(dir.path()).arg("run").arg(&spec));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+
+    let store: Arc<dyn ObjectStore> = Arc::new(
+        AmazonS3Builder::from_env()
+            .with_bucket_name(&bucket)
+            .with_endpoint(&endpoint)
+            .with_allow_http(true)
+            .with_virtual_hosted_style_request(false)
+            .with_region("us-east-1")
+            .build()
+            .unwrap(),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let objects = rt.block_on(async {
+        store
+            .list(Some(&StorePath::from(prefix.as_str())))
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+    });
+    let keys: Vec<String> = objects.iter().map(|o| o.location.to_string()).collect();
+    assert_eq!(
+        keys.len(),
+        1,
+        "one published object, no staging left: {keys:?}"
+    );
+    assert!(
+        keys[0].starts_with(&format!("{prefix}/streaming/events/part-")),
+        "{keys:?}"
+    );
+    let bytes = rt.block_on(async {
+        store
+            .get(&objects[0].location)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+    });
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .unwrap()
+        .build()
+        .unwrap();
+    let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(rows, 3000);
+}
