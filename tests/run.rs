@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::{copy_quickstart, files_under, output, pipectl};
 
-/// A pipeline that generates `count` records at `rate` per second into Parquet under `lake/`.
+/// A pipeline that generates `count` records at `rate` per second into JSON lines under
+/// `lake/events/`, 2,000 records a file, so finished files appear in staging while it runs.
 fn generator_spec(dir: &Path, count: u64, rate: Option<u64>) -> std::path::PathBuf {
     let rate = rate
         .map(|r| format!("    rate_per_sec: {r}\n"))
@@ -28,7 +29,8 @@ sinks:
     inputs: [events]
     connection: lake
     key: events/
-    format: {{ type: parquet }}
+    max_file_rows: 2000
+    format: {{ type: jsonl }}
 "#
     );
     let path = dir.join("gen.yaml");
@@ -138,11 +140,21 @@ fn a_killed_run_leaves_nothing_visible_and_the_next_run_cleans_up() {
     assert_eq!(runs[1]["status"], "interrupted");
     assert_eq!(runs[1]["id"], killed[0]["id"]);
     let files = files_under(&dir.path().join("lake"));
-    assert_eq!(files.len(), 1, "only the new run's file remains: {files:?}");
-    let rows: usize = crate::quickstart::read_parquet_dir(&dir.path().join("lake/events"))
-        .iter()
-        .map(|b| b.num_rows())
-        .sum();
+    let new_run = runs[0]["id"].as_str().unwrap();
+    assert_eq!(files.len(), 3, "only the new run's files remain: {files:?}");
+    let mut rows = 0;
+    for f in &files {
+        assert!(f.starts_with(&format!("events/part-{new_run}-")), "{f}");
+        let text = std::fs::read_to_string(dir.path().join("lake").join(f)).unwrap();
+        for line in text.lines() {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert!(
+                record["n"].as_i64().is_some() && record["state"].as_str().is_some(),
+                "{line}"
+            );
+            rows += 1;
+        }
+    }
     assert_eq!(rows, 5_000);
 }
 
@@ -263,7 +275,7 @@ fn runs_show_lists_steps_and_files() {
     assert!(text.contains(&format!("run:       {id}")), "{text}");
     assert!(text.contains("events") && text.contains("1,000"), "{text}");
     assert!(
-        text.contains(&format!("events/part-{id}-0001.parquet")),
+        text.contains(&format!("events/part-{id}-0001.jsonl")),
         "{text}"
     );
     let (out, _, stderr) = output(pipectl(dir.path()).args(["runs", "show", "nope"]));

@@ -250,20 +250,17 @@ pub async fn build(
             .collect(),
         steps,
     };
-    // Belt and braces: nothing in a plan comes from resolved secrets, but if a secret value
-    // happens to appear (say, in a query), it is masked.
+    // Secrets never come from the spec text, but an error message (a note) can quote a
+    // resolved value, such as a path that contains one: mask every string.
     if let Ok(c) = &connections {
-        if let Ok(text) = serde_json::to_string(&plan) {
-            let redacted = c.redactor().redact(&text);
-            if redacted != text {
-                if let Ok(masked) = serde_json::from_str::<serde_json::Value>(&redacted) {
-                    plan.steps
-                        .iter_mut()
-                        .zip(masked["steps"].as_array().cloned().unwrap_or_default())
-                        .for_each(|(s, m)| {
-                            s.settings = m["settings"].clone();
-                        });
-                }
+        let r = c.redactor();
+        for step in &mut plan.steps {
+            step.notes.iter_mut().for_each(|n| *n = r.redact(n));
+            step.reads
+                .iter_mut()
+                .for_each(|read| read.query = r.redact(&read.query));
+            if let Ok(masked) = serde_json::from_str(&r.redact(&step.settings.to_string())) {
+                step.settings = masked;
             }
         }
     }

@@ -188,6 +188,8 @@ enum Frame {
     Map {
         entries: Vec<(Node, Node)>,
         key: Option<Node>,
+        /// Keys that came from a `<<` merge: an explicit key may override them.
+        merged: Vec<String>,
         pos: Pos,
         anchor: usize,
     },
@@ -281,6 +283,7 @@ pub fn parse(source: &str) -> Result<Node, YamlError> {
                     Frame::Map {
                         entries: Vec::new(),
                         key: None,
+                        merged: Vec::new(),
                         pos,
                         anchor,
                     },
@@ -379,7 +382,12 @@ fn attach(stack: &mut [Frame], root: &mut Option<Node>, node: Node) -> Result<()
     match stack.last_mut() {
         None => *root = Some(node),
         Some(Frame::Seq { items, .. }) => items.push(node),
-        Some(Frame::Map { entries, key, .. }) => match key.take() {
+        Some(Frame::Map {
+            entries,
+            key,
+            merged,
+            ..
+        }) => match key.take() {
             None => {
                 if !matches!(node.kind, NodeKind::Scalar { .. }) {
                     return Err(YamlError {
@@ -393,8 +401,13 @@ fn attach(stack: &mut [Frame], root: &mut Option<Node>, node: Node) -> Result<()
             }
             Some(k) => {
                 if k.scalar_text() == Some("<<") && k.is_plain() {
-                    merge_into(entries, node)?;
+                    merged.extend(merge_into(entries, node)?);
                 } else {
+                    let name = k.scalar_text().unwrap_or_default().to_owned();
+                    if let Some(i) = merged.iter().position(|m| *m == name) {
+                        merged.remove(i);
+                        entries.retain(|(e, _)| e.scalar_text() != Some(name.as_str()));
+                    }
                     if let Some((first, _)) = entries
                         .iter()
                         .find(|(e, _)| e.scalar_text() == k.scalar_text())
@@ -429,8 +442,8 @@ impl Node {
     }
 }
 
-/// Applies a YAML merge key (`<<: *defaults`): entries already present win.
-fn merge_into(entries: &mut Vec<(Node, Node)>, value: Node) -> Result<(), YamlError> {
+/// Applies a YAML merge key (`<<: *defaults`): entries already present win. Returns the keys added.
+fn merge_into(entries: &mut Vec<(Node, Node)>, value: Node) -> Result<Vec<String>, YamlError> {
     let sources = match value.kind {
         NodeKind::Map(map) => vec![map],
         NodeKind::Seq(items) => {
@@ -445,17 +458,19 @@ fn merge_into(entries: &mut Vec<(Node, Node)>, value: Node) -> Result<(), YamlEr
         }
         NodeKind::Scalar { .. } => return Err(merge_error(value.pos)),
     };
+    let mut added = Vec::new();
     for map in sources {
         for (k, v) in map {
             if !entries
                 .iter()
                 .any(|(e, _)| e.scalar_text() == k.scalar_text())
             {
+                added.push(k.scalar_text().unwrap_or_default().to_owned());
                 entries.push((k, v));
             }
         }
     }
-    Ok(())
+    Ok(added)
 }
 
 fn merge_error(pos: Pos) -> YamlError {

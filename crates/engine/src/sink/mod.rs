@@ -117,60 +117,75 @@ impl Sink for ObjectStoreSinkStep {
                 let Some(message) = message else { break };
                 match message {
                     Message::Batch(table, batch) => {
-                        let full = open.get(&table).is_some_and(|f| {
-                            self.spec.max_file_rows.is_some_and(|max| f.rows >= max)
-                        });
-                        if full {
-                            if let Some(file) = open.remove(&table) {
-                                staged
-                                    .push(close(&self.spec.connection, &table, file, &ctx).await?);
+                        let mut rest = batch;
+                        loop {
+                            let full = open.get(&table).is_some_and(|f| {
+                                self.spec.max_file_rows.is_some_and(|max| f.rows >= max)
+                            });
+                            if full {
+                                if let Some(file) = open.remove(&table) {
+                                    staged.push(
+                                        close(&self.spec.connection, &table, file, &ctx).await?,
+                                    );
+                                }
                             }
+                            if !open.contains_key(&table) {
+                                let seq = sequence.entry(table.clone()).or_insert(0);
+                                *seq += 1;
+                                let key = render_key(
+                                    &self.spec.key,
+                                    &run.pipeline,
+                                    &table,
+                                    &run.run_id,
+                                    &date,
+                                );
+                                let file_name =
+                                    format!("part-{}-{:04}.{extension}", run.run_id, seq);
+                                let final_path = handle.path(&format!("{key}{file_name}"));
+                                let staged_path = handle.path(&format!(
+                                    "{}/{}/{key}{file_name}",
+                                    staging_prefix(&run.run_id),
+                                    self.name
+                                ));
+                                let writer = writer::open(
+                                    handle.store.clone(),
+                                    staged_path.clone(),
+                                    &self.spec.format,
+                                    rest.schema(),
+                                )?;
+                                open.insert(
+                                    table.clone(),
+                                    OpenFile {
+                                        writer,
+                                        staged: staged_path,
+                                        final_path,
+                                        rows: 0,
+                                    },
+                                );
+                            }
+                            let Some(file) = open.get_mut(&table) else {
+                                return Err(Error::internal("open file vanished"));
+                            };
+                            // Split the batch where a file reaches `max_file_rows`.
+                            let room = self
+                                .spec
+                                .max_file_rows
+                                .map_or(u64::MAX, |max| max.saturating_sub(file.rows));
+                            let take = (rest.num_rows() as u64).min(room) as usize;
+                            let part = rest.slice(0, take);
+                            file.writer
+                                .write(&part)
+                                .await
+                                .map_err(|e| e.context(format!("table {table}")))?;
+                            file.rows += take as u64;
+                            ctx.metrics
+                                .rows
+                                .fetch_add(take as u64, std::sync::atomic::Ordering::Relaxed);
+                            if take == rest.num_rows() {
+                                break;
+                            }
+                            rest = rest.slice(take, rest.num_rows() - take);
                         }
-                        if !open.contains_key(&table) {
-                            let seq = sequence.entry(table.clone()).or_insert(0);
-                            *seq += 1;
-                            let key = render_key(
-                                &self.spec.key,
-                                &run.pipeline,
-                                &table,
-                                &run.run_id,
-                                &date,
-                            );
-                            let file_name = format!("part-{}-{:04}.{extension}", run.run_id, seq);
-                            let final_path = handle.path(&format!("{key}{file_name}"));
-                            let staged_path = handle.path(&format!(
-                                "{}/{}/{key}{file_name}",
-                                staging_prefix(&run.run_id),
-                                self.name
-                            ));
-                            let writer = writer::open(
-                                handle.store.clone(),
-                                staged_path.clone(),
-                                &self.spec.format,
-                                batch.schema(),
-                            )?;
-                            open.insert(
-                                table.clone(),
-                                OpenFile {
-                                    writer,
-                                    staged: staged_path,
-                                    final_path,
-                                    rows: 0,
-                                },
-                            );
-                        }
-                        let Some(file) = open.get_mut(&table) else {
-                            return Err(Error::internal("open file vanished"));
-                        };
-                        file.writer
-                            .write(&batch)
-                            .await
-                            .map_err(|e| e.context(format!("table {table}")))?;
-                        file.rows += batch.num_rows() as u64;
-                        ctx.metrics.rows.fetch_add(
-                            batch.num_rows() as u64,
-                            std::sync::atomic::Ordering::Relaxed,
-                        );
                     }
                     Message::EndOfTable(table) => {
                         if let Some(file) = open.remove(&table) {
