@@ -79,7 +79,7 @@ impl Display {
                     } else if s.metrics.is_finished() && !reported[i] {
                         reported[i] = true;
                         eprintln!("{} {} finished: {line}", s.kind.noun(), s.name);
-                    } else if ticks % 10 == 0 && !s.metrics.is_finished() && rows > 0 {
+                    } else if ticks.is_multiple_of(10) && !s.metrics.is_finished() && rows > 0 {
                         eprintln!("{} {}: {line}", s.kind.noun(), s.name);
                     }
                 }

@@ -11,7 +11,7 @@ pub(crate) fn human_count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -54,11 +54,9 @@ pub(crate) fn run_summary(run: &RunRecord, spec: &LoadedSpec) -> String {
     let mut t = table();
     t.set_header(["step", "kind", "status", "rows", "bytes", "time", "rows/s"]);
     for s in &run.steps {
-        let rate = if s.duration_ms > 0 {
-            human_count(s.rows * 1000 / s.duration_ms)
-        } else {
-            "-".to_owned()
-        };
+        let rate = (s.rows * 1000)
+            .checked_div(s.duration_ms)
+            .map_or_else(|| "-".to_owned(), human_count);
         t.add_row([
             s.name.clone(),
             s.kind.clone(),

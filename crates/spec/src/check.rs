@@ -223,13 +223,12 @@ impl<'s> Checker<'s> {
     /// A value that must be one of a fixed set of constants (a unit enum).
     fn check_choice(&mut self, node: &Node, options: &[Value], path: &[PathSeg]) -> Option<Value> {
         let text = node.scalar_text().filter(|_| !node.is_null());
-        if let Some(text) = text {
-            if let Some(hit) = options
+        if let Some(text) = text
+            && let Some(hit) = options
                 .iter()
-                .find(|o| o.as_str() == Some(text) || o.to_string() == text)
-            {
-                return Some(hit.clone());
-            }
+                .find(|o| o.as_str() == Some(text) || *o == text)
+        {
+            return Some(hit.clone());
         }
         let names: Vec<String> = options
             .iter()
@@ -414,15 +413,15 @@ fn scalar_as(text: &str, style: Style, types: &[&str]) -> Option<Value> {
             return Some(Value::from(u));
         }
     }
-    if plain && types.contains(&"number") {
-        if let Some(n) = text
+    if plain
+        && types.contains(&"number")
+        && let Some(n) = text
             .parse::<f64>()
             .ok()
             .filter(|f| f.is_finite())
             .and_then(serde_json::Number::from_f64)
-        {
-            return Some(Value::Number(n));
-        }
+    {
+        return Some(Value::Number(n));
     }
     if types.contains(&"string") && !(plain && is_null_text(text)) {
         return Some(Value::String(text.to_owned()));

@@ -38,17 +38,17 @@ fn describe_tags(value: &mut serde_json::Value) {
                 .get("description")
                 .and_then(|d| d.as_str())
                 .map(str::to_owned);
-            if let Some(tag) = map.get_mut("properties").and_then(|p| p.get_mut("type")) {
-                if let (Some(constant), None) = (
+            if let Some(tag) = map.get_mut("properties").and_then(|p| p.get_mut("type"))
+                && let (Some(constant), None) = (
                     tag.get("const").and_then(|c| c.as_str()).map(str::to_owned),
                     tag.get("description"),
-                ) {
-                    let text = match &variant {
-                        Some(v) => format!("`{constant}`: {v}"),
-                        None => format!("`{constant}`"),
-                    };
-                    tag["description"] = serde_json::Value::String(text);
-                }
+                )
+            {
+                let text = match &variant {
+                    Some(v) => format!("`{constant}`: {v}"),
+                    None => format!("`{constant}`"),
+                };
+                tag["description"] = serde_json::Value::String(text);
             }
             for v in map.values_mut() {
                 describe_tags(v);

@@ -81,7 +81,7 @@ pub fn load_str(file: &str, source: &str) -> Result<LoadedSpec, Vec<Diagnostic>>
     let finish = |diags: Vec<Diagnostic>| -> Vec<Diagnostic> {
         let mut diags: Vec<Diagnostic> =
             diags.into_iter().map(|d| d.in_file(file, source)).collect();
-        diags.sort_by(|a, b| (a.line, a.column, a.severity).cmp(&(b.line, b.column, b.severity)));
+        diags.sort_by_key(|a| (a.line, a.column, a.severity));
         diags.dedup();
         diags
     };
@@ -401,11 +401,10 @@ impl Validator<'_> {
                     };
                     self.error(&[base[0].clone(), base[1].clone(), key("url")], format!("unsupported URL scheme `{scheme}`"), Some(help));
                 }
-                if let Some(password) = url_password(&c.url) {
-                    if env_refs(password).map(|r| r.is_empty()).unwrap_or(false) {
+                if let Some(password) = url_password(&c.url)
+                    && env_refs(password).map(|r| r.is_empty()).unwrap_or(false) {
                         self.error(&[base[0].clone(), base[1].clone(), key("url")], "the URL contains a password written into the spec", Some("specs live in git: write `${env:NAME}` in place of the password".to_owned()));
                     }
-                }
             }
         }
     }
@@ -437,10 +436,10 @@ impl Validator<'_> {
                 );
             }
             Some(conn) => {
-                if let Some(scheme) = url_scheme(&conn.url) {
-                    if !schemes.contains(&scheme) {
-                        self.error(&path, format!("connection `{name}` is a `{scheme}://` URL; this step needs {what} ({})", schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(", ")), None);
-                    }
+                if let Some(scheme) = url_scheme(&conn.url)
+                    && !schemes.contains(&scheme)
+                {
+                    self.error(&path, format!("connection `{name}` is a `{scheme}://` URL; this step needs {what} ({})", schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(", ")), None);
                 }
             }
         }
@@ -543,21 +542,19 @@ impl Validator<'_> {
                 ),
             );
         }
-        if let Some(d) = g.duration_secs {
-            if !(d > 0.0 && d.is_finite()) {
-                self.error(&at("duration_secs"), "must be greater than 0", None);
-            }
+        if let Some(d) = g.duration_secs
+            && !(d > 0.0 && d.is_finite())
+        {
+            self.error(&at("duration_secs"), "must be greater than 0", None);
         }
-        if let Some(r) = g.rate_per_sec {
-            if !(r > 0.0 && r.is_finite()) {
-                self.error(
-                    &at("rate_per_sec"),
-                    "must be greater than 0",
-                    Some(
-                        "leave it out to generate as fast as the pipeline takes records".to_owned(),
-                    ),
-                );
-            }
+        if let Some(r) = g.rate_per_sec
+            && !(r > 0.0 && r.is_finite())
+        {
+            self.error(
+                &at("rate_per_sec"),
+                "must be greater than 0",
+                Some("leave it out to generate as fast as the pipeline takes records".to_owned()),
+            );
         }
         if g.batch_rows == 0 || g.batch_rows > 1_000_000 {
             self.error(&at("batch_rows"), "must be between 1 and 1000000", None);

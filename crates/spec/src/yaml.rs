@@ -197,14 +197,14 @@ enum Frame {
 
 /// Parses one YAML document into a located tree. An empty document is a null scalar.
 pub fn parse(source: &str) -> Result<Node, YamlError> {
-    let mut parser = Parser::new_from_str(source);
+    let parser = Parser::new_from_str(source);
     let mut stack: Vec<Frame> = Vec::new();
     let mut anchors: HashMap<usize, Node> = HashMap::new();
     let mut root: Option<Node> = None;
     let mut documents = 0usize;
     let mut nodes = 0usize;
 
-    while let Some(item) = parser.next() {
+    for item in parser {
         let (event, span) = item.map_err(|e| YamlError {
             pos: Pos {
                 line: e.marker().line(),

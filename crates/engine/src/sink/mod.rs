@@ -122,12 +122,9 @@ impl Sink for ObjectStoreSinkStep {
                             let full = open.get(&table).is_some_and(|f| {
                                 self.spec.max_file_rows.is_some_and(|max| f.rows >= max)
                             });
-                            if full {
-                                if let Some(file) = open.remove(&table) {
-                                    staged.push(
-                                        close(&self.spec.connection, &table, file, &ctx).await?,
-                                    );
-                                }
+                            if full && let Some(file) = open.remove(&table) {
+                                staged
+                                    .push(close(&self.spec.connection, &table, file, &ctx).await?);
                             }
                             if !open.contains_key(&table) {
                                 let seq = sequence.entry(table.clone()).or_insert(0);

@@ -128,7 +128,7 @@ enum TextEncoding {
 /// Where encoded text goes before it is uploaded: plain, or through gzip.
 enum Sink {
     Plain(Vec<u8>),
-    Gzip(GzEncoder<Vec<u8>>),
+    Gzip(Box<GzEncoder<Vec<u8>>>),
 }
 
 impl Sink {
@@ -172,7 +172,9 @@ impl TextFile {
     ) -> Self {
         let sink = match compression {
             TextCompression::None => Sink::Plain(Vec::new()),
-            TextCompression::Gzip => Sink::Gzip(GzEncoder::new(Vec::new(), Compression::default())),
+            TextCompression::Gzip => {
+                Sink::Gzip(Box::new(GzEncoder::new(Vec::new(), Compression::default())))
+            }
         };
         TextFile {
             upload: BufWriter::with_capacity(store, path.clone(), PART_BYTES),
