@@ -282,3 +282,155 @@ fn runs_show_lists_steps_and_files() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("no run `nope`"), "{stderr}");
 }
+
+#[test]
+fn ctrl_c_cancels_cleanly_and_publishes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = generator_spec(dir.path(), 40_000, Some(4_000));
+    let child = pipectl(dir.path())
+        .arg("run")
+        .arg(&spec)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !files_under(&dir.path().join("lake"))
+        .iter()
+        .any(|f| f.starts_with("_pipectl/staging/"))
+    {
+        assert!(Instant::now() < deadline, "the run never started writing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stdout}");
+    assert!(stdout.contains("cancelled"), "{stdout}");
+    assert!(
+        files_under(&dir.path().join("lake")).is_empty(),
+        "{:?}",
+        files_under(&dir.path().join("lake"))
+    );
+    let runs = runs_json(dir.path());
+    assert_eq!(runs[0]["status"], "cancelled");
+}
+
+#[test]
+fn transforms_reshape_rows_as_specified() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_quickstart(dir.path());
+    let spec = dir.path().join("transforms.yaml");
+    std::fs::write(
+        &spec,
+        r#"version: 1
+name: shaped
+connections:
+  db: { url: "sqlite://sakila.db" }
+  lake: { url: "file://lake" }
+sources:
+  db:
+    type: sqlite
+    connection: db
+    queries:
+      - table: films
+        sql: select film_id, title, rental_rate, length, rating from film where film_id <= 100
+transforms:
+  long:
+    type: filter
+    inputs: [db]
+    condition: length > 120 and rating in ('PG', 'R')
+  renamed:
+    type: rename
+    inputs: [long]
+    columns: { title: film_title }
+  trimmed:
+    type: drop
+    inputs: [renamed]
+    columns: [rating]
+  typed:
+    type: cast
+    inputs: [trimmed]
+    columns: { length: string, rental_rate: "decimal(6,3)" }
+  tagged:
+    type: add_columns
+    inputs: [typed]
+    columns:
+      - { name: origin, literal: sakila }
+      - { name: fee, literal: "1.50", type: "decimal(4,2)" }
+  ordered:
+    type: select
+    inputs: [tagged]
+    columns: [film_id, film_title, rental_rate, length, origin, fee]
+sinks:
+  out:
+    type: object_store
+    inputs: [ordered]
+    connection: lake
+    key: shaped/{table}/
+    format: { type: jsonl, compression: gzip }
+"#,
+    )
+    .unwrap();
+    let (out, stdout, stderr) = output(pipectl(dir.path()).arg("run").arg(&spec));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let files = files_under(&dir.path().join("lake/shaped/films"));
+    assert_eq!(files.len(), 1);
+    assert!(files[0].ends_with(".jsonl.gz"), "{files:?}");
+    let compressed = std::fs::read(dir.path().join("lake/shaped/films").join(&files[0])).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&compressed[..]),
+        &mut text,
+    )
+    .unwrap();
+    let got: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let expected: Vec<(i64, String, String, i64)> = rt.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", dir.path().join("sakila.db").display())).await.unwrap();
+        sqlx::query_as("select film_id, title, cast(rental_rate as text), length from film where film_id <= 100 and length > 120 and rating in ('PG', 'R') order by film_id")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+    });
+    assert!(!expected.is_empty());
+    assert_eq!(got.len(), expected.len(), "{text}");
+    for ((row, line), (id, title, rate, length)) in got.iter().zip(text.lines()).zip(&expected) {
+        // Column order is the `select` order (serde_json sorts keys, so check the raw line).
+        let order = [
+            "film_id",
+            "film_title",
+            "rental_rate",
+            "length",
+            "origin",
+            "fee",
+        ];
+        let positions: Vec<usize> = order
+            .iter()
+            .map(|k| line.find(&format!("\"{k}\":")).unwrap())
+            .collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{line}");
+        assert_eq!(row.as_object().unwrap().len(), order.len(), "{line}");
+        assert_eq!(row["film_id"], *id);
+        assert_eq!(row["film_title"], title.as_str());
+        // decimal(6,3) keeps the exact value; JSON writes decimals as exact text.
+        assert!(
+            line.contains(&format!("\"rental_rate\":{rate}0,")),
+            "{line}"
+        );
+        assert_eq!(row["length"], length.to_string());
+        assert_eq!(row["origin"], "sakila");
+        assert!(line.contains("\"fee\":1.50}"), "{line}");
+    }
+}
