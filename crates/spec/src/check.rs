@@ -10,20 +10,16 @@ use serde_json::{Map, Value};
 use crate::diag::{Diagnostic, did_you_mean};
 use crate::yaml::{Node, NodeKind, PathSeg, Style, is_null_text, path_to_string};
 
-/// Checks `node` against `schema` (a root schema with `$defs`). Returns the JSON value if there
-/// were no errors; otherwise every error found.
-pub fn check(node: &Node, schema: &Value) -> Result<Value, Vec<Diagnostic>> {
+/// Checks `node` against `schema` (a root schema with `$defs`). Returns the JSON value built
+/// from the parts that passed (a part with an error is left out) and every error found.
+pub fn check(node: &Node, schema: &Value) -> (Option<Value>, Vec<Diagnostic>) {
     let mut checker = Checker {
         root: schema,
         errors: Vec::new(),
     };
     let mut path = Vec::new();
     let value = checker.check(node, schema, &mut path);
-    if checker.errors.is_empty() {
-        Ok(value.unwrap_or(Value::Null))
-    } else {
-        Err(checker.errors)
-    }
+    (value, checker.errors)
 }
 
 struct Checker<'s> {
@@ -109,6 +105,8 @@ impl<'s> Checker<'s> {
                         Some("write `true` or `false` (YAML 1.2 booleans)".to_owned())
                     } else if types.contains(&"integer") && *style == Style::Quoted {
                         Some("remove the quotes".to_owned())
+                    } else if types.contains(&"array") && !node.is_null() {
+                        Some(format!("write a list: `[{text}]`"))
                     } else {
                         None
                     };
@@ -126,6 +124,11 @@ impl<'s> Checker<'s> {
                 }
             },
             _ => {
+                let help = (path.is_empty() && types.contains(&"object")).then(|| {
+                    "a pipeline file is a mapping of keys: `version: 1`, `name: ...`, `sources: ...`; \
+                     see examples/quickstart"
+                        .to_owned()
+                });
                 self.error(
                     node,
                     path,
@@ -134,7 +137,7 @@ impl<'s> Checker<'s> {
                         describe_types(&types),
                         node.describe()
                     ),
-                    None,
+                    help,
                 );
                 None
             }
@@ -239,16 +242,14 @@ impl<'s> Checker<'s> {
             })
             .collect();
         let guess = text.and_then(|t| did_you_mean(t, names.iter().map(String::as_str)));
-        let help = match guess {
-            Some(g) => format!("did you mean `{g}`?"),
-            None => format!("use one of: {}", names.join(", ")),
-        };
+        // The message already lists the choices; help only adds a likely correction.
+        let help = guess.map(|g| format!("did you mean `{g}`?"));
         let message = if names.len() == 1 {
             format!("expected `{}`, found {}", names[0], node.describe())
         } else {
             format!("{} is not one of: {}", node.describe(), names.join(", "))
         };
-        self.error(node, path, message, Some(help));
+        self.error(node, path, message, help);
         None
     }
 

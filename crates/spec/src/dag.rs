@@ -69,6 +69,8 @@ pub struct StepRef {
 /// A problem with the graph, with the spec path it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DagError {
+    /// What kind of problem, for callers that filter (see `validate`'s partial checks).
+    pub kind: DagErrorKind,
     /// Path segments (section, step, key, index) locating the problem.
     pub path: Vec<String>,
     /// Index into `inputs` when the problem is one input.
@@ -77,6 +79,27 @@ pub struct DagError {
     pub message: String,
     /// What to do.
     pub help: Option<String>,
+}
+
+/// The kinds of graph problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DagErrorKind {
+    /// Two steps share a name.
+    DuplicateName,
+    /// A step that needs inputs has none.
+    EmptyInputs,
+    /// An input names no step (the name is carried).
+    UnknownInput(String),
+    /// An input is of a kind the step cannot read.
+    WrongKind,
+    /// An input is listed twice.
+    DuplicateInput,
+    /// Steps form a cycle.
+    Cycle,
+    /// A source or transform nobody reads.
+    Unread,
+    /// No sources at all.
+    NoSources,
 }
 
 /// A checked graph with its steps in an order where every step comes after its inputs.
@@ -132,10 +155,15 @@ impl Dag {
         let mut errors = Vec::new();
         let mut graph = DiGraph::new();
         let mut index: BTreeMap<String, NodeIndex> = BTreeMap::new();
-        for step in &all {
+        // A step whose name was taken earlier is left out of the graph, so its inputs are not
+        // attributed to the step that owns the name (which would invent cycles and kind errors).
+        let mut duplicate = vec![false; all.len()];
+        for (position, step) in all.iter().enumerate() {
             if let Some(&other) = index.get(&step.name) {
+                duplicate[position] = true;
                 let first: &StepRef = &graph[other];
                 errors.push(DagError {
+                kind: DagErrorKind::DuplicateName,
                     path: vec![step.kind.section().to_owned(), step.name.clone()],
                     input_index: None,
                     message: format!(
@@ -150,12 +178,15 @@ impl Dag {
             index.insert(step.name.clone(), graph.add_node(step.clone()));
         }
         let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
-        for step in &all {
-            let Some(&to) = index.get(&step.name) else {
+        // Steps a misspelled input probably meant: they are not also reported as unread.
+        let mut meant: Vec<&str> = Vec::new();
+        for (position, step) in all.iter().enumerate() {
+            let Some(&to) = index.get(&step.name).filter(|_| !duplicate[position]) else {
                 continue;
             };
             if step.kind != StepKind::Source && step.inputs.is_empty() {
                 errors.push(DagError {
+                    kind: DagErrorKind::EmptyInputs,
                     path: vec![
                         step.kind.section().to_owned(),
                         step.name.clone(),
@@ -177,10 +208,14 @@ impl Dag {
                 ];
                 let Some(&from) = index.get(input) else {
                     let help = match crate::diag::did_you_mean(input, names.iter().copied()) {
-                        Some(g) => format!("did you mean `{g}`?"),
+                        Some(g) => {
+                            meant.push(g);
+                            format!("did you mean `{g}`?")
+                        }
                         None => format!("steps defined: {}", names.join(", ")),
                     };
                     errors.push(DagError {
+                        kind: DagErrorKind::UnknownInput(input.clone()),
                         path,
                         input_index: Some(i),
                         message: format!("input `{input}` is not a step in this pipeline"),
@@ -191,6 +226,7 @@ impl Dag {
                 let from_kind = graph[from].kind;
                 if !step.kind.accepts().contains(&from_kind) {
                     errors.push(DagError {
+                        kind: DagErrorKind::WrongKind,
                         path,
                         input_index: Some(i),
                         message: format!(
@@ -208,6 +244,7 @@ impl Dag {
                 }
                 if step.inputs[..i].contains(input) {
                     errors.push(DagError {
+                        kind: DagErrorKind::DuplicateInput,
                         path,
                         input_index: Some(i),
                         message: format!(
@@ -231,6 +268,7 @@ impl Dag {
             let cycle = cycle_path(&graph, &component);
             let first = &graph[component[0]];
             errors.push(DagError {
+                kind: DagErrorKind::Cycle,
                 path: vec![
                     first.kind.section().to_owned(),
                     first.name.clone(),
@@ -247,8 +285,12 @@ impl Dag {
                 .neighbors_directed(n, petgraph::Direction::Outgoing)
                 .next()
                 .is_some();
-            if matches!(step.kind, StepKind::Source | StepKind::Transform) && !consumed {
+            if matches!(step.kind, StepKind::Source | StepKind::Transform)
+                && !consumed
+                && !meant.contains(&step.name.as_str())
+            {
                 errors.push(DagError {
+                    kind: DagErrorKind::Unread,
                     path: vec![step.kind.section().to_owned(), step.name.clone()],
                     input_index: None,
                     message: format!(
@@ -265,6 +307,7 @@ impl Dag {
         }
         if all.iter().all(|s| s.kind != StepKind::Source) {
             errors.push(DagError {
+                kind: DagErrorKind::NoSources,
                 path: vec![],
                 input_index: None,
                 message: "the pipeline has no sources".to_owned(),

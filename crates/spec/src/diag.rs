@@ -80,7 +80,20 @@ impl Diagnostic {
         self.source_line = source
             .lines()
             .nth(self.line.saturating_sub(1))
-            .map(|l| l.chars().take(200).collect());
+            // Control characters (NUL, escape sequences) would garble a terminal; one
+            // replacement character each keeps the caret under the right column.
+            .map(|l| {
+                l.chars()
+                    .take(200)
+                    .map(|c| {
+                        if c.is_control() && c != '\t' {
+                            '\u{FFFD}'
+                        } else {
+                            c
+                        }
+                    })
+                    .collect()
+            });
         self
     }
 

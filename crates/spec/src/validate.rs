@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use sha2::{Digest, Sha256};
 
-use crate::dag::Dag;
+use crate::dag::{Dag, DagErrorKind};
 use crate::diag::{Diagnostic, did_you_mean};
 use crate::env::env_refs;
 use crate::lang::{datatype, expr, template};
@@ -69,7 +69,7 @@ pub fn load_bytes(file: &str, bytes: &[u8]) -> Result<LoadedSpec, Vec<Diagnostic
             return Err(vec![
                 Diagnostic::error(Pos { line, column }, "", "the file is not UTF-8 text")
                     .with_help("save the spec as UTF-8")
-                    .in_file(file, ""),
+                    .in_file(file, &String::from_utf8_lossy(bytes)),
             ]);
         }
     };
@@ -82,13 +82,23 @@ pub fn load_str(file: &str, source: &str) -> Result<LoadedSpec, Vec<Diagnostic>>
         let mut diags: Vec<Diagnostic> =
             diags.into_iter().map(|d| d.in_file(file, source)).collect();
         diags.sort_by_key(|a| (a.line, a.column, a.severity));
-        diags.dedup();
+        // An anchored node merged into several places is one mistake in the file, however many
+        // spec paths reach it: keep the first report of each message at each position.
+        diags.dedup_by(|later, first| {
+            (later.line, later.column, later.severity, &later.message)
+                == (first.line, first.column, first.severity, &first.message)
+        });
         diags
     };
-    if source.contains('\0') {
+    if let Some(nul) = source.find('\0') {
+        let before = &source[..nul];
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         return Err(finish(vec![
             Diagnostic::error(
-                Pos { line: 1, column: 1 },
+                Pos {
+                    line: before.matches('\n').count() + 1,
+                    column: before[line_start..].chars().count() + 1,
+                },
                 "",
                 "the file contains NUL bytes; it is not a text file",
             )
@@ -105,34 +115,67 @@ pub fn load_str(file: &str, source: &str) -> Result<LoadedSpec, Vec<Diagnostic>>
     };
     if tree.is_null() {
         return Err(finish(vec![
-            Diagnostic::error(tree.pos, "", "the file is empty")
+            Diagnostic::error(
+                tree.pos,
+                "",
+                if source.trim().is_empty() {
+                    "the file is empty"
+                } else {
+                    "the file has no content, only comments"
+                },
+            )
                 .with_help("a pipeline needs at least `version: 1`, `name:` and one source and sink; see examples/quickstart"),
         ]));
     }
-    let value = match crate::check::check(&tree, &crate::json_schema()) {
-        Ok(v) => v,
-        Err(errors) => return Err(finish(errors)),
+    let (value, schema_errors) = crate::check::check(&tree, &crate::json_schema());
+    // With schema errors, the parts that passed are still checked (semantics, graph), so one
+    // pass reports every error that can be known. Steps left out are remembered by name so
+    // their absence is not reported as a second error.
+    let partial = !schema_errors.is_empty();
+    let (pipeline, dropped_steps) = match value {
+        Some(v) if partial => partial_pipeline(v, &schema_errors),
+        Some(v) => (serde_json::from_value::<Pipeline>(v).ok(), Vec::new()),
+        None => (None, Vec::new()),
     };
-    let pipeline: Pipeline = match serde_json::from_value(value) {
-        Ok(p) => p,
-        Err(e) => {
-            return Err(finish(vec![Diagnostic::error(
+    let Some(pipeline) = pipeline else {
+        let mut errors = schema_errors;
+        if errors.is_empty() {
+            errors.push(Diagnostic::error(
                 tree.pos,
                 "",
-                format!("the spec does not fit the schema: {e}"),
-            )]));
+                "the spec does not fit the schema",
+            ));
         }
+        return Err(finish(errors));
     };
     let mut v = Validator {
         tree: &tree,
         source,
-        diags: Vec::new(),
+        raw_connections: tree
+            .get("connections")
+            .map(|c| match &c.kind {
+                NodeKind::Map(entries) => entries
+                    .iter()
+                    .filter_map(|(k, _)| k.scalar_text().map(str::to_owned))
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .unwrap_or_default(),
+        diags: schema_errors,
     };
     v.pipeline(&pipeline);
     let dag = match Dag::build(&pipeline) {
         Ok(dag) => Some(dag),
         Err(errors) => {
             for e in errors {
+                let known_elsewhere = match &e.kind {
+                    DagErrorKind::UnknownInput(name) => dropped_steps.contains(name),
+                    DagErrorKind::Unread | DagErrorKind::NoSources => !dropped_steps.is_empty(),
+                    _ => false,
+                };
+                if known_elsewhere {
+                    continue;
+                }
                 let mut path: Vec<PathSeg> =
                     e.path.iter().map(|s| PathSeg::Key(s.clone())).collect();
                 if let Some(i) = e.input_index {
@@ -160,6 +203,74 @@ pub fn load_str(file: &str, source: &str) -> Result<LoadedSpec, Vec<Diagnostic>>
     }
 }
 
+/// The pipeline built from the parts of the spec that passed the schema check, and the names
+/// of the steps left out. Each entry is kept when it deserializes on its own (an unknown key
+/// was already dropped from it); `None` when not even the skeleton can be built.
+fn partial_pipeline(
+    value: serde_json::Value,
+    errors: &[Diagnostic],
+) -> (Option<Pipeline>, Vec<String>) {
+    use crate::types::{Connection, Crawler, Schedule, Sink, Source, Transform};
+    fn fits<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> bool {
+        serde_json::from_value::<T>(v.clone()).is_ok()
+    }
+    let serde_json::Value::Object(mut map) = value else {
+        return (None, Vec::new());
+    };
+    if !map.get("version").is_some_and(fits::<u32>) {
+        map.insert("version".to_owned(), 1.into());
+    }
+    if !map.get("name").is_some_and(fits::<String>) {
+        map.insert("name".to_owned(), "unnamed".into());
+    }
+    if !map.get("schedule").is_none_or(fits::<Option<Schedule>>) {
+        map.remove("schedule");
+    }
+    let mut dropped = Vec::new();
+    type Fits = fn(&serde_json::Value) -> bool;
+    let sections: [(&str, Fits); 5] = [
+        ("connections", fits::<Connection>),
+        ("sources", fits::<Source>),
+        ("transforms", fits::<Transform>),
+        ("sinks", fits::<Sink>),
+        ("crawlers", fits::<Crawler>),
+    ];
+    for (section, fits_section) in sections {
+        if errors.iter().any(|e| e.path == section) && section != "connections" {
+            // The whole section is unusable: its steps are unknown, but they exist.
+            dropped.push(format!("{section}.*"));
+        }
+        if let Some(serde_json::Value::Object(entries)) = map.get_mut(section) {
+            entries.retain(|name, entry| {
+                let keep = fits_section(entry);
+                if !keep && section != "connections" {
+                    dropped.push(name.clone());
+                }
+                keep
+            });
+        }
+    }
+    // Steps whose whole entry failed (e.g. an unknown `type`) are absent from the value.
+    for e in errors {
+        let mut parts = e.path.splitn(3, '.');
+        if let (Some(section), Some(name)) = (parts.next(), parts.next()) {
+            let name = name.split('[').next().unwrap_or(name);
+            if ["sources", "transforms", "sinks", "crawlers"].contains(&section)
+                && !dropped.iter().any(|d| d == name)
+            {
+                let present = map.get(section).and_then(|s| s.get(name)).is_some();
+                if !present {
+                    dropped.push(name.to_owned());
+                }
+            }
+        }
+    }
+    (
+        serde_json::from_value(serde_json::Value::Object(map)).ok(),
+        dropped,
+    )
+}
+
 fn hash_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
@@ -180,7 +291,17 @@ pub fn parse_cron(expr: &str) -> Result<cron::Schedule, String> {
             ));
         }
     };
-    cron::Schedule::from_str(&normalized).map_err(|e| e.to_string())
+    cron::Schedule::from_str(&normalized).map_err(|e| {
+        let text = e.to_string();
+        // The crate's message repeats the expression with a caret under it; keep the last line,
+        // which says what is wrong.
+        text.lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or(&text)
+            .to_owned()
+    })
 }
 
 /// True when `name` is usable as a step, connection or pipeline name.
@@ -208,6 +329,8 @@ pub const KEY_PLACEHOLDERS: &[&str] = &["pipeline", "source", "schema", "table",
 struct Validator<'t> {
     tree: &'t Node,
     source: &'t str,
+    /// Every connection name in the file, including ones left out for schema errors.
+    raw_connections: Vec<String>,
     diags: Vec<Diagnostic>,
 }
 
@@ -420,6 +543,8 @@ impl Validator<'_> {
         let mut path = base.to_vec();
         path.push(key("connection"));
         match p.connections.get(name) {
+            // Defined, but left out for its own schema errors: already reported.
+            None if self.raw_connections.iter().any(|c| c == name) => {}
             None => {
                 let help = match did_you_mean(name, p.connections.keys().map(String::as_str)) {
                     Some(g) => format!("did you mean `{g}`?"),
@@ -438,6 +563,8 @@ impl Validator<'_> {
             Some(conn) => {
                 if let Some(scheme) = url_scheme(&conn.url)
                     && !schemes.contains(&scheme)
+                    && (OBJECT_STORE_SCHEMES.contains(&scheme)
+                        || DATABASE_SCHEMES.contains(&scheme))
                 {
                     self.error(&path, format!("connection `{name}` is a `{scheme}://` URL; this step needs {what} ({})", schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(", ")), None);
                 }
@@ -521,15 +648,40 @@ impl Validator<'_> {
             p.push(key(k));
             p
         };
-        if let Err(errors) = template::Template::parse(&g.template) {
-            for e in errors {
-                self.error_in_text(
-                    &at("template"),
-                    e.line,
-                    e.column,
-                    format!("template: {}", e.message),
-                    e.help,
-                );
+        match template::Template::parse(&g.template) {
+            Err(errors) => {
+                for e in errors {
+                    self.error_in_text(
+                        &at("template"),
+                        e.line,
+                        e.column,
+                        format!("template: {}", e.message),
+                        e.help,
+                    );
+                }
+            }
+            Ok(parsed) => {
+                // Records must be JSON objects; a sample render catches a missing quote or
+                // comma now instead of at run time.
+                let mut ctx = template::RenderContext::new(Some(0));
+                let mut sample = String::new();
+                parsed.render(&mut ctx, &mut sample);
+                match serde_json::from_str::<serde_json::Value>(&sample) {
+                    Ok(serde_json::Value::Object(_)) => {}
+                    Ok(_) => self.error(
+                        &at("template"),
+                        "the template does not render a JSON object",
+                        Some("write records as {\"field\": \"{{helper}}\", ...}".to_owned()),
+                    ),
+                    Err(e) => {
+                        let shown: String = sample.chars().take(160).collect();
+                        self.error(
+                            &at("template"),
+                            format!("the template does not render valid JSON ({e}); a sample record: {shown}"),
+                            Some("check quotes around text helpers (\"{{address.state}}\") and commas between fields".to_owned()),
+                        )
+                    }
+                }
             }
         }
         if g.count.is_none() && g.duration_secs.is_none() {
@@ -811,21 +963,10 @@ pub fn url_password(url: &str) -> Option<&str> {
 fn text_position(source: &str, node: &Node, line_in_text: usize, column_in_text: usize) -> Pos {
     match &node.kind {
         NodeKind::Scalar {
+            text,
             style: Style::Block,
-            ..
-        } => {
-            // Block text starts on the line after the `|` or `>` indicator, indented.
-            let line = node.pos.line + line_in_text;
-            let indent = source
-                .lines()
-                .nth(node.pos.line)
-                .map(|l| l.chars().take_while(|c| *c == ' ').count())
-                .unwrap_or(0);
-            Pos {
-                line,
-                column: indent + column_in_text,
-            }
-        }
+        } => block_text_position(source, node.pos, text, line_in_text, column_in_text)
+            .unwrap_or(node.pos),
         NodeKind::Scalar {
             style: Style::Quoted,
             ..
@@ -842,6 +983,75 @@ fn text_position(source: &str, node: &Node, line_in_text: usize, column_in_text:
             column: node.pos.column,
         },
     }
+}
+
+/// Maps a position in the text of a `|` or `>` block scalar to the file. The text is found
+/// line by line in the block's source lines, so folding (`>` joins lines with spaces) and
+/// leading blank lines do not shift the result. `None` when the block cannot be lined up.
+fn block_text_position(
+    source: &str,
+    pos: Pos,
+    text: &str,
+    line_in_text: usize,
+    column_in_text: usize,
+) -> Option<Pos> {
+    let lines: Vec<&str> = source.lines().collect();
+    let at_pos = lines.get(pos.line.checked_sub(1)?)?;
+    // saphyr places the node at its first content line; the indicator is on the nearest
+    // non-blank line above (or at the node itself, should a parser report that instead).
+    let indicator_line = if matches!(
+        at_pos.chars().nth(pos.column.saturating_sub(1)),
+        Some('|' | '>')
+    ) {
+        pos.line
+    } else {
+        (1..pos.line)
+            .rev()
+            .find(|l| !lines[l - 1].trim().is_empty())?
+    };
+    let indent_of = |l: &str| l.chars().take_while(|c| *c == ' ').count();
+    let indent = lines
+        .iter()
+        .skip(indicator_line)
+        .find(|l| !l.trim().is_empty())
+        .map(|l| indent_of(l))?;
+    let text: Vec<char> = text.chars().collect();
+    let offset = text
+        .split(|c| *c == '\n')
+        .take(line_in_text.saturating_sub(1))
+        .map(|l| l.len() + 1)
+        .sum::<usize>()
+        + column_in_text.saturating_sub(1);
+    let mut p = 0;
+    let mut last = None;
+    for (i, raw) in lines.iter().enumerate().skip(indicator_line) {
+        if !raw.trim().is_empty() && indent_of(raw) < indent {
+            break;
+        }
+        let content: Vec<char> = raw.chars().skip(indent).collect();
+        if content.is_empty() {
+            continue;
+        }
+        while !text[p..].starts_with(&content) && matches!(text.get(p), Some('\n' | ' ')) {
+            p += 1;
+        }
+        if !text[p..].starts_with(&content) {
+            return None;
+        }
+        let line = i + 1;
+        if offset < p + content.len() {
+            return Some(Pos {
+                line,
+                column: indent + offset.saturating_sub(p) + 1,
+            });
+        }
+        p += content.len();
+        last = Some(Pos {
+            line,
+            column: indent + content.len() + 1,
+        });
+    }
+    last
 }
 
 #[cfg(test)]
@@ -863,6 +1073,69 @@ mod tests {
         assert_eq!(url_password("postgres://u:secret@h/db"), Some("secret"));
         assert_eq!(url_password("postgres://u@h/db"), None);
         assert_eq!(url_password("sqlite://data.db"), None);
+    }
+
+    #[test]
+    fn block_scalar_positions_follow_the_source_lines() {
+        // `|` keeps lines; `>` folds them into one; a leading blank line shifts text lines.
+        for (indicator, blank) in [("|", ""), (">-", ""), ("|", "\n"), (">", "\n")] {
+            let source = format!("t: {indicator}\n{blank}  a {{{{x}}}}\n  b {{{{y}}}}\n");
+            let tree = yaml::parse(&source).unwrap();
+            let node = tree.get("t").unwrap();
+            let text = node.scalar_text().unwrap();
+            let (line, column) = text
+                .lines()
+                .enumerate()
+                .find_map(|(i, l)| l.find("{{y").map(|c| (i + 1, c + 1)))
+                .unwrap();
+            let pos = text_position(&source, node, line, column);
+            let expected_line = if blank.is_empty() { 3 } else { 4 };
+            assert_eq!(
+                pos,
+                Pos {
+                    line: expected_line,
+                    column: 5
+                },
+                "{indicator} {blank:?}"
+            );
+        }
+    }
+
+    const TWO_STEPS: &str = "version: 1\nname: p\nconnections:\n  db: { url: \"sqlite://x.db\" }\n  lake: { url: \"file://lake\" }\nsources:\n  orders: { type: sqlite, connection: db }\n";
+
+    fn messages(source: &str) -> Vec<String> {
+        load_str("p.yaml", source)
+            .unwrap_err()
+            .into_iter()
+            .map(|d| d.message)
+            .collect()
+    }
+
+    #[test]
+    fn duplicate_step_names_do_not_invent_cycles() {
+        let source = format!(
+            "{TWO_STEPS}transforms:\n  orders: {{ type: drop, inputs: [orders], columns: [x] }}\nsinks:\n  s: {{ type: object_store, inputs: [orders], connection: lake, key: k/, format: {{ type: csv }} }}\n"
+        );
+        let messages = messages(&source);
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        assert!(messages[0].contains("used twice"), "{messages:?}");
+    }
+
+    #[test]
+    fn a_misspelled_input_is_one_error() {
+        let source = format!(
+            "{TWO_STEPS}transforms:\n  paid: {{ type: filter, inputs: [orders], condition: x = 1 }}\nsinks:\n  s: {{ type: object_store, inputs: [payd], connection: lake, key: k/, format: {{ type: csv }} }}\n"
+        );
+        let messages = messages(&source);
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        assert!(messages[0].contains("`payd`"), "{messages:?}");
+    }
+
+    #[test]
+    fn cron_errors_are_one_line() {
+        let e = parse_cron("75 2 * * *").unwrap_err();
+        assert!(!e.contains('\n'), "{e}");
+        assert!(e.contains("75"), "{e}");
     }
 
     #[test]

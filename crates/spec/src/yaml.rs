@@ -96,6 +96,8 @@ impl Node {
                 } else {
                     text.clone()
                 };
+                // Messages are one line; a block scalar's newlines are shown escaped.
+                let shown = shown.replace('\n', "\\n");
                 match style {
                     Style::Plain => format!("`{shown}`"),
                     _ => format!("the string \"{shown}\""),
