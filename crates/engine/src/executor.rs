@@ -136,6 +136,7 @@ impl PreparedRun {
             .map(|s| step_record(s, RunStatus::Running, None))
             .collect();
         state_call(state.begin_run(&record))?;
+        tracing::info!(run = %self.run_id, pipeline = %record.pipeline, steps = self.steps.len(), "run started");
 
         let mut tasks = self.spawn_steps()?;
         let mut errors: BTreeMap<String, Error> = BTreeMap::new();
@@ -149,7 +150,7 @@ impl PreparedRun {
                 ),
             };
             match result {
-                Ok(StepOutcome::Done) => {}
+                Ok(StepOutcome::Done) => tracing::debug!(step = %name, "step finished"),
                 Ok(StepOutcome::Staged(files)) => staged.extend(files),
                 Err(e) => {
                     // The first real failure cancels the rest; their cancellations are not news.
@@ -186,6 +187,7 @@ impl PreparedRun {
             .collect();
 
         if let Some((status, message)) = failure {
+            tracing::warn!(run = %self.run_id, %status, error = %message, "run did not succeed; discarding staged files");
             discard_staging(&self.context.connections, &self.spec, &self.run_id).await;
             record.status = status;
             record.error = Some(message);
@@ -204,6 +206,7 @@ impl PreparedRun {
             })
             .collect();
         state_call(state.save_run(&record))?;
+        tracing::info!(run = %self.run_id, files = record.publish.len(), "publishing");
         if let Err(e) = publish(&self.context.connections, &record.publish).await {
             // The manifest is durable: the next run of this pipeline finishes the publish.
             record.error = Some(format!(
@@ -402,6 +405,7 @@ pub async fn recover(
         if run.pipeline != spec.pipeline.name {
             continue;
         }
+        tracing::warn!(run = %run.id, status = %run.status, "recovering a run a stopped process left behind");
         match run.status {
             RunStatus::Committing => match publish(connections, &run.publish).await {
                 Ok(()) => {
