@@ -299,6 +299,9 @@ fn random_and_mutated_input_never_panics() {
     );
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut problems = Vec::new();
+    // Mutants that got past YAML syntax into the schema and semantic checks: if almost none
+    // do, the mutations are too crude to test those phases.
+    let mut checked_deeply = 0;
     for case in 0..2_000 {
         let input = if case % 2 == 0 {
             random_bytes(&mut rng)
@@ -312,6 +315,9 @@ fn random_and_mutated_input_never_panics() {
                 String::from_utf8_lossy(&input)
             )),
             Ok(Err(diags)) => {
+                if case % 2 == 1 && diags.iter().any(|d| !d.path.is_empty()) {
+                    checked_deeply += 1;
+                }
                 if diags.is_empty() {
                     problems.push(format!("case {case} failed without a diagnostic"));
                 }
@@ -322,10 +328,15 @@ fn random_and_mutated_input_never_panics() {
                     ));
                 }
             }
-            Ok(Ok(_)) => {}
+            Ok(Ok(_)) => checked_deeply += 1,
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+    eprintln!("{checked_deeply} of 1000 mutants reached the schema or semantic checks");
+    assert!(
+        checked_deeply >= 100,
+        "only {checked_deeply} of 1000 mutants parsed as YAML"
+    );
 }
 
 #[test]
@@ -347,8 +358,9 @@ fn huge_specs_load_or_fail_cleanly() {
     let result = catch_unwind(|| load_bytes("huge.yaml", spec.as_bytes()));
     let elapsed = started.elapsed();
     let result = result.expect("a 3 MB spec does not panic");
+    // It is a valid spec, just a big one.
     if let Err(diags) = &result {
-        assert!(malformed_diagnostics(diags).is_empty(), "{diags:?}");
+        panic!("a 3 MB spec failed: {diags:?}");
     }
     // Generous: debug builds on a shared 2-core machine; this catches quadratic blow-ups.
     assert!(

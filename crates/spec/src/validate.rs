@@ -227,6 +227,22 @@ fn partial_pipeline(
         map.remove("schedule");
     }
     let mut dropped = Vec::new();
+    // An unknown top-level key may be a misspelled section (`sinkss:`): its steps exist, so
+    // steps that look unread or a pipeline that looks source-less are not reported on top.
+    if errors.iter().any(|e| e.path.is_empty()) {
+        dropped.push("*".to_owned());
+    }
+    // A step with a wrong value was checked without that value; checking the rest would invent
+    // errors (`count: many` read as no count at all). Only unknown keys leave a step whole.
+    let damaged = |section: &str, name: &str| {
+        let prefix = format!("{section}.{name}");
+        errors.iter().any(|e| {
+            let under = e.path == prefix
+                || e.path.starts_with(&format!("{prefix}."))
+                || e.path.starts_with(&format!("{prefix}["));
+            under && !e.message.starts_with("unknown key `")
+        })
+    };
     type Fits = fn(&serde_json::Value) -> bool;
     let sections: [(&str, Fits); 5] = [
         ("connections", fits::<Connection>),
@@ -242,7 +258,8 @@ fn partial_pipeline(
         }
         if let Some(serde_json::Value::Object(entries)) = map.get_mut(section) {
             entries.retain(|name, entry| {
-                let keep = fits_section(entry);
+                let keep =
+                    fits_section(entry) && (section == "connections" || !damaged(section, name));
                 if !keep && section != "connections" {
                     dropped.push(name.clone());
                 }
@@ -1129,6 +1146,22 @@ mod tests {
         let messages = messages(&source);
         assert_eq!(messages.len(), 1, "{messages:?}");
         assert!(messages[0].contains("`payd`"), "{messages:?}");
+    }
+
+    #[test]
+    fn a_wrong_value_or_misspelled_section_is_one_error() {
+        let sink = "  s: { type: object_store, inputs: [g], connection: lake, key: k/, format: { type: csv } }\n";
+        let wrong_count = format!(
+            "{TWO_STEPS}  g: {{ type: generator, count: many, template: x }}\nsinks:\n{sink}"
+        );
+        let found =
+            messages(&wrong_count.replace("  orders: { type: sqlite, connection: db }\n", ""));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("whole number"), "{found:?}");
+        let misspelled = format!("{TWO_STEPS}sinkss:\n{}", sink.replace("[g]", "[orders]"));
+        let found = messages(&misspelled);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("`sinkss`"), "{found:?}");
     }
 
     #[test]

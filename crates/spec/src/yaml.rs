@@ -207,16 +207,20 @@ pub fn parse(source: &str) -> Result<Node, YamlError> {
     let mut nodes = 0usize;
 
     for item in parser {
-        let (event, span) = item.map_err(|e| YamlError {
-            pos: Pos {
-                line: e.marker().line(),
-                column: e.marker().col() + 1,
-            },
-            message: format!("invalid YAML: {}", e.info()),
-            help: Some(
-                "check indentation, quotes and the `key: value` layout around here".to_owned(),
-            ),
-        })?;
+        let (event, span) = match item {
+            Ok(item) => item,
+            Err(e) => {
+                let pos = Pos {
+                    line: e.marker().line(),
+                    column: e.marker().col() + 1,
+                };
+                return Err(YamlError {
+                    pos,
+                    message: format!("invalid YAML: {}", e.info()),
+                    help: Some(syntax_help(source, &stack, pos, e.info())),
+                });
+            }
+        };
         let pos = Pos::from_span(&span);
         let complete = match event {
             Event::DocumentStart(_) => {
@@ -341,6 +345,40 @@ pub fn parse(source: &str) -> Result<Node, YamlError> {
         },
         pos: Pos { line: 1, column: 1 },
     }))
+}
+
+/// Advice for a syntax error. The parser notices an unclosed `[`, `{` or quote only where
+/// the text stops making sense, often a line later, so point back at the opening character.
+fn syntax_help(source: &str, stack: &[Frame], error: Pos, info: &str) -> String {
+    let char_at = |pos: Pos| {
+        source
+            .lines()
+            .nth(pos.line.checked_sub(1)?)?
+            .chars()
+            .nth(pos.column.checked_sub(1)?)
+    };
+    let open_flow = stack.iter().rev().find_map(|frame| {
+        let pos = match frame {
+            Frame::Seq { pos, .. } | Frame::Map { pos, .. } => *pos,
+        };
+        match char_at(pos) {
+            Some(c @ ('[' | '{')) if pos.line < error.line => Some((c, pos)),
+            _ => None,
+        }
+    });
+    if let Some((c, pos)) = open_flow {
+        let close = if c == '[' { ']' } else { '}' };
+        return format!(
+            "the `{c}` at line {}, column {} is still open here; if it should have ended, add `{close}`",
+            pos.line, pos.column
+        );
+    }
+    if info.contains("quoted scalar") {
+        return "a quoted string starts here; if it should end on this line, add the closing \
+                quote (a string continued on the next lines is indented more than its key)"
+            .to_owned();
+    }
+    "check indentation, quotes and the `key: value` layout around here".to_owned()
 }
 
 fn too_large(pos: Pos) -> YamlError {
@@ -520,6 +558,16 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn syntax_errors_point_back_at_unclosed_brackets_and_quotes() {
+        let err = parse("a:\n  b: [x, y\n  c: 1\n").unwrap_err();
+        let help = err.help.unwrap_or_default();
+        assert!(help.contains("`[` at line 2, column 6"), "{help}");
+        let err = parse("a:\n  b: \"x\n  c: 1\n").unwrap_err();
+        let help = err.help.unwrap_or_default();
+        assert!(help.contains("closing quote"), "{help}");
     }
 
     #[test]

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: checks (and starts) the local services, starts a local S3 server
+# (moto) for the S3 tests, then runs every test with cargo-nextest. Extra arguments go to
+# `cargo nextest run`, e.g. `bash scripts/test.sh s3::` to run the S3 tests only.
+#
+# Under CI (CI=true) a missing service is an error and the tests are told to fail rather than
+# skip (PIPECTL_TEST_REQUIRE_SERVICES=1); elsewhere the tests that need a missing service skip.
+# Exits with the status of the test run.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly ROOT
+cd "$ROOT"
+
+log() { printf 'test.sh: %s\n' "$*" >&2; }
+
+in_ci=false
+if [[ "${CI:-}" == "true" ]]; then
+    in_ci=true
+    # Outside the clone, so dependencies built by an earlier CI run on this machine are reused.
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/pipectl-target}"
+    export PIPECTL_TEST_REQUIRE_SERVICES=1
+fi
+
+if ! bash "$ROOT/scripts/check-services.sh"; then
+    if [[ "$in_ci" == true ]]; then
+        log "error: a service the tests need is missing (see above)"
+        exit 1
+    fi
+    log "warning: a service is missing; the tests that need it will skip"
+fi
+
+# Only a server this run started is stopped at exit: one that already answered belongs to
+# someone else (another terminal, a developer's long-running server).
+started_s3=false
+# shellcheck disable=SC2317  # called through the EXIT trap
+stop_s3() {
+    if [[ "$started_s3" == true ]]; then
+        bash "$ROOT/scripts/s3-server.sh" stop || true
+    fi
+}
+trap stop_s3 EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if ! bash "$ROOT/scripts/s3-server.sh" status 2>/dev/null; then
+    started_s3=true
+fi
+s3_ready=false
+bash "$ROOT/scripts/s3-server.sh" start && s3_ready=true
+if [[ "$s3_ready" == true ]]; then
+    eval "$(bash "$ROOT/scripts/s3-server.sh" env)"
+elif [[ "$in_ci" == true ]]; then
+    log "error: the local S3 server did not start (see above)"
+    exit 1
+else
+    log "warning: no local S3 server; the S3 tests will skip"
+fi
+
+runner=(cargo nextest run --workspace --all-targets --no-fail-fast)
+if ! cargo nextest --version >/dev/null 2>&1; then
+    log "cargo-nextest is missing; installing it (cargo install cargo-nextest --locked)"
+    install_started=$SECONDS
+    # Its own target dir: the install must not leave its build in the project's.
+    if env -u CARGO_TARGET_DIR cargo install cargo-nextest --locked; then
+        log "cargo-nextest installed in $((SECONDS - install_started)) s"
+    else
+        log "warning: installing cargo-nextest failed; falling back to cargo test"
+        runner=(cargo test --workspace --all-targets --no-fail-fast)
+    fi
+fi
+
+status=0
+# nextest does not run doctests. They run first so the runner's summary stays the last lines.
+# A filter given on the command line selects tests by nextest's rules, so it skips them.
+if (($# == 0)); then
+    log "running: cargo test --workspace --doc"
+    cargo test --workspace --doc || status=$?
+fi
+
+log "running: ${runner[*]} $*"
+test_status=0
+"${runner[@]}" "$@" || test_status=$?
+if ((test_status != 0)); then
+    status=$test_status
+elif ((status != 0)); then
+    log "error: the doctests failed (see above)"
+fi
+exit "$status"
