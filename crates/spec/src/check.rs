@@ -16,6 +16,7 @@ pub fn check(node: &Node, schema: &Value) -> (Option<Value>, Vec<Diagnostic>) {
     let mut checker = Checker {
         root: schema,
         errors: Vec::new(),
+        keys: Vec::new(),
     };
     let mut path = Vec::new();
     let value = checker.check(node, schema, &mut path);
@@ -25,6 +26,9 @@ pub fn check(node: &Node, schema: &Value) -> (Option<Value>, Vec<Diagnostic>) {
 struct Checker<'s> {
     root: &'s Value,
     errors: Vec<Diagnostic>,
+    /// Positions of the keys leading to the node being checked: a problem with a whole
+    /// mapping (a missing key) is shown at the key that names it, e.g. the step name.
+    keys: Vec<crate::yaml::Pos>,
 }
 
 impl<'s> Checker<'s> {
@@ -44,6 +48,19 @@ impl<'s> Checker<'s> {
             }
         }
         schema
+    }
+
+    /// An error about a whole mapping, shown at the key that names it.
+    fn mapping_error(
+        &mut self,
+        node: &Node,
+        path: &[PathSeg],
+        message: String,
+        help: Option<String>,
+    ) {
+        let pos = self.keys.last().copied().unwrap_or(node.pos);
+        self.errors
+            .push(Diagnostic::error(pos, path_to_string(path), message).with_help_opt(help));
     }
 
     fn error(&mut self, node: &Node, path: &[PathSeg], message: String, help: Option<String>) {
@@ -145,20 +162,20 @@ impl<'s> Checker<'s> {
     }
 
     fn check_range(&mut self, node: &Node, value: &Value, schema: &Value, path: &[PathSeg]) {
-        let (Some(n), Some(min)) = (
-            value.as_f64(),
-            schema.get("minimum").and_then(Value::as_f64),
-        ) else {
+        let Some(n) = value.as_f64() else { return };
+        let min = schema.get("minimum").and_then(Value::as_f64);
+        let max = schema.get("maximum").and_then(Value::as_f64);
+        let out_of_range = min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m);
+        if !out_of_range {
             return;
-        };
-        if n < min {
-            self.error(
-                node,
-                path,
-                format!("must be at least {min}, found {n}"),
-                None,
-            );
         }
+        let message = match (min, max) {
+            (Some(lo), Some(hi)) => format!("must be between {lo} and {hi}, found {n}"),
+            (Some(lo), None) => format!("must be at least {lo}, found {n}"),
+            (None, Some(hi)) => format!("must be at most {hi}, found {n}"),
+            (None, None) => return,
+        };
+        self.error(node, path, message, None);
     }
 
     fn check_object(
@@ -174,6 +191,7 @@ impl<'s> Checker<'s> {
         for (key, value) in entries {
             let name = key.scalar_text().unwrap_or_default();
             path.push(PathSeg::Key(name.to_owned()));
+            self.keys.push(key.pos);
             let property = properties.and_then(|p| p.get(name));
             match (property, additional) {
                 (Some(prop), _) => {
@@ -183,6 +201,7 @@ impl<'s> Checker<'s> {
                 }
                 (None, Some(Value::Bool(false))) => {
                     path.pop();
+                    self.keys.pop();
                     let allowed: Vec<&str> = properties
                         .map(|p| p.keys().map(String::as_str).collect())
                         .unwrap_or_default();
@@ -206,6 +225,7 @@ impl<'s> Checker<'s> {
                 }
             }
             path.pop();
+            self.keys.pop();
         }
         if let Some(required) = schema.get("required").and_then(Value::as_array) {
             for name in required.iter().filter_map(Value::as_str) {
@@ -216,7 +236,7 @@ impl<'s> Checker<'s> {
                         .and_then(|p| p.get("description"))
                         .and_then(Value::as_str)
                         .map(|d| format!("`{name}`: {}", first_sentence(d)));
-                    self.error(node, path, format!("missing required key `{name}`"), help);
+                    self.mapping_error(node, path, format!("missing required key `{name}`"), help);
                 }
             }
         }
@@ -335,7 +355,7 @@ impl<'s> Checker<'s> {
             return None;
         }
         let Some(type_node) = node.get("type") else {
-            self.error(
+            self.mapping_error(
                 node,
                 path,
                 format!("missing required key `type`: say which kind of {kind} this is"),

@@ -124,19 +124,25 @@ impl fmt::Display for Diagnostic {
         } else {
             writeln!(f, "{level}: {}: {}", self.path, self.message)?;
         }
-        write!(f, "  --> {}:{}:{}", self.file, self.line, self.column)?;
+        // Laid out as rustc does: the gutter is as wide as the line number.
+        let number = self.line.to_string();
+        let arrow_pad = " ".repeat(number.len());
+        let pad = " ".repeat(number.len() + 1);
+        write!(
+            f,
+            "{arrow_pad}--> {}:{}:{}",
+            self.file, self.line, self.column
+        )?;
         if let Some(line) = &self.source_line {
-            let number = self.line.to_string();
-            let pad = " ".repeat(number.len());
             let caret_pad: String = line
                 .chars()
                 .take(self.column.saturating_sub(1))
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
-            write!(f, "\n{pad} |\n{number} | {line}\n{pad} | {caret_pad}^")?;
+            write!(f, "\n{pad}|\n{number} | {line}\n{pad}| {caret_pad}^")?;
         }
         if let Some(help) = &self.help {
-            write!(f, "\n  = help: {help}")?;
+            write!(f, "\n{pad}= help: {help}")?;
         }
         Ok(())
     }

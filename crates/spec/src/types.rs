@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 #[schemars(title = "pipectl pipeline", extend("$id" = "https://pipectl.dev/schemas/pipeline.schema.json"))]
 pub struct Pipeline {
-    /// Spec format version. Only `1` exists today.
+    /// Spec format version: write `version: 1` (the only version so far).
     pub version: u32,
     /// Pipeline name: letters, digits, `-` and `_`. Names run history, bookmarks and scheduled runs.
     pub name: String,
@@ -146,6 +146,7 @@ pub struct DatabaseSource {
     pub queries: Vec<QuerySpec>,
     /// Rows per Arrow record batch.
     #[serde(default = "default_batch_rows")]
+    #[schemars(range(min = 1, max = 1_000_000))]
     pub batch_rows: usize,
 }
 
@@ -209,6 +210,7 @@ pub struct GeneratorSource {
     pub columns: Vec<ColumnDecl>,
     /// Records per Arrow record batch.
     #[serde(default = "default_batch_rows")]
+    #[schemars(range(min = 1, max = 1_000_000))]
     pub batch_rows: usize,
 }
 
@@ -370,6 +372,7 @@ pub struct ObjectStoreSink {
     pub format: Format,
     /// Start a new file after this many rows. Default: one file per table per run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub max_file_rows: Option<u64>,
 }
 
@@ -437,6 +440,7 @@ pub struct ParquetFormat {
     pub compression: ParquetCompression,
     /// Rows per row group.
     #[serde(default = "default_row_group_rows")]
+    #[schemars(range(min = 1))]
     pub row_group_rows: usize,
 }
 

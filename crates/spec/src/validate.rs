@@ -358,9 +358,17 @@ fn key(s: &str) -> PathSeg {
 impl Validator<'_> {
     /// Records a diagnostic at the node `path` leads to (or the deepest node found on the way).
     fn push(&mut self, mut diag: Diagnostic, path: &[PathSeg]) {
-        let (node, _) = self.tree.locate(path);
-        diag.line = node.pos.line;
-        diag.column = node.pos.column;
+        let (node, found) = self.tree.locate(path);
+        // A problem with a whole mapping (a step) is shown at the key that names it.
+        let pos = match (&node.kind, found, path.split_last()) {
+            (NodeKind::Map(_), true, Some((PathSeg::Key(last), parent))) => {
+                let (owner, _) = self.tree.locate(parent);
+                owner.entry(last).map_or(node.pos, |(k, _)| k.pos)
+            }
+            _ => node.pos,
+        };
+        diag.line = pos.line;
+        diag.column = pos.column;
         diag.path = yaml::path_to_string(path);
         self.diags.push(diag);
     }
@@ -433,13 +441,6 @@ impl Validator<'_> {
                     );
                     self.sink_key(&base, &s.key);
                     self.format(&base, &s.format);
-                    if s.max_file_rows == Some(0) {
-                        self.error(
-                            &[base[0].clone(), base[1].clone(), key("max_file_rows")],
-                            "must be at least 1",
-                            None,
-                        );
-                    }
                 }
             }
         }
@@ -592,13 +593,6 @@ impl Validator<'_> {
     fn database(&mut self, p: &Pipeline, name: &str, db: &DatabaseSource, schemes: &[&str]) {
         let base = [key("sources"), key(name)];
         self.connection_ref(p, &base, &db.connection, schemes, "a database");
-        if db.batch_rows == 0 || db.batch_rows > 1_000_000 {
-            self.error(
-                &[base[0].clone(), base[1].clone(), key("batch_rows")],
-                "must be between 1 and 1000000",
-                None,
-            );
-        }
         for (list, rules) in [("include", &db.include), ("exclude", &db.exclude)] {
             for (i, rule) in rules.iter().enumerate() {
                 for (field, pattern) in [("schema", &rule.schema), ("table", &rule.table)] {
@@ -724,9 +718,6 @@ impl Validator<'_> {
                 "must be greater than 0",
                 Some("leave it out to generate as fast as the pipeline takes records".to_owned()),
             );
-        }
-        if g.batch_rows == 0 || g.batch_rows > 1_000_000 {
-            self.error(&at("batch_rows"), "must be between 1 and 1000000", None);
         }
         for (i, column) in g.columns.iter().enumerate() {
             let mut path = at("columns");
@@ -884,13 +875,7 @@ impl Validator<'_> {
                     self.error(&path, format!("delimiter must be one ASCII character other than a quote or newline, found {:?}", csv.delimiter), Some("e.g. `\",\"`, `\";\"`, `\"|\"` or `\"\\t\"`".to_owned()));
                 }
             }
-            Format::Parquet(p) => {
-                if p.row_group_rows == 0 {
-                    path.push(key("row_group_rows"));
-                    self.error(&path, "must be at least 1", None);
-                }
-            }
-            Format::Jsonl(_) => {}
+            Format::Parquet(_) | Format::Jsonl(_) => {}
         }
     }
 }
