@@ -7,10 +7,14 @@
 //! a daemon that holds the state store.
 #![warn(missing_docs, unreachable_pub)]
 
+mod api;
+pub mod client;
 pub mod clock;
 pub mod cron;
+pub mod daemon;
 pub mod metrics;
 pub mod policy;
+pub mod runner;
 pub mod scheduler;
 
 #[cfg(test)]
