@@ -10,4 +10,5 @@ mod plan;
 mod quickstart;
 mod run;
 mod s3;
+mod serve;
 mod schema;

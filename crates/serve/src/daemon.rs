@@ -55,6 +55,9 @@ pub async fn serve(
     env: EnvLookup,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), String> {
+    // This process holds the state lock, so an address file left by a killed daemon is stale.
+    let addr_file = address_file(&options.state_dir);
+    let _ = std::fs::remove_file(&addr_file);
     let metrics = Arc::new(Metrics::default());
     let runner = Arc::new(EngineRunner::new(state.clone(), metrics.clone(), env.clone()));
     let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
@@ -71,13 +74,13 @@ pub async fn serve(
         .await
         .map_err(|e| format!("cannot listen on {}: {e}; pick another address with --listen", options.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let addr_file = address_file(&options.state_dir);
+    let mut files = Files::new(options.dir.clone(), state.clone(), scheduler.clone(), metrics.clone(), env.clone());
+    files.scan(true).await;
+    // The address is announced only after recovery, so clients never see half-recovered state.
     let info = serde_json::json!({ "addr": addr.to_string(), "pid": std::process::id() });
     std::fs::write(&addr_file, info.to_string())
         .map_err(|e| format!("cannot write the daemon address file {}: {e}", addr_file.display()))?;
 
-    let mut files = Files::new(options.dir.clone(), state.clone(), scheduler.clone(), metrics.clone(), env.clone());
-    files.scan(true).await;
     let loaded = files.loaded.len();
     eprintln!("pipectl serve: {loaded} pipeline{} from {}; API on http://{addr}", if loaded == 1 { "" } else { "s" }, options.dir.display());
 
