@@ -47,7 +47,14 @@ impl Daemon {
     fn start(dir: &Path, extra: &[&str]) -> Daemon {
         let log = dir.join(format!("serve-{}.log", Instant::now().elapsed().as_nanos()));
         let child = pipectl(dir)
-            .args(["serve", "pipelines", "--listen", "127.0.0.1:0", "--reload-secs", "0.2"])
+            .args([
+                "serve",
+                "pipelines",
+                "--listen",
+                "127.0.0.1:0",
+                "--reload-secs",
+                "0.2",
+            ])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -69,7 +76,10 @@ impl Daemon {
     }
 
     fn signal(&self, signal: &str) {
-        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
@@ -81,7 +91,11 @@ impl Daemon {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "the daemon did not stop after SIGTERM:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not stop after SIGTERM:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -116,13 +130,15 @@ fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) ->
 
 /// `pipectl runs PIPELINE --format json`, which goes through the daemon while it runs.
 fn runs(dir: &Path, pipeline: &str) -> Vec<Value> {
-    let (out, stdout, stderr) = output(pipectl(dir).args(["runs", pipeline, "--limit", "100", "--format", "json"]));
+    let (out, stdout, stderr) =
+        output(pipectl(dir).args(["runs", pipeline, "--limit", "100", "--format", "json"]));
     assert!(out.status.success(), "pipectl runs failed: {stderr}");
     serde_json::from_str(&stdout).unwrap()
 }
 
 fn api(dir: &Path, method: &str, path: &str) -> (u16, String) {
-    let addr = pipectl_serve::client::daemon_address(&dir.join(".pipectl-state")).expect("daemon address");
+    let addr =
+        pipectl_serve::client::daemon_address(&dir.join(".pipectl-state")).expect("daemon address");
     let resp = pipectl_serve::client::request(addr, method, path, None).expect("the API answers");
     (resp.status, resp.body)
 }
@@ -143,14 +159,21 @@ fn serve_runs_a_per_second_schedule_reloads_and_stops_on_sigterm() {
     // Two scheduled runs in the history (read through the daemon's API: the state is locked).
     let scheduled = wait_for(Duration::from_secs(20), "two scheduled runs", || {
         let runs = runs(dir, "ticks");
-        let ok: Vec<Value> = with_status(&runs, "succeeded").into_iter().filter(|r| r["trigger"].as_str().unwrap().starts_with("schedule ")).cloned().collect();
+        let ok: Vec<Value> = with_status(&runs, "succeeded")
+            .into_iter()
+            .filter(|r| r["trigger"].as_str().unwrap().starts_with("schedule "))
+            .cloned()
+            .collect();
         (ok.len() >= 2).then_some(ok)
     });
     for run in &scheduled {
         let id = run["id"].as_str().unwrap();
         assert_eq!(run["steps"][1]["rows"], 5, "{run}");
         let folder = dir.join("lake/events").join(id);
-        let files: Vec<_> = std::fs::read_dir(&folder).unwrap_or_else(|e| panic!("{}: {e}", folder.display())).flatten().collect();
+        let files: Vec<_> = std::fs::read_dir(&folder)
+            .unwrap_or_else(|e| panic!("{}: {e}", folder.display()))
+            .flatten()
+            .collect();
         assert_eq!(files.len(), 1);
         let csv = std::fs::read_to_string(files[0].path()).unwrap();
         assert_eq!(csv.lines().count(), 6, "header + 5 rows: {csv}");
@@ -158,11 +181,15 @@ fn serve_runs_a_per_second_schedule_reloads_and_stops_on_sigterm() {
     }
 
     // `pipectl run` works while the daemon holds the state: the daemon runs it.
-    let (out, stdout, stderr) = output(pipectl(dir).args(["run", "pipelines/ticks.yaml", "--format", "json"]));
+    let (out, stdout, stderr) =
+        output(pipectl(dir).args(["run", "pipelines/ticks.yaml", "--format", "json"]));
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("running through its API"), "{stderr}");
     let manual: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!((manual["status"].as_str(), manual["trigger"].as_str()), (Some("succeeded"), Some("manual")));
+    assert_eq!(
+        (manual["status"].as_str(), manual["trigger"].as_str()),
+        (Some("succeeded"), Some("manual"))
+    );
 
     // The API: pipelines with their next fire time, a manual trigger, metrics.
     let (status, body) = api(dir, "GET", "/api/pipelines");
@@ -176,21 +203,47 @@ fn serve_runs_a_per_second_schedule_reloads_and_stops_on_sigterm() {
     assert_eq!(triggered["trigger"], "manual");
     assert_eq!(api(dir, "POST", "/api/pipelines/nope/trigger").0, 404);
     let (_, metrics) = api(dir, "GET", "/metrics");
-    assert!(metrics.contains("pipectl_runs_ended_total{pipeline=\"ticks\",status=\"succeeded\"}"), "{metrics}");
-    assert!(metrics.contains("pipectl_trigger_lateness_seconds{quantile=\"0.99\"}"), "{metrics}");
+    assert!(
+        metrics.contains("pipectl_runs_ended_total{pipeline=\"ticks\",status=\"succeeded\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pipectl_trigger_lateness_seconds{quantile=\"0.99\"}"),
+        "{metrics}"
+    );
 
     // An invalid edit is reported; the last good version keeps running.
     std::fs::write(&spec, "version: 1\nname: ticks\nbogus: true\n").unwrap();
-    wait_for(Duration::from_secs(10), "the invalid edit to be reported", || daemon.log().contains("is invalid; the last good version of `ticks` keeps running").then_some(()));
+    wait_for(
+        Duration::from_secs(10),
+        "the invalid edit to be reported",
+        || {
+            daemon
+                .log()
+                .contains("is invalid; the last good version of `ticks` keeps running")
+                .then_some(())
+        },
+    );
     let before = with_status(&runs(dir, "ticks"), "succeeded").len();
-    wait_for(Duration::from_secs(10), "a run after the invalid edit", || (with_status(&runs(dir, "ticks"), "succeeded").len() > before).then_some(()));
+    wait_for(
+        Duration::from_secs(10),
+        "a run after the invalid edit",
+        || (with_status(&runs(dir, "ticks"), "succeeded").len() > before).then_some(()),
+    );
     // A valid edit is loaded: a new pipeline name replaces the old one.
     std::fs::write(&spec, pipeline("ticks2", "* * * * * *", "    count: 3", "")).unwrap();
-    wait_for(Duration::from_secs(10), "a run of the edited pipeline", || (!with_status(&runs(dir, "ticks2"), "succeeded").is_empty()).then_some(()));
+    wait_for(
+        Duration::from_secs(10),
+        "a run of the edited pipeline",
+        || (!with_status(&runs(dir, "ticks2"), "succeeded").is_empty()).then_some(()),
+    );
 
     let status = daemon.terminate();
     assert!(status.success(), "exit status {status:?}");
-    assert!(!address_file(dir).exists(), "the address file is removed on exit");
+    assert!(
+        !address_file(dir).exists(),
+        "the address file is removed on exit"
+    );
     // The state is free again: `runs` opens it directly.
     let (out, stdout, stderr) = output(pipectl(dir).args(["runs", "--format", "json"]));
     assert!(out.status.success(), "{stderr}");
@@ -200,28 +253,51 @@ fn serve_runs_a_per_second_schedule_reloads_and_stops_on_sigterm() {
 }
 
 #[test]
-fn after_kill_9_the_next_start_marks_the_run_interrupted_and_sigterm_cancels_after_the_grace_period() {
+fn after_kill_9_the_next_start_marks_the_run_interrupted_and_sigterm_cancels_after_the_grace_period()
+ {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     std::fs::create_dir(dir.join("pipelines")).unwrap();
     // A slow run: 20 rows a second for a minute.
-    std::fs::write(dir.join("pipelines/slow.yaml"), pipeline("slow", "* * * * * *", "    count: 1200\n    rate_per_sec: 20\n    batch_rows: 10", "")).unwrap();
+    std::fs::write(
+        dir.join("pipelines/slow.yaml"),
+        pipeline(
+            "slow",
+            "* * * * * *",
+            "    count: 1200\n    rate_per_sec: 20\n    batch_rows: 10",
+            "",
+        ),
+    )
+    .unwrap();
     let daemon = Daemon::start(dir, &[]);
     let running = wait_for(Duration::from_secs(20), "a running run", || {
-        with_status(&runs(dir, "slow"), "running").first().map(|r| r["id"].as_str().unwrap().to_owned())
+        with_status(&runs(dir, "slow"), "running")
+            .first()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
     });
     std::thread::sleep(Duration::from_millis(300));
     daemon.kill9();
 
     let daemon = Daemon::start(dir, &["--grace-secs", "1"]);
-    let recovered = runs(dir, "slow").into_iter().find(|r| r["id"] == running.as_str()).expect("the killed run is in the history");
+    let recovered = runs(dir, "slow")
+        .into_iter()
+        .find(|r| r["id"] == running.as_str())
+        .expect("the killed run is in the history");
     assert_eq!(recovered["status"], "interrupted", "{recovered}");
-    assert!(!dir.join("lake/_pipectl/staging").join(&running).exists(), "its staging folder is gone");
-    assert!(!dir.join("lake/events").join(&running).exists(), "nothing of it was published");
+    assert!(
+        !dir.join("lake/_pipectl/staging").join(&running).exists(),
+        "its staging folder is gone"
+    );
+    assert!(
+        !dir.join("lake/events").join(&running).exists(),
+        "nothing of it was published"
+    );
 
     // A new run starts on schedule; SIGTERM gives it 1 s, then cancels it cleanly.
     let second = wait_for(Duration::from_secs(20), "a new running run", || {
-        with_status(&runs(dir, "slow"), "running").first().map(|r| r["id"].as_str().unwrap().to_owned())
+        with_status(&runs(dir, "slow"), "running")
+            .first()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
     });
     let status = daemon.terminate();
     assert!(status.success(), "exit status {status:?}");
@@ -229,7 +305,10 @@ fn after_kill_9_the_next_start_marks_the_run_interrupted_and_sigterm_cancels_aft
     assert!(out.status.success());
     let run: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(run["status"], "cancelled", "{run}");
-    assert_eq!(run["error"], "pipectl serve is stopping and the grace period ended");
+    assert_eq!(
+        run["error"],
+        "pipectl serve is stopping and the grace period ended"
+    );
     assert!(!dir.join("lake/events").join(&second).exists());
 }
 
@@ -240,13 +319,25 @@ fn a_step_over_its_timeout_fails_the_run_and_is_retried() {
     std::fs::create_dir(dir.join("pipelines")).unwrap();
     let run_settings = "run:\n  step_timeout_secs: 0.5\n  retry: { max_attempts: 2, initial_backoff_secs: 0.2, max_backoff_secs: 0.2 }\n";
     // Once a day: only the first fire can happen during the test; triggered by hand.
-    std::fs::write(dir.join("pipelines/slow.yaml"), pipeline("slow", "0 0 0 1 1 *", "    count: 1000\n    rate_per_sec: 20\n    batch_rows: 10", run_settings)).unwrap();
+    std::fs::write(
+        dir.join("pipelines/slow.yaml"),
+        pipeline(
+            "slow",
+            "0 0 0 1 1 *",
+            "    count: 1000\n    rate_per_sec: 20\n    batch_rows: 10",
+            run_settings,
+        ),
+    )
+    .unwrap();
     let daemon = Daemon::start(dir, &["--grace-secs", "1"]);
     let (status, body) = api(dir, "POST", "/api/pipelines/slow/trigger?wait=true");
     assert_eq!(status, 200, "{body}");
     let last: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(last["status"], "failed", "{body}");
-    assert_eq!(last["error"], "step `events` timed out after 0.5s (run.step_timeout_secs)");
+    assert_eq!(
+        last["error"],
+        "step `events` timed out after 0.5s (run.step_timeout_secs)"
+    );
     assert_eq!(last["trigger"], "manual (attempt 2 of 2)");
     let history = runs(dir, "slow");
     assert_eq!(with_status(&history, "failed").len(), 2, "{history:?}");

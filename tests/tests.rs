@@ -10,5 +10,5 @@ mod plan;
 mod quickstart;
 mod run;
 mod s3;
-mod serve;
 mod schema;
+mod serve;

@@ -207,7 +207,9 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                         return Err(e);
                     };
                     return match action {
-                        Some(RunsAction::Show { id, format }) => serve::runs_show(addr, &id, format),
+                        Some(RunsAction::Show { id, format }) => {
+                            serve::runs_show(addr, &id, format)
+                        }
                         None => serve::runs_list(addr, pipeline.as_deref(), limit, format),
                     };
                 }

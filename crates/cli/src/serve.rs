@@ -25,7 +25,11 @@ pub(crate) struct ServeArgs {
 pub(crate) fn serve(args: ServeArgs, state_dir: &Path) -> Result<ExitCode> {
     let dir = args.dir.unwrap_or_else(|| PathBuf::from("pipelines"));
     if !dir.is_dir() {
-        return Err(UsageError(format!("{} is not a folder of pipeline files; give one: `pipectl serve DIR`", dir.display())).into());
+        return Err(UsageError(format!(
+            "{} is not a folder of pipeline files; give one: `pipectl serve DIR`",
+            dir.display()
+        ))
+        .into());
     }
     let store = match crate::open_state(state_dir) {
         Ok(s) => s,
@@ -50,7 +54,9 @@ pub(crate) fn serve(args: ServeArgs, state_dir: &Path) -> Result<ExitCode> {
         reload_interval: Duration::from_secs_f64(args.reload_secs.max(0.1)),
     };
     let env: pipectl_serve::runner::EnvLookup = Arc::new(|name| std::env::var(name).ok());
-    crate::runtime()?.block_on(daemon::serve(options, state, env, stop_signal())).map_err(|e| anyhow!(e))?;
+    crate::runtime()?
+        .block_on(daemon::serve(options, state, env, stop_signal()))
+        .map_err(|e| anyhow!(e))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -79,11 +85,19 @@ async fn stop_signal() {
 
 /// The daemon's address when `err` is a locked state directory and a daemon announced itself.
 pub(crate) fn locked_daemon(state_dir: &Path, err: &anyhow::Error) -> Option<SocketAddr> {
-    let locked = matches!(err.downcast_ref::<StateError>(), Some(StateError::Locked { .. }));
+    let locked = matches!(
+        err.downcast_ref::<StateError>(),
+        Some(StateError::Locked { .. })
+    );
     locked.then(|| client::daemon_address(state_dir)).flatten()
 }
 
-fn call(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> Result<client::Response> {
+fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<client::Response> {
     client::request(addr, method, path, body).with_context(|| {
         format!("the state directory is held by a pipectl daemon, but its API at http://{addr} does not answer; check that `pipectl serve` is running (its address file may be stale)")
     })
@@ -106,7 +120,12 @@ fn encode(s: &str) -> String {
 }
 
 /// `pipectl runs` through the daemon's API.
-pub(crate) fn runs_list(addr: SocketAddr, pipeline: Option<&str>, limit: usize, format: OutputFormat) -> Result<ExitCode> {
+pub(crate) fn runs_list(
+    addr: SocketAddr,
+    pipeline: Option<&str>,
+    limit: usize,
+    format: OutputFormat,
+) -> Result<ExitCode> {
     let mut path = format!("/api/runs?limit={limit}");
     if let Some(p) = pipeline {
         path.push_str(&format!("&pipeline={}", encode(p)));
@@ -115,7 +134,8 @@ pub(crate) fn runs_list(addr: SocketAddr, pipeline: Option<&str>, limit: usize, 
     if resp.status != 200 {
         return Err(anyhow!(api_error(&resp)));
     }
-    let runs: Vec<RunRecord> = serde_json::from_str(&resp.body).context("reading the daemon's answer")?;
+    let runs: Vec<RunRecord> =
+        serde_json::from_str(&resp.body).context("reading the daemon's answer")?;
     print_out(&match format {
         OutputFormat::Json => serde_json::to_string_pretty(&runs)? + "\n",
         OutputFormat::Text => render::run_list(&runs),
@@ -140,17 +160,31 @@ pub(crate) fn runs_show(addr: SocketAddr, id: &str, format: OutputFormat) -> Res
 }
 
 /// `pipectl run` through the daemon: it runs the file and answers when the run ends.
-pub(crate) fn run(addr: SocketAddr, file: &Path, spec: &pipectl_spec::LoadedSpec, format: OutputFormat, quiet: bool) -> Result<ExitCode> {
-    let file = file.canonicalize().with_context(|| format!("cannot resolve {}", file.display()))?;
+pub(crate) fn run(
+    addr: SocketAddr,
+    file: &Path,
+    spec: &pipectl_spec::LoadedSpec,
+    format: OutputFormat,
+    quiet: bool,
+) -> Result<ExitCode> {
+    let file = file
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", file.display()))?;
     if !quiet {
-        eprintln!("the state directory is held by a pipectl daemon; running through its API at http://{addr}");
+        eprintln!(
+            "the state directory is held by a pipectl daemon; running through its API at http://{addr}"
+        );
     }
     let body = serde_json::json!({ "file": file }).to_string();
     let resp = call(addr, "POST", "/api/run", Some(&body))?;
     if resp.status != 200 {
         let usage = matches!(resp.status, 400 | 404 | 409);
         let message = api_error(&resp);
-        return Err(if usage { UsageError(message).into() } else { anyhow!(message) });
+        return Err(if usage {
+            UsageError(message).into()
+        } else {
+            anyhow!(message)
+        });
     }
     let record: RunRecord = match serde_json::from_str(&resp.body) {
         Ok(r) => r,

@@ -41,14 +41,18 @@ pub(crate) struct ApiState {
 /// Accepts connections until the task is aborted.
 pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<ApiState>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let state = state.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let state = state.clone();
                 async move { Ok::<_, Infallible>(handle(&state, req).await) }
             });
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }
@@ -65,7 +69,8 @@ fn reply(status: StatusCode, content_type: &str, body: String) -> Reply {
 }
 
 fn json_reply(status: StatusCode, value: &impl serde::Serialize) -> Reply {
-    let body = serde_json::to_string_pretty(value).unwrap_or_else(|e| json!({ "error": e.to_string() }).to_string());
+    let body = serde_json::to_string_pretty(value)
+        .unwrap_or_else(|e| json!({ "error": e.to_string() }).to_string());
     reply(status, "application/json", body + "\n")
 }
 
@@ -91,52 +96,89 @@ async fn handle(api: &ApiState, req: Request<Incoming>) -> Reply {
         (Method::GET, ["health"]) => {
             let status = api.scheduler.status().await;
             let running = status.iter().filter(|p| p.running).count();
-            json_reply(StatusCode::OK, &json!({ "status": "ok", "pipelines": status.len(), "running": running }))
+            json_reply(
+                StatusCode::OK,
+                &json!({ "status": "ok", "pipelines": status.len(), "running": running }),
+            )
         }
         (Method::GET, ["metrics"]) => {
             let status = api.scheduler.status().await;
             let running = status.iter().filter(|p| p.running).count();
-            reply(StatusCode::OK, "text/plain; version=0.0.4", api.metrics.render(running, status.len()))
+            reply(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                api.metrics.render(running, status.len()),
+            )
         }
-        (Method::GET, ["api", "pipelines"]) => json_reply(StatusCode::OK, &api.scheduler.status().await),
+        (Method::GET, ["api", "pipelines"]) => {
+            json_reply(StatusCode::OK, &api.scheduler.status().await)
+        }
         (Method::POST, ["api", "pipelines", name, "trigger"]) => {
-            let wait = query(&req).get("wait").is_some_and(|v| v == "true" || v == "1");
+            let wait = query(&req)
+                .get("wait")
+                .is_some_and(|v| v == "true" || v == "1");
             trigger(api, name, wait).await
         }
         (Method::GET, ["api", "runs"]) => {
             let q = query(&req);
             let limit = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(20);
-            match api.state.runs(q.get("pipeline").map(String::as_str).filter(|p| !p.is_empty()), limit) {
+            match api.state.runs(
+                q.get("pipeline")
+                    .map(String::as_str)
+                    .filter(|p| !p.is_empty()),
+                limit,
+            ) {
                 Ok(runs) => json_reply(StatusCode::OK, &runs),
                 Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
             }
         }
         (Method::GET, ["api", "runs", id]) => match api.state.find_run(id) {
             Ok(Some(run)) => json_reply(StatusCode::OK, &run),
-            Ok(None) => error(StatusCode::NOT_FOUND, format!("no run `{id}`; list runs with `pipectl runs`")),
-            Err(e @ StateError::AmbiguousRunId { .. }) => error(StatusCode::CONFLICT, e.to_string()),
+            Ok(None) => error(
+                StatusCode::NOT_FOUND,
+                format!("no run `{id}`; list runs with `pipectl runs`"),
+            ),
+            Err(e @ StateError::AmbiguousRunId { .. }) => {
+                error(StatusCode::CONFLICT, e.to_string())
+            }
             Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         },
         (Method::POST, ["api", "run"]) => {
             let body = match req.into_body().collect().await {
                 Ok(b) => b.to_bytes(),
-                Err(e) => return error(StatusCode::BAD_REQUEST, format!("cannot read the request: {e}")),
+                Err(e) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        format!("cannot read the request: {e}"),
+                    );
+                }
             };
             run_file(api, &body).await
         }
-        _ => error(StatusCode::NOT_FOUND, format!("no route {path}; see GET /api/pipelines, /api/runs, /metrics, /health")),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            format!("no route {path}; see GET /api/pipelines, /api/runs, /metrics, /health"),
+        ),
     }
 }
 
 async fn trigger(api: &ApiState, name: &str, wait: bool) -> Reply {
     match api.scheduler.trigger(name, Trigger::Manual, wait).await {
-        Ok((ack, None)) => json_reply(StatusCode::ACCEPTED, &json!({ "pipeline": name, "trigger": ack })),
+        Ok((ack, None)) => json_reply(
+            StatusCode::ACCEPTED,
+            &json!({ "pipeline": name, "trigger": ack }),
+        ),
         Ok((ack, Some(done))) => match done.await {
             Ok(outcome) => outcome_reply(api, &outcome),
-            Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, format!("the run ({ack:?}) did not finish: the daemon is stopping")),
+            Err(_) => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the run ({ack:?}) did not finish: the daemon is stopping"),
+            ),
         },
         Err(e @ TriggerError::UnknownPipeline(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
-        Err(e @ TriggerError::ShuttingDown) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e @ TriggerError::ShuttingDown) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        }
     }
 }
 
@@ -155,11 +197,19 @@ async fn run_file(api: &ApiState, body: &[u8]) -> Reply {
         .ok()
         .and_then(|v| v.get("file").and_then(|f| f.as_str()).map(PathBuf::from))
     else {
-        return error(StatusCode::BAD_REQUEST, r#"expected a JSON body {"file": "/absolute/path/to/pipeline.yaml"}"#);
+        return error(
+            StatusCode::BAD_REQUEST,
+            r#"expected a JSON body {"file": "/absolute/path/to/pipeline.yaml"}"#,
+        );
     };
     let bytes = match std::fs::read(&file) {
         Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("the daemon cannot read {}: {e}", file.display())),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the daemon cannot read {}: {e}", file.display()),
+            );
+        }
     };
     let spec = match pipectl_spec::load_bytes(&file.display().to_string(), &bytes) {
         Ok(s) => s,
@@ -184,7 +234,9 @@ async fn run_file(api: &ApiState, body: &[u8]) -> Reply {
         }
         return trigger(api, &name, true).await;
     }
-    let base_dir = file.parent().map_or_else(|| PathBuf::from("."), |p| p.to_owned());
+    let base_dir = file
+        .parent()
+        .map_or_else(|| PathBuf::from("."), |p| p.to_owned());
     let job = Job {
         pipeline: name,
         trigger: "manual".to_owned(),
@@ -193,6 +245,9 @@ async fn run_file(api: &ApiState, body: &[u8]) -> Reply {
         cancel: CancellationToken::new(),
         cancel_reason: CancelReason::default(),
     };
-    let outcome = api.runner.run(Arc::new(LoadedPipeline { spec, base_dir }), job).await;
+    let outcome = api
+        .runner
+        .run(Arc::new(LoadedPipeline { spec, base_dir }), job)
+        .await;
     outcome_reply(api, &outcome)
 }

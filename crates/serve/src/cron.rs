@@ -78,7 +78,9 @@ impl CronSchedule {
             if t <= after {
                 // Wall-clock order and instant order differ only around DST changes, by at
                 // most the size of the change; stop once well past `after`.
-                if wall.naive_utc() < after.with_timezone(&self.tz).naive_local() - chrono::Duration::hours(3) {
+                if wall.naive_utc()
+                    < after.with_timezone(&self.tz).naive_local() - chrono::Duration::hours(3)
+                {
                     break;
                 }
                 continue;
@@ -112,7 +114,8 @@ impl CronSchedule {
                     };
                     // Round down to the jump itself, e.g. 03:00 rather than 03:00 + seconds.
                     let jumped = candidate.with_timezone(&Utc);
-                    return jumped - chrono::Duration::seconds(i64::from(chrono::Timelike::second(&probe)));
+                    return jumped
+                        - chrono::Duration::seconds(i64::from(chrono::Timelike::second(&probe)));
                 }
                 naive_as_utc(wall)
             }
@@ -229,8 +232,14 @@ mod tests {
             ]
         );
         let latest2 = s.fires_between(utc("2026-01-01T00:30:00Z"), utc("2026-01-01T05:10:00Z"), 2);
-        assert_eq!(latest2, [utc("2026-01-01T04:00:00Z"), utc("2026-01-01T05:00:00Z")]);
-        assert!(s.fires_between(utc("2026-01-01T05:00:00Z"), utc("2026-01-01T05:59:00Z"), 5).is_empty());
+        assert_eq!(
+            latest2,
+            [utc("2026-01-01T04:00:00Z"), utc("2026-01-01T05:00:00Z")]
+        );
+        assert!(
+            s.fires_between(utc("2026-01-01T05:00:00Z"), utc("2026-01-01T05:59:00Z"), 5)
+                .is_empty()
+        );
     }
 
     #[test]

@@ -59,12 +59,18 @@ pub async fn serve(
     let addr_file = address_file(&options.state_dir);
     let _ = std::fs::remove_file(&addr_file);
     let metrics = Arc::new(Metrics::default());
-    let runner = Arc::new(EngineRunner::new(state.clone(), metrics.clone(), env.clone()));
+    let runner = Arc::new(EngineRunner::new(
+        state.clone(),
+        metrics.clone(),
+        env.clone(),
+    ));
     let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
     let (scheduler, scheduler_task) = Scheduler::spawn(
         Arc::new(SystemClock),
         runner.clone(),
-        SchedulerConfig { max_concurrent_runs: options.max_concurrent_runs },
+        SchedulerConfig {
+            max_concurrent_runs: options.max_concurrent_runs,
+        },
         metrics.clone(),
         Some(events_tx),
     );
@@ -72,17 +78,36 @@ pub async fn serve(
 
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}; pick another address with --listen", options.listen))?;
+        .map_err(|e| {
+            format!(
+                "cannot listen on {}: {e}; pick another address with --listen",
+                options.listen
+            )
+        })?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let mut files = Files::new(options.dir.clone(), state.clone(), scheduler.clone(), metrics.clone(), env.clone());
+    let mut files = Files::new(
+        options.dir.clone(),
+        state.clone(),
+        scheduler.clone(),
+        metrics.clone(),
+        env.clone(),
+    );
     files.scan(true).await;
     // The address is announced only after recovery, so clients never see half-recovered state.
     let info = serde_json::json!({ "addr": addr.to_string(), "pid": std::process::id() });
-    std::fs::write(&addr_file, info.to_string())
-        .map_err(|e| format!("cannot write the daemon address file {}: {e}", addr_file.display()))?;
+    std::fs::write(&addr_file, info.to_string()).map_err(|e| {
+        format!(
+            "cannot write the daemon address file {}: {e}",
+            addr_file.display()
+        )
+    })?;
 
     let loaded = files.loaded.len();
-    eprintln!("pipectl serve: {loaded} pipeline{} from {}; API on http://{addr}", if loaded == 1 { "" } else { "s" }, options.dir.display());
+    eprintln!(
+        "pipectl serve: {loaded} pipeline{} from {}; API on http://{addr}",
+        if loaded == 1 { "" } else { "s" },
+        options.dir.display()
+    );
 
     let api_state = Arc::new(ApiState {
         scheduler: scheduler.clone(),
@@ -119,15 +144,28 @@ pub async fn serve(
 async fn log_events(mut events: tokio::sync::mpsc::UnboundedReceiver<Event>) {
     while let Some(event) = events.recv().await {
         match event {
-            Event::Started { pipeline, trigger, .. } => tracing::info!(%pipeline, %trigger, "run started"),
-            Event::Finished { pipeline, trigger, outcome, .. } => {
+            Event::Started {
+                pipeline, trigger, ..
+            } => tracing::info!(%pipeline, %trigger, "run started"),
+            Event::Finished {
+                pipeline,
+                trigger,
+                outcome,
+                ..
+            } => {
                 let run = outcome.run_id.unwrap_or_default();
                 match outcome.error {
-                    Some(error) => tracing::warn!(%pipeline, %trigger, %run, status = ?outcome.outcome, %error, "run ended"),
-                    None => tracing::info!(%pipeline, %trigger, %run, status = ?outcome.outcome, "run ended"),
+                    Some(error) => {
+                        tracing::warn!(%pipeline, %trigger, %run, status = ?outcome.outcome, %error, "run ended")
+                    }
+                    None => {
+                        tracing::info!(%pipeline, %trigger, %run, status = ?outcome.outcome, "run ended")
+                    }
                 }
             }
-            Event::Cancelling { pipeline, reason } => tracing::info!(%pipeline, %reason, "cancelling run"),
+            Event::Cancelling { pipeline, reason } => {
+                tracing::info!(%pipeline, %reason, "cancelling run")
+            }
             Event::Fired { .. } | Event::Skipped { .. } | Event::RetryScheduled { .. } => {}
         }
     }
@@ -161,7 +199,13 @@ struct Files {
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
 impl Files {
-    fn new(dir: PathBuf, state: Arc<dyn StateStore>, scheduler: Scheduler<LoadedPipeline>, metrics: Arc<Metrics>, env: EnvLookup) -> Self {
+    fn new(
+        dir: PathBuf,
+        state: Arc<dyn StateStore>,
+        scheduler: Scheduler<LoadedPipeline>,
+        metrics: Arc<Metrics>,
+        env: EnvLookup,
+    ) -> Self {
         Files {
             dir,
             state,
@@ -181,14 +225,25 @@ impl Files {
     async fn scan(&mut self, first: bool) {
         let mut found = Vec::new();
         if let Err(e) = collect_yaml(&self.dir, &mut found) {
-            tracing::error!("cannot read the pipeline folder {}: {e}", self.dir.display());
+            tracing::error!(
+                "cannot read the pipeline folder {}: {e}",
+                self.dir.display()
+            );
             return;
         }
         let found: BTreeSet<PathBuf> = found.into_iter().collect();
-        let gone: Vec<PathBuf> = self.files.keys().filter(|p| !found.contains(*p)).cloned().collect();
+        let gone: Vec<PathBuf> = self
+            .files
+            .keys()
+            .filter(|p| !found.contains(*p))
+            .cloned()
+            .collect();
         for path in gone {
             if let Some(name) = self.files.remove(&path).and_then(|f| f.pipeline) {
-                eprintln!("pipectl serve: {} was removed; pipeline `{name}` is unloaded", path.display());
+                eprintln!(
+                    "pipectl serve: {} was removed; pipeline `{name}` is unloaded",
+                    path.display()
+                );
                 self.unload(&name);
             }
         }
@@ -204,9 +259,19 @@ impl Files {
             }
             let previous = self.files.get(&path).and_then(|f| f.pipeline.clone());
             let pipeline = self.load(&path, previous.as_deref(), first).await;
-            self.files.insert(path, FileEntry { modified, len, pipeline: pipeline.or(previous) });
+            self.files.insert(
+                path,
+                FileEntry {
+                    modified,
+                    len,
+                    pipeline: pipeline.or(previous),
+                },
+            );
         }
-        if self.last_prune.is_none_or(|t| t.elapsed() >= PRUNE_INTERVAL) {
+        if self
+            .last_prune
+            .is_none_or(|t| t.elapsed() >= PRUNE_INTERVAL)
+        {
             self.last_prune = Some(std::time::Instant::now());
             self.prune_history();
         }
@@ -231,16 +296,29 @@ impl Files {
             Err(diags) => {
                 self.metrics.reload_failed();
                 let text: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
-                eprintln!("{}\npipectl serve: {} is invalid{keep}", text.join("\n\n"), path.display());
+                eprintln!(
+                    "{}\npipectl serve: {} is invalid{keep}",
+                    text.join("\n\n"),
+                    path.display()
+                );
                 return None;
             }
         };
         let name = spec.pipeline.name.clone();
         let canonical = path.canonicalize().unwrap_or_else(|_| path.to_owned());
-        let clash = self.registry.lock().ok().and_then(|r| r.get(&name).cloned()).filter(|other| *other != canonical);
+        let clash = self
+            .registry
+            .lock()
+            .ok()
+            .and_then(|r| r.get(&name).cloned())
+            .filter(|other| *other != canonical);
         if let Some(other) = clash {
             self.metrics.reload_failed();
-            eprintln!("pipectl serve: {} defines pipeline `{name}`, which {} defines already; rename one of them{keep}", path.display(), other.display());
+            eprintln!(
+                "pipectl serve: {} defines pipeline `{name}`, which {} defines already; rename one of them{keep}",
+                path.display(),
+                other.display()
+            );
             return None;
         }
         let schedule = match &spec.pipeline.schedule {
@@ -274,7 +352,10 @@ impl Files {
             last_fire,
         });
         if !first {
-            eprintln!("pipectl serve: loaded {} (pipeline `{name}`)", path.display());
+            eprintln!(
+                "pipectl serve: loaded {} (pipeline `{name}`)",
+                path.display()
+            );
         }
         if let Ok(mut r) = self.registry.lock() {
             r.insert(name.clone(), canonical);
@@ -306,10 +387,15 @@ impl Files {
         match recovered {
             Ok(runs) => {
                 for run in runs {
-                    eprintln!("pipectl serve: run {} of `{}` was left unfinished by a stopped process; now {:?}", run.id, run.pipeline, run.status);
+                    eprintln!(
+                        "pipectl serve: run {} of `{}` was left unfinished by a stopped process; now {:?}",
+                        run.id, run.pipeline, run.status
+                    );
                 }
             }
-            Err(e) => tracing::error!(pipeline = %spec.pipeline.name, "cannot recover unfinished runs: {e}"),
+            Err(e) => {
+                tracing::error!(pipeline = %spec.pipeline.name, "cannot recover unfinished runs: {e}")
+            }
         }
     }
 
@@ -323,7 +409,9 @@ impl Files {
     fn prune_history(&self) {
         let now = chrono::Utc::now();
         for (name, pipeline) in &self.loaded {
-            let Some(settings) = &pipeline.spec.pipeline.run else { continue };
+            let Some(settings) = &pipeline.spec.pipeline.run else {
+                continue;
+            };
             let mut keep = settings.keep_runs;
             if let Some(days) = settings.keep_days {
                 let cutoff = now - chrono::Duration::days(i64::from(days));
@@ -351,15 +439,26 @@ impl Files {
         if let Some(w) = self.watchers.remove(name) {
             w.abort();
         }
-        let Some(trigger) = pipeline.spec.pipeline.run.as_ref().and_then(|r| r.on_new_files.clone()) else { return };
-        let env = self.env.clone();
-        let connections = match Connections::resolve(&pipeline.spec.pipeline, &pipeline.base_dir, |n| env(n)) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("pipectl serve: pipeline `{name}`: run.on_new_files cannot be watched: {e}");
-                return;
-            }
+        let Some(trigger) = pipeline
+            .spec
+            .pipeline
+            .run
+            .as_ref()
+            .and_then(|r| r.on_new_files.clone())
+        else {
+            return;
         };
+        let env = self.env.clone();
+        let connections =
+            match Connections::resolve(&pipeline.spec.pipeline, &pipeline.base_dir, |n| env(n)) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!(
+                        "pipectl serve: pipeline `{name}`: run.on_new_files cannot be watched: {e}"
+                    );
+                    return;
+                }
+            };
         let handle = match connections.object_store(&trigger.connection) {
             Ok(h) => h,
             Err(e) => {
@@ -399,7 +498,9 @@ impl Files {
                     if let Some(before) = &seen
                         && let Some(first_new) = now_seen.difference(before).next()
                     {
-                        let _ = scheduler.trigger(&name, Trigger::Files(first_new.clone()), false).await;
+                        let _ = scheduler
+                            .trigger(&name, Trigger::Files(first_new.clone()), false)
+                            .await;
                     }
                     seen = Some(now_seen);
                 }
@@ -414,7 +515,11 @@ impl Files {
 fn collect_yaml(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')) {
+        if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'))
+        {
             continue;
         }
         if path.is_dir() {

@@ -8,6 +8,14 @@ use std::time::Duration;
 /// How many recent trigger latenesses the quantiles are computed from.
 const LATENESS_SAMPLES: usize = 10_000;
 
+/// A counter series: name, type, help, and how to read it.
+type Series = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&Counters) -> f64,
+);
+
 /// Per-pipeline counters.
 #[derive(Debug, Default, Clone)]
 struct Counters {
@@ -125,18 +133,64 @@ impl Metrics {
     /// The metrics in Prometheus text format. `running` is the number of runs in progress.
     pub fn render(&self, running: usize, pipelines: usize) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP pipectl_pipelines Pipelines loaded by the daemon.\n# TYPE pipectl_pipelines gauge\npipectl_pipelines {pipelines}");
-        let _ = writeln!(out, "# HELP pipectl_runs_running Runs in progress.\n# TYPE pipectl_runs_running gauge\npipectl_runs_running {running}");
+        let _ = writeln!(
+            out,
+            "# HELP pipectl_pipelines Pipelines loaded by the daemon.\n# TYPE pipectl_pipelines gauge\npipectl_pipelines {pipelines}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP pipectl_runs_running Runs in progress.\n# TYPE pipectl_runs_running gauge\npipectl_runs_running {running}"
+        );
         let map = self.pipelines.lock().map(|m| m.clone()).unwrap_or_default();
-        let series: [(&str, &str, &str, fn(&Counters) -> f64); 8] = [
-            ("pipectl_runs_started_total", "counter", "Runs started.", |c| c.started as f64),
-            ("pipectl_runs_skipped_total", "counter", "Scheduled runs skipped because the previous run was still going (overlap: skip).", |c| c.skipped as f64),
-            ("pipectl_run_retries_total", "counter", "Retries scheduled after retryable failures.", |c| c.retries as f64),
-            ("pipectl_run_timeouts_total", "counter", "Runs failed by a run or step timeout.", |c| c.timeouts as f64),
-            ("pipectl_rows_written_total", "counter", "Rows written by sinks of succeeded runs.", |c| c.rows as f64),
-            ("pipectl_bytes_written_total", "counter", "Bytes written by sinks of succeeded runs.", |c| c.bytes as f64),
-            ("pipectl_run_duration_seconds_sum", "counter", "Total duration of ended runs.", |c| c.duration_secs),
-            ("pipectl_run_duration_seconds_count", "counter", "Ended runs.", |c| (c.succeeded + c.failed + c.cancelled) as f64),
+        let series: [Series; 8] = [
+            (
+                "pipectl_runs_started_total",
+                "counter",
+                "Runs started.",
+                |c| c.started as f64,
+            ),
+            (
+                "pipectl_runs_skipped_total",
+                "counter",
+                "Scheduled runs skipped because the previous run was still going (overlap: skip).",
+                |c| c.skipped as f64,
+            ),
+            (
+                "pipectl_run_retries_total",
+                "counter",
+                "Retries scheduled after retryable failures.",
+                |c| c.retries as f64,
+            ),
+            (
+                "pipectl_run_timeouts_total",
+                "counter",
+                "Runs failed by a run or step timeout.",
+                |c| c.timeouts as f64,
+            ),
+            (
+                "pipectl_rows_written_total",
+                "counter",
+                "Rows written by sinks of succeeded runs.",
+                |c| c.rows as f64,
+            ),
+            (
+                "pipectl_bytes_written_total",
+                "counter",
+                "Bytes written by sinks of succeeded runs.",
+                |c| c.bytes as f64,
+            ),
+            (
+                "pipectl_run_duration_seconds_sum",
+                "counter",
+                "Total duration of ended runs.",
+                |c| c.duration_secs,
+            ),
+            (
+                "pipectl_run_duration_seconds_count",
+                "counter",
+                "Ended runs.",
+                |c| (c.succeeded + c.failed + c.cancelled) as f64,
+            ),
         ];
         for (name, kind, help, get) in series {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -144,23 +198,47 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{pipeline=\"{}\"}} {}", escape(p), get(c));
             }
         }
-        let _ = writeln!(out, "# HELP pipectl_runs_ended_total Runs ended, by final status.\n# TYPE pipectl_runs_ended_total counter");
+        let _ = writeln!(
+            out,
+            "# HELP pipectl_runs_ended_total Runs ended, by final status.\n# TYPE pipectl_runs_ended_total counter"
+        );
         for (p, c) in &map {
-            for (status, n) in [("succeeded", c.succeeded), ("failed", c.failed), ("cancelled", c.cancelled)] {
-                let _ = writeln!(out, "pipectl_runs_ended_total{{pipeline=\"{}\",status=\"{status}\"}} {n}", escape(p));
+            for (status, n) in [
+                ("succeeded", c.succeeded),
+                ("failed", c.failed),
+                ("cancelled", c.cancelled),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "pipectl_runs_ended_total{{pipeline=\"{}\",status=\"{status}\"}} {n}",
+                    escape(p)
+                );
             }
         }
         let reload_errors = self.reload_errors.lock().map(|n| *n).unwrap_or(0);
-        let _ = writeln!(out, "# HELP pipectl_reload_errors_total Pipeline files that failed to load; the last good version keeps running.\n# TYPE pipectl_reload_errors_total counter\npipectl_reload_errors_total {reload_errors}");
+        let _ = writeln!(
+            out,
+            "# HELP pipectl_reload_errors_total Pipeline files that failed to load; the last good version keeps running.\n# TYPE pipectl_reload_errors_total counter\npipectl_reload_errors_total {reload_errors}"
+        );
         if let Ok(l) = self.lateness.lock() {
             let samples: Vec<f64> = l.recent.iter().copied().collect();
-            let _ = writeln!(out, "# HELP pipectl_trigger_lateness_seconds How late scheduled triggers fired (quantiles over the last {LATENESS_SAMPLES}).\n# TYPE pipectl_trigger_lateness_seconds summary");
+            let _ = writeln!(
+                out,
+                "# HELP pipectl_trigger_lateness_seconds How late scheduled triggers fired (quantiles over the last {LATENESS_SAMPLES}).\n# TYPE pipectl_trigger_lateness_seconds summary"
+            );
             for q in [0.5, 0.9, 0.99, 1.0] {
                 if let Some(v) = quantile(samples.clone(), q) {
-                    let _ = writeln!(out, "pipectl_trigger_lateness_seconds{{quantile=\"{q}\"}} {v}");
+                    let _ = writeln!(
+                        out,
+                        "pipectl_trigger_lateness_seconds{{quantile=\"{q}\"}} {v}"
+                    );
                 }
             }
-            let _ = writeln!(out, "pipectl_trigger_lateness_seconds_sum {}\npipectl_trigger_lateness_seconds_count {}", l.sum, l.count);
+            let _ = writeln!(
+                out,
+                "pipectl_trigger_lateness_seconds_sum {}\npipectl_trigger_lateness_seconds_count {}",
+                l.sum, l.count
+            );
         }
         out
     }
@@ -176,7 +254,10 @@ fn quantile(mut samples: Vec<f64>, q: f64) -> Option<f64> {
 }
 
 fn escape(label: &str) -> String {
-    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -193,9 +274,18 @@ mod tests {
             m.record_lateness(Duration::from_millis(ms));
         }
         let text = m.render(0, 1);
-        assert!(text.contains("pipectl_runs_ended_total{pipeline=\"a\",status=\"succeeded\"} 1"), "{text}");
-        assert!(text.contains("pipectl_rows_written_total{pipeline=\"a\"} 10"), "{text}");
-        assert!(text.contains("pipectl_trigger_lateness_seconds{quantile=\"0.99\"} 0.099"), "{text}");
+        assert!(
+            text.contains("pipectl_runs_ended_total{pipeline=\"a\",status=\"succeeded\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pipectl_rows_written_total{pipeline=\"a\"} 10"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pipectl_trigger_lateness_seconds{quantile=\"0.99\"} 0.099"),
+            "{text}"
+        );
         assert_eq!(m.lateness_quantile(0.5), Some(0.05));
     }
 }

@@ -40,7 +40,11 @@ pub struct EngineRunner {
 impl EngineRunner {
     /// A runner writing history to `state`.
     pub fn new(state: Arc<dyn StateStore>, metrics: Arc<Metrics>, env: EnvLookup) -> Self {
-        EngineRunner { state, metrics, env }
+        EngineRunner {
+            state,
+            metrics,
+            env,
+        }
     }
 }
 
@@ -111,32 +115,62 @@ impl Runner for EngineRunner {
 
 /// A run that could not even start (a connection cannot be resolved, an unset `${env:...}`)
 /// still gets a failed record, so the history shows why nothing ran.
-fn record_prepare_failure(state: &dyn StateStore, spec: &LoadedSpec, job: &Job, e: pipectl_engine::Error) -> RunOutcome {
+fn record_prepare_failure(
+    state: &dyn StateStore,
+    spec: &LoadedSpec,
+    job: &Job,
+    e: pipectl_engine::Error,
+) -> RunOutcome {
     let now = Utc::now();
-    let mut record = RunRecord::new(new_run_id(now), spec.pipeline.name.clone(), spec.hash.clone(), now, job.trigger.clone());
+    let mut record = RunRecord::new(
+        new_run_id(now),
+        spec.pipeline.name.clone(),
+        spec.hash.clone(),
+        now,
+        job.trigger.clone(),
+    );
     record.status = RunStatus::Failed;
     record.error = Some(e.to_string());
     record.ended_at = Some(now);
-    let stored = state.begin_run(&record).and_then(|()| state.save_run(&record));
+    let stored = state
+        .begin_run(&record)
+        .and_then(|()| state.save_run(&record));
     if let Err(err) = stored {
         tracing::warn!(pipeline = %spec.pipeline.name, "cannot record the failed run: {err}");
     }
     RunOutcome {
         run_id: Some(record.id),
-        outcome: Outcome::Failed { retryable: e.class == ErrorClass::External },
+        outcome: Outcome::Failed {
+            retryable: e.class == ErrorClass::External,
+        },
         error: record.error,
     }
 }
 
 /// Fails the run when a step has been going longer than `limit`.
-async fn step_watchdog(steps: Vec<StepProgress>, limit: Duration, reason: CancelReason, cancel: tokio_util::sync::CancellationToken) {
+async fn step_watchdog(
+    steps: Vec<StepProgress>,
+    limit: Duration,
+    reason: CancelReason,
+    cancel: tokio_util::sync::CancellationToken,
+) {
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(WATCHDOG_INTERVAL) => {}
         }
-        if let Some(step) = steps.iter().find(|s| !s.metrics.is_finished() && s.metrics.elapsed() > limit) {
-            reason.set(format!("step `{}` timed out after {} (run.step_timeout_secs)", step.name, human(limit)), true);
+        if let Some(step) = steps
+            .iter()
+            .find(|s| !s.metrics.is_finished() && s.metrics.elapsed() > limit)
+        {
+            reason.set(
+                format!(
+                    "step `{}` timed out after {} (run.step_timeout_secs)",
+                    step.name,
+                    human(limit)
+                ),
+                true,
+            );
             cancel.cancel();
             return;
         }

@@ -126,8 +126,14 @@ impl Trigger {
     /// time, which is how the daemon finds the last fire time after a restart.
     pub fn label(&self) -> String {
         match self {
-            Trigger::Schedule(t) => format!("schedule {}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-            Trigger::CatchUp(t) => format!("catch-up {}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            Trigger::Schedule(t) => format!(
+                "schedule {}",
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+            Trigger::CatchUp(t) => format!(
+                "catch-up {}",
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
             Trigger::Manual => "manual".to_owned(),
             Trigger::Files(key) => format!("files {key}"),
         }
@@ -186,8 +192,12 @@ pub enum TriggerError {
 impl std::fmt::Display for TriggerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            TriggerError::UnknownPipeline(name) => write!(f, "no pipeline named `{name}` is loaded by this daemon"),
-            TriggerError::ShuttingDown => f.write_str("the daemon is stopping and starts no more runs"),
+            TriggerError::UnknownPipeline(name) => {
+                write!(f, "no pipeline named `{name}` is loaded by this daemon")
+            }
+            TriggerError::ShuttingDown => {
+                f.write_str("the daemon is stopping and starts no more runs")
+            }
         }
     }
 }
@@ -284,7 +294,7 @@ pub struct SchedulerConfig {
 }
 
 enum Cmd<S> {
-    Upsert(PipelineDef<S>),
+    Upsert(Box<PipelineDef<S>>),
     Remove(String),
     Trigger {
         pipeline: String,
@@ -311,7 +321,9 @@ pub struct Scheduler<S> {
 
 impl<S> Clone for Scheduler<S> {
     fn clone(&self) -> Self {
-        Scheduler { tx: self.tx.clone() }
+        Scheduler {
+            tx: self.tx.clone(),
+        }
     }
 }
 
@@ -342,7 +354,7 @@ impl<S: Send + Sync + 'static> Scheduler<S> {
 
     /// Loads a pipeline, or replaces the loaded one of the same name (its running run goes on).
     pub fn upsert(&self, def: PipelineDef<S>) {
-        let _ = self.tx.send(Cmd::Upsert(def));
+        let _ = self.tx.send(Cmd::Upsert(Box::new(def)));
     }
 
     /// Unloads a pipeline; a running run of it finishes, nothing more starts.
@@ -493,23 +505,35 @@ impl<R: Runner> Actor<R> {
                 *cancelled = true;
                 let names: Vec<String> = self.slots.keys().cloned().collect();
                 for name in names {
-                    self.cancel_active(&name, "pipectl serve is stopping and the grace period ended", false);
+                    self.cancel_active(
+                        &name,
+                        "pipectl serve is stopping and the grace period ended",
+                        false,
+                    );
                 }
             }
             return;
         }
         let names: Vec<String> = self.slots.keys().cloned().collect();
         for name in names {
-            let Some(slot) = self.slots.get_mut(&name) else { continue };
+            let Some(slot) = self.slots.get_mut(&name) else {
+                continue;
+            };
             if let Some(fire) = slot.next_fire.filter(|f| *f <= now) {
                 // Coalesce fire times missed by a stalled scheduler into this one.
                 slot.next_fire = slot.def.schedule.as_ref().and_then(|s| s.next_after(now));
                 let lateness = (now - fire).to_std().unwrap_or_default();
                 self.metrics.record_lateness(lateness);
-                self.emit(Event::Fired { pipeline: name.clone(), fire, lateness });
+                self.emit(Event::Fired {
+                    pipeline: name.clone(),
+                    fire,
+                    lateness,
+                });
                 self.scheduled(&name, fire);
             }
-            let Some(slot) = self.slots.get_mut(&name) else { continue };
+            let Some(slot) = self.slots.get_mut(&name) else {
+                continue;
+            };
             if slot.retry.as_ref().is_some_and(|(at, _)| *at <= now)
                 && let Some((_, pending)) = slot.retry.take()
             {
@@ -520,8 +544,14 @@ impl<R: Runner> Actor<R> {
 
     /// Applies the overlap policy to a scheduled fire.
     fn scheduled(&mut self, name: &str, fire: DateTime<Utc>) {
-        let Some(slot) = self.slots.get_mut(name) else { return };
-        let pending = Pending { trigger: Trigger::Schedule(fire), attempt: 1, done: None };
+        let Some(slot) = self.slots.get_mut(name) else {
+            return;
+        };
+        let pending = Pending {
+            trigger: Trigger::Schedule(fire),
+            attempt: 1,
+            done: None,
+        };
         if !slot.busy() {
             self.start(name, pending);
             return;
@@ -535,7 +565,10 @@ impl<R: Runner> Actor<R> {
                 slot.queue.clear();
                 if slot.active.is_some() {
                     slot.queue.push_front(pending);
-                    let reason = format!("cancelled by the next scheduled run ({}; overlap: cancel)", Trigger::Schedule(fire).label());
+                    let reason = format!(
+                        "cancelled by the next scheduled run ({}; overlap: cancel)",
+                        Trigger::Schedule(fire).label()
+                    );
                     self.cancel_active(name, &reason, false);
                 } else {
                     // Waiting to retry: the new run replaces the retry.
@@ -552,11 +585,16 @@ impl<R: Runner> Actor<R> {
         }
         self.metrics.run_skipped(name);
         tracing::info!(pipeline = name, trigger = %trigger.label(), "skipped: the previous run is still going");
-        self.emit(Event::Skipped { pipeline: name.to_owned(), trigger: trigger.label() });
+        self.emit(Event::Skipped {
+            pipeline: name.to_owned(),
+            trigger: trigger.label(),
+        });
     }
 
     fn enqueue(&mut self, name: &str, pending: Pending) -> TriggerAck {
-        let Some(slot) = self.slots.get_mut(name) else { return TriggerAck::Skipped };
+        let Some(slot) = self.slots.get_mut(name) else {
+            return TriggerAck::Skipped;
+        };
         if slot.queue.len() >= QUEUE_LIMIT {
             let trigger = pending.trigger.clone();
             self.skip(name, &trigger);
@@ -567,14 +605,21 @@ impl<R: Runner> Actor<R> {
     }
 
     fn cancel_active(&mut self, name: &str, reason: &str, failure: bool) {
-        let Some(active) = self.slots.get(name).and_then(|s| s.active.as_ref()) else { return };
+        let Some(active) = self.slots.get(name).and_then(|s| s.active.as_ref()) else {
+            return;
+        };
         active.reason.set(reason, failure);
         active.cancel.cancel();
-        self.emit(Event::Cancelling { pipeline: name.to_owned(), reason: reason.to_owned() });
+        self.emit(Event::Cancelling {
+            pipeline: name.to_owned(),
+            reason: reason.to_owned(),
+        });
     }
 
     fn start(&mut self, name: &str, pending: Pending) {
-        let Some(slot) = self.slots.get_mut(name) else { return };
+        let Some(slot) = self.slots.get_mut(name) else {
+            return;
+        };
         self.next_key += 1;
         let key = self.next_key;
         let cancel = CancellationToken::new();
@@ -604,19 +649,32 @@ impl<R: Runner> Actor<R> {
         });
         let timeout = slot.def.policy.timeout;
         let spec = slot.def.spec.clone();
-        let (runner, clock, semaphore, tx) = (self.runner.clone(), self.clock.clone(), self.semaphore.clone(), self.tx.clone());
+        let (runner, clock, semaphore, tx) = (
+            self.runner.clone(),
+            self.clock.clone(),
+            self.semaphore.clone(),
+            self.tx.clone(),
+        );
         let pipeline = name.to_owned();
         self.metrics.run_started(name);
-        self.emit(Event::Started { pipeline: name.to_owned(), trigger: label, attempt: job.attempt });
+        self.emit(Event::Started {
+            pipeline: name.to_owned(),
+            trigger: label,
+            attempt: job.attempt,
+        });
         tokio::spawn(async move {
             let outcome = run_attempt(runner, clock, semaphore, spec, job, timeout).await;
-            let _ = tx.send(Cmd::Done { pipeline, key, outcome });
+            let _ = tx.send(Cmd::Done {
+                pipeline,
+                key,
+                outcome,
+            });
         });
     }
 
     fn handle(&mut self, cmd: Cmd<R::Spec>) {
         match cmd {
-            Cmd::Upsert(def) => self.upsert(def),
+            Cmd::Upsert(def) => self.upsert(*def),
             Cmd::Remove(name) => {
                 if let Some(slot) = self.slots.get_mut(&name) {
                     if slot.active.is_some() {
@@ -629,7 +687,12 @@ impl<R: Runner> Actor<R> {
                     }
                 }
             }
-            Cmd::Trigger { pipeline, trigger, done, reply } => {
+            Cmd::Trigger {
+                pipeline,
+                trigger,
+                done,
+                reply,
+            } => {
                 let result = self.trigger(&pipeline, trigger, done);
                 let _ = reply.send(result);
             }
@@ -640,7 +703,8 @@ impl<R: Runner> Actor<R> {
                 match &mut self.shutdown {
                     Some((_, _, waiters)) => waiters.push(done),
                     None => {
-                        let deadline = self.clock.now() + chrono::Duration::from_std(grace).unwrap_or_default();
+                        let deadline = self.clock.now()
+                            + chrono::Duration::from_std(grace).unwrap_or_default();
                         self.shutdown = Some((deadline, false, vec![done]));
                     }
                 }
@@ -650,7 +714,11 @@ impl<R: Runner> Actor<R> {
                     slot.retry = None;
                 }
             }
-            Cmd::Done { pipeline, key, outcome } => self.done(&pipeline, key, outcome),
+            Cmd::Done {
+                pipeline,
+                key,
+                outcome,
+            } => self.done(&pipeline, key, outcome),
         }
     }
 
@@ -676,7 +744,9 @@ impl<R: Runner> Actor<R> {
         let next_fire = def.schedule.as_ref().and_then(|s| s.next_after(now));
         let missed = match (&def.schedule, def.last_fire, def.policy.catch_up) {
             (Some(s), Some(last), CatchUpPolicy::Latest) => s.fires_between(last, now, 1),
-            (Some(s), Some(last), CatchUpPolicy::All) => s.fires_between(last, now, def.policy.catch_up_limit as usize),
+            (Some(s), Some(last), CatchUpPolicy::All) => {
+                s.fires_between(last, now, def.policy.catch_up_limit as usize)
+            }
             _ => Vec::new(),
         };
         let mut slot = Slot {
@@ -692,7 +762,11 @@ impl<R: Runner> Actor<R> {
         if !missed.is_empty() {
             tracing::info!(pipeline = %name, missed = missed.len(), "catching up on fire times missed while the daemon was down");
         }
-        slot.queue.extend(missed.into_iter().map(|t| Pending { trigger: Trigger::CatchUp(t), attempt: 1, done: None }));
+        slot.queue.extend(missed.into_iter().map(|t| Pending {
+            trigger: Trigger::CatchUp(t),
+            attempt: 1,
+            done: None,
+        }));
         self.slots.insert(name.clone(), slot);
         self.start_next(&name);
     }
@@ -710,7 +784,11 @@ impl<R: Runner> Actor<R> {
             Some(s) if !s.removed => s,
             _ => return Err(TriggerError::UnknownPipeline(name.to_owned())),
         };
-        let pending = Pending { trigger, attempt: 1, done };
+        let pending = Pending {
+            trigger,
+            attempt: 1,
+            done,
+        };
         if slot.busy() {
             Ok(self.enqueue(name, pending))
         } else {
@@ -723,7 +801,9 @@ impl<R: Runner> Actor<R> {
         if self.shutdown.is_some() {
             return;
         }
-        let Some(slot) = self.slots.get_mut(name) else { return };
+        let Some(slot) = self.slots.get_mut(name) else {
+            return;
+        };
         if slot.busy() {
             return;
         }
@@ -734,17 +814,25 @@ impl<R: Runner> Actor<R> {
 
     fn done(&mut self, name: &str, key: u64, outcome: RunOutcome) {
         let now = self.clock.now();
-        let Some(slot) = self.slots.get_mut(name) else { return };
+        let Some(slot) = self.slots.get_mut(name) else {
+            return;
+        };
         if slot.active.as_ref().is_none_or(|a| a.key != key) {
             return;
         }
-        let Some(mut active) = slot.active.take() else { return };
+        let Some(mut active) = slot.active.take() else {
+            return;
+        };
         let ended = match outcome.outcome {
             Outcome::Succeeded => Ended::Succeeded,
             Outcome::Failed { .. } => Ended::Failed,
             Outcome::Cancelled => Ended::Cancelled,
         };
-        self.metrics.run_ended(name, ended, (now - active.started).to_std().unwrap_or_default());
+        self.metrics.run_ended(
+            name,
+            ended,
+            (now - active.started).to_std().unwrap_or_default(),
+        );
         if matches!(active.reason.get(), Some((_, true))) {
             self.metrics.run_timed_out(name);
         }
@@ -752,7 +840,9 @@ impl<R: Runner> Actor<R> {
         let label = active.trigger.label();
         let retry = match (&outcome.outcome, &slot.def.policy.retry) {
             (Outcome::Failed { retryable: true }, Some(backoff))
-                if active.attempt < backoff.max_attempts && self.shutdown.is_none() && !slot.removed =>
+                if active.attempt < backoff.max_attempts
+                    && self.shutdown.is_none()
+                    && !slot.removed =>
             {
                 Some(backoff.delay(active.attempt))
             }
@@ -762,7 +852,14 @@ impl<R: Runner> Actor<R> {
             Some(delay) => {
                 let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
                 let attempt = active.attempt + 1;
-                slot.retry = Some((at, Pending { trigger: active.trigger.clone(), attempt, done: active.done.take() }));
+                slot.retry = Some((
+                    at,
+                    Pending {
+                        trigger: active.trigger.clone(),
+                        attempt,
+                        done: active.done.take(),
+                    },
+                ));
                 self.metrics.run_retried(name);
                 tracing::warn!(pipeline = name, attempt, at = %at, error = outcome.error.as_deref().unwrap_or(""), "run failed; retrying");
             }
@@ -774,9 +871,18 @@ impl<R: Runner> Actor<R> {
         }
         let removed = slot.removed;
         let retry_at = slot.retry.as_ref().map(|r| r.0);
-        self.emit(Event::Finished { pipeline: name.to_owned(), trigger: label, attempt: active.attempt, outcome });
+        self.emit(Event::Finished {
+            pipeline: name.to_owned(),
+            trigger: label,
+            attempt: active.attempt,
+            outcome,
+        });
         if let Some(at) = retry_at {
-            self.emit(Event::RetryScheduled { pipeline: name.to_owned(), attempt: active.attempt + 1, at });
+            self.emit(Event::RetryScheduled {
+                pipeline: name.to_owned(),
+                attempt: active.attempt + 1,
+                at,
+            });
         }
         if removed {
             self.slots.remove(name);
@@ -793,7 +899,11 @@ impl<R: Runner> Actor<R> {
                 name: s.def.name.clone(),
                 file: s.def.file.clone(),
                 cron: s.def.schedule.as_ref().map(|c| c.expr().to_owned()),
-                timezone: s.def.schedule.as_ref().map(|c| c.timezone().name().to_owned()),
+                timezone: s
+                    .def
+                    .schedule
+                    .as_ref()
+                    .map(|c| c.timezone().name().to_owned()),
                 next_fire: s.next_fire,
                 running: s.active.is_some(),
                 queued: s.queue.len(),
@@ -821,7 +931,11 @@ async fn run_attempt<R: Runner>(
     };
     let Some(_permit) = permit else {
         let reason = job.cancel_reason.get().map(|r| r.0);
-        return RunOutcome { run_id: None, outcome: Outcome::Cancelled, error: reason };
+        return RunOutcome {
+            run_id: None,
+            outcome: Outcome::Cancelled,
+            error: reason,
+        };
     };
     let cancel = job.cancel.clone();
     let reason = job.cancel_reason.clone();
