@@ -339,7 +339,11 @@ impl Validator<'_> {
         ];
         for (field, value) in positive {
             if value.is_some_and(|v| !(v > 0.0 && v.is_finite())) {
-                self.error(&[key("run"), key(field)], "must be a positive number of seconds", None);
+                self.error(
+                    &[key("run"), key(field)],
+                    "must be a positive number of seconds",
+                    None,
+                );
             }
         }
         if let Some(retry) = &r.retry {
@@ -355,15 +359,29 @@ impl Validator<'_> {
                 ("max_backoff_secs", retry.max_backoff_secs),
             ] {
                 if !(value >= 0.0 && value.is_finite()) {
-                    self.error(&[key("run"), key("retry"), key(field)], "must be zero or a positive number of seconds", None);
+                    self.error(
+                        &[key("run"), key("retry"), key(field)],
+                        "must be zero or a positive number of seconds",
+                        None,
+                    );
                 }
             }
         }
         if let Some(files) = &r.on_new_files {
             let base = [key("run"), key("on_new_files")];
-            self.connection_ref(p, &base, &files.connection, OBJECT_STORE_SCHEMES, "an object store");
+            self.connection_ref(
+                p,
+                &base,
+                &files.connection,
+                OBJECT_STORE_SCHEMES,
+                "an object store",
+            );
             if !(files.poll_secs > 0.0 && files.poll_secs.is_finite()) {
-                self.error(&[key("run"), key("on_new_files"), key("poll_secs")], "must be a positive number of seconds", None);
+                self.error(
+                    &[key("run"), key("on_new_files"), key("poll_secs")],
+                    "must be a positive number of seconds",
+                    None,
+                );
             }
         }
     }
