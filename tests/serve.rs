@@ -343,3 +343,82 @@ fn a_step_over_its_timeout_fails_the_run_and_is_retried() {
     assert_eq!(with_status(&history, "failed").len(), 2, "{history:?}");
     assert!(daemon.terminate().success());
 }
+
+#[test]
+fn new_files_under_a_prefix_trigger_runs_and_history_is_pruned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("pipelines")).unwrap();
+    std::fs::create_dir_all(dir.join("lake/incoming")).unwrap();
+    std::fs::write(dir.join("lake/incoming/old.csv"), "id\n1\n").unwrap();
+    let settings = "run:\n  keep_runs: 2\n  on_new_files: { connection: lake, prefix: incoming/, poll_secs: 0.1 }\n";
+    // A schedule that does not fire during the test: only file triggers start runs.
+    let spec = pipeline("landing", "0 0 0 1 1 *", "    count: 2", settings);
+    std::fs::write(dir.join("pipelines/landing.yaml"), spec).unwrap();
+    let daemon = Daemon::start(dir, &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        runs(dir, "landing").is_empty(),
+        "files present at start-up are the baseline"
+    );
+
+    std::fs::write(dir.join("lake/incoming/new.csv"), "id\n2\n").unwrap();
+    let run = wait_for(
+        Duration::from_secs(10),
+        "a run triggered by the new file",
+        || {
+            runs(dir, "landing")
+                .into_iter()
+                .find(|r| r["status"] == "succeeded")
+        },
+    );
+    assert_eq!(run["trigger"], "files incoming/new.csv");
+
+    // keep_runs: 2 prunes older runs as new ones end.
+    for _ in 0..3 {
+        let (status, body) = api(dir, "POST", "/api/pipelines/landing/trigger?wait=true");
+        assert_eq!(status, 200, "{body}");
+    }
+    let history = runs(dir, "landing");
+    assert_eq!(history.len(), 2, "{history:?}");
+    assert!(
+        history.iter().all(|r| r["trigger"] == "manual"),
+        "{history:?}"
+    );
+    assert!(daemon.terminate().success());
+}
+
+#[test]
+fn a_restarted_daemon_catches_up_on_the_latest_missed_fire_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("pipelines")).unwrap();
+    let spec = pipeline("ticks", "* * * * * *", "    count: 1", "")
+        .replace("catch_up: none", "catch_up: latest");
+    std::fs::write(dir.join("pipelines/ticks.yaml"), spec).unwrap();
+    let daemon = Daemon::start(dir, &[]);
+    wait_for(Duration::from_secs(20), "a scheduled run", || {
+        (!with_status(&runs(dir, "ticks"), "succeeded").is_empty()).then_some(())
+    });
+    // `runs show` goes through the daemon too.
+    let id = runs(dir, "ticks")[0]["id"].as_str().unwrap().to_owned();
+    let (out, stdout, stderr) = output(pipectl(dir).args(["runs", "show", &id[..18]]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains(&id), "{stdout}");
+    assert!(daemon.terminate().success());
+
+    // Down for a few fire times: the next start runs the latest missed one, once.
+    std::thread::sleep(Duration::from_millis(2500));
+    let daemon = Daemon::start(dir, &[]);
+    let caught_up = wait_for(Duration::from_secs(20), "a catch-up run", || {
+        let runs = runs(dir, "ticks");
+        let catch_up: Vec<Value> = runs
+            .into_iter()
+            .filter(|r| r["trigger"].as_str().unwrap().starts_with("catch-up "))
+            .collect();
+        (!catch_up.is_empty()).then_some(catch_up)
+    });
+    assert_eq!(caught_up.len(), 1, "{caught_up:?}");
+    assert_eq!(caught_up[0]["status"], "succeeded");
+    assert!(daemon.terminate().success());
+}

@@ -19,7 +19,7 @@ use crate::clock::SystemClock;
 use crate::cron::CronSchedule;
 use crate::metrics::Metrics;
 use crate::policy::RunPolicy;
-use crate::runner::{EngineRunner, EnvLookup, LoadedPipeline};
+use crate::runner::{EngineRunner, EnvLookup, LoadedPipeline, prune};
 use crate::scheduler::{Event, PipelineDef, Scheduler, SchedulerConfig, Trigger};
 
 /// How `pipectl serve` is started.
@@ -405,31 +405,12 @@ impl Files {
         runs.iter().find_map(|r| Trigger::fire_time_of(&r.trigger))
     }
 
-    /// Applies `run.keep_runs` / `run.keep_days`.
+    /// Applies `run.keep_runs` / `run.keep_days` to every loaded pipeline (runs also prune
+    /// their own pipeline when they end; this catches `keep_days` of pipelines that rarely run).
     fn prune_history(&self) {
-        let now = chrono::Utc::now();
         for (name, pipeline) in &self.loaded {
-            let Some(settings) = &pipeline.spec.pipeline.run else {
-                continue;
-            };
-            let mut keep = settings.keep_runs;
-            if let Some(days) = settings.keep_days {
-                let cutoff = now - chrono::Duration::days(i64::from(days));
-                let newer = match self.state.runs(Some(name), usize::MAX) {
-                    Ok(runs) => runs.iter().filter(|r| r.started_at >= cutoff).count(),
-                    Err(e) => {
-                        tracing::warn!(pipeline = %name, "cannot read run history to prune it: {e}");
-                        continue;
-                    }
-                };
-                keep = Some(keep.map_or(newer, |k| k.min(newer)));
-            }
-            if let Some(keep) = keep {
-                match self.state.prune_runs(name, keep) {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(pipeline = %name, deleted = n, "pruned run history"),
-                    Err(e) => tracing::warn!(pipeline = %name, "cannot prune run history: {e}"),
-                }
+            if let Some(settings) = &pipeline.spec.pipeline.run {
+                prune(self.state.as_ref(), name, settings);
             }
         }
     }

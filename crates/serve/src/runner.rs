@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use pipectl_engine::ErrorClass;
 use pipectl_engine::executor::{self, RunOptions, StepProgress};
 use pipectl_spec::LoadedSpec;
+use pipectl_spec::types::RunSettings;
 use pipectl_state::{RunRecord, RunStatus, StateStore, new_run_id};
 
 use crate::metrics::Metrics;
@@ -107,6 +108,9 @@ impl Runner for EngineRunner {
                         || class == Some(ErrorClass::External),
                 },
             };
+            if let Some(settings) = &pipeline.spec.pipeline.run {
+                prune(state.as_ref(), &record.pipeline, settings);
+            }
             RunOutcome { run_id: Some(record.id), outcome, error: record.error }
         }
         .boxed()
@@ -173,6 +177,29 @@ async fn step_watchdog(
             );
             cancel.cancel();
             return;
+        }
+    }
+}
+
+/// Applies `run.keep_runs` / `run.keep_days` to one pipeline's history.
+pub(crate) fn prune(state: &dyn StateStore, pipeline: &str, settings: &RunSettings) {
+    let mut keep = settings.keep_runs;
+    if let Some(days) = settings.keep_days {
+        let cutoff = Utc::now() - chrono::Duration::days(i64::from(days));
+        let newer = match state.runs(Some(pipeline), usize::MAX) {
+            Ok(runs) => runs.iter().filter(|r| r.started_at >= cutoff).count(),
+            Err(e) => {
+                tracing::warn!(%pipeline, "cannot read run history to prune it: {e}");
+                return;
+            }
+        };
+        keep = Some(keep.map_or(newer, |k| k.min(newer)));
+    }
+    if let Some(keep) = keep {
+        match state.prune_runs(pipeline, keep) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(%pipeline, deleted = n, "pruned run history"),
+            Err(e) => tracing::warn!(%pipeline, "cannot prune run history: {e}"),
         }
     }
 }
