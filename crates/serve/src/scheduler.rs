@@ -522,7 +522,8 @@ impl<R: Runner> Actor<R> {
             if let Some(fire) = slot.next_fire.filter(|f| *f <= now) {
                 // Coalesce fire times missed by a stalled scheduler into this one.
                 slot.next_fire = slot.def.schedule.as_ref().and_then(|s| s.next_after(now));
-                let lateness = (now - fire).to_std().unwrap_or_default();
+                // Read the clock again: with many pipelines due at once, later ones are later.
+                let lateness = (self.clock.now() - fire).to_std().unwrap_or_default();
                 self.metrics.record_lateness(lateness);
                 self.emit(Event::Fired {
                     pipeline: name.clone(),
