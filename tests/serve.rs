@@ -191,6 +191,33 @@ fn serve_runs_a_per_second_schedule_reloads_and_stops_on_sigterm() {
         (Some("succeeded"), Some("manual"))
     );
 
+    // A pipeline the daemon does not serve runs as a one-off; a second file claiming a served
+    // pipeline's name is refused with what to do.
+    std::fs::write(
+        dir.join("other.yaml"),
+        pipeline("other", "0 0 0 1 1 *", "    count: 2", ""),
+    )
+    .unwrap();
+    let (out, stdout, stderr) =
+        output(pipectl(dir).args(["run", "other.yaml", "--format", "json"]));
+    assert!(out.status.success(), "{stderr}");
+    let other: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        (other["pipeline"].as_str(), other["status"].as_str()),
+        (Some("other"), Some("succeeded"))
+    );
+    std::fs::write(
+        dir.join("clash.yaml"),
+        pipeline("ticks", "0 0 0 1 1 *", "    count: 2", ""),
+    )
+    .unwrap();
+    let (out, _, stderr) = output(pipectl(dir).args(["run", "clash.yaml"]));
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("pipeline `ticks` is run by the daemon from"),
+        "{stderr}"
+    );
+
     // The API: pipelines with their next fire time, a manual trigger, metrics.
     let (status, body) = api(dir, "GET", "/api/pipelines");
     assert_eq!(status, 200);

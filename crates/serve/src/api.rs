@@ -22,20 +22,21 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use pipectl_state::{StateError, StateStore};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 use crate::daemon::Registry;
 use crate::metrics::Metrics;
-use crate::runner::{EngineRunner, LoadedPipeline};
-use crate::scheduler::{CancelReason, Job, RunOutcome, Runner, Scheduler, Trigger, TriggerError};
+use crate::policy::RunPolicy;
+use crate::runner::LoadedPipeline;
+use crate::scheduler::{PipelineDef, RunOutcome, Scheduler, Trigger, TriggerError};
 
 /// What request handlers share.
 pub(crate) struct ApiState {
     pub(crate) scheduler: Scheduler<LoadedPipeline>,
     pub(crate) state: Arc<dyn StateStore>,
     pub(crate) metrics: Arc<Metrics>,
-    pub(crate) runner: Arc<EngineRunner>,
     pub(crate) files: Registry,
+    /// Pipelines not served from files, running for `pipectl run` through the API.
+    pub(crate) adhoc: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// Accepts connections until the task is aborted.
@@ -234,20 +235,37 @@ async fn run_file(api: &ApiState, body: &[u8]) -> Reply {
         }
         return trigger(api, &name, true).await;
     }
+    // Any other pipeline runs through the scheduler as a one-off, unscheduled pipeline, so the
+    // global limit applies and SIGTERM stops it as cleanly as a scheduled run.
+    let claimed = api
+        .adhoc
+        .lock()
+        .map(|mut a| a.insert(name.clone()))
+        .unwrap_or(false);
+    if !claimed {
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "a run of `{name}` started through the daemon is still going; wait for it to finish"
+            ),
+        );
+    }
     let base_dir = file
         .parent()
         .map_or_else(|| PathBuf::from("."), |p| p.to_owned());
-    let job = Job {
-        pipeline: name,
-        trigger: "manual".to_owned(),
-        attempt: 1,
-        step_timeout: None,
-        cancel: CancellationToken::new(),
-        cancel_reason: CancelReason::default(),
-    };
-    let outcome = api
-        .runner
-        .run(Arc::new(LoadedPipeline { spec, base_dir }), job)
-        .await;
-    outcome_reply(api, &outcome)
+    let spec = Arc::new(LoadedPipeline { spec, base_dir });
+    api.scheduler.upsert(PipelineDef {
+        name: name.clone(),
+        file: file.display().to_string(),
+        policy: RunPolicy::from_spec(&spec.spec.pipeline),
+        spec,
+        schedule: None,
+        last_fire: None,
+    });
+    let reply = trigger(api, &name, true).await;
+    api.scheduler.remove(&name);
+    if let Ok(mut a) = api.adhoc.lock() {
+        a.remove(&name);
+    }
+    reply
 }

@@ -113,8 +113,8 @@ pub async fn serve(
         scheduler: scheduler.clone(),
         state: state.clone(),
         metrics: metrics.clone(),
-        runner,
         files: files.registry.clone(),
+        adhoc: Default::default(),
     });
     let server = tokio::spawn(api::serve(listener, api_state));
 
@@ -325,6 +325,7 @@ impl Files {
             Some(s) => match CronSchedule::parse(&s.cron, &s.timezone) {
                 Ok(c) => Some(c),
                 Err(e) => {
+                    self.metrics.reload_failed();
                     eprintln!("pipectl serve: {}: {e}{keep}", path.display());
                     return None;
                 }
