@@ -8,14 +8,16 @@
 #
 #   bench/serve_1000.sh                 # N=1000, MINUTES=2
 #   N=200 MINUTES=1 bench/serve_1000.sh
+#   N=50 MINUTES=1 PROFILE=dev bench/serve_1000.sh   # a quick check of the script itself
 set -euo pipefail
 N=${N:-1000}
 MINUTES=${MINUTES:-2}
 CONCURRENCY=${CONCURRENCY:-4}
+PROFILE=${PROFILE:-fast}   # `dev` to try the script quickly on a debug build
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
-cargo build --quiet --profile fast --bin pipectl
-BIN=$CARGO_TARGET_DIR/fast/pipectl
+cargo build --quiet --profile "$PROFILE" --bin pipectl
+BIN=$CARGO_TARGET_DIR/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")/pipectl
 
 WORK=$(mktemp -d)
 PID=
@@ -24,6 +26,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 mkdir -p "$WORK/pipelines"
 for i in $(seq -w 1 "$N"); do
@@ -62,7 +65,7 @@ TICK=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
 rss_kb() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$PID/status"; }
 metric() { curl -s "http://$ADDR/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
-running() { curl -s "http://$ADDR/health" | sed -E 's/.*"running": ?([0-9]+).*/\1/' | tr -d '\n '; }
+running() { curl -s "http://$ADDR/health" | tr -d '\n ' | sed -E 's/.*"running":([0-9]+).*/\1/'; }
 echo "pipectl serve: $N pipelines loaded in $WORK (pid $PID, API $ADDR, $CONCURRENCY runs at once)"
 
 # Wait for the start of a minute, then measure MINUTES whole minutes.
@@ -71,7 +74,7 @@ IDLE=()
 for m in $(seq 1 "$MINUTES"); do
   START_TICKS=$(cpu_ticks); START_T=$(date +%s.%N)
   # Let the minute's runs finish, then measure an idle window up to second 58.
-  while [ "$(running)" != "0" ] || [ "$(date +%S)" -lt 20 ]; do sleep 0.5; done
+  while [ "$(running)" != "0" ] || [ "$((10#$(date +%S)))" -lt 20 ]; do sleep 0.5; done
   DONE_AT=$(date +%S)
   sleep 1
   I0=$(cpu_ticks); T0=$(date +%s.%N)
