@@ -449,3 +449,78 @@ fn a_restarted_daemon_catches_up_on_the_latest_missed_fire_time() {
     assert_eq!(caught_up[0]["status"], "succeeded");
     assert!(daemon.terminate().success());
 }
+
+/// A SQLite pipeline reading `db` (relative to the lake folder), retrying once.
+fn sqlite_pipeline(name: &str, db: &str) -> String {
+    format!(
+        r#"version: 1
+name: {name}
+run:
+  retry: {{ max_attempts: 2, initial_backoff_secs: 0.1, max_backoff_secs: 0.1 }}
+connections:
+  shop: {{ url: "sqlite://../{db}" }}
+  lake: {{ url: "file://../lake" }}
+sources:
+  shop:
+    type: sqlite
+    connection: shop
+sinks:
+  out:
+    type: object_store
+    inputs: [shop]
+    connection: lake
+    key: {name}/{{table}}/
+    format: {{ type: csv }}
+"#
+    )
+}
+
+#[test]
+fn external_errors_are_retried_as_new_runs_and_user_errors_are_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("pipelines")).unwrap();
+    // A file that is not a database: reading it fails in the driver (an external error).
+    std::fs::write(
+        dir.join("garbage.db"),
+        "this is not a SQLite database, just text ".repeat(200),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("pipelines/garbage.yaml"),
+        sqlite_pipeline("garbage", "garbage.db"),
+    )
+    .unwrap();
+    // A path that does not exist: the spec is wrong (a user error), retrying cannot help.
+    std::fs::write(
+        dir.join("pipelines/missing.yaml"),
+        sqlite_pipeline("missing", "missing.db"),
+    )
+    .unwrap();
+    let daemon = Daemon::start(dir, &[]);
+
+    let (status, body) = api(dir, "POST", "/api/pipelines/garbage/trigger?wait=true");
+    assert_eq!(status, 200, "{body}");
+    let last: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (last["status"].as_str(), last["trigger"].as_str()),
+        (Some("failed"), Some("manual (attempt 2 of 2)")),
+        "{body}"
+    );
+    assert_eq!(with_status(&runs(dir, "garbage"), "failed").len(), 2);
+
+    let (status, body) = api(dir, "POST", "/api/pipelines/missing/trigger?wait=true");
+    assert_eq!(status, 200, "{body}");
+    let last: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (last["status"].as_str(), last["trigger"].as_str()),
+        (Some("failed"), Some("manual")),
+        "{body}"
+    );
+    assert!(
+        last["error"].as_str().unwrap().contains("does not exist"),
+        "{body}"
+    );
+    assert_eq!(runs(dir, "missing").len(), 1);
+    assert!(daemon.terminate().success());
+}
