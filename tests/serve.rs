@@ -443,7 +443,10 @@ fn a_restarted_daemon_catches_up_on_the_latest_missed_fire_time() {
             .into_iter()
             .filter(|r| r["trigger"].as_str().unwrap().starts_with("catch-up "))
             .collect();
-        (!catch_up.is_empty()).then_some(catch_up)
+        let ended = catch_up
+            .iter()
+            .all(|r| r["status"] != "running" && r["status"] != "committing");
+        (!catch_up.is_empty() && ended).then_some(catch_up)
     });
     assert_eq!(caught_up.len(), 1, "{caught_up:?}");
     assert_eq!(caught_up[0]["status"], "succeeded");
