@@ -11,3 +11,4 @@ mod quickstart;
 mod run;
 mod s3;
 mod schema;
+mod serve;

@@ -5,6 +5,7 @@
 
 mod progress;
 mod render;
+mod serve;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -84,6 +85,23 @@ enum Command {
     },
     /// Print the JSON Schema of pipeline files (for editors and CI).
     Schema,
+    /// Run every pipeline in a folder on its schedule, in the background, with an HTTP API.
+    Serve {
+        /// The folder of pipeline files. Default: pipelines/.
+        dir: Option<PathBuf>,
+        /// Address of the HTTP API (health, pipelines, runs, triggers, /metrics).
+        #[arg(long, default_value = "127.0.0.1:8787")]
+        listen: std::net::SocketAddr,
+        /// Runs executing at once, over all pipelines.
+        #[arg(long, default_value_t = 4)]
+        max_concurrent_runs: usize,
+        /// After SIGTERM, how long running runs may finish before they are cancelled.
+        #[arg(long, default_value_t = 30)]
+        grace_secs: u64,
+        /// How often pipeline files are checked for changes, in seconds.
+        #[arg(long, default_value_t = 2.0)]
+        reload_secs: f64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -185,7 +203,21 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             limit,
             format,
         } => {
-            let store = open_state(&cli.state_dir)?;
+            let store = match open_state(&cli.state_dir) {
+                Ok(store) => store,
+                Err(e) => {
+                    // The daemon holds the state: ask it instead.
+                    let Some(addr) = serve::locked_daemon(&cli.state_dir, &e) else {
+                        return Err(e);
+                    };
+                    return match action {
+                        Some(RunsAction::Show { id, format }) => {
+                            serve::runs_show(addr, &id, format)
+                        }
+                        None => serve::runs_list(addr, pipeline.as_deref(), limit, format),
+                    };
+                }
+            };
             match action {
                 Some(RunsAction::Show { id, format }) => {
                     let run = store.find_run(&id)?.ok_or_else(|| {
@@ -209,6 +241,22 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Serve {
+            dir,
+            listen,
+            max_concurrent_runs,
+            grace_secs,
+            reload_secs,
+        } => serve::serve(
+            serve::ServeArgs {
+                dir,
+                listen,
+                max_concurrent_runs,
+                grace_secs,
+                reload_secs,
+            },
+            &cli.state_dir,
+        ),
         Command::Schema => {
             print_out(&(serde_json::to_string_pretty(&pipectl_spec::json_schema())? + "\n"))?;
             Ok(ExitCode::SUCCESS)
@@ -402,7 +450,13 @@ fn run(file: &Path, format: OutputFormat, state_dir: &Path, quiet: bool) -> Resu
     let Some(spec) = load_or_report(file)? else {
         return Ok(ExitCode::from(1));
     };
-    let state: Arc<dyn StateStore> = Arc::new(open_state(state_dir)?);
+    let state: Arc<dyn StateStore> = match open_state(state_dir) {
+        Ok(store) => Arc::new(store),
+        Err(e) => match serve::locked_daemon(state_dir, &e) {
+            Some(addr) => return serve::run(addr, file, &spec, format, quiet),
+            None => return Err(e),
+        },
+    };
     let cancel = CancellationToken::new();
     let prepared = executor::prepare(
         &spec,

@@ -119,6 +119,12 @@ impl PreparedRun {
     /// Runs the pipeline to the end and returns the final run record (also stored in state).
     /// Errors here are failures of the state store itself; a failed run is `Ok` with status `Failed`.
     pub async fn execute(self) -> Result<RunRecord> {
+        self.execute_classified().await.map(|(record, _)| record)
+    }
+
+    /// Like [`execute`](Self::execute), also returning the class of the error that failed the
+    /// run (`None` unless it failed), so a scheduler can tell retryable failures from others.
+    pub async fn execute_classified(self) -> Result<(RunRecord, Option<ErrorClass>)> {
         let redactor = self.context.connections.redactor().clone();
         let state = self.state.clone();
         recover(state.as_ref(), &self.spec, &self.context.connections).await?;
@@ -160,6 +166,7 @@ impl PreparedRun {
             }
         }
         let root_cause = errors.iter().find(|(_, e)| !e.is_cancelled());
+        let failure_class = root_cause.map(|(_, e)| e.class);
         let failure = match root_cause {
             Some((step, e)) => Some((
                 RunStatus::Failed,
@@ -193,7 +200,7 @@ impl PreparedRun {
             record.error = Some(message);
             record.ended_at = Some(Utc::now());
             state_call(state.save_run(&record))?;
-            return Ok(record);
+            return Ok((record, failure_class));
         }
 
         record.status = RunStatus::Committing;
@@ -213,13 +220,13 @@ impl PreparedRun {
                 "publishing failed; the next run of this pipeline will finish it: {}",
                 redactor.redact(&e.to_string())
             ));
-            return Ok(record);
+            return Ok((record, Some(e.class)));
         }
         record.status = RunStatus::Succeeded;
         record.ended_at = Some(Utc::now());
         state_call(state.commit_run(&record, &[]))?;
         discard_staging(&self.context.connections, &self.spec, &self.run_id).await;
-        Ok(record)
+        Ok((record, None))
     }
 
     fn spawn_steps(&self) -> Result<JoinSet<(String, Result<StepOutcome>)>> {

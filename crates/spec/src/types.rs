@@ -24,6 +24,9 @@ pub struct Pipeline {
     /// When `pipectl serve` runs this pipeline. Without it the pipeline only runs on demand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<Schedule>,
+    /// Timeouts, retries and history retention for runs started by `pipectl serve`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunSettings>,
     /// Named connections to databases and object stores, referenced by steps.
     #[serde(default)]
     pub connections: BTreeMap<String, Connection>,
@@ -59,6 +62,69 @@ pub struct Schedule {
     /// With `catch_up: all`, the most missed runs that are made up for.
     #[serde(default = "default_catch_up_limit")]
     pub catch_up_limit: u32,
+}
+
+/// How `pipectl serve` runs this pipeline: limits, retries and how much history it keeps.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunSettings {
+    /// A run still going after this many seconds is cancelled and recorded as failed. Default: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<f64>,
+    /// A step still going after this many seconds fails its run. Default: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_timeout_secs: Option<f64>,
+    /// Retries of runs that failed for a reason worth retrying (a refused connection, a timeout); never for spec or data errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetrySettings>,
+    /// Keep at most this many runs of this pipeline in the history. Default: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_runs: Option<usize>,
+    /// Delete runs of this pipeline older than this many days from the history. Default: keep them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_days: Option<u32>,
+    /// Also start a run when new objects appear under a prefix (polled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_new_files: Option<FileTrigger>,
+}
+
+/// Retries with exponential backoff and jitter.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySettings {
+    /// Attempts in all, the first one included (`3`: up to two retries).
+    pub max_attempts: u32,
+    /// Wait before the first retry, in seconds; it doubles for every further retry. Default 10.
+    #[serde(default = "default_initial_backoff_secs")]
+    pub initial_backoff_secs: f64,
+    /// The longest wait between two attempts, in seconds. Default 600.
+    #[serde(default = "default_max_backoff_secs")]
+    pub max_backoff_secs: f64,
+}
+
+fn default_initial_backoff_secs() -> f64 {
+    10.0
+}
+
+fn default_max_backoff_secs() -> f64 {
+    600.0
+}
+
+/// Starts a run when objects appear under a prefix of an object-store connection.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileTrigger {
+    /// The object-store connection to watch.
+    pub connection: String,
+    /// The key prefix to watch, e.g. `incoming/`.
+    pub prefix: String,
+    /// How often to list the prefix, in seconds. Default 30.
+    #[serde(default = "default_poll_secs")]
+    pub poll_secs: f64,
+}
+
+fn default_poll_secs() -> f64 {
+    30.0
 }
 
 fn default_timezone() -> String {

@@ -413,6 +413,9 @@ impl Validator<'_> {
         if let Some(schedule) = &p.schedule {
             self.schedule(schedule);
         }
+        if let Some(run) = &p.run {
+            self.run_settings(p, run);
+        }
         for (name, conn) in &p.connections {
             self.connection(name, conn);
         }
@@ -467,6 +470,60 @@ impl Validator<'_> {
                 format!("invalid step name `{name}`"),
                 Some("use letters, digits, `-` and `_` (at most 128)".to_owned()),
             );
+        }
+    }
+
+    fn run_settings(&mut self, p: &Pipeline, r: &crate::types::RunSettings) {
+        let positive = [
+            ("timeout_secs", r.timeout_secs),
+            ("step_timeout_secs", r.step_timeout_secs),
+        ];
+        for (field, value) in positive {
+            if value.is_some_and(|v| !(v > 0.0 && v.is_finite())) {
+                self.error(
+                    &[key("run"), key(field)],
+                    "must be a positive number of seconds",
+                    None,
+                );
+            }
+        }
+        if let Some(retry) = &r.retry {
+            if retry.max_attempts == 0 {
+                self.error(
+                    &[key("run"), key("retry"), key("max_attempts")],
+                    "must be at least 1 (the first attempt counts)",
+                    Some("`max_attempts: 3` makes up to two retries".to_owned()),
+                );
+            }
+            for (field, value) in [
+                ("initial_backoff_secs", retry.initial_backoff_secs),
+                ("max_backoff_secs", retry.max_backoff_secs),
+            ] {
+                if !(value >= 0.0 && value.is_finite()) {
+                    self.error(
+                        &[key("run"), key("retry"), key(field)],
+                        "must be zero or a positive number of seconds",
+                        None,
+                    );
+                }
+            }
+        }
+        if let Some(files) = &r.on_new_files {
+            let base = [key("run"), key("on_new_files")];
+            self.connection_ref(
+                p,
+                &base,
+                &files.connection,
+                OBJECT_STORE_SCHEMES,
+                "an object store",
+            );
+            if !(files.poll_secs > 0.0 && files.poll_secs.is_finite()) {
+                self.error(
+                    &[key("run"), key("on_new_files"), key("poll_secs")],
+                    "must be a positive number of seconds",
+                    None,
+                );
+            }
         }
     }
 

@@ -1,0 +1,271 @@
+//! The HTTP API, on hyper 1 with a hand-written router (a dozen routes do not need a framework):
+//!
+//! | method | path | |
+//! |---|---|---|
+//! | GET | `/health` | `{"status":"ok", "pipelines": n, "running": n}` |
+//! | GET | `/api/pipelines` | every pipeline with next fire time and last status |
+//! | POST | `/api/pipelines/{name}/trigger[?wait=true]` | start a run (queued behind a running one) |
+//! | GET | `/api/runs[?pipeline=&limit=]` | run history, newest first |
+//! | GET | `/api/runs/{id or prefix}` | one run with its steps |
+//! | POST | `/api/run` | `{"file": "/abs/spec.yaml"}`: run a spec file now and wait (what `pipectl run` does while the daemon holds the state) |
+//! | GET | `/metrics` | Prometheus text format |
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use pipectl_state::{StateError, StateStore};
+use serde_json::json;
+
+use crate::daemon::Registry;
+use crate::metrics::Metrics;
+use crate::policy::RunPolicy;
+use crate::runner::LoadedPipeline;
+use crate::scheduler::{PipelineDef, RunOutcome, Scheduler, Trigger, TriggerError};
+
+/// What request handlers share.
+pub(crate) struct ApiState {
+    pub(crate) scheduler: Scheduler<LoadedPipeline>,
+    pub(crate) state: Arc<dyn StateStore>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) files: Registry,
+    /// Pipelines not served from files, running for `pipectl run` through the API.
+    pub(crate) adhoc: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+/// Accepts connections until the task is aborted.
+pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<ApiState>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(handle(&state, req).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn reply(status: StatusCode, content_type: &str, body: String) -> Reply {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+fn json_reply(status: StatusCode, value: &impl serde::Serialize) -> Reply {
+    let body = serde_json::to_string_pretty(value)
+        .unwrap_or_else(|e| json!({ "error": e.to_string() }).to_string());
+    reply(status, "application/json", body + "\n")
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Reply {
+    json_reply(status, &json!({ "error": message.into() }))
+}
+
+fn query(req: &Request<Incoming>) -> BTreeMap<String, String> {
+    req.uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+async fn handle(api: &ApiState, req: Request<Incoming>) -> Reply {
+    let path = req.uri().path().trim_end_matches('/').to_owned();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match (req.method().clone(), segments.as_slice()) {
+        (Method::GET, ["health"]) => {
+            let status = api.scheduler.status().await;
+            let running = status.iter().filter(|p| p.running).count();
+            json_reply(
+                StatusCode::OK,
+                &json!({ "status": "ok", "pipelines": status.len(), "running": running }),
+            )
+        }
+        (Method::GET, ["metrics"]) => {
+            let status = api.scheduler.status().await;
+            let running = status.iter().filter(|p| p.running).count();
+            reply(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                api.metrics.render(running, status.len()),
+            )
+        }
+        (Method::GET, ["api", "pipelines"]) => {
+            json_reply(StatusCode::OK, &api.scheduler.status().await)
+        }
+        (Method::POST, ["api", "pipelines", name, "trigger"]) => {
+            let wait = query(&req)
+                .get("wait")
+                .is_some_and(|v| v == "true" || v == "1");
+            trigger(api, name, wait).await
+        }
+        (Method::GET, ["api", "runs"]) => {
+            let q = query(&req);
+            let limit = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(20);
+            match api.state.runs(
+                q.get("pipeline")
+                    .map(String::as_str)
+                    .filter(|p| !p.is_empty()),
+                limit,
+            ) {
+                Ok(runs) => json_reply(StatusCode::OK, &runs),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            }
+        }
+        (Method::GET, ["api", "runs", id]) => match api.state.find_run(id) {
+            Ok(Some(run)) => json_reply(StatusCode::OK, &run),
+            Ok(None) => error(
+                StatusCode::NOT_FOUND,
+                format!("no run `{id}`; list runs with `pipectl runs`"),
+            ),
+            Err(e @ StateError::AmbiguousRunId { .. }) => {
+                error(StatusCode::CONFLICT, e.to_string())
+            }
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        },
+        (Method::POST, ["api", "run"]) => {
+            let body = match req.into_body().collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        format!("cannot read the request: {e}"),
+                    );
+                }
+            };
+            run_file(api, &body).await
+        }
+        _ => error(
+            StatusCode::NOT_FOUND,
+            format!("no route {path}; see GET /api/pipelines, /api/runs, /metrics, /health"),
+        ),
+    }
+}
+
+async fn trigger(api: &ApiState, name: &str, wait: bool) -> Reply {
+    match api.scheduler.trigger(name, Trigger::Manual, wait).await {
+        Ok((ack, None)) => json_reply(
+            StatusCode::ACCEPTED,
+            &json!({ "pipeline": name, "trigger": ack }),
+        ),
+        Ok((ack, Some(done))) => match done.await {
+            Ok(outcome) => outcome_reply(api, &outcome),
+            Err(_) => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the run ({ack:?}) did not finish: the daemon is stopping"),
+            ),
+        },
+        Err(e @ TriggerError::UnknownPipeline(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e @ TriggerError::ShuttingDown) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        }
+    }
+}
+
+/// The run record of a finished run, or the outcome when no record was written.
+fn outcome_reply(api: &ApiState, outcome: &RunOutcome) -> Reply {
+    match outcome.run_id.as_deref().map(|id| api.state.run(id)) {
+        Some(Ok(Some(run))) => json_reply(StatusCode::OK, &run),
+        _ => json_reply(StatusCode::OK, outcome),
+    }
+}
+
+/// Runs a spec file for `pipectl run`. A pipeline the daemon schedules is triggered through
+/// the scheduler (so it never runs twice at once); any other runs right away.
+async fn run_file(api: &ApiState, body: &[u8]) -> Reply {
+    let Some(file) = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("file").and_then(|f| f.as_str()).map(PathBuf::from))
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            r#"expected a JSON body {"file": "/absolute/path/to/pipeline.yaml"}"#,
+        );
+    };
+    let bytes = match std::fs::read(&file) {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the daemon cannot read {}: {e}", file.display()),
+            );
+        }
+    };
+    let spec = match pipectl_spec::load_bytes(&file.display().to_string(), &bytes) {
+        Ok(s) => s,
+        Err(diags) => {
+            let text: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+            return error(StatusCode::BAD_REQUEST, text.join("\n\n"));
+        }
+    };
+    let name = spec.pipeline.name.clone();
+    let served_from = api.files.lock().ok().and_then(|f| f.get(&name).cloned());
+    if let Some(served) = served_from {
+        let canonical = file.canonicalize().unwrap_or(file.clone());
+        if served != canonical {
+            return error(
+                StatusCode::CONFLICT,
+                format!(
+                    "pipeline `{name}` is run by the daemon from {}; run that file, rename the pipeline in {}, or stop the daemon",
+                    served.display(),
+                    file.display()
+                ),
+            );
+        }
+        return trigger(api, &name, true).await;
+    }
+    // Any other pipeline runs through the scheduler as a one-off, unscheduled pipeline, so the
+    // global limit applies and SIGTERM stops it as cleanly as a scheduled run.
+    let claimed = api
+        .adhoc
+        .lock()
+        .map(|mut a| a.insert(name.clone()))
+        .unwrap_or(false);
+    if !claimed {
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "a run of `{name}` started through the daemon is still going; wait for it to finish"
+            ),
+        );
+    }
+    let base_dir = file
+        .parent()
+        .map_or_else(|| PathBuf::from("."), |p| p.to_owned());
+    let spec = Arc::new(LoadedPipeline { spec, base_dir });
+    api.scheduler.upsert(PipelineDef {
+        name: name.clone(),
+        file: file.display().to_string(),
+        policy: RunPolicy::from_spec(&spec.spec.pipeline),
+        spec,
+        schedule: None,
+        last_fire: None,
+    });
+    let reply = trigger(api, &name, true).await;
+    api.scheduler.remove(&name);
+    if let Ok(mut a) = api.adhoc.lock() {
+        a.remove(&name);
+    }
+    reply
+}

@@ -1,0 +1,529 @@
+//! `pipectl serve` end to end: the real binary, per-second schedules, the lake and the history.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{output, pipectl};
+
+/// A generator pipeline writing CSV files into `lake/events/<run id>/`.
+fn pipeline(name: &str, schedule: &str, source: &str, extra: &str) -> String {
+    format!(
+        r#"version: 1
+name: {name}
+schedule:
+  cron: "{schedule}"
+  catch_up: none
+{extra}
+connections:
+  lake:
+    url: file://../lake
+sources:
+  events:
+    type: generator
+    seed: 7
+{source}
+    template: '{{"id": {{{{random.number({{"min":1,"max":1000}})}}}}}}'
+sinks:
+  out:
+    type: object_store
+    inputs: [events]
+    connection: lake
+    key: events/{{run_id}}/
+    format: {{ type: csv, header: true }}
+"#
+    )
+}
+
+/// A running `pipectl serve`, killed (SIGKILL) if a test ends without stopping it.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(dir: &Path, extra: &[&str]) -> Daemon {
+        let log = dir.join(format!("serve-{}.log", Instant::now().elapsed().as_nanos()));
+        let child = pipectl(dir)
+            .args([
+                "serve",
+                "pipelines",
+                "--listen",
+                "127.0.0.1:0",
+                "--reload-secs",
+                "0.2",
+            ])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("pipectl serve starts");
+        let daemon = Daemon { child, log };
+        // Wait for this daemon's address file (a killed one leaves its own behind).
+        let pid = u64::from(daemon.child.id());
+        wait_for(Duration::from_secs(20), "the daemon's address file", || {
+            let text = std::fs::read_to_string(address_file(dir)).ok()?;
+            let info: Value = serde_json::from_str(&text).ok()?;
+            (info["pid"].as_u64() == Some(pid)).then_some(())
+        });
+        daemon
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Sends SIGTERM and returns the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        self.signal("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not stop after SIGTERM:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill9(mut self) {
+        self.signal("-KILL");
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn address_file(dir: &Path) -> PathBuf {
+    dir.join(".pipectl-state.daemon")
+}
+
+fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `pipectl runs PIPELINE --format json`, which goes through the daemon while it runs.
+fn runs(dir: &Path, pipeline: &str) -> Vec<Value> {
+    let (out, stdout, stderr) =
+        output(pipectl(dir).args(["runs", pipeline, "--limit", "100", "--format", "json"]));
+    assert!(out.status.success(), "pipectl runs failed: {stderr}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
+fn api(dir: &Path, method: &str, path: &str) -> (u16, String) {
+    let addr =
+        pipectl_serve::client::daemon_address(&dir.join(".pipectl-state")).expect("daemon address");
+    let resp = pipectl_serve::client::request(addr, method, path, None).expect("the API answers");
+    (resp.status, resp.body)
+}
+
+fn with_status<'a>(runs: &'a [Value], status: &str) -> Vec<&'a Value> {
+    runs.iter().filter(|r| r["status"] == status).collect()
+}
+
+#[test]
+fn serve_runs_a_per_second_schedule_reloads_and_stops_on_sigterm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("pipelines")).unwrap();
+    let spec = dir.join("pipelines/ticks.yaml");
+    std::fs::write(&spec, pipeline("ticks", "* * * * * *", "    count: 5", "")).unwrap();
+    let daemon = Daemon::start(dir, &[]);
+
+    // Two scheduled runs in the history (read through the daemon's API: the state is locked).
+    let scheduled = wait_for(Duration::from_secs(20), "two scheduled runs", || {
+        let runs = runs(dir, "ticks");
+        let ok: Vec<Value> = with_status(&runs, "succeeded")
+            .into_iter()
+            .filter(|r| r["trigger"].as_str().unwrap().starts_with("schedule "))
+            .cloned()
+            .collect();
+        (ok.len() >= 2).then_some(ok)
+    });
+    for run in &scheduled {
+        let id = run["id"].as_str().unwrap();
+        assert_eq!(run["steps"][1]["rows"], 5, "{run}");
+        let folder = dir.join("lake/events").join(id);
+        let files: Vec<_> = std::fs::read_dir(&folder)
+            .unwrap_or_else(|e| panic!("{}: {e}", folder.display()))
+            .flatten()
+            .collect();
+        assert_eq!(files.len(), 1);
+        let csv = std::fs::read_to_string(files[0].path()).unwrap();
+        assert_eq!(csv.lines().count(), 6, "header + 5 rows: {csv}");
+        assert_eq!(csv.lines().next(), Some("id"));
+    }
+
+    // `pipectl run` works while the daemon holds the state: the daemon runs it.
+    let (out, stdout, stderr) =
+        output(pipectl(dir).args(["run", "pipelines/ticks.yaml", "--format", "json"]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("running through its API"), "{stderr}");
+    let manual: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        (manual["status"].as_str(), manual["trigger"].as_str()),
+        (Some("succeeded"), Some("manual"))
+    );
+
+    // A pipeline the daemon does not serve runs as a one-off; a second file claiming a served
+    // pipeline's name is refused with what to do.
+    std::fs::write(
+        dir.join("other.yaml"),
+        pipeline("other", "0 0 0 1 1 *", "    count: 2", ""),
+    )
+    .unwrap();
+    let (out, stdout, stderr) =
+        output(pipectl(dir).args(["run", "other.yaml", "--format", "json"]));
+    assert!(out.status.success(), "{stderr}");
+    let other: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        (other["pipeline"].as_str(), other["status"].as_str()),
+        (Some("other"), Some("succeeded"))
+    );
+    std::fs::write(
+        dir.join("clash.yaml"),
+        pipeline("ticks", "0 0 0 1 1 *", "    count: 2", ""),
+    )
+    .unwrap();
+    let (out, _, stderr) = output(pipectl(dir).args(["run", "clash.yaml"]));
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("pipeline `ticks` is run by the daemon from"),
+        "{stderr}"
+    );
+
+    // The API: pipelines with their next fire time, a manual trigger, metrics.
+    let (status, body) = api(dir, "GET", "/api/pipelines");
+    assert_eq!(status, 200);
+    let pipelines: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(pipelines[0]["name"], "ticks");
+    assert!(pipelines[0]["next_fire"].is_string(), "{body}");
+    let (status, body) = api(dir, "POST", "/api/pipelines/ticks/trigger?wait=true");
+    assert_eq!(status, 200, "{body}");
+    let triggered: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(triggered["trigger"], "manual");
+    assert_eq!(api(dir, "POST", "/api/pipelines/nope/trigger").0, 404);
+    let (_, metrics) = api(dir, "GET", "/metrics");
+    assert!(
+        metrics.contains("pipectl_runs_ended_total{pipeline=\"ticks\",status=\"succeeded\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pipectl_trigger_lateness_seconds{quantile=\"0.99\"}"),
+        "{metrics}"
+    );
+
+    // An invalid edit is reported; the last good version keeps running.
+    std::fs::write(&spec, "version: 1\nname: ticks\nbogus: true\n").unwrap();
+    wait_for(
+        Duration::from_secs(10),
+        "the invalid edit to be reported",
+        || {
+            daemon
+                .log()
+                .contains("is invalid; the last good version of `ticks` keeps running")
+                .then_some(())
+        },
+    );
+    let before = with_status(&runs(dir, "ticks"), "succeeded").len();
+    wait_for(
+        Duration::from_secs(10),
+        "a run after the invalid edit",
+        || (with_status(&runs(dir, "ticks"), "succeeded").len() > before).then_some(()),
+    );
+    // A valid edit is loaded: a new pipeline name replaces the old one.
+    std::fs::write(&spec, pipeline("ticks2", "* * * * * *", "    count: 3", "")).unwrap();
+    wait_for(
+        Duration::from_secs(10),
+        "a run of the edited pipeline",
+        || (!with_status(&runs(dir, "ticks2"), "succeeded").is_empty()).then_some(()),
+    );
+
+    let status = daemon.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        !address_file(dir).exists(),
+        "the address file is removed on exit"
+    );
+    // The state is free again: `runs` opens it directly.
+    let (out, stdout, stderr) = output(pipectl(dir).args(["runs", "--format", "json"]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("daemon"), "{stderr}");
+    let all: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+    assert!(all.iter().all(|r| r["status"] == "succeeded"), "{stdout}");
+}
+
+#[test]
+fn after_kill_9_the_next_start_marks_the_run_interrupted_and_sigterm_cancels_after_the_grace_period()
+ {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("pipelines")).unwrap();
+    // A slow run: 20 rows a second for a minute.
+    std::fs::write(
+        dir.join("pipelines/slow.yaml"),
+        pipeline(
+            "slow",
+            "* * * * * *",
+            "    count: 1200\n    rate_per_sec: 20\n    batch_rows: 10",
+            "",
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(dir, &[]);
+    let running = wait_for(Duration::from_secs(20), "a running run", || {
+        with_status(&runs(dir, "slow"), "running")
+            .first()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    daemon.kill9();
+
+    let daemon = Daemon::start(dir, &["--grace-secs", "1"]);
+    let recovered = runs(dir, "slow")
+        .into_iter()
+        .find(|r| r["id"] == running.as_str())
+        .expect("the killed run is in the history");
+    assert_eq!(recovered["status"], "interrupted", "{recovered}");
+    assert!(
+        !dir.join("lake/_pipectl/staging").join(&running).exists(),
+        "its staging folder is gone"
+    );
+    assert!(
+        !dir.join("lake/events").join(&running).exists(),
+        "nothing of it was published"
+    );
+
+    // A new run starts on schedule; SIGTERM gives it 1 s, then cancels it cleanly.
+    let second = wait_for(Duration::from_secs(20), "a new running run", || {
+        with_status(&runs(dir, "slow"), "running")
+            .first()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+    });
+    let status = daemon.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    let (out, stdout, _) = output(pipectl(dir).args(["runs", "show", &second, "--format", "json"]));
+    assert!(out.status.success());
+    let run: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(run["status"], "cancelled", "{run}");
+    assert_eq!(
+        run["error"],
+        "pipectl serve is stopping and the grace period ended"
+    );
+    assert!(!dir.join("lake/events").join(&second).exists());
+}
+
+#[test]
+fn a_step_over_its_timeout_fails_the_run_and_is_retried() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("pipelines")).unwrap();
+    let run_settings = "run:\n  step_timeout_secs: 0.5\n  retry: { max_attempts: 2, initial_backoff_secs: 0.2, max_backoff_secs: 0.2 }\n";
+    // Once a day: only the first fire can happen during the test; triggered by hand.
+    std::fs::write(
+        dir.join("pipelines/slow.yaml"),
+        pipeline(
+            "slow",
+            "0 0 0 1 1 *",
+            "    count: 1000\n    rate_per_sec: 20\n    batch_rows: 10",
+            run_settings,
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(dir, &["--grace-secs", "1"]);
+    let (status, body) = api(dir, "POST", "/api/pipelines/slow/trigger?wait=true");
+    assert_eq!(status, 200, "{body}");
+    let last: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(last["status"], "failed", "{body}");
+    assert_eq!(
+        last["error"],
+        "step `events` timed out after 0.5s (run.step_timeout_secs)"
+    );
+    assert_eq!(last["trigger"], "manual (attempt 2 of 2)");
+    let history = runs(dir, "slow");
+    assert_eq!(with_status(&history, "failed").len(), 2, "{history:?}");
+    assert!(daemon.terminate().success());
+}
+
+#[test]
+fn new_files_under_a_prefix_trigger_runs_and_history_is_pruned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("pipelines")).unwrap();
+    std::fs::create_dir_all(dir.join("lake/incoming")).unwrap();
+    std::fs::write(dir.join("lake/incoming/old.csv"), "id\n1\n").unwrap();
+    let settings = "run:\n  keep_runs: 2\n  on_new_files: { connection: lake, prefix: incoming/, poll_secs: 0.1 }\n";
+    // A schedule that does not fire during the test: only file triggers start runs.
+    let spec = pipeline("landing", "0 0 0 1 1 *", "    count: 2", settings);
+    std::fs::write(dir.join("pipelines/landing.yaml"), spec).unwrap();
+    let daemon = Daemon::start(dir, &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        runs(dir, "landing").is_empty(),
+        "files present at start-up are the baseline"
+    );
+
+    std::fs::write(dir.join("lake/incoming/new.csv"), "id\n2\n").unwrap();
+    let run = wait_for(
+        Duration::from_secs(10),
+        "a run triggered by the new file",
+        || {
+            runs(dir, "landing")
+                .into_iter()
+                .find(|r| r["status"] == "succeeded")
+        },
+    );
+    assert_eq!(run["trigger"], "files incoming/new.csv");
+
+    // keep_runs: 2 prunes older runs as new ones end.
+    for _ in 0..3 {
+        let (status, body) = api(dir, "POST", "/api/pipelines/landing/trigger?wait=true");
+        assert_eq!(status, 200, "{body}");
+    }
+    let history = runs(dir, "landing");
+    assert_eq!(history.len(), 2, "{history:?}");
+    assert!(
+        history.iter().all(|r| r["trigger"] == "manual"),
+        "{history:?}"
+    );
+    assert!(daemon.terminate().success());
+}
+
+#[test]
+fn a_restarted_daemon_catches_up_on_the_latest_missed_fire_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("pipelines")).unwrap();
+    let spec = pipeline("ticks", "* * * * * *", "    count: 1", "")
+        .replace("catch_up: none", "catch_up: latest");
+    std::fs::write(dir.join("pipelines/ticks.yaml"), spec).unwrap();
+    let daemon = Daemon::start(dir, &[]);
+    wait_for(Duration::from_secs(20), "a scheduled run", || {
+        (!with_status(&runs(dir, "ticks"), "succeeded").is_empty()).then_some(())
+    });
+    // `runs show` goes through the daemon too.
+    let id = runs(dir, "ticks")[0]["id"].as_str().unwrap().to_owned();
+    let (out, stdout, stderr) = output(pipectl(dir).args(["runs", "show", &id[..18]]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains(&id), "{stdout}");
+    assert!(daemon.terminate().success());
+
+    // Down for a few fire times: the next start runs the latest missed one, once.
+    std::thread::sleep(Duration::from_millis(2500));
+    let daemon = Daemon::start(dir, &[]);
+    let caught_up = wait_for(Duration::from_secs(20), "a catch-up run", || {
+        let runs = runs(dir, "ticks");
+        let catch_up: Vec<Value> = runs
+            .into_iter()
+            .filter(|r| r["trigger"].as_str().unwrap().starts_with("catch-up "))
+            .collect();
+        let ended = catch_up
+            .iter()
+            .all(|r| r["status"] != "running" && r["status"] != "committing");
+        (!catch_up.is_empty() && ended).then_some(catch_up)
+    });
+    assert_eq!(caught_up.len(), 1, "{caught_up:?}");
+    assert_eq!(caught_up[0]["status"], "succeeded");
+    assert!(daemon.terminate().success());
+}
+
+/// A SQLite pipeline reading `db` (relative to the lake folder), retrying once.
+fn sqlite_pipeline(name: &str, db: &str) -> String {
+    format!(
+        r#"version: 1
+name: {name}
+run:
+  retry: {{ max_attempts: 2, initial_backoff_secs: 0.1, max_backoff_secs: 0.1 }}
+connections:
+  shop: {{ url: "sqlite://../{db}" }}
+  lake: {{ url: "file://../lake" }}
+sources:
+  shop:
+    type: sqlite
+    connection: shop
+sinks:
+  out:
+    type: object_store
+    inputs: [shop]
+    connection: lake
+    key: {name}/{{table}}/
+    format: {{ type: csv }}
+"#
+    )
+}
+
+#[test]
+fn external_errors_are_retried_as_new_runs_and_user_errors_are_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("pipelines")).unwrap();
+    // A file that is not a database: reading it fails in the driver (an external error).
+    std::fs::write(
+        dir.join("garbage.db"),
+        "this is not a SQLite database, just text ".repeat(200),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("pipelines/garbage.yaml"),
+        sqlite_pipeline("garbage", "garbage.db"),
+    )
+    .unwrap();
+    // A path that does not exist: the spec is wrong (a user error), retrying cannot help.
+    std::fs::write(
+        dir.join("pipelines/missing.yaml"),
+        sqlite_pipeline("missing", "missing.db"),
+    )
+    .unwrap();
+    let daemon = Daemon::start(dir, &[]);
+
+    let (status, body) = api(dir, "POST", "/api/pipelines/garbage/trigger?wait=true");
+    assert_eq!(status, 200, "{body}");
+    let last: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (last["status"].as_str(), last["trigger"].as_str()),
+        (Some("failed"), Some("manual (attempt 2 of 2)")),
+        "{body}"
+    );
+    assert_eq!(with_status(&runs(dir, "garbage"), "failed").len(), 2);
+
+    let (status, body) = api(dir, "POST", "/api/pipelines/missing/trigger?wait=true");
+    assert_eq!(status, 200, "{body}");
+    let last: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (last["status"].as_str(), last["trigger"].as_str()),
+        (Some("failed"), Some("manual")),
+        "{body}"
+    );
+    assert!(
+        last["error"].as_str().unwrap().contains("does not exist"),
+        "{body}"
+    );
+    assert_eq!(runs(dir, "missing").len(), 1);
+    assert!(daemon.terminate().success());
+}
