@@ -173,7 +173,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             file,
             format,
             offline,
-        } => plan(&file, format, offline),
+        } => plan(&file, format, offline, &cli.state_dir),
         Command::Run { file, format } => run(&file, format, &cli.state_dir, cli.quiet),
         Command::Runs {
             action,
@@ -377,15 +377,25 @@ fn env_lookup(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-fn plan(file: &Path, format: OutputFormat, offline: bool) -> Result<ExitCode> {
+fn plan(file: &Path, format: OutputFormat, offline: bool, state_dir: &Path) -> Result<ExitCode> {
     let Some(spec) = load_or_report(file)? else {
         return Ok(ExitCode::from(1));
     };
-    let plan = runtime()?.block_on(pipectl_engine::plan::build(
+    // Stored bookmarks let the plan show the values incremental reads bind; without a state
+    // folder (or while a run holds it) the plan shows first-run reads.
+    let bookmarks = if state_dir.exists() {
+        open_state(state_dir)
+            .and_then(|s| Ok(s.bookmarks(Some(&spec.pipeline.name))?))
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let plan = runtime()?.block_on(pipectl_engine::plan::build_with_bookmarks(
         &spec,
         &base_dir(file),
         env_lookup,
         !offline,
+        &bookmarks,
     ));
     print_out(&match format {
         OutputFormat::Json => serde_json::to_string_pretty(&plan)? + "\n",

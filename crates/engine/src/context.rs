@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use pipectl_state::{Bookmark, StateStore};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +30,10 @@ pub struct RunContext {
     pub cancel: CancellationToken,
     /// The pipeline's connections, secrets resolved.
     pub connections: Arc<Connections>,
+    /// Run history and bookmarks; sources read their stored positions from it.
+    pub state: Arc<dyn StateStore>,
+    /// Positions sources reached; the executor commits them with the run, only if it succeeds.
+    pub new_bookmarks: Mutex<Vec<Bookmark>>,
 }
 
 /// Live counters of one step, read by progress displays while the run goes on.

@@ -89,6 +89,8 @@ pub fn prepare(
         started_at,
         cancel: options.cancel,
         connections,
+        state: state.clone(),
+        new_bookmarks: std::sync::Mutex::new(Vec::new()),
     });
     let steps = spec
         .dag
@@ -195,6 +197,13 @@ impl PreparedRun {
         }
 
         record.status = RunStatus::Committing;
+        // Saved with the manifest, so a recovery that finishes this publish also moves them.
+        record.bookmarks = self
+            .context
+            .new_bookmarks
+            .lock()
+            .map(|b| b.clone())
+            .map_err(|_| Error::internal("bookmark list poisoned"))?;
         record.publish = staged
             .iter()
             .map(|f| PublishEntry {
@@ -214,7 +223,7 @@ impl PreparedRun {
         }
         record.status = RunStatus::Succeeded;
         record.ended_at = Some(Utc::now());
-        state_call(state.commit_run(&record, &[]))?;
+        state_call(state.commit_run(&record, &record.bookmarks))?;
         discard_staging(&self.context.connections, &self.spec, &self.run_id).await;
         Ok(record)
     }
@@ -336,8 +345,10 @@ fn state_call<T>(result: std::result::Result<T, pipectl_state::StateError>) -> R
 async fn publish(connections: &Connections, entries: &[PublishEntry]) -> Result<()> {
     for entry in entries {
         let handle = connections.object_store(&entry.connection)?;
-        let from = StorePath::from(entry.staged.as_str());
-        let to = StorePath::from(entry.final_key.as_str());
+        // Manifest keys are stored in their encoded form (`%60` for a backtick): parse, don't re-encode.
+        let parse = |key: &str| StorePath::parse(key).unwrap_or_else(|_| StorePath::from(key));
+        let from = parse(&entry.staged);
+        let to = parse(&entry.final_key);
         match handle.store.rename(&from, &to).await {
             Ok(()) => {}
             Err(object_store::Error::NotFound { .. }) if handle.store.head(&to).await.is_ok() => {}
@@ -411,7 +422,8 @@ pub async fn recover(
                             .to_owned(),
                     );
                     run.ended_at.get_or_insert_with(Utc::now);
-                    state_call(state.commit_run(&run, &[]))?;
+                    let bookmarks = run.bookmarks.clone();
+                    state_call(state.commit_run(&run, &bookmarks))?;
                 }
                 Err(e) => {
                     return Err(e.context(format!(
