@@ -5,6 +5,7 @@
 
 mod progress;
 mod render;
+mod state_cmd;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -80,6 +81,16 @@ enum Command {
         limit: usize,
         /// Output format.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Job bookmarks per pipeline and stream: list, show with history, set, reset, rewind.
+    State {
+        #[command(subcommand)]
+        action: Option<state_cmd::StateAction>,
+        /// Only this pipeline's bookmarks.
+        pipeline: Option<String>,
+        /// Output format.
+        #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
     /// Print the JSON Schema of pipeline files (for editors and CI).
@@ -203,6 +214,19 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                     })?;
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::State {
+            action,
+            pipeline,
+            format,
+        } => {
+            let store = open_state(&cli.state_dir)?;
+            let json = format == OutputFormat::Json;
+            print_out(&match action {
+                Some(action) => state_cmd::act(&store, action, json)?,
+                None => state_cmd::list(&store, pipeline.as_deref(), json)?,
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema => {
