@@ -286,7 +286,11 @@ impl Connections {
             _ => Err(Error::user(format!(
                 "connection `{name}` ({}) is not a URL a `{source_type}` source reads ({})",
                 spec.url,
-                schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(", ")
+                schemes
+                    .iter()
+                    .map(|s| format!("{s}://"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))),
         }
     }

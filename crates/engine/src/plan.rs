@@ -318,12 +318,10 @@ pub async fn build_with_bookmarks(
         let r = c.redactor();
         for step in &mut plan.steps {
             step.notes.iter_mut().for_each(|n| *n = r.redact(n));
-            step.reads
-                .iter_mut()
-                .for_each(|read| {
-                    read.query = r.redact(&read.query);
-                    read.params.iter_mut().for_each(|p| *p = r.redact(p));
-                });
+            step.reads.iter_mut().for_each(|read| {
+                read.query = r.redact(&read.query);
+                read.params.iter_mut().for_each(|p| *p = r.redact(p));
+            });
             if let Ok(masked) = serde_json::from_str(&r.redact(&step.settings.to_string())) {
                 step.settings = masked;
             }

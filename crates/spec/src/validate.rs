@@ -275,7 +275,16 @@ impl Validator<'_> {
         for (name, source) in &p.sources {
             self.step_name("sources", name);
             match source {
-                Source::Sqlite(db) => self.database(p, name, db, DATABASE_SCHEMES),
+                Source::Sqlite(db) => {
+                    self.database(p, name, db, DATABASE_SCHEMES);
+                    if !db.tables.is_empty() {
+                        self.error(
+                            &[key("sources"), key(name), key("tables")],
+                            "per-table settings (bookmarks) are not supported by `sqlite` sources yet",
+                            Some("use a `postgres` or `mysql` source for incremental loads".to_owned()),
+                        );
+                    }
+                }
                 Source::Postgres(db) => self.database(p, name, db, POSTGRES_SCHEMES),
                 Source::Mysql(db) => self.database(p, name, db, MYSQL_SCHEMES),
                 Source::Generator(g) => self.generator(name, g),
@@ -469,7 +478,12 @@ impl Validator<'_> {
             );
         }
         for (pattern, settings) in &db.tables {
-            let at = [base[0].clone(), base[1].clone(), key("tables"), key(pattern)];
+            let at = [
+                base[0].clone(),
+                base[1].clone(),
+                key("tables"),
+                key(pattern),
+            ];
             if let Some(b) = &settings.bookmark {
                 let mut path = at.to_vec();
                 path.push(key("bookmark"));

@@ -210,7 +210,11 @@ impl TablePlan {
                     let column = columns.iter().find(|c| &c.name == key).ok_or_else(|| {
                         Error::user(format!(
                             "table {table}: bookmark key `{key}` is not a column; columns: {}",
-                            columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                            columns
+                                .iter()
+                                .map(|c| c.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ))
                     })?;
                     key_types.push(column.declared.clone());
@@ -256,7 +260,11 @@ impl TablePlan {
             let mut bound = Vec::new();
             for (value, declared) in prev.values.iter().zip(&b.key_types) {
                 params.push(bookmark_text(value));
-                bound.push(cast_param(dialect, &dialect.placeholder(params.len()), declared));
+                bound.push(cast_param(
+                    dialect,
+                    &dialect.placeholder(params.len()),
+                    declared,
+                ));
             }
             conditions.push(format!("({}) > ({})", keys.join(", "), bound.join(", ")));
         }
@@ -264,10 +272,9 @@ impl TablePlan {
             params.push(settle.to_string());
             let p = dialect.placeholder(params.len());
             conditions.push(match dialect {
-                Dialect::Postgres => format!(
-                    "{} <= now() - make_interval(secs => {p}::bigint)",
-                    keys[0]
-                ),
+                Dialect::Postgres => {
+                    format!("{} <= now() - make_interval(secs => {p}::bigint)", keys[0])
+                }
                 Dialect::Mysql => format!("{} <= now(6) - interval {p} second", keys[0]),
             });
         }
@@ -307,7 +314,13 @@ impl TablePlan {
                 format!("{filter} and {nonnull}")
             };
         }
-        let texts: Vec<String> = keys.iter().map(|k| as_text(dialect, k)).collect();
+        // Aliased, because ORDER BY prefers an output column of the same name: sorting the text
+        // form would put id 9 after id 10.
+        let texts: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("{} as pipectl_key_{i}", as_text(dialect, k)))
+            .collect();
         let order: Vec<String> = keys.iter().map(|k| format!("{k} desc")).collect();
         Some(Statement {
             sql: format!(
@@ -789,7 +802,8 @@ mod tests {
         assert_eq!(s.params, ["2026-11-25 10:00:00.123456+00", "42", "30"]);
         let m = p.max_statement(Dialect::Postgres).expect("bookmarked");
         assert!(
-            m.sql.ends_with("order by \"updated at\" desc, \"id\" desc limit 1"),
+            m.sql
+                .ends_with("order by \"updated at\" desc, \"id\" desc limit 1"),
             "{}",
             m.sql
         );
@@ -801,7 +815,10 @@ mod tests {
         let p = plan(None, None);
         let s = p.read_statement(Dialect::Postgres);
         assert!(s.params.is_empty());
-        assert!(s.sql.ends_with("where \"updated at\" is not null and \"id\" is not null"));
+        assert!(
+            s.sql
+                .ends_with("where \"updated at\" is not null and \"id\" is not null")
+        );
     }
 
     #[test]

@@ -13,8 +13,8 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
 use sqlx::{Connection, Executor, Row};
 
 use super::database::{
-    ColumnKind, ColumnValues, DbColumn, Dialect, TableOutcome, TablePlan, finish_batch,
-    plan_table, selected,
+    ColumnKind, ColumnValues, DbColumn, Dialect, TableOutcome, TablePlan, finish_batch, plan_table,
+    selected,
 };
 use crate::context::Output;
 use crate::error::{Error, Result};
@@ -108,7 +108,12 @@ pub async fn plan_tables(
             .as_str(),
         )
         .await
-        .map_err(|e| Error::user(format!("query for table `{}` does not run: {e}", query.table)))?;
+        .map_err(|e| {
+            Error::user(format!(
+                "query for table `{}` does not run: {e}",
+                query.table
+            ))
+        })?;
         let rows = sqlx::query("show columns from pipectl_query")
             .fetch_all(&mut *conn)
             .await
@@ -451,7 +456,10 @@ fn decode_value(
 fn datetime_parts(v: &[u8]) -> std::result::Result<(chrono::NaiveDate, i64), String> {
     let len = v.first().copied().unwrap_or(0) as usize;
     if len < 4 || v.len() < 1 + len {
-        return Err("zero dates (0000-00-00) cannot be landed; filter them out or set them to NULL".to_owned());
+        return Err(
+            "zero dates (0000-00-00) cannot be landed; filter them out or set them to NULL"
+                .to_owned(),
+        );
     }
     let year = u16::from_le_bytes([v[1], v[2]]) as i32;
     let date = chrono::NaiveDate::from_ymd_opt(year, v[3] as u32, v[4] as u32)
@@ -473,11 +481,20 @@ mod tests {
     #[test]
     fn declared_types_map() {
         assert_eq!(map_type("int(11)"), Some(Some(ColumnKind::Int(4))));
-        assert_eq!(map_type("bigint(20) unsigned"), Some(Some(ColumnKind::UInt(8))));
-        assert_eq!(map_type("decimal(8,2)"), Some(Some(ColumnKind::Decimal(8, 2))));
+        assert_eq!(
+            map_type("bigint(20) unsigned"),
+            Some(Some(ColumnKind::UInt(8)))
+        );
+        assert_eq!(
+            map_type("decimal(8,2)"),
+            Some(Some(ColumnKind::Decimal(8, 2)))
+        );
         assert_eq!(map_type("decimal(65,2)"), Some(None));
         assert_eq!(map_type("geometry"), None);
-        assert_eq!(cast_target("bigint(20) unsigned").as_deref(), Some("unsigned"));
+        assert_eq!(
+            cast_target("bigint(20) unsigned").as_deref(),
+            Some("unsigned")
+        );
         assert_eq!(cast_target("varchar(10)"), None);
     }
 

@@ -16,8 +16,8 @@ use sqlx::{Connection, Executor, Row};
 use std::sync::Arc;
 
 use super::database::{
-    ColumnKind, ColumnValues, DbColumn, Dialect, TableOutcome, TablePlan, finish_batch,
-    plan_table, selected,
+    ColumnKind, ColumnValues, DbColumn, Dialect, TableOutcome, TablePlan, finish_batch, plan_table,
+    selected,
 };
 use crate::context::Output;
 use crate::error::{Error, Result};
@@ -102,7 +102,10 @@ pub async fn plan_tables(
         conn.execute(format!("create temporary view pipectl_query as {}", query.sql).as_str())
             .await
             .map_err(|e| {
-                Error::user(format!("query for table `{}` does not run: {e}", query.table))
+                Error::user(format!(
+                    "query for table `{}` does not run: {e}",
+                    query.table
+                ))
             })?;
         let (oid,): (i64,) = sqlx::query_as("select 'pg_temp.pipectl_query'::regclass::oid::int8")
             .fetch_one(&mut *conn)
@@ -372,7 +375,9 @@ fn copy_header_len(buf: &[u8]) -> Result<Option<usize>> {
         return Ok(None);
     }
     if &buf[..11] != COPY_SIGNATURE {
-        return Err(Error::internal("COPY output does not start with the binary signature"));
+        return Err(Error::internal(
+            "COPY output does not start with the binary signature",
+        ));
     }
     let extension = u32::from_be_bytes([buf[15], buf[16], buf[17], buf[18]]) as usize;
     Ok((buf.len() >= 19 + extension).then_some(19 + extension))
@@ -474,7 +479,9 @@ fn decode_value(
         ColumnKind::Date => {
             let days = i32::from_be_bytes(fixed(v)?);
             if days == i32::MAX || days == i32::MIN {
-                return Err("infinite dates cannot be landed; filter them out with a query".to_owned());
+                return Err(
+                    "infinite dates cannot be landed; filter them out with a query".to_owned(),
+                );
             }
             out.append_days(days + PG_EPOCH_DAYS)
         }
@@ -528,7 +535,9 @@ fn decode_numeric(v: &[u8], scale: i8) -> std::result::Result<i128, String> {
             // Digits beyond the column's scale are zero (the column's typmod rounds them).
             digit / 10i128.pow((-exp) as u32)
         };
-        total = total.checked_add(term).ok_or("numeric value is too large")?;
+        total = total
+            .checked_add(term)
+            .ok_or("numeric value is too large")?;
     }
     Ok(if sign == 0x4000 { -total } else { total })
 }
