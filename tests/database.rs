@@ -743,3 +743,105 @@ fn kill_9_during_full_and_incremental_loads_then_rerun_publishes_every_row_once(
     eprintln!("kill rounds: {kills:?}");
     db.exec(&format!("drop schema \"{schema}\" cascade"));
 }
+
+impl Db {
+    /// Terminates the backends whose `application_name` is `app`; returns how many.
+    fn terminate(&mut self, app: &str) -> i64 {
+        let c = self.pg.as_mut().expect("PostgreSQL");
+        self.rt
+            .block_on(
+                sqlx::query_scalar(
+                    "select count(*) from (select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1) t",
+                )
+                .bind(app)
+                .fetch_one(c),
+            )
+            .unwrap()
+    }
+}
+
+#[test]
+fn a_dropped_connection_is_retried_then_fails_clearly_leaving_the_bookmark() {
+    let Some(mut db) = Db::postgres() else { return };
+    let schema = unique("pipectl_pgdrop");
+    let from = format!("\"{schema}\".events");
+    db.exec(&format!(
+        "create schema \"{schema}\"; create table {from} (id bigint primary key, ts timestamptz not null, note text);
+         insert into {from} select g, now(), repeat('x', 100) from generate_series(1, 150000) g;"
+    ));
+    let app = unique("pipectl_drop");
+    let url = format!("{}?application_name={app}", db.url);
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        dir.path(),
+        &bookmark_spec("postgres", &url, &schema, "events", ""),
+    );
+    let run = |dir: &Path| {
+        pipectl(dir)
+            .arg("run")
+            .arg(&spec)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+
+    // Dropped once mid-read: the run is tried again and publishes every row once.
+    let child = run(dir.path());
+    let mut terminated = 0;
+    for _ in 0..2000 {
+        terminated = db.terminate(&app);
+        if terminated > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(terminated > 0, "the COPY was never seen running");
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("attempt 1 of 3 failed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_same_ids(
+        &published_ids(dir.path()),
+        &(1..=150_000).collect::<Vec<_>>(),
+        "after a retried read",
+    );
+    let stream = format!("src.{schema}.events");
+    let before = state_json(dir.path(), &["show", "incr", &stream]);
+
+    // Dropped on every attempt: a clear failure, nothing new published, bookmark unchanged.
+    db.exec(&format!(
+        "insert into {from} select g, now(), repeat('y', 100) from generate_series(150001, 300000) g"
+    ));
+    let files = published(dir.path(), ".jsonl");
+    let child = run(dir.path());
+    let pid = child.id();
+    let killer = std::thread::spawn({
+        let app = app.clone();
+        move || {
+            let mut db = Db::postgres().unwrap();
+            let mut killed = 0;
+            while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                killed += db.terminate(&app);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            killed
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    let killed = killer.join().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout} (killed {killed})");
+    assert!(stdout.contains("gave up after 3 attempts"), "{stdout}");
+    assert_eq!(published(dir.path(), ".jsonl"), files);
+    assert_eq!(state_json(dir.path(), &["show", "incr", &stream]), before);
+    db.exec(&format!("drop schema \"{schema}\" cascade"));
+}

@@ -36,6 +36,23 @@ pub struct RunContext {
     pub new_bookmarks: Mutex<Vec<Bookmark>>,
 }
 
+impl RunContext {
+    /// A fresh context for one attempt of the run: same run, connections and state, a
+    /// cancellation token that the run's token cancels but that cancelling does not propagate
+    /// up from, and no bookmark positions yet.
+    pub fn attempt(&self) -> RunContext {
+        RunContext {
+            run_id: self.run_id.clone(),
+            pipeline: self.pipeline.clone(),
+            started_at: self.started_at,
+            cancel: self.cancel.child_token(),
+            connections: self.connections.clone(),
+            state: self.state.clone(),
+            new_bookmarks: Mutex::new(Vec::new()),
+        }
+    }
+}
+
 /// Live counters of one step, read by progress displays while the run goes on.
 #[derive(Debug, Default)]
 pub struct StepMetrics {
@@ -53,6 +70,16 @@ impl StepMetrics {
     pub fn add(&self, rows: u64, bytes: u64) {
         self.rows.fetch_add(rows, Ordering::Relaxed);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Zeroes the counters and timing, for a new attempt of the run.
+    pub fn reset(&self) {
+        self.rows.store(0, Ordering::Relaxed);
+        self.bytes.store(0, Ordering::Relaxed);
+        self.extra.store(0, Ordering::Relaxed);
+        if let Ok(mut t) = self.timing.lock() {
+            *t = (None, None);
+        }
     }
 
     /// Marks the step started.

@@ -35,6 +35,11 @@ use crate::sink::{self, StagedFile, staging_prefix};
 use crate::table::Message;
 use crate::{source, transform};
 
+/// Attempts of a run whose failure is external (network, server) before it is reported failed.
+const MAX_ATTEMPTS: u32 = 3;
+/// Wait before the second attempt; doubled before each later one.
+const RETRY_BACKOFF: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// A step with its live counters, for progress displays.
 #[derive(Clone)]
 pub struct StepProgress {
@@ -139,34 +144,73 @@ impl PreparedRun {
             .collect();
         state_call(state.begin_run(&record))?;
 
-        let mut tasks = self.spawn_steps()?;
-        let mut errors: BTreeMap<String, Error> = BTreeMap::new();
-        let mut staged: Vec<StagedFile> = Vec::new();
-        while let Some(joined) = tasks.join_next().await {
-            let (name, result) = match joined {
-                Ok(r) => r,
-                Err(e) => (
-                    "?".to_owned(),
-                    Err(Error::internal(format!("a step task panicked: {e}"))),
-                ),
-            };
-            match result {
-                Ok(StepOutcome::Done) => {}
-                Ok(StepOutcome::Staged(files)) => staged.extend(files),
-                Err(e) => {
-                    // The first real failure cancels the rest; their cancellations are not news.
-                    self.context.cancel.cancel();
-                    errors.insert(name, e);
+        // A run whose failure is external (a dropped connection, a restarting server) is tried
+        // again from the start, with backoff; each attempt has its own cancellation token and
+        // bookmark list, and its staged files are discarded before the next.
+        let mut attempt = 1u32;
+        let (errors, staged, context) = loop {
+            let context = Arc::new(self.context.attempt());
+            for step in &self.steps {
+                step.metrics.reset();
+            }
+            let mut tasks = self.spawn_steps(&context)?;
+            let mut errors: BTreeMap<String, Error> = BTreeMap::new();
+            let mut staged: Vec<StagedFile> = Vec::new();
+            while let Some(joined) = tasks.join_next().await {
+                let (name, result) = match joined {
+                    Ok(r) => r,
+                    Err(e) => (
+                        "?".to_owned(),
+                        Err(Error::internal(format!("a step task panicked: {e}"))),
+                    ),
+                };
+                match result {
+                    Ok(StepOutcome::Done) => {}
+                    Ok(StepOutcome::Staged(files)) => staged.extend(files),
+                    Err(e) => {
+                        // The first real failure cancels the rest; their cancellations are not news.
+                        context.cancel.cancel();
+                        errors.insert(name, e);
+                    }
                 }
             }
-        }
+            let external = errors
+                .iter()
+                .find(|(_, e)| !e.is_cancelled())
+                .filter(|(_, e)| e.class == ErrorClass::External);
+            match external {
+                Some((step, e))
+                    if attempt < MAX_ATTEMPTS && !self.context.cancel.is_cancelled() =>
+                {
+                    let wait = RETRY_BACKOFF * 2u32.pow(attempt - 1);
+                    tracing::warn!(
+                        "attempt {attempt} of {MAX_ATTEMPTS} failed in step `{step}`: {}; retrying in {} ms",
+                        redactor.redact(&e.to_string()),
+                        wait.as_millis()
+                    );
+                    discard_staging(&self.context.connections, &self.spec, &self.run_id).await;
+                    tokio::select! {
+                        _ = self.context.cancel.cancelled() => {}
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    attempt += 1;
+                }
+                _ => break (errors, staged, context),
+            }
+        };
         let root_cause = errors.iter().find(|(_, e)| !e.is_cancelled());
         let failure = match root_cause {
             Some((step, e)) => Some((
                 RunStatus::Failed,
-                format!("step `{step}`: {}", redactor.redact(&e.to_string())),
+                match attempt {
+                    1 => format!("step `{step}`: {}", redactor.redact(&e.to_string())),
+                    n => format!(
+                        "step `{step}` (gave up after {n} attempts): {}",
+                        redactor.redact(&e.to_string())
+                    ),
+                },
             )),
-            None if !errors.is_empty() || self.context.cancel.is_cancelled() => {
+            None if !errors.is_empty() || context.cancel.is_cancelled() => {
                 Some((RunStatus::Cancelled, "the run was cancelled".to_owned()))
             }
             None => None,
@@ -198,8 +242,7 @@ impl PreparedRun {
 
         record.status = RunStatus::Committing;
         // Saved with the manifest, so a recovery that finishes this publish also moves them.
-        record.bookmarks = self
-            .context
+        record.bookmarks = context
             .new_bookmarks
             .lock()
             .map(|b| b.clone())
@@ -228,7 +271,10 @@ impl PreparedRun {
         Ok(record)
     }
 
-    fn spawn_steps(&self) -> Result<JoinSet<(String, Result<StepOutcome>)>> {
+    fn spawn_steps(
+        &self,
+        context: &Arc<RunContext>,
+    ) -> Result<JoinSet<(String, Result<StepOutcome>)>> {
         let pipeline = &self.spec.pipeline;
         let mut senders: BTreeMap<String, mpsc::Sender<Message>> = BTreeMap::new();
         let mut receivers: BTreeMap<String, mpsc::Receiver<Message>> = BTreeMap::new();
@@ -247,12 +293,12 @@ impl PreparedRun {
                 .iter()
                 .filter_map(|c| senders.get(&c.name).cloned())
                 .collect();
-            Output::new(targets, metrics.clone(), self.context.cancel.clone())
+            Output::new(targets, metrics.clone(), context.cancel.clone())
         };
         let mut tasks = JoinSet::new();
         for step in &self.steps {
             let ctx = StepContext {
-                run: self.context.clone(),
+                run: context.clone(),
                 name: step.name.clone(),
                 metrics: step.metrics.clone(),
             };
@@ -278,7 +324,7 @@ impl PreparedRun {
                         .transforms
                         .get(&name)
                         .ok_or_else(|| Error::internal("unknown transform"))?;
-                    let built = transform::build(spec, &self.context)
+                    let built = transform::build(spec, context)
                         .map_err(|e| e.context(format!("transform `{name}`")))?;
                     let tables = spec.tables().to_vec();
                     let input = receivers
