@@ -845,3 +845,61 @@ fn a_dropped_connection_is_retried_then_fails_clearly_leaving_the_bookmark() {
     assert_eq!(state_json(dir.path(), &["show", "incr", &stream]), before);
     db.exec(&format!("drop schema \"{schema}\" cascade"));
 }
+
+#[test]
+fn a_settle_window_leaves_recent_rows_for_a_later_run() {
+    let Some(mut db) = Db::postgres() else { return };
+    let schema = unique("pipectl_pgsettle");
+    let from = format!("\"{schema}\".events");
+    db.exec(&format!(
+        "create schema \"{schema}\"; create table {from} (id bigint primary key, ts timestamptz not null, note text);
+         insert into {from} values (1, now() - interval '1 hour', 'old'), (2, now() - interval '5 seconds', 'recent');"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = bookmark_spec("postgres", &db.url, &schema, "events", "").replace(
+        "bookmark: { keys: [ts, id] }",
+        "bookmark: { keys: [ts, id], settle_secs: 600 }",
+    );
+    let spec = write_spec(dir.path(), &spec);
+    run_ok(dir.path(), &spec);
+    assert_same_ids(&published_ids(dir.path()), &[1], "first run");
+    // Time passes: the recent row settles.
+    db.exec(&format!(
+        "update {from} set ts = now() - interval '20 minutes' where id = 2"
+    ));
+    run_ok(dir.path(), &spec);
+    assert_same_ids(&published_ids(dir.path()), &[1, 2], "after settling");
+    db.exec(&format!("drop schema \"{schema}\" cascade"));
+}
+
+#[test]
+fn null_keys_are_skipped_or_fail_the_run() {
+    let Some(mut db) = Db::mysql() else { return };
+    let schema = unique("pipectl_mynull");
+    let from = format!("`{schema}`.events");
+    db.exec(&format!(
+        "create database `{schema}`; create table {from} (id bigint primary key, ts datetime(6) null, note text);
+         insert into {from} values (1, '2026-01-01', 'a'), (2, null, 'b'), (3, '2026-01-02', 'c');"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        dir.path(),
+        &bookmark_spec("mysql", &db.url, &schema, "events", ""),
+    );
+    run_ok(dir.path(), &spec);
+    assert_same_ids(&published_ids(dir.path()), &[1, 3], "NULL keys skipped");
+    let strict = bookmark_spec("mysql", &db.url, &schema, "events", "").replace(
+        "bookmark: { keys: [ts, id] }",
+        "bookmark: { keys: [ts, id], null_keys: fail }",
+    );
+    let spec = write_spec(dir.path(), &strict);
+    let (out, stdout, stderr) = output(pipectl(dir.path()).args(["run", "-q"]).arg(&spec));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "table {schema}.events: 1 rows have a NULL bookmark key and `null_keys: fail` is set"
+        )),
+        "{stdout}"
+    );
+    db.exec(&format!("drop database `{schema}`"));
+}
