@@ -903,3 +903,36 @@ fn null_keys_are_skipped_or_fail_the_run() {
     );
     db.exec(&format!("drop database `{schema}`"));
 }
+
+#[test]
+fn a_backfill_rereads_a_date_range_and_leaves_the_bookmark() {
+    let Some(mut db) = Db::postgres() else { return };
+    let schema = unique("pipectl_pgbackfill");
+    let from = format!("\"{schema}\".events");
+    db.exec(&format!(
+        "create schema \"{schema}\"; create table {from} (id bigint primary key, ts timestamptz not null, note text);
+         insert into {from} select g, timestamptz '2026-01-01' + (g - 1) * interval '1 day', 'n' from generate_series(1, 31) g;"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        dir.path(),
+        &bookmark_spec("postgres", &db.url, &schema, "events", ""),
+    );
+    run_ok(dir.path(), &spec);
+    let stream = format!("src.{schema}.events");
+    let before = state_json(dir.path(), &["show", "incr", &stream]);
+    std::fs::remove_dir_all(dir.path().join("lake")).unwrap();
+    let (out, stdout, stderr) = output(
+        pipectl(dir.path())
+            .args(["run", "-q", "--backfill-from", "2026-01-10", "--backfill-to", "2026-01-20"])
+            .arg(&spec),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_same_ids(
+        &published_ids(dir.path()),
+        &(10..20).collect::<Vec<_>>(),
+        "backfill of 2026-01-10 .. 2026-01-20",
+    );
+    assert_eq!(state_json(dir.path(), &["show", "incr", &stream]), before);
+    db.exec(&format!("drop schema \"{schema}\" cascade"));
+}

@@ -66,6 +66,13 @@ enum Command {
     Run {
         /// The pipeline file.
         file: PathBuf,
+        /// Backfill: bookmarked tables read the rows whose first bookmark key is at or after this
+        /// value (e.g. `2026-01-01`), instead of the rows after the bookmark; bookmarks stay.
+        #[arg(long, requires = "backfill_to")]
+        backfill_from: Option<String>,
+        /// Backfill: exclusive upper bound of the first bookmark key.
+        #[arg(long, requires = "backfill_from")]
+        backfill_to: Option<String>,
         /// Output format of the final summary.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
@@ -185,7 +192,17 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             format,
             offline,
         } => plan(&file, format, offline, &cli.state_dir),
-        Command::Run { file, format } => run(&file, format, &cli.state_dir, cli.quiet),
+        Command::Run {
+            file,
+            format,
+            backfill_from,
+            backfill_to,
+        } => {
+            let backfill = backfill_from
+                .zip(backfill_to)
+                .map(|(from, to)| executor::Backfill { from, to });
+            run(&file, format, &cli.state_dir, cli.quiet, backfill)
+        }
         Command::Runs {
             action,
             pipeline,
@@ -428,7 +445,13 @@ fn plan(file: &Path, format: OutputFormat, offline: bool, state_dir: &Path) -> R
     Ok(ExitCode::SUCCESS)
 }
 
-fn run(file: &Path, format: OutputFormat, state_dir: &Path, quiet: bool) -> Result<ExitCode> {
+fn run(
+    file: &Path,
+    format: OutputFormat,
+    state_dir: &Path,
+    quiet: bool,
+    backfill: Option<executor::Backfill>,
+) -> Result<ExitCode> {
     let Some(spec) = load_or_report(file)? else {
         return Ok(ExitCode::from(1));
     };
@@ -439,12 +462,21 @@ fn run(file: &Path, format: OutputFormat, state_dir: &Path, quiet: bool) -> Resu
         &base_dir(file),
         state,
         RunOptions {
-            trigger: "manual".to_owned(),
+            trigger: if backfill.is_some() {
+                "backfill"
+            } else {
+                "manual"
+            }
+            .to_owned(),
             cancel: cancel.clone(),
         },
         env_lookup,
     )
     .map_err(|e| anyhow!("{e}"))?;
+    let prepared = match backfill {
+        Some(b) => prepared.with_backfill(b),
+        None => prepared,
+    };
     let runtime = runtime()?;
     let record = runtime.block_on(async {
         let on_signal = cancel.clone();

@@ -34,6 +34,17 @@ pub struct RunContext {
     pub state: Arc<dyn StateStore>,
     /// Positions sources reached; the executor commits them with the run, only if it succeeds.
     pub new_bookmarks: Mutex<Vec<Bookmark>>,
+    /// Set for a backfill run: bookmarked tables read a range of their first key instead.
+    pub backfill: Option<Backfill>,
+}
+
+/// A date (or any first-key) range re-read by a backfill run, which never moves bookmarks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backfill {
+    /// Inclusive lower bound, in the database's text form (`2026-01-01`).
+    pub from: String,
+    /// Exclusive upper bound.
+    pub to: String,
 }
 
 impl RunContext {
@@ -49,6 +60,7 @@ impl RunContext {
             connections: self.connections.clone(),
             state: self.state.clone(),
             new_bookmarks: Mutex::new(Vec::new()),
+            backfill: self.backfill.clone(),
         }
     }
 }

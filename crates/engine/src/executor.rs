@@ -29,6 +29,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::connect::{Connections, StoreHandle};
+pub use crate::context::Backfill;
 use crate::context::{CHANNEL_CAPACITY, Output, RunContext, StepContext, StepMetrics};
 use crate::error::{Error, ErrorClass, Result};
 use crate::sink::{self, StagedFile, staging_prefix};
@@ -96,6 +97,7 @@ pub fn prepare(
         connections,
         state: state.clone(),
         new_bookmarks: std::sync::Mutex::new(Vec::new()),
+        backfill: None,
     });
     let steps = spec
         .dag
@@ -123,6 +125,16 @@ enum StepOutcome {
 }
 
 impl PreparedRun {
+    /// Makes this a backfill run: bookmarked tables read the rows whose first key is in the
+    /// range, and no bookmark is read or moved.
+    pub fn with_backfill(mut self, backfill: Backfill) -> Self {
+        let mut context = self.context.attempt();
+        context.backfill = Some(backfill);
+        context.cancel = self.context.cancel.clone();
+        self.context = Arc::new(context);
+        self
+    }
+
     /// Runs the pipeline to the end and returns the final run record (also stored in state).
     /// Errors here are failures of the state store itself; a failed run is `Ok` with status `Failed`.
     pub async fn execute(self) -> Result<RunRecord> {

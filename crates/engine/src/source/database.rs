@@ -26,7 +26,7 @@ use futures::future::BoxFuture;
 use pipectl_spec::types::{BookmarkSpec, DatabaseSource, NullKeyPolicy, TableSettings};
 use pipectl_state::Bookmark;
 
-use crate::context::{Output, StepContext};
+use crate::context::{Backfill, Output, StepContext};
 use crate::error::{Error, Result};
 use crate::table::{TableId, like_match};
 
@@ -157,6 +157,9 @@ pub struct BookmarkPlan {
     pub key_types: Vec<String>,
     /// The stored position, if a run committed one.
     pub previous: Option<Bookmark>,
+    /// A backfill instead: rows whose first key is in `[from, to)`; the bookmark is neither
+    /// used nor moved.
+    pub backfill: Option<Backfill>,
 }
 
 /// One table (or query) a source will read.
@@ -233,6 +236,7 @@ impl TablePlan {
                     spec,
                     key_types,
                     previous,
+                    backfill: None,
                 })
             }
         };
@@ -256,7 +260,14 @@ impl TablePlan {
         if b.spec.null_keys == NullKeyPolicy::Skip {
             conditions.extend(keys.iter().map(|k| format!("{k} is not null")));
         }
-        if let Some(prev) = &b.previous {
+        if let Some(range) = &b.backfill {
+            for (value, op) in [(&range.from, ">="), (&range.to, "<")] {
+                params.push(value.clone());
+                let bound =
+                    cast_param(dialect, &dialect.placeholder(params.len()), &b.key_types[0]);
+                conditions.push(format!("{} {op} {bound}", keys[0]));
+            }
+        } else if let Some(prev) = &b.previous {
             let mut bound = Vec::new();
             for (value, declared) in prev.values.iter().zip(&b.key_types) {
                 params.push(bookmark_text(value));
@@ -297,7 +308,7 @@ impl TablePlan {
 
     /// The statement that finds the highest key tuple the read selects (bookmarked tables only).
     pub fn max_statement(&self, dialect: Dialect) -> Option<Statement> {
-        let b = self.bookmark.as_ref()?;
+        let b = self.bookmark.as_ref().filter(|b| b.backfill.is_none())?;
         let (mut filter, params) = self.filter(dialect);
         let keys: Vec<String> = b.spec.keys.iter().map(|k| dialect.quote(k)).collect();
         if b.spec.null_keys == NullKeyPolicy::Fail || filter.is_empty() {
@@ -480,7 +491,13 @@ impl super::Source for DatabaseSourceStep {
                 .map(|b| (b.stream.clone(), b))
                 .collect();
             let stored = move |stream: &str| stored.get(stream).cloned();
-            let plans = plan_tables(self.dialect, &self.name, &self.spec, &url, &stored).await?;
+            let mut plans =
+                plan_tables(self.dialect, &self.name, &self.spec, &url, &stored).await?;
+            if let Some(range) = &ctx.run.backfill {
+                for b in plans.iter_mut().filter_map(|p| p.bookmark.as_mut()) {
+                    b.backfill = Some(range.clone());
+                }
+            }
             let out = &out;
             let url = &url;
             let batch_rows = self.spec.batch_rows;
