@@ -924,7 +924,14 @@ fn a_backfill_rereads_a_date_range_and_leaves_the_bookmark() {
     std::fs::remove_dir_all(dir.path().join("lake")).unwrap();
     let (out, stdout, stderr) = output(
         pipectl(dir.path())
-            .args(["run", "-q", "--backfill-from", "2026-01-10", "--backfill-to", "2026-01-20"])
+            .args([
+                "run",
+                "-q",
+                "--backfill-from",
+                "2026-01-10",
+                "--backfill-to",
+                "2026-01-20",
+            ])
             .arg(&spec),
     );
     assert!(out.status.success(), "{stdout}{stderr}");
@@ -935,4 +942,45 @@ fn a_backfill_rereads_a_date_range_and_leaves_the_bookmark() {
     );
     assert_eq!(state_json(dir.path(), &["show", "incr", &stream]), before);
     db.exec(&format!("drop schema \"{schema}\" cascade"));
+}
+
+#[test]
+fn transformation_rules_rename_remove_prefix_and_lowercase() {
+    let Some(mut db) = Db::mysql() else { return };
+    let schema = unique("pipectl_myrules2");
+    db.exec(&format!(
+        "create database `{schema}`; create table `{schema}`.`Film` (`Film_ID` int, `Title` text, `Secret` text);
+         insert into `{schema}`.`Film` values (1, 'Alien', 'x'), (2, 'Heat', 'y');"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let extra = r#"    transformations:
+      - tables: Film
+        remove_columns: [Secret]
+        rename_columns: { Title: name }
+        add_prefix: dms_
+        lowercase: true
+transforms:
+  op:
+    type: add_columns
+    inputs: [src]
+    columns:
+      - { name: Op, literal: I }
+"#;
+    let spec = matrix_spec("mysql", &db.url, &schema, extra).replace(
+        "inputs: [src]\n    connection: lake",
+        "inputs: [op]\n    connection: lake",
+    );
+    let spec = write_spec(dir.path(), &spec);
+    run_ok(dir.path(), &spec);
+    let csv = published(dir.path(), ".csv");
+    assert_eq!(csv.len(), 1);
+    assert!(
+        csv[0].to_string_lossy().contains("/csv/dms_film/"),
+        "{csv:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&csv[0]).unwrap(),
+        "film_id,name,Op\n1,Alien,I\n2,Heat,I\n"
+    );
+    db.exec(&format!("drop database `{schema}`"));
 }

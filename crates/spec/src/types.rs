@@ -161,6 +161,36 @@ pub struct DatabaseSource {
     /// What a column of a type pipectl cannot map does: fail the run naming it, or land it as text.
     #[serde(default)]
     pub unmapped_types: UnmappedTypes,
+    /// DMS-style transformation rules applied in order to the tables this source lands: rename a
+    /// table or column, remove a column, lowercase names, add a table prefix (PostgreSQL and MySQL).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transformations: Vec<TransformationRule>,
+}
+
+/// One transformation rule: which tables it applies to and what it does to them. Within a rule,
+/// columns are removed, then renamed, then the table is renamed, prefixed and lowercased.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransformationRule {
+    /// Tables the rule applies to, by their database names: `schema.table` or `table`, `%` and `_`
+    /// wildcards. Default: all.
+    #[serde(default = "default_wildcard")]
+    pub tables: String,
+    /// Columns not to read, by their database names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_columns: Vec<String>,
+    /// Columns landed under other names: database name -> new name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rename_columns: BTreeMap<String, String>,
+    /// Land the table under this name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rename_table: Option<String>,
+    /// Put this before the table name, e.g. `dms_`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_prefix: Option<String>,
+    /// Lowercase the table name and every column name.
+    #[serde(default)]
+    pub lowercase: bool,
 }
 
 fn default_parallel_tables() -> usize {

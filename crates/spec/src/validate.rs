@@ -277,12 +277,20 @@ impl Validator<'_> {
             match source {
                 Source::Sqlite(db) => {
                     self.database(p, name, db, DATABASE_SCHEMES);
-                    if !db.tables.is_empty() {
-                        self.error(
-                            &[key("sources"), key(name), key("tables")],
-                            "per-table settings (bookmarks) are not supported by `sqlite` sources yet",
-                            Some("use a `postgres` or `mysql` source for incremental loads".to_owned()),
-                        );
+                    for (field, used) in [
+                        ("tables", !db.tables.is_empty()),
+                        ("transformations", !db.transformations.is_empty()),
+                    ] {
+                        if used {
+                            self.error(
+                                &[key("sources"), key(name), key(field)],
+                                format!("`{field}` is not supported by `sqlite` sources yet"),
+                                Some(
+                                    "use a `postgres` or `mysql` source, or `transforms:` steps"
+                                        .to_owned(),
+                                ),
+                            );
+                        }
                     }
                 }
                 Source::Postgres(db) => self.database(p, name, db, POSTGRES_SCHEMES),

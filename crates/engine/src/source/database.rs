@@ -72,8 +72,10 @@ impl Dialect {
 /// as, and the expression that selects it (a cast to text for types read as text).
 #[derive(Debug, Clone)]
 pub struct DbColumn {
-    /// Column name.
+    /// Column name as it lands (after transformation rules).
     pub name: String,
+    /// Column name in the database.
+    pub source: String,
     /// Declared type, as the database prints it (`numeric(8,2)`, `int unsigned`).
     pub declared: String,
     /// How the dialect decodes it.
@@ -210,7 +212,7 @@ impl TablePlan {
             Some((stream, spec, previous)) => {
                 let mut key_types = Vec::new();
                 for key in &spec.keys {
-                    let column = columns.iter().find(|c| &c.name == key).ok_or_else(|| {
+                    let column = columns.iter().find(|c| &c.source == key).ok_or_else(|| {
                         Error::user(format!(
                             "table {table}: bookmark key `{key}` is not a column; columns: {}",
                             columns
@@ -414,12 +416,15 @@ pub fn selected(spec: &DatabaseSource, schema: &str, table: &str) -> bool {
     included && !excluded
 }
 
-/// Attaches the stored bookmark and builds the plan of one table.
+/// Applies the transformation rules, attaches the stored bookmark and builds the plan of one
+/// table. Settings, rules and bookmark streams refer to the table's database name, so adding a
+/// rename keeps the bookmark.
 pub fn plan_table(
+    dialect: Dialect,
     source: &str,
     spec: &DatabaseSource,
     table: TableId,
-    columns: Vec<DbColumn>,
+    mut columns: Vec<DbColumn>,
     from: String,
     stored: &dyn Fn(&str) -> Option<Bookmark>,
 ) -> Result<TablePlan> {
@@ -430,7 +435,53 @@ pub fn plan_table(
             let previous = stored(&stream);
             (stream, b, previous)
         });
-    TablePlan::new(table, columns, from, bookmark)
+    let mut landed = table.clone();
+    for rule in spec
+        .transformations
+        .iter()
+        .filter(|r| table.matches(&r.tables))
+    {
+        let missing = |column: &str| {
+            Error::user(format!(
+                "table {table}: a transformation rule names column `{column}`, which the table does not have"
+            ))
+        };
+        for column in &rule.remove_columns {
+            if !columns.iter().any(|c| &c.source == column) {
+                return Err(missing(column));
+            }
+            columns.retain(|c| &c.source != column);
+        }
+        for (column, to) in &rule.rename_columns {
+            let c = columns
+                .iter_mut()
+                .find(|c| &c.source == column)
+                .ok_or_else(|| missing(column))?;
+            c.name = to.clone();
+        }
+        if let Some(to) = &rule.rename_table {
+            landed.name = to.clone();
+        }
+        if let Some(prefix) = &rule.add_prefix {
+            landed.name = format!("{prefix}{}", landed.name);
+        }
+        if rule.lowercase {
+            landed.name = landed.name.to_lowercase();
+            columns
+                .iter_mut()
+                .for_each(|c| c.name = c.name.to_lowercase());
+        }
+    }
+    for c in columns.iter_mut().filter(|c| c.name != c.source) {
+        let alias = format!(" as {}", dialect.quote(&c.source));
+        let expr = c
+            .select
+            .strip_suffix(&alias)
+            .unwrap_or(&c.select)
+            .to_owned();
+        c.select = format!("{expr} as {}", dialect.quote(&c.name));
+    }
+    TablePlan::new(landed, columns, from, bookmark)
 }
 
 /// A source step reading PostgreSQL or MySQL.
@@ -771,6 +822,7 @@ mod tests {
     fn plan(previous: Option<Vec<&str>>, settle: Option<u64>) -> TablePlan {
         let col = |name: &str, declared: &str, kind| DbColumn {
             name: name.into(),
+            source: name.into(),
             declared: declared.into(),
             kind,
             select: Dialect::Postgres.quote(name),

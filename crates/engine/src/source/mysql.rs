@@ -82,7 +82,15 @@ pub async fn plan_tables(
                 Dialect::Mysql.quote(&schema),
                 Dialect::Mysql.quote(&name)
             );
-            plans.push(plan_table(source, spec, table, columns, from, stored)?);
+            plans.push(plan_table(
+                Dialect::Mysql,
+                source,
+                spec,
+                table,
+                columns,
+                from,
+                stored,
+            )?);
         }
     }
     for query in &spec.queries {
@@ -136,7 +144,15 @@ pub async fn plan_tables(
             .map_err(|e| Error::external("cannot inspect a query", e))?;
         let columns = columns_of(declared, &table, spec.unmapped_types)?;
         let from = format!("({}) as q", query.sql);
-        plans.push(plan_table(source, spec, table, columns, from, stored)?);
+        plans.push(plan_table(
+            Dialect::Mysql,
+            source,
+            spec,
+            table,
+            columns,
+            from,
+            stored,
+        )?);
     }
     Ok(plans)
 }
@@ -181,6 +197,7 @@ fn columns_of(
                 },
             };
             Ok(DbColumn {
+                source: name.clone(),
                 name,
                 declared,
                 kind,

@@ -85,7 +85,15 @@ pub async fn plan_tables(
                 Dialect::Postgres.quote(&schema),
                 Dialect::Postgres.quote(&name)
             );
-            plans.push(plan_table(source, spec, table, columns, from, stored)?);
+            plans.push(plan_table(
+                Dialect::Postgres,
+                source,
+                spec,
+                table,
+                columns,
+                from,
+                stored,
+            )?);
         }
     }
     for query in &spec.queries {
@@ -116,7 +124,15 @@ pub async fn plan_tables(
             .await
             .map_err(|e| Error::external("cannot inspect a query", e))?;
         let from = format!("({}) as q", query.sql);
-        plans.push(plan_table(source, spec, table, columns, from, stored)?);
+        plans.push(plan_table(
+            Dialect::Postgres,
+            source,
+            spec,
+            table,
+            columns,
+            from,
+            stored,
+        )?);
     }
     Ok(plans)
 }
@@ -152,6 +168,7 @@ async fn columns_of(
                 },
             };
             Ok(DbColumn {
+                source: name.clone(),
                 name,
                 declared,
                 kind,
