@@ -7,7 +7,7 @@
 
 use std::str::FromStr;
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use futures::TryStreamExt;
 use pipectl_spec::types::{DatabaseSource, UnmappedTypes};
 use pipectl_state::Bookmark;
@@ -295,43 +295,55 @@ pub async fn read_table(
             .copy_out_raw(&copy)
             .await
             .map_err(|e| Error::external("COPY failed", e))?;
-        let mut buf = BytesMut::new();
+        // PostgreSQL sends one row per message; rows are decoded straight from the message,
+        // and only a row split across messages is gathered in `pending`.
+        let mut pending = BytesMut::new();
         let mut header_read = false;
-        loop {
+        let mut done = false;
+        while !done {
             let chunk = tokio::select! {
                 biased;
                 _ = out.cancel_token().cancelled() => return Err(Error::cancelled()),
                 c = stream.try_next() => c.map_err(|e| Error::external("reading rows failed", e))?,
             };
             let Some(chunk) = chunk else { break };
-            buf.extend_from_slice(&chunk);
+            let gathered;
+            let data: &[u8] = if pending.is_empty() {
+                &chunk
+            } else {
+                pending.extend_from_slice(&chunk);
+                gathered = pending.split();
+                &gathered
+            };
+            let mut at = 0usize;
             if !header_read {
-                match copy_header_len(&buf)? {
+                match copy_header_len(data)? {
                     Some(n) => {
-                        buf.advance(n);
+                        at = n;
                         header_read = true;
                     }
-                    None => continue,
+                    None => {
+                        pending.extend_from_slice(data);
+                        continue;
+                    }
                 }
             }
-            let mut done = false;
-            while let Some(used) = tuple_len(&buf)? {
-                let tuple = &buf[..used];
+            while let Some(used) = tuple_len(&data[at..])? {
+                let tuple = &data[at..at + used];
+                at += used;
                 if tuple[..2] == [0xff, 0xff] {
                     done = true;
-                    buf.advance(used);
                     break;
                 }
                 rows += 1;
                 decode_copy_tuple(tuple, plan, &mut columns, rows)?;
-                buf.advance(used);
                 if columns.first().is_some_and(|c| c.len() >= batch_rows) {
                     let batch = finish_batch(&plan.schema, &mut columns)?;
                     out.send(Message::Batch(table.clone(), batch)).await?;
                 }
             }
-            if done {
-                break;
+            if !done {
+                pending.extend_from_slice(&data[at..]);
             }
         }
         // Read to the end so the connection is left in a clean state.
