@@ -706,9 +706,9 @@ fn kill_9_during_full_and_incremental_loads_then_rerun_publishes_every_row_once(
     for round in 0..6u64 {
         db.exec(&format!(
             "insert into {from} select g, now(), repeat('x', 50) from generate_series({next}, {}) g",
-            next + 29_999
+            next + 14_999
         ));
-        next += 30_000;
+        next += 15_000;
         let mut child = pipectl(dir.path())
             .args(["run", "-q"])
             .arg(&spec)

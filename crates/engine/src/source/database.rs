@@ -554,9 +554,19 @@ impl super::Source for DatabaseSourceStep {
             let batch_rows = self.spec.batch_rows;
             let dialect = self.dialect;
             let mut reads = futures::stream::iter(plans.into_iter().map(|plan| async move {
-                let result = match dialect {
-                    Dialect::Postgres => postgres::read_table(url, &plan, batch_rows, out).await,
-                    Dialect::Mysql => mysql::read_table(url, &plan, batch_rows, out).await,
+                // Cancellation is watched here, once per table, rather than once per row.
+                let read = async {
+                    match dialect {
+                        Dialect::Postgres => {
+                            postgres::read_table(url, &plan, batch_rows, out).await
+                        }
+                        Dialect::Mysql => mysql::read_table(url, &plan, batch_rows, out).await,
+                    }
+                };
+                let result = tokio::select! {
+                    biased;
+                    _ = out.cancel_token().cancelled() => Err(Error::cancelled()),
+                    r = read => r,
                 };
                 (plan, result)
             }))

@@ -345,11 +345,10 @@ pub async fn read_table(
         }
         let mut stream = query.fetch(&mut conn);
         loop {
-            let row = tokio::select! {
-                biased;
-                _ = out.cancel_token().cancelled() => return Err(Error::cancelled()),
-                r = stream.try_next() => r.map_err(|e| Error::external("reading rows failed", e))?,
-            };
+            let row = stream
+                .try_next()
+                .await
+                .map_err(|e| Error::external("reading rows failed", e))?;
             let Some(row) = row else { break };
             rows += 1;
             for (i, (column, values)) in plan.columns.iter().zip(columns.iter_mut()).enumerate() {

@@ -301,11 +301,10 @@ pub async fn read_table(
         let mut header_read = false;
         let mut done = false;
         while !done {
-            let chunk = tokio::select! {
-                biased;
-                _ = out.cancel_token().cancelled() => return Err(Error::cancelled()),
-                c = stream.try_next() => c.map_err(|e| Error::external("reading rows failed", e))?,
-            };
+            let chunk = stream
+                .try_next()
+                .await
+                .map_err(|e| Error::external("reading rows failed", e))?;
             let Some(chunk) = chunk else { break };
             let gathered;
             let data: &[u8] = if pending.is_empty() {
@@ -360,11 +359,10 @@ pub async fn read_table(
         }
         let mut stream = query.fetch(&mut conn);
         loop {
-            let row = tokio::select! {
-                biased;
-                _ = out.cancel_token().cancelled() => return Err(Error::cancelled()),
-                r = stream.try_next() => r.map_err(|e| Error::external("reading rows failed", e))?,
-            };
+            let row = stream
+                .try_next()
+                .await
+                .map_err(|e| Error::external("reading rows failed", e))?;
             let Some(row) = row else { break };
             rows += 1;
             for (i, (column, values)) in plan.columns.iter().zip(columns.iter_mut()).enumerate() {
