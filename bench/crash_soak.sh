@@ -9,7 +9,7 @@
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-20}
-ROWS=${ROWS:-200000}
+ROWS=${ROWS:-1000000}
 PG_URL=${PIPECTL_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${PIPECTL_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/fast/pipectl}
@@ -67,7 +67,7 @@ print(len(ids), sum(ids), dups)')
 
 kill_and_rerun() { # label
     local delay status
-    delay=$(awk -v r=$RANDOM 'BEGIN { printf "%.3f", (r % 1500) / 1000 }')
+    delay=$(awk -v r=$RANDOM 'BEGIN { printf "%.3f", (r % 600) / 1000 }')
     "$BIN" run -q soak.yaml >/dev/null 2>&1 &
     local pid=$!
     sleep "$delay"
