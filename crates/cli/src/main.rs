@@ -6,6 +6,7 @@
 mod progress;
 mod render;
 mod serve;
+mod state_cmd;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -66,6 +67,13 @@ enum Command {
     Run {
         /// The pipeline file.
         file: PathBuf,
+        /// Backfill: bookmarked tables read the rows whose first bookmark key is at or after this
+        /// value (e.g. `2026-01-01`), instead of the rows after the bookmark; bookmarks stay.
+        #[arg(long, requires = "backfill_to")]
+        backfill_from: Option<String>,
+        /// Backfill: exclusive upper bound of the first bookmark key.
+        #[arg(long, requires = "backfill_from")]
+        backfill_to: Option<String>,
         /// Output format of the final summary.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
@@ -81,6 +89,16 @@ enum Command {
         limit: usize,
         /// Output format.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Job bookmarks per pipeline and stream: list, show with history, set, reset, rewind.
+    State {
+        #[command(subcommand)]
+        action: Option<state_cmd::StateAction>,
+        /// Only this pipeline's bookmarks.
+        pipeline: Option<String>,
+        /// Output format.
+        #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
     /// Print the JSON Schema of pipeline files (for editors and CI).
@@ -195,8 +213,18 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             file,
             format,
             offline,
-        } => plan(&file, format, offline),
-        Command::Run { file, format } => run(&file, format, &cli.state_dir, cli.quiet),
+        } => plan(&file, format, offline, &cli.state_dir),
+        Command::Run {
+            file,
+            format,
+            backfill_from,
+            backfill_to,
+        } => {
+            let backfill = backfill_from
+                .zip(backfill_to)
+                .map(|(from, to)| executor::Backfill { from, to });
+            run(&file, format, &cli.state_dir, cli.quiet, backfill)
+        }
         Command::Runs {
             action,
             pipeline,
@@ -257,6 +285,19 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             },
             &cli.state_dir,
         ),
+        Command::State {
+            action,
+            pipeline,
+            format,
+        } => {
+            let store = open_state(&cli.state_dir)?;
+            let json = format == OutputFormat::Json;
+            print_out(&match action {
+                Some(action) => state_cmd::act(&store, action, json)?,
+                None => state_cmd::list(&store, pipeline.as_deref(), json)?,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Schema => {
             print_out(&(serde_json::to_string_pretty(&pipectl_spec::json_schema())? + "\n"))?;
             Ok(ExitCode::SUCCESS)
@@ -429,15 +470,25 @@ fn env_lookup(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-fn plan(file: &Path, format: OutputFormat, offline: bool) -> Result<ExitCode> {
+fn plan(file: &Path, format: OutputFormat, offline: bool, state_dir: &Path) -> Result<ExitCode> {
     let Some(spec) = load_or_report(file)? else {
         return Ok(ExitCode::from(1));
     };
-    let plan = runtime()?.block_on(pipectl_engine::plan::build(
+    // Stored bookmarks let the plan show the values incremental reads bind; without a state
+    // folder (or while a run holds it) the plan shows first-run reads.
+    let bookmarks = if state_dir.exists() {
+        open_state(state_dir)
+            .and_then(|s| Ok(s.bookmarks(Some(&spec.pipeline.name))?))
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let plan = runtime()?.block_on(pipectl_engine::plan::build_with_bookmarks(
         &spec,
         &base_dir(file),
         env_lookup,
         !offline,
+        &bookmarks,
     ));
     print_out(&match format {
         OutputFormat::Json => serde_json::to_string_pretty(&plan)? + "\n",
@@ -446,7 +497,13 @@ fn plan(file: &Path, format: OutputFormat, offline: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run(file: &Path, format: OutputFormat, state_dir: &Path, quiet: bool) -> Result<ExitCode> {
+fn run(
+    file: &Path,
+    format: OutputFormat,
+    state_dir: &Path,
+    quiet: bool,
+    backfill: Option<executor::Backfill>,
+) -> Result<ExitCode> {
     let Some(spec) = load_or_report(file)? else {
         return Ok(ExitCode::from(1));
     };
@@ -463,12 +520,21 @@ fn run(file: &Path, format: OutputFormat, state_dir: &Path, quiet: bool) -> Resu
         &base_dir(file),
         state,
         RunOptions {
-            trigger: "manual".to_owned(),
+            trigger: if backfill.is_some() {
+                "backfill"
+            } else {
+                "manual"
+            }
+            .to_owned(),
             cancel: cancel.clone(),
         },
         env_lookup,
     )
     .map_err(|e| anyhow!("{e}"))?;
+    let prepared = match backfill {
+        Some(b) => prepared.with_backfill(b),
+        None => prepared,
+    };
     let runtime = runtime()?;
     let record = runtime.block_on(async {
         let on_signal = cancel.clone();

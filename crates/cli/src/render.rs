@@ -250,6 +250,9 @@ pub(crate) fn plan(plan: &Plan) -> String {
         }
         for r in &step.reads {
             out.push_str(&format!("     reads {}: {}\n", r.table, r.query));
+            for (i, p) in r.params.iter().enumerate() {
+                out.push_str(&format!("       ${} = {p:?}\n", i + 1));
+            }
             if !r.columns.is_empty() {
                 out.push_str(&format!("       columns: {}\n", r.columns.join(", ")));
             }

@@ -272,6 +272,29 @@ impl Connections {
         Ok(self.local_path(file))
     }
 
+    /// The resolved URL of database connection `name` (secrets filled in: never print it), checked
+    /// to be a URL the `source_type` source reads.
+    pub fn database_url(&self, name: &str, source_type: &str) -> Result<String> {
+        let (spec, conn) = self.get(name)?;
+        let schemes: &[&str] = match source_type {
+            "postgres" => pipectl_spec::validate::POSTGRES_SCHEMES,
+            "mysql" => pipectl_spec::validate::MYSQL_SCHEMES,
+            _ => pipectl_spec::validate::DATABASE_SCHEMES,
+        };
+        match url_scheme(&conn.url) {
+            Some(scheme) if schemes.contains(&scheme) => Ok(conn.url.clone()),
+            _ => Err(Error::user(format!(
+                "connection `{name}` ({}) is not a URL a `{source_type}` source reads ({})",
+                spec.url,
+                schemes
+                    .iter()
+                    .map(|s| format!("{s}://"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
     /// The connection URL as written in the spec (secrets unresolved).
     pub fn display_url(&self, name: &str) -> String {
         self.specs

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use pipectl_state::{Bookmark, StateStore};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +30,39 @@ pub struct RunContext {
     pub cancel: CancellationToken,
     /// The pipeline's connections, secrets resolved.
     pub connections: Arc<Connections>,
+    /// Run history and bookmarks; sources read their stored positions from it.
+    pub state: Arc<dyn StateStore>,
+    /// Positions sources reached; the executor commits them with the run, only if it succeeds.
+    pub new_bookmarks: Mutex<Vec<Bookmark>>,
+    /// Set for a backfill run: bookmarked tables read a range of their first key instead.
+    pub backfill: Option<Backfill>,
+}
+
+/// A date (or any first-key) range re-read by a backfill run, which never moves bookmarks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backfill {
+    /// Inclusive lower bound, in the database's text form (`2026-01-01`).
+    pub from: String,
+    /// Exclusive upper bound.
+    pub to: String,
+}
+
+impl RunContext {
+    /// A fresh context for one attempt of the run: same run, connections and state, a
+    /// cancellation token that the run's token cancels but that cancelling does not propagate
+    /// up from, and no bookmark positions yet.
+    pub fn attempt(&self) -> RunContext {
+        RunContext {
+            run_id: self.run_id.clone(),
+            pipeline: self.pipeline.clone(),
+            started_at: self.started_at,
+            cancel: self.cancel.child_token(),
+            connections: self.connections.clone(),
+            state: self.state.clone(),
+            new_bookmarks: Mutex::new(Vec::new()),
+            backfill: self.backfill.clone(),
+        }
+    }
 }
 
 /// Live counters of one step, read by progress displays while the run goes on.
@@ -48,6 +82,16 @@ impl StepMetrics {
     pub fn add(&self, rows: u64, bytes: u64) {
         self.rows.fetch_add(rows, Ordering::Relaxed);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Zeroes the counters and timing, for a new attempt of the run.
+    pub fn reset(&self) {
+        self.rows.store(0, Ordering::Relaxed);
+        self.bytes.store(0, Ordering::Relaxed);
+        self.extra.store(0, Ordering::Relaxed);
+        if let Ok(mut t) = self.timing.lock() {
+            *t = (None, None);
+        }
     }
 
     /// Marks the step started.

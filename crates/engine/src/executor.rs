@@ -29,11 +29,17 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::connect::{Connections, StoreHandle};
+pub use crate::context::Backfill;
 use crate::context::{CHANNEL_CAPACITY, Output, RunContext, StepContext, StepMetrics};
 use crate::error::{Error, ErrorClass, Result};
 use crate::sink::{self, StagedFile, staging_prefix};
 use crate::table::Message;
 use crate::{source, transform};
+
+/// Attempts of a run whose failure is external (network, server) before it is reported failed.
+const MAX_ATTEMPTS: u32 = 3;
+/// Wait before the second attempt; doubled before each later one.
+const RETRY_BACKOFF: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// A step with its live counters, for progress displays.
 #[derive(Clone)]
@@ -89,6 +95,9 @@ pub fn prepare(
         started_at,
         cancel: options.cancel,
         connections,
+        state: state.clone(),
+        new_bookmarks: std::sync::Mutex::new(Vec::new()),
+        backfill: None,
     });
     let steps = spec
         .dag
@@ -116,6 +125,16 @@ enum StepOutcome {
 }
 
 impl PreparedRun {
+    /// Makes this a backfill run: bookmarked tables read the rows whose first key is in the
+    /// range, and no bookmark is read or moved.
+    pub fn with_backfill(mut self, backfill: Backfill) -> Self {
+        let mut context = self.context.attempt();
+        context.backfill = Some(backfill);
+        context.cancel = self.context.cancel.clone();
+        self.context = Arc::new(context);
+        self
+    }
+
     /// Runs the pipeline to the end and returns the final run record (also stored in state).
     /// Errors here are failures of the state store itself; a failed run is `Ok` with status `Failed`.
     pub async fn execute(self) -> Result<RunRecord> {
@@ -144,35 +163,74 @@ impl PreparedRun {
         state_call(state.begin_run(&record))?;
         tracing::info!(run = %self.run_id, pipeline = %record.pipeline, steps = self.steps.len(), "run started");
 
-        let mut tasks = self.spawn_steps()?;
-        let mut errors: BTreeMap<String, Error> = BTreeMap::new();
-        let mut staged: Vec<StagedFile> = Vec::new();
-        while let Some(joined) = tasks.join_next().await {
-            let (name, result) = match joined {
-                Ok(r) => r,
-                Err(e) => (
-                    "?".to_owned(),
-                    Err(Error::internal(format!("a step task panicked: {e}"))),
-                ),
-            };
-            match result {
-                Ok(StepOutcome::Done) => tracing::debug!(step = %name, "step finished"),
-                Ok(StepOutcome::Staged(files)) => staged.extend(files),
-                Err(e) => {
-                    // The first real failure cancels the rest; their cancellations are not news.
-                    self.context.cancel.cancel();
-                    errors.insert(name, e);
+        // A run whose failure is external (a dropped connection, a restarting server) is tried
+        // again from the start, with backoff; each attempt has its own cancellation token and
+        // bookmark list, and its staged files are discarded before the next.
+        let mut attempt = 1u32;
+        let (errors, staged, context) = loop {
+            let context = Arc::new(self.context.attempt());
+            for step in &self.steps {
+                step.metrics.reset();
+            }
+            let mut tasks = self.spawn_steps(&context)?;
+            let mut errors: BTreeMap<String, Error> = BTreeMap::new();
+            let mut staged: Vec<StagedFile> = Vec::new();
+            while let Some(joined) = tasks.join_next().await {
+                let (name, result) = match joined {
+                    Ok(r) => r,
+                    Err(e) => (
+                        "?".to_owned(),
+                        Err(Error::internal(format!("a step task panicked: {e}"))),
+                    ),
+                };
+                match result {
+                    Ok(StepOutcome::Done) => tracing::debug!(step = %name, "step finished"),
+                    Ok(StepOutcome::Staged(files)) => staged.extend(files),
+                    Err(e) => {
+                        // The first real failure cancels the rest; their cancellations are not news.
+                        context.cancel.cancel();
+                        errors.insert(name, e);
+                    }
                 }
             }
-        }
+            let external = errors
+                .iter()
+                .find(|(_, e)| !e.is_cancelled())
+                .filter(|(_, e)| e.class == ErrorClass::External);
+            match external {
+                Some((step, e))
+                    if attempt < MAX_ATTEMPTS && !self.context.cancel.is_cancelled() =>
+                {
+                    let wait = RETRY_BACKOFF * 2u32.pow(attempt - 1);
+                    tracing::warn!(
+                        "attempt {attempt} of {MAX_ATTEMPTS} failed in step `{step}`: {}; retrying in {} ms",
+                        redactor.redact(&e.to_string()),
+                        wait.as_millis()
+                    );
+                    discard_staging(&self.context.connections, &self.spec, &self.run_id).await;
+                    tokio::select! {
+                        _ = self.context.cancel.cancelled() => {}
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    attempt += 1;
+                }
+                _ => break (errors, staged, context),
+            }
+        };
         let root_cause = errors.iter().find(|(_, e)| !e.is_cancelled());
         let failure_class = root_cause.map(|(_, e)| e.class);
         let failure = match root_cause {
             Some((step, e)) => Some((
                 RunStatus::Failed,
-                format!("step `{step}`: {}", redactor.redact(&e.to_string())),
+                match attempt {
+                    1 => format!("step `{step}`: {}", redactor.redact(&e.to_string())),
+                    n => format!(
+                        "step `{step}` (gave up after {n} attempts): {}",
+                        redactor.redact(&e.to_string())
+                    ),
+                },
             )),
-            None if !errors.is_empty() || self.context.cancel.is_cancelled() => {
+            None if !errors.is_empty() || context.cancel.is_cancelled() => {
                 Some((RunStatus::Cancelled, "the run was cancelled".to_owned()))
             }
             None => None,
@@ -204,6 +262,12 @@ impl PreparedRun {
         }
 
         record.status = RunStatus::Committing;
+        // Saved with the manifest, so a recovery that finishes this publish also moves them.
+        record.bookmarks = context
+            .new_bookmarks
+            .lock()
+            .map(|b| b.clone())
+            .map_err(|_| Error::internal("bookmark list poisoned"))?;
         record.publish = staged
             .iter()
             .map(|f| PublishEntry {
@@ -224,12 +288,15 @@ impl PreparedRun {
         }
         record.status = RunStatus::Succeeded;
         record.ended_at = Some(Utc::now());
-        state_call(state.commit_run(&record, &[]))?;
+        state_call(state.commit_run(&record, &record.bookmarks))?;
         discard_staging(&self.context.connections, &self.spec, &self.run_id).await;
         Ok((record, None))
     }
 
-    fn spawn_steps(&self) -> Result<JoinSet<(String, Result<StepOutcome>)>> {
+    fn spawn_steps(
+        &self,
+        context: &Arc<RunContext>,
+    ) -> Result<JoinSet<(String, Result<StepOutcome>)>> {
         let pipeline = &self.spec.pipeline;
         let mut senders: BTreeMap<String, mpsc::Sender<Message>> = BTreeMap::new();
         let mut receivers: BTreeMap<String, mpsc::Receiver<Message>> = BTreeMap::new();
@@ -248,12 +315,12 @@ impl PreparedRun {
                 .iter()
                 .filter_map(|c| senders.get(&c.name).cloned())
                 .collect();
-            Output::new(targets, metrics.clone(), self.context.cancel.clone())
+            Output::new(targets, metrics.clone(), context.cancel.clone())
         };
         let mut tasks = JoinSet::new();
         for step in &self.steps {
             let ctx = StepContext {
-                run: self.context.clone(),
+                run: context.clone(),
                 name: step.name.clone(),
                 metrics: step.metrics.clone(),
             };
@@ -279,7 +346,7 @@ impl PreparedRun {
                         .transforms
                         .get(&name)
                         .ok_or_else(|| Error::internal("unknown transform"))?;
-                    let built = transform::build(spec, &self.context)
+                    let built = transform::build(spec, context)
                         .map_err(|e| e.context(format!("transform `{name}`")))?;
                     let tables = spec.tables().to_vec();
                     let input = receivers
@@ -346,8 +413,10 @@ fn state_call<T>(result: std::result::Result<T, pipectl_state::StateError>) -> R
 async fn publish(connections: &Connections, entries: &[PublishEntry]) -> Result<()> {
     for entry in entries {
         let handle = connections.object_store(&entry.connection)?;
-        let from = StorePath::from(entry.staged.as_str());
-        let to = StorePath::from(entry.final_key.as_str());
+        // Manifest keys are stored in their encoded form (`%60` for a backtick): parse, don't re-encode.
+        let parse = |key: &str| StorePath::parse(key).unwrap_or_else(|_| StorePath::from(key));
+        let from = parse(&entry.staged);
+        let to = parse(&entry.final_key);
         match handle.store.rename(&from, &to).await {
             Ok(()) => {}
             Err(object_store::Error::NotFound { .. }) if handle.store.head(&to).await.is_ok() => {}
@@ -422,7 +491,8 @@ pub async fn recover(
                             .to_owned(),
                     );
                     run.ended_at.get_or_insert_with(Utc::now);
-                    state_call(state.commit_run(&run, &[]))?;
+                    let bookmarks = run.bookmarks.clone();
+                    state_call(state.commit_run(&run, &bookmarks))?;
                 }
                 Err(e) => {
                     return Err(e.context(format!(

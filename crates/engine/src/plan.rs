@@ -7,10 +7,12 @@ use chrono::Utc;
 use pipectl_spec::LoadedSpec;
 use pipectl_spec::dag::StepKind;
 use pipectl_spec::types::{Format, Sink, Source};
+use pipectl_state::Bookmark;
 use serde::Serialize;
 
 use crate::connect::Connections;
 use crate::sink::{render_key, writer};
+use crate::source::database::{self, Dialect};
 use crate::source::sqlite;
 use crate::table::TableId;
 
@@ -79,6 +81,9 @@ pub struct PlanRead {
     /// Column names and types as they will land.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<String>,
+    /// Values bound to the statement's placeholders (`$1`, `?`), in order: the stored bookmark.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<String>,
 }
 
 /// A table a sink writes.
@@ -97,6 +102,18 @@ pub async fn build(
     base_dir: &Path,
     env: impl Fn(&str) -> Option<String>,
     live: bool,
+) -> Plan {
+    build_with_bookmarks(spec, base_dir, env, live, &[]).await
+}
+
+/// [`build`], with the pipeline's stored bookmarks, so incremental reads show the WHERE clause
+/// with the values they bind.
+pub async fn build_with_bookmarks(
+    spec: &LoadedSpec,
+    base_dir: &Path,
+    env: impl Fn(&str) -> Option<String>,
+    live: bool,
+    bookmarks: &[Bookmark],
 ) -> Plan {
     let pipeline = &spec.pipeline;
     let connections = Connections::resolve(pipeline, base_dir, env);
@@ -143,12 +160,56 @@ pub async fn build(
                                                 table: p.table.to_string(),
                                                 query: p.sql.clone(),
                                                 columns: p.schema.fields().iter().map(|f| format!("{} {}", f.name(), f.data_type())).collect(),
+                                                params: Vec::new(),
                                             });
                                             tables.push(p.table);
                                         }
                                     }
                                 },
                             },
+                        }
+                    }
+                    Source::Postgres(db) | Source::Mysql(db) => {
+                        let dialect = match source {
+                            Source::Postgres(_) => Dialect::Postgres,
+                            _ => Dialect::Mysql,
+                        };
+                        let url = connections
+                            .as_ref()
+                            .ok()
+                            .and_then(|c| c.database_url(&db.connection, dialect.name()).ok());
+                        match (live, url) {
+                            (false, _) => plan_step.notes.push("tables are listed when the database is inspected (run without --offline)".to_owned()),
+                            (true, None) => plan_step.notes.push("the connection could not be resolved (is an environment variable missing?)".to_owned()),
+                            (true, Some(url)) => {
+                                let stored = |stream: &str| {
+                                    bookmarks.iter().find(|b| b.stream == stream).cloned()
+                                };
+                                match database::plan_tables(dialect, &step.name, db, &url, &stored).await {
+                                    Err(e) => plan_step.notes.push(format!("cannot list tables: {e}")),
+                                    Ok(plans) => {
+                                        if plans.is_empty() {
+                                            plan_step.notes.push("the selection rules match no table".to_owned());
+                                        }
+                                        for p in plans {
+                                            let statement = p.read_statement(dialect);
+                                            if let Some(b) = &p.bookmark {
+                                                plan_step.notes.push(match &b.previous {
+                                                    Some(prev) => format!("{}: incremental from bookmark ({}) set by run {}", p.table, prev.keys.join(", "), prev.run_id),
+                                                    None => format!("{}: first incremental run, everything is read and the bookmark ({}) recorded", p.table, b.spec.keys.join(", ")),
+                                                });
+                                            }
+                                            plan_step.reads.push(PlanRead {
+                                                table: p.table.to_string(),
+                                                query: statement.sql,
+                                                columns: p.columns.iter().map(|c| format!("{} {} ({})", c.name, c.kind.arrow_type(), c.declared)).collect(),
+                                                params: statement.params,
+                                            });
+                                            tables.push(p.table);
+                                        }
+                                    }
+                                }
+                            }
                         }
                     }
                     Source::Generator(g) => {
@@ -176,6 +237,7 @@ pub async fn build(
                                 .iter()
                                 .map(|c| format!("{} {}", c.name, c.data_type))
                                 .collect(),
+                            params: Vec::new(),
                         });
                         tables.push(table);
                     }
@@ -256,9 +318,10 @@ pub async fn build(
         let r = c.redactor();
         for step in &mut plan.steps {
             step.notes.iter_mut().for_each(|n| *n = r.redact(n));
-            step.reads
-                .iter_mut()
-                .for_each(|read| read.query = r.redact(&read.query));
+            step.reads.iter_mut().for_each(|read| {
+                read.query = r.redact(&read.query);
+                read.params.iter_mut().for_each(|p| *p = r.redact(p));
+            });
             if let Ok(masked) = serde_json::from_str(&r.redact(&step.settings.to_string())) {
                 step.settings = masked;
             }

@@ -190,6 +190,10 @@ pub struct Connection {
 pub enum Source {
     /// Full load of SQLite tables chosen by include/exclude rules, or of explicit queries.
     Sqlite(DatabaseSource),
+    /// Full or incremental load of PostgreSQL tables (binary COPY), chosen by rules or queries.
+    Postgres(DatabaseSource),
+    /// Full or incremental load of MySQL or MariaDB tables, chosen by rules or queries.
+    Mysql(DatabaseSource),
     /// Records from a Kinesis-Data-Generator-style template at a fixed rate.
     Generator(GeneratorSource),
 }
@@ -214,6 +218,98 @@ pub struct DatabaseSource {
     #[serde(default = "default_batch_rows")]
     #[schemars(range(min = 1, max = 1_000_000))]
     pub batch_rows: usize,
+    /// Per-table settings such as bookmarks, keyed by `schema.table` or `table` (`%` and `_` wildcards).
+    /// The first matching entry applies.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tables: BTreeMap<String, TableSettings>,
+    /// Tables loaded at the same time, each over its own connection (PostgreSQL and MySQL).
+    #[serde(default = "default_parallel_tables")]
+    #[schemars(range(min = 1, max = 64))]
+    pub parallel_tables: usize,
+    /// What a column of a type pipectl cannot map does: fail the run naming it, or land it as text.
+    #[serde(default)]
+    pub unmapped_types: UnmappedTypes,
+    /// DMS-style transformation rules applied in order to the tables this source lands: rename a
+    /// table or column, remove a column, lowercase names, add a table prefix (PostgreSQL and MySQL).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transformations: Vec<TransformationRule>,
+}
+
+/// One transformation rule: which tables it applies to and what it does to them. Within a rule,
+/// columns are removed, then renamed, then the table is renamed, prefixed and lowercased.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransformationRule {
+    /// Tables the rule applies to, by their database names: `schema.table` or `table`, `%` and `_`
+    /// wildcards. Default: all.
+    #[serde(default = "default_wildcard")]
+    pub tables: String,
+    /// Columns not to read, by their database names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_columns: Vec<String>,
+    /// Columns landed under other names: database name -> new name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rename_columns: BTreeMap<String, String>,
+    /// Land the table under this name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rename_table: Option<String>,
+    /// Put this before the table name, e.g. `dms_`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_prefix: Option<String>,
+    /// Lowercase the table name and every column name.
+    #[serde(default)]
+    pub lowercase: bool,
+}
+
+fn default_parallel_tables() -> usize {
+    2
+}
+
+/// What a column of an unmappable type does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UnmappedTypes {
+    /// Fail before reading, naming the table, column and type.
+    #[default]
+    Fail,
+    /// Read the column as the database's text form.
+    Text,
+}
+
+/// Settings for the tables one `tables:` entry matches.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TableSettings {
+    /// Incremental load: read only rows whose key columns are past the stored bookmark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bookmark: Option<BookmarkSpec>,
+}
+
+/// A job bookmark: the columns whose values only grow, compared as a tuple.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BookmarkSpec {
+    /// Key columns in comparison order, e.g. `[updated_at, id]`: rows with `(updated_at, id)` greater
+    /// than the stored values are read.
+    pub keys: Vec<String>,
+    /// Settle window in seconds for a timestamp first key: only rows with that key at or before
+    /// `now() - settle_secs` are read, so rows committed late with an older timestamp are not missed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settle_secs: Option<u64>,
+    /// What rows with a NULL key column do.
+    #[serde(default)]
+    pub null_keys: NullKeyPolicy,
+}
+
+/// Policy for rows whose bookmark key is NULL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NullKeyPolicy {
+    /// Leave them out: a NULL key never compares greater than a bookmark.
+    #[default]
+    Skip,
+    /// Fail the run naming the table, so the data can be fixed.
+    Fail,
 }
 
 /// A selection rule on schema and table names.
@@ -552,6 +648,8 @@ impl Source {
     pub fn type_name(&self) -> &'static str {
         match self {
             Source::Sqlite(_) => "sqlite",
+            Source::Postgres(_) => "postgres",
+            Source::Mysql(_) => "mysql",
             Source::Generator(_) => "generator",
         }
     }

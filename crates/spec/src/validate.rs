@@ -334,6 +334,10 @@ fn valid_name(name: &str) -> bool {
 pub const OBJECT_STORE_SCHEMES: &[&str] = &["file", "memory", "s3"];
 /// Database URL schemes sources accept.
 pub const DATABASE_SCHEMES: &[&str] = &["sqlite"];
+/// URL schemes `postgres` sources accept.
+pub const POSTGRES_SCHEMES: &[&str] = &["postgres", "postgresql"];
+/// URL schemes `mysql` sources accept (MariaDB included).
+pub const MYSQL_SCHEMES: &[&str] = &["mysql", "mariadb"];
 
 /// The scheme of a URL, if it has one.
 pub fn url_scheme(url: &str) -> Option<&str> {
@@ -422,7 +426,26 @@ impl Validator<'_> {
         for (name, source) in &p.sources {
             self.step_name("sources", name);
             match source {
-                Source::Sqlite(db) => self.database(p, name, db, DATABASE_SCHEMES),
+                Source::Sqlite(db) => {
+                    self.database(p, name, db, DATABASE_SCHEMES);
+                    for (field, used) in [
+                        ("tables", !db.tables.is_empty()),
+                        ("transformations", !db.transformations.is_empty()),
+                    ] {
+                        if used {
+                            self.error(
+                                &[key("sources"), key(name), key(field)],
+                                format!("`{field}` is not supported by `sqlite` sources yet"),
+                                Some(
+                                    "use a `postgres` or `mysql` source, or `transforms:` steps"
+                                        .to_owned(),
+                                ),
+                            );
+                        }
+                    }
+                }
+                Source::Postgres(db) => self.database(p, name, db, POSTGRES_SCHEMES),
+                Source::Mysql(db) => self.database(p, name, db, MYSQL_SCHEMES),
                 Source::Generator(g) => self.generator(name, g),
             }
         }
@@ -591,7 +614,7 @@ impl Validator<'_> {
         match url_scheme(&c.url) {
             None => self.error(&[base[0].clone(), base[1].clone(), key("url")], format!("`{}` is not a URL", c.url), Some("write `scheme://...`, e.g. `sqlite://data/app.db`, `file://lake`, `s3://bucket/prefix`".to_owned())),
             Some(scheme) => {
-                let known: Vec<&str> = OBJECT_STORE_SCHEMES.iter().chain(DATABASE_SCHEMES).copied().collect();
+                let known: Vec<&str> = OBJECT_STORE_SCHEMES.iter().chain(DATABASE_SCHEMES).chain(POSTGRES_SCHEMES).chain(MYSQL_SCHEMES).copied().collect();
                 if !known.contains(&scheme) {
                     let help = match did_you_mean(scheme, known.iter().copied()) {
                         Some(g) => format!("did you mean `{g}://`? Supported: {}", known.join(", ")),
@@ -650,6 +673,31 @@ impl Validator<'_> {
     fn database(&mut self, p: &Pipeline, name: &str, db: &DatabaseSource, schemes: &[&str]) {
         let base = [key("sources"), key(name)];
         self.connection_ref(p, &base, &db.connection, schemes, "a database");
+        for (pattern, settings) in &db.tables {
+            let at = [
+                base[0].clone(),
+                base[1].clone(),
+                key("tables"),
+                key(pattern),
+            ];
+            if let Some(b) = &settings.bookmark {
+                let mut path = at.to_vec();
+                path.push(key("bookmark"));
+                path.push(key("keys"));
+                if b.keys.is_empty() {
+                    self.error(
+                        &path,
+                        "a bookmark needs at least one key column",
+                        Some("e.g. `keys: [updated_at, id]`".to_owned()),
+                    );
+                }
+                for (i, k) in b.keys.iter().enumerate() {
+                    if b.keys[..i].contains(k) {
+                        self.error(&path, format!("key column `{k}` is listed twice"), None);
+                    }
+                }
+            }
+        }
         for (list, rules) in [("include", &db.include), ("exclude", &db.exclude)] {
             for (i, rule) in rules.iter().enumerate() {
                 for (field, pattern) in [("schema", &rule.schema), ("table", &rule.table)] {

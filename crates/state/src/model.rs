@@ -120,6 +120,10 @@ pub struct RunRecord {
     /// The publish manifest, written when the run enters `Committing`.
     #[serde(default)]
     pub publish: Vec<PublishEntry>,
+    /// Bookmark positions to commit with this run, written with the manifest when it enters
+    /// `Committing`, so a recovery that finishes the publish also moves the bookmarks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bookmarks: Vec<Bookmark>,
 }
 
 impl RunRecord {
@@ -142,6 +146,7 @@ impl RunRecord {
             steps: Vec::new(),
             error: None,
             publish: Vec::new(),
+            bookmarks: Vec::new(),
         }
     }
 }

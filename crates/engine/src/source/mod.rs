@@ -1,6 +1,9 @@
 //! Sources: steps that read data and emit record batches.
 
+pub mod database;
 pub mod generator;
+pub mod mysql;
+pub mod postgres;
 pub mod sqlite;
 
 use futures::future::BoxFuture;
@@ -20,6 +23,16 @@ pub trait Source: Send {
 pub fn build(name: &str, spec: &SourceSpec) -> Result<Box<dyn Source>> {
     Ok(match spec {
         SourceSpec::Sqlite(db) => Box::new(sqlite::SqliteSource::new(name, db.clone())),
+        SourceSpec::Postgres(db) => Box::new(database::DatabaseSourceStep::new(
+            name,
+            database::Dialect::Postgres,
+            db.clone(),
+        )),
+        SourceSpec::Mysql(db) => Box::new(database::DatabaseSourceStep::new(
+            name,
+            database::Dialect::Mysql,
+            db.clone(),
+        )),
         SourceSpec::Generator(g) => Box::new(generator::GeneratorSource::new(name, g.clone())?),
     })
 }

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Database load benchmark: PostgreSQL and MariaDB `events` tables of $ROWS rows (default 2,000,000)
+# loaded by pipectl to Parquet and CSV, a +100,000-row incremental and a no-op incremental, next to
+# the baselines measured in the same run (binary COPY to /dev/null, psql \copy CSV to a file,
+# `mariadb --quick` to /dev/null). Prints wall time, rows/s and peak RSS for each.
+#
+#   cargo build --profile fast && bench/db_load.sh
+#
+# Servers: PIPECTL_TEST_POSTGRES_URL and PIPECTL_TEST_MYSQL_URL (this machine's defaults). The tables
+# live in schema/database `pipectl_bench` and are kept between runs (recreated when ROWS changes).
+set -euo pipefail
+
+ROWS=${ROWS:-2000000}
+INCREMENT=100000
+PG_URL=${PIPECTL_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+MY_URL=${PIPECTL_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/test}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${PIPECTL_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/fast/pipectl}
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+# mysql://user[:password]@host:port/db -> mariadb client flags
+my_user=$(sed -E 's#^[a-z]+://([^:@/]+).*#\1#' <<<"$MY_URL")
+my_host=$(sed -E 's#^[a-z]+://[^@]*@([^:/]+).*#\1#' <<<"$MY_URL")
+my_port=$(sed -E 's#^[a-z]+://[^@]*@[^:/]+:?([0-9]*)/.*#\1#' <<<"$MY_URL")
+mariadb_cmd=(mariadb -u "$my_user" -h "$my_host" -P "${my_port:-3306}")
+
+[[ -x "$BIN" ]] || { echo "no pipectl at $BIN; run: cargo build --profile fast" >&2; exit 2; }
+
+pg() { psql -q -X -v ON_ERROR_STOP=1 "$PG_URL" "$@"; }
+
+setup_postgres() {
+    local have
+    have=$(pg -tA -c "select count(*) from pipectl_bench.events" 2>/dev/null || echo 0)
+    if [[ "$have" != "$ROWS" ]]; then
+        echo "creating PostgreSQL pipectl_bench.events with $ROWS rows..."
+        pg <<SQL
+drop schema if exists pipectl_bench cascade;
+create schema pipectl_bench;
+create table pipectl_bench.events(id bigserial primary key, ts timestamptz, event_type text, film_id int,
+  distributor text, platform text, state text, amount numeric(8,2), note text null);
+insert into pipectl_bench.events (ts, event_type, film_id, distributor, platform, state, amount, note)
+select timestamptz '2026-01-01' + g * interval '1 second',
+       (array['rent','buy','trailer'])[1 + g % 3], 1 + g % 1000,
+       (array['Warner','Universal','Disney','Paramount'])[1 + g % 4],
+       (array['web','ios','android','tv'])[1 + g % 4],
+       (array['CA','NY','TX','WA','FL'])[1 + g % 5], (g % 100000) / 100.0,
+       case when g % 2 = 0 then 'note ' || g end
+from generate_series(1, $ROWS) g;
+vacuum analyze pipectl_bench.events;
+SQL
+    fi
+}
+
+setup_mariadb() {
+    local have
+    have=$("${mariadb_cmd[@]}" -N -e "select count(*) from pipectl_bench.events" 2>/dev/null || echo 0)
+    if [[ "$have" != "$ROWS" ]]; then
+        echo "creating MariaDB pipectl_bench.events with $ROWS rows..."
+        "${mariadb_cmd[@]}" <<SQL
+drop database if exists pipectl_bench;
+create database pipectl_bench;
+use pipectl_bench;
+create table pipectl_bench.events(id bigint unsigned auto_increment primary key, ts timestamp(6) null,
+  event_type text, film_id int, distributor text, platform text, state text, amount decimal(8,2), note text null);
+insert into pipectl_bench.events (ts, event_type, film_id, distributor, platform, state, amount, note)
+select timestamp'2026-01-01 00:00:00' + interval seq second, elt(1 + seq % 3, 'rent','buy','trailer'),
+       1 + seq % 1000, elt(1 + seq % 4, 'Warner','Universal','Disney','Paramount'),
+       elt(1 + seq % 4, 'web','ios','android','tv'), elt(1 + seq % 5, 'CA','NY','TX','WA','FL'),
+       (seq % 100000) / 100.0, if(seq % 2 = 0, concat('note ', seq), null)
+from seq_1_to_$ROWS;
+SQL
+    fi
+}
+
+# Drops rows added by earlier incremental runs so every run starts from $ROWS.
+reset_tables() {
+    pg -c "delete from pipectl_bench.events where id > $ROWS"
+    "${mariadb_cmd[@]}" -e "delete from pipectl_bench.events where id > $ROWS"
+}
+
+add_rows() {
+    pg -c "insert into pipectl_bench.events (ts, event_type, film_id, distributor, platform, state, amount, note)
+      select now(), 'rent', 1, 'Disney', 'web', 'CA', 1.5, null from generate_series(1, $INCREMENT)"
+    "${mariadb_cmd[@]}" pipectl_bench -e "insert into pipectl_bench.events (ts, event_type, film_id, distributor, platform, state, amount, note)
+      select now(), 'rent', 1, 'Disney', 'web', 'CA', 1.5, null from seq_1_to_$INCREMENT"
+}
+
+spec() { # name kind url format bookmark
+    local bookmark=""
+    [[ "$5" == yes ]] && bookmark=$'    tables:\n      events: { bookmark: { keys: [id] } }\n'
+    cat >"$WORK/$1.yaml" <<YAML
+version: 1
+name: bench-$1
+connections:
+  db: { url: "$3" }
+  lake: { url: "file://lake-$1" }
+sources:
+  src:
+    type: $2
+    connection: db
+    include: [{ schema: pipectl_bench, table: events }]
+$bookmark
+sinks:
+  out:
+    type: object_store
+    inputs: [src]
+    connection: lake
+    key: "{table}/"
+    format: { type: $4 }
+YAML
+    echo "$WORK/$1.yaml"
+}
+
+printf '%-52s %9s %12s %9s\n' "what" "wall s" "rows/s" "peak MB"
+measure() { # label rows command...
+    local label=$1 rows=$2
+    shift 2
+    if ! /usr/bin/time -f '%e %M' -o "$WORK/time" "$@" >"$WORK/out" 2>"$WORK/err"; then
+        echo "FAILED: $label" >&2
+        cat "$WORK/out" "$WORK/err" >&2
+        return 1
+    fi
+    read -r secs kb <"$WORK/time"
+    LABEL=$label awk -v s="$secs" -v k="$kb" -v r="$rows" \
+        'BEGIN { printf "%-52s %9.2f %12.0f %9.1f\n", ENVIRON["LABEL"], s, (s > 0 ? r / s : 0), k / 1024 }'
+}
+
+setup_postgres
+setup_mariadb
+reset_tables
+cd "$WORK"
+export PIPECTL_STATE_DIR="$WORK/state"
+
+measure "baseline: COPY (select * from events) binary > /dev/null" "$ROWS" \
+    sh -c "psql -X '$PG_URL' -c 'copy (select * from pipectl_bench.events) to stdout (format binary)' >/dev/null"
+measure "baseline: psql \\copy ... csv to a file" "$ROWS" \
+    psql -X "$PG_URL" -c "\\copy (select * from pipectl_bench.events) to '$WORK/psql.csv' with (format csv, header)"
+measure "baseline: mariadb --quick -e 'select * from events'" "$ROWS" \
+    sh -c "$(printf '%q ' "${mariadb_cmd[@]}") --quick -e 'select * from pipectl_bench.events' >/dev/null"
+
+measure "pipectl: PostgreSQL full load -> Parquet" "$ROWS" "$BIN" run -q "$(spec pg-parquet postgres "$PG_URL" parquet yes)"
+measure "pipectl: PostgreSQL full load -> CSV" "$ROWS" "$BIN" run -q "$(spec pg-csv postgres "$PG_URL" csv no)"
+measure "pipectl: MariaDB full load -> Parquet" "$ROWS" "$BIN" run -q "$(spec my-parquet mysql "$MY_URL" parquet yes)"
+measure "pipectl: MariaDB full load -> CSV" "$ROWS" "$BIN" run -q "$(spec my-csv mysql "$MY_URL" csv no)"
+add_rows
+measure "pipectl: PostgreSQL +$INCREMENT incremental -> Parquet" "$INCREMENT" "$BIN" run -q "$WORK/pg-parquet.yaml"
+measure "pipectl: MariaDB +$INCREMENT incremental -> Parquet" "$INCREMENT" "$BIN" run -q "$WORK/my-parquet.yaml"
+measure "pipectl: PostgreSQL no-op incremental" 0 "$BIN" run -q "$WORK/pg-parquet.yaml"
+measure "pipectl: MariaDB no-op incremental" 0 "$BIN" run -q "$WORK/my-parquet.yaml"
+reset_tables

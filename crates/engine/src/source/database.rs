@@ -1,0 +1,909 @@
+//! What PostgreSQL and MySQL sources share: selection rules, identifier quoting, job bookmarks
+//! (the WHERE clause and its bound values), concurrent tables, and the read plan `plan` shows.
+//!
+//! Each dialect module lists tables and columns from its catalog, maps column types to Arrow and
+//! reads rows; this module decides what to read and how far the bookmark moves.
+//!
+//! Bookmarks: every table is read in one consistent snapshot (PostgreSQL `REPEATABLE READ`,
+//! InnoDB `WITH CONSISTENT SNAPSHOT`). In that snapshot the source first asks for the highest
+//! key tuple that the WHERE clause selects, then reads the rows. The new position is that tuple in
+//! the database's own text form (exact: decimals, microseconds and time zones survive), handed to
+//! the executor, which stores it only in the same state transaction that commits the run.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
+    Float32Builder, Float64Builder, Int8Builder, Int16Builder, Int32Builder, Int64Builder,
+    StringBuilder, Time64MicrosecondBuilder, TimestampMicrosecondBuilder, UInt8Builder,
+    UInt16Builder, UInt32Builder, UInt64Builder,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use chrono::Utc;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use pipectl_spec::types::{BookmarkSpec, DatabaseSource, NullKeyPolicy, TableSettings};
+use pipectl_state::Bookmark;
+
+use crate::context::{Backfill, Output, StepContext};
+use crate::error::{Error, Result};
+use crate::table::{TableId, like_match};
+
+use super::{mysql, postgres};
+
+/// The SQL dialect of a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL and MariaDB.
+    Mysql,
+}
+
+impl Dialect {
+    /// Quotes an identifier so that any name (spaces, quotes, capitals, unicode) is read as
+    /// that name and can never end the identifier early and inject SQL.
+    pub fn quote(self, name: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("\"{}\"", name.replace('"', "\"\"")),
+            Dialect::Mysql => format!("`{}`", name.replace('`', "``")),
+        }
+    }
+
+    /// The placeholder of the `n`th bound parameter (1-based).
+    pub fn placeholder(self, n: usize) -> String {
+        match self {
+            Dialect::Postgres => format!("${n}"),
+            Dialect::Mysql => "?".to_owned(),
+        }
+    }
+
+    /// The spec's `type` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "postgres",
+            Dialect::Mysql => "mysql",
+        }
+    }
+}
+
+/// One column as it is read: its name, the type the database declares, the Arrow type it lands
+/// as, and the expression that selects it (a cast to text for types read as text).
+#[derive(Debug, Clone)]
+pub struct DbColumn {
+    /// Column name as it lands (after transformation rules).
+    pub name: String,
+    /// Column name in the database.
+    pub source: String,
+    /// Declared type, as the database prints it (`numeric(8,2)`, `int unsigned`).
+    pub declared: String,
+    /// How the dialect decodes it.
+    pub kind: ColumnKind,
+    /// The select-list expression.
+    pub select: String,
+}
+
+/// How a column's values are decoded; each dialect reads its wire format into these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// Signed integers of 1, 2, 4 or 8 bytes.
+    Int(u8),
+    /// Unsigned integers of 1, 2, 4 or 8 bytes (MySQL `UNSIGNED`).
+    UInt(u8),
+    /// `real` / `float`.
+    Float32,
+    /// `double precision` / `double`.
+    Float64,
+    /// Booleans.
+    Bool,
+    /// Exact decimal with precision and scale.
+    Decimal(u8, i8),
+    /// UTF-8 text (also enums, JSON, and anything cast to text).
+    Text,
+    /// PostgreSQL `jsonb` (binary form: a version byte, then the text).
+    Jsonb,
+    /// PostgreSQL `uuid` (16 bytes, landed as canonical text).
+    Uuid,
+    /// Bytes.
+    Binary,
+    /// MySQL `BIT(n)`, landed as text of `0`/`1` digits, like PostgreSQL's `bit`.
+    Bits(u16),
+    /// Dates.
+    Date,
+    /// Time of day, microseconds.
+    Time,
+    /// Timestamp without time zone.
+    Timestamp,
+    /// Timestamp in UTC.
+    TimestampUtc,
+}
+
+impl ColumnKind {
+    /// The Arrow type values land as.
+    pub fn arrow_type(self) -> DataType {
+        use arrow::datatypes::TimeUnit::Microsecond;
+        match self {
+            ColumnKind::Int(1) => DataType::Int8,
+            ColumnKind::Int(2) => DataType::Int16,
+            ColumnKind::Int(4) => DataType::Int32,
+            ColumnKind::Int(_) => DataType::Int64,
+            ColumnKind::UInt(1) => DataType::UInt8,
+            ColumnKind::UInt(2) => DataType::UInt16,
+            ColumnKind::UInt(4) => DataType::UInt32,
+            ColumnKind::UInt(_) => DataType::UInt64,
+            ColumnKind::Float32 => DataType::Float32,
+            ColumnKind::Float64 => DataType::Float64,
+            ColumnKind::Bool => DataType::Boolean,
+            ColumnKind::Decimal(p, s) => DataType::Decimal128(p, s),
+            ColumnKind::Text | ColumnKind::Jsonb | ColumnKind::Uuid | ColumnKind::Bits(_) => {
+                DataType::Utf8
+            }
+            ColumnKind::Binary => DataType::Binary,
+            ColumnKind::Date => DataType::Date32,
+            ColumnKind::Time => DataType::Time64(Microsecond),
+            ColumnKind::Timestamp => DataType::Timestamp(Microsecond, None),
+            ColumnKind::TimestampUtc => DataType::Timestamp(Microsecond, Some("UTC".into())),
+        }
+    }
+}
+
+/// An incremental read: the stored position (if any) and the clause that reads past it.
+#[derive(Debug, Clone)]
+pub struct BookmarkPlan {
+    /// The state store's stream name: `<source step>.<schema>.<table>`.
+    pub stream: String,
+    /// The spec's bookmark settings.
+    pub spec: BookmarkSpec,
+    /// Declared type of each key column, used to cast the bound text back to the column's type.
+    pub key_types: Vec<String>,
+    /// The stored position, if a run committed one.
+    pub previous: Option<Bookmark>,
+    /// A backfill instead: rows whose first key is in `[from, to)`; the bookmark is neither
+    /// used nor moved.
+    pub backfill: Option<Backfill>,
+}
+
+/// One table (or query) a source will read.
+#[derive(Debug, Clone)]
+pub struct TablePlan {
+    /// The table's identity downstream.
+    pub table: TableId,
+    /// The columns, in order.
+    pub columns: Vec<DbColumn>,
+    /// What to read from: a quoted `schema.table`, or `(query) as q`.
+    pub from: String,
+    /// Set for incremental tables.
+    pub bookmark: Option<BookmarkPlan>,
+    /// The Arrow schema rows are read into.
+    pub schema: SchemaRef,
+}
+
+/// A statement with its bound parameters (all bound as text and cast in SQL to the key's type,
+/// so values keep their full precision and never become part of the SQL text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    /// SQL with placeholders.
+    pub sql: String,
+    /// Values of the placeholders, in order.
+    pub params: Vec<String>,
+}
+
+impl TablePlan {
+    /// Builds a plan, checking names and bookmark keys against the columns.
+    pub fn new(
+        table: TableId,
+        columns: Vec<DbColumn>,
+        from: String,
+        bookmark: Option<(String, BookmarkSpec, Option<Bookmark>)>,
+    ) -> Result<Self> {
+        let mut fields = Vec::with_capacity(columns.len());
+        for (i, c) in columns.iter().enumerate() {
+            if columns[..i].iter().any(|o| o.name == c.name) {
+                return Err(Error::user(format!(
+                    "table {table}: column name `{}` appears twice; give the columns distinct names (use `as`)",
+                    c.name
+                )));
+            }
+            fields.push(Field::new(&c.name, c.kind.arrow_type(), true));
+        }
+        let bookmark = match bookmark {
+            None => None,
+            Some((stream, spec, previous)) => {
+                let mut key_types = Vec::new();
+                for key in &spec.keys {
+                    let column = columns.iter().find(|c| &c.source == key).ok_or_else(|| {
+                        Error::user(format!(
+                            "table {table}: bookmark key `{key}` is not a column; columns: {}",
+                            columns
+                                .iter()
+                                .map(|c| c.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ))
+                    })?;
+                    key_types.push(column.declared.clone());
+                }
+                if let Some(prev) = &previous
+                    && prev.keys != spec.keys
+                {
+                    return Err(Error::user(format!(
+                        "table {table}: the stored bookmark is on ({}) but the spec names ({}); run `pipectl state reset` for stream `{stream}` to start over",
+                        prev.keys.join(", "),
+                        spec.keys.join(", ")
+                    )));
+                }
+                Some(BookmarkPlan {
+                    stream,
+                    spec,
+                    key_types,
+                    previous,
+                    backfill: None,
+                })
+            }
+        };
+        Ok(TablePlan {
+            table,
+            columns,
+            from,
+            bookmark,
+            schema: Arc::new(Schema::new(fields)),
+        })
+    }
+
+    /// The WHERE clause (with a leading space, or empty) and its parameters.
+    fn filter(&self, dialect: Dialect) -> (String, Vec<String>) {
+        let Some(b) = &self.bookmark else {
+            return (String::new(), Vec::new());
+        };
+        let keys: Vec<String> = b.spec.keys.iter().map(|k| dialect.quote(k)).collect();
+        let mut conditions = Vec::new();
+        let mut params = Vec::new();
+        if b.spec.null_keys == NullKeyPolicy::Skip {
+            conditions.extend(keys.iter().map(|k| format!("{k} is not null")));
+        }
+        if let Some(range) = &b.backfill {
+            for (value, op) in [(&range.from, ">="), (&range.to, "<")] {
+                params.push(value.clone());
+                let bound =
+                    cast_param(dialect, &dialect.placeholder(params.len()), &b.key_types[0]);
+                conditions.push(format!("{} {op} {bound}", keys[0]));
+            }
+        } else if let Some(prev) = &b.previous {
+            let mut bound = Vec::new();
+            for (value, declared) in prev.values.iter().zip(&b.key_types) {
+                params.push(bookmark_text(value));
+                bound.push(cast_param(
+                    dialect,
+                    &dialect.placeholder(params.len()),
+                    declared,
+                ));
+            }
+            conditions.push(format!("({}) > ({})", keys.join(", "), bound.join(", ")));
+        }
+        if let Some(settle) = b.spec.settle_secs {
+            params.push(settle.to_string());
+            let p = dialect.placeholder(params.len());
+            conditions.push(match dialect {
+                Dialect::Postgres => {
+                    format!("{} <= now() - make_interval(secs => {p}::bigint)", keys[0])
+                }
+                Dialect::Mysql => format!("{} <= now(6) - interval {p} second", keys[0]),
+            });
+        }
+        if conditions.is_empty() {
+            (String::new(), params)
+        } else {
+            (format!(" where {}", conditions.join(" and ")), params)
+        }
+    }
+
+    /// The statement that reads the rows.
+    pub fn read_statement(&self, dialect: Dialect) -> Statement {
+        let select: Vec<&str> = self.columns.iter().map(|c| c.select.as_str()).collect();
+        let (filter, params) = self.filter(dialect);
+        Statement {
+            sql: format!("select {} from {}{filter}", select.join(", "), self.from),
+            params,
+        }
+    }
+
+    /// The statement that finds the highest key tuple the read selects (bookmarked tables only).
+    pub fn max_statement(&self, dialect: Dialect) -> Option<Statement> {
+        let b = self.bookmark.as_ref().filter(|b| b.backfill.is_none())?;
+        let (mut filter, params) = self.filter(dialect);
+        let keys: Vec<String> = b.spec.keys.iter().map(|k| dialect.quote(k)).collect();
+        if b.spec.null_keys == NullKeyPolicy::Fail || filter.is_empty() {
+            // Without the `is not null` conditions, NULLs sort first in MySQL and last in
+            // PostgreSQL descending order: exclude them from the maximum explicitly.
+            let nonnull = keys
+                .iter()
+                .map(|k| format!("{k} is not null"))
+                .collect::<Vec<_>>()
+                .join(" and ");
+            filter = if filter.is_empty() {
+                format!(" where {nonnull}")
+            } else {
+                format!("{filter} and {nonnull}")
+            };
+        }
+        // Aliased, because ORDER BY prefers an output column of the same name: sorting the text
+        // form would put id 9 after id 10.
+        let texts: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("{} as pipectl_key_{i}", as_text(dialect, k)))
+            .collect();
+        let order: Vec<String> = keys.iter().map(|k| format!("{k} desc")).collect();
+        Some(Statement {
+            sql: format!(
+                "select {} from {}{filter} order by {} limit 1",
+                texts.join(", "),
+                self.from,
+                order.join(", ")
+            ),
+            params,
+        })
+    }
+
+    /// The statement counting rows with a NULL key (for `null_keys: fail`).
+    pub fn null_count_statement(&self, dialect: Dialect) -> Option<String> {
+        let b = self.bookmark.as_ref()?;
+        (b.spec.null_keys == NullKeyPolicy::Fail).then(|| {
+            let any_null: Vec<String> = b
+                .spec
+                .keys
+                .iter()
+                .map(|k| format!("{} is null", dialect.quote(k)))
+                .collect();
+            format!(
+                "select count(*) from {} where {}",
+                self.from,
+                any_null.join(" or ")
+            )
+        })
+    }
+}
+
+/// The text form of a stored bookmark value (stored as strings; numbers are accepted from
+/// hand-set values).
+fn bookmark_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A key column as text in the database's exact output form.
+fn as_text(dialect: Dialect, quoted: &str) -> String {
+    match dialect {
+        Dialect::Postgres => format!("{quoted}::text"),
+        Dialect::Mysql => format!("cast({quoted} as char)"),
+    }
+}
+
+/// A text parameter cast to the key column's type, so the comparison is typed and exact.
+fn cast_param(dialect: Dialect, placeholder: &str, declared: &str) -> String {
+    match dialect {
+        // `declared` comes from `format_type()` in the catalog, never from the spec.
+        Dialect::Postgres => format!("{placeholder}::{declared}"),
+        Dialect::Mysql => match mysql::cast_target(declared) {
+            Some(target) => format!("cast({placeholder} as {target})"),
+            None => placeholder.to_owned(),
+        },
+    }
+}
+
+/// The `tables:` settings that apply to `schema.table` (first match in key order).
+pub fn settings_for<'a>(spec: &'a DatabaseSource, table: &TableId) -> Option<&'a TableSettings> {
+    spec.tables
+        .iter()
+        .find(|(pattern, _)| table.matches(pattern))
+        .map(|(_, s)| s)
+}
+
+/// Whether the include/exclude rules select `schema.table`.
+pub fn selected(spec: &DatabaseSource, schema: &str, table: &str) -> bool {
+    let included = spec.include.is_empty()
+        || spec
+            .include
+            .iter()
+            .any(|r| like_match(&r.schema, schema) && like_match(&r.table, table));
+    let excluded = spec
+        .exclude
+        .iter()
+        .any(|r| like_match(&r.schema, schema) && like_match(&r.table, table));
+    included && !excluded
+}
+
+/// Applies the transformation rules, attaches the stored bookmark and builds the plan of one
+/// table. Settings, rules and bookmark streams refer to the table's database name, so adding a
+/// rename keeps the bookmark.
+pub fn plan_table(
+    dialect: Dialect,
+    source: &str,
+    spec: &DatabaseSource,
+    table: TableId,
+    mut columns: Vec<DbColumn>,
+    from: String,
+    stored: &dyn Fn(&str) -> Option<Bookmark>,
+) -> Result<TablePlan> {
+    let bookmark = settings_for(spec, &table)
+        .and_then(|s| s.bookmark.clone())
+        .map(|b| {
+            let stream = format!("{source}.{}.{}", table.schema, table.name);
+            let previous = stored(&stream);
+            (stream, b, previous)
+        });
+    let mut landed = table.clone();
+    for rule in spec
+        .transformations
+        .iter()
+        .filter(|r| table.matches(&r.tables))
+    {
+        let missing = |column: &str| {
+            Error::user(format!(
+                "table {table}: a transformation rule names column `{column}`, which the table does not have"
+            ))
+        };
+        for column in &rule.remove_columns {
+            if !columns.iter().any(|c| &c.source == column) {
+                return Err(missing(column));
+            }
+            columns.retain(|c| &c.source != column);
+        }
+        for (column, to) in &rule.rename_columns {
+            let c = columns
+                .iter_mut()
+                .find(|c| &c.source == column)
+                .ok_or_else(|| missing(column))?;
+            c.name = to.clone();
+        }
+        if let Some(to) = &rule.rename_table {
+            landed.name = to.clone();
+        }
+        if let Some(prefix) = &rule.add_prefix {
+            landed.name = format!("{prefix}{}", landed.name);
+        }
+        if rule.lowercase {
+            landed.name = landed.name.to_lowercase();
+            columns
+                .iter_mut()
+                .for_each(|c| c.name = c.name.to_lowercase());
+        }
+    }
+    for c in columns.iter_mut().filter(|c| c.name != c.source) {
+        let alias = format!(" as {}", dialect.quote(&c.source));
+        let expr = c
+            .select
+            .strip_suffix(&alias)
+            .unwrap_or(&c.select)
+            .to_owned();
+        c.select = format!("{expr} as {}", dialect.quote(&c.name));
+    }
+    TablePlan::new(landed, columns, from, bookmark)
+}
+
+/// A source step reading PostgreSQL or MySQL.
+pub struct DatabaseSourceStep {
+    name: String,
+    dialect: Dialect,
+    spec: DatabaseSource,
+}
+
+impl DatabaseSourceStep {
+    /// A source of `dialect` reading with `spec`.
+    pub fn new(name: &str, dialect: Dialect, spec: DatabaseSource) -> Self {
+        DatabaseSourceStep {
+            name: name.to_owned(),
+            dialect,
+            spec,
+        }
+    }
+}
+
+/// Lists the tables a source reads, with their statements, against the live database.
+pub async fn plan_tables(
+    dialect: Dialect,
+    source: &str,
+    spec: &DatabaseSource,
+    url: &str,
+    stored: &(dyn Fn(&str) -> Option<Bookmark> + Sync),
+) -> Result<Vec<TablePlan>> {
+    match dialect {
+        Dialect::Postgres => {
+            let mut conn = postgres::connect(url).await?;
+            postgres::plan_tables(source, spec, &mut conn, stored).await
+        }
+        Dialect::Mysql => {
+            let mut conn = mysql::connect(url).await?;
+            mysql::plan_tables(source, spec, &mut conn, stored).await
+        }
+    }
+}
+
+/// What reading one table found: the new bookmark position, if it moved.
+pub type TableOutcome = Option<Vec<serde_json::Value>>;
+
+impl super::Source for DatabaseSourceStep {
+    fn run(self: Box<Self>, ctx: StepContext, out: Output) -> BoxFuture<'static, Result<()>> {
+        Box::pin(async move {
+            let url = ctx
+                .run
+                .connections
+                .database_url(&self.spec.connection, self.dialect.name())?;
+            // Read after the executor's recovery, so a crashed run's finished publish counts.
+            let stored: std::collections::BTreeMap<String, Bookmark> = ctx
+                .run
+                .state
+                .bookmarks(Some(&ctx.run.pipeline))
+                .map_err(|e| Error::external("cannot read the stored bookmarks", e))?
+                .into_iter()
+                .map(|b| (b.stream.clone(), b))
+                .collect();
+            let stored = move |stream: &str| stored.get(stream).cloned();
+            let mut plans =
+                plan_tables(self.dialect, &self.name, &self.spec, &url, &stored).await?;
+            if let Some(range) = &ctx.run.backfill {
+                for b in plans.iter_mut().filter_map(|p| p.bookmark.as_mut()) {
+                    b.backfill = Some(range.clone());
+                }
+            }
+            let out = &out;
+            let url = &url;
+            let batch_rows = self.spec.batch_rows;
+            let dialect = self.dialect;
+            let mut reads = futures::stream::iter(plans.into_iter().map(|plan| async move {
+                // Cancellation is watched here, once per table, rather than once per row.
+                let read = async {
+                    match dialect {
+                        Dialect::Postgres => {
+                            postgres::read_table(url, &plan, batch_rows, out).await
+                        }
+                        Dialect::Mysql => mysql::read_table(url, &plan, batch_rows, out).await,
+                    }
+                };
+                let result = tokio::select! {
+                    biased;
+                    _ = out.cancel_token().cancelled() => Err(Error::cancelled()),
+                    r = read => r,
+                };
+                (plan, result)
+            }))
+            .buffer_unordered(self.spec.parallel_tables.max(1));
+            while let Some((plan, result)) = reads.next().await {
+                let moved = result.map_err(|e| {
+                    if e.is_cancelled() {
+                        e
+                    } else {
+                        e.context(format!("table {}", plan.table))
+                    }
+                })?;
+                if let (Some(b), Some(values)) = (&plan.bookmark, moved) {
+                    let bookmark = Bookmark {
+                        pipeline: ctx.run.pipeline.clone(),
+                        stream: b.stream.clone(),
+                        keys: b.spec.keys.clone(),
+                        values,
+                        run_id: ctx.run.run_id.clone(),
+                        updated_at: Utc::now(),
+                    };
+                    ctx.run
+                        .new_bookmarks
+                        .lock()
+                        .map_err(|_| Error::internal("bookmark list poisoned"))?
+                        .push(bookmark);
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Arrow builders for one column, appended to by the dialect decoders.
+pub enum ColumnValues {
+    /// `Int8`.
+    I8(Int8Builder),
+    /// `Int16`.
+    I16(Int16Builder),
+    /// `Int32`.
+    I32(Int32Builder),
+    /// `Int64`.
+    I64(Int64Builder),
+    /// `UInt8`.
+    U8(UInt8Builder),
+    /// `UInt16`.
+    U16(UInt16Builder),
+    /// `UInt32`.
+    U32(UInt32Builder),
+    /// `UInt64`.
+    U64(UInt64Builder),
+    /// `Float32`.
+    F32(Float32Builder),
+    /// `Float64`.
+    F64(Float64Builder),
+    /// `Boolean`.
+    Bool(BooleanBuilder),
+    /// `Decimal128(p, s)`.
+    Decimal(Decimal128Builder),
+    /// `Utf8`.
+    Text(StringBuilder),
+    /// `Binary`.
+    Binary(BinaryBuilder),
+    /// `Date32`.
+    Date(Date32Builder),
+    /// `Time64(µs)`.
+    Time(Time64MicrosecondBuilder),
+    /// `Timestamp(µs, tz)`.
+    Timestamp(TimestampMicrosecondBuilder),
+}
+
+macro_rules! each_builder {
+    ($self:expr, $b:ident => $e:expr) => {
+        match $self {
+            ColumnValues::I8($b) => $e,
+            ColumnValues::I16($b) => $e,
+            ColumnValues::I32($b) => $e,
+            ColumnValues::I64($b) => $e,
+            ColumnValues::U8($b) => $e,
+            ColumnValues::U16($b) => $e,
+            ColumnValues::U32($b) => $e,
+            ColumnValues::U64($b) => $e,
+            ColumnValues::F32($b) => $e,
+            ColumnValues::F64($b) => $e,
+            ColumnValues::Bool($b) => $e,
+            ColumnValues::Decimal($b) => $e,
+            ColumnValues::Text($b) => $e,
+            ColumnValues::Binary($b) => $e,
+            ColumnValues::Date($b) => $e,
+            ColumnValues::Time($b) => $e,
+            ColumnValues::Timestamp($b) => $e,
+        }
+    };
+}
+
+impl ColumnValues {
+    /// Builders for every column of `schema`.
+    pub fn for_schema(schema: &SchemaRef, capacity: usize) -> Result<Vec<ColumnValues>> {
+        schema
+            .fields()
+            .iter()
+            .map(|f| ColumnValues::new(f.data_type(), capacity))
+            .collect()
+    }
+
+    fn new(data_type: &DataType, capacity: usize) -> Result<Self> {
+        use arrow::datatypes::TimeUnit::Microsecond;
+        Ok(match data_type {
+            DataType::Int8 => ColumnValues::I8(Int8Builder::with_capacity(capacity)),
+            DataType::Int16 => ColumnValues::I16(Int16Builder::with_capacity(capacity)),
+            DataType::Int32 => ColumnValues::I32(Int32Builder::with_capacity(capacity)),
+            DataType::Int64 => ColumnValues::I64(Int64Builder::with_capacity(capacity)),
+            DataType::UInt8 => ColumnValues::U8(UInt8Builder::with_capacity(capacity)),
+            DataType::UInt16 => ColumnValues::U16(UInt16Builder::with_capacity(capacity)),
+            DataType::UInt32 => ColumnValues::U32(UInt32Builder::with_capacity(capacity)),
+            DataType::UInt64 => ColumnValues::U64(UInt64Builder::with_capacity(capacity)),
+            DataType::Float32 => ColumnValues::F32(Float32Builder::with_capacity(capacity)),
+            DataType::Float64 => ColumnValues::F64(Float64Builder::with_capacity(capacity)),
+            DataType::Boolean => ColumnValues::Bool(BooleanBuilder::with_capacity(capacity)),
+            DataType::Decimal128(p, s) => ColumnValues::Decimal(
+                Decimal128Builder::with_capacity(capacity).with_precision_and_scale(*p, *s)?,
+            ),
+            DataType::Utf8 => {
+                ColumnValues::Text(StringBuilder::with_capacity(capacity, capacity * 16))
+            }
+            DataType::Binary => {
+                ColumnValues::Binary(BinaryBuilder::with_capacity(capacity, capacity * 16))
+            }
+            DataType::Date32 => ColumnValues::Date(Date32Builder::with_capacity(capacity)),
+            DataType::Time64(Microsecond) => {
+                ColumnValues::Time(Time64MicrosecondBuilder::with_capacity(capacity))
+            }
+            DataType::Timestamp(Microsecond, tz) => ColumnValues::Timestamp(
+                TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone_opt(tz.clone()),
+            ),
+            other => return Err(Error::internal(format!("no builder for {other}"))),
+        })
+    }
+
+    /// Appends NULL.
+    pub fn append_null(&mut self) {
+        each_builder!(self, b => b.append_null())
+    }
+
+    /// Appends an integer, checking it fits the column's width.
+    pub fn append_i64(&mut self, v: i64) -> std::result::Result<(), String> {
+        let range = || format!("integer {v} does not fit the column");
+        match self {
+            ColumnValues::I8(b) => b.append_value(v.try_into().map_err(|_| range())?),
+            ColumnValues::I16(b) => b.append_value(v.try_into().map_err(|_| range())?),
+            ColumnValues::I32(b) => b.append_value(v.try_into().map_err(|_| range())?),
+            ColumnValues::I64(b) => b.append_value(v),
+            ColumnValues::Bool(b) => b.append_value(v != 0),
+            _ => return Err(format!("integer {v} in a non-integer column")),
+        }
+        Ok(())
+    }
+
+    /// Appends an unsigned integer, checking it fits the column's width.
+    pub fn append_u64(&mut self, v: u64) -> std::result::Result<(), String> {
+        let range = || format!("integer {v} does not fit the column");
+        match self {
+            ColumnValues::U8(b) => b.append_value(v.try_into().map_err(|_| range())?),
+            ColumnValues::U16(b) => b.append_value(v.try_into().map_err(|_| range())?),
+            ColumnValues::U32(b) => b.append_value(v.try_into().map_err(|_| range())?),
+            ColumnValues::U64(b) => b.append_value(v),
+            _ => return Err(format!("integer {v} in a non-integer column")),
+        }
+        Ok(())
+    }
+
+    /// Appends a floating-point value.
+    pub fn append_f64(&mut self, v: f64) -> std::result::Result<(), String> {
+        match self {
+            ColumnValues::F32(b) => b.append_value(v as f32),
+            ColumnValues::F64(b) => b.append_value(v),
+            _ => return Err(format!("number {v} in a non-float column")),
+        }
+        Ok(())
+    }
+
+    /// Appends a boolean.
+    pub fn append_bool(&mut self, v: bool) -> std::result::Result<(), String> {
+        match self {
+            ColumnValues::Bool(b) => b.append_value(v),
+            _ => return Err("boolean in a non-boolean column".to_owned()),
+        }
+        Ok(())
+    }
+
+    /// Appends a decimal given as its unscaled integer.
+    pub fn append_decimal(&mut self, v: i128) -> std::result::Result<(), String> {
+        match self {
+            ColumnValues::Decimal(b) => b.append_value(v),
+            _ => return Err("decimal in a non-decimal column".to_owned()),
+        }
+        Ok(())
+    }
+
+    /// Appends text.
+    pub fn append_str(&mut self, v: &str) -> std::result::Result<(), String> {
+        match self {
+            ColumnValues::Text(b) => b.append_value(v),
+            ColumnValues::Binary(b) => b.append_value(v.as_bytes()),
+            _ => return Err("text in a non-text column".to_owned()),
+        }
+        Ok(())
+    }
+
+    /// Appends bytes.
+    pub fn append_bytes(&mut self, v: &[u8]) -> std::result::Result<(), String> {
+        match self {
+            ColumnValues::Binary(b) => b.append_value(v),
+            _ => return Err("bytes in a non-binary column".to_owned()),
+        }
+        Ok(())
+    }
+
+    /// Appends a date as days since 1970-01-01.
+    pub fn append_days(&mut self, v: i32) -> std::result::Result<(), String> {
+        match self {
+            ColumnValues::Date(b) => b.append_value(v),
+            _ => return Err("date in a non-date column".to_owned()),
+        }
+        Ok(())
+    }
+
+    /// Appends a time of day or a timestamp in microseconds (timestamps: since 1970-01-01).
+    pub fn append_micros(&mut self, v: i64) -> std::result::Result<(), String> {
+        match self {
+            ColumnValues::Time(b) => b.append_value(v),
+            ColumnValues::Timestamp(b) => b.append_value(v),
+            _ => return Err("time in a non-time column".to_owned()),
+        }
+        Ok(())
+    }
+
+    /// Rows appended since the last finish.
+    pub fn len(&self) -> usize {
+        each_builder!(self, b => ArrayBuilder::len(b))
+    }
+
+    /// True when nothing was appended since the last finish.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        each_builder!(self, b => Arc::new(b.finish()) as ArrayRef)
+    }
+}
+
+/// Turns the builders into a batch; they are left empty for the next one.
+pub fn finish_batch(schema: &SchemaRef, columns: &mut [ColumnValues]) -> Result<RecordBatch> {
+    let arrays = columns.iter_mut().map(ColumnValues::finish).collect();
+    Ok(RecordBatch::try_new(schema.clone(), arrays)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(previous: Option<Vec<&str>>, settle: Option<u64>) -> TablePlan {
+        let col = |name: &str, declared: &str, kind| DbColumn {
+            name: name.into(),
+            source: name.into(),
+            declared: declared.into(),
+            kind,
+            select: Dialect::Postgres.quote(name),
+        };
+        let spec = BookmarkSpec {
+            keys: vec!["updated at".into(), "id".into()],
+            settle_secs: settle,
+            null_keys: NullKeyPolicy::Skip,
+        };
+        let previous = previous.map(|values| Bookmark {
+            pipeline: "p".into(),
+            stream: "s".into(),
+            keys: spec.keys.clone(),
+            values: values.into_iter().map(|v| serde_json::json!(v)).collect(),
+            run_id: "r".into(),
+            updated_at: Utc::now(),
+        });
+        TablePlan::new(
+            TableId {
+                source: "db".into(),
+                schema: "public".into(),
+                name: "t".into(),
+            },
+            vec![
+                col("id", "bigint", ColumnKind::Int(8)),
+                col(
+                    "updated at",
+                    "timestamp with time zone",
+                    ColumnKind::TimestampUtc,
+                ),
+            ],
+            "\"public\".\"t\"".into(),
+            Some(("s".into(), spec, previous)),
+        )
+        .expect("valid plan")
+    }
+
+    #[test]
+    fn compound_keys_compare_as_a_bound_tuple() {
+        let p = plan(Some(vec!["2026-11-25 10:00:00.123456+00", "42"]), Some(30));
+        let s = p.read_statement(Dialect::Postgres);
+        assert_eq!(
+            s.sql,
+            "select \"id\", \"updated at\" from \"public\".\"t\" where \"updated at\" is not null and \"id\" is not null and (\"updated at\", \"id\") > ($1::timestamp with time zone, $2::bigint) and \"updated at\" <= now() - make_interval(secs => $3::bigint)"
+        );
+        assert_eq!(s.params, ["2026-11-25 10:00:00.123456+00", "42", "30"]);
+        let m = p.max_statement(Dialect::Postgres).expect("bookmarked");
+        assert!(
+            m.sql
+                .ends_with("order by \"updated at\" desc, \"id\" desc limit 1"),
+            "{}",
+            m.sql
+        );
+        assert_eq!(m.params, s.params);
+    }
+
+    #[test]
+    fn first_run_reads_everything_with_a_key() {
+        let p = plan(None, None);
+        let s = p.read_statement(Dialect::Postgres);
+        assert!(s.params.is_empty());
+        assert!(
+            s.sql
+                .ends_with("where \"updated at\" is not null and \"id\" is not null")
+        );
+    }
+
+    #[test]
+    fn quoting_cannot_be_escaped() {
+        assert_eq!(Dialect::Postgres.quote("a\"; drop"), "\"a\"\"; drop\"");
+        assert_eq!(Dialect::Mysql.quote("a`b"), "`a``b`");
+        assert_eq!(Dialect::Mysql.quote("Año Ümlaut"), "`Año Ümlaut`");
+    }
+}

@@ -1,0 +1,986 @@
+//! PostgreSQL and MariaDB sources against the real servers: type matrices read back from
+//! Parquet and CSV, selection rules, identifier quoting, bookmarks, `pipectl state`, kill -9.
+//!
+//! Servers come from `PIPECTL_TEST_POSTGRES_URL` and `PIPECTL_TEST_MYSQL_URL` (defaults: this
+//! machine's). A missing server skips with a message, or fails when services are required (CI).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, TimeUnit};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use sqlx::Connection;
+
+use crate::common::{files_under, output, pipectl, services_required};
+
+/// A database for one test: its URL and a connection to set it up, on a private runtime.
+struct Db {
+    rt: tokio::runtime::Runtime,
+    url: String,
+    pg: Option<sqlx::PgConnection>,
+    my: Option<sqlx::MySqlConnection>,
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{:x}",
+        std::process::id(),
+        fastrand_u32() & 0xffffff
+    )
+}
+
+fn fastrand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    h.finish() as u32
+}
+
+impl Db {
+    fn postgres() -> Option<Db> {
+        let url = std::env::var("PIPECTL_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        match rt.block_on(sqlx::PgConnection::connect(&url)) {
+            Ok(conn) => Some(Db {
+                rt,
+                url,
+                pg: Some(conn),
+                my: None,
+            }),
+            Err(e) => skip_or_fail("PostgreSQL", &url, e),
+        }
+    }
+
+    fn mysql() -> Option<Db> {
+        let url = std::env::var("PIPECTL_TEST_MYSQL_URL")
+            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_owned());
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        match rt.block_on(sqlx::MySqlConnection::connect(&url)) {
+            Ok(conn) => Some(Db {
+                rt,
+                url,
+                pg: None,
+                my: Some(conn),
+            }),
+            Err(e) => skip_or_fail("MariaDB", &url, e),
+        }
+    }
+
+    /// Runs a script of `;`-separated statements.
+    fn exec(&mut self, sql: &str) {
+        let result = match (&mut self.pg, &mut self.my) {
+            (Some(c), _) => self.rt.block_on(sqlx::raw_sql(sql).execute(c)).map(|_| ()),
+            (_, Some(c)) => self.rt.block_on(sqlx::raw_sql(sql).execute(c)).map(|_| ()),
+            _ => unreachable!(),
+        };
+        result.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// The ids of a table's rows, sorted.
+    fn ids(&mut self, from: &str) -> Vec<i64> {
+        let sql = format!("select cast(id as signed) from {from} order by id");
+        let sql_pg = format!("select id::int8 from {from} order by id");
+        match (&mut self.pg, &mut self.my) {
+            (Some(c), _) => self
+                .rt
+                .block_on(sqlx::query_scalar(&sql_pg).fetch_all(c))
+                .unwrap(),
+            (_, Some(c)) => self
+                .rt
+                .block_on(sqlx::query_scalar(&sql).fetch_all(c))
+                .unwrap(),
+            _ => unreachable!(),
+        }
+    }
+}
+
+fn skip_or_fail(what: &str, url: &str, e: sqlx::Error) -> Option<Db> {
+    if services_required() {
+        panic!("{what} at {url} is required but unreachable: {e}");
+    }
+    eprintln!("skipped: {what} at {url} is unreachable ({e})");
+    None
+}
+
+fn write_spec(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("pipeline.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run_ok(dir: &Path, spec: &Path) -> String {
+    let (out, stdout, stderr) = output(pipectl(dir).args(["run", "-q"]).arg(spec));
+    assert!(
+        out.status.success(),
+        "run failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    stdout
+}
+
+fn published(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    files_under(&dir.join("lake"))
+        .into_iter()
+        .filter(|f| !f.starts_with("_pipectl") && f.ends_with(ext))
+        .map(|f| dir.join("lake").join(f))
+        .collect()
+}
+
+fn read_parquet(path: &Path) -> RecordBatch {
+    let file = std::fs::File::open(path).unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+    arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+}
+
+/// The spec of a full load of one schema to Parquet and CSV.
+fn matrix_spec(kind: &str, url: &str, schema: &str, extra: &str) -> String {
+    format!(
+        r#"version: 1
+name: matrix
+connections:
+  db: {{ url: "{url}" }}
+  lake: {{ url: "file://lake" }}
+sources:
+  src:
+    type: {kind}
+    connection: db
+    include: [{{ schema: "{schema}", table: "%" }}]
+{extra}sinks:
+  parquet:
+    type: object_store
+    inputs: [src]
+    connection: lake
+    key: "parquet/{{table}}/"
+    format: {{ type: parquet }}
+  csv:
+    type: object_store
+    inputs: [src]
+    connection: lake
+    key: "csv/{{table}}/"
+    format: {{ type: csv }}
+"#
+    )
+}
+
+/// Column name -> (Arrow type, value in row 1 as CSV text); row 2 is all NULL.
+fn check_matrix(dir: &Path, expected: &[(&str, DataType, &str)]) {
+    let parquet = published(dir, ".parquet");
+    assert_eq!(parquet.len(), 1, "{parquet:?}");
+    let batch = read_parquet(&parquet[0]);
+    assert_eq!(batch.num_rows(), 2);
+    for (name, data_type, _) in expected {
+        let column = batch
+            .column_by_name(name)
+            .unwrap_or_else(|| panic!("column {name} missing from {:?}", batch.schema()));
+        assert_eq!(column.data_type(), data_type, "type of {name}");
+        assert!(column.is_valid(0), "{name} row 1 is not NULL");
+        if *name != "id" {
+            assert!(column.is_null(1), "{name} row 2 is NULL");
+        }
+    }
+    let csv = published(dir, ".csv");
+    assert_eq!(csv.len(), 1, "{csv:?}");
+    let text = std::fs::read_to_string(&csv[0]).unwrap();
+    let as_text = arrow::datatypes::Schema::new(
+        batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| arrow::datatypes::Field::new(f.name(), DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    );
+    let from_csv = arrow::csv::ReaderBuilder::new(std::sync::Arc::new(as_text))
+        .with_header(true)
+        .build(text.as_bytes())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    // The same value from Parquet (typed) and CSV (text); NULL is an empty CSV field.
+    for (name, _, expected_text) in expected {
+        let p = batch.column_by_name(name).unwrap();
+        let shown = arrow::util::display::array_value_to_string(p, 0).unwrap();
+        assert_eq!(&shown, expected_text, "Parquet value of {name}");
+        let c = from_csv.column_by_name(name).unwrap().as_string::<i32>();
+        assert_eq!(c.value(0), *expected_text, "CSV value of {name}");
+        if *name != "id" {
+            assert!(c.is_null(1) || c.value(1).is_empty(), "CSV NULL of {name}");
+        }
+    }
+}
+
+#[test]
+fn postgres_types_land_faithfully_in_parquet_and_csv() {
+    let Some(mut db) = Db::postgres() else { return };
+    let schema = unique("pipectl_pgtypes");
+    db.exec(&format!(
+        r#"create schema "{schema}";
+        create type "{schema}".mood as enum ('sad', 'happy');
+        create table "{schema}"."Types ""Ä"" `x`; drop" (
+          id int primary key, i2 smallint, i4 int, i8 bigint, n numeric(8,2), n38 numeric(38,10),
+          nu numeric, f4 real, f8 double precision, ok bool, t text, vc varchar(10), c char(3),
+          d date, tm time, ts timestamp, tz timestamptz, iv interval, u uuid, j json, jb jsonb,
+          by bytea, m "{schema}".mood, bt bit(4), arr int[]);
+        insert into "{schema}"."Types ""Ä"" `x`; drop" values
+          (1, -32768, 2147483647, -9223372036854775808, -123456.78, 1234567890123456789012345678.0123456789,
+           0.1000000000000000000000001, 1.5, 0.1, true, 'héllo, "q"', 'v', 'ab', '1999-12-31',
+           '13:14:15.123456', '2026-11-25 13:14:15.654321', '2026-11-25 13:14:15.5+02', '1 day 2 hours',
+           'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{{"a": 1}}', '{{"b": [1, 2]}}', '\xdeadbeef', 'happy',
+           B'1010', '{{1,NULL,3}}'),
+          (2, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null,
+           null, null, null, null, null, null, null, null, null);"#
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), &matrix_spec("postgres", &db.url, &schema, ""));
+    run_ok(dir.path(), &spec);
+    let utc = Some("UTC".into());
+    check_matrix(
+        dir.path(),
+        &[
+            ("id", DataType::Int32, "1"),
+            ("i2", DataType::Int16, "-32768"),
+            ("i4", DataType::Int32, "2147483647"),
+            ("i8", DataType::Int64, "-9223372036854775808"),
+            ("n", DataType::Decimal128(8, 2), "-123456.78"),
+            (
+                "n38",
+                DataType::Decimal128(38, 10),
+                "1234567890123456789012345678.0123456789",
+            ),
+            ("nu", DataType::Utf8, "0.1000000000000000000000001"),
+            ("f4", DataType::Float32, "1.5"),
+            ("f8", DataType::Float64, "0.1"),
+            ("ok", DataType::Boolean, "true"),
+            ("t", DataType::Utf8, "héllo, \"q\""),
+            ("vc", DataType::Utf8, "v"),
+            ("c", DataType::Utf8, "ab "),
+            ("d", DataType::Date32, "1999-12-31"),
+            (
+                "tm",
+                DataType::Time64(TimeUnit::Microsecond),
+                "13:14:15.123456",
+            ),
+            (
+                "ts",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                "2026-11-25T13:14:15.654321",
+            ),
+            (
+                "tz",
+                DataType::Timestamp(TimeUnit::Microsecond, utc),
+                "2026-11-25T11:14:15.500Z",
+            ),
+            ("iv", DataType::Utf8, "P1DT2H"),
+            ("u", DataType::Utf8, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+            ("j", DataType::Utf8, "{\"a\": 1}"),
+            ("jb", DataType::Utf8, "{\"b\": [1, 2]}"),
+            ("by", DataType::Binary, "deadbeef"),
+            ("m", DataType::Utf8, "happy"),
+            ("bt", DataType::Utf8, "1010"),
+            ("arr", DataType::Utf8, "[1,null,3]"),
+        ],
+    );
+    db.exec(&format!(r#"drop schema "{schema}" cascade"#));
+}
+
+#[test]
+fn mysql_types_land_faithfully_in_parquet_and_csv() {
+    let Some(mut db) = Db::mysql() else { return };
+    let schema = unique("pipectl_mytypes");
+    db.exec(&format!(
+        r#"create database `{schema}`;
+        create table `{schema}`.`Types "Ä" ``x``; drop` (
+          id int primary key, ti tinyint, tu tinyint unsigned, s smallint, su smallint unsigned,
+          mi mediumint, i int, iu int unsigned, b bigint, bu bigint unsigned, n decimal(8,2),
+          n38 decimal(38,10), n65 decimal(65,2), f float, d double, t text, vc varchar(10), c char(3),
+          dt date, tm time(6), ts datetime(6), tz timestamp(6) null, j json, bl blob, vb varbinary(8),
+          e enum('sad','happy'), bt bit(4), y year, u uuid);
+        set time_zone = '+02:00';
+        insert into `{schema}`.`Types "Ä" ``x``; drop` values
+          (1, -128, 255, -32768, 65535, -8388608, 2147483647, 4294967295, -9223372036854775808,
+           18446744073709551615, -123456.78, 1234567890123456789012345678.0123456789,
+           123456789012345678901234567890123456789012345678901234567890123.45, 1.5, 0.1, 'héllo, "q"',
+           'v', 'ab', '1999-12-31', '13:14:15.123456', '2026-11-25 13:14:15.654321',
+           '2026-11-25 13:14:15.5', '{{"a": 1}}', x'deadbeef', x'00ff', 'happy', b'1010', 2026,
+           'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'),
+          (2, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null,
+           null, null, null, null, null, null, null, null, null, null, null, null, null);"#
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), &matrix_spec("mysql", &db.url, &schema, ""));
+    run_ok(dir.path(), &spec);
+    check_matrix(
+        dir.path(),
+        &[
+            ("id", DataType::Int32, "1"),
+            ("ti", DataType::Int8, "-128"),
+            ("tu", DataType::UInt8, "255"),
+            ("s", DataType::Int16, "-32768"),
+            ("su", DataType::UInt16, "65535"),
+            ("mi", DataType::Int32, "-8388608"),
+            ("i", DataType::Int32, "2147483647"),
+            ("iu", DataType::UInt32, "4294967295"),
+            ("b", DataType::Int64, "-9223372036854775808"),
+            ("bu", DataType::UInt64, "18446744073709551615"),
+            ("n", DataType::Decimal128(8, 2), "-123456.78"),
+            (
+                "n38",
+                DataType::Decimal128(38, 10),
+                "1234567890123456789012345678.0123456789",
+            ),
+            (
+                "n65",
+                DataType::Utf8,
+                "123456789012345678901234567890123456789012345678901234567890123.45",
+            ),
+            ("f", DataType::Float32, "1.5"),
+            ("d", DataType::Float64, "0.1"),
+            ("t", DataType::Utf8, "héllo, \"q\""),
+            ("vc", DataType::Utf8, "v"),
+            ("c", DataType::Utf8, "ab"),
+            ("dt", DataType::Date32, "1999-12-31"),
+            (
+                "tm",
+                DataType::Time64(TimeUnit::Microsecond),
+                "13:14:15.123456",
+            ),
+            (
+                "ts",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                "2026-11-25T13:14:15.654321",
+            ),
+            // Inserted at +02:00, read in UTC.
+            (
+                "tz",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                "2026-11-25T11:14:15.500Z",
+            ),
+            ("j", DataType::Utf8, "{\"a\": 1}"),
+            ("bl", DataType::Binary, "deadbeef"),
+            ("vb", DataType::Binary, "00ff"),
+            ("e", DataType::Utf8, "happy"),
+            ("bt", DataType::Utf8, "1010"),
+            ("y", DataType::Int16, "2026"),
+            ("u", DataType::Utf8, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+        ],
+    );
+    db.exec(&format!("drop database `{schema}`"));
+}
+
+#[test]
+fn an_unmappable_type_fails_naming_table_and_column_or_lands_as_text() {
+    let Some(mut db) = Db::postgres() else { return };
+    let schema = unique("pipectl_pgunmapped");
+    db.exec(&format!(
+        r#"create schema "{schema}"; create table "{schema}".shapes (id int, p point);
+        insert into "{schema}".shapes values (1, '(1,2)');"#
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), &matrix_spec("postgres", &db.url, &schema, ""));
+    let (out, stdout, stderr) = output(pipectl(dir.path()).args(["run", "-q"]).arg(&spec));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "table {schema}.shapes, column `p`: type `point` cannot be mapped"
+        )),
+        "{stdout}"
+    );
+    let spec = write_spec(
+        dir.path(),
+        &matrix_spec("postgres", &db.url, &schema, "    unmapped_types: text\n"),
+    );
+    run_ok(dir.path(), &spec);
+    let batch = read_parquet(&published(dir.path(), ".parquet")[0]);
+    let p = batch.column_by_name("p").unwrap().as_string::<i32>();
+    assert_eq!(p.value(0), "(1,2)");
+    db.exec(&format!(r#"drop schema "{schema}" cascade"#));
+}
+
+#[test]
+fn plan_lists_the_tables_the_rules_select_on_the_live_database() {
+    let Some(mut db) = Db::mysql() else { return };
+    let schema = unique("pipectl_myrules");
+    db.exec(&format!(
+        "create database `{schema}`; create table `{schema}`.film (id int); create table `{schema}`.film_actor (id int);
+         create table `{schema}`.film_text (id int); create table `{schema}`.actor (id int);"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = format!(
+        r#"version: 1
+name: rules
+connections:
+  db: {{ url: "{}" }}
+  lake: {{ url: "file://lake" }}
+sources:
+  src:
+    type: mysql
+    connection: db
+    include: [{{ schema: "%{}%", table: "film%" }}]
+    exclude: [{{ table: "film_t%" }}]
+sinks:
+  out:
+    type: object_store
+    inputs: [src]
+    connection: lake
+    key: "{{schema}}/{{table}}/"
+    format: {{ type: csv }}
+"#,
+        db.url,
+        &schema["pipectl_".len()..]
+    );
+    let spec = write_spec(dir.path(), &spec);
+    let (out, stdout, stderr) = output(
+        pipectl(dir.path())
+            .args(["plan", "--format", "json"])
+            .arg(&spec),
+    );
+    assert!(out.status.success(), "{stderr}");
+    let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let reads: Vec<String> = plan["steps"][0]["reads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["table"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        reads,
+        [format!("{schema}.film"), format!("{schema}.film_actor")]
+    );
+    db.exec(&format!("drop database `{schema}`"));
+}
+
+fn bookmark_spec(kind: &str, url: &str, schema: &str, table: &str, extra: &str) -> String {
+    format!(
+        r#"version: 1
+name: incr
+connections:
+  db: {{ url: "{url}" }}
+  lake: {{ url: "file://lake" }}
+sources:
+  src:
+    type: {kind}
+    connection: db
+    batch_rows: 500
+    include: [{{ schema: "{schema}", table: "{table}" }}]
+    tables:
+      "{table}": {{ bookmark: {{ keys: [ts, id] }} }}
+{extra}sinks:
+  out:
+    type: object_store
+    inputs: [src]
+    connection: lake
+    key: "events/"
+    format: {{ type: jsonl }}
+"#
+    )
+}
+
+/// Fails with a short summary (counts, duplicates, missing ids) unless `actual == expected`.
+fn assert_same_ids(actual: &[i64], expected: &[i64], context: &str) {
+    if actual == expected {
+        return;
+    }
+    let duplicates: Vec<i64> = actual
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .map(|w| w[0])
+        .collect();
+    let missing: Vec<i64> = expected
+        .iter()
+        .filter(|id| actual.binary_search(id).is_err())
+        .copied()
+        .collect();
+    panic!(
+        "{context}: {} rows published, {} expected; duplicates (first 20): {:?}; missing (first 20): {:?}",
+        actual.len(),
+        expected.len(),
+        &duplicates[..duplicates.len().min(20)],
+        &missing[..missing.len().min(20)]
+    );
+}
+
+/// Every id in the published JSON-lines files, sorted, duplicates kept.
+fn published_ids(dir: &Path) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for f in published(dir, ".jsonl") {
+        for line in std::fs::read_to_string(f).unwrap().lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            ids.push(v["id"].as_i64().unwrap());
+        }
+    }
+    ids.sort();
+    ids
+}
+
+fn state_json(dir: &Path, args: &[&str]) -> serde_json::Value {
+    let (out, stdout, stderr) = output(
+        pipectl(dir)
+            .arg("state")
+            .args(args)
+            .args(["--format", "json"]),
+    );
+    assert!(out.status.success(), "{stderr}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
+fn incremental_loads(mut db: Db, kind: &str, table_sql: &str, from: &str, schema: &str) {
+    let insert = |db: &mut Db, from: &str, first: i64, n: i64, ts: &str| {
+        let ts = if kind == "postgres" {
+            format!("'{ts}'::timestamptz")
+        } else {
+            format!("'{ts}'")
+        };
+        db.exec(&format!(
+            "insert into {from} (id, ts, note) select g, {ts}, 'n' from ({}) s",
+            series(kind, first, n)
+        ));
+    };
+    db.exec(table_sql);
+    // Rows 1..=100 share one timestamp: only the tuple (ts, id) tells them apart.
+    insert(&mut db, from, 1, 100, "2026-01-01 00:00:00.000001");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        dir.path(),
+        &bookmark_spec(kind, &db.url, schema, "events", ""),
+    );
+    run_ok(dir.path(), &spec);
+    assert_same_ids(
+        &published_ids(dir.path()),
+        &(1..=100).collect::<Vec<_>>(),
+        "published ids",
+    );
+    let stream = format!("src.{schema}.events");
+    let shown = state_json(dir.path(), &["show", "incr", &stream]);
+    assert_eq!(shown["current"]["values"][1], "100");
+
+    // Same timestamp, higher ids, then later timestamps: all new, nothing twice.
+    insert(&mut db, from, 101, 50, "2026-01-01 00:00:00.000001");
+    insert(&mut db, from, 151, 50, "2026-01-02 00:00:00");
+    let (out, stdout, _) = output(pipectl(dir.path()).arg("plan").arg(&spec));
+    assert!(out.status.success());
+    assert!(stdout.contains("$2 = \"100\""), "{stdout}");
+    run_ok(dir.path(), &spec);
+    assert_same_ids(
+        &published_ids(dir.path()),
+        &(1..=200).collect::<Vec<_>>(),
+        "published ids",
+    );
+
+    // No new rows: the run succeeds, writes no file and leaves the bookmark.
+    let files = published(dir.path(), ".jsonl").len();
+    run_ok(dir.path(), &spec);
+    assert_eq!(published(dir.path(), ".jsonl").len(), files);
+    let shown = state_json(dir.path(), &["show", "incr", &stream]);
+    assert_eq!(shown["history"].as_array().unwrap().len(), 2);
+    assert_eq!(shown["current"]["values"][1], "200");
+
+    // Rewinding to before the second run re-reads exactly its rows.
+    let second = shown["history"][1]["run_id"].as_str().unwrap().to_owned();
+    let (out, _, stderr) = output(
+        pipectl(dir.path())
+            .args(["state", "rewind", "incr", &stream, "--before"])
+            .arg(&second),
+    );
+    assert!(out.status.success(), "{stderr}");
+    let shown = state_json(dir.path(), &["show", "incr", &stream]);
+    assert_eq!(shown["current"]["values"][1], "100");
+    std::fs::remove_dir_all(dir.path().join("lake")).unwrap();
+    run_ok(dir.path(), &spec);
+    assert_same_ids(
+        &published_ids(dir.path()),
+        &(101..=200).collect::<Vec<_>>(),
+        "published ids",
+    );
+
+    // Reset: everything again.
+    let (out, _, stderr) = output(pipectl(dir.path()).args(["state", "reset", "incr", &stream]));
+    assert!(out.status.success(), "{stderr}");
+    std::fs::remove_dir_all(dir.path().join("lake")).unwrap();
+    run_ok(dir.path(), &spec);
+    assert_same_ids(
+        &published_ids(dir.path()),
+        &(1..=200).collect::<Vec<_>>(),
+        "published ids",
+    );
+}
+
+/// A `select g` producing `first..first+n` in the dialect.
+fn series(kind: &str, first: i64, n: i64) -> String {
+    match kind {
+        "postgres" => format!("select generate_series({first}, {}) as g", first + n - 1),
+        _ => format!("select seq as g from seq_{first}_to_{}", first + n - 1),
+    }
+}
+
+#[test]
+fn postgres_bookmarks_read_only_new_rows_and_can_be_rewound() {
+    let Some(db) = Db::postgres() else { return };
+    let schema = unique("pipectl_pgincr");
+    let from = format!("\"{schema}\".events");
+    let table = format!(
+        "create schema \"{schema}\"; create table {from} (id bigint primary key, ts timestamptz not null, note text)"
+    );
+    incremental_loads(db, "postgres", &table, &from, &schema);
+    let mut db = Db::postgres().unwrap();
+    db.exec(&format!("drop schema \"{schema}\" cascade"));
+}
+
+#[test]
+fn mysql_bookmarks_read_only_new_rows_and_can_be_rewound() {
+    let Some(db) = Db::mysql() else { return };
+    let schema = unique("pipectl_myincr");
+    let from = format!("`{schema}`.events");
+    let table = format!(
+        "create database `{schema}`; create table {from} (id bigint primary key, ts datetime(6) not null, note text)"
+    );
+    incremental_loads(db, "mysql", &table, &from, &schema);
+    let mut db = Db::mysql().unwrap();
+    db.exec(&format!("drop database `{schema}`"));
+}
+
+#[test]
+fn a_failed_run_leaves_the_bookmark_where_it_was() {
+    let Some(mut db) = Db::postgres() else { return };
+    let schema = unique("pipectl_pgfail");
+    let from = format!("\"{schema}\".events");
+    db.exec(&format!(
+        "create schema \"{schema}\"; create table {from} (id bigint primary key, ts timestamptz not null, note text);
+         insert into {from} select g, '2026-01-01'::timestamptz, g::text from generate_series(1, 10) g;"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    // Casting `note` to an integer fails on the first row whose note is not a number.
+    let cast =
+        "transforms:\n  strict:\n    type: cast\n    inputs: [src]\n    columns: { note: int64 }\n";
+    let text = bookmark_spec("postgres", &db.url, &schema, "events", cast).replace(
+        "    inputs: [src]\n    connection: lake",
+        "    inputs: [strict]\n    connection: lake",
+    );
+    let spec = write_spec(dir.path(), &text);
+    run_ok(dir.path(), &spec);
+    let stream = format!("src.{schema}.events");
+    let before = state_json(dir.path(), &["show", "incr", &stream]);
+    db.exec(&format!(
+        "insert into {from} select g, '2026-01-02'::timestamptz, 'x' || g from generate_series(11, 20) g"
+    ));
+    let (out, stdout, stderr) = output(pipectl(dir.path()).args(["run", "-q"]).arg(&spec));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let after = state_json(dir.path(), &["show", "incr", &stream]);
+    assert_eq!(before, after, "a failed run moved the bookmark");
+    db.exec(&format!("update {from} set note = id::text"));
+    run_ok(dir.path(), &spec);
+    assert_same_ids(
+        &published_ids(dir.path()),
+        &(1..=20).collect::<Vec<_>>(),
+        "published ids",
+    );
+    db.exec(&format!("drop schema \"{schema}\" cascade"));
+}
+
+#[test]
+fn kill_9_during_full_and_incremental_loads_then_rerun_publishes_every_row_once() {
+    let Some(mut db) = Db::postgres() else { return };
+    let schema = unique("pipectl_pgkill");
+    let from = format!("\"{schema}\".events");
+    db.exec(&format!(
+        "create schema \"{schema}\"; create table {from} (id bigint primary key, ts timestamptz not null, note text)"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        dir.path(),
+        &bookmark_spec("postgres", &db.url, &schema, "events", ""),
+    );
+    let mut next = 1i64;
+    let mut kills: BTreeMap<&str, u32> = BTreeMap::new();
+    // The first round is the full load; later rounds are incremental.
+    for round in 0..6u64 {
+        db.exec(&format!(
+            "insert into {from} select g, now(), repeat('x', 50) from generate_series({next}, {}) g",
+            next + 14_999
+        ));
+        next += 15_000;
+        let mut child = pipectl(dir.path())
+            .args(["run", "-q"])
+            .arg(&spec)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Spread the kills over connecting, reading, staging and publishing.
+        std::thread::sleep(Duration::from_millis(
+            40 + (round * 97 + fastrand_u32() as u64) % 400,
+        ));
+        let finished = child.try_wait().unwrap().is_some();
+        if !finished {
+            // kill -9 of our own child, by its pid.
+            std::process::Command::new("kill")
+                .args(["-9", &child.id().to_string()])
+                .status()
+                .unwrap();
+        }
+        child.wait().unwrap();
+        *kills
+            .entry(if finished { "finished" } else { "killed" })
+            .or_default() += 1;
+        run_ok(dir.path(), &spec);
+        let expected = db.ids(&from);
+        assert_same_ids(
+            &published_ids(dir.path()),
+            &expected,
+            &format!("round {round}: the lake does not hold exactly the source rows"),
+        );
+    }
+    eprintln!("kill rounds: {kills:?}");
+    db.exec(&format!("drop schema \"{schema}\" cascade"));
+}
+
+impl Db {
+    /// Terminates the backends whose `application_name` is `app`; returns how many.
+    fn terminate(&mut self, app: &str) -> i64 {
+        let c = self.pg.as_mut().expect("PostgreSQL");
+        self.rt
+            .block_on(
+                sqlx::query_scalar(
+                    "select count(*) from (select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1) t",
+                )
+                .bind(app)
+                .fetch_one(c),
+            )
+            .unwrap()
+    }
+}
+
+#[test]
+fn a_dropped_connection_is_retried_then_fails_clearly_leaving_the_bookmark() {
+    let Some(mut db) = Db::postgres() else { return };
+    let schema = unique("pipectl_pgdrop");
+    let from = format!("\"{schema}\".events");
+    db.exec(&format!(
+        "create schema \"{schema}\"; create table {from} (id bigint primary key, ts timestamptz not null, note text);
+         insert into {from} select g, now(), repeat('x', 100) from generate_series(1, 150000) g;"
+    ));
+    let app = unique("pipectl_drop");
+    let url = format!("{}?application_name={app}", db.url);
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        dir.path(),
+        &bookmark_spec("postgres", &url, &schema, "events", ""),
+    );
+    let run = |dir: &Path| {
+        pipectl(dir)
+            .arg("run")
+            .arg(&spec)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+
+    // Dropped once mid-read: the run is tried again and publishes every row once.
+    let child = run(dir.path());
+    let mut terminated = 0;
+    for _ in 0..2000 {
+        terminated = db.terminate(&app);
+        if terminated > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(terminated > 0, "the COPY was never seen running");
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("attempt 1 of 3 failed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_same_ids(
+        &published_ids(dir.path()),
+        &(1..=150_000).collect::<Vec<_>>(),
+        "after a retried read",
+    );
+    let stream = format!("src.{schema}.events");
+    let before = state_json(dir.path(), &["show", "incr", &stream]);
+
+    // Dropped on every attempt: a clear failure, nothing new published, bookmark unchanged.
+    db.exec(&format!(
+        "insert into {from} select g, now(), repeat('y', 100) from generate_series(150001, 300000) g"
+    ));
+    let files = published(dir.path(), ".jsonl");
+    let child = run(dir.path());
+    let pid = child.id();
+    let killer = std::thread::spawn({
+        let app = app.clone();
+        move || {
+            let mut db = Db::postgres().unwrap();
+            let mut killed = 0;
+            while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                killed += db.terminate(&app);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            killed
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    let killed = killer.join().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout} (killed {killed})");
+    assert!(stdout.contains("gave up after 3 attempts"), "{stdout}");
+    assert_eq!(published(dir.path(), ".jsonl"), files);
+    assert_eq!(state_json(dir.path(), &["show", "incr", &stream]), before);
+    db.exec(&format!("drop schema \"{schema}\" cascade"));
+}
+
+#[test]
+fn a_settle_window_leaves_recent_rows_for_a_later_run() {
+    let Some(mut db) = Db::postgres() else { return };
+    let schema = unique("pipectl_pgsettle");
+    let from = format!("\"{schema}\".events");
+    db.exec(&format!(
+        "create schema \"{schema}\"; create table {from} (id bigint primary key, ts timestamptz not null, note text);
+         insert into {from} values (1, now() - interval '1 hour', 'old'), (2, now() - interval '5 seconds', 'recent');"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = bookmark_spec("postgres", &db.url, &schema, "events", "").replace(
+        "bookmark: { keys: [ts, id] }",
+        "bookmark: { keys: [ts, id], settle_secs: 600 }",
+    );
+    let spec = write_spec(dir.path(), &spec);
+    run_ok(dir.path(), &spec);
+    assert_same_ids(&published_ids(dir.path()), &[1], "first run");
+    // Time passes: the recent row settles.
+    db.exec(&format!(
+        "update {from} set ts = now() - interval '20 minutes' where id = 2"
+    ));
+    run_ok(dir.path(), &spec);
+    assert_same_ids(&published_ids(dir.path()), &[1, 2], "after settling");
+    db.exec(&format!("drop schema \"{schema}\" cascade"));
+}
+
+#[test]
+fn null_keys_are_skipped_or_fail_the_run() {
+    let Some(mut db) = Db::mysql() else { return };
+    let schema = unique("pipectl_mynull");
+    let from = format!("`{schema}`.events");
+    db.exec(&format!(
+        "create database `{schema}`; create table {from} (id bigint primary key, ts datetime(6) null, note text);
+         insert into {from} values (1, '2026-01-01', 'a'), (2, null, 'b'), (3, '2026-01-02', 'c');"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        dir.path(),
+        &bookmark_spec("mysql", &db.url, &schema, "events", ""),
+    );
+    run_ok(dir.path(), &spec);
+    assert_same_ids(&published_ids(dir.path()), &[1, 3], "NULL keys skipped");
+    let strict = bookmark_spec("mysql", &db.url, &schema, "events", "").replace(
+        "bookmark: { keys: [ts, id] }",
+        "bookmark: { keys: [ts, id], null_keys: fail }",
+    );
+    let spec = write_spec(dir.path(), &strict);
+    let (out, stdout, stderr) = output(pipectl(dir.path()).args(["run", "-q"]).arg(&spec));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "table {schema}.events: 1 rows have a NULL bookmark key and `null_keys: fail` is set"
+        )),
+        "{stdout}"
+    );
+    db.exec(&format!("drop database `{schema}`"));
+}
+
+#[test]
+fn a_backfill_rereads_a_date_range_and_leaves_the_bookmark() {
+    let Some(mut db) = Db::postgres() else { return };
+    let schema = unique("pipectl_pgbackfill");
+    let from = format!("\"{schema}\".events");
+    db.exec(&format!(
+        "create schema \"{schema}\"; create table {from} (id bigint primary key, ts timestamptz not null, note text);
+         insert into {from} select g, timestamptz '2026-01-01' + (g - 1) * interval '1 day', 'n' from generate_series(1, 31) g;"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        dir.path(),
+        &bookmark_spec("postgres", &db.url, &schema, "events", ""),
+    );
+    run_ok(dir.path(), &spec);
+    let stream = format!("src.{schema}.events");
+    let before = state_json(dir.path(), &["show", "incr", &stream]);
+    std::fs::remove_dir_all(dir.path().join("lake")).unwrap();
+    let (out, stdout, stderr) = output(
+        pipectl(dir.path())
+            .args([
+                "run",
+                "-q",
+                "--backfill-from",
+                "2026-01-10",
+                "--backfill-to",
+                "2026-01-20",
+            ])
+            .arg(&spec),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_same_ids(
+        &published_ids(dir.path()),
+        &(10..20).collect::<Vec<_>>(),
+        "backfill of 2026-01-10 .. 2026-01-20",
+    );
+    assert_eq!(state_json(dir.path(), &["show", "incr", &stream]), before);
+    db.exec(&format!("drop schema \"{schema}\" cascade"));
+}
+
+#[test]
+fn transformation_rules_rename_remove_prefix_and_lowercase() {
+    let Some(mut db) = Db::mysql() else { return };
+    let schema = unique("pipectl_myrules2");
+    db.exec(&format!(
+        "create database `{schema}`; create table `{schema}`.`Film` (`Film_ID` int, `Title` text, `Secret` text);
+         insert into `{schema}`.`Film` values (1, 'Alien', 'x'), (2, 'Heat', 'y');"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let extra = r#"    transformations:
+      - tables: Film
+        remove_columns: [Secret]
+        rename_columns: { Title: name }
+        add_prefix: dms_
+        lowercase: true
+transforms:
+  op:
+    type: add_columns
+    inputs: [src]
+    columns:
+      - { name: Op, literal: I }
+"#;
+    let spec = matrix_spec("mysql", &db.url, &schema, extra).replace(
+        "inputs: [src]\n    connection: lake",
+        "inputs: [op]\n    connection: lake",
+    );
+    let spec = write_spec(dir.path(), &spec);
+    run_ok(dir.path(), &spec);
+    let csv = published(dir.path(), ".csv");
+    assert_eq!(csv.len(), 1);
+    assert!(
+        csv[0].to_string_lossy().contains("/csv/dms_film/"),
+        "{csv:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&csv[0]).unwrap(),
+        "film_id,name,Op\n1,Alien,I\n2,Heat,I\n"
+    );
+    db.exec(&format!("drop database `{schema}`"));
+}
