@@ -7,6 +7,7 @@
 mod common;
 mod database;
 mod invalid_specs;
+mod lake;
 mod plan;
 mod quickstart;
 mod run;

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 1 invalid spec or failed run; 2 usage error (bad flags, missing
 //! files, locked state). A closed stdout (`pipectl runs | head`) is not an error.
 
+mod lake_cmd;
 mod progress;
 mod render;
 mod serve;
@@ -100,6 +101,27 @@ enum Command {
         /// Output format.
         #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
+    },
+    /// The data catalog: databases, tables, partitions, schema history.
+    Catalog {
+        #[command(subcommand)]
+        action: lake_cmd::CatalogAction,
+        /// Output format.
+        #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Crawl a pipeline's sinks, or any folder or prefix, into the catalog.
+    Crawl(lake_cmd::CrawlArgs),
+    /// Run SQL over the catalogued tables.
+    Query {
+        /// The SQL statement, e.g. `select * from film limit 20`.
+        sql: String,
+        /// Database unqualified table names are looked up in.
+        #[arg(long, short)]
+        database: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = lake_cmd::QueryFormat::Table)]
+        format: lake_cmd::QueryFormat,
     },
     /// Print the JSON Schema of pipeline files (for editors and CI).
     Schema,
@@ -298,6 +320,13 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Catalog { action, format } => lake_cmd::catalog(&cli.state_dir, action, format),
+        Command::Crawl(args) => lake_cmd::crawl(&cli.state_dir, args),
+        Command::Query {
+            sql,
+            database,
+            format,
+        } => lake_cmd::query(&cli.state_dir, &sql, database.as_deref(), format),
         Command::Schema => {
             print_out(&(serde_json::to_string_pretty(&pipectl_spec::json_schema())? + "\n"))?;
             Ok(ExitCode::SUCCESS)

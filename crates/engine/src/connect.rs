@@ -302,6 +302,46 @@ impl Connections {
             .map(|c| c.url.clone())
             .unwrap_or_default()
     }
+
+    /// The URL of object-store connection `name` as queries reach it (`file:///abs/dir/`,
+    /// `s3://bucket/prefix/`), and how to reach it: endpoint, region, and credentials only as
+    /// the `${env:NAME}` references the spec wrote, never their values.
+    pub fn catalog_location(&self, name: &str) -> Result<(String, pipectl_state::CatalogStorage)> {
+        let (spec, conn) = self.get(name)?;
+        let rest = conn
+            .url
+            .split_once("://")
+            .map(|(_, r)| r)
+            .unwrap_or_default();
+        let url = match url_scheme(&conn.url) {
+            Some("file") => {
+                let dir = self.local_path(rest);
+                let dir = dir.canonicalize().unwrap_or(dir);
+                format!(
+                    "file://{}/",
+                    dir.display().to_string().trim_end_matches('/')
+                )
+            }
+            Some("s3") => format!("s3://{}/", rest.trim_end_matches('/')),
+            _ => {
+                return Err(Error::user(format!(
+                    "connection `{name}` ({}) cannot be catalogued: only `file://` and `s3://` lakes can be queried",
+                    spec.url
+                )));
+            }
+        };
+        let reference = |v: &Option<String>| v.clone().filter(|v| v.contains("${env:"));
+        Ok((
+            url,
+            pipectl_state::CatalogStorage {
+                endpoint: conn.endpoint.clone(),
+                region: conn.region.clone(),
+                access_key_id: reference(&spec.access_key_id),
+                secret_access_key: reference(&spec.secret_access_key),
+                allow_http: conn.allow_http,
+            },
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -82,11 +82,6 @@ pub fn prepare(
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<PreparedRun> {
     let connections = Arc::new(Connections::resolve(&spec.pipeline, base_dir, env)?);
-    if let Some(name) = spec.pipeline.crawlers.keys().next() {
-        return Err(Error::user(format!(
-            "crawler `{name}`: crawler steps are checked by `validate` and `plan`, but this version of pipectl cannot run them yet; remove the `crawlers:` section to run the pipeline"
-        )));
-    }
     let started_at = Utc::now();
     let run_id = new_run_id(started_at);
     let context = Arc::new(RunContext {
@@ -290,7 +285,59 @@ impl PreparedRun {
         record.ended_at = Some(Utc::now());
         state_call(state.commit_run(&record, &record.bookmarks))?;
         discard_staging(&self.context.connections, &self.spec, &self.run_id).await;
-        Ok((record, None))
+        let class = self.crawl(&mut record).await;
+        if class.is_some() {
+            state_call(state.save_run(&record))?;
+        }
+        Ok((record, class))
+    }
+
+    /// Runs the crawler steps over what the run published. A failing crawler fails the run,
+    /// but what was published and committed stays: `pipectl crawl FILE` can catalogue it later.
+    async fn crawl(&self, record: &mut RunRecord) -> Option<ErrorClass> {
+        let mut failure = None;
+        for step in self.steps.iter().filter(|s| s.kind == StepKind::Crawler) {
+            let Some(spec) = self.spec.pipeline.crawlers.get(&step.name) else {
+                continue;
+            };
+            let pipectl_spec::types::Crawler::Catalog(spec) = spec;
+            step.metrics.start();
+            let result = crate::crawl::run_step(
+                &self.spec.pipeline,
+                &step.name,
+                spec,
+                &self.context.connections,
+                self.state.as_ref(),
+                Some(&self.run_id),
+            )
+            .await;
+            step.metrics.finish();
+            let (status, error) = match result {
+                Ok(report) => {
+                    step.metrics.add(
+                        report.tables.len() as u64,
+                        report.tables.iter().map(|t| t.bytes).sum(),
+                    );
+                    (RunStatus::Succeeded, None)
+                }
+                Err(e) => {
+                    let message = self.context.connections.redactor().redact(&e.to_string());
+                    if failure.is_none() {
+                        record.status = RunStatus::Failed;
+                        record.error = Some(format!(
+                            "step `{}`: {message} (the run's files were published and its bookmarks committed; catalogue them with `pipectl crawl`)",
+                            step.name
+                        ));
+                        failure = Some(e.class);
+                    }
+                    (RunStatus::Failed, Some(message))
+                }
+            };
+            if let Some(r) = record.steps.iter_mut().find(|r| r.name == step.name) {
+                *r = step_record(step, status, error);
+            }
+        }
+        failure
     }
 
     fn spawn_steps(

@@ -8,6 +8,7 @@
 pub mod arrow_eval;
 pub mod connect;
 pub mod context;
+pub mod crawl;
 pub mod error;
 pub mod executor;
 pub mod plan;

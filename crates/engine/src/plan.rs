@@ -278,9 +278,10 @@ pub async fn build_with_bookmarks(
                 if let Some(c) = pipeline.crawlers.get(&step.name) {
                     plan_step.settings = serde_json::to_value(c).unwrap_or_default();
                 }
-                plan_step
-                    .notes
-                    .push("crawler steps cannot run in this version yet".to_owned());
+                plan_step.notes.push(
+                    "runs after the run publishes: catalogues every table its input sinks have written (all runs)"
+                        .to_owned(),
+                );
             }
         }
         tables_of.insert(step.name.clone(), tables);

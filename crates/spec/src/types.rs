@@ -633,14 +633,58 @@ pub enum Crawler {
     Catalog(CatalogCrawler),
 }
 
-/// A catalog crawler.
+/// A catalog crawler: after the run publishes, lists what its input sinks wrote (all runs'
+/// files, not only this run's) and records tables, partitions and schemas in the catalog.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogCrawler {
-    /// Sinks whose output is catalogued.
+    /// Sinks whose output is catalogued. Their key templates say where each table starts and
+    /// which folders are partitions (`dt={date}/` is a Hive-style partition `dt`).
     pub inputs: Vec<String>,
     /// Catalog database the tables go into.
     pub database: String,
+    /// Put this before every table name, e.g. `raw_`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_prefix: Option<String>,
+    /// What a changed schema does to a catalogued table.
+    #[serde(default)]
+    pub schema_change: SchemaChangePolicy,
+    /// Which folders are read for schemas on each crawl.
+    #[serde(default)]
+    pub recrawl: RecrawlPolicy,
+    /// Only catalogue objects whose key (relative to the sink's fixed prefix) matches one of
+    /// these globs (`*` within a folder, `**` across folders). Default: all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    /// Leave out objects whose key matches one of these globs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+}
+
+/// What a crawler does when a table's schema changed, and when a table it catalogued is gone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemaChangePolicy {
+    /// Update the table: new columns are added, types widen (int -> bigint -> double,
+    /// date -> timestamp), vanished columns stay. Tables whose data is gone are left as they are.
+    #[default]
+    Update,
+    /// Leave existing tables' columns as they are and only record what changed; partitions and
+    /// new tables are still added.
+    Log,
+    /// Like `update`, and mark tables whose data is gone as deprecated.
+    Deprecate,
+}
+
+/// Which folders a crawl reads schemas from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecrawlPolicy {
+    /// Every folder, every time.
+    #[default]
+    All,
+    /// Only folders (partitions) not catalogued yet; known ones keep their schema.
+    NewFolders,
 }
 
 impl Source {

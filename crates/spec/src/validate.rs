@@ -322,7 +322,7 @@ pub fn parse_cron(expr: &str) -> Result<cron::Schedule, String> {
 }
 
 /// True when `name` is usable as a step, connection or pipeline name.
-fn valid_name(name: &str) -> bool {
+pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
         && name

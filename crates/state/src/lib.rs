@@ -7,12 +7,19 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod catalog;
+pub mod catalog_conformance;
 pub mod conformance;
 mod error;
 mod model;
+mod sled_catalog;
 mod sled_store;
 mod store;
 
+pub use catalog::{
+    CatalogColumn, CatalogDatabase, CatalogFormat, CatalogPartition, CatalogStorage, CatalogStore,
+    CatalogTable, CrawlRecord, SchemaVersion, TableStatus,
+};
 pub use error::{BoxedCause, StateError};
 pub use model::{Bookmark, PublishEntry, RunRecord, RunStatus, StepRecord, new_run_id};
 pub use sled_store::{STATE_FORMAT_VERSION, SledStore};

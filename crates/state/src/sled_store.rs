@@ -96,6 +96,11 @@ impl SledStore {
         &self.dir
     }
 
+    /// The sled database, for the catalog's trees (see `sled_catalog`).
+    pub(crate) fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     fn open_config(config: sled::Config, dir: PathBuf) -> Result<Self, StateError> {
         let db = config.open().map_err(|err| sled_error(&dir, err))?;
         let open_tree = |name: &str| db.open_tree(name).map_err(|err| sled_error(&dir, err));
@@ -508,7 +513,7 @@ fn bookmark_key(pipeline: &str, stream: &str) -> Vec<u8> {
 }
 
 /// The parts, each followed by `\0`.
-fn key_prefix(parts: &[&str]) -> Vec<u8> {
+pub(crate) fn key_prefix(parts: &[&str]) -> Vec<u8> {
     let mut key = Vec::new();
     for part in parts {
         key.extend_from_slice(part.as_bytes());
@@ -538,7 +543,7 @@ fn check_bookmark_names(bookmark: &Bookmark) -> Result<(), StateError> {
     check_name(STREAM_NAME, &bookmark.stream)
 }
 
-fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StateError> {
+pub(crate) fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StateError> {
     serde_json::to_vec(record).map_err(|err| StateError::Backend {
         location: String::from("(encoding)"),
         message: format!("a record could not be encoded as JSON: {err}"),
@@ -546,7 +551,7 @@ fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StateError> {
     })
 }
 
-fn decode<T: DeserializeOwned>(
+pub(crate) fn decode<T: DeserializeOwned>(
     bytes: &[u8],
     what: impl FnOnce() -> String,
 ) -> Result<T, StateError> {
@@ -580,7 +585,7 @@ fn check_format_version(meta: &sled::Tree, dir: &Path) -> Result<(), StateError>
     Ok(())
 }
 
-fn sled_error(dir: &Path, err: sled::Error) -> StateError {
+pub(crate) fn sled_error(dir: &Path, err: sled::Error) -> StateError {
     match err {
         sled::Error::Io(io) if is_lock_conflict(&io) => StateError::Locked {
             dir: dir.to_path_buf(),

@@ -1,9 +1,11 @@
 //! The contract every state store backend implements.
 
+use crate::catalog::CatalogStore;
 use crate::error::StateError;
 use crate::model::{Bookmark, RunRecord};
 
-/// Run history and bookmarks, shared by everything that runs pipelines.
+/// Run history, bookmarks and (through [`CatalogStore`]) the data catalog, shared by everything
+/// that runs pipelines.
 ///
 /// The methods are synchronous: the embedded backend is fast, and async callers wrap calls in
 /// `spawn_blocking`. [`crate::conformance::run_all`] is the executable form of this contract;
@@ -16,7 +18,7 @@ use crate::model::{Bookmark, RunRecord};
 /// - Bookmark values round-trip exactly (as JSON values).
 /// - A method that returns `Ok` after writing has made the write durable, except
 ///   [`save_run`](Self::save_run) of a `Running` run (see there).
-pub trait StateStore: Send + Sync {
+pub trait StateStore: CatalogStore + Send + Sync {
     /// Stores a new run. Fails with [`StateError::DuplicateRun`] if its id is already stored.
     fn begin_run(&self, run: &RunRecord) -> Result<(), StateError>;
 

@@ -1,0 +1,1212 @@
+//! Crawlers: list a prefix in an object store, group the objects into tables and partitions,
+//! infer each table's schema, and record the result in the catalog by a stated policy.
+//!
+//! Two ways to find tables:
+//! - From a pipectl sink's key template ([`Layout::Template`]): the `{table}` folder is the
+//!   table, folders after it are partitions (`dt={date}` a Hive-style one named `dt`, a bare
+//!   `{date}` one named `date`). Nothing is guessed.
+//! - From the folder structure ([`Layout::Guess`]), as Glue does: a folder holding files, or
+//!   whose subfolders are Hive-style (`year=2026`) or values (`2026`), or whose subfolders hold
+//!   compatible schemas, is one table with those subfolders as partitions (plain folders are
+//!   named `partition_0`, `partition_1`, ...); otherwise each subfolder is looked at in turn.
+//!   `table_level` fixes the depth instead.
+//!
+//! Only one file per partition folder is read (a Parquet footer, or the first 256 KiB of a
+//! text file), so crawling stays fast on large lakes.
+
+pub mod infer;
+pub mod types;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStore;
+use object_store::path::Path as StorePath;
+use pipectl_spec::types::{CatalogCrawler, Pipeline, RecrawlPolicy, SchemaChangePolicy, Sink};
+use pipectl_state::{
+    CatalogColumn, CatalogFormat, CatalogPartition, CatalogStorage, CatalogStore, CatalogTable,
+    CrawlRecord, TableStatus,
+};
+
+use crate::connect::Connections;
+use crate::error::{Error, Result};
+use infer::{FileKind, FileSchema};
+use types::{HiveType, merge_fields};
+
+/// Files sampled at once.
+const SAMPLE_CONCURRENCY: usize = 32;
+/// Files tried per partition folder before it is reported unreadable.
+const SAMPLE_ATTEMPTS: usize = 3;
+
+/// How a crawl finds tables under its prefix.
+#[derive(Debug, Clone)]
+pub enum Layout {
+    /// A sink's key template, e.g. `landing/{schema}/{table}/dt={date}/`.
+    Template(String),
+    /// The folder structure; `table_level` (0 = the prefix itself is the table) fixes the depth.
+    Guess {
+        /// Depth of table folders below the prefix.
+        table_level: Option<usize>,
+    },
+}
+
+/// One place to crawl.
+#[derive(Clone)]
+pub struct CrawlTarget {
+    /// The store.
+    pub store: Arc<dyn ObjectStore>,
+    /// The store path every key is relative to (a connection's prefix).
+    pub base: StorePath,
+    /// URL of `base`, ending with `/` (`file:///abs/lake/`, `s3://bucket/prefix/`).
+    pub base_url: String,
+    /// How to reach the store again at query time.
+    pub storage: CatalogStorage,
+    /// For a guessed layout, the prefix (relative to `base`) to crawl; ignored for templates.
+    pub prefix: String,
+    /// How tables are found.
+    pub layout: Layout,
+}
+
+/// What a crawl does with what it finds.
+#[derive(Debug, Clone)]
+pub struct CrawlOptions {
+    /// Catalog database.
+    pub database: String,
+    /// The crawler's name in catalog records (`pipeline/step`, `pipectl crawl`).
+    pub crawler: String,
+    /// The run it belongs to.
+    pub run_id: Option<String>,
+    /// Prefix for table names.
+    pub table_prefix: String,
+    /// Schema-change policy.
+    pub schema_change: SchemaChangePolicy,
+    /// Recrawl policy.
+    pub recrawl: RecrawlPolicy,
+    /// Globs of keys to include (relative to the crawled prefix); empty = all.
+    pub include: Vec<String>,
+    /// Globs of keys to leave out.
+    pub exclude: Vec<String>,
+}
+
+/// What happened to one table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TableReport {
+    /// Table name.
+    pub table: String,
+    /// `created`, `updated`, `unchanged` or `deprecated`.
+    pub action: String,
+    /// Partitions it has now.
+    pub partitions: usize,
+    /// Data files it has now.
+    pub files: u64,
+    /// Their total size.
+    pub bytes: u64,
+    /// What changed.
+    pub changes: Vec<String>,
+}
+
+/// The result of a crawl.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CrawlReport {
+    /// Database written.
+    pub database: String,
+    /// Objects listed (after filters).
+    pub objects: u64,
+    /// Files whose schema was read.
+    pub files_read: u64,
+    /// Tables found or deprecated.
+    pub tables: Vec<TableReport>,
+    /// Objects or folders left out, with the reason.
+    pub warnings: Vec<String>,
+}
+
+/// One listed object, relative to its target's base.
+#[derive(Debug, Clone)]
+struct Object {
+    key: String,
+    size: u64,
+    modified: DateTime<Utc>,
+}
+
+/// A folder holding data files.
+#[derive(Debug, Clone)]
+struct Leaf {
+    /// Folder path relative to the base, without a trailing `/` (empty for the base).
+    dir: String,
+    files: Vec<Object>,
+    schema: Option<FileSchema>,
+}
+
+/// A table found by the crawl, before it meets the catalog.
+#[derive(Debug)]
+struct FoundTable {
+    name: String,
+    /// Folder relative to the base, without a trailing `/`.
+    root: String,
+    /// Partition keys, when they come from a template or Hive folders.
+    keys: Option<Vec<String>>,
+    leaves: Vec<Leaf>,
+}
+
+/// Crawls `targets` into `options.database`.
+pub async fn crawl(
+    targets: &[CrawlTarget],
+    options: &CrawlOptions,
+    catalog: &dyn CatalogStore,
+) -> Result<CrawlReport> {
+    let mut report = CrawlReport {
+        database: options.database.clone(),
+        ..CrawlReport::default()
+    };
+    let existing = catalog
+        .tables(Some(&options.database))
+        .map_err(|e| Error::user(e.to_string()))?;
+    let mut seen_tables: BTreeSet<String> = BTreeSet::new();
+    let now = Utc::now();
+    for target in targets {
+        let listed_prefix = match &target.layout {
+            Layout::Template(t) => static_prefix(t),
+            Layout::Guess { .. } => target.prefix.trim_matches('/').to_owned(),
+        };
+        let objects = list(target, &listed_prefix, options).await?;
+        report.objects += objects.len() as u64;
+        // Folders already catalogued keep their schema under `recrawl: new_folders`.
+        let known: BTreeSet<String> = match options.recrawl {
+            RecrawlPolicy::All => BTreeSet::new(),
+            RecrawlPolicy::NewFolders => existing
+                .iter()
+                .flat_map(|t| {
+                    t.partitions
+                        .iter()
+                        .map(move |p| format!("{}{}", t.location, p.location))
+                })
+                .collect(),
+        };
+        let mut leaves = group_leaves(objects);
+        sample(target, &mut leaves, &known, &mut report).await;
+        let found = match &target.layout {
+            Layout::Template(template) => by_template(template, leaves, &mut report),
+            Layout::Guess { table_level } => {
+                let root = listed_prefix.clone();
+                let mut found = Vec::new();
+                split(&root, leaves, *table_level, 0, &mut found);
+                found
+            }
+        };
+        for table in found {
+            let name = unique_name(
+                &format!("{}{}", options.table_prefix, sanitize(&table.name)),
+                &table.root,
+                target,
+                &existing,
+                &seen_tables,
+            );
+            seen_tables.insert(name.clone());
+            let Some(built) = build_table(&name, table, target, options, now, &mut report) else {
+                continue;
+            };
+            let old = existing.iter().find(|t| t.name == name);
+            let table_report = apply(built, old, options, catalog)?;
+            report.tables.push(table_report);
+        }
+    }
+    // Tables this crawler catalogued earlier that it did not find now.
+    for old in &existing {
+        let ours = old
+            .last_crawl
+            .as_ref()
+            .is_some_and(|c| c.crawler == options.crawler);
+        if !ours || seen_tables.contains(&old.name) || old.status == TableStatus::Deprecated {
+            continue;
+        }
+        let (action, change) = if options.schema_change == SchemaChangePolicy::Deprecate {
+            let mut t = old.clone();
+            t.status = TableStatus::Deprecated;
+            t.updated_at = now;
+            t.last_crawl = Some(crawl_record(
+                options,
+                now,
+                vec!["data no longer found; marked deprecated".to_owned()],
+            ));
+            catalog
+                .save_table(&t)
+                .map_err(|e| Error::user(e.to_string()))?;
+            ("deprecated", "data no longer found; marked deprecated")
+        } else {
+            (
+                "unchanged",
+                "data no longer found; kept (schema_change: deprecate would mark it deprecated)",
+            )
+        };
+        report.tables.push(TableReport {
+            table: old.name.clone(),
+            action: action.to_owned(),
+            partitions: partition_count(old),
+            files: old.files(),
+            bytes: old.bytes(),
+            changes: vec![change.to_owned()],
+        });
+    }
+    Ok(report)
+}
+
+fn crawl_record(options: &CrawlOptions, at: DateTime<Utc>, changes: Vec<String>) -> CrawlRecord {
+    CrawlRecord {
+        crawler: options.crawler.clone(),
+        run_id: options.run_id.clone(),
+        at,
+        changes,
+    }
+}
+
+/// The template up to its first folder with a placeholder, without a trailing `/`.
+pub fn static_prefix(template: &str) -> String {
+    template
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .take_while(|s| !s.contains('{'))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Lists data objects under `prefix`: hidden ones (a `_` or `.` folder or file, like
+/// `_pipectl/` staging or `_SUCCESS`) and empty ones are skipped, include/exclude applied.
+async fn list(target: &CrawlTarget, prefix: &str, options: &CrawlOptions) -> Result<Vec<Object>> {
+    let base_len = target.base.parts().count();
+    let mut list_path: Vec<String> = target.base.parts().map(|p| p.as_ref().to_owned()).collect();
+    list_path.extend(
+        prefix
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+    );
+    let list_path = StorePath::from_iter(list_path);
+    let metas: Vec<object_store::ObjectMeta> = target
+        .store
+        .list(Some(&list_path))
+        .try_collect()
+        .await
+        .map_err(|e| Error::external(format!("cannot list {}{prefix}", target.base_url), e))?;
+    let prefix_len = prefix.split('/').filter(|s| !s.is_empty()).count();
+    let mut objects: Vec<Object> = metas
+        .into_iter()
+        .filter(|m| m.size > 0)
+        .filter_map(|m| {
+            let parts: Vec<String> = m
+                .location
+                .parts()
+                .skip(base_len)
+                .map(|p| p.as_ref().to_owned())
+                .collect();
+            if parts[prefix_len.min(parts.len())..]
+                .iter()
+                .any(|p| p.starts_with('_') || p.starts_with('.'))
+            {
+                return None;
+            }
+            let relative = parts[prefix_len.min(parts.len())..].join("/");
+            let included = options.include.is_empty()
+                || options.include.iter().any(|g| glob_match(g, &relative));
+            if !included || options.exclude.iter().any(|g| glob_match(g, &relative)) {
+                return None;
+            }
+            Some(Object {
+                key: parts.join("/"),
+                size: m.size,
+                modified: m.last_modified,
+            })
+        })
+        .collect();
+    objects.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(objects)
+}
+
+/// Glob match: `*` any run within a folder, `**` any run of folders, `?` one character.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    fn go(p: &[u8], t: &[u8]) -> bool {
+        match p.first() {
+            None => t.is_empty(),
+            Some(b'*') if p.get(1) == Some(&b'*') => {
+                let rest = p[2..].strip_prefix(b"/").unwrap_or(&p[2..]);
+                (0..=t.len()).any(|i| (i == 0 || t[i - 1] == b'/') && go(rest, &t[i..]))
+                    || go(&p[2..], t)
+            }
+            Some(b'*') => (0..=t.len())
+                .take_while(|&i| i == 0 || t[i - 1] != b'/')
+                .any(|i| go(&p[1..], &t[i..])),
+            Some(b'?') => !t.is_empty() && t[0] != b'/' && go(&p[1..], &t[1..]),
+            Some(c) => t.first() == Some(c) && go(&p[1..], &t[1..]),
+        }
+    }
+    go(pattern.as_bytes(), text.as_bytes())
+}
+
+fn group_leaves(objects: Vec<Object>) -> Vec<Leaf> {
+    let mut by_dir: BTreeMap<String, Vec<Object>> = BTreeMap::new();
+    for o in objects {
+        let dir = o
+            .key
+            .rsplit_once('/')
+            .map(|(d, _)| d)
+            .unwrap_or("")
+            .to_owned();
+        by_dir.entry(dir).or_default().push(o);
+    }
+    by_dir
+        .into_iter()
+        .map(|(dir, files)| Leaf {
+            dir,
+            files,
+            schema: None,
+        })
+        .collect()
+}
+
+/// Reads one file's schema per folder (trying the next file when one is unreadable), except in
+/// folders `known` to the catalog.
+async fn sample(
+    target: &CrawlTarget,
+    leaves: &mut [Leaf],
+    known: &BTreeSet<String>,
+    report: &mut CrawlReport,
+) {
+    let jobs = leaves
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| !known.contains(&format!("{}{}/", target.base_url, l.dir)))
+        .map(|(i, leaf)| {
+            let store = target.store.clone();
+            let base: Vec<String> = target.base.parts().map(|p| p.as_ref().to_owned()).collect();
+            let files = leaf.files.clone();
+            async move {
+                let mut errors = Vec::new();
+                for file in files.iter().take(SAMPLE_ATTEMPTS) {
+                    let mut parts = base.clone();
+                    parts.extend(file.key.split('/').map(str::to_owned));
+                    let path = StorePath::from_iter(parts);
+                    match infer::infer_file(&store, &path, file.size).await {
+                        Ok(schema) => return (i, Ok(schema), errors),
+                        Err(e) => errors.push(format!("{}: {e}", file.key)),
+                    }
+                }
+                (i, Err(()), errors)
+            }
+        })
+        // Collected first: a lazy iterator of closures held across the await below would make
+        // the crawl future not `Send` for every lifetime.
+        .collect::<Vec<_>>();
+    let results: Vec<_> = futures::stream::iter(jobs)
+        .buffer_unordered(SAMPLE_CONCURRENCY)
+        .collect()
+        .await;
+    for (i, result, errors) in results {
+        report.files_read += (errors.len() + usize::from(result.is_ok())) as u64;
+        report.warnings.extend(
+            errors
+                .into_iter()
+                .map(|e| format!("cannot read a schema from {e}")),
+        );
+        if let Ok(schema) = result {
+            leaves[i].schema = Some(schema);
+        }
+    }
+}
+
+/// One template folder: literal text and placeholders.
+fn segment_match(pattern: &str, text: &str) -> Option<Vec<(String, String)>> {
+    // Split into literal runs and `{name}` placeholders.
+    let mut parts: Vec<(bool, &str)> = Vec::new();
+    let mut rest = pattern;
+    while let Some(open) = rest.find('{') {
+        if open > 0 {
+            parts.push((false, &rest[..open]));
+        }
+        let close = rest[open..].find('}').map(|c| open + c)?;
+        parts.push((true, &rest[open + 1..close]));
+        rest = &rest[close + 1..];
+    }
+    if !rest.is_empty() {
+        parts.push((false, rest));
+    }
+    fn go(parts: &[(bool, &str)], text: &str, out: &mut Vec<(String, String)>) -> bool {
+        match parts.split_first() {
+            None => text.is_empty(),
+            Some(((false, lit), more)) => {
+                text.starts_with(lit) && go(more, &text[lit.len()..], out)
+            }
+            Some(((true, name), more)) => {
+                for end in (1..=text.len()).filter(|&e| text.is_char_boundary(e)) {
+                    out.push(((*name).to_owned(), text[..end].to_owned()));
+                    if go(more, &text[end..], out) {
+                        return true;
+                    }
+                    out.pop();
+                }
+                false
+            }
+        }
+    }
+    let mut out = Vec::new();
+    go(&parts, text, &mut out).then_some(out)
+}
+
+/// The partition key a template folder stands for: `dt={date}` -> `dt` (Hive-style), `{date}`
+/// -> `date`, anything else -> `partition_<n>`.
+fn template_key(segment: &str, n: usize) -> (String, bool) {
+    if let Some((k, v)) = segment.split_once('=')
+        && !k.contains('{')
+        && v.starts_with('{')
+        && v.ends_with('}')
+    {
+        return (k.to_owned(), true);
+    }
+    if segment.starts_with('{') && segment.ends_with('}') && segment.matches('{').count() == 1 {
+        return (segment[1..segment.len() - 1].to_owned(), false);
+    }
+    (format!("partition_{n}"), false)
+}
+
+/// Groups leaf folders into tables by a sink's key template; folders it does not match are
+/// left out.
+fn by_template(template: &str, leaves: Vec<Leaf>, report: &mut CrawlReport) -> Vec<FoundTable> {
+    let segments: Vec<&str> = template.split('/').filter(|s| !s.is_empty()).collect();
+    let table_at = segments
+        .iter()
+        .position(|s| s.contains("{table}"))
+        .unwrap_or_else(|| {
+            segments
+                .iter()
+                .position(|s| s.contains('{'))
+                .unwrap_or(segments.len())
+                .saturating_sub(1)
+        });
+    let keys: Vec<String> = segments[table_at + 1..]
+        .iter()
+        .enumerate()
+        .map(|(n, s)| template_key(s, n).0)
+        .collect();
+    let mut tables: BTreeMap<String, FoundTable> = BTreeMap::new();
+    for leaf in leaves {
+        let parts: Vec<&str> = leaf.dir.split('/').filter(|s| !s.is_empty()).collect();
+        let mut captures = Vec::new();
+        let matched = parts.len() == segments.len()
+            && segments
+                .iter()
+                .zip(&parts)
+                .all(|(s, p)| match segment_match(s, p) {
+                    Some(c) => {
+                        captures.extend(c);
+                        true
+                    }
+                    None => false,
+                });
+        if !matched {
+            report.warnings.push(format!(
+                "{}/ does not match the sink's key template `{template}`; left out",
+                leaf.dir
+            ));
+            continue;
+        }
+        let root = parts[..=table_at.min(parts.len() - 1)].join("/");
+        let name = captures
+            .iter()
+            .find(|(n, _)| n == "table")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| parts[table_at.min(parts.len() - 1)].to_owned());
+        tables
+            .entry(root.clone())
+            .or_insert_with(|| FoundTable {
+                name,
+                root,
+                keys: Some(keys.clone()),
+                leaves: Vec::new(),
+            })
+            .leaves
+            .push(leaf);
+    }
+    tables.into_values().collect()
+}
+
+/// A folder name that reads as a partition value rather than a table name.
+fn value_like(name: &str) -> bool {
+    name.contains('=') || name.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// Column names of a leaf, for compatibility checks.
+fn names(leaf: &Leaf) -> Option<(String, bool, BTreeSet<&str>)> {
+    leaf.schema.as_ref().map(|s| {
+        (
+            s.kind.name().to_owned(),
+            s.gzip,
+            s.columns.iter().map(|(n, _)| n.as_str()).collect(),
+        )
+    })
+}
+
+/// Same format and at least 70% of the column names shared (Glue's similarity rule).
+fn compatible(groups: &[Vec<&Leaf>]) -> bool {
+    let mut first: Option<(String, bool, BTreeSet<&str>)> = None;
+    for leaf in groups.iter().flatten() {
+        let Some(this) = names(leaf) else { continue };
+        match &first {
+            None => first = Some(this),
+            Some((kind, gzip, cols)) => {
+                if *kind != this.0 || *gzip != this.1 {
+                    return false;
+                }
+                let shared = cols.intersection(&this.2).count();
+                let all = cols.union(&this.2).count().max(1);
+                if shared * 10 < all * 7 {
+                    return false;
+                }
+            }
+        }
+    }
+    true
+}
+
+/// Decides where tables start below `root` (see the module docs).
+fn split(
+    root: &str,
+    leaves: Vec<Leaf>,
+    table_level: Option<usize>,
+    depth: usize,
+    out: &mut Vec<FoundTable>,
+) {
+    if leaves.is_empty() {
+        return;
+    }
+    let child_of = |leaf: &Leaf| -> Option<String> {
+        let rest = if root.is_empty() {
+            leaf.dir.as_str()
+        } else {
+            leaf.dir.strip_prefix(root)?.strip_prefix('/').unwrap_or("")
+        };
+        rest.split('/').find(|s| !s.is_empty()).map(str::to_owned)
+    };
+    let mut children: BTreeMap<String, Vec<&Leaf>> = BTreeMap::new();
+    let mut here = false;
+    for leaf in &leaves {
+        match child_of(leaf) {
+            Some(c) => children.entry(c).or_default().push(leaf),
+            None => here = true,
+        }
+    }
+    let is_table = match table_level {
+        Some(level) => depth >= level,
+        None => {
+            here || children.keys().all(|c| value_like(c))
+                || (children.len() >= 2
+                    && compatible(&children.values().cloned().collect::<Vec<_>>()))
+        }
+    };
+    if is_table || children.is_empty() {
+        let name = root
+            .rsplit('/')
+            .find(|s| !s.is_empty())
+            .unwrap_or("table")
+            .to_owned();
+        out.push(FoundTable {
+            name,
+            root: root.to_owned(),
+            keys: None,
+            leaves,
+        });
+        return;
+    }
+    let mut grouped: BTreeMap<String, Vec<Leaf>> = BTreeMap::new();
+    for leaf in leaves {
+        if let Some(c) = child_of(&leaf) {
+            grouped.entry(c).or_default().push(leaf);
+        }
+    }
+    for (child, leaves) in grouped {
+        let path = if root.is_empty() {
+            child
+        } else {
+            format!("{root}/{child}")
+        };
+        split(&path, leaves, table_level, depth + 1, out);
+    }
+}
+
+/// Table names as Glue writes them: lowercase letters, digits and `_`.
+pub fn sanitize(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() { "table".to_owned() } else { s }
+}
+
+/// The table's name, suffixed with a hash of its location when another table in the database
+/// (catalogued earlier, or found in this crawl) has the name for another location.
+fn unique_name(
+    name: &str,
+    root: &str,
+    target: &CrawlTarget,
+    existing: &[CatalogTable],
+    seen: &BTreeSet<String>,
+) -> String {
+    let location = format!("{}{root}/", target.base_url);
+    let taken_elsewhere = existing
+        .iter()
+        .any(|t| t.name == name && t.location != location);
+    if !taken_elsewhere && !seen.contains(name) {
+        return name.to_owned();
+    }
+    let hash = location.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    format!("{name}_{:08x}", hash as u32)
+}
+
+/// The type of a partition key from its values: integers, dates, else text. Values with
+/// leading zeros (`month=02`) stay text: the folder names are the values queries prune by.
+fn partition_type(values: &[&str]) -> HiveType {
+    let mut t = HiveType::Unknown;
+    for v in values {
+        let this = match infer::classify(v) {
+            x @ (HiveType::Int | HiveType::BigInt | HiveType::Date) => x,
+            _ => HiveType::String,
+        };
+        t = t.widen(&this);
+    }
+    if t == HiveType::Unknown {
+        HiveType::String
+    } else {
+        t
+    }
+}
+
+/// A catalog table from what the crawl found (columns merged over its folders), or `None` when
+/// no folder could be read.
+fn build_table(
+    name: &str,
+    found: FoundTable,
+    target: &CrawlTarget,
+    options: &CrawlOptions,
+    now: DateTime<Utc>,
+    report: &mut CrawlReport,
+) -> Option<CatalogTable> {
+    let location = if found.root.is_empty() {
+        target.base_url.clone()
+    } else {
+        format!("{}{}/", target.base_url, found.root)
+    };
+    // Partition folders below the root; all must be equally deep.
+    let relative = |leaf: &Leaf| -> Vec<String> {
+        let rest = if found.root.is_empty() {
+            leaf.dir.as_str()
+        } else {
+            leaf.dir
+                .strip_prefix(&found.root)
+                .map(|r| r.trim_start_matches('/'))
+                .unwrap_or("")
+        };
+        rest.split('/')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut depths: BTreeMap<usize, usize> = BTreeMap::new();
+    for leaf in &found.leaves {
+        *depths.entry(relative(leaf).len()).or_default() += leaf.files.len();
+    }
+    let depth = depths
+        .iter()
+        .max_by_key(|(d, n)| (**n, **d))
+        .map(|(d, _)| *d)
+        .unwrap_or(0);
+    // The majority format decides; folders in another format are left out.
+    let mut formats: BTreeMap<(String, bool), usize> = BTreeMap::new();
+    for leaf in &found.leaves {
+        if let Some(s) = &leaf.schema {
+            *formats
+                .entry((s.kind.name().to_owned(), s.gzip))
+                .or_default() += leaf.files.len();
+        }
+    }
+    let format_key = formats
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(k, _)| k.clone());
+    let mut kind: Option<FileKind> = None;
+    let mut columns: Vec<(String, HiveType)> = Vec::new();
+    let mut partitions: Vec<(Vec<String>, CatalogPartition)> = Vec::new();
+    let mut hive = true;
+    let mut keys: Vec<String> = found.keys.clone().unwrap_or_default();
+    let mut extensions: BTreeSet<String> = BTreeSet::new();
+    for leaf in &found.leaves {
+        let rel = relative(leaf);
+        if rel.len() != depth {
+            report.warnings.push(format!(
+                "{}/: {} folder levels below table `{name}` where its other files have {depth}; left out",
+                leaf.dir,
+                rel.len()
+            ));
+            continue;
+        }
+        if let Some(s) = &leaf.schema {
+            if Some((s.kind.name().to_owned(), s.gzip)) != format_key {
+                report.warnings.push(format!(
+                    "{}/ holds {} files where table `{name}` has {}; left out",
+                    leaf.dir,
+                    s.kind.name(),
+                    format_key.as_ref().map(|k| k.0.as_str()).unwrap_or("?")
+                ));
+                continue;
+            }
+            columns = merge_fields(&columns, &s.columns);
+            // Files that disagree on the CSV header keep the first folder's reading.
+            if kind.is_none() {
+                kind = Some(s.kind.clone());
+            }
+        }
+        let mut values = Vec::new();
+        for (n, segment) in rel.iter().enumerate() {
+            match segment.split_once('=') {
+                Some((k, v)) if found.keys.is_none() => {
+                    if keys.len() <= n {
+                        keys.push(k.to_owned());
+                    }
+                    values.push(v.to_owned());
+                }
+                Some((_, v)) if found.keys.is_some() => values.push(v.to_owned()),
+                _ => {
+                    hive = false;
+                    if keys.len() <= n {
+                        keys.push(format!("partition_{n}"));
+                    }
+                    values.push(segment.clone());
+                }
+            }
+        }
+        for f in &leaf.files {
+            let file = f.key.rsplit('/').next().unwrap_or("");
+            extensions.insert(extension_of(file));
+        }
+        partitions.push((
+            rel.clone(),
+            CatalogPartition {
+                values,
+                location: rel.iter().map(|s| format!("{s}/")).collect(),
+                files: leaf.files.len() as u64,
+                bytes: leaf.files.iter().map(|f| f.size).sum(),
+                last_modified: leaf.files.iter().map(|f| f.modified).max(),
+            },
+        ));
+    }
+    // Template keys: Hive only when every partition folder is `key=value`.
+    if let Some(template_keys) = &found.keys {
+        keys = template_keys.clone();
+        hive = partitions.iter().all(|(rel, _)| {
+            rel.iter()
+                .zip(&keys)
+                .all(|(s, k)| s.starts_with(&format!("{k}=")))
+        });
+    }
+    if depth == 0 {
+        hive = false;
+        keys.clear();
+    }
+    keys.truncate(depth);
+    // No folder read: every one was known (new_folders) or unreadable; nothing new to learn.
+    let Some(kind) = kind else {
+        if partitions.is_empty() {
+            return None;
+        }
+        return Some(CatalogTable {
+            database: options.database.clone(),
+            name: name.to_owned(),
+            location,
+            storage: target.storage.clone(),
+            format: CatalogFormat {
+                kind: String::new(),
+                compression: None,
+                delimiter: None,
+                header: None,
+                extension: None,
+            },
+            columns: Vec::new(),
+            partition_keys: key_columns(&keys, &partitions),
+            hive_partitions: hive,
+            partitions: partitions.into_iter().map(|(_, p)| p).collect(),
+            schema_version: 0,
+            status: TableStatus::Active,
+            created_at: now,
+            updated_at: now,
+            last_crawl: None,
+        });
+    };
+    let (delimiter, header) = match kind {
+        FileKind::Csv { delimiter, header } => (Some(delimiter as char), Some(header)),
+        _ => (None, None),
+    };
+    let gzip = format_key.is_some_and(|k| k.1);
+    Some(CatalogTable {
+        database: options.database.clone(),
+        name: name.to_owned(),
+        location,
+        storage: target.storage.clone(),
+        format: CatalogFormat {
+            kind: kind.name().to_owned(),
+            compression: gzip.then(|| "gzip".to_owned()),
+            delimiter,
+            header,
+            extension: (extensions.len() == 1)
+                .then(|| extensions.into_iter().next())
+                .flatten()
+                .filter(|e| !e.is_empty()),
+        },
+        columns: columns
+            .into_iter()
+            .map(|(name, t)| CatalogColumn {
+                name,
+                data_type: t.to_string(),
+            })
+            .collect(),
+        partition_keys: key_columns(&keys, &partitions),
+        hive_partitions: hive,
+        partitions: partitions.into_iter().map(|(_, p)| p).collect(),
+        schema_version: 1,
+        status: TableStatus::Active,
+        created_at: now,
+        updated_at: now,
+        last_crawl: None,
+    })
+}
+
+fn key_columns(
+    keys: &[String],
+    partitions: &[(Vec<String>, CatalogPartition)],
+) -> Vec<CatalogColumn> {
+    keys.iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let values: Vec<&str> = partitions
+                .iter()
+                .filter_map(|(_, p)| p.values.get(i).map(String::as_str))
+                .collect();
+            CatalogColumn {
+                name: k.clone(),
+                data_type: partition_type(&values).to_string(),
+            }
+        })
+        .collect()
+}
+
+/// `.csv.gz` for `part-1.csv.gz`: the last extension, with the one before it when the last is
+/// a compression suffix.
+fn extension_of(file: &str) -> String {
+    let mut parts = file.rsplitn(3, '.');
+    let last = parts.next().unwrap_or("");
+    let before = parts.next();
+    match (before, parts.next()) {
+        (Some(b), Some(_)) if matches!(last, "gz" | "gzip") => format!(".{b}.{last}"),
+        (Some(_), _) => format!(".{last}"),
+        _ => String::new(),
+    }
+}
+
+/// Records a found table in the catalog by the schema-change policy.
+fn apply(
+    mut found: CatalogTable,
+    old: Option<&CatalogTable>,
+    options: &CrawlOptions,
+    catalog: &dyn CatalogStore,
+) -> Result<TableReport> {
+    let now = found.updated_at;
+    let save = |t: &CatalogTable| {
+        catalog
+            .save_table(t)
+            .map_err(|e| Error::user(e.to_string()))
+    };
+    let Some(old) = old else {
+        if found.schema_version == 0 {
+            return Ok(TableReport {
+                table: found.name.clone(),
+                action: "unchanged".to_owned(),
+                partitions: 0,
+                files: 0,
+                bytes: 0,
+                changes: vec!["no readable files; not catalogued".to_owned()],
+            });
+        }
+        let changes = vec![format!(
+            "created: {} columns, {} partition keys, {} partitions",
+            found.columns.len(),
+            found.partition_keys.len(),
+            partition_count(&found)
+        )];
+        found.last_crawl = Some(crawl_record(options, now, changes.clone()));
+        save(&found)?;
+        return Ok(TableReport {
+            table: found.name.clone(),
+            action: "created".to_owned(),
+            partitions: partition_count(&found),
+            files: found.files(),
+            bytes: found.bytes(),
+            changes,
+        });
+    };
+    let mut changes = Vec::new();
+    // Columns: old ones first (vanished ones stay), widened; new ones appended.
+    let parse = |t: &str| HiveType::parse(t).unwrap_or(HiveType::String);
+    let mut merged: Vec<(String, HiveType)> = old
+        .columns
+        .iter()
+        .map(|c| (c.name.clone(), parse(&c.data_type)))
+        .collect();
+    if found.schema_version > 0 {
+        for c in &found.columns {
+            let t = parse(&c.data_type);
+            match merged.iter_mut().find(|(n, _)| *n == c.name) {
+                Some((_, existing)) => {
+                    let widened = existing.widen(&t);
+                    if widened != *existing {
+                        changes.push(format!(
+                            "column {} changed type {existing} -> {widened}",
+                            c.name
+                        ));
+                        *existing = widened;
+                    }
+                }
+                None => {
+                    changes.push(format!("added column {} {t}", c.name));
+                    merged.push((c.name.clone(), t));
+                }
+            }
+        }
+        for c in &old.columns {
+            if !found.columns.iter().any(|f| f.name == c.name)
+                && options.recrawl == RecrawlPolicy::All
+            {
+                changes.push(format!("column {} no longer found; kept", c.name));
+            }
+        }
+        if found.format != old.format && !old.format.kind.is_empty() {
+            changes.push(format!(
+                "format changed {} -> {}",
+                describe_format(&old.format),
+                describe_format(&found.format)
+            ));
+        }
+    }
+    if found
+        .partition_keys
+        .iter()
+        .map(|k| &k.name)
+        .ne(old.partition_keys.iter().map(|k| &k.name))
+    {
+        changes.push(format!(
+            "partition keys changed ({}) -> ({})",
+            old.partition_keys
+                .iter()
+                .map(|k| k.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            found
+                .partition_keys
+                .iter()
+                .map(|k| k.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    } else {
+        // Widen partition key types too (a new partition `x` turns int keys into strings).
+        for (f, o) in found.partition_keys.iter_mut().zip(&old.partition_keys) {
+            let widened = parse(&o.data_type).widen(&parse(&f.data_type));
+            if widened.to_string() != o.data_type {
+                changes.push(format!(
+                    "partition key {} changed type {} -> {widened}",
+                    f.name, o.data_type
+                ));
+            }
+            f.data_type = widened.to_string();
+        }
+    }
+    let schema_changed = !changes.is_empty();
+    let added_partitions = found
+        .partitions
+        .iter()
+        .filter(|p| !old.partitions.iter().any(|o| o.location == p.location))
+        .count();
+    let removed_partitions = old
+        .partitions
+        .iter()
+        .filter(|p| !found.partitions.iter().any(|o| o.location == p.location))
+        .count();
+    let mut table = old.clone();
+    table.partitions = found.partitions.clone();
+    table.updated_at = now;
+    table.status = TableStatus::Active;
+    table.location = found.location.clone();
+    table.storage = found.storage.clone();
+    let mut notes = Vec::new();
+    if added_partitions > 0 {
+        notes.push(format!("added {added_partitions} partitions"));
+    }
+    if removed_partitions > 0 {
+        notes.push(format!(
+            "{removed_partitions} partitions no longer found; removed"
+        ));
+    }
+    if old.status == TableStatus::Deprecated {
+        notes.push("data found again; no longer deprecated".to_owned());
+    }
+    let action;
+    if schema_changed && options.schema_change == SchemaChangePolicy::Log {
+        changes = changes
+            .into_iter()
+            .map(|c| format!("not applied (schema_change: log): {c}"))
+            .collect();
+        action = "unchanged";
+    } else if schema_changed {
+        table.columns = merged
+            .into_iter()
+            .map(|(name, t)| CatalogColumn {
+                name,
+                data_type: t.to_string(),
+            })
+            .collect();
+        if found.schema_version > 0 {
+            table.format = found.format.clone();
+        }
+        table.partition_keys = found.partition_keys.clone();
+        table.hive_partitions = found.hive_partitions;
+        table.schema_version = old.schema_version + 1;
+        action = "updated";
+    } else {
+        action = if notes.is_empty() {
+            "unchanged"
+        } else {
+            "updated"
+        };
+    }
+    changes.extend(notes);
+    table.last_crawl = Some(crawl_record(options, now, changes.clone()));
+    save(&table)?;
+    Ok(TableReport {
+        table: table.name.clone(),
+        action: action.to_owned(),
+        partitions: partition_count(&table),
+        files: table.files(),
+        bytes: table.bytes(),
+        changes,
+    })
+}
+
+/// Partitions as users count them: an unpartitioned table has none (its one folder is kept
+/// as a partition without values, for its file count and size).
+pub fn partition_count(t: &CatalogTable) -> usize {
+    if t.partition_keys.is_empty() {
+        0
+    } else {
+        t.partitions.len()
+    }
+}
+
+fn describe_format(f: &CatalogFormat) -> String {
+    match &f.compression {
+        Some(c) => format!("{} ({c})", f.kind),
+        None => f.kind.clone(),
+    }
+}
+
+/// Runs crawler step `name` of `pipeline`: crawls every input sink's output by its key
+/// template into the crawler's database.
+pub async fn run_step(
+    pipeline: &Pipeline,
+    name: &str,
+    spec: &CatalogCrawler,
+    connections: &Connections,
+    catalog: &dyn CatalogStore,
+    run_id: Option<&str>,
+) -> Result<CrawlReport> {
+    let mut targets = Vec::new();
+    for input in &spec.inputs {
+        let Some(Sink::ObjectStore(sink)) = pipeline.sinks.get(input) else {
+            return Err(Error::user(format!("input `{input}` is not a sink")));
+        };
+        let handle = connections.object_store(&sink.connection)?;
+        let (base_url, storage) = connections.catalog_location(&sink.connection)?;
+        targets.push(CrawlTarget {
+            store: handle.store.clone(),
+            base: handle.prefix.clone(),
+            base_url,
+            storage,
+            prefix: String::new(),
+            layout: Layout::Template(sink.key.clone()),
+        });
+    }
+    let options = CrawlOptions {
+        database: spec.database.clone(),
+        crawler: format!("{}/{name}", pipeline.name),
+        run_id: run_id.map(str::to_owned),
+        table_prefix: spec.table_prefix.clone().unwrap_or_default(),
+        schema_change: spec.schema_change,
+        recrawl: spec.recrawl,
+        include: spec.include.clone(),
+        exclude: spec.exclude.clone(),
+    };
+    let report = crawl(&targets, &options, catalog).await?;
+    for w in &report.warnings {
+        tracing::warn!(crawler = %name, "{w}");
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*.csv", "a.csv"));
+        assert!(!glob_match("*.csv", "x/a.csv"));
+        assert!(glob_match("**/*.csv", "x/y/a.csv"));
+        assert!(glob_match("**/*.csv", "a.csv"));
+        assert!(glob_match("film/**", "film/a/b.parquet"));
+        assert!(!glob_match("film/**", "films/a"));
+    }
+
+    #[test]
+    fn template_segments() {
+        assert_eq!(
+            segment_match("dt={date}", "dt=2026-11-26"),
+            Some(vec![("date".to_owned(), "2026-11-26".to_owned())])
+        );
+        assert_eq!(segment_match("dt={date}", "x=1"), None);
+        assert_eq!(
+            segment_match("{schema}_{table}", "main_film"),
+            Some(vec![
+                ("schema".to_owned(), "main".to_owned()),
+                ("table".to_owned(), "film".to_owned())
+            ])
+        );
+        assert_eq!(template_key("dt={date}", 0), ("dt".to_owned(), true));
+        assert_eq!(template_key("{date}", 0), ("date".to_owned(), false));
+        assert_eq!(
+            template_key("v{run_id}", 1),
+            ("partition_1".to_owned(), false)
+        );
+        assert_eq!(static_prefix("landing/{schema}/{table}/"), "landing");
+    }
+
+    #[test]
+    fn extensions() {
+        assert_eq!(extension_of("part-1.csv.gz"), ".csv.gz");
+        assert_eq!(extension_of("part-1.parquet"), ".parquet");
+        assert_eq!(extension_of("noext"), "");
+        assert_eq!(extension_of("a.gz"), ".gz");
+    }
+}
