@@ -547,6 +547,23 @@ pub struct ObjectStoreSink {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_file_rows: Option<u64>,
+    /// What a run does to the files earlier runs left under a table's key: keep them
+    /// (`append`, the default) or replace them (`full_refresh`).
+    #[serde(default)]
+    pub mode: WriteMode,
+}
+
+/// How a sink's run treats the data already under each table's key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteMode {
+    /// Add this run's files next to earlier runs' files.
+    #[default]
+    Append,
+    /// Replace each table's data: when the run publishes, every object under the table's key
+    /// that this run did not write is deleted, after the new files are in place. The key must
+    /// not contain `{run_id}` or `{date}`, which would give every run a new folder.
+    FullRefresh,
 }
 
 /// Output file format. `type` picks the kind.

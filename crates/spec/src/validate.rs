@@ -474,6 +474,9 @@ impl Validator<'_> {
                     );
                     self.sink_key(&base, &s.key);
                     self.format(&base, &s.format);
+                    if s.mode == crate::types::WriteMode::FullRefresh {
+                        self.full_refresh_key(&base, &s.key);
+                    }
                 }
                 Sink::Firehose(s) => self.firehose_sink(p, name, s),
             }
@@ -491,6 +494,30 @@ impl Validator<'_> {
                     }
                 }
             }
+        }
+    }
+
+    /// A full refresh replaces what is under each table's key, so that key must name the
+    /// table and stay the same from run to run.
+    fn full_refresh_key(&mut self, base: &[PathSeg], template: &str) {
+        let path = [base[0].clone(), base[1].clone(), key("key")];
+        for placeholder in ["{run_id}", "{date}"] {
+            if let Some(at) = template.find(placeholder) {
+                self.error_in_text(
+                    &path,
+                    1,
+                    template[..at].chars().count() + 1,
+                    format!("`mode: full_refresh` replaces the data under this key, but `{placeholder}` gives every run a new key, so nothing would ever be replaced"),
+                    Some("remove the placeholder, or use `mode: append`".to_owned()),
+                );
+            }
+        }
+        if !template.contains("{table}") {
+            self.error(
+                &path,
+                "`mode: full_refresh` replaces each table's data under its key, but this key has no `{table}`, so tables would replace each other",
+                Some("add `{table}`, e.g. `clean/{schema}/{table}/`".to_owned()),
+            );
         }
     }
 
