@@ -348,13 +348,31 @@ fn date_pattern(pattern: &str, column: usize) -> Result<String, PrefixError> {
                 i += 2;
                 continue;
             }
-            let Some(end) = chars[i + 1..].iter().position(|c| *c == '\'') else {
-                return Err(err(column + i, "quoted text is not closed by `'`", None));
-            };
-            for q in &chars[i + 1..i + 1 + end] {
-                push_literal(&mut out, *q);
+            let start = i;
+            i += 1;
+            loop {
+                match (chars.get(i), chars.get(i + 1)) {
+                    (None, _) => {
+                        return Err(err(
+                            column + start,
+                            "quoted text is not closed by `'`",
+                            None,
+                        ));
+                    }
+                    (Some('\''), Some('\'')) => {
+                        out.push('\'');
+                        i += 2;
+                    }
+                    (Some('\''), _) => {
+                        i += 1;
+                        break;
+                    }
+                    (Some(q), _) => {
+                        push_literal(&mut out, *q);
+                        i += 1;
+                    }
+                }
             }
-            i += end + 2;
             continue;
         }
         if !c.is_ascii_alphabetic() {
@@ -504,7 +522,7 @@ mod tests {
         assert_eq!(
             first_error("data/!{firehose:error-output-type}/", PrefixKind::Data),
             (
-                16,
+                17,
                 "`error-output-type` is only allowed in the error prefix".to_owned()
             )
         );
