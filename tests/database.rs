@@ -985,7 +985,7 @@ transforms:
     db.exec(&format!("drop database `{schema}`"));
 }
 
-/// A table split on a nullable integer column lands every row exactly once, one file a range.
+/// A table split on a nullable integer column lands every row exactly once.
 fn split_load(mut db: Db, kind: &str, schema: &str, from: &str) {
     let rows = series(kind, 1, 10_000);
     db.exec(&format!(
@@ -1026,7 +1026,9 @@ sinks:
     run_ok(dir.path(), &spec);
     let expected: Vec<i64> = (1..=10_000).collect();
     assert_same_ids(&published_ids(dir.path()), &expected, "split load");
-    assert_eq!(published(dir.path(), ".jsonl").len(), 4);
+    // Ranges share the table's open file until one of them ends, so at most one file a range.
+    let files = published(dir.path(), ".jsonl").len();
+    assert!((1..=4).contains(&files), "{files} files");
 
     // Splitting a text column is a clear error naming table and column.
     let text = std::fs::read_to_string(&spec)

@@ -200,7 +200,7 @@ pub async fn build_with_bookmarks(
                                                 });
                                             }
                                             if let Some(split) = &p.split {
-                                                plan_step.notes.push(format!("{}: read in {} ranges of `{}` over {} connections at once, each landing as its own file", p.table, split.parts, split.column, split.parts));
+                                                plan_step.notes.push(format!("{}: read in {} ranges of `{}` over {} connections at once", p.table, split.parts, split.column, split.parts));
                                             }
                                             plan_step.reads.push(PlanRead {
                                                 table: p.table.to_string(),

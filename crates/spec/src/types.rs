@@ -296,7 +296,7 @@ pub struct SplitSpec {
     /// Integer column (usually the primary key) whose `[min, max]` is cut into equal ranges;
     /// rows where it is NULL are read with the first range.
     pub column: String,
-    /// Number of ranges, each read over its own connection and landing as its own file.
+    /// Number of ranges, each read over its own connection.
     #[schemars(range(min = 2, max = 64))]
     pub parts: usize,
 }
