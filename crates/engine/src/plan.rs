@@ -199,6 +199,9 @@ pub async fn build_with_bookmarks(
                                                     None => format!("{}: first incremental run, everything is read and the bookmark ({}) recorded", p.table, b.spec.keys.join(", ")),
                                                 });
                                             }
+                                            if let Some(split) = &p.split {
+                                                plan_step.notes.push(format!("{}: read in {} ranges of `{}` over {} connections at once", p.table, split.parts, split.column, split.parts));
+                                            }
                                             plan_step.reads.push(PlanRead {
                                                 table: p.table.to_string(),
                                                 query: statement.sql,

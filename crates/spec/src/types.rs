@@ -292,6 +292,22 @@ pub struct TableSettings {
     /// Incremental load: read only rows whose key columns are past the stored bookmark.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bookmark: Option<BookmarkSpec>,
+    /// Full load of a large table over several connections at once, each reading one range of
+    /// an integer column (PostgreSQL and MySQL; not with `bookmark`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<SplitSpec>,
+}
+
+/// How a table is split into ranges read in parallel.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SplitSpec {
+    /// Integer column (usually the primary key) whose `[min, max]` is cut into equal ranges;
+    /// rows where it is NULL are read with the first range.
+    pub column: String,
+    /// Number of ranges, each read over its own connection.
+    #[schemars(range(min = 2, max = 64))]
+    pub parts: usize,
 }
 
 /// A job bookmark: the columns whose values only grow, compared as a tuple.

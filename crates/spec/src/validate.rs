@@ -717,6 +717,15 @@ impl Validator<'_> {
                 key("tables"),
                 key(pattern),
             ];
+            if settings.split.is_some() && settings.bookmark.is_some() {
+                let mut path = at.to_vec();
+                path.push(key("split"));
+                self.error(
+                    &path,
+                    "`split` reads a full load in ranges and cannot be combined with `bookmark`",
+                    Some("incremental reads after the first are small; split a full-load table only, or give the bookmarked table its own source".to_owned()),
+                );
+            }
             if let Some(b) = &settings.bookmark {
                 let mut path = at.to_vec();
                 path.push(key("bookmark"));
