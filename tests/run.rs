@@ -434,3 +434,69 @@ sinks:
         assert!(line.contains("\"fee\":1.50}"), "{line}");
     }
 }
+
+/// Rows in the JSON-lines files under `lake/<folder>/`, and how many files hold them.
+fn jsonl_rows(dir: &Path, folder: &str) -> (usize, usize) {
+    let files: Vec<String> = published(dir)
+        .into_iter()
+        .filter(|f| f.starts_with(folder))
+        .collect();
+    let rows = files
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(dir.join("lake").join(f))
+                .unwrap()
+                .lines()
+                .count()
+        })
+        .sum();
+    (rows, files.len())
+}
+
+#[test]
+fn full_refresh_replaces_a_tables_files_and_a_failed_run_keeps_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec_path = generator_spec(dir.path(), 5000, None);
+    let base = std::fs::read_to_string(&spec_path).unwrap();
+    // One sink replaces its table's data, a second one appends.
+    let both = base.replace(
+        "    key: events/\n",
+        "    key: events/{table}/\n    mode: full_refresh\n",
+    ) + "  history:\n    type: object_store\n    inputs: [events]\n    connection: lake\n    key: history/\n    format: { type: jsonl }\n";
+    std::fs::write(&spec_path, &both).unwrap();
+    let (out, stdout, stderr) = output(pipectl(dir.path()).arg("run").arg(&spec_path));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_eq!(jsonl_rows(dir.path(), "events/"), (5000, 3));
+
+    std::fs::write(&spec_path, both.replace("count: 5000", "count: 3000")).unwrap();
+    let (out, stdout, stderr) = output(pipectl(dir.path()).arg("run").arg(&spec_path));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    // Only the second run's rows remain under the refreshed key; the appending sink has both.
+    assert_eq!(jsonl_rows(dir.path(), "events/"), (3000, 2));
+    assert_eq!(jsonl_rows(dir.path(), "history/"), (8000, 2));
+    let second_run = runs_json(dir.path())[0]["id"].as_str().unwrap().to_owned();
+    assert!(
+        published(dir.path())
+            .iter()
+            .filter(|f| f.starts_with("events/"))
+            .all(|f| f.contains(&second_run)),
+        "{:?}",
+        published(dir.path())
+    );
+
+    // A run that fails replaces nothing.
+    let broken = both.replace("count: 5000", "count: 100").replace(
+        "sinks:\n",
+        "transforms:\n  broken:\n    type: cast\n    inputs: [events]\n    columns: { state: int64 }\nsinks:\n",
+    );
+    let broken = broken.replacen(
+        "    inputs: [events]\n    connection: lake\n    key: events",
+        "    inputs: [broken]\n    connection: lake\n    key: events",
+        1,
+    );
+    std::fs::write(&spec_path, broken).unwrap();
+    let (out, stdout, stderr) = output(pipectl(dir.path()).arg("run").arg(&spec_path));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert_eq!(jsonl_rows(dir.path(), "events/"), (3000, 2));
+    assert_eq!(jsonl_rows(dir.path(), "history/"), (8000, 2));
+}

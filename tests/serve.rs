@@ -432,6 +432,34 @@ fn a_restarted_daemon_catches_up_on_the_latest_missed_fire_time() {
     let (out, stdout, stderr) = output(pipectl(dir).args(["runs", "show", &id[..18]]));
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains(&id), "{stdout}");
+    // So do `state` commands: set a bookmark, read it back, and `plan` shows the bound value.
+    let stream = "events.main.clicks";
+    let (out, _, stderr) = output(pipectl(dir).args([
+        "state", "set", "ticks", stream, "--key", "id", "--value", "41",
+    ]));
+    assert!(
+        out.status.success(),
+        "state set through the daemon: {stderr}"
+    );
+    let (out, stdout, stderr) = output(pipectl(dir).args(["state", "ticks", "--format", "json"]));
+    assert!(out.status.success(), "{stderr}");
+    let bookmarks: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(bookmarks.len(), 1, "{stdout}");
+    assert_eq!(bookmarks[0]["stream"], stream);
+    assert_eq!(bookmarks[0]["keys"], serde_json::json!(["id"]));
+    assert_eq!(bookmarks[0]["values"], serde_json::json!(["41"]));
+    let (out, stdout, stderr) = output(pipectl(dir).args(["state", "show", "ticks", stream]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("id=41"), "{stdout}");
+    // An error the command reports comes back as the daemon's answer, not a lock error.
+    let (out, _, stderr) = output(pipectl(dir).args(["state", "reset", "ticks", "no.such.stream"]));
+    assert!(!out.status.success());
+    assert!(stderr.contains("no.such.stream"), "{stderr}");
+    assert!(!stderr.contains("lock"), "{stderr}");
+    let (out, _, stderr) = output(pipectl(dir).args(["state", "reset", "ticks", stream]));
+    assert!(out.status.success(), "{stderr}");
+    let (_, stdout, _) = output(pipectl(dir).args(["state", "ticks", "--format", "json"]));
+    assert_eq!(stdout.trim(), "[]");
     assert!(daemon.terminate().success());
 
     // Down for a few fire times: the next start runs the latest missed one, once.

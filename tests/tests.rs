@@ -14,3 +14,4 @@ mod run;
 mod s3;
 mod schema;
 mod serve;
+mod streaming;

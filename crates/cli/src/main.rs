@@ -8,6 +8,7 @@ mod progress;
 mod render;
 mod serve;
 mod state_cmd;
+mod stream_cmd;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -312,12 +313,18 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             pipeline,
             format,
         } => {
-            let store = open_state(&cli.state_dir)?;
-            let json = format == OutputFormat::Json;
-            print_out(&match action {
-                Some(action) => state_cmd::act(&store, action, json)?,
-                None => state_cmd::list(&store, pipeline.as_deref(), json)?,
-            })?;
+            let store = match open_state(&cli.state_dir) {
+                Ok(store) => store,
+                Err(e) => {
+                    // The daemon holds the state: it runs this same command on its store.
+                    let Some(addr) = serve::locked_daemon(&cli.state_dir, &e) else {
+                        return Err(e);
+                    };
+                    print_out(&serve::forward(addr, std::env::args().skip(1).collect())?)?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+            };
+            print_out(&state_command(&store, action, pipeline.as_deref(), format)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Catalog { action, format } => lake_cmd::catalog(&cli.state_dir, action, format),
@@ -331,6 +338,40 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             print_out(&(serde_json::to_string_pretty(&pipectl_spec::json_schema())? + "\n"))?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `pipectl state`: what to print for one action (or the list) on `store`.
+fn state_command(
+    store: &dyn StateStore,
+    action: Option<state_cmd::StateAction>,
+    pipeline: Option<&str>,
+    format: OutputFormat,
+) -> Result<String> {
+    let json = format == OutputFormat::Json;
+    match action {
+        Some(action) => state_cmd::act(store, action, json),
+        None => state_cmd::list(store, pipeline, json),
+    }
+}
+
+/// Runs a command forwarded to the daemon (`args` without the program name) against the
+/// daemon's store. Only commands that read or change the state store are taken.
+pub(crate) fn forwarded_command(
+    store: &dyn StateStore,
+    args: Vec<String>,
+) -> std::result::Result<String, String> {
+    let cli = Cli::try_parse_from(std::iter::once("pipectl".to_owned()).chain(args))
+        .map_err(|e| e.to_string())?;
+    match cli.command {
+        Command::State {
+            action,
+            pipeline,
+            format,
+        } => {
+            state_command(store, action, pipeline.as_deref(), format).map_err(|e| format!("{e:#}"))
+        }
+        _ => Err("only `pipectl state` commands are forwarded to the daemon".to_owned()),
     }
 }
 
@@ -506,9 +547,14 @@ fn plan(file: &Path, format: OutputFormat, offline: bool, state_dir: &Path) -> R
     // Stored bookmarks let the plan show the values incremental reads bind; without a state
     // folder (or while a run holds it) the plan shows first-run reads.
     let bookmarks = if state_dir.exists() {
-        open_state(state_dir)
-            .and_then(|s| Ok(s.bookmarks(Some(&spec.pipeline.name))?))
-            .unwrap_or_default()
+        match open_state(state_dir) {
+            Ok(store) => store.bookmarks(Some(&spec.pipeline.name))?,
+            Err(e) => match serve::locked_daemon(state_dir, &e) {
+                // A daemon holds the state: ask it for the bookmarks.
+                Some(addr) => serve::bookmarks(addr, &spec.pipeline.name)?,
+                None => Vec::new(),
+            },
+        }
     } else {
         Vec::new()
     };
@@ -543,6 +589,9 @@ fn run(
             None => return Err(e),
         },
     };
+    if pipectl_stream::is_streaming(&spec.pipeline) {
+        return stream_cmd::run(file, &spec, state, format, quiet);
+    }
     let cancel = CancellationToken::new();
     let prepared = executor::prepare(
         &spec,

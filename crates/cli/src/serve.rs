@@ -52,6 +52,7 @@ pub(crate) fn serve(args: ServeArgs, state_dir: &Path) -> Result<ExitCode> {
         max_concurrent_runs: args.max_concurrent_runs,
         grace: Duration::from_secs(args.grace_secs),
         reload_interval: Duration::from_secs_f64(args.reload_secs.max(0.1)),
+        store_command: Some(Arc::new(crate::forwarded_command)),
     };
     let env: pipectl_serve::runner::EnvLookup = Arc::new(|name| std::env::var(name).ok());
     crate::runtime()?
@@ -61,7 +62,7 @@ pub(crate) fn serve(args: ServeArgs, state_dir: &Path) -> Result<ExitCode> {
 }
 
 /// Completes on SIGTERM or Ctrl-C.
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -117,6 +118,30 @@ fn encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// Runs a state command (`args` as typed, without the program name) on the daemon's store and
+/// returns what it printed.
+pub(crate) fn forward(addr: SocketAddr, args: Vec<String>) -> Result<String> {
+    let body = serde_json::json!({ "args": args }).to_string();
+    let resp = call(addr, "POST", "/api/command", Some(&body))?;
+    if resp.status != 200 {
+        return Err(anyhow!(api_error(&resp)));
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(&resp.body).context("reading the daemon's answer")?;
+    Ok(value
+        .get("output")
+        .and_then(|o| o.as_str())
+        .unwrap_or_default()
+        .to_owned())
+}
+
+/// One pipeline's bookmarks, from the daemon's store.
+pub(crate) fn bookmarks(addr: SocketAddr, pipeline: &str) -> Result<Vec<pipectl_state::Bookmark>> {
+    let args = ["state", pipeline, "--format", "json"].map(str::to_owned);
+    let text = forward(addr, args.to_vec())?;
+    serde_json::from_str(&text).context("reading the daemon's bookmarks")
 }
 
 /// `pipectl runs` through the daemon's API.

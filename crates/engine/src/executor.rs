@@ -13,7 +13,7 @@
 //! `Interrupted` and deletes its staging folder. Killed in step 3, it leaves a `Committing` run
 //! whose manifest the next run finishes (moves are idempotent: a file already moved is skipped).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -23,7 +23,9 @@ use object_store::ObjectStoreExt;
 use object_store::path::Path as StorePath;
 use pipectl_spec::LoadedSpec;
 use pipectl_spec::dag::StepKind;
-use pipectl_state::{PublishEntry, RunRecord, RunStatus, StateStore, StepRecord, new_run_id};
+use pipectl_state::{
+    PublishEntry, RetiredObject, RunRecord, RunStatus, StateStore, StepRecord, new_run_id,
+};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -271,9 +273,10 @@ impl PreparedRun {
                 final_key: f.final_path.to_string(),
             })
             .collect();
+        record.retire = retired_objects(&self.context.connections, &staged).await?;
         state_call(state.save_run(&record))?;
-        tracing::info!(run = %self.run_id, files = record.publish.len(), "publishing");
-        if let Err(e) = publish(&self.context.connections, &record.publish).await {
+        tracing::info!(run = %self.run_id, files = record.publish.len(), replaced = record.retire.len(), "publishing");
+        if let Err(e) = publish(&self.context.connections, &record.publish, &record.retire).await {
             // The manifest is durable: the next run of this pipeline finishes the publish.
             record.error = Some(format!(
                 "publishing failed; the next run of this pipeline will finish it: {}",
@@ -455,9 +458,51 @@ fn state_call<T>(result: std::result::Result<T, pipectl_state::StateError>) -> R
     })
 }
 
-/// Moves staged files to their final keys. A file no longer staged but present at its final
-/// key was moved by an earlier attempt and is skipped, so publishing can be repeated.
-async fn publish(connections: &Connections, entries: &[PublishEntry]) -> Result<()> {
+/// What a full refresh replaces: every object under a replaced table's key that this run does
+/// not publish. Listed before the manifest is saved, so a recovery deletes the same objects.
+async fn retired_objects(
+    connections: &Connections,
+    staged: &[StagedFile],
+) -> Result<Vec<RetiredObject>> {
+    let mut prefixes: BTreeMap<(&str, &StorePath), BTreeSet<&StorePath>> = BTreeMap::new();
+    for file in staged {
+        if let Some(prefix) = &file.replaces {
+            prefixes
+                .entry((file.connection.as_str(), prefix))
+                .or_default()
+                .insert(&file.final_path);
+        }
+    }
+    let mut retired = Vec::new();
+    for ((connection, prefix), keep) in prefixes {
+        let handle = connections.object_store(connection)?;
+        let mut listing = handle.store.list(Some(prefix));
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| {
+                Error::external(
+                    format!("cannot list {prefix} in {} to replace it", handle.display),
+                    e,
+                )
+            })?;
+            if !keep.contains(&meta.location) {
+                retired.push(RetiredObject {
+                    connection: connection.to_owned(),
+                    key: meta.location.to_string(),
+                });
+            }
+        }
+    }
+    Ok(retired)
+}
+
+/// Moves staged files to their final keys, then deletes what a full refresh replaces. A file
+/// no longer staged but present at its final key was moved by an earlier attempt and is
+/// skipped, and a replaced object already gone is fine, so publishing can be repeated.
+async fn publish(
+    connections: &Connections,
+    entries: &[PublishEntry],
+    retire: &[RetiredObject],
+) -> Result<()> {
     for entry in entries {
         let handle = connections.object_store(&entry.connection)?;
         // Manifest keys are stored in their encoded form (`%60` for a backtick): parse, don't re-encode.
@@ -475,6 +520,20 @@ async fn publish(connections: &Connections, entries: &[PublishEntry]) -> Result<
             }
         }
     }
+    for object in retire {
+        let handle = connections.object_store(&object.connection)?;
+        let path =
+            StorePath::parse(&object.key).unwrap_or_else(|_| StorePath::from(object.key.as_str()));
+        match handle.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => {
+                return Err(Error::external(
+                    format!("cannot delete the replaced {path} in {}", handle.display),
+                    e,
+                ));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -483,7 +542,9 @@ async fn publish(connections: &Connections, entries: &[PublishEntry]) -> Result<
 async fn discard_staging(connections: &Connections, spec: &LoadedSpec, run_id: &str) {
     let mut seen = Vec::new();
     for sink in spec.pipeline.sinks.values() {
-        let pipectl_spec::types::Sink::ObjectStore(s) = sink;
+        let pipectl_spec::types::Sink::ObjectStore(s) = sink else {
+            continue;
+        };
         if seen.contains(&s.connection) {
             continue;
         }
@@ -530,7 +591,7 @@ pub async fn recover(
         }
         tracing::warn!(run = %run.id, status = %run.status, "recovering a run a stopped process left behind");
         match run.status {
-            RunStatus::Committing => match publish(connections, &run.publish).await {
+            RunStatus::Committing => match publish(connections, &run.publish, &run.retire).await {
                 Ok(()) => {
                     run.status = RunStatus::Succeeded;
                     run.error = Some(

@@ -8,6 +8,7 @@
 //! | GET | `/api/runs[?pipeline=&limit=]` | run history, newest first |
 //! | GET | `/api/runs/{id or prefix}` | one run with its steps |
 //! | POST | `/api/run` | `{"file": "/abs/spec.yaml"}`: run a spec file now and wait (what `pipectl run` does while the daemon holds the state) |
+//! | POST | `/api/command` | `{"args": ["state", "reset", ...]}`: a state command run against the daemon's store (what `pipectl state` does while the daemon holds it) |
 //! | GET | `/metrics` | Prometheus text format |
 
 use std::collections::BTreeMap;
@@ -23,7 +24,7 @@ use hyper_util::rt::TokioIo;
 use pipectl_state::{StateError, StateStore};
 use serde_json::json;
 
-use crate::daemon::Registry;
+use crate::daemon::{Registry, StoreCommand};
 use crate::metrics::Metrics;
 use crate::policy::RunPolicy;
 use crate::runner::LoadedPipeline;
@@ -37,6 +38,8 @@ pub(crate) struct ApiState {
     pub(crate) files: Registry,
     /// Pipelines not served from files, running for `pipectl run` through the API.
     pub(crate) adhoc: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// Runs forwarded state commands; `None` answers 404.
+    pub(crate) store_command: Option<StoreCommand>,
 }
 
 /// Accepts connections until the task is aborted.
@@ -156,10 +159,51 @@ async fn handle(api: &ApiState, req: Request<Incoming>) -> Reply {
             };
             run_file(api, &body).await
         }
+        (Method::POST, ["api", "command"]) => {
+            let body = match req.into_body().collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        format!("cannot read the request: {e}"),
+                    );
+                }
+            };
+            store_command(api, &body).await
+        }
         _ => error(
             StatusCode::NOT_FOUND,
             format!("no route {path}; see GET /api/pipelines, /api/runs, /metrics, /health"),
         ),
+    }
+}
+
+/// Runs a forwarded state command on a blocking thread (sled calls block) and returns its output.
+async fn store_command(api: &ApiState, body: &[u8]) -> Reply {
+    let Some(command) = api.store_command.clone() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "this daemon does not take forwarded commands",
+        );
+    };
+    #[derive(serde::Deserialize)]
+    struct Body {
+        args: Vec<String>,
+    }
+    let args = match serde_json::from_slice::<Body>(body) {
+        Ok(b) => b.args,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"args\": [...]}}: {e}"),
+            );
+        }
+    };
+    let state = api.state.clone();
+    match tokio::task::spawn_blocking(move || command(state.as_ref(), args)).await {
+        Ok(Ok(output)) => json_reply(StatusCode::OK, &json!({ "output": output })),
+        Ok(Err(message)) => error(StatusCode::BAD_REQUEST, message),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 

@@ -22,8 +22,14 @@ use crate::policy::RunPolicy;
 use crate::runner::{EngineRunner, EnvLookup, LoadedPipeline, prune};
 use crate::scheduler::{Event, PipelineDef, Scheduler, SchedulerConfig, Trigger};
 
+/// Carries out a state command (`pipectl state ...`, given as its command-line arguments
+/// without the program name) against the daemon's open state store and returns what to print,
+/// or an error message. The CLI supplies it, so the daemon serves exactly the CLI's commands.
+pub type StoreCommand =
+    Arc<dyn Fn(&dyn StateStore, Vec<String>) -> Result<String, String> + Send + Sync>;
+
 /// How `pipectl serve` is started.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServeOptions {
     /// The folder of pipeline files.
     pub dir: PathBuf,
@@ -37,6 +43,8 @@ pub struct ServeOptions {
     pub grace: Duration,
     /// How often pipeline files are checked for changes.
     pub reload_interval: Duration,
+    /// Serves `POST /api/command`, so state commands work while this daemon holds the store.
+    pub store_command: Option<StoreCommand>,
 }
 
 /// The daemon's address file: `<state dir>.daemon`, beside the state directory, so commands
@@ -115,6 +123,7 @@ pub async fn serve(
         metrics: metrics.clone(),
         files: files.registry.clone(),
         adhoc: Default::default(),
+        store_command: options.store_command.clone(),
     });
     let server = tokio::spawn(api::serve(listener, api_state));
 

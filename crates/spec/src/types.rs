@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod stream;
+pub use stream::*;
+
 /// A pipeline: connections plus named steps that form a DAG (sources -> transforms -> sinks -> crawlers).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -196,6 +199,12 @@ pub enum Source {
     Mysql(DatabaseSource),
     /// Records from a Kinesis-Data-Generator-style template at a fixed rate.
     Generator(GeneratorSource),
+    /// Messages from a NATS JetStream stream (durable consumer); runs until stopped.
+    Nats(NatsSource),
+    /// Messages from an MQTT topic (QoS 1, persistent session); runs until stopped.
+    Mqtt(MqttSource),
+    /// Records PUT over HTTP, like Firehose's Direct PUT; runs until stopped.
+    Http(HttpSource),
 }
 
 /// A relational database source.
@@ -283,6 +292,22 @@ pub struct TableSettings {
     /// Incremental load: read only rows whose key columns are past the stored bookmark.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bookmark: Option<BookmarkSpec>,
+    /// Full load of a large table over several connections at once, each reading one range of
+    /// an integer column (PostgreSQL and MySQL; not with `bookmark`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<SplitSpec>,
+}
+
+/// How a table is split into ranges read in parallel.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SplitSpec {
+    /// Integer column (usually the primary key) whose `[min, max]` is cut into equal ranges;
+    /// rows where it is NULL are read with the first range.
+    pub column: String,
+    /// Number of ranges, each read over its own connection.
+    #[schemars(range(min = 2, max = 64))]
+    pub parts: usize,
 }
 
 /// A job bookmark: the columns whose values only grow, compared as a tuple.
@@ -517,6 +542,8 @@ pub enum GeneratedValue {
 pub enum Sink {
     /// Files in an object store (local directory, memory, S3), staged and published atomically at the end of the run.
     ObjectStore(ObjectStoreSink),
+    /// Streaming delivery: records buffered per destination, flushed into objects by size or time.
+    Firehose(FirehoseSink),
 }
 
 /// An object-store sink.
@@ -536,6 +563,23 @@ pub struct ObjectStoreSink {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_file_rows: Option<u64>,
+    /// What a run does to the files earlier runs left under a table's key: keep them
+    /// (`append`, the default) or replace them (`full_refresh`).
+    #[serde(default)]
+    pub mode: WriteMode,
+}
+
+/// How a sink's run treats the data already under each table's key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteMode {
+    /// Add this run's files next to earlier runs' files.
+    #[default]
+    Append,
+    /// Replace each table's data: when the run publishes, every object under the table's key
+    /// that this run did not write is deleted, after the new files are in place. The key must
+    /// not contain `{run_id}` or `{date}`, which would give every run a new folder.
+    FullRefresh,
 }
 
 /// Output file format. `type` picks the kind.
@@ -695,6 +739,9 @@ impl Source {
             Source::Postgres(_) => "postgres",
             Source::Mysql(_) => "mysql",
             Source::Generator(_) => "generator",
+            Source::Nats(_) => "nats",
+            Source::Mqtt(_) => "mqtt",
+            Source::Http(_) => "http",
         }
     }
 }
@@ -740,6 +787,7 @@ impl Sink {
     pub fn type_name(&self) -> &'static str {
         match self {
             Sink::ObjectStore(_) => "object_store",
+            Sink::Firehose(_) => "firehose",
         }
     }
 
@@ -747,6 +795,7 @@ impl Sink {
     pub fn inputs(&self) -> &[String] {
         match self {
             Sink::ObjectStore(s) => &s.inputs,
+            Sink::Firehose(s) => &s.inputs,
         }
     }
 }

@@ -18,6 +18,9 @@ use crate::types::{
 };
 use crate::yaml::{self, Node, NodeKind, PathSeg, Pos, Style};
 
+mod stream;
+pub use stream::{MQTT_SCHEMES, NATS_SCHEMES, is_stream_source, is_streaming, valid_field_path};
+
 /// Largest spec file accepted.
 pub const MAX_SPEC_BYTES: usize = 4 * 1024 * 1024;
 
@@ -446,9 +449,13 @@ impl Validator<'_> {
                 }
                 Source::Postgres(db) => self.database(p, name, db, POSTGRES_SCHEMES),
                 Source::Mysql(db) => self.database(p, name, db, MYSQL_SCHEMES),
-                Source::Generator(g) => self.generator(name, g),
+                Source::Generator(g) => self.generator(p, name, g),
+                Source::Nats(_) | Source::Mqtt(_) | Source::Http(_) => {
+                    self.stream_source(p, name, source)
+                }
             }
         }
+        self.stream_wiring(p);
         for (name, transform) in &p.transforms {
             self.step_name("transforms", name);
             self.transform(name, transform);
@@ -467,7 +474,11 @@ impl Validator<'_> {
                     );
                     self.sink_key(&base, &s.key);
                     self.format(&base, &s.format);
+                    if s.mode == crate::types::WriteMode::FullRefresh {
+                        self.full_refresh_key(&base, &s.key);
+                    }
                 }
+                Sink::Firehose(s) => self.firehose_sink(p, name, s),
             }
         }
         for (name, crawler) in &p.crawlers {
@@ -483,6 +494,30 @@ impl Validator<'_> {
                     }
                 }
             }
+        }
+    }
+
+    /// A full refresh replaces what is under each table's key, so that key must name the
+    /// table and stay the same from run to run.
+    fn full_refresh_key(&mut self, base: &[PathSeg], template: &str) {
+        let path = [base[0].clone(), base[1].clone(), key("key")];
+        for placeholder in ["{run_id}", "{date}"] {
+            if let Some(at) = template.find(placeholder) {
+                self.error_in_text(
+                    &path,
+                    1,
+                    template[..at].chars().count() + 1,
+                    format!("`mode: full_refresh` replaces the data under this key, but `{placeholder}` gives every run a new key, so nothing would ever be replaced"),
+                    Some("remove the placeholder, or use `mode: append`".to_owned()),
+                );
+            }
+        }
+        if !template.contains("{table}") {
+            self.error(
+                &path,
+                "`mode: full_refresh` replaces each table's data under its key, but this key has no `{table}`, so tables would replace each other",
+                Some("add `{table}`, e.g. `clean/{schema}/{table}/`".to_owned()),
+            );
         }
     }
 
@@ -614,7 +649,7 @@ impl Validator<'_> {
         match url_scheme(&c.url) {
             None => self.error(&[base[0].clone(), base[1].clone(), key("url")], format!("`{}` is not a URL", c.url), Some("write `scheme://...`, e.g. `sqlite://data/app.db`, `file://lake`, `s3://bucket/prefix`".to_owned())),
             Some(scheme) => {
-                let known: Vec<&str> = OBJECT_STORE_SCHEMES.iter().chain(DATABASE_SCHEMES).chain(POSTGRES_SCHEMES).chain(MYSQL_SCHEMES).copied().collect();
+                let known: Vec<&str> = OBJECT_STORE_SCHEMES.iter().chain(DATABASE_SCHEMES).chain(POSTGRES_SCHEMES).chain(MYSQL_SCHEMES).chain(NATS_SCHEMES).chain(MQTT_SCHEMES).copied().collect();
                 if !known.contains(&scheme) {
                     let help = match did_you_mean(scheme, known.iter().copied()) {
                         Some(g) => format!("did you mean `{g}://`? Supported: {}", known.join(", ")),
@@ -662,7 +697,9 @@ impl Validator<'_> {
                 if let Some(scheme) = url_scheme(&conn.url)
                     && !schemes.contains(&scheme)
                     && (OBJECT_STORE_SCHEMES.contains(&scheme)
-                        || DATABASE_SCHEMES.contains(&scheme))
+                        || DATABASE_SCHEMES.contains(&scheme)
+                        || NATS_SCHEMES.contains(&scheme)
+                        || MQTT_SCHEMES.contains(&scheme))
                 {
                     self.error(&path, format!("connection `{name}` is a `{scheme}://` URL; this step needs {what} ({})", schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(", ")), None);
                 }
@@ -680,6 +717,15 @@ impl Validator<'_> {
                 key("tables"),
                 key(pattern),
             ];
+            if settings.split.is_some() && settings.bookmark.is_some() {
+                let mut path = at.to_vec();
+                path.push(key("split"));
+                self.error(
+                    &path,
+                    "`split` reads a full load in ranges and cannot be combined with `bookmark`",
+                    Some("incremental reads after the first are small; split a full-load table only, or give the bookmarked table its own source".to_owned()),
+                );
+            }
             if let Some(b) = &settings.bookmark {
                 let mut path = at.to_vec();
                 path.push(key("bookmark"));
@@ -757,7 +803,7 @@ impl Validator<'_> {
         }
     }
 
-    fn generator(&mut self, name: &str, g: &GeneratorSource) {
+    fn generator(&mut self, p: &Pipeline, name: &str, g: &GeneratorSource) {
         let base = vec![key("sources"), key(name)];
         let at = |k: &str| {
             let mut p = base.clone();
@@ -800,7 +846,12 @@ impl Validator<'_> {
                 }
             }
         }
-        if g.count.is_none() && g.duration_secs.is_none() {
+        // Delivered by a firehose sink, a generator may run until stopped.
+        let streamed = p
+            .sinks
+            .values()
+            .any(|s| matches!(s, Sink::Firehose(_)) && s.inputs().iter().any(|i| i == name));
+        if g.count.is_none() && g.duration_secs.is_none() && !streamed {
             self.error(
                 &base,
                 "a generator needs `count` or `duration_secs`",

@@ -21,6 +21,8 @@ pub use catalog::{
     CatalogTable, CrawlRecord, SchemaVersion, TableStatus,
 };
 pub use error::{BoxedCause, StateError};
-pub use model::{Bookmark, PublishEntry, RunRecord, RunStatus, StepRecord, new_run_id};
+pub use model::{
+    Bookmark, PublishEntry, RetiredObject, RunRecord, RunStatus, StepRecord, new_run_id,
+};
 pub use sled_store::{STATE_FORMAT_VERSION, SledStore};
 pub use store::StateStore;

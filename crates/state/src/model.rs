@@ -92,6 +92,15 @@ pub struct PublishEntry {
     pub final_key: String,
 }
 
+/// An object an earlier run published that a full refresh deletes once the new files are in place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiredObject {
+    /// The sink connection name.
+    pub connection: String,
+    /// The object's key, relative to the connection.
+    pub key: String,
+}
+
 /// One run of a pipeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -120,6 +129,10 @@ pub struct RunRecord {
     /// The publish manifest, written when the run enters `Committing`.
     #[serde(default)]
     pub publish: Vec<PublishEntry>,
+    /// Objects a full refresh replaces: deleted after the manifest's files are published
+    /// (again by a recovery that finishes the publish).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retire: Vec<RetiredObject>,
     /// Bookmark positions to commit with this run, written with the manifest when it enters
     /// `Committing`, so a recovery that finishes the publish also moves the bookmarks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -146,6 +159,7 @@ impl RunRecord {
             steps: Vec::new(),
             error: None,
             publish: Vec::new(),
+            retire: Vec::new(),
             bookmarks: Vec::new(),
         }
     }

@@ -1134,18 +1134,36 @@ pub async fn run_step(
 ) -> Result<CrawlReport> {
     let mut targets = Vec::new();
     for input in &spec.inputs {
-        let Some(Sink::ObjectStore(sink)) = pipeline.sinks.get(input) else {
-            return Err(Error::user(format!("input `{input}` is not a sink")));
+        let (connection, prefix, layout) = match pipeline.sinks.get(input) {
+            Some(Sink::ObjectStore(sink)) => (
+                &sink.connection,
+                String::new(),
+                Layout::Template(sink.key.clone()),
+            ),
+            // A delivery stream's prefix up to its first expression is one table; the folders
+            // its timestamps make below it are plain partitions.
+            Some(Sink::Firehose(sink)) => {
+                let fixed = sink.prefix.split("!{").next().unwrap_or_default();
+                let folder = fixed.rsplit_once('/').map(|(f, _)| f).unwrap_or_default();
+                (
+                    &sink.connection,
+                    folder.to_owned(),
+                    Layout::Guess {
+                        table_level: Some(0),
+                    },
+                )
+            }
+            None => return Err(Error::user(format!("input `{input}` is not a sink"))),
         };
-        let handle = connections.object_store(&sink.connection)?;
-        let (base_url, storage) = connections.catalog_location(&sink.connection)?;
+        let handle = connections.object_store(connection)?;
+        let (base_url, storage) = connections.catalog_location(connection)?;
         targets.push(CrawlTarget {
             store: handle.store.clone(),
             base: handle.prefix.clone(),
             base_url,
             storage,
-            prefix: String::new(),
-            layout: Layout::Template(sink.key.clone()),
+            prefix,
+            layout,
         });
     }
     let options = CrawlOptions {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use object_store::path::Path;
-use pipectl_spec::types::{ObjectStoreSink, Sink as SinkSpec};
+use pipectl_spec::types::{ObjectStoreSink, Sink as SinkSpec, WriteMode};
 use tokio::sync::mpsc;
 
 use crate::context::StepContext;
@@ -37,6 +37,8 @@ pub struct StagedFile {
     pub rows: u64,
     /// Size in bytes.
     pub bytes: u64,
+    /// For a full refresh: the table's key prefix, whose other objects the publish deletes.
+    pub replaces: Option<Path>,
 }
 
 /// A sink step.
@@ -56,6 +58,29 @@ pub fn build(name: &str, spec: &SinkSpec) -> Box<dyn Sink> {
             name: name.to_owned(),
             spec: s.clone(),
         }),
+        SinkSpec::Firehose(_) => Box::new(StreamOnly {
+            name: name.to_owned(),
+        }),
+    }
+}
+
+/// A `firehose` sink reached by the batch executor: it runs only in streaming mode.
+struct StreamOnly {
+    name: String,
+}
+
+impl Sink for StreamOnly {
+    fn run(
+        self: Box<Self>,
+        _ctx: StepContext,
+        _input: mpsc::Receiver<Message>,
+    ) -> BoxFuture<'static, Result<Vec<StagedFile>>> {
+        let name = self.name;
+        Box::pin(async move {
+            Err(Error::user(format!(
+                "sink `{name}` is a `firehose` sink: it runs in streaming mode (`pipectl run` starts it)"
+            )))
+        })
     }
 }
 
@@ -91,6 +116,7 @@ struct OpenFile {
     writer: Box<dyn FileWriter>,
     staged: Path,
     final_path: Path,
+    replaces: Option<Path>,
     rows: u64,
 }
 
@@ -144,6 +170,8 @@ impl Sink for ObjectStoreSinkStep {
                                     staging_prefix(&run.run_id),
                                     self.name
                                 ));
+                                let replaces = (self.spec.mode == WriteMode::FullRefresh)
+                                    .then(|| handle.path(&key));
                                 let writer = writer::open(
                                     handle.store.clone(),
                                     staged_path.clone(),
@@ -156,6 +184,7 @@ impl Sink for ObjectStoreSinkStep {
                                         writer,
                                         staged: staged_path,
                                         final_path,
+                                        replaces,
                                         rows: 0,
                                     },
                                 );
@@ -223,6 +252,7 @@ async fn close(
         table: table.clone(),
         rows: file.rows,
         bytes,
+        replaces: file.replaces,
     })
 }
 

@@ -23,7 +23,7 @@ use arrow::record_batch::RecordBatch;
 use chrono::Utc;
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use pipectl_spec::types::{BookmarkSpec, DatabaseSource, NullKeyPolicy, TableSettings};
+use pipectl_spec::types::{BookmarkSpec, DatabaseSource, NullKeyPolicy, SplitSpec, TableSettings};
 use pipectl_state::Bookmark;
 
 use crate::context::{Backfill, Output, StepContext};
@@ -175,6 +175,11 @@ pub struct TablePlan {
     pub from: String,
     /// Set for incremental tables.
     pub bookmark: Option<BookmarkPlan>,
+    /// Set for tables read in ranges over several connections.
+    pub split: Option<SplitSpec>,
+    /// The range of the split column this plan reads (a condition on integer literals pipectl
+    /// computed), once a split table has been cut into ranges.
+    pub range: Option<String>,
     /// The Arrow schema rows are read into.
     pub schema: SchemaRef,
 }
@@ -247,6 +252,8 @@ impl TablePlan {
             columns,
             from,
             bookmark,
+            split: None,
+            range: None,
             schema: Arc::new(Schema::new(fields)),
         })
     }
@@ -254,7 +261,10 @@ impl TablePlan {
     /// The WHERE clause (with a leading space, or empty) and its parameters.
     fn filter(&self, dialect: Dialect) -> (String, Vec<String>) {
         let Some(b) = &self.bookmark else {
-            return (String::new(), Vec::new());
+            return match &self.range {
+                Some(range) => (format!(" where {range}"), Vec::new()),
+                None => (String::new(), Vec::new()),
+            };
         };
         let keys: Vec<String> = b.spec.keys.iter().map(|k| dialect.quote(k)).collect();
         let mut conditions = Vec::new();
@@ -481,7 +491,50 @@ pub fn plan_table(
             .to_owned();
         c.select = format!("{expr} as {}", dialect.quote(&c.name));
     }
-    TablePlan::new(landed, columns, from, bookmark)
+    let split = settings_for(spec, &table).and_then(|s| s.split.clone());
+    if let Some(split) = &split {
+        let column = columns
+            .iter()
+            .find(|c| c.source == split.column)
+            .ok_or_else(|| {
+                Error::user(format!(
+                    "table {table}: split column `{}` is not a column it reads",
+                    split.column
+                ))
+            })?;
+        if !matches!(column.kind, ColumnKind::Int(_) | ColumnKind::UInt(_)) {
+            return Err(Error::user(format!(
+                "table {table}: split column `{}` is `{}`, not an integer; split on an integer column such as the primary key",
+                split.column, column.declared
+            )));
+        }
+    }
+    let mut plan = TablePlan::new(landed, columns, from, bookmark)?;
+    plan.split = split;
+    Ok(plan)
+}
+
+/// Cuts `[min, max]` of a split column into `parts` ranges of equal width, as SQL conditions
+/// on `quoted`. The first range also takes NULLs and the last has no upper bound, so together
+/// they cover every row.
+pub fn split_ranges(quoted: &str, min: i64, max: i64, parts: usize) -> Vec<String> {
+    let span = i128::from(max) - i128::from(min) + 1;
+    let parts = (parts as i128).clamp(1, span.max(1));
+    if parts <= 1 {
+        return Vec::new();
+    }
+    let width = (span + parts - 1) / parts;
+    (0..parts)
+        .map(|i| {
+            let low = i128::from(min) + i * width;
+            let high = low + width;
+            match (i == 0, i == parts - 1) {
+                (true, _) => format!("({quoted} < {high} or {quoted} is null)"),
+                (_, true) => format!("{quoted} >= {low}"),
+                _ => format!("{quoted} >= {low} and {quoted} < {high}"),
+            }
+        })
+        .collect()
 }
 
 /// A source step reading PostgreSQL or MySQL.
@@ -522,6 +575,65 @@ pub async fn plan_tables(
     }
 }
 
+/// Replaces each split table's plan with one plan per range of its split column, from the
+/// column's current minimum and maximum. An empty table, or one with a single value, stays whole.
+async fn split_plans(dialect: Dialect, url: &str, plans: Vec<TablePlan>) -> Result<Vec<TablePlan>> {
+    let mut out = Vec::with_capacity(plans.len());
+    for plan in plans {
+        let Some(split) = plan.split.clone() else {
+            out.push(plan);
+            continue;
+        };
+        let quoted = dialect.quote(&split.column);
+        let bounds = match dialect {
+            Dialect::Postgres => {
+                let sql = format!(
+                    "select min({quoted})::int8, max({quoted})::int8 from {}",
+                    plan.from
+                );
+                let mut conn = postgres::connect(url).await?;
+                sqlx::query_as::<_, (Option<i64>, Option<i64>)>(&sql)
+                    .fetch_one(&mut conn)
+                    .await
+            }
+            Dialect::Mysql => {
+                let sql = format!(
+                    "select cast(min({quoted}) as signed), cast(max({quoted}) as signed) from {}",
+                    plan.from
+                );
+                let mut conn = mysql::connect(url).await?;
+                sqlx::query_as::<_, (Option<i64>, Option<i64>)>(&sql)
+                    .fetch_one(&mut conn)
+                    .await
+            }
+        }
+        .map_err(|e| {
+            Error::external(
+                format!(
+                    "table {}: cannot find the range of split column `{}`",
+                    plan.table, split.column
+                ),
+                e,
+            )
+        })?;
+        let ranges = match bounds {
+            (Some(min), Some(max)) => split_ranges(&quoted, min, max, split.parts),
+            _ => Vec::new(),
+        };
+        if ranges.is_empty() {
+            out.push(plan);
+            continue;
+        }
+        tracing::debug!(table = %plan.table, parts = ranges.len(), "reading in ranges");
+        for range in ranges {
+            let mut part = plan.clone();
+            part.range = Some(range);
+            out.push(part);
+        }
+    }
+    Ok(out)
+}
+
 /// What reading one table found: the new bookmark position, if it moved.
 pub type TableOutcome = Option<Vec<serde_json::Value>>;
 
@@ -544,6 +656,14 @@ impl super::Source for DatabaseSourceStep {
             let stored = move |stream: &str| stored.get(stream).cloned();
             let mut plans =
                 plan_tables(self.dialect, &self.name, &self.spec, &url, &stored).await?;
+            // Ranges of a split table are read at the same time, beside other tables.
+            let most_parts = plans
+                .iter()
+                .filter_map(|p| p.split.as_ref().map(|s| s.parts))
+                .max()
+                .unwrap_or(1);
+            let plans_split = split_plans(self.dialect, &url, std::mem::take(&mut plans)).await?;
+            plans = plans_split;
             if let Some(range) = &ctx.run.backfill {
                 for b in plans.iter_mut().filter_map(|p| p.bookmark.as_mut()) {
                     b.backfill = Some(range.clone());
@@ -570,7 +690,7 @@ impl super::Source for DatabaseSourceStep {
                 };
                 (plan, result)
             }))
-            .buffer_unordered(self.spec.parallel_tables.max(1));
+            .buffer_unordered(self.spec.parallel_tables.max(most_parts).max(1));
             while let Some((plan, result)) = reads.next().await {
                 let moved = result.map_err(|e| {
                     if e.is_cancelled() {
@@ -898,6 +1018,24 @@ mod tests {
             s.sql
                 .ends_with("where \"updated at\" is not null and \"id\" is not null")
         );
+    }
+
+    #[test]
+    fn split_ranges_cover_every_value_once() {
+        let ranges = split_ranges("\"id\"", 1, 10, 3);
+        assert_eq!(
+            ranges,
+            [
+                "(\"id\" < 5 or \"id\" is null)",
+                "\"id\" >= 5 and \"id\" < 9",
+                "\"id\" >= 9",
+            ]
+        );
+        // Fewer values than parts: one range per value at most; a single value is not split.
+        assert_eq!(split_ranges("c", 7, 8, 4).len(), 2);
+        assert!(split_ranges("c", 5, 5, 4).is_empty());
+        // The extremes of i64 do not overflow.
+        assert_eq!(split_ranges("c", i64::MIN, i64::MAX, 64).len(), 64);
     }
 
     #[test]
