@@ -7,6 +7,7 @@ mod progress;
 mod render;
 mod serve;
 mod state_cmd;
+mod stream_cmd;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -559,6 +560,9 @@ fn run(
             None => return Err(e),
         },
     };
+    if pipectl_stream::is_streaming(&spec.pipeline) {
+        return stream_cmd::run(file, &spec, state, format, quiet);
+    }
     let cancel = CancellationToken::new();
     let prepared = executor::prepare(
         &spec,

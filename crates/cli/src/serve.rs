@@ -62,7 +62,7 @@ pub(crate) fn serve(args: ServeArgs, state_dir: &Path) -> Result<ExitCode> {
 }
 
 /// Completes on SIGTERM or Ctrl-C.
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -272,13 +272,15 @@ impl Connections {
         Ok(self.local_path(file))
     }
 
-    /// The resolved URL of database connection `name` (secrets filled in: never print it), checked
+    /// The resolved URL of database or broker connection `name` (secrets filled in: never print it), checked
     /// to be a URL the `source_type` source reads.
     pub fn database_url(&self, name: &str, source_type: &str) -> Result<String> {
         let (spec, conn) = self.get(name)?;
         let schemes: &[&str] = match source_type {
             "postgres" => pipectl_spec::validate::POSTGRES_SCHEMES,
             "mysql" => pipectl_spec::validate::MYSQL_SCHEMES,
+            "nats" => pipectl_spec::validate::NATS_SCHEMES,
+            "mqtt" => pipectl_spec::validate::MQTT_SCHEMES,
             _ => pipectl_spec::validate::DATABASE_SCHEMES,
         };
         match url_scheme(&conn.url) {

@@ -495,7 +495,9 @@ async fn publish(
 async fn discard_staging(connections: &Connections, spec: &LoadedSpec, run_id: &str) {
     let mut seen = Vec::new();
     for sink in spec.pipeline.sinks.values() {
-        let pipectl_spec::types::Sink::ObjectStore(s) = sink;
+        let pipectl_spec::types::Sink::ObjectStore(s) = sink else {
+            continue;
+        };
         if seen.contains(&s.connection) {
             continue;
         }

@@ -244,6 +244,35 @@ pub async fn build_with_bookmarks(
                         });
                         tables.push(table);
                     }
+                    Source::Nats(n) => plan_step.reads.push(PlanRead {
+                        table: step.name.clone(),
+                        query: format!(
+                            "JetStream stream {} subject {} durable {} until stopped",
+                            n.stream,
+                            n.subject.as_deref().unwrap_or(">"),
+                            n.durable.clone().unwrap_or_else(|| format!(
+                                "pipectl-{}-{}",
+                                pipeline.name, step.name
+                            ))
+                        ),
+                        columns: Vec::new(),
+                        params: Vec::new(),
+                    }),
+                    Source::Mqtt(m) => plan_step.reads.push(PlanRead {
+                        table: step.name.clone(),
+                        query: format!("MQTT topic {} (QoS 1) until stopped", m.topic),
+                        columns: Vec::new(),
+                        params: Vec::new(),
+                    }),
+                    Source::Http(h) => plan_step.reads.push(PlanRead {
+                        table: step.name.clone(),
+                        query: format!(
+                            "HTTP PutRecord/PutRecordBatch on {} until stopped",
+                            h.listen
+                        ),
+                        columns: Vec::new(),
+                        params: Vec::new(),
+                    }),
                 }
             }
             StepKind::Transform => {
@@ -257,7 +286,23 @@ pub async fn build_with_bookmarks(
                     continue;
                 };
                 plan_step.settings = serde_json::to_value(sink).unwrap_or_default();
-                let Sink::ObjectStore(s) = sink;
+                let s = match sink {
+                    Sink::ObjectStore(s) => s,
+                    Sink::Firehose(f) => {
+                        let display = connections_display(pipeline, &f.connection);
+                        plan_step.writes.push(PlanWrite {
+                            table: step.inputs.join(", "),
+                            key: format!("{display}/{}", f.prefix),
+                        });
+                        plan_step.notes.push(format!(
+                            "buffers flush every {} s or {} bytes; objects are published, then messages acknowledged",
+                            f.interval_secs, f.max_bytes
+                        ));
+                        tables_of.insert(step.name.clone(), Vec::new());
+                        steps.push(plan_step);
+                        continue;
+                    }
+                };
                 tables = upstream_tables(&tables_of, &step.inputs);
                 let ext = writer::extension(&s.format);
                 for t in &tables {

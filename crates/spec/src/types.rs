@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod stream;
+pub use stream::*;
+
 /// A pipeline: connections plus named steps that form a DAG (sources -> transforms -> sinks -> crawlers).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -228,6 +231,12 @@ pub enum Source {
     Mysql(DatabaseSource),
     /// Records from a Kinesis-Data-Generator-style template at a fixed rate.
     Generator(GeneratorSource),
+    /// Messages from a NATS JetStream stream (durable consumer); runs until stopped.
+    Nats(NatsSource),
+    /// Messages from an MQTT topic (QoS 1, persistent session); runs until stopped.
+    Mqtt(MqttSource),
+    /// Records PUT over HTTP, like Firehose's Direct PUT; runs until stopped.
+    Http(HttpSource),
 }
 
 /// A relational database source.
@@ -565,6 +574,8 @@ pub enum GeneratedValue {
 pub enum Sink {
     /// Files in an object store (local directory, memory, S3), staged and published atomically at the end of the run.
     ObjectStore(ObjectStoreSink),
+    /// Streaming delivery: records buffered per destination, flushed into objects by size or time.
+    Firehose(FirehoseSink),
 }
 
 /// An object-store sink.
@@ -716,6 +727,9 @@ impl Source {
             Source::Postgres(_) => "postgres",
             Source::Mysql(_) => "mysql",
             Source::Generator(_) => "generator",
+            Source::Nats(_) => "nats",
+            Source::Mqtt(_) => "mqtt",
+            Source::Http(_) => "http",
         }
     }
 }
@@ -761,6 +775,7 @@ impl Sink {
     pub fn type_name(&self) -> &'static str {
         match self {
             Sink::ObjectStore(_) => "object_store",
+            Sink::Firehose(_) => "firehose",
         }
     }
 
@@ -768,6 +783,7 @@ impl Sink {
     pub fn inputs(&self) -> &[String] {
         match self {
             Sink::ObjectStore(s) => &s.inputs,
+            Sink::Firehose(s) => &s.inputs,
         }
     }
 }

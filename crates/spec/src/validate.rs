@@ -18,6 +18,9 @@ use crate::types::{
 };
 use crate::yaml::{self, Node, NodeKind, PathSeg, Pos, Style};
 
+mod stream;
+pub use stream::{MQTT_SCHEMES, NATS_SCHEMES, is_stream_source, is_streaming, valid_field_path};
+
 /// Largest spec file accepted.
 pub const MAX_SPEC_BYTES: usize = 4 * 1024 * 1024;
 
@@ -446,9 +449,13 @@ impl Validator<'_> {
                 }
                 Source::Postgres(db) => self.database(p, name, db, POSTGRES_SCHEMES),
                 Source::Mysql(db) => self.database(p, name, db, MYSQL_SCHEMES),
-                Source::Generator(g) => self.generator(name, g),
+                Source::Generator(g) => self.generator(p, name, g),
+                Source::Nats(_) | Source::Mqtt(_) | Source::Http(_) => {
+                    self.stream_source(p, name, source)
+                }
             }
         }
+        self.stream_wiring(p);
         for (name, transform) in &p.transforms {
             self.step_name("transforms", name);
             self.transform(name, transform);
@@ -471,6 +478,7 @@ impl Validator<'_> {
                         self.full_refresh_key(&base, &s.key);
                     }
                 }
+                Sink::Firehose(s) => self.firehose_sink(p, name, s),
             }
         }
         for (name, crawler) in &p.crawlers {
@@ -653,7 +661,7 @@ impl Validator<'_> {
         match url_scheme(&c.url) {
             None => self.error(&[base[0].clone(), base[1].clone(), key("url")], format!("`{}` is not a URL", c.url), Some("write `scheme://...`, e.g. `sqlite://data/app.db`, `file://lake`, `s3://bucket/prefix`".to_owned())),
             Some(scheme) => {
-                let known: Vec<&str> = OBJECT_STORE_SCHEMES.iter().chain(DATABASE_SCHEMES).chain(POSTGRES_SCHEMES).chain(MYSQL_SCHEMES).copied().collect();
+                let known: Vec<&str> = OBJECT_STORE_SCHEMES.iter().chain(DATABASE_SCHEMES).chain(POSTGRES_SCHEMES).chain(MYSQL_SCHEMES).chain(NATS_SCHEMES).chain(MQTT_SCHEMES).copied().collect();
                 if !known.contains(&scheme) {
                     let help = match did_you_mean(scheme, known.iter().copied()) {
                         Some(g) => format!("did you mean `{g}://`? Supported: {}", known.join(", ")),
@@ -701,7 +709,9 @@ impl Validator<'_> {
                 if let Some(scheme) = url_scheme(&conn.url)
                     && !schemes.contains(&scheme)
                     && (OBJECT_STORE_SCHEMES.contains(&scheme)
-                        || DATABASE_SCHEMES.contains(&scheme))
+                        || DATABASE_SCHEMES.contains(&scheme)
+                        || NATS_SCHEMES.contains(&scheme)
+                        || MQTT_SCHEMES.contains(&scheme))
                 {
                     self.error(&path, format!("connection `{name}` is a `{scheme}://` URL; this step needs {what} ({})", schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(", ")), None);
                 }
@@ -805,7 +815,7 @@ impl Validator<'_> {
         }
     }
 
-    fn generator(&mut self, name: &str, g: &GeneratorSource) {
+    fn generator(&mut self, p: &Pipeline, name: &str, g: &GeneratorSource) {
         let base = vec![key("sources"), key(name)];
         let at = |k: &str| {
             let mut p = base.clone();
@@ -848,7 +858,12 @@ impl Validator<'_> {
                 }
             }
         }
-        if g.count.is_none() && g.duration_secs.is_none() {
+        // Delivered by a firehose sink, a generator may run until stopped.
+        let streamed = p
+            .sinks
+            .values()
+            .any(|s| matches!(s, Sink::Firehose(_)) && s.inputs().iter().any(|i| i == name));
+        if g.count.is_none() && g.duration_secs.is_none() && !streamed {
             self.error(
                 &base,
                 "a generator needs `count` or `duration_secs`",

@@ -58,6 +58,29 @@ pub fn build(name: &str, spec: &SinkSpec) -> Box<dyn Sink> {
             name: name.to_owned(),
             spec: s.clone(),
         }),
+        SinkSpec::Firehose(_) => Box::new(StreamOnly {
+            name: name.to_owned(),
+        }),
+    }
+}
+
+/// A `firehose` sink reached by the batch executor: it runs only in streaming mode.
+struct StreamOnly {
+    name: String,
+}
+
+impl Sink for StreamOnly {
+    fn run(
+        self: Box<Self>,
+        _ctx: StepContext,
+        _input: mpsc::Receiver<Message>,
+    ) -> BoxFuture<'static, Result<Vec<StagedFile>>> {
+        let name = self.name;
+        Box::pin(async move {
+            Err(Error::user(format!(
+                "sink `{name}` is a `firehose` sink: it runs in streaming mode (`pipectl run` starts it)"
+            )))
+        })
     }
 }
 

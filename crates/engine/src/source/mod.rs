@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use pipectl_spec::types::Source as SourceSpec;
 
 use crate::context::{Output, StepContext};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A source step, built from the spec and run once.
 pub trait Source: Send {
@@ -34,5 +34,11 @@ pub fn build(name: &str, spec: &SourceSpec) -> Result<Box<dyn Source>> {
             db.clone(),
         )),
         SourceSpec::Generator(g) => Box::new(generator::GeneratorSource::new(name, g.clone())?),
+        SourceSpec::Nats(_) | SourceSpec::Mqtt(_) | SourceSpec::Http(_) => {
+            return Err(Error::user(format!(
+                "source `{name}` is a `{}` stream: it runs in streaming mode, delivered by a `firehose` sink",
+                spec.type_name()
+            )));
+        }
     })
 }

@@ -2,4 +2,5 @@
 pub mod datatype;
 pub mod expr;
 mod faker_data;
+pub mod prefix;
 pub mod template;

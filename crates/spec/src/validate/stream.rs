@@ -1,0 +1,305 @@
+//! Checks of streaming steps: `nats`, `mqtt` and `http` sources and `firehose` sinks, and how
+//! they may be wired (a firehose sink delivers one streaming source; streaming sources feed
+//! only firehose sinks).
+
+use super::{OBJECT_STORE_SCHEMES, Validator, key};
+use crate::env::env_refs;
+use crate::lang::prefix::{Prefix, PrefixKind};
+use crate::types::{FirehoseSink, Format, Pipeline, Sink, Source};
+use crate::yaml::PathSeg;
+
+/// URL schemes `nats` sources accept.
+pub const NATS_SCHEMES: &[&str] = &["nats"];
+/// URL schemes `mqtt` sources accept.
+pub const MQTT_SCHEMES: &[&str] = &["mqtt"];
+
+/// Whether a source produces an unbounded stream that only a `firehose` sink can deliver.
+pub fn is_stream_source(source: &Source) -> bool {
+    matches!(source, Source::Nats(_) | Source::Mqtt(_) | Source::Http(_))
+}
+
+/// Whether the pipeline runs in streaming mode: it has a `firehose` sink.
+pub fn is_streaming(p: &Pipeline) -> bool {
+    p.sinks.values().any(|s| matches!(s, Sink::Firehose(_)))
+}
+
+/// Whether a field reference is `.a.b` (jq-style) or `a.b`: names of letters, digits, `_`, `-`.
+pub fn valid_field_path(path: &str) -> bool {
+    let path = path.strip_prefix('.').unwrap_or(path);
+    !path.is_empty()
+        && path.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+        })
+}
+
+impl Validator<'_> {
+    /// Checks a streaming source's own settings.
+    pub(super) fn stream_source(&mut self, p: &Pipeline, name: &str, source: &Source) {
+        let base = [key("sources"), key(name)];
+        let at = |k: &str| vec![base[0].clone(), base[1].clone(), key(k)];
+        match source {
+            Source::Nats(n) => {
+                self.connection_ref(p, &base, &n.connection, NATS_SCHEMES, "a NATS server");
+                if n.stream.is_empty() || n.stream.contains(['.', '*', '>', ' ', '/', '\\']) {
+                    self.error(&at("stream"), format!("invalid JetStream stream name `{}`", n.stream), Some("stream names cannot be empty or contain `.`, `*`, `>`, spaces or slashes".to_owned()));
+                }
+                if n.create_stream && n.subject.is_none() {
+                    self.error(
+                        &at("create_stream"),
+                        "`create_stream` needs `subject`, the subjects the new stream captures",
+                        Some("e.g. `subject: rentals.>`".to_owned()),
+                    );
+                }
+                if let Some(d) = &n.durable
+                    && (d.is_empty() || d.contains(['.', '*', '>', ' ']))
+                {
+                    self.error(
+                        &at("durable"),
+                        format!("invalid consumer name `{d}`"),
+                        Some("use letters, digits, `-` and `_`".to_owned()),
+                    );
+                }
+            }
+            Source::Mqtt(m) => {
+                self.connection_ref(p, &base, &m.connection, MQTT_SCHEMES, "an MQTT broker");
+                let levels: Vec<&str> = m.topic.split('/').collect();
+                let bad = m.topic.is_empty()
+                    || levels.iter().enumerate().any(|(i, l)| {
+                        (l.contains('#') && (*l != "#" || i + 1 != levels.len()))
+                            || (l.contains('+') && *l != "+")
+                    });
+                if bad {
+                    self.error(&at("topic"), format!("invalid MQTT topic filter `{}`", m.topic), Some("`+` matches one whole level, `#` the rest and only at the end: `sensors/+/events`, `rentals/#`".to_owned()));
+                }
+            }
+            Source::Http(h) => {
+                if h.listen.parse::<std::net::SocketAddr>().is_err() {
+                    self.error(
+                        &at("listen"),
+                        format!("`{}` is not an address to listen on", h.listen),
+                        Some("write IP:port, e.g. `127.0.0.1:8443`".to_owned()),
+                    );
+                }
+                if let Some(token) = &h.token {
+                    match env_refs(token) {
+                        Ok(refs) if refs.is_empty() => self.error(&at("token"), "a secret is written into the spec", Some("specs live in git: use `${env:NAME}` and set NAME in the environment".to_owned())),
+                        Ok(_) => {}
+                        Err(e) => self.error_in_text(&at("token"), 1, e.offset + 1, e.message, Some("write secrets as `${env:NAME}`".to_owned())),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Checks a firehose sink: its connection, prefixes, buffering, format and wiring.
+    pub(super) fn firehose_sink(&mut self, p: &Pipeline, name: &str, s: &FirehoseSink) {
+        let base = vec![key("sinks"), key(name)];
+        let at = |k: &str| {
+            let mut path = base.clone();
+            path.push(key(k));
+            path
+        };
+        self.connection_ref(
+            p,
+            &base,
+            &s.connection,
+            OBJECT_STORE_SCHEMES,
+            "an object store",
+        );
+        let keys: Vec<&str> = s.partition_keys.keys().map(String::as_str).collect();
+        let data = match Prefix::parse(&s.prefix, PrefixKind::Data, &keys) {
+            Ok(prefix) => Some(prefix),
+            Err(errors) => {
+                for e in errors {
+                    self.error_in_text(
+                        &at("prefix"),
+                        1,
+                        e.column,
+                        format!("prefix: {}", e.message),
+                        e.help,
+                    );
+                }
+                None
+            }
+        };
+        if let Some(error_prefix) = &s.error_output_prefix {
+            if let Err(errors) = Prefix::parse(error_prefix, PrefixKind::Error, &keys) {
+                for e in errors {
+                    self.error_in_text(
+                        &at("error_output_prefix"),
+                        1,
+                        e.column,
+                        format!("error prefix: {}", e.message),
+                        e.help,
+                    );
+                }
+            }
+        } else if data.as_ref().is_some_and(Prefix::has_expressions) {
+            self.error(&at("prefix"), "a prefix with expressions needs an `error_output_prefix`", Some("e.g. `error_output_prefix: errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd}/`".to_owned()));
+        }
+        if let Some(prefix) = &data {
+            if prefix.event_time_format().is_some() && s.event_time.is_none() {
+                self.error(
+                    &at("prefix"),
+                    "`!{eventTimestamp:...}` needs the sink's `event_time`",
+                    Some("e.g. `event_time: {field: .timestamp}`".to_owned()),
+                );
+            }
+            for used in &keys {
+                let in_prefix = prefix.parts().iter().any(
+                    |part| matches!(part, crate::lang::prefix::Part::PartitionKey(k) if k == used),
+                );
+                if !in_prefix {
+                    self.error(
+                        &[
+                            base[0].clone(),
+                            base[1].clone(),
+                            key("partition_keys"),
+                            key(used),
+                        ],
+                        format!("partition key `{used}` is not used in the prefix"),
+                        Some(format!(
+                            "add `!{{partitionKeyFromQuery:{used}}}` to `prefix`, or remove the key"
+                        )),
+                    );
+                }
+            }
+        }
+        for (k, field) in &s.partition_keys {
+            if !valid_field_path(field) {
+                self.error(
+                    &[
+                        base[0].clone(),
+                        base[1].clone(),
+                        key("partition_keys"),
+                        key(k),
+                    ],
+                    format!("`{field}` is not a record field"),
+                    Some(
+                        "write a field path such as `.customer_id` or `.customer.region`"
+                            .to_owned(),
+                    ),
+                );
+            }
+        }
+        if let Some(et) = &s.event_time
+            && !valid_field_path(&et.field)
+        {
+            self.error(
+                &[
+                    base[0].clone(),
+                    base[1].clone(),
+                    key("event_time"),
+                    key("field"),
+                ],
+                format!("`{}` is not a record field", et.field),
+                Some("write a field path such as `.timestamp`".to_owned()),
+            );
+        }
+        if !(s.interval_secs > 0.0 && s.interval_secs.is_finite()) {
+            self.error(
+                &at("interval_secs"),
+                "must be greater than 0",
+                Some("Firehose's default is 300".to_owned()),
+            );
+        }
+        if let Some(tz) = &s.time_zone
+            && tz.parse::<chrono_tz::Tz>().is_err()
+        {
+            self.error(
+                &at("time_zone"),
+                format!("unknown time zone `{tz}`"),
+                Some("use an IANA name such as `Europe/Berlin` or `UTC`".to_owned()),
+            );
+        }
+        match &s.format {
+            Format::Csv(_) => self.error(
+                &[base[0].clone(), base[1].clone(), key("format"), key("type")],
+                "firehose sinks write `jsonl` or `parquet`",
+                None,
+            ),
+            Format::Jsonl(_) if !s.columns.is_empty() => self.error(
+                &at("columns"),
+                "`columns` applies to `parquet` output",
+                Some("remove it, or use `format: {type: parquet}`".to_owned()),
+            ),
+            _ => {}
+        }
+        for (i, column) in s.columns.iter().enumerate() {
+            let mut path = at("columns");
+            path.push(PathSeg::Index(i));
+            path.push(key("type"));
+            self.column_type(&path, &column.data_type);
+        }
+        match s.inputs.as_slice() {
+            [input] => match p.sources.get(input) {
+                Some(src) if is_stream_source(src) || matches!(src, Source::Generator(_)) => {}
+                Some(src) => self.error(&input_path(&base, 0), format!("`{input}` is a `{}` source; a firehose sink delivers a `nats`, `mqtt`, `http` or `generator` source", src.type_name()), Some("use an `object_store` sink for batch sources".to_owned())),
+                None if p.transforms.contains_key(input) => self.error(&input_path(&base, 0), "transforms between a streaming source and a firehose sink are not supported yet", Some("name the source itself as the input".to_owned())),
+                None => {}
+            },
+            _ => self.error(&at("inputs"), "a firehose sink delivers exactly one source", Some("add one firehose sink per source".to_owned())),
+        }
+    }
+
+    /// Streaming sources feed only firehose sinks, and each one at most one of them: its
+    /// acknowledgements follow that sink's deliveries.
+    pub(super) fn stream_wiring(&mut self, p: &Pipeline) {
+        for (name, source) in &p.sources {
+            if !is_stream_source(source) {
+                continue;
+            }
+            let consumers: Vec<(&String, &Sink)> = p
+                .sinks
+                .iter()
+                .filter(|(_, s)| s.inputs().contains(name))
+                .collect();
+            for (t, transform) in &p.transforms {
+                if let Some(i) = transform.inputs().iter().position(|x| x == name) {
+                    self.error(
+                        &input_path(&[key("transforms"), key(t)], i),
+                        format!("`{name}` is a streaming source; transforms cannot read it yet"),
+                        Some("deliver it with a `firehose` sink".to_owned()),
+                    );
+                }
+            }
+            for (sink_name, sink) in &consumers {
+                if let Sink::ObjectStore(s) = sink
+                    && let Some(i) = s.inputs.iter().position(|x| x == name)
+                {
+                    self.error(&input_path(&[key("sinks"), key(sink_name)], i), format!("`{name}` is a streaming source; an `object_store` sink cannot deliver it"), Some("use `type: firehose`".to_owned()));
+                }
+            }
+            let firehoses = consumers
+                .iter()
+                .filter(|(_, s)| matches!(s, Sink::Firehose(_)))
+                .count();
+            if firehoses > 1 {
+                self.error(
+                    &[key("sources"), key(name)],
+                    format!(
+                        "`{name}` feeds {firehoses} firehose sinks; a streaming source feeds one"
+                    ),
+                    Some(
+                        "define one source per sink (e.g. two NATS durables on one stream)"
+                            .to_owned(),
+                    ),
+                );
+            }
+        }
+        if is_streaming(p) && p.sinks.values().any(|s| matches!(s, Sink::ObjectStore(_))) {
+            self.error(&[key("sinks")], "a pipeline with a `firehose` sink runs until stopped and cannot also have `object_store` sinks", Some("put batch loads in their own pipeline file".to_owned()));
+        }
+    }
+}
+
+fn input_path(base: &[PathSeg], i: usize) -> Vec<PathSeg> {
+    let mut path = base.to_vec();
+    path.push(key("inputs"));
+    path.push(PathSeg::Index(i));
+    path
+}

@@ -1,0 +1,542 @@
+//! The firehose sink: records buffered per destination (data partition or error type) and
+//! flushed into one object per buffer when it reaches `max_bytes`, `max_records` or
+//! `interval_secs`, whichever comes first.
+//!
+//! Delivery protocol, per flush:
+//! 1. the record of objects in flight ([`pending`]) is saved with the new objects' keys;
+//! 2. the objects are written (each `put` is atomic: readers see all of it or nothing);
+//! 3. source batches whose records are all in published objects are acknowledged.
+//!
+//! Object names come from the sequence range they hold, so after a crash the redelivered
+//! records are either recognised as published (and skipped) or rebuilt into the same object.
+
+pub mod pending;
+pub mod route;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use object_store::{ObjectStoreExt, PutPayload};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use pipectl_engine::connect::StoreHandle;
+use pipectl_engine::context::StepMetrics;
+use pipectl_engine::{Error, Result};
+use pipectl_spec::lang::prefix::{Prefix, PrefixKind, RenderValues};
+use pipectl_spec::types::{FirehoseSink, Format, TextCompression};
+
+use crate::record::{Ack, Batch, Record, Replay};
+use crate::source::Started;
+use pending::{Entry, PendingStore};
+use route::{Dest, Router};
+
+/// The default error prefix (the time is appended by Firehose's rule).
+const DEFAULT_ERROR_PREFIX: &str = "errors/!{firehose:error-output-type}/";
+
+/// How often buffers are checked against their interval.
+const TICK: Duration = Duration::from_millis(100);
+
+/// A firehose sink ready to run.
+pub struct FirehoseStep {
+    pipeline: String,
+    name: String,
+    run_id: String,
+    spec: FirehoseSink,
+    handle: StoreHandle,
+    prefix: Prefix,
+    error_prefix: Prefix,
+    tz: chrono_tz::Tz,
+    router: Router,
+    metrics: Arc<StepMetrics>,
+}
+
+struct Buffer {
+    dest: Dest,
+    body: Vec<u8>,
+    first: u64,
+    last: u64,
+    count: u64,
+    oldest: DateTime<Utc>,
+    event_time: Option<DateTime<Utc>>,
+    opened: Instant,
+    /// For a buffer rebuilding an object of the previous process: its entry.
+    replay: Option<Entry>,
+}
+
+/// Where the sink is: open buffers, batches waiting for acknowledgement, objects in flight.
+struct State {
+    replay: Replay,
+    buffers: BTreeMap<Dest, Buffer>,
+    /// Buffers rebuilding unpublished objects of the previous process, by partition.
+    rebuilding: Vec<Buffer>,
+    /// Ranges published by the previous process but not acknowledged: their records are skipped.
+    published: Vec<Entry>,
+    /// Objects in flight (saved before publishing, dropped once acknowledged).
+    in_flight: Vec<Entry>,
+    /// Batches received, with the last sequence number each holds, oldest first.
+    acks: VecDeque<(u64, Box<dyn Ack>)>,
+    /// The highest sequence number received.
+    highest: u64,
+    /// Bytes held in all buffers.
+    held: u64,
+    pending: Option<PendingStore>,
+}
+
+impl FirehoseStep {
+    /// Prepares the sink (the spec was validated: templates parse).
+    pub fn new(
+        pipeline: &str,
+        name: &str,
+        run_id: &str,
+        spec: &FirehoseSink,
+        handle: StoreHandle,
+        metrics: Arc<StepMetrics>,
+    ) -> Result<Self> {
+        let keys: Vec<&str> = spec.partition_keys.keys().map(String::as_str).collect();
+        let parse = |text: &str, kind| {
+            Prefix::parse(text, kind, &keys).map_err(|errors| {
+                Error::user(format!(
+                    "sink `{name}`: invalid prefix `{text}`: {}",
+                    errors
+                        .first()
+                        .map(|e| e.message.clone())
+                        .unwrap_or_default()
+                ))
+            })
+        };
+        let prefix = parse(&spec.prefix, PrefixKind::Data)?.with_default_time();
+        let error_prefix = parse(
+            spec.error_output_prefix
+                .as_deref()
+                .unwrap_or(DEFAULT_ERROR_PREFIX),
+            PrefixKind::Error,
+        )?
+        .with_default_time();
+        let tz = match &spec.time_zone {
+            Some(tz) => tz
+                .parse()
+                .map_err(|_| Error::user(format!("sink `{name}`: unknown time zone `{tz}`")))?,
+            None => chrono_tz::UTC,
+        };
+        if !matches!(spec.format, Format::Jsonl(_)) {
+            return Err(Error::user(format!(
+                "sink `{name}`: this version delivers `jsonl` only"
+            )));
+        }
+        let router = Router::new(spec, prefix.event_time_format());
+        Ok(FirehoseStep {
+            pipeline: pipeline.to_owned(),
+            name: name.to_owned(),
+            run_id: run_id.to_owned(),
+            spec: spec.clone(),
+            handle,
+            prefix,
+            error_prefix,
+            tz,
+            router,
+            metrics,
+        })
+    }
+
+    fn max_buffered(&self) -> u64 {
+        self.spec
+            .max_buffered_bytes
+            .unwrap_or_else(|| (self.spec.max_bytes * 4).max(64 * 1024 * 1024))
+    }
+
+    /// Delivers batches from `input` until it closes or `cancel` fires; then flushes every
+    /// buffer, publishes and acknowledges.
+    pub async fn run(
+        self,
+        started: Started,
+        mut input: mpsc::Receiver<Batch>,
+        cancel: CancellationToken,
+    ) -> Result<()> {
+        let mut state = State {
+            replay: started.replay,
+            buffers: BTreeMap::new(),
+            rebuilding: Vec::new(),
+            published: Vec::new(),
+            in_flight: Vec::new(),
+            acks: VecDeque::new(),
+            highest: started.acked_through.unwrap_or(0),
+            held: 0,
+            pending: None,
+        };
+        if started.replay == Replay::SameSequence {
+            let store = PendingStore::new(self.handle.clone(), &self.pipeline, &self.name);
+            let floor = started.acked_through.unwrap_or(0);
+            for entry in store.load().await? {
+                if entry.last <= floor {
+                    continue;
+                }
+                if store.published(&entry).await? {
+                    tracing::info!(sink = %self.name, key = %entry.key, "skipping records already published before a restart");
+                    state.published.push(entry);
+                } else {
+                    tracing::info!(sink = %self.name, key = %entry.key, "rebuilding an object a stopped process did not publish");
+                    state.in_flight.push(entry.clone());
+                    state.rebuilding.push(Buffer {
+                        dest: Dest::Error(route::ErrorOutputType::ProcessingFailed),
+                        body: Vec::new(),
+                        first: entry.first,
+                        last: entry.first,
+                        count: 0,
+                        oldest: Utc::now(),
+                        event_time: None,
+                        opened: Instant::now(),
+                        replay: Some(entry),
+                    });
+                }
+            }
+            state.in_flight.extend(state.published.iter().cloned());
+            state.pending = Some(store);
+        }
+        let interval = Duration::from_secs_f64(self.spec.interval_secs);
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                batch = input.recv() => match batch {
+                    Some(batch) => self.take(&mut state, batch).await?,
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    let due: Vec<Dest> = state
+                        .buffers
+                        .iter()
+                        .filter(|(_, b)| b.opened.elapsed() >= interval)
+                        .map(|(d, _)| d.clone())
+                        .collect();
+                    if !due.is_empty() {
+                        self.flush(&mut state, due).await?;
+                    }
+                }
+            }
+        }
+        // Batches already received are delivered too: they are in memory and cost nothing to keep.
+        while let Ok(batch) = input.try_recv() {
+            self.take(&mut state, batch).await?;
+        }
+        let all: Vec<Dest> = state.buffers.keys().cloned().collect();
+        let rebuilt = std::mem::take(&mut state.rebuilding);
+        self.publish(&mut state, Vec::new(), rebuilt).await?;
+        self.flush(&mut state, all).await?;
+        Ok(())
+    }
+
+    /// Routes one batch's records into buffers, flushing the ones that fill up.
+    async fn take(&self, state: &mut State, batch: Batch) -> Result<()> {
+        let Some(last_seq) = batch.records.last().map(|r| r.seq) else {
+            if let Some(ack) = batch.ack {
+                state.acks.push_back((state.highest, ack));
+            }
+            return Ok(());
+        };
+        let max_records = self.spec.max_records.unwrap_or(u64::MAX);
+        let mut full = Vec::new();
+        for record in &batch.records {
+            let routed = self.router.route(record);
+            let partition = partition_id(&routed.dest);
+            if state
+                .published
+                .iter()
+                .any(|e| e.partition == partition && (e.first..=e.last).contains(&record.seq))
+            {
+                continue;
+            }
+            let line: &[u8] = routed.envelope.as_deref().unwrap_or(&record.data);
+            let added = line.len() as u64 + 1;
+            state.held += added;
+            if let Some(buffer) = state.rebuilding.iter_mut().find(|b| {
+                b.replay.as_ref().is_some_and(|e| {
+                    e.partition == partition && (e.first..=e.last).contains(&record.seq)
+                })
+            }) {
+                if buffer.count == 0 {
+                    buffer.dest = routed.dest.clone();
+                    buffer.oldest = record.arrival;
+                    buffer.event_time = routed.event_time;
+                }
+                append(buffer, record, line);
+                continue;
+            }
+            let buffer = state
+                .buffers
+                .entry(routed.dest.clone())
+                .or_insert_with(|| Buffer {
+                    dest: routed.dest.clone(),
+                    body: Vec::with_capacity(64 * 1024),
+                    first: record.seq,
+                    last: record.seq,
+                    count: 0,
+                    oldest: record.arrival,
+                    event_time: routed.event_time,
+                    opened: Instant::now(),
+                    replay: None,
+                });
+            append(buffer, record, line);
+            if buffer.body.len() as u64 >= self.spec.max_bytes || buffer.count >= max_records {
+                // Full: set aside for publishing; the destination's next record opens a new buffer.
+                if let Some(b) = state.buffers.remove(&routed.dest) {
+                    full.push(b);
+                }
+            }
+        }
+        state.highest = state.highest.max(last_seq);
+        if let Some(ack) = batch.ack {
+            state.acks.push_back((last_seq, ack));
+        }
+        // Rebuilt objects are complete once the source has gone past their last record.
+        let (done, waiting): (Vec<Buffer>, Vec<Buffer>) = std::mem::take(&mut state.rebuilding)
+            .into_iter()
+            .partition(|b| b.replay.as_ref().is_some_and(|e| e.last <= state.highest));
+        state.rebuilding = waiting;
+        // Memory bound: past it, the biggest buffers are flushed early.
+        if state.held > self.max_buffered() {
+            let mut sizes: Vec<(usize, Dest)> = state
+                .buffers
+                .iter()
+                .map(|(d, b)| (b.body.len(), d.clone()))
+                .collect();
+            sizes.sort_by_key(|s| std::cmp::Reverse(s.0));
+            let mut freed: u64 = full.iter().map(|b| b.body.len() as u64).sum();
+            for (size, dest) in sizes {
+                if state.held.saturating_sub(freed) <= self.max_buffered() / 2 {
+                    break;
+                }
+                freed += size as u64;
+                if let Some(b) = state.buffers.remove(&dest) {
+                    full.push(b);
+                }
+            }
+        }
+        if !done.is_empty() || !full.is_empty() {
+            self.publish(state, full, done).await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&self, state: &mut State, dests: Vec<Dest>) -> Result<()> {
+        let flushed: Vec<Buffer> = dests
+            .iter()
+            .filter_map(|d| state.buffers.remove(d))
+            .collect();
+        if flushed.is_empty() {
+            // Nothing to write, but batches may be waiting (e.g. all skipped after a restart).
+            return self.acknowledge(state).await;
+        }
+        self.publish(state, flushed, Vec::new()).await
+    }
+
+    /// The object key of a buffer: its prefix, then `<pipeline>-<sink>-[<tag>-]<first>-<last>`.
+    fn object_key(&self, b: &Buffer, tag: Option<&str>) -> String {
+        let partition = partition_id(&b.dest);
+        let seed = hash(&partition) ^ b.first.rotate_left(17) ^ b.last.rotate_left(41);
+        let arrival = b.oldest.with_timezone(&self.tz);
+        let event = b.event_time.map(|t| t.with_timezone(&self.tz));
+        let (template, error_type) = match &b.dest {
+            Dest::Data { .. } => (&self.prefix, ""),
+            Dest::Error(t) => (&self.error_prefix, t.as_str()),
+        };
+        let names = self.router.key_names();
+        let values: &[String] = match &b.dest {
+            Dest::Data { keys, .. } => keys,
+            Dest::Error(_) => &[],
+        };
+        let lookup = |name: &str| -> Option<&str> {
+            names
+                .iter()
+                .position(|n| n == name)
+                .and_then(|i| values.get(i))
+                .map(String::as_str)
+        };
+        let prefix = template.render(&RenderValues {
+            arrival: &arrival,
+            event_time: event.as_ref(),
+            random_seed: seed,
+            error_output_type: error_type,
+            partition_key: &lookup,
+        });
+        // Error envelopes are always plain JSON lines.
+        let ext = match (&b.dest, self.compression()) {
+            (Dest::Data { .. }, TextCompression::Gzip) => "jsonl.gz",
+            _ => "jsonl",
+        };
+        let tag = tag.map(|t| format!("{t}-")).unwrap_or_default();
+        let key = format!(
+            "{prefix}{}-{}-{tag}{:012}-{:012}.{ext}",
+            self.pipeline, self.name, b.first, b.last
+        );
+        self.handle.path(&key).to_string()
+    }
+
+    fn compression(&self) -> TextCompression {
+        match &self.spec.format {
+            Format::Jsonl(j) => j.compression,
+            _ => TextCompression::None,
+        }
+    }
+
+    /// Saves the record of objects in flight, writes the objects, then acknowledges.
+    async fn publish(
+        &self,
+        state: &mut State,
+        fresh: Vec<Buffer>,
+        rebuilt: Vec<Buffer>,
+    ) -> Result<()> {
+        let mut objects = Vec::new();
+        for b in fresh {
+            // Without replay, sequence numbers restart with the process: the run id keeps
+            // names unique.
+            let tag = (state.replay == Replay::None).then_some(self.run_id.as_str());
+            let key = self.object_key(&b, tag);
+            if state.replay == Replay::SameSequence {
+                state.in_flight.push(Entry {
+                    key: key.clone(),
+                    partition: partition_id(&b.dest),
+                    first: b.first,
+                    last: b.last,
+                    count: b.count,
+                });
+            }
+            objects.push((key, b));
+        }
+        for b in rebuilt {
+            if let Some(entry) = &b.replay {
+                objects.push((entry.key.clone(), b));
+            }
+        }
+        if objects.is_empty() {
+            return self.acknowledge(state).await;
+        }
+        if let Some(store) = &state.pending {
+            store.save(&state.in_flight).await?;
+        }
+        for (key, b) in objects {
+            state.held = state.held.saturating_sub(b.body.len() as u64);
+            let gzip =
+                !matches!(b.dest, Dest::Error(_)) && self.compression() == TextCompression::Gzip;
+            let body = if gzip {
+                let mut enc = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(b.body.len() / 4),
+                    flate2::Compression::fast(),
+                );
+                enc.write_all(&b.body)
+                    .and_then(|_| enc.finish())
+                    .map_err(|e| Error::internal(format!("gzip: {e}")))?
+            } else {
+                b.body
+            };
+            let bytes = body.len() as u64;
+            let path = object_store::path::Path::parse(&key)
+                .unwrap_or_else(|_| object_store::path::Path::from(key.as_str()));
+            self.handle
+                .store
+                .put(&path, PutPayload::from(body))
+                .await
+                .map_err(|e| {
+                    Error::external(
+                        format!(
+                            "sink `{}`: cannot write {key} in {}",
+                            self.name, self.handle.display
+                        ),
+                        e,
+                    )
+                })?;
+            tracing::debug!(sink = %self.name, %key, records = b.count, bytes, "published");
+            self.metrics.rows.fetch_add(b.count, Ordering::Relaxed);
+            self.metrics.bytes.fetch_add(bytes, Ordering::Relaxed);
+            self.metrics.extra.fetch_add(1, Ordering::Relaxed);
+        }
+        self.acknowledge(state).await
+    }
+
+    /// Acknowledges every batch whose records are all published: those up to the first record
+    /// still waiting in a buffer.
+    async fn acknowledge(&self, state: &mut State) -> Result<()> {
+        let waiting = state
+            .buffers
+            .values()
+            .chain(state.rebuilding.iter())
+            .map(|b| b.replay.as_ref().map_or(b.first, |e| e.first))
+            .min();
+        let through = match waiting {
+            Some(first) => first.saturating_sub(1),
+            None => state.highest,
+        };
+        let mut releasable = Vec::new();
+        while state.acks.front().is_some_and(|(last, _)| *last <= through) {
+            if let Some(entry) = state.acks.pop_front() {
+                releasable.push(entry);
+            }
+        }
+        let Some((acked, _)) = releasable.last().map(|(l, _)| (*l, ())) else {
+            return Ok(());
+        };
+        let cumulative = releasable.last().is_some_and(|(_, a)| a.cumulative());
+        if cumulative {
+            if let Some((_, ack)) = releasable.pop() {
+                ack.ack().await?;
+            }
+        } else {
+            for (_, ack) in releasable {
+                ack.ack().await?;
+            }
+        }
+        let before = state.in_flight.len();
+        state.in_flight.retain(|e| e.last > acked);
+        state.published.retain(|e| e.last > acked);
+        if state.in_flight.len() != before
+            && state.in_flight.is_empty()
+            && let Some(store) = &state.pending
+        {
+            store.save(&state.in_flight).await?;
+        }
+        Ok(())
+    }
+}
+
+fn append(buffer: &mut Buffer, record: &Record, line: &[u8]) {
+    buffer.body.extend_from_slice(line);
+    buffer.body.push(b'\n');
+    buffer.count += 1;
+    buffer.last = record.seq;
+    if record.arrival < buffer.oldest {
+        buffer.oldest = record.arrival;
+    }
+}
+
+/// A stable name of a buffer's destination, saved in the pending record.
+fn partition_id(dest: &Dest) -> String {
+    match dest {
+        Dest::Data { keys, bucket } => {
+            let mut s = String::from("data");
+            for k in keys {
+                s.push('\u{1f}');
+                s.push_str(k);
+            }
+            if let Some(b) = bucket {
+                s.push('\u{1e}');
+                s.push_str(b);
+            }
+            s
+        }
+        Dest::Error(t) => format!("error\u{1f}{}", t.as_str()),
+    }
+}
+
+/// FNV-1a: a stable hash (unlike std's, which may change between releases).
+fn hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}

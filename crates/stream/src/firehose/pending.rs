@@ -1,0 +1,102 @@
+//! The record of objects in flight: written before a flush publishes anything, so that after
+//! a crash the restarted sink knows which sequence ranges were (or were being) published.
+//!
+//! On restart, an entry whose object exists was published: its records, redelivered because
+//! they were not acknowledged yet, are skipped. An entry whose object is missing is rebuilt
+//! from the redelivered records (every one of them comes back: none was acknowledged) and
+//! written under the same key. Either way each record lands in the lake exactly once.
+
+use object_store::{ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use pipectl_engine::connect::StoreHandle;
+use pipectl_engine::{Error, Result};
+
+/// One object of a flush.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Entry {
+    /// Full object key (under the connection's prefix).
+    pub key: String,
+    /// The buffer the records were in: the same records land in the same partition again.
+    pub partition: String,
+    /// First sequence number in the object.
+    pub first: u64,
+    /// Last sequence number in the object.
+    pub last: u64,
+    /// Records in the object.
+    pub count: u64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct File {
+    entries: Vec<Entry>,
+}
+
+/// Where one sink keeps its record of objects in flight.
+pub struct PendingStore {
+    handle: StoreHandle,
+    path: object_store::path::Path,
+}
+
+impl PendingStore {
+    /// The record of sink `sink` of `pipeline`, under `_pipectl/streams/` in the sink's store.
+    pub fn new(handle: StoreHandle, pipeline: &str, sink: &str) -> Self {
+        let path = handle.path(&format!(
+            "{}/streams/{pipeline}/{sink}/pending.json",
+            pipectl_engine::sink::RESERVED_PREFIX
+        ));
+        PendingStore { handle, path }
+    }
+
+    /// The entries left by the previous process (none if it ended cleanly).
+    pub async fn load(&self) -> Result<Vec<Entry>> {
+        match self.handle.store.get(&self.path).await {
+            Ok(got) => {
+                let bytes = got
+                    .bytes()
+                    .await
+                    .map_err(|e| Error::external(format!("cannot read {}", self.path), e))?;
+                let file: File = serde_json::from_slice(&bytes).map_err(|e| {
+                    Error::user(format!(
+                        "{} in {} is damaged ({e}); delete it only if you accept possible duplicates",
+                        self.path, self.handle.display
+                    ))
+                })?;
+                Ok(file.entries)
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
+            Err(e) => Err(Error::external(format!("cannot read {}", self.path), e)),
+        }
+    }
+
+    /// Replaces the record (durably, before anything it names is published).
+    pub async fn save(&self, entries: &[Entry]) -> Result<()> {
+        if entries.is_empty() {
+            return match self.handle.store.delete(&self.path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(Error::external(format!("cannot delete {}", self.path), e)),
+            };
+        }
+        let body = serde_json::to_vec(&File {
+            entries: entries.to_vec(),
+        })
+        .map_err(|e| Error::internal(format!("pending record: {e}")))?;
+        self.handle
+            .store
+            .put(&self.path, PutPayload::from(body))
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::external(format!("cannot write {}", self.path), e))
+    }
+
+    /// Whether the object of an entry was published.
+    pub async fn published(&self, entry: &Entry) -> Result<bool> {
+        let path = object_store::path::Path::parse(&entry.key)
+            .unwrap_or_else(|_| object_store::path::Path::from(entry.key.as_str()));
+        match self.handle.store.head(&path).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(Error::external(format!("cannot check {path}"), e)),
+        }
+    }
+}

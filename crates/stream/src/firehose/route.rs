@@ -1,0 +1,252 @@
+//! Where each record goes: checked as JSON, its partition keys and event time read, or turned
+//! into an error envelope (Firehose's format) for the error prefix.
+
+use base64::Engine as _;
+use chrono::{DateTime, TimeZone as _, Utc};
+use serde::Serialize;
+
+use pipectl_spec::types::{EventTime, EventTimeFormat, FirehoseSink};
+
+use crate::record::Record;
+
+/// Why a record went to the error prefix: the value of `!{firehose:error-output-type}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ErrorOutputType {
+    /// The record is not a JSON object.
+    ProcessingFailed,
+    /// A partition key or the event time is missing or unusable.
+    PartitioningFailed,
+    /// The record does not fit the Parquet schema.
+    FormatConversionFailed,
+}
+
+impl ErrorOutputType {
+    /// The name used in prefixes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorOutputType::ProcessingFailed => "processing-failed",
+            ErrorOutputType::PartitioningFailed => "partitioning-failed",
+            ErrorOutputType::FormatConversionFailed => "format-conversion-failed",
+        }
+    }
+}
+
+/// The destination of one record.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Dest {
+    /// Delivered data: partition key values (in `partition_keys` order) and the event-time bucket.
+    Data {
+        /// Values of the partition keys, by declared order.
+        keys: Vec<String>,
+        /// The event time of the partition's first record (all render the same bucket).
+        bucket: Option<String>,
+    },
+    /// A failed record's envelope.
+    Error(ErrorOutputType),
+}
+
+/// A routed record.
+pub struct Routed {
+    /// The destination.
+    pub dest: Dest,
+    /// The record's event time, if the sink partitions by it.
+    pub event_time: Option<DateTime<Utc>>,
+    /// The error envelope written in place of the record, for records that failed.
+    pub envelope: Option<Vec<u8>>,
+}
+
+/// Reads records for one sink.
+pub struct Router {
+    keys: Vec<(String, Vec<String>)>,
+    event_time: Option<(Vec<String>, EventTimeFormat)>,
+    bucket_format: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a> {
+    attempts_made: u32,
+    arrival_timestamp: i64,
+    error_code: &'a str,
+    error_message: &'a str,
+    raw_data: String,
+}
+
+fn field_path(path: &str) -> Vec<String> {
+    path.strip_prefix('.')
+        .unwrap_or(path)
+        .split('.')
+        .map(str::to_owned)
+        .collect()
+}
+
+impl Router {
+    /// A router for the sink's partition keys and event time; `bucket_format` is the chrono
+    /// format of `!{eventTimestamp:...}`.
+    pub fn new(spec: &FirehoseSink, bucket_format: Option<&str>) -> Self {
+        Router {
+            keys: spec
+                .partition_keys
+                .iter()
+                .map(|(k, v)| (k.clone(), field_path(v)))
+                .collect(),
+            event_time: spec
+                .event_time
+                .as_ref()
+                .map(|EventTime { field, format }| (field_path(field), *format)),
+            bucket_format: bucket_format.map(str::to_owned),
+        }
+    }
+
+    /// Names of the partition keys, in the order of [`Dest::Data`]'s values.
+    pub fn key_names(&self) -> Vec<String> {
+        self.keys.iter().map(|(k, _)| k.clone()).collect()
+    }
+
+    /// Routes a record. Without partitioning the record is only checked to be a JSON object,
+    /// without building a value.
+    pub fn route(&self, record: &Record) -> Routed {
+        if self.keys.is_empty() && self.event_time.is_none() {
+            return match check_object(&record.data) {
+                Ok(()) => Routed {
+                    dest: Dest::Data {
+                        keys: Vec::new(),
+                        bucket: None,
+                    },
+                    event_time: None,
+                    envelope: None,
+                },
+                Err(message) => error(
+                    record,
+                    ErrorOutputType::ProcessingFailed,
+                    "InvalidJson",
+                    &message,
+                ),
+            };
+        }
+        let value: serde_json::Value = match serde_json::from_slice(&record.data) {
+            Ok(v @ serde_json::Value::Object(_)) => v,
+            Ok(_) => {
+                return error(
+                    record,
+                    ErrorOutputType::ProcessingFailed,
+                    "InvalidJson",
+                    "the record is not a JSON object",
+                );
+            }
+            Err(e) => {
+                return error(
+                    record,
+                    ErrorOutputType::ProcessingFailed,
+                    "InvalidJson",
+                    &format!("the record is not JSON: {e}"),
+                );
+            }
+        };
+        let mut keys = Vec::with_capacity(self.keys.len());
+        for (name, path) in &self.keys {
+            match lookup(&value, path).and_then(scalar_text) {
+                Some(v) if !v.is_empty() => keys.push(v),
+                _ => {
+                    return error(
+                        record,
+                        ErrorOutputType::PartitioningFailed,
+                        "DynamicPartitioning.MetadataExtractionFailed",
+                        &format!(
+                            "partition key `{name}` (.{}) is missing, empty or not a scalar",
+                            path.join(".")
+                        ),
+                    );
+                }
+            }
+        }
+        let mut event_time = None;
+        let mut bucket = None;
+        if let Some((path, format)) = &self.event_time {
+            match lookup(&value, path).and_then(|v| parse_time(v, *format)) {
+                Some(t) => {
+                    bucket = self.bucket_format.as_ref().map(|f| t.format(f).to_string());
+                    event_time = Some(t);
+                }
+                None => {
+                    return error(
+                        record,
+                        ErrorOutputType::PartitioningFailed,
+                        "EventTime.Invalid",
+                        &format!(
+                            "event time .{} is missing or not a {format:?} time",
+                            path.join(".")
+                        ),
+                    );
+                }
+            }
+        }
+        Routed {
+            dest: Dest::Data { keys, bucket },
+            event_time,
+            envelope: None,
+        }
+    }
+}
+
+/// The error envelope of a record, as Firehose writes it under the error prefix.
+pub fn envelope(record: &Record, code: &str, message: &str) -> Vec<u8> {
+    serde_json::to_vec(&Envelope {
+        attempts_made: 1,
+        arrival_timestamp: record.arrival.timestamp_millis(),
+        error_code: code,
+        error_message: message,
+        raw_data: base64::engine::general_purpose::STANDARD.encode(&record.data),
+    })
+    .unwrap_or_default()
+}
+
+fn error(record: &Record, kind: ErrorOutputType, code: &str, message: &str) -> Routed {
+    Routed {
+        dest: Dest::Error(kind),
+        event_time: None,
+        envelope: Some(envelope(record, code, message)),
+    }
+}
+
+/// Checks that bytes are one JSON object, without building it.
+fn check_object(data: &[u8]) -> Result<(), String> {
+    let first = data.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err("the record is not a JSON object".to_owned());
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(data)
+        .map(|_| ())
+        .map_err(|e| format!("the record is not JSON: {e}"))
+}
+
+fn lookup<'a>(value: &'a serde_json::Value, path: &[String]) -> Option<&'a serde_json::Value> {
+    path.iter().try_fold(value, |v, part| v.get(part))
+}
+
+fn scalar_text(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn parse_time(v: &serde_json::Value, format: EventTimeFormat) -> Option<DateTime<Utc>> {
+    match format {
+        EventTimeFormat::Rfc3339 => {
+            let s = v.as_str()?;
+            DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&Utc))
+                .ok()
+                .or_else(|| {
+                    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+                        .ok()
+                        .map(|n| n.and_utc())
+                })
+        }
+        EventTimeFormat::EpochSecs => Utc.timestamp_opt(v.as_f64()?.floor() as i64, 0).single(),
+        EventTimeFormat::EpochMillis => Utc.timestamp_millis_opt(v.as_f64()? as i64).single(),
+    }
+}

@@ -1,0 +1,257 @@
+//! Streaming delivery into the lake, as Kinesis Data Firehose does it, without its duplicates.
+//!
+//! A streaming pipeline pairs each streaming source (NATS JetStream, a generator at a fixed
+//! rate) with one `firehose` sink. It runs until stopped (Ctrl-C, SIGTERM) or until its source
+//! ends; stopping flushes every buffer, publishes and acknowledges. The run is recorded in the
+//! run history like batch runs, with its step counters saved as it goes.
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod firehose;
+pub mod record;
+pub mod source;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use pipectl_engine::connect::Connections;
+use pipectl_engine::context::StepMetrics;
+use pipectl_engine::executor::{self, StepProgress};
+use pipectl_engine::{Error, Result};
+use pipectl_spec::LoadedSpec;
+use pipectl_spec::dag::StepKind;
+use pipectl_spec::types::Sink;
+use pipectl_state::{RunRecord, RunStatus, StateStore, StepRecord, new_run_id};
+
+pub use pipectl_spec::validate::is_streaming;
+
+/// Batches in flight from a source to its sink: a full channel makes the source wait.
+const CHANNEL_BATCHES: usize = 4;
+/// How often the run's counters are saved to the run history.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// A streaming run ready to start.
+pub struct StreamRun {
+    /// The run's id.
+    pub run_id: String,
+    /// Every step's counters, for progress displays.
+    pub steps: Vec<StepProgress>,
+    spec: LoadedSpec,
+    connections: Arc<Connections>,
+    state: Arc<dyn StateStore>,
+    cancel: CancellationToken,
+    trigger: String,
+}
+
+/// Resolves connections and prepares a streaming run of `spec` (see [`is_streaming`]).
+pub fn prepare(
+    spec: &LoadedSpec,
+    base_dir: &Path,
+    state: Arc<dyn StateStore>,
+    cancel: CancellationToken,
+    trigger: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<StreamRun> {
+    let connections = Arc::new(Connections::resolve(&spec.pipeline, base_dir, env)?);
+    let steps = spec
+        .dag
+        .ordered()
+        .filter(|s| matches!(s.kind, StepKind::Source | StepKind::Sink))
+        .map(|s| StepProgress {
+            name: s.name.clone(),
+            kind: s.kind,
+            metrics: Arc::new(StepMetrics::default()),
+        })
+        .collect();
+    Ok(StreamRun {
+        run_id: new_run_id(Utc::now()),
+        steps,
+        spec: spec.clone(),
+        connections,
+        state,
+        cancel,
+        trigger: trigger.to_owned(),
+    })
+}
+
+impl StreamRun {
+    /// Runs until stopped or until every source ended; returns the final run record (also
+    /// stored). A failed run is `Ok` with status `Failed`; errors are state-store failures.
+    pub async fn execute(self) -> Result<RunRecord> {
+        let state = self.state.clone();
+        executor::recover(state.as_ref(), &self.spec, &self.connections).await?;
+        let redactor = self.connections.redactor().clone();
+        let mut record = RunRecord::new(
+            self.run_id.clone(),
+            self.spec.pipeline.name.clone(),
+            self.spec.hash.clone(),
+            Utc::now(),
+            self.trigger.clone(),
+        );
+        record.steps = self.step_records(RunStatus::Running, &[]);
+        state_call(state.begin_run(&record))?;
+        tracing::info!(run = %self.run_id, pipeline = %record.pipeline, "streaming run started");
+
+        let mut tasks = JoinSet::new();
+        let mut errors: Vec<(String, Error)> = Vec::new();
+        if let Err((step, e)) = self.spawn(&mut tasks).await {
+            errors.push((step, e));
+            self.cancel.cancel();
+        }
+        let mut progress = tokio::time::interval(PROGRESS_EVERY);
+        progress.tick().await;
+        loop {
+            tokio::select! {
+                joined = tasks.join_next() => match joined {
+                    None => break,
+                    Some(Ok((_, Ok(())))) => {}
+                    Some(Ok((step, Err(e)))) => {
+                        if !e.is_cancelled() {
+                            errors.push((step, e));
+                        }
+                        self.cancel.cancel();
+                    }
+                    Some(Err(e)) => {
+                        errors.push(("?".to_owned(), Error::internal(format!("a step task panicked: {e}"))));
+                        self.cancel.cancel();
+                    }
+                },
+                _ = progress.tick() => {
+                    record.steps = self.step_records(RunStatus::Running, &errors);
+                    // Progress only: a lost save is harmless.
+                    let _ = state.save_run(&record);
+                }
+            }
+        }
+        for s in &self.steps {
+            s.metrics.finish();
+        }
+        record.ended_at = Some(Utc::now());
+        match errors.first() {
+            Some((step, e)) => {
+                record.status = RunStatus::Failed;
+                record.error = Some(format!(
+                    "step `{step}`: {}",
+                    redactor.redact(&e.to_string())
+                ));
+                let shown: Vec<(String, Error)> = errors
+                    .into_iter()
+                    .map(|(s, e)| (s, Error::user(redactor.redact(&e.to_string()))))
+                    .collect();
+                record.steps = self.step_records(RunStatus::Succeeded, &shown);
+                state_call(state.save_run(&record))?;
+            }
+            None => {
+                record.status = RunStatus::Succeeded;
+                record.steps = self.step_records(RunStatus::Succeeded, &[]);
+                state_call(state.commit_run(&record, &[]))?;
+            }
+        }
+        Ok(record)
+    }
+
+    /// Connects every source and starts a task per source and per sink.
+    async fn spawn(
+        &self,
+        tasks: &mut JoinSet<(String, Result<()>)>,
+    ) -> std::result::Result<(), (String, Error)> {
+        let pipeline = &self.spec.pipeline;
+        for (sink_name, sink) in &pipeline.sinks {
+            let Sink::Firehose(spec) = sink else { continue };
+            let Some(source_name) = spec.inputs.first() else {
+                continue;
+            };
+            let Some(source_spec) = pipeline.sources.get(source_name) else {
+                continue;
+            };
+            let handle = self
+                .connections
+                .object_store(&spec.connection)
+                .map_err(|e| (sink_name.clone(), e))?;
+            let sink_metrics = self.metrics(sink_name);
+            let source_metrics = self.metrics(source_name);
+            let step = firehose::FirehoseStep::new(
+                &pipeline.name,
+                sink_name,
+                &self.run_id,
+                spec,
+                handle,
+                sink_metrics.clone(),
+            )
+            .map_err(|e| (sink_name.clone(), e))?;
+            let source =
+                source::connect(&pipeline.name, source_name, source_spec, &self.connections)
+                    .await
+                    .map_err(|e| (source_name.clone(), e))?;
+            let started = source.started();
+            let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
+            let (counted_tx, mut counted_rx) = mpsc::channel(1);
+            let cancel = self.cancel.clone();
+            let name = source_name.clone();
+            source_metrics.start();
+            tasks.spawn(async move {
+                let result = source.run(counted_tx, cancel).await;
+                (name, result)
+            });
+            // Counts what the source delivers on its way to the sink.
+            tokio::spawn(async move {
+                while let Some(batch) = counted_rx.recv().await {
+                    let batch: record::Batch = batch;
+                    let bytes: usize = batch.records.iter().map(|r| r.data.len()).sum();
+                    source_metrics.add(batch.records.len() as u64, bytes as u64);
+                    if tx.send(batch).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            let cancel = self.cancel.clone();
+            let name = sink_name.clone();
+            sink_metrics.start();
+            tasks.spawn(async move { (name, step.run(started, rx, cancel).await) });
+        }
+        Ok(())
+    }
+
+    fn metrics(&self, name: &str) -> Arc<StepMetrics> {
+        self.steps
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.metrics.clone())
+            .unwrap_or_default()
+    }
+
+    fn step_records(&self, status: RunStatus, errors: &[(String, Error)]) -> Vec<StepRecord> {
+        self.steps
+            .iter()
+            .map(|s| {
+                let error = errors
+                    .iter()
+                    .find(|(n, _)| *n == s.name)
+                    .map(|(_, e)| e.to_string());
+                StepRecord {
+                    name: s.name.clone(),
+                    kind: s.kind.noun().to_owned(),
+                    rows: s.metrics.rows.load(Ordering::Relaxed),
+                    bytes: s.metrics.bytes.load(Ordering::Relaxed),
+                    duration_ms: s.metrics.elapsed().as_millis() as u64,
+                    status: if error.is_some() {
+                        RunStatus::Failed
+                    } else {
+                        status
+                    },
+                    error,
+                }
+            })
+            .collect()
+    }
+}
+
+fn state_call<T>(result: std::result::Result<T, pipectl_state::StateError>) -> Result<T> {
+    result.map_err(|e| Error::external("the state store failed", e))
+}

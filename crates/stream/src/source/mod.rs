@@ -1,0 +1,55 @@
+//! Streaming sources. Each runs until cancelled, sending [`Batch`]es into a bounded channel:
+//! a full channel (a slow sink) makes the source wait instead of dropping records.
+
+pub mod generator;
+pub mod nats;
+
+use futures::future::BoxFuture;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use pipectl_engine::connect::Connections;
+use pipectl_engine::{Error, Result};
+use pipectl_spec::types::Source as SourceSpec;
+
+use crate::record::{Batch, Replay};
+
+/// What a source knows when it starts.
+#[derive(Debug, Clone, Copy)]
+pub struct Started {
+    /// How records come back after a restart.
+    pub replay: Replay,
+    /// The highest sequence number already acknowledged (JetStream's ack floor), if known.
+    pub acked_through: Option<u64>,
+}
+
+/// A connected streaming source.
+pub trait StreamSource: Send {
+    /// What the source knows about its position.
+    fn started(&self) -> Started;
+    /// Sends batches until `cancel` fires or the source ends (a generator's `count`).
+    fn run(
+        self: Box<Self>,
+        out: mpsc::Sender<Batch>,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'static, Result<()>>;
+}
+
+/// Connects the source of a streaming pipeline.
+pub async fn connect(
+    pipeline: &str,
+    name: &str,
+    spec: &SourceSpec,
+    connections: &Connections,
+) -> Result<Box<dyn StreamSource>> {
+    match spec {
+        SourceSpec::Nats(n) => Ok(Box::new(
+            nats::NatsStream::connect(pipeline, name, n, connections).await?,
+        )),
+        SourceSpec::Generator(g) => Ok(Box::new(generator::GeneratorStream::new(name, g)?)),
+        other => Err(Error::user(format!(
+            "source `{name}`: `{}` sources cannot be delivered by this version yet",
+            other.type_name()
+        ))),
+    }
+}

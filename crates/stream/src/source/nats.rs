@@ -1,0 +1,249 @@
+//! NATS JetStream source: a durable pull consumer with `AckPolicy::All`.
+//!
+//! The consumer's acknowledgement floor is the delivery position: a batch is acknowledged
+//! (with a confirmed "double ack") only after every record up to it is in a published object.
+//! Unacknowledged messages come back after a restart with the same stream sequence numbers and
+//! server timestamps, which is what lets the sink rewrite the same objects.
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+use async_nats::jetstream::{self, AckKind, stream};
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use pipectl_engine::connect::Connections;
+use pipectl_engine::{Error, Result};
+use pipectl_spec::types::NatsSource;
+
+use super::{Started, StreamSource};
+use crate::record::{Ack, Batch, Record, Replay};
+
+/// How long the server waits for an acknowledgement before redelivering. Long: records wait in
+/// buffers for up to the sink's interval, and redeliveries before a restart are dropped anyway.
+const ACK_WAIT: Duration = Duration::from_secs(3600);
+
+/// A connected JetStream consumer.
+pub struct NatsStream {
+    name: String,
+    consumer: jetstream::consumer::Consumer<pull::Config>,
+    acked_through: u64,
+    pull_batch: usize,
+}
+
+impl NatsStream {
+    /// Connects, creates the stream if asked to, and gets or creates the durable consumer.
+    pub async fn connect(
+        pipeline: &str,
+        name: &str,
+        spec: &NatsSource,
+        connections: &Connections,
+    ) -> Result<Self> {
+        let url = connections.database_url(&spec.connection, "nats")?;
+        let shown = connections.display_url(&spec.connection);
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url.as_str())
+            .await
+            .map_err(|e| {
+                Error::external(
+                    format!("source `{name}`: cannot connect to NATS at {shown}"),
+                    e,
+                )
+            })?;
+        let js = jetstream::new(client);
+        let stream = match js.get_stream(&spec.stream).await {
+            Ok(s) => s,
+            Err(e) if spec.create_stream => {
+                tracing::info!(stream = %spec.stream, "creating JetStream stream ({e})");
+                js.create_stream(stream::Config {
+                    name: spec.stream.clone(),
+                    subjects: spec.subject.iter().cloned().collect(),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| {
+                    Error::external(
+                        format!(
+                            "source `{name}`: cannot create JetStream stream `{}`",
+                            spec.stream
+                        ),
+                        e,
+                    )
+                })?
+            }
+            Err(e) => {
+                return Err(Error::external(
+                    format!(
+                        "source `{name}`: JetStream stream `{}` not found on {shown}; create it or set `create_stream: true`",
+                        spec.stream
+                    ),
+                    e,
+                ));
+            }
+        };
+        let durable = spec
+            .durable
+            .clone()
+            .unwrap_or_else(|| format!("pipectl-{pipeline}-{name}"));
+        // Messages a stopped process received but never acknowledged would come back only after
+        // the acknowledgement wait (an hour). The consumer is recreated at its acknowledgement
+        // floor instead, so they come back at once; everything below the floor is delivered.
+        let floor = match stream.consumer_info(&durable).await {
+            Ok(info) => {
+                let floor = info.ack_floor.stream_sequence;
+                stream.delete_consumer(&durable).await.map_err(|e| {
+                    Error::external(
+                        format!("source `{name}`: cannot reset JetStream consumer `{durable}`"),
+                        e,
+                    )
+                })?;
+                floor
+            }
+            Err(_) => 0,
+        };
+        let deliver_policy = if floor == 0 {
+            DeliverPolicy::All
+        } else {
+            DeliverPolicy::ByStartSequence {
+                start_sequence: floor + 1,
+            }
+        };
+        let consumer: jetstream::consumer::Consumer<pull::Config> = stream
+            .create_consumer(pull::Config {
+                durable_name: Some(durable.clone()),
+                filter_subject: spec.subject.clone().unwrap_or_default(),
+                deliver_policy,
+                ack_policy: AckPolicy::All,
+                ack_wait: ACK_WAIT,
+                // Memory is bounded by the sink's buffers (the pull waits while they are
+                // full), not by the server's count of unacknowledged messages.
+                max_ack_pending: 1_000_000,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| {
+                Error::external(
+                    format!("source `{name}`: cannot create JetStream consumer `{durable}`"),
+                    e,
+                )
+            })?;
+        Ok(NatsStream {
+            name: name.to_owned(),
+            acked_through: floor,
+            consumer,
+            pull_batch: spec.pull_batch,
+        })
+    }
+}
+
+struct NatsAck(jetstream::Message);
+
+impl Ack for NatsAck {
+    fn cumulative(&self) -> bool {
+        true
+    }
+
+    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
+        Box::pin(async move {
+            self.0
+                .double_ack_with(AckKind::Ack)
+                .await
+                .map_err(|e| Error::external("cannot acknowledge JetStream messages", e))
+        })
+    }
+}
+
+impl StreamSource for NatsStream {
+    fn started(&self) -> Started {
+        Started {
+            replay: Replay::SameSequence,
+            acked_through: Some(self.acked_through),
+        }
+    }
+
+    fn run(
+        self: Box<Self>,
+        out: mpsc::Sender<Batch>,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'static, Result<()>> {
+        Box::pin(async move {
+            let name = self.name;
+            let mut messages = self
+                .consumer
+                .stream()
+                .max_messages_per_batch(self.pull_batch)
+                .heartbeat(Duration::from_secs(5))
+                .expires(Duration::from_secs(10))
+                .messages()
+                .await
+                .map_err(|e| {
+                    Error::external(format!("source `{name}`: cannot pull from JetStream"), e)
+                })?;
+            // Messages redelivered while earlier copies still wait in buffers are dropped.
+            let mut highest = self.acked_through;
+            let mut records = Vec::with_capacity(self.pull_batch);
+            let mut last: Option<jetstream::Message> = None;
+            loop {
+                // Take what is ready now, then hand it over; wait only when nothing is ready.
+                let next = if records.is_empty() {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Ok(()),
+                        m = messages.next() => m,
+                    }
+                } else {
+                    match futures::FutureExt::now_or_never(messages.next()) {
+                        Some(m) => m,
+                        None => {
+                            send(&out, &mut records, &mut last, &cancel).await?;
+                            continue;
+                        }
+                    }
+                };
+                let Some(message) = next else { return Ok(()) };
+                let message = message.map_err(|e| {
+                    Error::external(format!("source `{name}`: JetStream pull failed"), e)
+                })?;
+                let (seq, published) = match message.info() {
+                    Ok(info) => (info.stream_sequence, info.published),
+                    Err(e) => {
+                        tracing::warn!(source = %name, "skipping a message without JetStream metadata: {e}");
+                        continue;
+                    }
+                };
+                if seq <= highest {
+                    continue;
+                }
+                highest = seq;
+                records.push(Record {
+                    seq,
+                    arrival: published,
+                    data: message.payload.clone(),
+                });
+                last = Some(message);
+                if records.len() >= self.pull_batch {
+                    send(&out, &mut records, &mut last, &cancel).await?;
+                }
+            }
+        })
+    }
+}
+
+async fn send(
+    out: &mpsc::Sender<Batch>,
+    records: &mut Vec<Record>,
+    last: &mut Option<jetstream::Message>,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    let capacity = records.capacity();
+    let batch = Batch {
+        records: std::mem::replace(records, Vec::with_capacity(capacity)),
+        ack: last.take().map(|m| Box::new(NatsAck(m)) as Box<dyn Ack>),
+    };
+    tokio::select! {
+        _ = cancel.cancelled() => Err(Error::cancelled()),
+        sent = out.send(batch) => sent.map_err(|_| Error::cancelled()),
+    }
+}

@@ -1,0 +1,391 @@
+//! Streaming delivery (`firehose` sinks) against the real NATS JetStream server: records read
+//! back from the lake, prefixes, error envelopes, acknowledgement after publishing, shutdown.
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use base64::Engine as _;
+
+use crate::common::{files_under, pipectl, services_required};
+
+fn nats_url() -> String {
+    std::env::var("PIPECTL_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A JetStream context, or `None` (skip) when NATS is not running outside CI.
+fn jetstream() -> Option<(tokio::runtime::Runtime, jetstream::Context)> {
+    let rt = rt();
+    match rt.block_on(async { async_nats::connect(nats_url()).await.map(jetstream::new) }) {
+        Ok(js) => Some((rt, js)),
+        Err(e) if !services_required() => {
+            eprintln!("skipping: NATS is not reachable at {} ({e})", nats_url());
+            None
+        }
+        Err(e) => panic!("NATS is not reachable at {}: {e}", nats_url()),
+    }
+}
+
+/// A fresh stream `name` capturing `subject.>`.
+fn fresh_stream(rt: &tokio::runtime::Runtime, js: &jetstream::Context, name: &str, subject: &str) {
+    rt.block_on(async {
+        let _ = js.delete_stream(name).await;
+        js.create_stream(jetstream::stream::Config {
+            name: name.to_owned(),
+            subjects: vec![format!("{subject}.>")],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    });
+}
+
+fn publish(
+    rt: &tokio::runtime::Runtime,
+    js: &jetstream::Context,
+    subject: &str,
+    payloads: Vec<String>,
+) {
+    rt.block_on(async {
+        let mut acks = Vec::new();
+        for p in payloads {
+            acks.push(js.publish(subject.to_owned(), p.into()).await.unwrap());
+        }
+        for a in acks {
+            a.await.unwrap();
+        }
+    });
+}
+
+fn ack_floor(
+    rt: &tokio::runtime::Runtime,
+    js: &jetstream::Context,
+    stream: &str,
+    durable: &str,
+) -> u64 {
+    rt.block_on(async {
+        let stream = js.get_stream(stream).await.unwrap();
+        let mut consumer: jetstream::consumer::PullConsumer =
+            stream.get_consumer(durable).await.unwrap();
+        consumer.info().await.unwrap().ack_floor.stream_sequence
+    })
+}
+
+fn unique(tag: &str) -> String {
+    format!("{tag}{}{}", std::process::id(), fastrand_suffix())
+}
+
+fn fastrand_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        % 100_000
+}
+
+/// Every line of every object under `dir` whose name ends in `ext` (`.gz` ones decompressed).
+fn lines_under(dir: &Path, ext: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for f in files_under(dir) {
+        if f.starts_with("_pipectl") || !f.ends_with(ext) {
+            continue;
+        }
+        let bytes = std::fs::read(dir.join(&f)).unwrap();
+        let text = if f.ends_with(".gz") {
+            let mut s = String::new();
+            flate2::read::GzDecoder::new(&bytes[..])
+                .read_to_string(&mut s)
+                .unwrap();
+            s
+        } else {
+            String::from_utf8(bytes).unwrap()
+        };
+        out.extend(text.lines().map(|l| (f.clone(), l.to_owned())));
+    }
+    out
+}
+
+fn numbers(lines: &[(String, String)]) -> BTreeMap<u64, usize> {
+    let mut seen = BTreeMap::new();
+    for (_, line) in lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        *seen.entry(v["n"].as_u64().unwrap()).or_insert(0) += 1;
+    }
+    seen
+}
+
+fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn start(dir: &Path) -> Child {
+    pipectl(dir)
+        .args(["run", "pipeline.yaml"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn finish(child: Child) -> (i32, String, String) {
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn nats_spec(stream: &str, subject: &str, sink_extra: &str) -> String {
+    format!(
+        r#"version: 1
+name: rentals-stream
+connections:
+  nats: {{url: "{url}"}}
+  lake: {{url: "file://lake"}}
+sources:
+  events:
+    type: nats
+    connection: nats
+    stream: {stream}
+    subject: "{subject}.>"
+    durable: pipectl-test
+sinks:
+  delivered:
+    type: firehose
+    inputs: [events]
+    connection: lake
+    format: {{type: jsonl}}
+{sink_extra}"#,
+        url = nats_url()
+    )
+}
+
+#[test]
+fn nats_records_land_once_under_the_prefix_and_bad_ones_in_error_envelopes() {
+    let Some((rt, js)) = jetstream() else { return };
+    let stream = unique("PIPECTL_T1_");
+    let subject = stream.to_lowercase();
+    fresh_stream(&rt, &js, &stream, &subject);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("pipeline.yaml"),
+        nats_spec(
+            &stream,
+            &subject,
+            "    prefix: \"rentals/!{timestamp:yyyy/MM/dd}/\"\n    error_output_prefix: \"errors/!{firehose:error-output-type}/!{timestamp:yyyy}/\"\n    max_bytes: 2048\n    interval_secs: 1\n",
+        ),
+    )
+    .unwrap();
+    let mut payloads: Vec<String> = (1..=300)
+        .map(|n| format!(r#"{{"n":{n},"eventType":"rent"}}"#))
+        .collect();
+    payloads.insert(100, "not json".to_owned());
+    publish(&rt, &js, &format!("{subject}.rent"), payloads);
+
+    let child = start(dir.path());
+    let lake = dir.path().join("lake");
+    wait_until(Duration::from_secs(30), "300 records in the lake", || {
+        lines_under(&lake.join("rentals"), ".jsonl").len() >= 300
+            && !lines_under(&lake.join("errors"), ".jsonl").is_empty()
+    });
+    signal(&child, "-TERM");
+    let (code, stdout, stderr) = finish(child);
+    assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+
+    let lines = lines_under(&lake.join("rentals"), ".jsonl");
+    let seen = numbers(&lines);
+    assert_eq!(seen.len(), 300);
+    assert!(seen.values().all(|c| *c == 1), "duplicates: {seen:?}");
+    let today = chrono::Utc::now().format("%Y/%m/%d").to_string();
+    let objects: std::collections::BTreeSet<&String> = lines.iter().map(|(f, _)| f).collect();
+    assert!(
+        objects.len() > 3,
+        "max_bytes splits the records: {objects:?}"
+    );
+    for f in &objects {
+        let name = f.rsplit('/').next().unwrap();
+        assert!(
+            f.starts_with(&today) || f.starts_with(&format!("{}/", &today[..4])),
+            "{f}"
+        );
+        assert!(
+            name.starts_with("rentals-stream-delivered-") && name.ends_with(".jsonl"),
+            "{f}"
+        );
+    }
+
+    let errors = lines_under(&lake.join("errors"), ".jsonl");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].0.starts_with("processing-failed/"),
+        "{}",
+        errors[0].0
+    );
+    let envelope: serde_json::Value = serde_json::from_str(&errors[0].1).unwrap();
+    assert_eq!(envelope["attemptsMade"], 1);
+    assert_eq!(envelope["errorCode"], "InvalidJson");
+    assert!(envelope["arrivalTimestamp"].as_i64().unwrap() > 1_700_000_000_000);
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(envelope["rawData"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(raw, b"not json");
+
+    // Every message was acknowledged once published; nothing is left in flight.
+    assert_eq!(ack_floor(&rt, &js, &stream, "pipectl-test"), 301);
+    assert!(
+        !lake
+            .join("_pipectl/streams/rentals-stream/delivered/pending.json")
+            .exists()
+    );
+    // The run is in the history with the records it delivered.
+    let (_, runs, _) =
+        crate::common::output(pipectl(dir.path()).args(["runs", "--format", "json"]));
+    let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
+    assert_eq!(runs[0]["status"], "succeeded", "{runs}");
+    assert_eq!(
+        runs[0]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "delivered")
+            .unwrap()["rows"],
+        301
+    );
+    rt.block_on(async { js.delete_stream(&stream).await.unwrap() });
+}
+
+#[test]
+fn unpublished_records_are_not_acknowledged_and_come_back_after_a_kill() {
+    let Some((rt, js)) = jetstream() else { return };
+    let stream = unique("PIPECTL_T2_");
+    let subject = stream.to_lowercase();
+    fresh_stream(&rt, &js, &stream, &subject);
+    let dir = tempfile::tempdir().unwrap();
+    let spec = |interval: u32| {
+        nats_spec(
+            &stream,
+            &subject,
+            &format!("    prefix: \"raw/\"\n    interval_secs: {interval}\n"),
+        )
+    };
+    std::fs::write(dir.path().join("pipeline.yaml"), spec(600)).unwrap();
+    publish(
+        &rt,
+        &js,
+        &format!("{subject}.x"),
+        (1..=50).map(|n| format!(r#"{{"n":{n}}}"#)).collect(),
+    );
+    let mut child = start(dir.path());
+    // The records reach the buffer, which waits for its 600 s interval.
+    wait_until(Duration::from_secs(20), "the consumer to pull", || {
+        rt.block_on(async {
+            let s = js.get_stream(&stream).await.unwrap();
+            let c: Option<jetstream::consumer::PullConsumer> =
+                s.get_consumer("pipectl-test").await.ok();
+            match c {
+                Some(mut c) => c.info().await.unwrap().num_ack_pending == 50,
+                None => false,
+            }
+        })
+    });
+    child.kill().unwrap();
+    let _ = child.wait();
+    let lake = dir.path().join("lake");
+    assert!(
+        lines_under(&lake, ".jsonl").is_empty(),
+        "nothing was published"
+    );
+    assert_eq!(
+        ack_floor(&rt, &js, &stream, "pipectl-test"),
+        0,
+        "nothing was acknowledged"
+    );
+
+    std::fs::write(dir.path().join("pipeline.yaml"), spec(1)).unwrap();
+    let child = start(dir.path());
+    wait_until(Duration::from_secs(30), "the redelivered records", || {
+        lines_under(&lake, ".jsonl").len() >= 50
+    });
+    signal(&child, "-INT");
+    let (code, _, stderr) = finish(child);
+    assert_eq!(code, 0, "{stderr}");
+    let seen = numbers(&lines_under(&lake, ".jsonl"));
+    assert_eq!(seen.len(), 50);
+    assert!(seen.values().all(|c| *c == 1));
+    // Without a timestamp in the prefix, Firehose's `yyyy/MM/dd/HH/` is appended.
+    let hour = chrono::Utc::now().format("%Y/%m/%d").to_string();
+    assert!(
+        files_under(&lake)
+            .iter()
+            .any(|f| f.starts_with(&format!("raw/{hour}/"))),
+        "{:?}",
+        files_under(&lake)
+    );
+    assert_eq!(ack_floor(&rt, &js, &stream, "pipectl-test"), 50);
+    rt.block_on(async { js.delete_stream(&stream).await.unwrap() });
+}
+
+#[test]
+fn a_generator_streams_into_gzip_json_lines_and_ends_with_its_count() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("pipeline.yaml"),
+        r#"version: 1
+name: kdg
+connections:
+  lake: {url: "file://lake"}
+sources:
+  rentals:
+    type: generator
+    template: '{"n": {{random.number({"min":1,"max":9})}}, "eventType": "{{random.arrayElement(["rent","buy"])}}"}'
+    count: 2000
+    rate_per_sec: 4000
+sinks:
+  out:
+    type: firehose
+    inputs: [rentals]
+    connection: lake
+    prefix: "kdg/!{partitionKeyFromQuery:type}/"
+    error_output_prefix: "errors/!{firehose:error-output-type}/"
+    partition_keys: {type: .eventType}
+    interval_secs: 60
+    format: {type: jsonl, compression: gzip}
+"#,
+    )
+    .unwrap();
+    let (out, stdout, stderr) =
+        crate::common::output(pipectl(dir.path()).args(["run", "pipeline.yaml"]));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let lake = dir.path().join("lake");
+    let lines = lines_under(&lake, ".jsonl.gz");
+    assert_eq!(lines.len(), 2000);
+    for (file, line) in &lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let t = v["eventType"].as_str().unwrap();
+        assert!(file.starts_with(&format!("kdg/{t}/kdg-out-")), "{file}");
+    }
+}
