@@ -35,16 +35,18 @@ pub trait StreamSource: Send {
     ) -> BoxFuture<'static, Result<()>>;
 }
 
-/// Connects the source of a streaming pipeline.
+/// Connects the source of a streaming pipeline. `acked` is the position the sink's own record
+/// says is published and acknowledged (0 if none).
 pub async fn connect(
     pipeline: &str,
     name: &str,
     spec: &SourceSpec,
     connections: &Connections,
+    acked: u64,
 ) -> Result<Box<dyn StreamSource>> {
     match spec {
         SourceSpec::Nats(n) => Ok(Box::new(
-            nats::NatsStream::connect(pipeline, name, n, connections).await?,
+            nats::NatsStream::connect(pipeline, name, n, connections, acked).await?,
         )),
         SourceSpec::Generator(g) => Ok(Box::new(generator::GeneratorStream::new(name, g)?)),
         other => Err(Error::user(format!(
