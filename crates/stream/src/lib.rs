@@ -7,6 +7,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod firehose;
+pub mod generate;
 pub mod record;
 pub mod source;
 
@@ -49,7 +50,11 @@ pub struct StreamRun {
     state: Arc<dyn StateStore>,
     cancel: CancellationToken,
     trigger: String,
+    env: Arc<EnvLookup>,
 }
+
+/// Looks up `${env:NAME}` values.
+type EnvLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 /// Resolves connections and prepares a streaming run of `spec` (see [`is_streaming`]).
 pub fn prepare(
@@ -58,9 +63,9 @@ pub fn prepare(
     state: Arc<dyn StateStore>,
     cancel: CancellationToken,
     trigger: &str,
-    env: impl Fn(&str) -> Option<String>,
+    env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
 ) -> Result<StreamRun> {
-    let connections = Arc::new(Connections::resolve(&spec.pipeline, base_dir, env)?);
+    let connections = Arc::new(Connections::resolve(&spec.pipeline, base_dir, &env)?);
     let steps = spec
         .dag
         .ordered()
@@ -79,6 +84,7 @@ pub fn prepare(
         state,
         cancel,
         trigger: trigger.to_owned(),
+        env: Arc::new(env),
     })
 }
 
@@ -203,6 +209,7 @@ impl StreamRun {
                 source_spec,
                 &self.connections,
                 acked,
+                self.env.as_ref(),
             )
             .await
             .map_err(|e| (source_name.clone(), e))?;

@@ -237,8 +237,19 @@ impl FirehoseStep {
         Ok(())
     }
 
-    /// Routes one batch's records into buffers, flushing the ones that fill up.
+    /// Takes one batch: routes its records, then flushes everything if the source asked to.
     async fn take(&self, state: &mut State, batch: Batch) -> Result<()> {
+        let flush = batch.flush;
+        self.route_batch(state, batch).await?;
+        if flush {
+            let all: Vec<Dest> = state.buffers.keys().cloned().collect();
+            self.flush(state, all).await?;
+        }
+        Ok(())
+    }
+
+    /// Routes one batch's records into buffers, flushing the ones that fill up.
+    async fn route_batch(&self, state: &mut State, batch: Batch) -> Result<()> {
         let Some(last_seq) = batch.records.last().map(|r| r.seq) else {
             if let Some(ack) = batch.ack {
                 state.acks.push_back((state.highest, ack));

@@ -244,6 +244,7 @@ async fn send(
     let batch = Batch {
         records: std::mem::replace(records, Vec::with_capacity(capacity)),
         ack: last.take().map(|m| Box::new(NatsAck(m)) as Box<dyn Ack>),
+        flush: false,
     };
     tokio::select! {
         _ = cancel.cancelled() => Err(Error::cancelled()),
