@@ -18,7 +18,11 @@ use crate::{UsageError, print_out, runtime};
 #[command(group(clap::ArgGroup::new("target").required(true).args(["nats", "mqtt", "http"])))]
 pub(crate) struct GenerateArgs {
     /// Record template, e.g. '{"film_id": {{random.number({"min":1,"max":1000})}}}'.
-    #[arg(long, conflicts_with = "template_file", required_unless_present = "template_file")]
+    #[arg(
+        long,
+        conflicts_with = "template_file",
+        required_unless_present = "template_file"
+    )]
     template: Option<String>,
     /// File holding the record template.
     #[arg(long)]
@@ -93,7 +97,9 @@ pub(crate) fn run(args: GenerateArgs) -> Result<ExitCode> {
     } else if let Some(url) = args.http {
         let token = match &args.token_env {
             Some(var) => Some(std::env::var(var).map_err(|_| {
-                UsageError(format!("environment variable `{var}` (--token-env) is not set"))
+                UsageError(format!(
+                    "environment variable `{var}` (--token-env) is not set"
+                ))
             })?),
             None => None,
         };

@@ -3,12 +3,12 @@
 //! Exit codes: 0 success; 1 invalid spec or failed run; 2 usage error (bad flags, missing
 //! files, locked state). A closed stdout (`pipectl runs | head`) is not an error.
 
+mod generate_cmd;
 mod progress;
 mod render;
 mod serve;
 mod state_cmd;
 mod stream_cmd;
-mod generate_cmd;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

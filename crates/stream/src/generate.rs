@@ -107,7 +107,7 @@ pub async fn generate(options: GenerateOptions, cancel: CancellationToken) -> Re
 enum Publisher {
     Nats {
         client: async_nats::Client,
-        jetstream: Option<async_nats::jetstream::Context>,
+        jetstream: Option<Box<async_nats::jetstream::Context>>,
         subject: async_nats::Subject,
         acks: VecDeque<async_nats::jetstream::context::PublishAckFuture>,
     },
@@ -118,7 +118,7 @@ enum Publisher {
         acked: tokio::sync::watch::Receiver<u64>,
         driver: tokio::task::JoinHandle<()>,
     },
-    Http(HttpClient),
+    Http(Box<HttpClient>),
 }
 
 impl Publisher {
@@ -133,14 +133,19 @@ impl Publisher {
                     .await
                     .map_err(|e| Error::external(format!("cannot connect to NATS at {url}"), e))?;
                 Publisher::Nats {
-                    jetstream: jetstream.then(|| async_nats::jetstream::new(client.clone())),
+                    jetstream: jetstream
+                        .then(|| Box::new(async_nats::jetstream::new(client.clone()))),
                     client,
                     subject: subject.clone().into(),
                     acks: VecDeque::new(),
                 }
             }
             Target::Mqtt { url, topic } => {
-                let (host, port, credentials) = crate::source::mqtt::parse_url(url)?;
+                let crate::source::mqtt::BrokerAddr {
+                    host,
+                    port,
+                    credentials,
+                } = crate::source::mqtt::parse_url(url)?;
                 let mut options = rumqttc::MqttOptions::new(
                     format!("pipectl-generate-{}", std::process::id()),
                     host,
@@ -186,7 +191,7 @@ impl Publisher {
                 }
             }
             Target::Http { url, token, batch } => {
-                Publisher::Http(HttpClient::new(url, token.clone(), *batch)?)
+                Publisher::Http(Box::new(HttpClient::new(url, token.clone(), *batch)?))
             }
         })
     }
@@ -273,7 +278,9 @@ impl Publisher {
                 if done {
                     Ok(())
                 } else {
-                    Err(Error::user("the MQTT connection ended before every record was acknowledged"))
+                    Err(Error::user(
+                        "the MQTT connection ended before every record was acknowledged",
+                    ))
                 }
             }
             Publisher::Http(_) => Ok(()),
@@ -342,7 +349,8 @@ impl HttpClient {
                     .header("x-amz-target", "Firehose_20150804.PutRecordBatch")
                     .header(hyper::header::CONTENT_TYPE, "application/x-amz-json-1.1");
                 if let Some(token) = &self.token {
-                    request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+                    request =
+                        request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
                 }
                 let request = request
                     .body(Full::new(body.clone()))

@@ -48,10 +48,12 @@ pub struct HttpStream {
 impl HttpStream {
     /// Binds the listen address; `token` is the bearer token (`${env:...}` already resolved).
     pub async fn bind(name: &str, spec: &HttpSource, token: Option<String>) -> Result<Self> {
-        let addr: SocketAddr = spec
-            .listen
-            .parse()
-            .map_err(|_| Error::user(format!("source `{name}`: `{}` is not an address", spec.listen)))?;
+        let addr: SocketAddr = spec.listen.parse().map_err(|_| {
+            Error::user(format!(
+                "source `{name}`: `{}` is not an address",
+                spec.listen
+            ))
+        })?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| Error::external(format!("source `{name}`: cannot listen on {addr}"), e))?;
@@ -81,7 +83,11 @@ impl StreamSource for HttpStream {
         }
     }
 
-    fn run(self: Box<Self>, out: mpsc::Sender<Batch>, cancel: CancellationToken) -> BoxFuture<'static, Result<()>> {
+    fn run(
+        self: Box<Self>,
+        out: mpsc::Sender<Batch>,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'static, Result<()>> {
         Box::pin(async move {
             let shared = Arc::new(Shared {
                 out: std::sync::Mutex::new((0, out)),
@@ -110,7 +116,8 @@ impl StreamSource for HttpStream {
                         let shared = shared.clone();
                         async move { Ok::<_, std::convert::Infallible>(handle(&shared, req).await) }
                     });
-                    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service);
                     tokio::pin!(conn);
                     tokio::select! {
                         _ = conn.as_mut() => {}
@@ -128,15 +135,24 @@ impl StreamSource for HttpStream {
 fn reply(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
     *r.status_mut() = status;
-    r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
     if status == StatusCode::TOO_MANY_REQUESTS {
-        r.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
+        r.headers_mut().insert(
+            hyper::header::RETRY_AFTER,
+            hyper::header::HeaderValue::from_static("1"),
+        );
     }
     r
 }
 
 fn failure(status: StatusCode, kind: &str, message: &str) -> Response<Full<Bytes>> {
-    reply(status, serde_json::json!({"__type": kind, "message": message}))
+    reply(
+        status,
+        serde_json::json!({"__type": kind, "message": message}),
+    )
 }
 
 #[derive(Deserialize)]
@@ -171,7 +187,11 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
         if given != Some(token.as_str()) {
-            return failure(StatusCode::UNAUTHORIZED, "UnauthorizedException", "missing or wrong bearer token");
+            return failure(
+                StatusCode::UNAUTHORIZED,
+                "UnauthorizedException",
+                "missing or wrong bearer token",
+            );
         }
     }
     let target = req
@@ -184,7 +204,13 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
         (&Method::POST, "/", Some("Firehose_20150804.PutRecordBatch")) => (true, Shape::Batch),
         (&Method::POST | &Method::PUT, "/records", _) => (false, Shape::Single),
         (&Method::POST | &Method::PUT, "/records/batch", _) => (false, Shape::Batch),
-        _ => return failure(StatusCode::NOT_FOUND, "UnknownOperationException", "use POST / with X-Amz-Target PutRecord or PutRecordBatch, POST /records or POST /records/batch"),
+        _ => {
+            return failure(
+                StatusCode::NOT_FOUND,
+                "UnknownOperationException",
+                "use POST / with X-Amz-Target PutRecord or PutRecordBatch, POST /records or POST /records/batch",
+            );
+        }
     };
     let declared = req
         .headers()
@@ -192,22 +218,54 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > shared.max_body_bytes) {
-        return failure(StatusCode::PAYLOAD_TOO_LARGE, "ValidationException", &format!("the body is larger than {} bytes", shared.max_body_bytes));
+        return failure(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "ValidationException",
+            &format!("the body is larger than {} bytes", shared.max_body_bytes),
+        );
     }
-    let body = match Limited::new(req.into_body(), shared.max_body_bytes).collect().await {
+    let body = match Limited::new(req.into_body(), shared.max_body_bytes)
+        .collect()
+        .await
+    {
         Ok(b) => b.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            return failure(StatusCode::PAYLOAD_TOO_LARGE, "ValidationException", &format!("the body is larger than {} bytes", shared.max_body_bytes));
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return failure(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "ValidationException",
+                &format!("the body is larger than {} bytes", shared.max_body_bytes),
+            );
         }
-        Err(_) => return failure(StatusCode::BAD_REQUEST, "InvalidArgumentException", "the body could not be read"),
+        Err(_) => {
+            return failure(
+                StatusCode::BAD_REQUEST,
+                "InvalidArgumentException",
+                "the body could not be read",
+            );
+        }
     };
     let payloads: Vec<Bytes> = match (wire, shape) {
         (true, Shape::Single) => match serde_json::from_slice::<PutRecord>(&body) {
             Ok(p) => match decode(&p.record.data) {
                 Some(d) => vec![d],
-                None => return failure(StatusCode::BAD_REQUEST, "InvalidArgumentException", "Record.Data is not base64"),
+                None => {
+                    return failure(
+                        StatusCode::BAD_REQUEST,
+                        "InvalidArgumentException",
+                        "Record.Data is not base64",
+                    );
+                }
             },
-            Err(e) => return failure(StatusCode::BAD_REQUEST, "SerializationException", &e.to_string()),
+            Err(e) => {
+                return failure(
+                    StatusCode::BAD_REQUEST,
+                    "SerializationException",
+                    &e.to_string(),
+                );
+            }
         },
         (true, Shape::Batch) => match serde_json::from_slice::<PutRecordBatch>(&body) {
             Ok(p) => {
@@ -215,12 +273,24 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
                 for r in &p.records {
                     match decode(&r.data) {
                         Some(d) => out.push(d),
-                        None => return failure(StatusCode::BAD_REQUEST, "InvalidArgumentException", "a Records[].Data is not base64"),
+                        None => {
+                            return failure(
+                                StatusCode::BAD_REQUEST,
+                                "InvalidArgumentException",
+                                "a Records[].Data is not base64",
+                            );
+                        }
                     }
                 }
                 out
             }
-            Err(e) => return failure(StatusCode::BAD_REQUEST, "SerializationException", &e.to_string()),
+            Err(e) => {
+                return failure(
+                    StatusCode::BAD_REQUEST,
+                    "SerializationException",
+                    &e.to_string(),
+                );
+            }
         },
         (false, Shape::Single) => vec![body],
         (false, Shape::Batch) => body
@@ -229,41 +299,77 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
             .map(|l| body.slice_ref(l))
             .collect(),
     };
-    if payloads.is_empty() || (matches!(shape, Shape::Batch) && payloads.len() > MAX_BATCH_RECORDS) {
-        return failure(StatusCode::BAD_REQUEST, "InvalidArgumentException", &format!("a batch holds 1 to {MAX_BATCH_RECORDS} records"));
+    if payloads.is_empty() || (matches!(shape, Shape::Batch) && payloads.len() > MAX_BATCH_RECORDS)
+    {
+        return failure(
+            StatusCode::BAD_REQUEST,
+            "InvalidArgumentException",
+            &format!("a batch holds 1 to {MAX_BATCH_RECORDS} records"),
+        );
     }
     let n = payloads.len() as u64;
     let arrival = chrono::Utc::now();
     let first = {
         let Ok(mut out) = shared.out.lock() else {
-            return failure(StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure", "the source is broken");
+            return failure(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalFailure",
+                "the source is broken",
+            );
         };
         let first = out.0 + 1;
         let records: Vec<Record> = payloads
             .into_iter()
             .enumerate()
-            .map(|(i, data)| Record { seq: first + i as u64, arrival, data })
+            .map(|(i, data)| Record {
+                seq: first + i as u64,
+                arrival,
+                data,
+            })
             .collect();
         // Never wait for room: a client told to slow down retries; a waiting one holds a connection.
-        match out.1.try_send(Batch { records, ack: None, flush: false }) {
+        match out.1.try_send(Batch {
+            records,
+            ack: None,
+            flush: false,
+        }) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                return failure(StatusCode::TOO_MANY_REQUESTS, "ServiceUnavailableException", "buffers are full; retry after a second");
+                return failure(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "ServiceUnavailableException",
+                    "buffers are full; retry after a second",
+                );
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
-                return failure(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableException", "the pipeline is stopping");
+                return failure(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailableException",
+                    "the pipeline is stopping",
+                );
             }
         }
         out.0 += n;
         first
     };
-    let ids: Vec<serde_json::Value> = (first..first + n).map(|s| serde_json::json!({"RecordId": s.to_string()})).collect();
+    let ids: Vec<serde_json::Value> = (first..first + n)
+        .map(|s| serde_json::json!({"RecordId": s.to_string()}))
+        .collect();
     match shape {
-        Shape::Single => reply(StatusCode::OK, serde_json::json!({"RecordId": first.to_string(), "Encrypted": false})),
-        Shape::Batch => reply(StatusCode::OK, serde_json::json!({"FailedPutCount": 0, "Encrypted": false, "RequestResponses": ids})),
+        Shape::Single => reply(
+            StatusCode::OK,
+            serde_json::json!({"RecordId": first.to_string(), "Encrypted": false}),
+        ),
+        Shape::Batch => reply(
+            StatusCode::OK,
+            serde_json::json!({"FailedPutCount": 0, "Encrypted": false, "RequestResponses": ids}),
+        ),
     }
 }
 
 fn decode(data: &str) -> Option<Bytes> {
-    base64::engine::general_purpose::STANDARD.decode(data).ok().map(Bytes::from)
+    base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .ok()
+        .map(Bytes::from)
 }

@@ -34,8 +34,18 @@ const REQUEST_QUEUE: usize = 70_000;
 /// Connection failures in a row before the source gives up.
 const MAX_FAILURES: u32 = 10;
 
+/// A broker address from an `mqtt://` URL.
+pub struct BrokerAddr {
+    /// Host name or IP.
+    pub host: String,
+    /// Port (1883 by default).
+    pub port: u16,
+    /// User and password, if the URL has them.
+    pub credentials: Option<(String, String)>,
+}
+
 /// Splits `mqtt://[user[:password]@]host[:port]` into host, port and credentials.
-pub fn parse_url(url: &str) -> Result<(String, u16, Option<(String, String)>)> {
+pub fn parse_url(url: &str) -> Result<BrokerAddr> {
     let rest = url
         .strip_prefix("mqtt://")
         .ok_or_else(|| Error::user("an MQTT URL starts with mqtt://"))?;
@@ -56,7 +66,11 @@ pub fn parse_url(url: &str) -> Result<(String, u16, Option<(String, String)>)> {
         let (user, password) = a.split_once(':').unwrap_or((a, ""));
         (user.to_owned(), password.to_owned())
     });
-    Ok((host.to_owned(), port, credentials))
+    Ok(BrokerAddr {
+        host: host.to_owned(),
+        port,
+        credentials,
+    })
 }
 
 /// An MQTT subscription (the connection is made by the first poll).
@@ -77,7 +91,11 @@ impl MqttStream {
         connections: &Connections,
     ) -> Result<Self> {
         let url = connections.database_url(&spec.connection, "mqtt")?;
-        let (host, port, credentials) = parse_url(&url).map_err(|e| {
+        let BrokerAddr {
+            host,
+            port,
+            credentials,
+        } = parse_url(&url).map_err(|e| {
             Error::user(format!(
                 "source `{name}`: {} ({})",
                 e.message,
