@@ -857,7 +857,8 @@ sinks:
         .into_iter()
         .map(|(f, _)| f)
         .collect();
-    assert!(objects.len() >= 5, "window flushes: {objects:?}");
+    // Window flushes: the first 100 records did not wait for the 600 s interval in one object.
+    assert!(objects.len() >= 3, "window flushes: {objects:?}");
     assert!(
         objects.iter().all(|f| f.contains("mqtt-stream-out-")),
         "{objects:?}"
