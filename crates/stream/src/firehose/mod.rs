@@ -33,7 +33,7 @@ use pipectl_spec::types::{FirehoseSink, Format, TextCompression};
 
 use crate::record::{Ack, Batch, Record, Replay};
 use crate::source::Started;
-use pending::{Entry, PendingStore};
+use pending::{Entry, Pending, PendingStore};
 use route::{Dest, Router};
 
 /// The default error prefix (the time is appended by Firehose's rule).
@@ -79,6 +79,8 @@ struct State {
     published: Vec<Entry>,
     /// Objects in flight (saved before publishing, dropped once acknowledged).
     in_flight: Vec<Entry>,
+    /// Every sequence number up to this one is published and acknowledged.
+    acked: u64,
     /// Batches received, with the last sequence number each holds, oldest first.
     acks: VecDeque<(u64, Box<dyn Ack>)>,
     /// The highest sequence number received.
@@ -151,28 +153,30 @@ impl FirehoseStep {
     }
 
     /// Delivers batches from `input` until it closes or `cancel` fires; then flushes every
-    /// buffer, publishes and acknowledges.
+    /// buffer, publishes and acknowledges. `resume` is the record of objects in flight, for
+    /// sources that replay unacknowledged records with the same sequence numbers.
     pub async fn run(
         self,
         started: Started,
+        resume: Option<(PendingStore, Pending)>,
         mut input: mpsc::Receiver<Batch>,
         cancel: CancellationToken,
     ) -> Result<()> {
+        let floor = started.acked_through.unwrap_or(0);
         let mut state = State {
             replay: started.replay,
             buffers: BTreeMap::new(),
             rebuilding: Vec::new(),
             published: Vec::new(),
             in_flight: Vec::new(),
+            acked: floor,
             acks: VecDeque::new(),
-            highest: started.acked_through.unwrap_or(0),
+            highest: floor,
             held: 0,
             pending: None,
         };
-        if started.replay == Replay::SameSequence {
-            let store = PendingStore::new(self.handle.clone(), &self.pipeline, &self.name);
-            let floor = started.acked_through.unwrap_or(0);
-            for entry in store.load().await? {
+        if let Some((store, previous)) = resume.filter(|_| started.replay == Replay::SameSequence) {
+            for entry in previous.entries {
                 if entry.last <= floor {
                     continue;
                 }
@@ -233,8 +237,19 @@ impl FirehoseStep {
         Ok(())
     }
 
-    /// Routes one batch's records into buffers, flushing the ones that fill up.
+    /// Takes one batch: routes its records, then flushes everything if the source asked to.
     async fn take(&self, state: &mut State, batch: Batch) -> Result<()> {
+        let flush = batch.flush;
+        self.route_batch(state, batch).await?;
+        if flush {
+            let all: Vec<Dest> = state.buffers.keys().cloned().collect();
+            self.flush(state, all).await?;
+        }
+        Ok(())
+    }
+
+    /// Routes one batch's records into buffers, flushing the ones that fill up.
+    async fn route_batch(&self, state: &mut State, batch: Batch) -> Result<()> {
         let Some(last_seq) = batch.records.last().map(|r| r.seq) else {
             if let Some(ack) = batch.ack {
                 state.acks.push_back((state.highest, ack));
@@ -419,7 +434,7 @@ impl FirehoseStep {
             return self.acknowledge(state).await;
         }
         if let Some(store) = &state.pending {
-            store.save(&state.in_flight).await?;
+            store.save(&state.record()).await?;
         }
         for (key, b) in objects {
             state.held = state.held.saturating_sub(b.body.len() as u64);
@@ -492,16 +507,26 @@ impl FirehoseStep {
                 ack.ack().await?;
             }
         }
+        state.acked = state.acked.max(acked);
         let before = state.in_flight.len();
         state.in_flight.retain(|e| e.last > acked);
         state.published.retain(|e| e.last > acked);
         if state.in_flight.len() != before
-            && state.in_flight.is_empty()
             && let Some(store) = &state.pending
         {
-            store.save(&state.in_flight).await?;
+            store.save(&state.record()).await?;
         }
         Ok(())
+    }
+}
+
+impl State {
+    /// The record of objects in flight as it stands.
+    fn record(&self) -> Pending {
+        Pending {
+            acked: self.acked,
+            entries: self.in_flight.clone(),
+        }
     }
 }
 
