@@ -10,6 +10,7 @@
 //! | GET | `/api/runs/{id or prefix}` | one run with its steps |
 //! | POST | `/api/run` | `{"file": "/abs/spec.yaml"}`: run a spec file now and wait (what `pipectl run` does while the daemon holds the state) |
 //! | POST | `/api/command` | `{"args": ["state", "reset", ...]}`: a state command run against the daemon's store (what `pipectl state` does while the daemon holds it) |
+//! | POST | `/streams/{pipeline}/{source}/records[/batch]`, `/streams/{pipeline}/{source}/` | a streaming pipeline's Direct PUT source, as on its own address |
 //! | GET | `/metrics` | Prometheus text format |
 
 use std::collections::BTreeMap;
@@ -175,6 +176,18 @@ async fn handle(api: &ApiState, req: Request<Incoming>) -> Reply {
                 }
             };
             store_command(api, &body).await
+        }
+        (_, ["streams", pipeline, source, rest @ ..]) => {
+            let below = format!("/{}", rest.join("/"));
+            match pipectl_stream::source::http::dispatch(pipeline, source, &below, req).await {
+                Some(reply) => reply,
+                None => error(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "no Direct PUT source `{source}` of a streaming pipeline `{pipeline}` runs here; see GET /api/streams"
+                    ),
+                ),
+            }
         }
         _ => error(
             StatusCode::NOT_FOUND,
