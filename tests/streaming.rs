@@ -964,3 +964,108 @@ sinks:
     }
     rt.block_on(async { js.delete_stream(&stream).await.unwrap() });
 }
+
+fn parquet_rows(path: &Path) -> Vec<serde_json::Value> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let file = std::fs::File::open(path).unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let mut writer = arrow::json::ArrayWriter::new(Vec::new());
+        writer.write(&batch).unwrap();
+        writer.finish().unwrap();
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&writer.into_inner()).unwrap();
+        out.extend(rows);
+    }
+    out
+}
+
+#[test]
+fn parquet_output_uses_the_declared_columns_and_sends_misfits_to_the_error_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("pipeline.yaml"),
+        format!(
+            r#"version: 1
+name: rentals-parquet
+connections:
+  lake: {{url: "file://lake"}}
+sources:
+  put: {{type: http, listen: "127.0.0.1:{port}"}}
+sinks:
+  out:
+    type: firehose
+    inputs: [put]
+    connection: lake
+    prefix: "parquet/!{{timestamp:yyyy}}/"
+    error_output_prefix: "errors/!{{firehose:error-output-type}}/"
+    interval_secs: 600
+    format: {{type: parquet, compression: zstd}}
+    columns:
+      - {{name: film_id, type: int64}}
+      - {{name: eventType, type: string}}
+      - {{name: price, type: "decimal(6,2)"}}
+"#
+        ),
+    )
+    .unwrap();
+    let child = start(dir.path());
+    wait_for_port(port);
+    let body = "{\"film_id\": 1, \"eventType\": \"rent\", \"price\": 2.99}\n\
+                {\"film_id\": \"not a number\", \"eventType\": \"buy\"}\n\
+                {\"film_id\": 3, \"eventType\": \"trailer\", \"extra\": true}\n";
+    assert_eq!(
+        http(port, "POST", "/records/batch", &[], body.as_bytes()).0,
+        200
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "-TERM");
+    let (code, _, stderr) = finish(child);
+    assert_eq!(code, 0, "{stderr}");
+    let lake = dir.path().join("lake");
+    let files = files_under(&lake);
+    let data: Vec<&String> = files.iter().filter(|f| f.ends_with(".parquet")).collect();
+    assert_eq!(data.len(), 1, "{files:?}");
+    let year = chrono::Utc::now().format("%Y").to_string();
+    assert!(
+        data[0].starts_with(&format!("parquet/{year}/rentals-parquet-out-")),
+        "{}",
+        data[0]
+    );
+    let rows = parquet_rows(&lake.join(data[0]));
+    let schema = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(lake.join(data[0])).unwrap(),
+    )
+    .unwrap()
+    .schema()
+    .clone();
+    assert_eq!(
+        schema.field_with_name("price").unwrap().data_type(),
+        &arrow::datatypes::DataType::Decimal128(6, 2)
+    );
+    assert_eq!(
+        rows,
+        vec![
+            serde_json::json!({"film_id": 1, "eventType": "rent", "price": 2.99}),
+            serde_json::json!({"film_id": 3, "eventType": "trailer"}),
+        ]
+    );
+    let errors = lines_under(&lake.join("errors"), ".jsonl");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].0.starts_with("format-conversion-failed/"),
+        "{}",
+        errors[0].0
+    );
+    let envelope: serde_json::Value = serde_json::from_str(&errors[0].1).unwrap();
+    assert_eq!(envelope["errorCode"], "DataFormatConversion.InvalidSchema");
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(envelope["rawData"].as_str().unwrap())
+        .unwrap();
+    assert!(String::from_utf8(raw).unwrap().contains("not a number"));
+}
