@@ -272,30 +272,32 @@ impl FirehoseStep {
         let mut full = Vec::new();
         for record in &batch.records {
             let routed = self.router.route(record);
-            let partition = partition_id(&routed.dest);
-            if state
-                .published
-                .iter()
-                .any(|e| e.partition == partition && (e.first..=e.last).contains(&record.seq))
-            {
-                continue;
-            }
             let line: &[u8] = routed.envelope.as_deref().unwrap_or(&record.data);
-            let added = line.len() as u64 + 1;
-            state.held += added;
-            if let Some(buffer) = state.rebuilding.iter_mut().find(|b| {
-                b.replay.as_ref().is_some_and(|e| {
+            // Only after a restart: records of objects the previous process handled.
+            if !state.published.is_empty() || !state.rebuilding.is_empty() {
+                let partition = partition_id(&routed.dest);
+                let holds = |e: &Entry| {
                     e.partition == partition && (e.first..=e.last).contains(&record.seq)
-                })
-            }) {
-                if buffer.count == 0 {
-                    buffer.dest = routed.dest.clone();
-                    buffer.oldest = record.arrival;
-                    buffer.event_time = routed.event_time;
+                };
+                if state.published.iter().any(holds) {
+                    continue;
                 }
-                append(buffer, record, line);
-                continue;
+                if let Some(buffer) = state
+                    .rebuilding
+                    .iter_mut()
+                    .find(|b| b.replay.as_ref().is_some_and(holds))
+                {
+                    if buffer.count == 0 {
+                        buffer.dest = routed.dest.clone();
+                        buffer.oldest = record.arrival;
+                        buffer.event_time = routed.event_time;
+                    }
+                    state.held += line.len() as u64 + 1;
+                    append(buffer, record, line);
+                    continue;
+                }
             }
+            state.held += line.len() as u64 + 1;
             let buffer = state
                 .buffers
                 .entry(routed.dest.clone())
