@@ -1132,3 +1132,79 @@ fn an_object_recorded_in_flight_but_never_written_is_rebuilt_under_its_key() {
     assert!(seen.values().all(|c| *c == 1));
     rt.block_on(async { js.delete_stream(&stream).await.unwrap() });
 }
+
+#[test]
+fn event_time_partitions_in_the_sinks_time_zone_and_records_without_it_fail_partitioning() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("pipeline.yaml"),
+        format!(
+            r#"version: 1
+name: by-event-time
+connections:
+  lake: {{url: "file://lake"}}
+sources:
+  put: {{type: http, listen: "127.0.0.1:{port}"}}
+sinks:
+  out:
+    type: firehose
+    inputs: [put]
+    connection: lake
+    prefix: "events/!{{eventTimestamp:'day='yyyy-MM-dd}}/!{{partitionKeyFromQuery:type}}/"
+    error_output_prefix: "errors/!{{firehose:error-output-type}}/"
+    partition_keys: {{type: .eventType}}
+    event_time: {{field: .ts}}
+    time_zone: Asia/Tokyo
+    interval_secs: 600
+    format: {{type: jsonl}}
+"#
+        ),
+    )
+    .unwrap();
+    let child = start(dir.path());
+    wait_for_port(port);
+    // 2026-01-01T20:00Z is already January 2nd in Tokyo.
+    let body = "{\"ts\": \"2026-01-01T20:00:00Z\", \"eventType\": \"rent\", \"n\": 1}\n\
+                {\"ts\": \"2026-01-01T10:00:00Z\", \"eventType\": \"rent\", \"n\": 2}\n\
+                {\"ts\": \"2026-01-01 21:00:00\", \"eventType\": \"buy\", \"n\": 3}\n\
+                {\"eventType\": \"buy\", \"n\": 4}\n\
+                {\"ts\": \"2026-01-01T10:00:00Z\", \"n\": 5}\n";
+    assert_eq!(
+        http(port, "POST", "/records/batch", &[], body.as_bytes()).0,
+        200
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "-TERM");
+    assert_eq!(finish(child).0, 0);
+    let lake = dir.path().join("lake");
+    let mut placed: Vec<(String, u64)> = lines_under(&lake.join("events"), ".jsonl")
+        .into_iter()
+        .map(|(f, l)| {
+            let dir = f.rsplit_once('/').unwrap().0.to_owned();
+            (
+                dir,
+                serde_json::from_str::<serde_json::Value>(&l).unwrap()["n"]
+                    .as_u64()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    placed.sort_by_key(|(_, n)| *n);
+    assert_eq!(
+        placed,
+        vec![
+            ("day=2026-01-02/rent".to_owned(), 1),
+            ("day=2026-01-01/rent".to_owned(), 2),
+            ("day=2026-01-02/buy".to_owned(), 3),
+        ]
+    );
+    let errors = lines_under(&lake.join("errors"), ".jsonl");
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .all(|(f, _)| f.starts_with("partitioning-failed/")),
+        "{errors:?}"
+    );
+}

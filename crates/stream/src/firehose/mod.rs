@@ -142,7 +142,7 @@ impl FirehoseStep {
                 )));
             }
         };
-        let router = Router::new(spec, prefix.event_time_format());
+        let router = Router::new(spec, prefix.event_time_format(), tz);
         Ok(FirehoseStep {
             pipeline: pipeline.to_owned(),
             name: name.to_owned(),
@@ -603,6 +603,9 @@ impl State {
 }
 
 fn append(buffer: &mut Buffer, record: &Record, line: &[u8]) {
+    // One record is one line: a record's own line ending is not doubled.
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
     buffer.body.extend_from_slice(line);
     buffer.body.push(b'\n');
     buffer.count += 1;
