@@ -55,6 +55,8 @@ pub struct FirehoseStep {
     tz: chrono_tz::Tz,
     router: Router,
     metrics: Arc<StepMetrics>,
+    /// The source's counters: what arrives is counted here, with no extra hop between them.
+    source_metrics: Option<Arc<StepMetrics>>,
     /// Set for Parquet output; locked only while a buffer is converted (no await inside).
     parquet: Option<std::sync::Mutex<parquet::ParquetEncoder>>,
 }
@@ -154,8 +156,15 @@ impl FirehoseStep {
             tz,
             router,
             metrics,
+            source_metrics: None,
             parquet,
         })
+    }
+
+    /// Counts the records arriving from the source in the source's counters.
+    pub fn counting_for(mut self, source: Arc<StepMetrics>) -> Self {
+        self.source_metrics = Some(source);
+        self
     }
 
     fn max_buffered(&self) -> u64 {
@@ -251,6 +260,10 @@ impl FirehoseStep {
 
     /// Takes one batch: routes its records, then flushes everything if the source asked to.
     async fn take(&self, state: &mut State, batch: Batch) -> Result<()> {
+        if let Some(m) = &self.source_metrics {
+            let bytes: usize = batch.records.iter().map(|r| r.data.len()).sum();
+            m.add(batch.records.len() as u64, bytes as u64);
+        }
         let flush = batch.flush;
         self.route_batch(state, batch).await?;
         if flush {
