@@ -738,8 +738,10 @@ sinks:
     }
     child.kill().unwrap();
     let _ = child.wait();
+    // How many requests fit before the refusal depends on how far the first batch got
+    // towards the stuck sink; at least the first is taken.
     assert_eq!(answers.last(), Some(&429), "{answers:?}");
-    assert!(answers.len() > 2, "{answers:?}");
+    assert!(answers.len() >= 2, "{answers:?}");
 }
 
 fn mqtt_publish(topic: &str, lines: &[String]) {

@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | GET | `/health` | `{"status":"ok", "pipelines": n, "running": n}` |
 //! | GET | `/api/pipelines` | every pipeline with next fire time and last status |
+//! | GET | `/api/streams` | streaming pipelines: running, run id, restarts, last error, next restart |
 //! | POST | `/api/pipelines/{name}/trigger[?wait=true]` | start a run (queued behind a running one) |
 //! | GET | `/api/runs[?pipeline=&limit=]` | run history, newest first |
 //! | GET | `/api/runs/{id or prefix}` | one run with its steps |
@@ -29,6 +30,7 @@ use crate::metrics::Metrics;
 use crate::policy::RunPolicy;
 use crate::runner::LoadedPipeline;
 use crate::scheduler::{PipelineDef, RunOutcome, Scheduler, Trigger, TriggerError};
+use crate::streams::Streams;
 
 /// What request handlers share.
 pub(crate) struct ApiState {
@@ -40,6 +42,8 @@ pub(crate) struct ApiState {
     pub(crate) adhoc: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// Runs forwarded state commands; `None` answers 404.
     pub(crate) store_command: Option<StoreCommand>,
+    /// The streaming pipelines running continuously.
+    pub(crate) streams: Streams,
 }
 
 /// Accepts connections until the task is aborted.
@@ -102,7 +106,7 @@ async fn handle(api: &ApiState, req: Request<Incoming>) -> Reply {
             let running = status.iter().filter(|p| p.running).count();
             json_reply(
                 StatusCode::OK,
-                &json!({ "status": "ok", "pipelines": status.len(), "running": running }),
+                &json!({ "status": "ok", "pipelines": status.len(), "running": running, "streams": api.streams.status().len() }),
             )
         }
         (Method::GET, ["metrics"]) => {
@@ -117,6 +121,7 @@ async fn handle(api: &ApiState, req: Request<Incoming>) -> Reply {
         (Method::GET, ["api", "pipelines"]) => {
             json_reply(StatusCode::OK, &api.scheduler.status().await)
         }
+        (Method::GET, ["api", "streams"]) => json_reply(StatusCode::OK, &api.streams.status()),
         (Method::POST, ["api", "pipelines", name, "trigger"]) => {
             let wait = query(&req)
                 .get("wait")

@@ -45,7 +45,7 @@ pub async fn connect(
     spec: &SourceSpec,
     connections: &Connections,
     acked: u64,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Result<Box<dyn StreamSource>> {
     match spec {
         SourceSpec::Nats(n) => Ok(Box::new(
