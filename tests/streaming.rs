@@ -966,3 +966,247 @@ sinks:
     }
     rt.block_on(async { js.delete_stream(&stream).await.unwrap() });
 }
+
+fn parquet_rows(path: &Path) -> Vec<serde_json::Value> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let file = std::fs::File::open(path).unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let mut writer = arrow::json::ArrayWriter::new(Vec::new());
+        writer.write(&batch).unwrap();
+        writer.finish().unwrap();
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&writer.into_inner()).unwrap();
+        out.extend(rows);
+    }
+    out
+}
+
+#[test]
+fn parquet_output_uses_the_declared_columns_and_sends_misfits_to_the_error_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("pipeline.yaml"),
+        format!(
+            r#"version: 1
+name: rentals-parquet
+connections:
+  lake: {{url: "file://lake"}}
+sources:
+  put: {{type: http, listen: "127.0.0.1:{port}"}}
+sinks:
+  out:
+    type: firehose
+    inputs: [put]
+    connection: lake
+    prefix: "parquet/!{{timestamp:yyyy}}/"
+    error_output_prefix: "errors/!{{firehose:error-output-type}}/"
+    interval_secs: 600
+    format: {{type: parquet, compression: zstd}}
+    columns:
+      - {{name: film_id, type: int64}}
+      - {{name: eventType, type: string}}
+      - {{name: price, type: "decimal(6,2)"}}
+"#
+        ),
+    )
+    .unwrap();
+    let child = start(dir.path());
+    wait_for_port(port);
+    let body = "{\"film_id\": 1, \"eventType\": \"rent\", \"price\": 2.99}\n\
+                {\"film_id\": \"not a number\", \"eventType\": \"buy\"}\n\
+                {\"film_id\": 3, \"eventType\": \"trailer\", \"extra\": true}\n";
+    assert_eq!(
+        http(port, "POST", "/records/batch", &[], body.as_bytes()).0,
+        200
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "-TERM");
+    let (code, _, stderr) = finish(child);
+    assert_eq!(code, 0, "{stderr}");
+    let lake = dir.path().join("lake");
+    let files = files_under(&lake);
+    let data: Vec<&String> = files.iter().filter(|f| f.ends_with(".parquet")).collect();
+    assert_eq!(data.len(), 1, "{files:?}");
+    let year = chrono::Utc::now().format("%Y").to_string();
+    assert!(
+        data[0].starts_with(&format!("parquet/{year}/rentals-parquet-out-")),
+        "{}",
+        data[0]
+    );
+    let rows = parquet_rows(&lake.join(data[0]));
+    let schema = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(lake.join(data[0])).unwrap(),
+    )
+    .unwrap()
+    .schema()
+    .clone();
+    assert_eq!(
+        schema.field_with_name("price").unwrap().data_type(),
+        &arrow::datatypes::DataType::Decimal128(6, 2)
+    );
+    assert_eq!(
+        rows,
+        vec![
+            serde_json::json!({"film_id": 1, "eventType": "rent", "price": 2.99}),
+            serde_json::json!({"film_id": 3, "eventType": "trailer"}),
+        ]
+    );
+    let errors = lines_under(&lake.join("errors"), ".jsonl");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].0.starts_with("format-conversion-failed/"),
+        "{}",
+        errors[0].0
+    );
+    let envelope: serde_json::Value = serde_json::from_str(&errors[0].1).unwrap();
+    assert_eq!(envelope["errorCode"], "DataFormatConversion.InvalidSchema");
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(envelope["rawData"].as_str().unwrap())
+        .unwrap();
+    assert!(String::from_utf8(raw).unwrap().contains("not a number"));
+}
+
+/// The crash window between saving the record of objects in flight and writing them: the
+/// restart finds the object missing and rebuilds it, under its recorded key, from the
+/// redelivered records.
+#[test]
+fn an_object_recorded_in_flight_but_never_written_is_rebuilt_under_its_key() {
+    let Some((rt, js)) = jetstream() else { return };
+    let stream = unique("PIPECTL_T3_");
+    let subject = stream.to_lowercase();
+    fresh_stream(&rt, &js, &stream, &subject);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("pipeline.yaml"),
+        nats_spec(
+            &stream,
+            &subject,
+            "    prefix: \"raw/\"\n    interval_secs: 1\n",
+        ),
+    )
+    .unwrap();
+    publish(
+        &rt,
+        &js,
+        &format!("{subject}.x"),
+        (1..=10).map(|n| format!(r#"{{"n":{n}}}"#)).collect(),
+    );
+    let record_dir = dir
+        .path()
+        .join("lake/_pipectl/streams/rentals-stream/delivered");
+    std::fs::create_dir_all(&record_dir).unwrap();
+    let key = "rebuilt/rentals-stream-delivered-000000000002-000000000006.jsonl";
+    std::fs::write(
+        record_dir.join("pending.json"),
+        format!(r#"{{"acked":1,"entries":[{{"key":"{key}","partition":"data","first":2,"last":6,"count":5}}]}}"#),
+    )
+    .unwrap();
+    let child = start(dir.path());
+    let lake = dir.path().join("lake");
+    wait_until(Duration::from_secs(20), "the records", || {
+        lines_under(&lake, ".jsonl").len() >= 9
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&child, "-TERM");
+    assert_eq!(finish(child).0, 0);
+    let rebuilt: Vec<u64> = std::fs::read_to_string(lake.join(key))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["n"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(rebuilt, vec![2, 3, 4, 5, 6]);
+    // Record 1 was acknowledged before the "crash": it is not delivered again.
+    let seen = numbers(&lines_under(&lake, ".jsonl"));
+    assert_eq!(
+        seen.keys().copied().collect::<Vec<_>>(),
+        (2..=10).collect::<Vec<_>>()
+    );
+    assert!(seen.values().all(|c| *c == 1));
+    rt.block_on(async { js.delete_stream(&stream).await.unwrap() });
+}
+
+#[test]
+fn event_time_partitions_in_the_sinks_time_zone_and_records_without_it_fail_partitioning() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("pipeline.yaml"),
+        format!(
+            r#"version: 1
+name: by-event-time
+connections:
+  lake: {{url: "file://lake"}}
+sources:
+  put: {{type: http, listen: "127.0.0.1:{port}"}}
+sinks:
+  out:
+    type: firehose
+    inputs: [put]
+    connection: lake
+    prefix: "events/!{{eventTimestamp:'day='yyyy-MM-dd}}/!{{partitionKeyFromQuery:type}}/"
+    error_output_prefix: "errors/!{{firehose:error-output-type}}/"
+    partition_keys: {{type: .eventType}}
+    event_time: {{field: .ts}}
+    time_zone: Asia/Tokyo
+    interval_secs: 600
+    format: {{type: jsonl}}
+"#
+        ),
+    )
+    .unwrap();
+    let child = start(dir.path());
+    wait_for_port(port);
+    // 2026-01-01T20:00Z is already January 2nd in Tokyo.
+    let body = "{\"ts\": \"2026-01-01T20:00:00Z\", \"eventType\": \"rent\", \"n\": 1}\n\
+                {\"ts\": \"2026-01-01T10:00:00Z\", \"eventType\": \"rent\", \"n\": 2}\n\
+                {\"ts\": \"2026-01-01 21:00:00\", \"eventType\": \"buy\", \"n\": 3}\n\
+                {\"eventType\": \"buy\", \"n\": 4}\n\
+                {\"ts\": \"2026-01-01T10:00:00Z\", \"n\": 5}\n";
+    assert_eq!(
+        http(port, "POST", "/records/batch", &[], body.as_bytes()).0,
+        200
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "-TERM");
+    assert_eq!(finish(child).0, 0);
+    let lake = dir.path().join("lake");
+    let mut placed: Vec<(String, u64)> = lines_under(&lake.join("events"), ".jsonl")
+        .into_iter()
+        .map(|(f, l)| {
+            let dir = f.rsplit_once('/').unwrap().0.to_owned();
+            (
+                dir,
+                serde_json::from_str::<serde_json::Value>(&l).unwrap()["n"]
+                    .as_u64()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    placed.sort_by_key(|(_, n)| *n);
+    assert_eq!(
+        placed,
+        vec![
+            ("day=2026-01-02/rent".to_owned(), 1),
+            ("day=2026-01-01/rent".to_owned(), 2),
+            ("day=2026-01-02/buy".to_owned(), 3),
+        ]
+    );
+    let errors = lines_under(&lake.join("errors"), ".jsonl");
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .all(|(f, _)| f.starts_with("partitioning-failed/")),
+        "{errors:?}"
+    );
+}

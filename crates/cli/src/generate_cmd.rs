@@ -69,8 +69,11 @@ pub(crate) struct GenerateArgs {
 pub(crate) fn run(args: GenerateArgs) -> Result<ExitCode> {
     let text = match (&args.template, &args.template_file) {
         (Some(t), _) => t.clone(),
+        // A file's final newline is not part of the record.
         (None, Some(f)) => std::fs::read_to_string(f)
-            .with_context(|| format!("reading the template {}", f.display()))?,
+            .with_context(|| format!("reading the template {}", f.display()))?
+            .trim_end_matches(['\n', '\r'])
+            .to_owned(),
         (None, None) => return Err(UsageError("give --template or --template-file".into()).into()),
     };
     let template = Template::parse(&text).map_err(|errors| {

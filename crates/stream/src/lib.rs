@@ -192,7 +192,8 @@ impl StreamRun {
                 handle.clone(),
                 sink_metrics.clone(),
             )
-            .map_err(|e| (sink_name.clone(), e))?;
+            .map_err(|e| (sink_name.clone(), e))?
+            .counting_for(source_metrics.clone());
             // Sources that replay with the same sequence numbers resume from the sink's record.
             let resume = match source_spec {
                 SourceSpec::Nats(_) => {
@@ -215,24 +216,12 @@ impl StreamRun {
             .map_err(|e| (source_name.clone(), e))?;
             let started = source.started();
             let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
-            let (counted_tx, mut counted_rx) = mpsc::channel(1);
             let cancel = self.cancel.clone();
             let name = source_name.clone();
             source_metrics.start();
             tasks.spawn(async move {
-                let result = source.run(counted_tx, cancel).await;
+                let result = source.run(tx, cancel).await;
                 (name, result)
-            });
-            // Counts what the source delivers on its way to the sink.
-            tokio::spawn(async move {
-                while let Some(batch) = counted_rx.recv().await {
-                    let batch: record::Batch = batch;
-                    let bytes: usize = batch.records.iter().map(|r| r.data.len()).sum();
-                    source_metrics.add(batch.records.len() as u64, bytes as u64);
-                    if tx.send(batch).await.is_err() {
-                        break;
-                    }
-                }
             });
             let cancel = self.cancel.clone();
             let name = sink_name.clone();
