@@ -1068,3 +1068,105 @@ fn mysql_tables_split_into_ranges_land_every_row_once() {
     let mut db = Db::mysql().unwrap();
     db.exec(&format!("drop database `{schema}`"));
 }
+
+/// A pipeline landing whether its own PostgreSQL session uses TLS, with `tls` settings `tls`
+/// on a connection to `url`.
+fn tls_spec(url: &str, tls: &str) -> String {
+    format!(
+        r#"version: 1
+name: tls
+connections:
+  db: {{ url: "{url}", tls: {tls} }}
+  lake: {{ url: "file://lake" }}
+sources:
+  src:
+    type: postgres
+    connection: db
+    queries:
+      - table: session
+        sql: select ssl::text as ssl from pg_stat_ssl where pid = pg_backend_pid()
+sinks:
+  out:
+    type: object_store
+    inputs: [src]
+    connection: lake
+    key: "{{table}}/"
+    mode: full_refresh
+    format: {{ type: csv, header: false }}
+"#
+    )
+}
+
+#[test]
+fn tls_settings_reach_postgres_and_mysql() {
+    let Some(mut db) = Db::postgres() else { return };
+    let cert: String = db.rt.block_on(async {
+        sqlx::query_scalar("select setting from pg_settings where name = 'ssl_cert_file'")
+            .fetch_one(db.pg.as_mut().unwrap())
+            .await
+            .unwrap()
+    });
+    let ssl: String = db.rt.block_on(async {
+        sqlx::query_scalar("show ssl")
+            .fetch_one(db.pg.as_mut().unwrap())
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        ssl, "on",
+        "this test needs PostgreSQL with ssl = on (the machine's default)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let landed = |dir: &Path| {
+        let files = published(dir, ".csv");
+        assert_eq!(files.len(), 1, "{files:?}");
+        std::fs::read_to_string(&files[0])
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    for (tls, expected) in [
+        ("{ mode: require }", "true"),
+        ("{ mode: disable }", "false"),
+        ("{ mode: prefer }", "true"),
+    ] {
+        let spec = write_spec(dir.path(), &tls_spec(&db.url, tls));
+        run_ok(dir.path(), &spec);
+        assert_eq!(landed(dir.path()), expected, "tls: {tls}");
+    }
+    // The server's certificate is self-signed for `localhost`: trusted as its own CA it
+    // verifies for that name, and fails for another.
+    let localhost = db.url.replace("127.0.0.1", "localhost");
+    let trusted = format!("{{ mode: verify_full, ca_file: \"{cert}\" }}");
+    let spec = write_spec(dir.path(), &tls_spec(&localhost, &trusted));
+    run_ok(dir.path(), &spec);
+    assert_eq!(landed(dir.path()), "true");
+    let spec = write_spec(dir.path(), &tls_spec(&db.url, "{ mode: verify_full }"));
+    let (out, stdout, stderr) = output(pipectl(dir.path()).args(["run", "-q"]).arg(&spec));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("cannot connect to PostgreSQL"), "{stdout}");
+
+    // This machine's MariaDB has TLS disabled: `require` is refused with the reason.
+    let Some(my) = Db::mysql() else { return };
+    let spec = format!(
+        r#"version: 1
+name: tls-my
+connections:
+  db: {{ url: "{url}", tls: {{ mode: require }} }}
+  lake: {{ url: "file://lake" }}
+sources:
+  src:
+    type: mysql
+    connection: db
+    queries: [{{ table: one, sql: "select 1 as x" }}]
+sinks:
+  out: {{ type: object_store, inputs: [src], connection: lake, key: "one/", format: {{ type: csv }} }}
+"#,
+        url = my.url
+    );
+    let spec = write_spec(dir.path(), &spec);
+    let (out, stdout, stderr) = output(pipectl(dir.path()).args(["run", "-q"]).arg(&spec));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("cannot connect to MySQL"), "{stdout}");
+    assert!(stdout.to_lowercase().contains("tls"), "{stdout}");
+}

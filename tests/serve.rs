@@ -45,8 +45,13 @@ struct Daemon {
 
 impl Daemon {
     fn start(dir: &Path, extra: &[&str]) -> Daemon {
+        Self::start_with_env(dir, extra, &[])
+    }
+
+    fn start_with_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let log = dir.join(format!("serve-{}.log", Instant::now().elapsed().as_nanos()));
         let child = pipectl(dir)
+            .envs(env.iter().copied())
             .args([
                 "serve",
                 "pipelines",
@@ -554,4 +559,156 @@ fn external_errors_are_retried_as_new_runs_and_user_errors_are_not() {
     );
     assert_eq!(runs(dir, "missing").len(), 1);
     assert!(daemon.terminate().success());
+}
+
+/// Lines in the `.jsonl` objects under `dir`, skipping pipectl's own folder.
+fn jsonl_lines_under(dir: &Path) -> usize {
+    crate::common::files_under(dir)
+        .iter()
+        .filter(|f| !f.starts_with("_pipectl") && f.ends_with(".jsonl"))
+        .map(|f| {
+            std::fs::read_to_string(dir.join(f))
+                .unwrap()
+                .lines()
+                .count()
+        })
+        .sum()
+}
+
+#[test]
+fn streaming_pipelines_run_continuously_restart_after_failures_and_flush_on_sigterm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("pipelines")).unwrap();
+    // A generator without a count streams until stopped; the sink publishes every second.
+    std::fs::write(
+        dir.join("pipelines/clicks.yaml"),
+        r#"version: 1
+name: clicks
+connections:
+  lake: {url: "file://../lake"}
+sources:
+  events:
+    type: generator
+    template: '{"n": {{random.number(100)}}}'
+    rate_per_sec: 200
+sinks:
+  out:
+    type: firehose
+    inputs: [events]
+    connection: lake
+    prefix: "clicks/"
+    error_output_prefix: "errors/"
+    interval_secs: 1
+    format: {type: jsonl}
+"#,
+    )
+    .unwrap();
+    // A source that cannot connect fails every run: restarted with growing waits.
+    std::fs::write(
+        dir.join("pipelines/broken.yaml"),
+        r#"version: 1
+name: broken
+connections:
+  nats: {url: "nats://127.0.0.1:1"}
+  lake: {url: "file://../lake"}
+sources:
+  events: {type: nats, connection: nats, stream: NOPE, subject: "nope.>", durable: d}
+sinks:
+  out: {type: firehose, inputs: [events], connection: lake, prefix: "broken/", interval_secs: 1, format: {type: jsonl}}
+"#,
+    )
+    .unwrap();
+    // A Direct PUT source is answered on the daemon's API too (its own port is ephemeral here).
+    std::fs::write(
+        dir.join("pipelines/puts.yaml"),
+        r#"version: 1
+name: puts
+connections:
+  lake: {url: "file://../lake"}
+sources:
+  put: {type: http, listen: "127.0.0.1:0", token: "${env:PIPECTL_TEST_PUT_TOKEN}"}
+sinks:
+  out: {type: firehose, inputs: [put], connection: lake, prefix: "puts/", interval_secs: 60, format: {type: jsonl}}
+"#,
+    )
+    .unwrap();
+    let daemon = Daemon::start_with_env(dir, &[], &[("PIPECTL_TEST_PUT_TOKEN", "s3cret")]);
+    let lake = dir.join("lake");
+    let addr = pipectl_serve::client::daemon_address(&dir.join(".pipectl-state")).unwrap();
+    let batch = (0..25)
+        .map(|n| format!("{{\"n\":{n}}}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    // Without the bearer token: 401. With it (raw HTTP, as any client): 200.
+    let unauthorized = pipectl_serve::client::request(
+        addr,
+        "POST",
+        "/streams/puts/put/records/batch",
+        Some(&batch),
+    )
+    .unwrap();
+    assert_eq!(unauthorized.status, 401, "{}", unauthorized.body);
+    let accepted = wait_for(Duration::from_secs(20), "the Direct PUT source", || {
+        use std::io::{Read, Write};
+        let mut conn = std::net::TcpStream::connect(addr).ok()?;
+        write!(
+            conn,
+            "POST /streams/puts/put/records/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{batch}",
+            batch.len()
+        )
+        .ok()?;
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).ok()?;
+        answer.starts_with("HTTP/1.1 200").then_some(answer)
+    });
+    assert!(accepted.contains("200"), "{accepted}");
+    let (code, body) = api(dir, "POST", "/streams/puts/nope/records");
+    assert_eq!(code, 404, "{body}");
+    wait_for(Duration::from_secs(20), "streamed objects", || {
+        (jsonl_lines_under(&lake.join("clicks")) > 0).then_some(())
+    });
+    let (code, body) = api(dir, "GET", "/api/streams");
+    assert_eq!(code, 200, "{body}");
+    let streams: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let clicks = streams.iter().find(|s| s["pipeline"] == "clicks").unwrap();
+    assert_eq!(clicks["running"], true, "{body}");
+    let running = runs(dir, "clicks");
+    assert_eq!(running.len(), 1, "{running:?}");
+    assert_eq!(running[0]["status"], "running");
+    assert_eq!(running[0]["trigger"], "stream");
+
+    // The broken one is retried, each attempt a failed run in the history.
+    let failed = wait_for(Duration::from_secs(20), "two failed attempts", || {
+        let failed = with_status(&runs(dir, "broken"), "failed").len();
+        (failed >= 2).then_some(failed)
+    });
+    assert!(failed >= 2);
+    let (_, body) = api(dir, "GET", "/api/streams");
+    let streams: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let broken = streams.iter().find(|s| s["pipeline"] == "broken").unwrap();
+    assert!(broken["restarts"].as_u64().unwrap() >= 1, "{body}");
+    assert!(
+        broken["last_error"].as_str().unwrap().contains("nats"),
+        "{body}"
+    );
+    assert!(daemon.log().contains("restarting in"), "{}", daemon.log());
+
+    // SIGTERM flushes: every record the run counted is in the lake, and the run succeeded.
+    assert!(daemon.terminate().success());
+    let (out, stdout, stderr) = output(pipectl(dir).args(["runs", "clicks", "--format", "json"]));
+    assert!(out.status.success(), "{stderr}");
+    let history: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(history[0]["status"], "succeeded", "{stdout}");
+    let sink = history[0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "out")
+        .unwrap();
+    let delivered = sink["rows"].as_u64().unwrap();
+    assert!(delivered > 0);
+    assert_eq!(jsonl_lines_under(&lake.join("clicks")) as u64, delivered);
+    // The records put through the daemon were flushed on SIGTERM, once each.
+    assert_eq!(jsonl_lines_under(&lake.join("puts")), 25);
 }

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 1 invalid spec or failed run; 2 usage error (bad flags, missing
 //! files, locked state). A closed stdout (`pipectl runs | head`) is not an error.
 
+mod generate_cmd;
 mod lake_cmd;
 mod progress;
 mod render;
@@ -126,6 +127,9 @@ enum Command {
     },
     /// Print the JSON Schema of pipeline files (for editors and CI).
     Schema,
+    /// Publish records from a template at a fixed rate to NATS, MQTT or a Direct PUT endpoint
+    /// (the Kinesis Data Generator as a command).
+    Generate(generate_cmd::GenerateArgs),
     /// Run every pipeline in a folder on its schedule, in the background, with an HTTP API.
     Serve {
         /// The folder of pipeline files. Default: pipelines/.
@@ -327,6 +331,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             print_out(&state_command(&store, action, pipeline.as_deref(), format)?)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Generate(args) => generate_cmd::run(args),
         Command::Catalog { action, format } => lake_cmd::catalog(&cli.state_dir, action, format),
         Command::Crawl(args) => lake_cmd::crawl(&cli.state_dir, args),
         Command::Query {

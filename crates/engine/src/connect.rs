@@ -14,7 +14,7 @@ use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path as StorePath;
 use pipectl_spec::env::interpolate;
-use pipectl_spec::types::{Connection, Pipeline};
+use pipectl_spec::types::{Connection, Pipeline, TlsMode, TlsSettings};
 use pipectl_spec::validate::{url_password, url_scheme};
 
 use crate::error::{Error, Result};
@@ -284,7 +284,10 @@ impl Connections {
             _ => pipectl_spec::validate::DATABASE_SCHEMES,
         };
         match url_scheme(&conn.url) {
-            Some(scheme) if schemes.contains(&scheme) => Ok(conn.url.clone()),
+            Some(scheme) if schemes.contains(&scheme) => Ok(match &conn.tls {
+                Some(tls) if scheme != "sqlite" => self.with_tls(&conn.url, scheme, tls),
+                _ => conn.url.clone(),
+            }),
             _ => Err(Error::user(format!(
                 "connection `{name}` ({}) is not a URL a `{source_type}` source reads ({})",
                 spec.url,
@@ -295,6 +298,48 @@ impl Connections {
                     .join(", ")
             ))),
         }
+    }
+
+    /// `url` with the TLS settings as the driver's URL parameters (PostgreSQL `sslmode` and
+    /// `sslrootcert`, MySQL `ssl-mode` and `ssl-ca`), replacing any the URL had.
+    fn with_tls(&self, url: &str, scheme: &str, tls: &TlsSettings) -> String {
+        let postgres = matches!(scheme, "postgres" | "postgresql");
+        let (mode_key, ca_key) = if postgres {
+            ("sslmode", "sslrootcert")
+        } else {
+            ("ssl-mode", "ssl-ca")
+        };
+        let mode = match (tls.mode, postgres) {
+            (TlsMode::Disable, true) => "disable",
+            (TlsMode::Prefer, true) => "prefer",
+            (TlsMode::Require, true) => "require",
+            (TlsMode::VerifyCa, true) => "verify-ca",
+            (TlsMode::VerifyFull, true) => "verify-full",
+            (TlsMode::Disable, false) => "DISABLED",
+            (TlsMode::Prefer, false) => "PREFERRED",
+            (TlsMode::Require, false) => "REQUIRED",
+            (TlsMode::VerifyCa, false) => "VERIFY_CA",
+            (TlsMode::VerifyFull, false) => "VERIFY_IDENTITY",
+        };
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut params: Vec<String> = query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .filter(|p| {
+                let k = p.split('=').next().unwrap_or_default();
+                k != mode_key && k != ca_key
+            })
+            .map(str::to_owned)
+            .collect();
+        params.push(format!("{mode_key}={mode}"));
+        if let Some(ca) = &tls.ca_file {
+            let path = self.local_path(ca);
+            params.push(format!(
+                "{ca_key}={}",
+                percent_encode(&path.to_string_lossy())
+            ));
+        }
+        format!("{base}?{}", params.join("&"))
     }
 
     /// The connection URL as written in the spec (secrets unresolved).
@@ -344,6 +389,19 @@ impl Connections {
             },
         ))
     }
+}
+
+/// Escapes what a URL query value cannot hold as is.
+fn percent_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::policy::RunPolicy;
 use crate::runner::{EngineRunner, EnvLookup, LoadedPipeline, prune};
 use crate::scheduler::{Event, PipelineDef, Scheduler, SchedulerConfig, Trigger};
+use crate::streams::Streams;
 
 /// Carries out a state command (`pipectl state ...`, given as its command-line arguments
 /// without the program name) against the daemon's open state store and returns what to print,
@@ -93,10 +94,12 @@ pub async fn serve(
             )
         })?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let streams = Streams::new(state.clone(), metrics.clone(), env.clone());
     let mut files = Files::new(
         options.dir.clone(),
         state.clone(),
         scheduler.clone(),
+        streams.clone(),
         metrics.clone(),
         env.clone(),
     );
@@ -124,6 +127,7 @@ pub async fn serve(
         files: files.registry.clone(),
         adhoc: Default::default(),
         store_command: options.store_command.clone(),
+        streams: streams.clone(),
     });
     let server = tokio::spawn(api::serve(listener, api_state));
 
@@ -141,7 +145,11 @@ pub async fn serve(
         options.grace.as_secs()
     );
     reloader.abort();
-    scheduler.shutdown(options.grace).await;
+    // Streams flush and publish while batch runs get their grace period.
+    tokio::join!(
+        streams.stop_all(options.grace),
+        scheduler.shutdown(options.grace)
+    );
     let _ = scheduler_task.await;
     server.abort();
     log_task.abort();
@@ -195,6 +203,7 @@ struct Files {
     dir: PathBuf,
     state: Arc<dyn StateStore>,
     scheduler: Scheduler<LoadedPipeline>,
+    streams: Streams,
     metrics: Arc<Metrics>,
     env: EnvLookup,
     files: BTreeMap<PathBuf, FileEntry>,
@@ -212,6 +221,7 @@ impl Files {
         dir: PathBuf,
         state: Arc<dyn StateStore>,
         scheduler: Scheduler<LoadedPipeline>,
+        streams: Streams,
         metrics: Arc<Metrics>,
         env: EnvLookup,
     ) -> Self {
@@ -219,6 +229,7 @@ impl Files {
             dir,
             state,
             scheduler,
+            streams,
             metrics,
             env,
             files: BTreeMap::new(),
@@ -253,7 +264,7 @@ impl Files {
                     "pipectl serve: {} was removed; pipeline `{name}` is unloaded",
                     path.display()
                 );
-                self.unload(&name);
+                self.unload(&name).await;
             }
         }
         for path in found {
@@ -350,21 +361,32 @@ impl Files {
             self.recover(&loaded).await;
         }
         if let Some(old) = previous.filter(|old| *old != name) {
-            self.unload(old);
+            self.unload(old).await;
         }
-        let last_fire = if first { self.last_fire(&name) } else { None };
-        self.scheduler.upsert(PipelineDef {
-            name: name.clone(),
-            file: path.display().to_string(),
-            spec: loaded.clone(),
-            schedule,
-            policy: RunPolicy::from_spec(&loaded.spec.pipeline),
-            last_fire,
-        });
+        let streaming = pipectl_stream::is_streaming(&loaded.spec.pipeline);
+        if streaming {
+            // Runs continuously: not on the schedule, and restarted with the new version.
+            self.scheduler.remove(&name);
+            self.streams.start(loaded.clone()).await;
+        } else {
+            if self.streams.contains(&name) {
+                self.streams.stop(&name).await;
+            }
+            let last_fire = if first { self.last_fire(&name) } else { None };
+            self.scheduler.upsert(PipelineDef {
+                name: name.clone(),
+                file: path.display().to_string(),
+                spec: loaded.clone(),
+                schedule,
+                policy: RunPolicy::from_spec(&loaded.spec.pipeline),
+                last_fire,
+            });
+        }
         if !first {
             eprintln!(
-                "pipectl serve: loaded {} (pipeline `{name}`)",
-                path.display()
+                "pipectl serve: loaded {} ({}pipeline `{name}`)",
+                path.display(),
+                if streaming { "streaming " } else { "" }
             );
         }
         if let Ok(mut r) = self.registry.lock() {
@@ -375,8 +397,9 @@ impl Files {
         Some(name)
     }
 
-    fn unload(&mut self, name: &str) {
+    async fn unload(&mut self, name: &str) {
         self.scheduler.remove(name);
+        self.streams.stop(name).await;
         self.loaded.remove(name);
         if let Some(w) = self.watchers.remove(name) {
             w.abort();

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod policy;
 pub mod runner;
 pub mod scheduler;
+pub mod streams;
 
 #[cfg(test)]
 mod scheduler_tests;

@@ -185,6 +185,38 @@ pub struct Connection {
     /// Allow plain `http://` endpoints (local S3-compatible servers).
     #[serde(default)]
     pub allow_http: bool,
+    /// TLS for PostgreSQL and MySQL connections. Default: whatever the URL says (`sslmode=`,
+    /// `ssl-mode=`), else the driver's `prefer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSettings>,
+}
+
+/// TLS settings of a database connection.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// How much TLS to insist on.
+    pub mode: TlsMode,
+    /// PEM file of the certificate authority that signed the server's certificate (relative to
+    /// the spec's folder); used by `verify_ca` and `verify_full`. Default: the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+}
+
+/// TLS modes, as PostgreSQL's `sslmode` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsMode {
+    /// Never use TLS.
+    Disable,
+    /// Use TLS when the server offers it.
+    Prefer,
+    /// Use TLS, or fail; the certificate is not checked.
+    Require,
+    /// Use TLS and check the certificate chain against the CA.
+    VerifyCa,
+    /// Use TLS, check the chain and that the certificate names the host.
+    VerifyFull,
 }
 
 /// A source step. `type` picks the kind.

@@ -613,6 +613,18 @@ impl Validator<'_> {
                 Some("use letters, digits, `-` and `_`".to_owned()),
             );
         }
+        if c.tls.is_some() {
+            let scheme = url_scheme(&c.url).unwrap_or_default();
+            let database = POSTGRES_SCHEMES.contains(&scheme) || MYSQL_SCHEMES.contains(&scheme);
+            // A URL made entirely of `${env:...}` has no scheme until run time.
+            if !database && !c.url.starts_with("${") {
+                self.error(
+                    &[base[0].clone(), base[1].clone(), key("tls")],
+                    format!("`tls` applies to PostgreSQL and MySQL connections, not `{scheme}://`"),
+                    Some("for S3 use an `https://` endpoint; remove `tls` here".to_owned()),
+                );
+            }
+        }
         let fields: [(&str, Option<&String>); 5] = [
             ("url", Some(&c.url)),
             ("endpoint", c.endpoint.as_ref()),

@@ -7,6 +7,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod firehose;
+pub mod generate;
 pub mod record;
 pub mod source;
 
@@ -26,13 +27,15 @@ use pipectl_engine::executor::{self, StepProgress};
 use pipectl_engine::{Error, Result};
 use pipectl_spec::LoadedSpec;
 use pipectl_spec::dag::StepKind;
-use pipectl_spec::types::Sink;
+use pipectl_spec::types::{Sink, Source as SourceSpec};
+
+use firehose::pending::PendingStore;
 use pipectl_state::{RunRecord, RunStatus, StateStore, StepRecord, new_run_id};
 
 pub use pipectl_spec::validate::is_streaming;
 
 /// Batches in flight from a source to its sink: a full channel makes the source wait.
-const CHANNEL_BATCHES: usize = 4;
+const CHANNEL_BATCHES: usize = 16;
 /// How often the run's counters are saved to the run history.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
@@ -47,7 +50,11 @@ pub struct StreamRun {
     state: Arc<dyn StateStore>,
     cancel: CancellationToken,
     trigger: String,
+    env: Arc<EnvLookup>,
 }
+
+/// Looks up `${env:NAME}` values.
+type EnvLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 /// Resolves connections and prepares a streaming run of `spec` (see [`is_streaming`]).
 pub fn prepare(
@@ -56,9 +63,9 @@ pub fn prepare(
     state: Arc<dyn StateStore>,
     cancel: CancellationToken,
     trigger: &str,
-    env: impl Fn(&str) -> Option<String>,
+    env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
 ) -> Result<StreamRun> {
-    let connections = Arc::new(Connections::resolve(&spec.pipeline, base_dir, env)?);
+    let connections = Arc::new(Connections::resolve(&spec.pipeline, base_dir, &env)?);
     let steps = spec
         .dag
         .ordered()
@@ -77,6 +84,7 @@ pub fn prepare(
         state,
         cancel,
         trigger: trigger.to_owned(),
+        env: Arc::new(env),
     })
 }
 
@@ -181,39 +189,44 @@ impl StreamRun {
                 sink_name,
                 &self.run_id,
                 spec,
-                handle,
+                handle.clone(),
                 sink_metrics.clone(),
             )
-            .map_err(|e| (sink_name.clone(), e))?;
-            let source =
-                source::connect(&pipeline.name, source_name, source_spec, &self.connections)
-                    .await
-                    .map_err(|e| (source_name.clone(), e))?;
+            .map_err(|e| (sink_name.clone(), e))?
+            .counting_for(source_metrics.clone());
+            // Sources that replay with the same sequence numbers resume from the sink's record.
+            let resume = match source_spec {
+                SourceSpec::Nats(_) => {
+                    let store = PendingStore::new(handle.clone(), &pipeline.name, sink_name);
+                    let previous = store.load().await.map_err(|e| (sink_name.clone(), e))?;
+                    Some((store, previous))
+                }
+                _ => None,
+            };
+            let acked = resume.as_ref().map_or(0, |(_, p)| p.acked);
+            let source = source::connect(
+                &pipeline.name,
+                source_name,
+                source_spec,
+                &self.connections,
+                acked,
+                self.env.as_ref(),
+            )
+            .await
+            .map_err(|e| (source_name.clone(), e))?;
             let started = source.started();
             let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
-            let (counted_tx, mut counted_rx) = mpsc::channel(1);
             let cancel = self.cancel.clone();
             let name = source_name.clone();
             source_metrics.start();
             tasks.spawn(async move {
-                let result = source.run(counted_tx, cancel).await;
+                let result = source.run(tx, cancel).await;
                 (name, result)
-            });
-            // Counts what the source delivers on its way to the sink.
-            tokio::spawn(async move {
-                while let Some(batch) = counted_rx.recv().await {
-                    let batch: record::Batch = batch;
-                    let bytes: usize = batch.records.iter().map(|r| r.data.len()).sum();
-                    source_metrics.add(batch.records.len() as u64, bytes as u64);
-                    if tx.send(batch).await.is_err() {
-                        break;
-                    }
-                }
             });
             let cancel = self.cancel.clone();
             let name = sink_name.clone();
             sink_metrics.start();
-            tasks.spawn(async move { (name, step.run(started, rx, cancel).await) });
+            tasks.spawn(async move { (name, step.run(started, resume, rx, cancel).await) });
         }
         Ok(())
     }

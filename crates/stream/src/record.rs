@@ -34,6 +34,9 @@ pub struct Batch {
     pub records: Vec<Record>,
     /// Acknowledges the batch; `None` for sources without acknowledgements.
     pub ack: Option<Box<dyn Ack>>,
+    /// The source cannot receive more until what it sent is acknowledged (a broker's
+    /// in-flight window is full): flush every buffer now.
+    pub flush: bool,
 }
 
 /// How much a source can replay after a restart, which decides how objects are named.

@@ -46,6 +46,16 @@ pub struct MqttSource {
     /// Client id of the persistent session. Default `pipectl-<pipeline>-<step>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// Messages the broker sends before it waits for acknowledgements (Mosquitto's
+    /// `max_inflight_messages`, 20 by default). When this many wait in buffers, the sink
+    /// flushes early, since no more can arrive until they are acknowledged.
+    #[serde(default = "default_broker_inflight")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub broker_inflight: u32,
+}
+
+fn default_broker_inflight() -> u32 {
+    20
 }
 
 /// An HTTP "Direct PUT" endpoint pipectl serves: `PutRecord` and `PutRecordBatch`.

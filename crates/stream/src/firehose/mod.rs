@@ -10,6 +10,7 @@
 //! Object names come from the sequence range they hold, so after a crash the redelivered
 //! records are either recognised as published (and skipped) or rebuilt into the same object.
 
+pub mod parquet;
 pub mod pending;
 pub mod route;
 
@@ -33,7 +34,7 @@ use pipectl_spec::types::{FirehoseSink, Format, TextCompression};
 
 use crate::record::{Ack, Batch, Record, Replay};
 use crate::source::Started;
-use pending::{Entry, PendingStore};
+use pending::{Entry, Pending, PendingStore};
 use route::{Dest, Router};
 
 /// The default error prefix (the time is appended by Firehose's rule).
@@ -54,6 +55,10 @@ pub struct FirehoseStep {
     tz: chrono_tz::Tz,
     router: Router,
     metrics: Arc<StepMetrics>,
+    /// The source's counters: what arrives is counted here, with no extra hop between them.
+    source_metrics: Option<Arc<StepMetrics>>,
+    /// Set for Parquet output; locked only while a buffer is converted (no await inside).
+    parquet: Option<std::sync::Mutex<parquet::ParquetEncoder>>,
 }
 
 struct Buffer {
@@ -79,6 +84,8 @@ struct State {
     published: Vec<Entry>,
     /// Objects in flight (saved before publishing, dropped once acknowledged).
     in_flight: Vec<Entry>,
+    /// Every sequence number up to this one is published and acknowledged.
+    acked: u64,
     /// Batches received, with the last sequence number each holds, oldest first.
     acks: VecDeque<(u64, Box<dyn Ack>)>,
     /// The highest sequence number received.
@@ -124,12 +131,20 @@ impl FirehoseStep {
                 .map_err(|_| Error::user(format!("sink `{name}`: unknown time zone `{tz}`")))?,
             None => chrono_tz::UTC,
         };
-        if !matches!(spec.format, Format::Jsonl(_)) {
-            return Err(Error::user(format!(
-                "sink `{name}`: this version delivers `jsonl` only"
-            )));
-        }
-        let router = Router::new(spec, prefix.event_time_format());
+        let parquet = match &spec.format {
+            Format::Jsonl(_) => None,
+            Format::Parquet(p) => Some(std::sync::Mutex::new(parquet::ParquetEncoder::new(
+                name,
+                p,
+                &spec.columns,
+            )?)),
+            Format::Csv(_) => {
+                return Err(Error::user(format!(
+                    "sink `{name}`: firehose sinks write `jsonl` or `parquet`"
+                )));
+            }
+        };
+        let router = Router::new(spec, prefix.event_time_format(), tz);
         Ok(FirehoseStep {
             pipeline: pipeline.to_owned(),
             name: name.to_owned(),
@@ -141,7 +156,15 @@ impl FirehoseStep {
             tz,
             router,
             metrics,
+            source_metrics: None,
+            parquet,
         })
+    }
+
+    /// Counts the records arriving from the source in the source's counters.
+    pub fn counting_for(mut self, source: Arc<StepMetrics>) -> Self {
+        self.source_metrics = Some(source);
+        self
     }
 
     fn max_buffered(&self) -> u64 {
@@ -151,28 +174,30 @@ impl FirehoseStep {
     }
 
     /// Delivers batches from `input` until it closes or `cancel` fires; then flushes every
-    /// buffer, publishes and acknowledges.
+    /// buffer, publishes and acknowledges. `resume` is the record of objects in flight, for
+    /// sources that replay unacknowledged records with the same sequence numbers.
     pub async fn run(
         self,
         started: Started,
+        resume: Option<(PendingStore, Pending)>,
         mut input: mpsc::Receiver<Batch>,
         cancel: CancellationToken,
     ) -> Result<()> {
+        let floor = started.acked_through.unwrap_or(0);
         let mut state = State {
             replay: started.replay,
             buffers: BTreeMap::new(),
             rebuilding: Vec::new(),
             published: Vec::new(),
             in_flight: Vec::new(),
+            acked: floor,
             acks: VecDeque::new(),
-            highest: started.acked_through.unwrap_or(0),
+            highest: floor,
             held: 0,
             pending: None,
         };
-        if started.replay == Replay::SameSequence {
-            let store = PendingStore::new(self.handle.clone(), &self.pipeline, &self.name);
-            let floor = started.acked_through.unwrap_or(0);
-            for entry in store.load().await? {
+        if let Some((store, previous)) = resume.filter(|_| started.replay == Replay::SameSequence) {
+            for entry in previous.entries {
                 if entry.last <= floor {
                     continue;
                 }
@@ -233,8 +258,23 @@ impl FirehoseStep {
         Ok(())
     }
 
-    /// Routes one batch's records into buffers, flushing the ones that fill up.
+    /// Takes one batch: routes its records, then flushes everything if the source asked to.
     async fn take(&self, state: &mut State, batch: Batch) -> Result<()> {
+        if let Some(m) = &self.source_metrics {
+            let bytes: usize = batch.records.iter().map(|r| r.data.len()).sum();
+            m.add(batch.records.len() as u64, bytes as u64);
+        }
+        let flush = batch.flush;
+        self.route_batch(state, batch).await?;
+        if flush {
+            let all: Vec<Dest> = state.buffers.keys().cloned().collect();
+            self.flush(state, all).await?;
+        }
+        Ok(())
+    }
+
+    /// Routes one batch's records into buffers, flushing the ones that fill up.
+    async fn route_batch(&self, state: &mut State, batch: Batch) -> Result<()> {
         let Some(last_seq) = batch.records.last().map(|r| r.seq) else {
             if let Some(ack) = batch.ack {
                 state.acks.push_back((state.highest, ack));
@@ -245,30 +285,32 @@ impl FirehoseStep {
         let mut full = Vec::new();
         for record in &batch.records {
             let routed = self.router.route(record);
-            let partition = partition_id(&routed.dest);
-            if state
-                .published
-                .iter()
-                .any(|e| e.partition == partition && (e.first..=e.last).contains(&record.seq))
-            {
-                continue;
-            }
             let line: &[u8] = routed.envelope.as_deref().unwrap_or(&record.data);
-            let added = line.len() as u64 + 1;
-            state.held += added;
-            if let Some(buffer) = state.rebuilding.iter_mut().find(|b| {
-                b.replay.as_ref().is_some_and(|e| {
+            // Only after a restart: records of objects the previous process handled.
+            if !state.published.is_empty() || !state.rebuilding.is_empty() {
+                let partition = partition_id(&routed.dest);
+                let holds = |e: &Entry| {
                     e.partition == partition && (e.first..=e.last).contains(&record.seq)
-                })
-            }) {
-                if buffer.count == 0 {
-                    buffer.dest = routed.dest.clone();
-                    buffer.oldest = record.arrival;
-                    buffer.event_time = routed.event_time;
+                };
+                if state.published.iter().any(holds) {
+                    continue;
                 }
-                append(buffer, record, line);
-                continue;
+                if let Some(buffer) = state
+                    .rebuilding
+                    .iter_mut()
+                    .find(|b| b.replay.as_ref().is_some_and(holds))
+                {
+                    if buffer.count == 0 {
+                        buffer.dest = routed.dest.clone();
+                        buffer.oldest = record.arrival;
+                        buffer.event_time = routed.event_time;
+                    }
+                    state.held += line.len() as u64 + 1;
+                    append(buffer, record, line);
+                    continue;
+                }
             }
+            state.held += line.len() as u64 + 1;
             let buffer = state
                 .buffers
                 .entry(routed.dest.clone())
@@ -367,8 +409,11 @@ impl FirehoseStep {
             partition_key: &lookup,
         });
         // Error envelopes are always plain JSON lines.
-        let ext = match (&b.dest, self.compression()) {
-            (Dest::Data { .. }, TextCompression::Gzip) => "jsonl.gz",
+        let ext = match (&b.dest, &self.spec.format) {
+            (Dest::Data { .. }, Format::Parquet(_)) => "parquet",
+            (Dest::Data { .. }, Format::Jsonl(j)) if j.compression == TextCompression::Gzip => {
+                "jsonl.gz"
+            }
             _ => "jsonl",
         };
         let tag = tag.map(|t| format!("{t}-")).unwrap_or_default();
@@ -377,6 +422,65 @@ impl FirehoseStep {
             self.pipeline, self.name, b.first, b.last
         );
         self.handle.path(&key).to_string()
+    }
+
+    /// A buffer's object bytes and record count, `None` when no object is due (every record
+    /// failed conversion). Records that do not fit the Parquet schema are written to the error
+    /// prefix first, under a key derived from the same sequence range, so a rebuild after a
+    /// crash rewrites the same error object.
+    async fn encode(&self, b: &Buffer, tag: Option<&str>) -> Result<Option<(Vec<u8>, u64)>> {
+        let (Some(encoder), Dest::Data { .. }) = (&self.parquet, &b.dest) else {
+            if matches!(b.dest, Dest::Data { .. }) && self.compression() == TextCompression::Gzip {
+                let mut enc = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(b.body.len() / 4),
+                    flate2::Compression::fast(),
+                );
+                let body = enc
+                    .write_all(&b.body)
+                    .and_then(|_| enc.finish())
+                    .map_err(|e| Error::internal(format!("gzip: {e}")))?;
+                return Ok(Some((body, b.count)));
+            }
+            return Ok(Some((b.body.clone(), b.count)));
+        };
+        let encoded = encoder
+            .lock()
+            .map_err(|_| Error::internal("parquet encoder poisoned"))?
+            .encode(&b.body)
+            .map_err(|e| e.context(format!("sink `{}`", self.name)))?;
+        if !encoded.rejected.is_empty() {
+            let lines: Vec<&[u8]> = parquet::lines(&b.body).collect();
+            let mut body = Vec::new();
+            for (i, reason) in &encoded.rejected {
+                let record = Record {
+                    seq: 0,
+                    arrival: b.oldest,
+                    data: bytes::Bytes::copy_from_slice(lines.get(*i).copied().unwrap_or_default()),
+                };
+                body.extend_from_slice(&route::envelope(
+                    &record,
+                    "DataFormatConversion.InvalidSchema",
+                    reason,
+                ));
+                body.push(b'\n');
+            }
+            let errors = Buffer {
+                dest: Dest::Error(route::ErrorOutputType::FormatConversionFailed),
+                body: Vec::new(),
+                first: b.first,
+                last: b.last,
+                count: encoded.rejected.len() as u64,
+                oldest: b.oldest,
+                event_time: None,
+                opened: b.opened,
+                replay: None,
+            };
+            let key = self.object_key(&errors, tag);
+            self.put(&key, body).await?;
+            self.metrics.rows.fetch_add(errors.count, Ordering::Relaxed);
+        }
+        let rows = b.count - encoded.rejected.len() as u64;
+        Ok(encoded.object.map(|o| (o, rows)))
     }
 
     fn compression(&self) -> TextCompression {
@@ -393,11 +497,11 @@ impl FirehoseStep {
         fresh: Vec<Buffer>,
         rebuilt: Vec<Buffer>,
     ) -> Result<()> {
+        // Without replay, sequence numbers restart with the process: the run id keeps names
+        // unique.
+        let tag = (state.replay == Replay::None).then_some(self.run_id.as_str());
         let mut objects = Vec::new();
         for b in fresh {
-            // Without replay, sequence numbers restart with the process: the run id keeps
-            // names unique.
-            let tag = (state.replay == Replay::None).then_some(self.run_id.as_str());
             let key = self.object_key(&b, tag);
             if state.replay == Replay::SameSequence {
                 state.in_flight.push(Entry {
@@ -419,45 +523,41 @@ impl FirehoseStep {
             return self.acknowledge(state).await;
         }
         if let Some(store) = &state.pending {
-            store.save(&state.in_flight).await?;
+            store.save(&state.record()).await?;
         }
         for (key, b) in objects {
             state.held = state.held.saturating_sub(b.body.len() as u64);
-            let gzip =
-                !matches!(b.dest, Dest::Error(_)) && self.compression() == TextCompression::Gzip;
-            let body = if gzip {
-                let mut enc = flate2::write::GzEncoder::new(
-                    Vec::with_capacity(b.body.len() / 4),
-                    flate2::Compression::fast(),
-                );
-                enc.write_all(&b.body)
-                    .and_then(|_| enc.finish())
-                    .map_err(|e| Error::internal(format!("gzip: {e}")))?
-            } else {
-                b.body
+            let Some((body, rows)) = self.encode(&b, tag).await? else {
+                continue;
             };
-            let bytes = body.len() as u64;
-            let path = object_store::path::Path::parse(&key)
-                .unwrap_or_else(|_| object_store::path::Path::from(key.as_str()));
-            self.handle
-                .store
-                .put(&path, PutPayload::from(body))
-                .await
-                .map_err(|e| {
-                    Error::external(
-                        format!(
-                            "sink `{}`: cannot write {key} in {}",
-                            self.name, self.handle.display
-                        ),
-                        e,
-                    )
-                })?;
-            tracing::debug!(sink = %self.name, %key, records = b.count, bytes, "published");
-            self.metrics.rows.fetch_add(b.count, Ordering::Relaxed);
-            self.metrics.bytes.fetch_add(bytes, Ordering::Relaxed);
-            self.metrics.extra.fetch_add(1, Ordering::Relaxed);
+            self.put(&key, body).await?;
+            self.metrics.rows.fetch_add(rows, Ordering::Relaxed);
         }
         self.acknowledge(state).await
+    }
+
+    /// Writes one object (atomically: readers see all of it or nothing).
+    async fn put(&self, key: &str, body: Vec<u8>) -> Result<()> {
+        let bytes = body.len() as u64;
+        let path = object_store::path::Path::parse(key)
+            .unwrap_or_else(|_| object_store::path::Path::from(key));
+        self.handle
+            .store
+            .put(&path, PutPayload::from(body))
+            .await
+            .map_err(|e| {
+                Error::external(
+                    format!(
+                        "sink `{}`: cannot write {key} in {}",
+                        self.name, self.handle.display
+                    ),
+                    e,
+                )
+            })?;
+        tracing::debug!(sink = %self.name, %key, bytes, "published");
+        self.metrics.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.metrics.extra.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Acknowledges every batch whose records are all published: those up to the first record
@@ -492,20 +592,33 @@ impl FirehoseStep {
                 ack.ack().await?;
             }
         }
+        state.acked = state.acked.max(acked);
         let before = state.in_flight.len();
         state.in_flight.retain(|e| e.last > acked);
         state.published.retain(|e| e.last > acked);
         if state.in_flight.len() != before
-            && state.in_flight.is_empty()
             && let Some(store) = &state.pending
         {
-            store.save(&state.in_flight).await?;
+            store.save(&state.record()).await?;
         }
         Ok(())
     }
 }
 
+impl State {
+    /// The record of objects in flight as it stands.
+    fn record(&self) -> Pending {
+        Pending {
+            acked: self.acked,
+            entries: self.in_flight.clone(),
+        }
+    }
+}
+
 fn append(buffer: &mut Buffer, record: &Record, line: &[u8]) {
+    // One record is one line: a record's own line ending is not doubled.
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
     buffer.body.extend_from_slice(line);
     buffer.body.push(b'\n');
     buffer.count += 1;

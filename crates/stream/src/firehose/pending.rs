@@ -27,9 +27,16 @@ pub struct Entry {
     pub count: u64,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct File {
-    entries: Vec<Entry>,
+/// What the record holds.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Pending {
+    /// Every sequence number up to this one is published and acknowledged. Kept here too, so
+    /// a consumer lost on the server (deleted, or a crash while it was being recreated) is
+    /// recreated from the right position.
+    #[serde(default)]
+    pub acked: u64,
+    /// Objects published or being published whose records are not all acknowledged.
+    pub entries: Vec<Entry>,
 }
 
 /// Where one sink keeps its record of objects in flight.
@@ -48,39 +55,30 @@ impl PendingStore {
         PendingStore { handle, path }
     }
 
-    /// The entries left by the previous process (none if it ended cleanly).
-    pub async fn load(&self) -> Result<Vec<Entry>> {
+    /// The record left by the previous process (no entries if it ended cleanly).
+    pub async fn load(&self) -> Result<Pending> {
         match self.handle.store.get(&self.path).await {
             Ok(got) => {
                 let bytes = got
                     .bytes()
                     .await
                     .map_err(|e| Error::external(format!("cannot read {}", self.path), e))?;
-                let file: File = serde_json::from_slice(&bytes).map_err(|e| {
+                serde_json::from_slice(&bytes).map_err(|e| {
                     Error::user(format!(
                         "{} in {} is damaged ({e}); delete it only if you accept possible duplicates",
                         self.path, self.handle.display
                     ))
-                })?;
-                Ok(file.entries)
+                })
             }
-            Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
+            Err(object_store::Error::NotFound { .. }) => Ok(Pending::default()),
             Err(e) => Err(Error::external(format!("cannot read {}", self.path), e)),
         }
     }
 
     /// Replaces the record (durably, before anything it names is published).
-    pub async fn save(&self, entries: &[Entry]) -> Result<()> {
-        if entries.is_empty() {
-            return match self.handle.store.delete(&self.path).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                Err(e) => Err(Error::external(format!("cannot delete {}", self.path), e)),
-            };
-        }
-        let body = serde_json::to_vec(&File {
-            entries: entries.to_vec(),
-        })
-        .map_err(|e| Error::internal(format!("pending record: {e}")))?;
+    pub async fn save(&self, pending: &Pending) -> Result<()> {
+        let body = serde_json::to_vec(pending)
+            .map_err(|e| Error::internal(format!("pending record: {e}")))?;
         self.handle
             .store
             .put(&self.path, PutPayload::from(body))

@@ -60,6 +60,7 @@ pub struct Router {
     keys: Vec<(String, Vec<String>)>,
     event_time: Option<(Vec<String>, EventTimeFormat)>,
     bucket_format: Option<String>,
+    tz: chrono_tz::Tz,
 }
 
 #[derive(Serialize)]
@@ -82,8 +83,9 @@ fn field_path(path: &str) -> Vec<String> {
 
 impl Router {
     /// A router for the sink's partition keys and event time; `bucket_format` is the chrono
-    /// format of `!{eventTimestamp:...}`.
-    pub fn new(spec: &FirehoseSink, bucket_format: Option<&str>) -> Self {
+    /// format of `!{eventTimestamp:...}`, applied in the sink's time zone `tz` (the one the
+    /// prefix is rendered in, so one bucket is one rendered prefix).
+    pub fn new(spec: &FirehoseSink, bucket_format: Option<&str>, tz: chrono_tz::Tz) -> Self {
         Router {
             keys: spec
                 .partition_keys
@@ -95,6 +97,7 @@ impl Router {
                 .as_ref()
                 .map(|EventTime { field, format }| (field_path(field), *format)),
             bucket_format: bucket_format.map(str::to_owned),
+            tz,
         }
     }
 
@@ -165,7 +168,10 @@ impl Router {
         if let Some((path, format)) = &self.event_time {
             match lookup(&value, path).and_then(|v| parse_time(v, *format)) {
                 Some(t) => {
-                    bucket = self.bucket_format.as_ref().map(|f| t.format(f).to_string());
+                    bucket = self
+                        .bucket_format
+                        .as_ref()
+                        .map(|f| t.with_timezone(&self.tz).format(f).to_string());
                     event_time = Some(t);
                 }
                 None => {

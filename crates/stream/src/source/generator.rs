@@ -97,7 +97,7 @@ impl StreamSource for GeneratorStream {
                 }
                 tokio::select! {
                     _ = cancel.cancelled() => return Ok(()),
-                    r = out.send(Batch { records, ack: None }) => r.map_err(|_| Error::cancelled())?,
+                    r = out.send(Batch { records, ack: None, flush: false }) => r.map_err(|_| Error::cancelled())?,
                 }
             }
             Ok(())

@@ -2,6 +2,8 @@
 //! a full channel (a slow sink) makes the source wait instead of dropping records.
 
 pub mod generator;
+pub mod http;
+pub mod mqtt;
 pub mod nats;
 
 use futures::future::BoxFuture;
@@ -35,18 +37,40 @@ pub trait StreamSource: Send {
     ) -> BoxFuture<'static, Result<()>>;
 }
 
-/// Connects the source of a streaming pipeline.
+/// Connects the source of a streaming pipeline. `acked` is the position the sink's own record
+/// says is published and acknowledged (0 if none).
 pub async fn connect(
     pipeline: &str,
     name: &str,
     spec: &SourceSpec,
     connections: &Connections,
+    acked: u64,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Result<Box<dyn StreamSource>> {
     match spec {
         SourceSpec::Nats(n) => Ok(Box::new(
-            nats::NatsStream::connect(pipeline, name, n, connections).await?,
+            nats::NatsStream::connect(pipeline, name, n, connections, acked).await?,
         )),
         SourceSpec::Generator(g) => Ok(Box::new(generator::GeneratorStream::new(name, g)?)),
+        SourceSpec::Http(h) => {
+            let token = match &h.token {
+                Some(t) => Some(pipectl_spec::env::interpolate(t, env).map_err(|var| {
+                    Error::user(format!(
+                        "source `{name}`: token uses environment variable `{var}`, which is not set"
+                    ))
+                })?),
+                None => None,
+            };
+            Ok(Box::new(
+                http::HttpStream::bind(pipeline, name, h, token).await?,
+            ))
+        }
+        SourceSpec::Mqtt(m) => Ok(Box::new(mqtt::MqttStream::connect(
+            pipeline,
+            name,
+            m,
+            connections,
+        )?)),
         other => Err(Error::user(format!(
             "source `{name}`: `{}` sources cannot be delivered by this version yet",
             other.type_name()

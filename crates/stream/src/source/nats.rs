@@ -34,12 +34,15 @@ pub struct NatsStream {
 }
 
 impl NatsStream {
-    /// Connects, creates the stream if asked to, and gets or creates the durable consumer.
+    /// Connects, creates the stream if asked to, and (re)creates the durable consumer at the
+    /// acknowledgement floor: the server's, or `acked` (the sink's record) if that is higher or
+    /// the consumer is gone.
     pub async fn connect(
         pipeline: &str,
         name: &str,
         spec: &NatsSource,
         connections: &Connections,
+        acked: u64,
     ) -> Result<Self> {
         let url = connections.database_url(&spec.connection, "nats")?;
         let shown = connections.display_url(&spec.connection);
@@ -100,9 +103,9 @@ impl NatsStream {
                         e,
                     )
                 })?;
-                floor
+                floor.max(acked)
             }
-            Err(_) => 0,
+            Err(_) => acked,
         };
         let deliver_policy = if floor == 0 {
             DeliverPolicy::All
@@ -241,6 +244,7 @@ async fn send(
     let batch = Batch {
         records: std::mem::replace(records, Vec::with_capacity(capacity)),
         ack: last.take().map(|m| Box::new(NatsAck(m)) as Box<dyn Ack>),
+        flush: false,
     };
     tokio::select! {
         _ = cancel.cancelled() => Err(Error::cancelled()),

@@ -1,0 +1,272 @@
+//! MQTT source: a QoS 1 subscription in a persistent session (`clean_session = false`), with
+//! acknowledgements sent by hand, only after the objects holding the messages are published.
+//!
+//! Guarantee: at least once. A message the broker delivered is acknowledged only once it is in
+//! the lake, and a persistent session makes the broker deliver unacknowledged messages again
+//! after a reconnect, so a crash loses nothing the broker accepted. MQTT messages carry no
+//! stable sequence number, though, so a message published into an object but not yet
+//! acknowledged when the process dies lands a second time after the restart (a duplicate).
+//! Messages published while pipectl is down are queued by the broker for the session, up to
+//! its own limits (Mosquitto: `max_queued_messages`, 1000 by default; more are dropped).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use pipectl_engine::connect::Connections;
+use pipectl_engine::{Error, Result};
+use pipectl_spec::types::MqttSource;
+
+use super::{Started, StreamSource};
+use crate::record::{Ack, Batch, Record, Replay};
+
+/// Records handed over at most per batch.
+const MAX_BATCH: usize = 1000;
+/// Requests (publishes, acknowledgements) queued for the connection at most. Larger than any
+/// broker's in-flight window, so acknowledging never waits for the source's own loop.
+const REQUEST_QUEUE: usize = 70_000;
+/// Connection failures in a row before the source gives up.
+const MAX_FAILURES: u32 = 10;
+
+/// A broker address from an `mqtt://` URL.
+pub struct BrokerAddr {
+    /// Host name or IP.
+    pub host: String,
+    /// Port (1883 by default).
+    pub port: u16,
+    /// User and password, if the URL has them.
+    pub credentials: Option<(String, String)>,
+}
+
+/// Splits `mqtt://[user[:password]@]host[:port]` into host, port and credentials.
+pub fn parse_url(url: &str) -> Result<BrokerAddr> {
+    let rest = url
+        .strip_prefix("mqtt://")
+        .ok_or_else(|| Error::user("an MQTT URL starts with mqtt://"))?;
+    let rest = rest.split('/').next().unwrap_or(rest);
+    let (auth, hostport) = match rest.rsplit_once('@') {
+        Some((a, h)) => (Some(a), h),
+        None => (None, rest),
+    };
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| Error::user(format!("`{p}` is not a port number")))?,
+        ),
+        None => (hostport, 1883),
+    };
+    let credentials = auth.map(|a| {
+        let (user, password) = a.split_once(':').unwrap_or((a, ""));
+        (user.to_owned(), password.to_owned())
+    });
+    Ok(BrokerAddr {
+        host: host.to_owned(),
+        port,
+        credentials,
+    })
+}
+
+/// An MQTT subscription (the connection is made by the first poll).
+pub struct MqttStream {
+    name: String,
+    client: AsyncClient,
+    events: rumqttc::EventLoop,
+    topic: String,
+    window: u64,
+}
+
+impl MqttStream {
+    /// Prepares the persistent session.
+    pub fn connect(
+        pipeline: &str,
+        name: &str,
+        spec: &MqttSource,
+        connections: &Connections,
+    ) -> Result<Self> {
+        let url = connections.database_url(&spec.connection, "mqtt")?;
+        let BrokerAddr {
+            host,
+            port,
+            credentials,
+        } = parse_url(&url).map_err(|e| {
+            Error::user(format!(
+                "source `{name}`: {} ({})",
+                e.message,
+                connections.display_url(&spec.connection)
+            ))
+        })?;
+        let client_id = spec
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("pipectl-{pipeline}-{name}"));
+        let mut options = MqttOptions::new(client_id, host, port);
+        options
+            .set_clean_session(false)
+            .set_manual_acks(true)
+            .set_keep_alive(Duration::from_secs(30));
+        if let Some((user, password)) = credentials {
+            options.set_credentials(user, password);
+        }
+        let (client, events) = AsyncClient::new(options, REQUEST_QUEUE);
+        Ok(MqttStream {
+            name: name.to_owned(),
+            client,
+            events,
+            topic: spec.topic.clone(),
+            window: u64::from(spec.broker_inflight),
+        })
+    }
+}
+
+struct MqttAck {
+    client: AsyncClient,
+    messages: Vec<Publish>,
+    unacked: Arc<AtomicU64>,
+}
+
+impl Ack for MqttAck {
+    fn cumulative(&self) -> bool {
+        false
+    }
+
+    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
+        Box::pin(async move {
+            for m in &self.messages {
+                // Never waits: the request queue is larger than any in-flight window.
+                self.client
+                    .try_ack(m)
+                    .map_err(|e| Error::external("cannot acknowledge MQTT messages", e))?;
+            }
+            self.unacked
+                .fetch_sub(self.messages.len() as u64, Ordering::Relaxed);
+            Ok(())
+        })
+    }
+}
+
+impl StreamSource for MqttStream {
+    fn started(&self) -> Started {
+        Started {
+            replay: Replay::None,
+            acked_through: None,
+        }
+    }
+
+    fn run(
+        self: Box<Self>,
+        out: mpsc::Sender<Batch>,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'static, Result<()>> {
+        Box::pin(async move {
+            let MqttStream {
+                name,
+                client,
+                mut events,
+                topic,
+                window,
+            } = *self;
+            let unacked = Arc::new(AtomicU64::new(0));
+            let mut seq: u64 = 0;
+            let mut records = Vec::new();
+            let mut messages = Vec::new();
+            let mut failures = 0u32;
+            loop {
+                let event = if records.is_empty() {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Ok(()),
+                        e = events.poll() => e,
+                    }
+                } else {
+                    match futures::FutureExt::now_or_never(events.poll()) {
+                        Some(e) => e,
+                        None => {
+                            // Nothing more is ready: hand over what arrived.
+                            let batch = Batch {
+                                records: std::mem::take(&mut records),
+                                ack: Some(Box::new(MqttAck {
+                                    client: client.clone(),
+                                    messages: std::mem::take(&mut messages),
+                                    unacked: unacked.clone(),
+                                })),
+                                flush: unacked.load(Ordering::Relaxed) >= window,
+                            };
+                            tokio::select! {
+                                _ = cancel.cancelled() => return Ok(()),
+                                sent = out.send(batch) => sent.map_err(|_| Error::cancelled())?,
+                            }
+                            continue;
+                        }
+                    }
+                };
+                match event {
+                    Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                        failures = 0;
+                        // A resumed session keeps its subscription; subscribing again is harmless
+                        // and covers a session the broker dropped.
+                        if !ack.session_present || seq == 0 {
+                            client
+                                .subscribe(topic.clone(), QoS::AtLeastOnce)
+                                .await
+                                .map_err(|e| {
+                                    Error::external(
+                                        format!("source `{name}`: cannot subscribe to `{topic}`"),
+                                        e,
+                                    )
+                                })?;
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        seq += 1;
+                        unacked.fetch_add(1, Ordering::Relaxed);
+                        records.push(Record {
+                            seq,
+                            arrival: chrono::Utc::now(),
+                            data: p.payload.clone(),
+                        });
+                        messages.push(Publish {
+                            payload: Bytes::new(),
+                            ..p
+                        });
+                        if records.len() >= MAX_BATCH {
+                            let batch = Batch {
+                                records: std::mem::take(&mut records),
+                                ack: Some(Box::new(MqttAck {
+                                    client: client.clone(),
+                                    messages: std::mem::take(&mut messages),
+                                    unacked: unacked.clone(),
+                                })),
+                                flush: unacked.load(Ordering::Relaxed) >= window,
+                            };
+                            tokio::select! {
+                                _ = cancel.cancelled() => return Ok(()),
+                                sent = out.send(batch) => sent.map_err(|_| Error::cancelled())?,
+                            }
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        failures += 1;
+                        if failures >= MAX_FAILURES {
+                            return Err(Error::external(
+                                format!("source `{name}`: the MQTT connection keeps failing"),
+                                e,
+                            ));
+                        }
+                        tracing::warn!(source = %name, "MQTT connection error, reconnecting: {e}");
+                        tokio::select! {
+                            _ = cancel.cancelled() => return Ok(()),
+                            _ = tokio::time::sleep(Duration::from_millis(200 * u64::from(failures))) => {}
+                        }
+                    }
+                }
+            }
+        })
+    }
+}
