@@ -492,21 +492,15 @@ fn crawl_path(state_dir: &Path, path: &str, args: &CrawlArgs) -> Result<CrawlRep
         "version": 1,
         "name": "crawl",
     }))?;
-    pipeline.connections.insert(
-        "path".to_owned(),
-        Connection {
-            url: store_url,
-            endpoint: args.endpoint.clone(),
-            region: args.region.clone(),
-            access_key_id: None,
-            secret_access_key: None,
-            allow_http: args.allow_http
-                || args
-                    .endpoint
-                    .as_deref()
-                    .is_some_and(|e| e.starts_with("http://")),
-        },
-    );
+    // Built through serde so the connection's other settings keep their defaults.
+    let connection: Connection = serde_json::from_value(serde_json::json!({
+        "url": store_url,
+        "endpoint": args.endpoint,
+        "region": args.region,
+        "allow_http": args.allow_http
+            || args.endpoint.as_deref().is_some_and(|e| e.starts_with("http://")),
+    }))?;
+    pipeline.connections.insert("path".to_owned(), connection);
     let connections =
         Connections::resolve(&pipeline, Path::new("."), env_lookup).map_err(|e| anyhow!("{e}"))?;
     let handle = connections
