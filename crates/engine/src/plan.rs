@@ -273,6 +273,27 @@ pub async fn build_with_bookmarks(
                         columns: Vec::new(),
                         params: Vec::new(),
                     }),
+                    Source::Files(f) => {
+                        plan_step.reads.push(PlanRead {
+                            table: f
+                                .table
+                                .clone()
+                                .unwrap_or_else(|| "(one per folder)".to_owned()),
+                            query: format!(
+                                "{:?} files under {}/{} not read before (look-back {} s)",
+                                f.format,
+                                connections_display(pipeline, &f.connection),
+                                f.prefix,
+                                f.look_back_secs
+                            )
+                            .to_lowercase(),
+                            columns: Vec::new(),
+                            params: Vec::new(),
+                        });
+                        plan_step.notes.push(
+                            "the bookmark of files read commits with the run; a malformed file is skipped and reported".to_owned(),
+                        );
+                    }
                 }
             }
             StepKind::Transform => {

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod files;
 mod stream;
+pub use files::*;
 pub use stream::*;
 
 /// A pipeline: connections plus named steps that form a DAG (sources -> transforms -> sinks -> crawlers).
@@ -237,6 +239,8 @@ pub enum Source {
     Mqtt(MqttSource),
     /// Records PUT over HTTP, like Firehose's Direct PUT; runs until stopped.
     Http(HttpSource),
+    /// Data files under a prefix of an object store, each read once (a landing zone).
+    Files(FilesSource),
 }
 
 /// A relational database source.
@@ -774,6 +778,7 @@ impl Source {
             Source::Nats(_) => "nats",
             Source::Mqtt(_) => "mqtt",
             Source::Http(_) => "http",
+            Source::Files(_) => "files",
         }
     }
 }

@@ -453,6 +453,7 @@ impl Validator<'_> {
                 Source::Nats(_) | Source::Mqtt(_) | Source::Http(_) => {
                     self.stream_source(p, name, source)
                 }
+                Source::Files(f) => self.files_source(p, name, f),
             }
         }
         self.stream_wiring(p);
@@ -492,6 +493,7 @@ impl Validator<'_> {
                             Some("use letters, digits, `-` and `_`".to_owned()),
                         );
                     }
+                    self.crawler(p, name, c);
                 }
             }
         }
@@ -517,6 +519,127 @@ impl Validator<'_> {
                 &path,
                 "`mode: full_refresh` replaces each table's data under its key, but this key has no `{table}`, so tables would replace each other",
                 Some("add `{table}`, e.g. `clean/{schema}/{table}/`".to_owned()),
+            );
+        }
+    }
+
+    fn crawler(&mut self, p: &Pipeline, name: &str, c: &crate::types::CatalogCrawler) {
+        let base = [key("crawlers"), key(name)];
+        if let Some(prefix) = &c.table_prefix
+            && !prefix
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+        {
+            let mut path = base.to_vec();
+            path.push(key("table_prefix"));
+            self.error(
+                &path,
+                format!(
+                    "table prefix `{prefix}` would make table names queries cannot use unquoted"
+                ),
+                Some("use lowercase letters, digits and `_`, e.g. `raw_`".to_owned()),
+            );
+        }
+        for (i, input) in c.inputs.iter().enumerate() {
+            let connection = match p.sinks.get(input) {
+                Some(Sink::ObjectStore(s)) => &s.connection,
+                Some(Sink::Firehose(s)) => &s.connection,
+                None => continue,
+            };
+            if let Some(conn) = p.connections.get(connection)
+                && url_scheme(&conn.url) == Some("memory")
+            {
+                let mut path = base.to_vec();
+                path.extend([key("inputs"), PathSeg::Index(i)]);
+                self.error(
+                    &path,
+                    format!(
+                        "sink `{input}` writes to `memory://` connection `{connection}`, which is gone when the run ends: a catalogued table there could never be queried"
+                    ),
+                    Some("write the sink to a `file://` or `s3://` connection".to_owned()),
+                );
+            }
+        }
+        for (field, globs) in [("include", &c.include), ("exclude", &c.exclude)] {
+            for (i, glob) in globs.iter().enumerate() {
+                if glob.trim().is_empty() || glob.starts_with('/') {
+                    let mut path = base.to_vec();
+                    path.extend([key(field), PathSeg::Index(i)]);
+                    self.error(
+                        &path,
+                        format!(
+                            "`{glob}` matches no key: globs are relative to the sink's fixed prefix"
+                        ),
+                        Some(
+                            "write e.g. `film/**` or `**/*.parquet`, without a leading `/`"
+                                .to_owned(),
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    fn files_source(&mut self, p: &Pipeline, name: &str, f: &crate::types::FilesSource) {
+        let base = [key("sources"), key(name)];
+        self.connection_ref(
+            p,
+            &base,
+            &f.connection,
+            OBJECT_STORE_SCHEMES,
+            "an object store",
+        );
+        let at = |field: &str| {
+            let mut path = base.to_vec();
+            path.push(key(field));
+            path
+        };
+        if let Some(d) = &f.delimiter
+            && !(d.len() == 1 && d.is_ascii() && !matches!(d.as_str(), "\"" | "\n" | "\r"))
+        {
+            self.error(
+                &at("delimiter"),
+                format!("delimiter must be one ASCII character other than a quote or newline, found {d:?}"),
+                Some("e.g. `\",\"`, `\";\"`, `\"|\"` or `\"\\t\"`".to_owned()),
+            );
+        }
+        let csv_only = [
+            ("delimiter", f.delimiter.is_some()),
+            ("header", f.header.is_some()),
+        ];
+        if matches!(
+            f.format,
+            crate::types::FilesFormat::Jsonl | crate::types::FilesFormat::Parquet
+        ) {
+            for (field, set) in csv_only {
+                if set {
+                    self.error(
+                        &at(field),
+                        format!(
+                            "`{field}` applies to CSV files, but this source reads {}",
+                            format!("{:?}", f.format).to_lowercase()
+                        ),
+                        Some(format!("remove `{field}`, or set `format: csv`")),
+                    );
+                }
+            }
+        }
+        for (field, value) in [("table", &f.table), ("error_table", &f.error_table)] {
+            if let Some(v) = value
+                && !valid_name(v)
+            {
+                self.error(
+                    &at(field),
+                    format!("invalid table name `{v}`"),
+                    Some("use letters, digits, `-` and `_`".to_owned()),
+                );
+            }
+        }
+        if f.error_table.is_some() && f.error_table == f.table {
+            self.error(
+                &at("error_table"),
+                "`error_table` is the table the files land in; malformed-file records would mix with the data".to_owned(),
+                Some("name the error table differently, e.g. `landing_errors`".to_owned()),
             );
         }
     }

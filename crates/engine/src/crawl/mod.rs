@@ -330,6 +330,9 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
             None => t.is_empty(),
             Some(b'*') if p.get(1) == Some(&b'*') => {
                 let rest = p[2..].strip_prefix(b"/").unwrap_or(&p[2..]);
+                if rest.is_empty() {
+                    return true;
+                }
                 (0..=t.len()).any(|i| (i == 0 || t[i - 1] == b'/') && go(rest, &t[i..]))
                     || go(&p[2..], t)
             }

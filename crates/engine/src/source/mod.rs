@@ -1,6 +1,7 @@
 //! Sources: steps that read data and emit record batches.
 
 pub mod database;
+pub mod files;
 pub mod generator;
 pub mod mysql;
 pub mod postgres;
@@ -34,6 +35,7 @@ pub fn build(name: &str, spec: &SourceSpec) -> Result<Box<dyn Source>> {
             db.clone(),
         )),
         SourceSpec::Generator(g) => Box::new(generator::GeneratorSource::new(name, g.clone())?),
+        SourceSpec::Files(f) => Box::new(files::FilesSource::new(name, f.clone())),
         SourceSpec::Nats(_) | SourceSpec::Mqtt(_) | SourceSpec::Http(_) => {
             return Err(Error::user(format!(
                 "source `{name}` is a `{}` stream: it runs in streaming mode, delivered by a `firehose` sink",
