@@ -817,3 +817,34 @@ crawlers:
         300
     );
 }
+
+#[test]
+fn catalog_and_query_work_while_serve_holds_the_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_parquet(&d.join("lake/t/part-0.parquet"), 0, 5);
+    crawl(d, "file://lake/t", "db", &[]);
+    std::fs::create_dir_all(d.join("pipelines")).unwrap();
+    let mut child = pipectl(d)
+        .args(["serve", "pipelines", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("pipectl serve starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !d.join(".pipectl-state.daemon").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let tables = catalog_json(d, &["tables"]);
+    let rows = query(d, "db", "select sum(id) as s from t");
+    let text = ok(d, &["catalog", "show", "db.t"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(tables[0]["name"], "t", "{tables}");
+    assert_eq!(rows[0]["s"], 10);
+    assert!(text.contains("db.t"), "{text}");
+}

@@ -124,7 +124,25 @@ pub(crate) fn catalog(
     action: CatalogAction,
     format: OutputFormat,
 ) -> Result<ExitCode> {
-    let store = open_state(state_dir)?;
+    let text = match open_state(state_dir) {
+        Ok(store) => catalog_text(&store, action, format)?,
+        Err(e) => match crate::serve::locked_daemon(state_dir, &e) {
+            // `pipectl serve` holds the state: it answers catalog commands itself.
+            Some(addr) => crate::serve::forward(addr, std::env::args().skip(1).collect())?,
+            None => return Err(e),
+        },
+    };
+    print_out(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What a `pipectl catalog` command prints, from `store`; the daemon runs it for forwarded
+/// commands too.
+pub(crate) fn catalog_text(
+    store: &dyn CatalogStore,
+    action: CatalogAction,
+    format: OutputFormat,
+) -> Result<String> {
     let as_json = format == OutputFormat::Json;
     let text = match action {
         CatalogAction::Databases => {
@@ -205,11 +223,11 @@ pub(crate) fn catalog(
             }
         }
         CatalogAction::Show { table: name } => {
-            let tb = find_table(&store, &name)?;
+            let tb = find_table(store, &name)?;
             if as_json { json(&tb)? } else { show(&tb) }
         }
         CatalogAction::History { table: name } => {
-            let tb = find_table(&store, &name)?;
+            let tb = find_table(store, &name)?;
             let history = store.table_history(&tb.database, &tb.name)?;
             if as_json {
                 json(&history)?
@@ -248,8 +266,7 @@ pub(crate) fn catalog(
             }
         }
     };
-    print_out(&text)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(text)
 }
 
 fn status(t: &CatalogTable) -> String {
@@ -369,18 +386,28 @@ pub(crate) fn query(
     database: Option<&str>,
     format: QueryFormat,
 ) -> Result<ExitCode> {
-    let tables = {
-        let store = open_state(state_dir)?;
-        if let Some(db) = database
-            && !store.databases()?.iter().any(|d| d.name == db)
-        {
-            return Err(UsageError(format!(
-                "no database `{db}` in the catalog; list them with `pipectl catalog databases`"
-            ))
-            .into());
-        }
-        store.tables(None)?
+    let tables: Vec<CatalogTable> = match open_state(state_dir) {
+        Ok(store) => store.tables(None)?,
+        Err(e) => match crate::serve::locked_daemon(state_dir, &e) {
+            // `pipectl serve` holds the state: ask it for the catalog, then query here.
+            Some(addr) => serde_json::from_str(&crate::serve::forward(
+                addr,
+                ["catalog", "tables", "--format", "json"]
+                    .map(str::to_owned)
+                    .to_vec(),
+            )?)
+            .context("reading the daemon's catalog")?,
+            None => return Err(e),
+        },
     };
+    if let Some(db) = database
+        && !tables.iter().any(|t| t.database == db)
+    {
+        return Err(UsageError(format!(
+            "no database `{db}` in the catalog; list them with `pipectl catalog databases`"
+        ))
+        .into());
+    }
     let lake = pipectl_query::Lake::new(&tables, database, env_lookup)?;
     let (schema, batches) = runtime()?.block_on(lake.query(sql))?;
     let format = match format {

@@ -376,7 +376,13 @@ pub(crate) fn forwarded_command(
         } => {
             state_command(store, action, pipeline.as_deref(), format).map_err(|e| format!("{e:#}"))
         }
-        _ => Err("only `pipectl state` commands are forwarded to the daemon".to_owned()),
+        Command::Catalog { action, format } => {
+            lake_cmd::catalog_text(store, action, format).map_err(|e| format!("{e:#}"))
+        }
+        _ => Err(
+            "only `pipectl state` and `pipectl catalog` commands are forwarded to the daemon"
+                .to_owned(),
+        ),
     }
 }
 
