@@ -9,7 +9,7 @@
 //! | GET | `/api/runs[?pipeline=&limit=]` | run history, newest first |
 //! | GET | `/api/runs/{id or prefix}` | one run with its steps |
 //! | POST | `/api/run` | `{"file": "/abs/spec.yaml"}`: run a spec file now and wait (what `pipectl run` does while the daemon holds the state) |
-//! | POST | `/api/command` | `{"args": ["state", "reset", ...]}`: a state command run against the daemon's store (what `pipectl state` does while the daemon holds it) |
+//! | POST | `/api/command` | `{"args": ["state", "reset", ...]}`: a state or catalog command run against the daemon's store (what `pipectl state` and `pipectl catalog` do while the daemon holds it) |
 //! | POST | `/streams/{pipeline}/{source}/records[/batch]`, `/streams/{pipeline}/{source}/` | a streaming pipeline's Direct PUT source, as on its own address |
 //! | GET | `/metrics` | Prometheus text format |
 

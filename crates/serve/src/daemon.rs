@@ -44,7 +44,7 @@ pub struct ServeOptions {
     pub grace: Duration,
     /// How often pipeline files are checked for changes.
     pub reload_interval: Duration,
-    /// Serves `POST /api/command`, so state commands work while this daemon holds the store.
+    /// Serves `POST /api/command`, so state and catalog commands work while this daemon holds the store.
     pub store_command: Option<StoreCommand>,
 }
 
