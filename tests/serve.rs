@@ -45,8 +45,13 @@ struct Daemon {
 
 impl Daemon {
     fn start(dir: &Path, extra: &[&str]) -> Daemon {
+        Self::start_with_env(dir, extra, &[])
+    }
+
+    fn start_with_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let log = dir.join(format!("serve-{}.log", Instant::now().elapsed().as_nanos()));
         let child = pipectl(dir)
+            .envs(env.iter().copied())
             .args([
                 "serve",
                 "pipelines",
@@ -614,8 +619,52 @@ sinks:
 "#,
     )
     .unwrap();
-    let daemon = Daemon::start(dir, &[]);
+    // A Direct PUT source is answered on the daemon's API too (its own port is ephemeral here).
+    std::fs::write(
+        dir.join("pipelines/puts.yaml"),
+        r#"version: 1
+name: puts
+connections:
+  lake: {url: "file://../lake"}
+sources:
+  put: {type: http, listen: "127.0.0.1:0", token: "${env:PIPECTL_TEST_PUT_TOKEN}"}
+sinks:
+  out: {type: firehose, inputs: [put], connection: lake, prefix: "puts/", interval_secs: 60, format: {type: jsonl}}
+"#,
+    )
+    .unwrap();
+    let daemon = Daemon::start_with_env(dir, &[], &[("PIPECTL_TEST_PUT_TOKEN", "s3cret")]);
     let lake = dir.join("lake");
+    let addr = pipectl_serve::client::daemon_address(&dir.join(".pipectl-state")).unwrap();
+    let batch = (0..25)
+        .map(|n| format!("{{\"n\":{n}}}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    // Without the bearer token: 401. With it (raw HTTP, as any client): 200.
+    let unauthorized = pipectl_serve::client::request(
+        addr,
+        "POST",
+        "/streams/puts/put/records/batch",
+        Some(&batch),
+    )
+    .unwrap();
+    assert_eq!(unauthorized.status, 401, "{}", unauthorized.body);
+    let accepted = wait_for(Duration::from_secs(20), "the Direct PUT source", || {
+        use std::io::{Read, Write};
+        let mut conn = std::net::TcpStream::connect(addr).ok()?;
+        write!(
+            conn,
+            "POST /streams/puts/put/records/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{batch}",
+            batch.len()
+        )
+        .ok()?;
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).ok()?;
+        answer.starts_with("HTTP/1.1 200").then_some(answer)
+    });
+    assert!(accepted.contains("200"), "{accepted}");
+    let (code, body) = api(dir, "POST", "/streams/puts/nope/records");
+    assert_eq!(code, 404, "{body}");
     wait_for(Duration::from_secs(20), "streamed objects", || {
         (jsonl_lines_under(&lake.join("clicks")) > 0).then_some(())
     });
@@ -660,4 +709,6 @@ sinks:
     let delivered = sink["rows"].as_u64().unwrap();
     assert!(delivered > 0);
     assert_eq!(jsonl_lines_under(&lake.join("clicks")) as u64, delivered);
+    // The records put through the daemon were flushed on SIGTERM, once each.
+    assert_eq!(jsonl_lines_under(&lake.join("puts")), 25);
 }

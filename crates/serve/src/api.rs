@@ -10,6 +10,7 @@
 //! | GET | `/api/runs/{id or prefix}` | one run with its steps |
 //! | POST | `/api/run` | `{"file": "/abs/spec.yaml"}`: run a spec file now and wait (what `pipectl run` does while the daemon holds the state) |
 //! | POST | `/api/command` | `{"args": ["state", "reset", ...]}`: a state command run against the daemon's store (what `pipectl state` does while the daemon holds it) |
+//! | POST | `/streams/{pipeline}/{source}/records[/batch]`, `/streams/{pipeline}/{source}/` | a streaming pipeline's Direct PUT source, as on its own address |
 //! | GET | `/metrics` | Prometheus text format |
 
 use std::collections::BTreeMap;
@@ -152,34 +153,41 @@ async fn handle(api: &ApiState, req: Request<Incoming>) -> Reply {
             }
             Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         },
-        (Method::POST, ["api", "run"]) => {
-            let body = match req.into_body().collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(e) => {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        format!("cannot read the request: {e}"),
-                    );
-                }
-            };
-            run_file(api, &body).await
-        }
-        (Method::POST, ["api", "command"]) => {
-            let body = match req.into_body().collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(e) => {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        format!("cannot read the request: {e}"),
-                    );
-                }
-            };
-            store_command(api, &body).await
+        (Method::POST, ["api", "run"]) => match body(req).await {
+            Ok(body) => run_file(api, &body).await,
+            Err(reply) => reply,
+        },
+        (Method::POST, ["api", "command"]) => match body(req).await {
+            Ok(body) => store_command(api, &body).await,
+            Err(reply) => reply,
+        },
+        (_, ["streams", pipeline, source, rest @ ..]) => {
+            let below = format!("/{}", rest.join("/"));
+            match pipectl_stream::source::http::dispatch(pipeline, source, &below, req).await {
+                Some(reply) => reply,
+                None => error(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "no Direct PUT source `{source}` of a streaming pipeline `{pipeline}` runs here; see GET /api/streams"
+                    ),
+                ),
+            }
         }
         _ => error(
             StatusCode::NOT_FOUND,
             format!("no route {path}; see GET /api/pipelines, /api/runs, /metrics, /health"),
         ),
+    }
+}
+
+/// The whole request body, or the 400 to answer when it cannot be read.
+async fn body(req: Request<Incoming>) -> Result<Bytes, Reply> {
+    match req.into_body().collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) => Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("cannot read the request: {e}"),
+        )),
     }
 }
 

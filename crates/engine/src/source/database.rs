@@ -585,26 +585,25 @@ async fn split_plans(dialect: Dialect, url: &str, plans: Vec<TablePlan>) -> Resu
             continue;
         };
         let quoted = dialect.quote(&split.column);
+        let int8 = |value: &str| match dialect {
+            Dialect::Postgres => format!("{value}::int8"),
+            Dialect::Mysql => format!("cast({value} as signed)"),
+        };
+        let sql = format!(
+            "select {}, {} from {}",
+            int8(&format!("min({quoted})")),
+            int8(&format!("max({quoted})")),
+            plan.from
+        );
+        type Bounds = (Option<i64>, Option<i64>);
         let bounds = match dialect {
             Dialect::Postgres => {
-                let sql = format!(
-                    "select min({quoted})::int8, max({quoted})::int8 from {}",
-                    plan.from
-                );
                 let mut conn = postgres::connect(url).await?;
-                sqlx::query_as::<_, (Option<i64>, Option<i64>)>(&sql)
-                    .fetch_one(&mut conn)
-                    .await
+                sqlx::query_as::<_, Bounds>(&sql).fetch_one(&mut conn).await
             }
             Dialect::Mysql => {
-                let sql = format!(
-                    "select cast(min({quoted}) as signed), cast(max({quoted}) as signed) from {}",
-                    plan.from
-                );
                 let mut conn = mysql::connect(url).await?;
-                sqlx::query_as::<_, (Option<i64>, Option<i64>)>(&sql)
-                    .fetch_one(&mut conn)
-                    .await
+                sqlx::query_as::<_, Bounds>(&sql).fetch_one(&mut conn).await
             }
         }
         .map_err(|e| {

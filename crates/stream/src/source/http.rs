@@ -10,12 +10,16 @@
 //! A body over `max_body_bytes` gets 413; when the sink's buffers are full (the channel to it
 //! is full) the request gets 429 with `Retry-After`, and nothing of it is kept.
 //!
+//! Under `pipectl serve` the same requests are also answered on the daemon's API at
+//! `/streams/{pipeline}/{source}/...` (e.g. `POST /streams/clicks/put/records`).
+//!
 //! Guarantees: a 200 means the records are in the sink's memory, not yet in the lake: a crash
 //! before the next flush loses them (at most once). A client that retries until it gets a
 //! 200 gets at-least-once delivery; a retry after a lost 200 may duplicate records.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -37,8 +41,55 @@ use crate::record::{Batch, Record, Replay};
 /// Records one PutRecordBatch may carry (Firehose's limit).
 const MAX_BATCH_RECORDS: usize = 500;
 
+/// Direct PUT endpoints of the streaming runs in this process, by `pipeline/source`, so that
+/// `pipectl serve` answers them on its own API as well (see [`dispatch`]). Process-wide because
+/// the daemon and the runs it supervises share nothing else that lives as long as a run.
+static ENDPOINTS: LazyLock<Mutex<BTreeMap<String, Weak<Shared>>>> = LazyLock::new(Mutex::default);
+
+fn endpoint_key(pipeline: &str, source: &str) -> String {
+    format!("{pipeline}/{source}")
+}
+
+/// Removes a run's endpoint from [`ENDPOINTS`] when the run ends, however it ends.
+struct Registered {
+    key: String,
+    shared: Weak<Shared>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut endpoints) = ENDPOINTS.lock()
+            && endpoints
+                .get(&self.key)
+                .is_some_and(|w| w.ptr_eq(&self.shared))
+        {
+            endpoints.remove(&self.key);
+        }
+    }
+}
+
+/// Answers a Direct PUT request for source `source` of the streaming pipeline `pipeline`
+/// running in this process, as if it had come to the source's own address at `path` (`/`,
+/// `/records` or `/records/batch`). `None` when no such source is running here.
+pub async fn dispatch(
+    pipeline: &str,
+    source: &str,
+    path: &str,
+    req: Request<Incoming>,
+) -> Option<Response<Full<Bytes>>> {
+    let shared = ENDPOINTS
+        .lock()
+        .ok()?
+        .get(&endpoint_key(pipeline, source))?
+        .upgrade()?;
+    let (mut parts, body) = req.into_parts();
+    parts.uri = path.parse().ok()?;
+    Some(handle(&shared, Request::from_parts(parts, body)).await)
+}
+
 /// A bound Direct PUT endpoint.
 pub struct HttpStream {
+    pipeline: String,
     name: String,
     listener: tokio::net::TcpListener,
     token: Option<String>,
@@ -47,7 +98,12 @@ pub struct HttpStream {
 
 impl HttpStream {
     /// Binds the listen address; `token` is the bearer token (`${env:...}` already resolved).
-    pub async fn bind(name: &str, spec: &HttpSource, token: Option<String>) -> Result<Self> {
+    pub async fn bind(
+        pipeline: &str,
+        name: &str,
+        spec: &HttpSource,
+        token: Option<String>,
+    ) -> Result<Self> {
         let addr: SocketAddr = spec.listen.parse().map_err(|_| {
             Error::user(format!(
                 "source `{name}`: `{}` is not an address",
@@ -59,6 +115,7 @@ impl HttpStream {
             .map_err(|e| Error::external(format!("source `{name}`: cannot listen on {addr}"), e))?;
         tracing::info!(source = %name, %addr, "Direct PUT endpoint listening");
         Ok(HttpStream {
+            pipeline: pipeline.to_owned(),
             name: name.to_owned(),
             listener,
             token,
@@ -94,6 +151,14 @@ impl StreamSource for HttpStream {
                 token: self.token,
                 max_body_bytes: self.max_body_bytes,
             });
+            let key = endpoint_key(&self.pipeline, &self.name);
+            if let Ok(mut endpoints) = ENDPOINTS.lock() {
+                endpoints.insert(key.clone(), Arc::downgrade(&shared));
+            }
+            let _registered = Registered {
+                key,
+                shared: Arc::downgrade(&shared),
+            };
             let mut connections = tokio::task::JoinSet::new();
             loop {
                 let accepted = tokio::select! {

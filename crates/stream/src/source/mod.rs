@@ -61,7 +61,9 @@ pub async fn connect(
                 })?),
                 None => None,
             };
-            Ok(Box::new(http::HttpStream::bind(name, h, token).await?))
+            Ok(Box::new(
+                http::HttpStream::bind(pipeline, name, h, token).await?,
+            ))
         }
         SourceSpec::Mqtt(m) => Ok(Box::new(mqtt::MqttStream::connect(
             pipeline,
