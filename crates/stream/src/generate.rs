@@ -65,8 +65,10 @@ pub struct GenerateOptions {
 
 /// Records rendered between two rate checks.
 const CHUNK: u64 = 100;
-/// JetStream acknowledgements awaited at most at once.
-const ACK_WINDOW: usize = 8192;
+/// JetStream acknowledgements awaited at most at once. Below async-nats' own limit of pending
+/// acknowledgements (5,000), past which a publish waits for one of the acknowledgements this
+/// loop would only await after it: a deadlock.
+const ACK_WINDOW: usize = 4096;
 
 /// Publishes records until the count or duration is reached or `cancel` fires; returns how
 /// many were sent (and, for JetStream, stored).
