@@ -357,9 +357,13 @@ impl HttpClient {
                 let request = request
                     .body(Full::new(body.clone()))
                     .map_err(|e| Error::internal(format!("request: {e}")))?;
-                let response = self
-                    .connection()
-                    .await?
+                let sender = self.connection().await?;
+                // The previous response may still be finishing on this connection.
+                sender
+                    .ready()
+                    .await
+                    .map_err(|e| Error::external("the Direct PUT connection failed", e))?;
+                let response = sender
                     .send_request(request)
                     .await
                     .map_err(|e| Error::external("the Direct PUT request failed", e))?;
