@@ -99,11 +99,12 @@ YAML
     (cd "$dir" && exec env PIPECTL_STATE_DIR="$dir/state" "$BIN" -q run --format json pipeline.yaml >"$dir/run.json" 2>"$dir/run.err") &
     pid=$!
     PIDS+=("$pid")
-    for _ in $(seq 100); do
-        if [[ "$kind" == nats ]]; then grep -q . "$dir/run.err" 2>/dev/null; sleep 0.1; break; fi
-        (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-        sleep 0.1
-    done
+    if [[ "$kind" == http ]]; then
+        for _ in $(seq 100); do
+            (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+            sleep 0.1
+        done
+    fi
     sleep 1
     start=$(date +%s.%N)
     producers=()

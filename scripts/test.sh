@@ -30,6 +30,13 @@ if ! bash "$ROOT/scripts/check-services.sh"; then
     log "warning: a service is missing; the tests that need it will skip"
 fi
 
+# Each run gets its own S3 server on a free port unless one is named, so two test runs at once
+# (two checkouts on one machine) never stop each other's server.
+if [[ -z "${PIPECTL_S3_PORT:-}" ]]; then
+    PIPECTL_S3_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    export PIPECTL_S3_PORT
+fi
+
 # Only a server this run started is stopped at exit: one that already answered belongs to
 # someone else (another terminal, a developer's long-running server).
 started_s3=false

@@ -810,9 +810,27 @@ sinks:
     };
     std::fs::write(dir.path().join("pipeline.yaml"), spec(600)).unwrap();
     let lake = dir.path().join("lake");
-    // The first start creates the persistent session and its subscription.
+    // The persistent session exists (with its subscription) before anything is published, as
+    // after a first start; the broker queues messages for it until pipectl resumes it.
+    let status = Command::new("mosquitto_sub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            "1883",
+            "-c",
+            "-q",
+            "1",
+            "-i",
+            &id,
+            "-t",
+            &format!("pipectl-test/{id}/#"),
+            "-E",
+        ])
+        .status()
+        .expect("mosquitto_sub (mosquitto-clients) runs");
+    assert!(status.success());
     let mut child = start(dir.path());
-    std::thread::sleep(Duration::from_millis(1500));
     // More than the broker's in-flight window (20): the sink flushes whenever the window is
     // full instead of waiting 600 s, since no more can arrive until those are acknowledged.
     mqtt_publish(

@@ -65,8 +65,10 @@ pub struct GenerateOptions {
 
 /// Records rendered between two rate checks.
 const CHUNK: u64 = 100;
-/// JetStream acknowledgements awaited at most at once.
-const ACK_WINDOW: usize = 8192;
+/// JetStream acknowledgements awaited at most at once. Below async-nats' own limit of pending
+/// acknowledgements (5,000), past which a publish waits for one of the acknowledgements this
+/// loop would only await after it: a deadlock.
+const ACK_WINDOW: usize = 4096;
 
 /// Publishes records until the count or duration is reached or `cancel` fires; returns how
 /// many were sent (and, for JetStream, stored).
@@ -355,9 +357,13 @@ impl HttpClient {
                 let request = request
                     .body(Full::new(body.clone()))
                     .map_err(|e| Error::internal(format!("request: {e}")))?;
-                let response = self
-                    .connection()
-                    .await?
+                let sender = self.connection().await?;
+                // The previous response may still be finishing on this connection.
+                sender
+                    .ready()
+                    .await
+                    .map_err(|e| Error::external("the Direct PUT connection failed", e))?;
+                let response = sender
                     .send_request(request)
                     .await
                     .map_err(|e| Error::external("the Direct PUT request failed", e))?;

@@ -291,6 +291,9 @@ impl Validator<'_> {
                 );
             }
         }
+        if is_streaming(p) && p.schedule.is_some() {
+            self.error(&[key("schedule")], "a streaming pipeline runs until it is stopped and has no schedule", Some("remove `schedule:`: `pipectl serve` keeps streaming pipelines running (so does `pipectl run`, until stopped)".to_owned()));
+        }
         if is_streaming(p) && p.sinks.values().any(|s| matches!(s, Sink::ObjectStore(_))) {
             self.error(&[key("sinks")], "a pipeline with a `firehose` sink runs until stopped and cannot also have `object_store` sinks", Some("put batch loads in their own pipeline file".to_owned()));
         }

@@ -40,6 +40,9 @@ use route::{Dest, Router};
 /// The default error prefix (the time is appended by Firehose's rule).
 const DEFAULT_ERROR_PREFIX: &str = "errors/!{firehose:error-output-type}/";
 
+/// How long a stopping sink waits for its source to stop.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
 /// How often buffers are checked against their interval.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -247,9 +250,19 @@ impl FirehoseStep {
                 }
             }
         }
-        // Batches already received are delivered too: they are in memory and cost nothing to keep.
-        while let Ok(batch) = input.try_recv() {
-            self.take(&mut state, batch).await?;
+        // Everything the source still hands over is delivered too, until it has stopped (its
+        // end of the channel closes): an HTTP request answered 200 while stopping must not be
+        // lost. A source that does not stop in time is not waited for any longer.
+        let stopping = Instant::now() + STOP_WAIT;
+        loop {
+            match tokio::time::timeout_at(stopping, input.recv()).await {
+                Ok(Some(batch)) => self.take(&mut state, batch).await?,
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::warn!(sink = %self.name, "the source did not stop within {} s; delivering what arrived", STOP_WAIT.as_secs());
+                    break;
+                }
+            }
         }
         let all: Vec<Dest> = state.buffers.keys().cloned().collect();
         let rebuilt = std::mem::take(&mut state.rebuilding);
