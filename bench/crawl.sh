@@ -36,7 +36,7 @@ run() {
     "$BIN" -q crawl --path "file://$WORK/lake/events" --database bench "$@" --format json > "$WORK/out.json"
     end=$(date +%s.%N)
     printf '%-28s %6.2f s  %s\n' "$label" "$(echo "$end - $start" | bc)" \
-        "$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))[0]; t=r["tables"][0]; print(f"{r["objects"]} objects, {r["files_read"]} schemas read, table {t["table"]}: {t["partitions"]} partitions, {t["files"]} files, {t["action"]}")' "$WORK/out.json")"
+        "$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))[0]; t=r["tables"][0]; print("%d objects, %d schemas read, table %s: %d partitions, %d files, %s" % (r["objects"], r["files_read"], t["table"], t["partitions"], t["files"], t["action"]))' "$WORK/out.json")"
 }
 run "first crawl"
 run "recrawl (unchanged)"
