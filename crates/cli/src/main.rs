@@ -386,6 +386,24 @@ pub(crate) fn forwarded_command(
     }
 }
 
+/// Prints a finished run (summary table or JSON) and returns its exit code: 0 succeeded,
+/// 130 cancelled (as after Ctrl-C), 1 otherwise.
+pub(crate) fn report_run(
+    record: &pipectl_state::RunRecord,
+    spec: &LoadedSpec,
+    format: OutputFormat,
+) -> Result<ExitCode> {
+    match format {
+        OutputFormat::Json => print_out(&(serde_json::to_string_pretty(record)? + "\n"))?,
+        OutputFormat::Text => print_out(&render::run_summary(record, spec))?,
+    }
+    Ok(match record.status {
+        RunStatus::Succeeded => ExitCode::SUCCESS,
+        RunStatus::Cancelled => ExitCode::from(130),
+        _ => ExitCode::from(1),
+    })
+}
+
 /// Writes to stdout, surfacing a closed pipe as an error `main` recognises.
 fn print_out(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
@@ -642,13 +660,5 @@ fn run(
         result
     });
     let record = record.map_err(|e| anyhow!("{e}"))?;
-    match format {
-        OutputFormat::Json => print_out(&(serde_json::to_string_pretty(&record)? + "\n"))?,
-        OutputFormat::Text => print_out(&render::run_summary(&record, &spec))?,
-    }
-    Ok(match record.status {
-        RunStatus::Succeeded => ExitCode::SUCCESS,
-        RunStatus::Cancelled => ExitCode::from(130),
-        _ => ExitCode::from(1),
-    })
+    crate::report_run(&record, &spec, format)
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use pipectl_serve::client;
 use pipectl_serve::daemon::{self, ServeOptions};
-use pipectl_state::{RunRecord, RunStatus, StateError, StateStore};
+use pipectl_state::{RunRecord, StateError, StateStore};
 
 use crate::{OutputFormat, UsageError, print_out, render};
 
@@ -215,13 +215,5 @@ pub(crate) fn run(
         Ok(r) => r,
         Err(_) => return Err(anyhow!("the run did not start: {}", resp.body.trim())),
     };
-    match format {
-        OutputFormat::Json => print_out(&(serde_json::to_string_pretty(&record)? + "\n"))?,
-        OutputFormat::Text => print_out(&render::run_summary(&record, spec))?,
-    }
-    Ok(match record.status {
-        RunStatus::Succeeded => ExitCode::SUCCESS,
-        RunStatus::Cancelled => ExitCode::from(130),
-        _ => ExitCode::from(1),
-    })
+    crate::report_run(&record, spec, format)
 }

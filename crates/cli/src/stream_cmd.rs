@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
 use pipectl_spec::LoadedSpec;
-use pipectl_state::{RunStatus, StateStore};
+use pipectl_state::StateStore;
 use tokio_util::sync::CancellationToken;
 
-use crate::{OutputFormat, base_dir, env_lookup, print_out, progress, render, runtime};
+use crate::{OutputFormat, base_dir, env_lookup, progress, runtime};
 
 /// Runs a streaming pipeline until it is stopped or its source ends.
 pub(crate) fn run(
@@ -47,12 +47,5 @@ pub(crate) fn run(
         result
     });
     let record = record.map_err(|e| anyhow!("{e}"))?;
-    match format {
-        OutputFormat::Json => print_out(&(serde_json::to_string_pretty(&record)? + "\n"))?,
-        OutputFormat::Text => print_out(&render::run_summary(&record, spec))?,
-    }
-    Ok(match record.status {
-        RunStatus::Succeeded => ExitCode::SUCCESS,
-        _ => ExitCode::from(1),
-    })
+    crate::report_run(&record, spec, format)
 }
