@@ -6,11 +6,15 @@
 #
 #   cargo build --profile fast && bench/db_load.sh
 #
+# Full loads and baselines run REPEAT times (default 5), interleaved; the medians are compared
+# with the targets at the end.
+#
 # Servers: PIPECTL_TEST_POSTGRES_URL and PIPECTL_TEST_MYSQL_URL (this machine's defaults). The tables
 # live in schema/database `pipectl_bench` and are kept between runs (recreated when ROWS changes).
 set -euo pipefail
 
 ROWS=${ROWS:-2000000}
+REPEAT=${REPEAT:-5}
 INCREMENT=100000
 PG_URL=${PIPECTL_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 MY_URL=${PIPECTL_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/test}
@@ -112,18 +116,24 @@ YAML
     echo "$WORK/$1.yaml"
 }
 
-printf '%-52s %9s %12s %9s\n' "what" "wall s" "rows/s" "peak MB"
+# One line per measurement in $WORK/results: label, wall s, cpu s (user + system of the measured
+# process, not the server's), peak RSS KB, rows.
 measure() { # label rows command...
     local label=$1 rows=$2
     shift 2
-    if ! /usr/bin/time -f '%e %M' -o "$WORK/time" "$@" >"$WORK/out" 2>"$WORK/err"; then
+    if ! /usr/bin/time -f '%e %M %U %S' -o "$WORK/time" "$@" >"$WORK/out" 2>"$WORK/err"; then
         echo "FAILED: $label" >&2
         cat "$WORK/out" "$WORK/err" >&2
         return 1
     fi
-    read -r secs kb <"$WORK/time"
-    LABEL=$label awk -v s="$secs" -v k="$kb" -v r="$rows" \
-        'BEGIN { printf "%-52s %9.2f %12.0f %9.1f\n", ENVIRON["LABEL"], s, (s > 0 ? r / s : 0), k / 1024 }'
+    read -r secs kb user sys <"$WORK/time"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$label" "$secs" "$(awk -v u="$user" -v y="$sys" 'BEGIN { print u + y }')" "$kb" "$rows" >>"$WORK/results"
+}
+
+# A full load from scratch: no bookmark, no earlier files.
+full_load() { # label spec-name
+    rm -rf "$WORK/state" "$WORK/lake-$2"
+    measure "$1" "$ROWS" "$BIN" run -q "$WORK/$2.yaml"
 }
 
 setup_postgres
@@ -131,21 +141,57 @@ setup_mariadb
 reset_tables
 cd "$WORK"
 export PIPECTL_STATE_DIR="$WORK/state"
+spec pg-parquet postgres "$PG_URL" parquet yes >/dev/null
+spec pg-csv postgres "$PG_URL" csv no >/dev/null
+spec my-parquet mysql "$MY_URL" parquet yes >/dev/null
+spec my-csv mysql "$MY_URL" csv no >/dev/null
 
-measure "baseline: COPY (select * from events) binary > /dev/null" "$ROWS" \
-    sh -c "psql -X '$PG_URL' -c 'copy (select * from pipectl_bench.events) to stdout (format binary)' >/dev/null"
-measure "baseline: psql \\copy ... csv to a file" "$ROWS" \
-    psql -X "$PG_URL" -c "\\copy (select * from pipectl_bench.events) to '$WORK/psql.csv' with (format csv, header)"
-measure "baseline: mariadb --quick -e 'select * from events'" "$ROWS" \
-    sh -c "$(printf '%q ' "${mariadb_cmd[@]}") --quick -e 'select * from pipectl_bench.events' >/dev/null"
-
-measure "pipectl: PostgreSQL full load -> Parquet" "$ROWS" "$BIN" run -q "$(spec pg-parquet postgres "$PG_URL" parquet yes)"
-measure "pipectl: PostgreSQL full load -> CSV" "$ROWS" "$BIN" run -q "$(spec pg-csv postgres "$PG_URL" csv no)"
-measure "pipectl: MariaDB full load -> Parquet" "$ROWS" "$BIN" run -q "$(spec my-parquet mysql "$MY_URL" parquet yes)"
-measure "pipectl: MariaDB full load -> CSV" "$ROWS" "$BIN" run -q "$(spec my-csv mysql "$MY_URL" csv no)"
+# This machine's timings drift by ±30% from one run to the next (shared virtual CPUs), so every
+# full load and baseline runs REPEAT times, interleaved, and the median is reported.
+for _ in $(seq "$REPEAT"); do
+    measure "baseline: COPY (select * from events) binary > /dev/null" "$ROWS" \
+        sh -c "psql -X '$PG_URL' -c 'copy (select * from pipectl_bench.events) to stdout (format binary)' >/dev/null"
+    full_load "pipectl: PostgreSQL full load -> Parquet" pg-parquet
+    measure "baseline: psql \\copy ... csv to a file" "$ROWS" \
+        psql -X "$PG_URL" -c "\\copy (select * from pipectl_bench.events) to '$WORK/psql.csv' with (format csv, header)"
+    full_load "pipectl: PostgreSQL full load -> CSV" pg-csv
+    measure "baseline: mariadb --quick -e 'select * from events'" "$ROWS" \
+        sh -c "$(printf '%q ' "${mariadb_cmd[@]}") --quick -e 'select * from pipectl_bench.events' >/dev/null"
+    full_load "pipectl: MariaDB full load -> Parquet" my-parquet
+    full_load "pipectl: MariaDB full load -> CSV" my-csv
+done
+# The last Parquet full loads left their bookmarks: now the incremental runs.
+rm -rf "$WORK/state"
+measure "pipectl: PostgreSQL full load (before incrementals)" "$ROWS" "$BIN" run -q "$WORK/pg-parquet.yaml"
+measure "pipectl: MariaDB full load (before incrementals)" "$ROWS" "$BIN" run -q "$WORK/my-parquet.yaml"
 add_rows
 measure "pipectl: PostgreSQL +$INCREMENT incremental -> Parquet" "$INCREMENT" "$BIN" run -q "$WORK/pg-parquet.yaml"
 measure "pipectl: MariaDB +$INCREMENT incremental -> Parquet" "$INCREMENT" "$BIN" run -q "$WORK/my-parquet.yaml"
 measure "pipectl: PostgreSQL no-op incremental" 0 "$BIN" run -q "$WORK/pg-parquet.yaml"
 measure "pipectl: MariaDB no-op incremental" 0 "$BIN" run -q "$WORK/my-parquet.yaml"
 reset_tables
+
+python3 - "$WORK/results" "$REPEAT" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    label, wall, cpu, kb, rows = line.rstrip("\n").split("\t")
+    runs.setdefault(label, []).append((float(wall), float(cpu), int(kb), int(rows)))
+print(f"{'what (median of ' + sys.argv[2] + ' runs where repeated)':<56} {'wall s':>7} {'cpu s':>7} {'rows/s':>10} {'peak MB':>8}  all wall s")
+median = {}
+for label, rs in runs.items():
+    walls = sorted(r[0] for r in rs)
+    m = statistics.median(walls)
+    median[label] = m
+    cpu = statistics.median(r[1] for r in rs)
+    peak = max(r[2] for r in rs) / 1024
+    rows = rs[0][3]
+    print(f"{label:<56} {m:>7.2f} {cpu:>7.2f} {rows / m if m else 0:>10.0f} {peak:>8.1f}  {' '.join(f'{w:.2f}' for w in walls)}")
+def ratio(a, b, target):
+    r = median[a] / median[b]
+    print(f"  {a.split(': ', 1)[1]:<40} / {b.split(': ', 1)[1]:<48} = {r:.2f}  (target <= {target}) {'ok' if r <= target else 'MISSED'}")
+print("targets:")
+ratio("pipectl: PostgreSQL full load -> Parquet", "baseline: COPY (select * from events) binary > /dev/null", 1.15)
+ratio("pipectl: PostgreSQL full load -> CSV", "baseline: psql \\copy ... csv to a file", 1.0)
+ratio("pipectl: MariaDB full load -> Parquet", "baseline: mariadb --quick -e 'select * from events'", 1.15)
+PY

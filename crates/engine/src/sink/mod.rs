@@ -176,7 +176,7 @@ impl Sink for ObjectStoreSinkStep {
                                     handle.store.clone(),
                                     staged_path.clone(),
                                     &self.spec.format,
-                                    rest.schema(),
+                                    &rest,
                                 )?;
                                 open.insert(
                                     table.clone(),

@@ -1,9 +1,12 @@
 //! File writers: Arrow batches in, one object out, streamed in parts so memory stays bounded.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::sync::Arc;
 
+use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
+use arrow::row::{RowConverter, SortField};
 use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -14,13 +17,17 @@ use object_store::path::Path;
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression as ParquetCodec, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use pipectl_spec::types::{Format, ParquetCompression, TextCompression};
+use parquet::schema::types::ColumnPath;
+use pipectl_spec::types::{Format, ParquetCompression, ParquetFormat, TextCompression};
 use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
 
 /// Encoded text is handed to the store in parts of about this size.
 const PART_BYTES: usize = 8 * 1024 * 1024;
+/// Room a text part is encoded into: a part and one more batch, so it is allocated once instead
+/// of regrown (and copied) a dozen times per part.
+const TEXT_BUFFER_BYTES: usize = PART_BYTES + 2 * 1024 * 1024;
 
 /// Writes batches of one schema into one object.
 pub trait FileWriter: Send {
@@ -41,33 +48,23 @@ pub fn extension(format: &Format) -> &'static str {
     }
 }
 
-/// Opens a writer for `format` at `path`.
+/// Opens a writer for `format` at `path`, for batches of `first`'s schema. `first` is the
+/// batch the file starts with; a Parquet file picks each column's encoding from it.
 pub fn open(
     store: Arc<dyn ObjectStore>,
     path: Path,
     format: &Format,
-    schema: arrow::datatypes::SchemaRef,
+    first: &RecordBatch,
 ) -> Result<Box<dyn FileWriter>> {
     let write_error = |e: parquet::errors::ParquetError| {
         Error::external(format!("cannot start writing {path}"), e)
     };
     Ok(match format {
         Format::Parquet(p) => {
-            let codec = match p.compression {
-                ParquetCompression::None => ParquetCodec::UNCOMPRESSED,
-                ParquetCompression::Snappy => ParquetCodec::SNAPPY,
-                ParquetCompression::Zstd => {
-                    ParquetCodec::ZSTD(ZstdLevel::try_new(3).map_err(write_error)?)
-                }
-                ParquetCompression::Gzip => ParquetCodec::GZIP(GzipLevel::default()),
-            };
-            let props = WriterProperties::builder()
-                .set_compression(codec)
-                .set_max_row_group_row_count(Some(p.row_group_rows))
-                .build();
+            let props = parquet_properties(p, first)?;
             let object = BufWriter::with_capacity(store, path.clone(), PART_BYTES);
-            let writer =
-                AsyncArrowWriter::try_new(object, schema, Some(props)).map_err(write_error)?;
+            let writer = AsyncArrowWriter::try_new(object, first.schema(), Some(props))
+                .map_err(write_error)?;
             Box::new(ParquetFile { writer, path })
         }
         Format::Csv(c) => Box::new(TextFile::new(
@@ -87,6 +84,66 @@ pub fn open(
             TextEncoding::Jsonl,
         )),
     })
+}
+
+/// Rows of a file's first batch looked at to choose each Parquet column's encoding.
+const SAMPLE_ROWS: usize = 4096;
+/// Fewer non-null sampled values than this say too little; the column keeps the default.
+const SAMPLE_MIN_VALUES: usize = 64;
+
+/// Writer properties for `format`, with dictionary encoding turned off for the columns of
+/// `sample` whose values are mostly distinct (keys, timestamps, free text).
+///
+/// Why: a dictionary only pays when values repeat. For a column of distinct values the writer
+/// would hash every value into a dictionary as large as the data (a 122,880-row group of
+/// 8-byte keys stays just under the 1 MiB limit, so it never falls back to plain), which took a
+/// quarter of a database full load's CPU time and made the file no smaller.
+pub fn parquet_properties(
+    format: &ParquetFormat,
+    sample: &RecordBatch,
+) -> Result<WriterProperties> {
+    let codec = match format.compression {
+        ParquetCompression::None => ParquetCodec::UNCOMPRESSED,
+        ParquetCompression::Snappy => ParquetCodec::SNAPPY,
+        ParquetCompression::Zstd => ParquetCodec::ZSTD(
+            ZstdLevel::try_new(3).map_err(|e| Error::internal(format!("zstd: {e}")))?,
+        ),
+        ParquetCompression::Gzip => ParquetCodec::GZIP(GzipLevel::default()),
+    };
+    let mut builder = WriterProperties::builder()
+        .set_compression(codec)
+        .set_max_row_group_row_count(Some(format.row_group_rows));
+    for column in mostly_distinct_columns(sample) {
+        builder = builder.set_column_dictionary_enabled(ColumnPath::new(vec![column]), false);
+    }
+    Ok(builder.build())
+}
+
+/// Top-level, non-nested columns of `sample` whose first rows are more than half distinct.
+fn mostly_distinct_columns(sample: &RecordBatch) -> Vec<String> {
+    let rows = sample.num_rows().min(SAMPLE_ROWS);
+    let schema = sample.schema();
+    schema
+        .fields()
+        .iter()
+        .zip(sample.columns())
+        .filter_map(|(field, column)| {
+            let data_type = field.data_type();
+            if data_type.is_nested() || *data_type == DataType::Boolean {
+                return None;
+            }
+            let column = column.slice(0, rows);
+            let values = rows - column.null_count();
+            if values < SAMPLE_MIN_VALUES {
+                return None;
+            }
+            // The row format gives every type comparable bytes, so one distinct count serves all.
+            let converter = RowConverter::new(vec![SortField::new(data_type.clone())]).ok()?;
+            let converted = converter.convert_columns(&[column]).ok()?;
+            let distinct: HashSet<&[u8]> = converted.iter().map(|row| row.data()).collect();
+            (distinct.len() * 2 > values).then(|| field.name().clone())
+        })
+        .collect()
 }
 
 struct ParquetFile {
@@ -141,9 +198,10 @@ impl Sink {
 
     /// Takes the bytes ready for upload.
     fn take_ready(&mut self) -> Vec<u8> {
+        let fresh = Vec::with_capacity(TEXT_BUFFER_BYTES);
         match self {
-            Sink::Plain(v) => std::mem::take(v),
-            Sink::Gzip(g) => std::mem::take(g.get_mut()),
+            Sink::Plain(v) => std::mem::replace(v, fresh),
+            Sink::Gzip(g) => std::mem::replace(g.get_mut(), fresh),
         }
     }
 
@@ -171,10 +229,11 @@ impl TextFile {
         encoding: TextEncoding,
     ) -> Self {
         let sink = match compression {
-            TextCompression::None => Sink::Plain(Vec::new()),
-            TextCompression::Gzip => {
-                Sink::Gzip(Box::new(GzEncoder::new(Vec::new(), Compression::default())))
-            }
+            TextCompression::None => Sink::Plain(Vec::with_capacity(TEXT_BUFFER_BYTES)),
+            TextCompression::Gzip => Sink::Gzip(Box::new(GzEncoder::new(
+                Vec::with_capacity(TEXT_BUFFER_BYTES),
+                Compression::default(),
+            ))),
         };
         TextFile {
             upload: BufWriter::with_capacity(store, path.clone(), PART_BYTES),

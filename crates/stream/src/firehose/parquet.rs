@@ -10,18 +10,17 @@ use arrow::json::ReaderBuilder;
 use arrow::json::reader::infer_json_schema_from_seekable;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, GzipLevel, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 
 use pipectl_engine::arrow_eval::arrow_type;
+use pipectl_engine::sink::writer::parquet_properties;
 use pipectl_engine::{Error, Result};
 use pipectl_spec::lang::datatype::parse_column_type;
-use pipectl_spec::types::{ColumnDecl, ParquetCompression, ParquetFormat};
+use pipectl_spec::types::{ColumnDecl, ParquetFormat};
 
 /// Converts buffers of JSON lines into Parquet objects.
 pub struct ParquetEncoder {
     schema: Option<SchemaRef>,
-    props: WriterProperties,
+    format: ParquetFormat,
 }
 
 /// One buffer converted: the Parquet bytes, and the lines that did not fit with the reason.
@@ -47,19 +46,10 @@ impl ParquetEncoder {
             }
             Some(Arc::new(Schema::new(fields)))
         };
-        let codec = match format.compression {
-            ParquetCompression::None => Compression::UNCOMPRESSED,
-            ParquetCompression::Snappy => Compression::SNAPPY,
-            ParquetCompression::Zstd => Compression::ZSTD(
-                ZstdLevel::try_new(3).map_err(|e| Error::internal(format!("zstd: {e}")))?,
-            ),
-            ParquetCompression::Gzip => Compression::GZIP(GzipLevel::default()),
-        };
-        let props = WriterProperties::builder()
-            .set_compression(codec)
-            .set_max_row_group_row_count(Some(format.row_group_rows))
-            .build();
-        Ok(ParquetEncoder { schema, props })
+        Ok(ParquetEncoder {
+            schema,
+            format: format.clone(),
+        })
     }
 
     /// Converts one buffer of newline-terminated JSON records.
@@ -99,8 +89,9 @@ impl ParquetEncoder {
                 rejected,
             });
         }
+        let props = parquet_properties(&self.format, &batch)?;
         let mut out = Vec::with_capacity(body.len() / 4);
-        let mut writer = ArrowWriter::try_new(&mut out, schema, Some(self.props.clone()))
+        let mut writer = ArrowWriter::try_new(&mut out, schema, Some(props))
             .map_err(|e| Error::internal(format!("parquet: {e}")))?;
         writer
             .write(&batch)
