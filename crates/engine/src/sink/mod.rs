@@ -4,6 +4,7 @@
 //! ignore, and only moved to their final keys by the executor after every step succeeded
 //! (see [`crate::executor`]). A failed or killed run leaves nothing where readers look.
 
+pub mod csv;
 pub mod writer;
 
 use std::collections::BTreeMap;

@@ -21,6 +21,7 @@ use parquet::schema::types::ColumnPath;
 use pipectl_spec::types::{Format, ParquetCompression, ParquetFormat, TextCompression};
 use tokio::io::AsyncWriteExt;
 
+use super::csv::CsvEncoder;
 use crate::error::{Error, Result};
 
 /// Encoded text is handed to the store in parts of about this size.
@@ -72,9 +73,8 @@ pub fn open(
             path,
             c.compression,
             TextEncoding::Csv {
+                encoder: CsvEncoder::new(c.delimiter.as_bytes().first().copied().unwrap_or(b',')),
                 header: c.header,
-                delimiter: c.delimiter.as_bytes().first().copied().unwrap_or(b','),
-                wrote_header: false,
             },
         )),
         Format::Jsonl(j) => Box::new(TextFile::new(
@@ -175,11 +175,31 @@ impl FileWriter for ParquetFile {
 
 enum TextEncoding {
     Csv {
+        encoder: CsvEncoder,
+        /// A header line is still to be written.
         header: bool,
-        delimiter: u8,
-        wrote_header: bool,
     },
     Jsonl,
+}
+
+impl TextEncoding {
+    /// Appends `batch`'s lines to `out`.
+    fn encode(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<()> {
+        match self {
+            TextEncoding::Csv { encoder, header } => {
+                if std::mem::take(header) {
+                    encoder.write_header(batch, out);
+                }
+                encoder.write_rows(batch, out)?;
+            }
+            TextEncoding::Jsonl => {
+                let mut writer = arrow::json::LineDelimitedWriter::new(out);
+                writer.write(batch)?;
+                writer.finish()?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Where encoded text goes before it is uploaded: plain, or through gzip.
@@ -189,13 +209,6 @@ enum Sink {
 }
 
 impl Sink {
-    fn buffer(&mut self) -> &mut dyn Write {
-        match self {
-            Sink::Plain(v) => v,
-            Sink::Gzip(g) => g,
-        }
-    }
-
     /// Takes the bytes ready for upload.
     fn take_ready(&mut self) -> Vec<u8> {
         let fresh = Vec::with_capacity(TEXT_BUFFER_BYTES);
@@ -216,6 +229,8 @@ impl Sink {
 struct TextFile {
     upload: BufWriter,
     sink: Sink,
+    /// A batch's text on its way into the gzip encoder.
+    scratch: Vec<u8>,
     encoding: TextEncoding,
     path: Path,
     bytes: u64,
@@ -238,6 +253,7 @@ impl TextFile {
         TextFile {
             upload: BufWriter::with_capacity(store, path.clone(), PART_BYTES),
             sink,
+            scratch: Vec::new(),
             encoding,
             path,
             bytes: 0,
@@ -245,27 +261,15 @@ impl TextFile {
     }
 
     fn encode(&mut self, batch: &RecordBatch) -> Result<()> {
-        let out = self.sink.buffer();
-        match &mut self.encoding {
-            TextEncoding::Csv {
-                header,
-                delimiter,
-                wrote_header,
-            } => {
-                let mut writer = arrow::csv::WriterBuilder::new()
-                    .with_header(*header && !*wrote_header)
-                    .with_delimiter(*delimiter)
-                    .build(out);
-                writer.write(batch)?;
-                *wrote_header = true;
-            }
-            TextEncoding::Jsonl => {
-                let mut writer = arrow::json::LineDelimitedWriter::new(out);
-                writer.write(batch)?;
-                writer.finish()?;
+        match &mut self.sink {
+            Sink::Plain(out) => self.encoding.encode(batch, out),
+            Sink::Gzip(gzip) => {
+                self.scratch.clear();
+                self.encoding.encode(batch, &mut self.scratch)?;
+                gzip.write_all(&self.scratch)
+                    .map_err(|e| Error::internal("gzip").with_source(e))
             }
         }
-        Ok(())
     }
 
     async fn upload(&mut self, bytes: Vec<u8>) -> Result<()> {
