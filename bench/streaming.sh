@@ -5,15 +5,20 @@
 #
 #   cargo build --profile fast && bench/streaming.sh
 #
-# Prints per case: records delivered, records/s sustained (records / time from the producer's
-# start to the last object written), the pipeline's peak RSS (VmHWM), and the delay from publish
+# Prints per case: records delivered; offered/s (what the producers sent per second);
+# delivered/s (records landed per second while the producers ran: the slope of records in
+# objects over the objects' times; it matches offered/s while the pipeline keeps up); overall/s
+# (every record over the time from the producers' start to the last object, final flush
+# included); the pipeline's peak RSS (VmHWM); and the delay from publish
 # (a record's `timestamp`) to its object being visible (the object's mtime): the median over
 # objects of their oldest record's delay, and the maximum.
 #
 # Environment: DURATION (producer seconds, default 60), RATE (records/s per producer, default
 # unlimited), CASES (default "nats-jsonl nats-parquet http-jsonl http-parquet"), INTERVAL (sink
 # interval_secs, default 5), MAX_BYTES (sink max_bytes, default 16 MiB), PRODUCERS (parallel
-# producers, default 2), PIPECTL_TEST_NATS_URL. Parquet files are read with pyarrow, installed
+# producers, default 2), NATS_PUBLISH (`core`, the default: producers publish without waiting for
+# JetStream's per-record acknowledgement, which costs the server as much CPU as storing the
+# record; `jetstream`: wait for each one), PIPECTL_TEST_NATS_URL. Parquet files are read with pyarrow, installed
 # into ~/.cache/pipectl-tools/bench-venv on first use.
 set -euo pipefail
 
@@ -23,6 +28,7 @@ CASES=${CASES:-"nats-jsonl nats-parquet http-jsonl http-parquet"}
 INTERVAL=${INTERVAL:-5}
 MAX_BYTES=${MAX_BYTES:-16777216}
 PRODUCERS=${PRODUCERS:-2}
+NATS_PUBLISH=${NATS_PUBLISH:-core}
 NATS_URL=${PIPECTL_TEST_NATS_URL:-nats://127.0.0.1:4222}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${PIPECTL_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/fast/pipectl}
@@ -61,7 +67,7 @@ TEMPLATE='{"timestamp": "{{date.now}}", "eventType": "{{random.weightedArrayElem
 rate_args=()
 [[ -n "$RATE" ]] && rate_args=(--rate "$RATE")
 
-printf '%-13s %10s %10s %12s %12s %12s %8s\n' case records "records/s" "peak RSS MB" "delay p50 s" "delay max s" objects
+printf '%-13s %10s %10s %11s %11s %12s %12s %12s %8s\n' case records "offered/s" "delivered/s" "overall/s" "peak RSS MB" "delay p50 s" "delay max s" objects
 for case in $CASES; do
     kind=${case%-*}
     format=${case#*-}
@@ -111,6 +117,7 @@ YAML
     for p in $(seq "$PRODUCERS"); do
         if [[ "$kind" == nats ]]; then
             target=(--nats "$NATS_URL" --subject "bench.$id")
+            [[ "$NATS_PUBLISH" == core ]] && target+=(--no-jetstream)
         else
             target=(--http "http://127.0.0.1:$port" --batch 500)
         fi
@@ -141,25 +148,31 @@ YAML
     sample
     kill -TERM "$pid"
     wait "$pid" || true
-    "$PY" - "$dir/lake" "$format" "$sent" "$start" "$peak" "$case" <<'PY'
+    "$PY" - "$dir/lake" "$format" "$sent" "$start" "$peak" "$case" "$DURATION" <<'PY'
 import datetime, glob, json, os, statistics, sys
-root, fmt, sent, start, peak, case = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+root, fmt, sent, start, peak, case, duration = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), sys.argv[6], float(sys.argv[7])
+end = start + duration
 files = [f for f in glob.glob(os.path.join(root, "rentals", "**", "*"), recursive=True) if os.path.isfile(f)]
-records, delays, last = 0, [], start
+objects = []  # (mtime, records, oldest record's timestamp)
 for f in files:
-    mtime = os.path.getmtime(f)
-    last = max(last, mtime)
     if fmt == "parquet":
         import pyarrow.parquet as pq
         stamps = pq.read_table(f, columns=["timestamp"]).column("timestamp").to_pylist()
     else:
         with open(f) as fh:
             stamps = [json.loads(line)["timestamp"] for line in fh]
-    records += len(stamps)
     oldest = min(datetime.datetime.fromisoformat(str(s).replace("Z", "+00:00")).timestamp() for s in stamps)
-    delays.append(mtime - oldest)
-rate = records / (last - start) if last > start else 0
-print(f"{case:<13} {records:>10} {rate:>10.0f} {peak / 1024:>12.1f} {statistics.median(delays):>12.2f} {max(delays):>12.2f} {len(files):>8}")
+    objects.append((os.path.getmtime(f), len(stamps), oldest))
+objects.sort()
+records = sum(o[1] for o in objects)
+# Delivered: the slope of records landed over time while the producers ran (the records of the
+# first object landed before its time, so they are not counted).
+during = [o for o in objects if o[0] <= end]
+delivered = sum(o[1] for o in during[1:]) / (during[-1][0] - during[0][0]) if len(during) > 2 else 0
+# Overall: every record over the time from the producers' start to the last object.
+overall = records / (objects[-1][0] - start) if objects else 0
+delays = [o[0] - o[2] for o in objects]
+print(f"{case:<13} {records:>10} {sent / duration:>10.0f} {delivered:>11.0f} {overall:>11.0f} {peak / 1024:>12.1f} {statistics.median(delays):>12.2f} {max(delays):>12.2f} {len(objects):>8}")
 if records != sent:
     print(f"  note: the producers sent {sent} records, the lake holds {records}")
 PY

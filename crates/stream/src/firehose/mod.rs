@@ -441,7 +441,8 @@ impl FirehoseStep {
     /// failed conversion). Records that do not fit the Parquet schema are written to the error
     /// prefix first, under a key derived from the same sequence range, so a rebuild after a
     /// crash rewrites the same error object.
-    async fn encode(&self, b: &Buffer, tag: Option<&str>) -> Result<Option<(Vec<u8>, u64)>> {
+    /// A JSON lines body is moved out of the buffer, not copied.
+    async fn encode(&self, b: &mut Buffer, tag: Option<&str>) -> Result<Option<(Vec<u8>, u64)>> {
         let (Some(encoder), Dest::Data { .. }) = (&self.parquet, &b.dest) else {
             if matches!(b.dest, Dest::Data { .. }) && self.compression() == TextCompression::Gzip {
                 let mut enc = flate2::write::GzEncoder::new(
@@ -454,7 +455,7 @@ impl FirehoseStep {
                     .map_err(|e| Error::internal(format!("gzip: {e}")))?;
                 return Ok(Some((body, b.count)));
             }
-            return Ok(Some((b.body.clone(), b.count)));
+            return Ok(Some((std::mem::take(&mut b.body), b.count)));
         };
         let encoded = encoder
             .lock()
@@ -538,9 +539,9 @@ impl FirehoseStep {
         if let Some(store) = &state.pending {
             store.save(&state.record()).await?;
         }
-        for (key, b) in objects {
+        for (key, mut b) in objects {
             state.held = state.held.saturating_sub(b.body.len() as u64);
-            let Some((body, rows)) = self.encode(&b, tag).await? else {
+            let Some((body, rows)) = self.encode(&mut b, tag).await? else {
                 continue;
             };
             self.put(&key, body).await?;

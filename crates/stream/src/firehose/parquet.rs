@@ -65,43 +65,90 @@ impl ParquetEncoder {
                 schema
             }
         };
-        let (batch, rejected) = match decode(&schema, body) {
-            Ok(batch) => (batch, Vec::new()),
-            Err(_) => {
-                // Find the records that do not fit, one by one, and convert the rest.
-                let mut good = Vec::with_capacity(body.len());
-                let mut rejected = Vec::new();
-                for (i, line) in lines(body).enumerate() {
-                    match decode(&schema, line) {
-                        Ok(_) => {
-                            good.extend_from_slice(line);
-                            good.push(b'\n');
+        // Converted a chunk of records at a time: memory holds one chunk's Arrow arrays and
+        // the encoded pages, not the whole buffer decoded at once.
+        let mut writer: Option<ArrowWriter<Vec<u8>>> = None;
+        let mut rejected = Vec::new();
+        let mut first_line = 0;
+        for (chunk, count) in line_chunks(body, CHUNK_RECORDS) {
+            let batch = match decode(&schema, chunk) {
+                Ok(batch) => batch,
+                Err(_) => {
+                    // Find the records that do not fit, one by one, and convert the rest.
+                    let mut good = Vec::with_capacity(chunk.len());
+                    for (i, line) in lines(chunk).enumerate() {
+                        match decode(&schema, line) {
+                            Ok(_) => {
+                                good.extend_from_slice(line);
+                                good.push(b'\n');
+                            }
+                            Err(e) => rejected.push((first_line + i, e)),
                         }
-                        Err(e) => rejected.push((i, e)),
                     }
+                    decode(&schema, &good).map_err(Error::user)?
                 }
-                (decode(&schema, &good).map_err(Error::user)?, rejected)
+            };
+            first_line += count;
+            if batch.num_rows() == 0 {
+                continue;
             }
-        };
-        if batch.num_rows() == 0 {
-            return Ok(Encoded {
-                object: None,
-                rejected,
-            });
+            let writer = match &mut writer {
+                Some(w) => w,
+                None => {
+                    let props = parquet_properties(&self.format, &batch)?;
+                    let out = Vec::with_capacity(body.len() / 4);
+                    writer.insert(
+                        ArrowWriter::try_new(out, schema.clone(), Some(props))
+                            .map_err(|e| Error::internal(format!("parquet: {e}")))?,
+                    )
+                }
+            };
+            writer
+                .write(&batch)
+                .map_err(|e| Error::internal(format!("parquet: {e}")))?;
         }
-        let props = parquet_properties(&self.format, &batch)?;
-        let mut out = Vec::with_capacity(body.len() / 4);
-        let mut writer = ArrowWriter::try_new(&mut out, schema, Some(props))
-            .map_err(|e| Error::internal(format!("parquet: {e}")))?;
-        writer
-            .write(&batch)
-            .and_then(|_| writer.close().map(|_| ()))
-            .map_err(|e| Error::internal(format!("parquet: {e}")))?;
-        Ok(Encoded {
-            object: Some(out),
-            rejected,
-        })
+        let object = match writer {
+            // Writes the footer and hands back the bytes.
+            Some(w) => Some(
+                w.into_inner()
+                    .map_err(|e| Error::internal(format!("parquet: {e}")))?,
+            ),
+            None => None,
+        };
+        Ok(Encoded { object, rejected })
     }
+}
+
+/// Records converted to Arrow at a time.
+const CHUNK_RECORDS: usize = 8192;
+
+/// The buffer cut into runs of up to `records` whole lines, each with its line count.
+fn line_chunks(body: &[u8], records: usize) -> impl Iterator<Item = (&[u8], usize)> {
+    let mut rest = body;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut count = 0;
+        let mut end = 0;
+        for (i, b) in rest.iter().enumerate() {
+            if *b == b'\n' {
+                count += 1;
+                end = i + 1;
+                if count == records {
+                    break;
+                }
+            }
+        }
+        if end == 0 || (count < records && end < rest.len()) {
+            // The last record has no newline.
+            end = rest.len();
+            count += 1;
+        }
+        let (chunk, tail) = rest.split_at(end);
+        rest = tail;
+        Some((chunk, count))
+    })
 }
 
 /// The records of a buffer (lines without their newline).
