@@ -246,7 +246,7 @@ fn write_micros(micros: i64, utc: bool, out: &mut Vec<u8>) -> bool {
     let mut len = 19;
     if fraction != 0 {
         text[19] = b'.';
-        if fraction % 1000 == 0 {
+        if fraction.is_multiple_of(1000) {
             put_digits(&mut text[20..23], fraction / 1000);
             len = 23;
         } else {

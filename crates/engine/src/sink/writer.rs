@@ -73,7 +73,9 @@ pub fn open(
             path,
             c.compression,
             TextEncoding::Csv {
-                encoder: CsvEncoder::new(c.delimiter.as_bytes().first().copied().unwrap_or(b',')),
+                encoder: Box::new(CsvEncoder::new(
+                    c.delimiter.as_bytes().first().copied().unwrap_or(b','),
+                )),
                 header: c.header,
             },
         )),
@@ -175,7 +177,7 @@ impl FileWriter for ParquetFile {
 
 enum TextEncoding {
     Csv {
-        encoder: CsvEncoder,
+        encoder: Box<CsvEncoder>,
         /// A header line is still to be written.
         header: bool,
     },
@@ -312,5 +314,69 @@ impl FileWriter for TextFile {
                 .map_err(|e| Error::external(format!("completing {} failed", this.path), e))?;
             Ok(this.bytes)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{ArrayRef, Int64Array, StringArray};
+    use arrow::datatypes::{Field, Schema};
+    use pipectl_spec::types::ParquetCompression;
+
+    use super::*;
+
+    fn dictionary(props: &WriterProperties, column: &str) -> bool {
+        props.dictionary_enabled(&ColumnPath::new(vec![column.to_owned()]))
+    }
+
+    #[test]
+    fn mostly_distinct_columns_are_written_without_a_dictionary() {
+        let rows = 5000;
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            ("id", Arc::new(Int64Array::from_iter_values(0..rows))),
+            (
+                "state",
+                Arc::new(StringArray::from_iter_values(
+                    (0..rows).map(|i| ["CA", "NY", "TX"][i as usize % 3]),
+                )),
+            ),
+            (
+                "note",
+                Arc::new(StringArray::from_iter_values(
+                    (0..rows).map(|i| format!("note {i}")),
+                )),
+            ),
+            // Mostly NULL: too few values to judge, so the default stays.
+            (
+                "rare",
+                Arc::new(Int64Array::from_iter(
+                    (0..rows).map(|i| (i % 1000 == 0).then_some(i)),
+                )),
+            ),
+        ];
+        let schema = Schema::new(
+            columns
+                .iter()
+                .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+                .collect::<Vec<_>>(),
+        );
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            columns.into_iter().map(|(_, a)| a).collect(),
+        )
+        .unwrap();
+        let format = ParquetFormat {
+            compression: ParquetCompression::Snappy,
+            row_group_rows: 1000,
+        };
+        let props = parquet_properties(&format, &batch).unwrap();
+        assert!(!dictionary(&props, "id"));
+        assert!(dictionary(&props, "state"));
+        assert!(!dictionary(&props, "note"));
+        assert!(dictionary(&props, "rare"));
+        assert_eq!(props.max_row_group_row_count(), Some(1000));
+        // An empty first batch (an empty table) keeps every default.
+        let empty = parquet_properties(&format, &batch.slice(0, 0)).unwrap();
+        assert!(dictionary(&empty, "id"));
     }
 }

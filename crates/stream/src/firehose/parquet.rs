@@ -177,3 +177,85 @@ fn decode(schema: &SchemaRef, body: &[u8]) -> std::result::Result<RecordBatch, S
         None => Ok(RecordBatch::new_empty(schema.clone())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use pipectl_spec::types::ParquetCompression;
+
+    use super::*;
+
+    #[test]
+    fn chunks_hold_whole_lines_and_count_them_as_lines_does() {
+        for body in [
+            &b"a\nb\nc\nd\ne\n"[..],
+            b"a\nb\nc\nd\ne",
+            b"a",
+            b"\n\n\n",
+            b"",
+        ] {
+            let chunks: Vec<(&[u8], usize)> = line_chunks(body, 2).collect();
+            let joined: Vec<u8> = chunks.iter().flat_map(|(c, _)| c.to_vec()).collect();
+            assert_eq!(joined, body);
+            let counted: usize = chunks.iter().map(|(_, n)| n).sum();
+            let expected = if body.is_empty() {
+                0
+            } else {
+                lines(body).count()
+            };
+            assert_eq!(counted, expected);
+            assert!(
+                chunks
+                    .iter()
+                    .all(|(c, n)| *n <= 2 && lines(c).count() == *n)
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_record_in_a_later_chunk_is_rejected_with_its_place_in_the_buffer() {
+        let columns = [ColumnDecl {
+            name: "n".into(),
+            data_type: "int64".into(),
+        }];
+        let format = ParquetFormat {
+            compression: ParquetCompression::Snappy,
+            row_group_rows: 122_880,
+        };
+        let mut encoder = ParquetEncoder::new("out", &format, &columns).unwrap();
+        let bad = CHUNK_RECORDS + 7;
+        let body: String = (0..CHUNK_RECORDS * 2 + 5)
+            .map(|i| {
+                if i == bad {
+                    "{\"n\": \"not a number\"}\n".to_owned()
+                } else {
+                    format!("{{\"n\": {i}}}\n")
+                }
+            })
+            .collect();
+        let encoded = encoder.encode(body.as_bytes()).unwrap();
+        assert_eq!(encoded.rejected.len(), 1);
+        assert_eq!(encoded.rejected[0].0, bad);
+        let object = Bytes::from(encoded.object.unwrap());
+        let read: Vec<i64> = ParquetRecordBatchReaderBuilder::try_new(object)
+            .unwrap()
+            .build()
+            .unwrap()
+            .flat_map(|b| {
+                let b = b.unwrap();
+                let n = b
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+                    .unwrap()
+                    .clone();
+                n.values().to_vec()
+            })
+            .collect();
+        let expected: Vec<i64> = (0..(CHUNK_RECORDS * 2 + 5) as i64)
+            .filter(|i| *i != bad as i64)
+            .collect();
+        assert_eq!(read, expected);
+    }
+}
