@@ -127,20 +127,8 @@ fn pipeline_crawler_catalogues_sinks_and_query_reads_them() {
     assert_eq!(streaming["hive_partitions"], true);
     assert_eq!(streaming["partition_keys"][0]["name"], "dt");
     assert_eq!(streaming["partition_keys"][0]["type"], "date");
-    let columns: Vec<String> = streaming["columns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            format!(
-                "{} {}",
-                c["name"].as_str().unwrap(),
-                c["type"].as_str().unwrap()
-            )
-        })
-        .collect();
     assert_eq!(
-        columns,
+        columns_of(&streaming),
         [
             "eventType string",
             "film_id int",
@@ -261,9 +249,14 @@ fn gzip(path: &Path, text: &str) {
     enc.finish().unwrap();
 }
 
+/// A table's columns as `name type`.
 fn columns_of(table: &Value) -> Vec<String> {
-    table["columns"]
-        .as_array()
+    names_and_types(&table["columns"])
+}
+
+/// A list of `{name, type}` objects (columns, partition keys) as `name type`.
+fn names_and_types(list: &Value) -> Vec<String> {
+    list.as_array()
         .unwrap()
         .iter()
         .map(|c| {
@@ -319,19 +312,10 @@ fn csv_gzip_json_and_plain_folder_partitions() {
         columns_of(&sales),
         ["id int", "city string", "amount double", "day date"]
     );
-    let keys: Vec<String> = sales["partition_keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            format!(
-                "{} {}",
-                c["name"].as_str().unwrap(),
-                c["type"].as_str().unwrap()
-            )
-        })
-        .collect();
-    assert_eq!(keys, ["partition_0 int", "partition_1 int"]);
+    assert_eq!(
+        names_and_types(&sales["partition_keys"]),
+        ["partition_0 int", "partition_1 int"]
+    );
     let rows = query(
         d,
         "raw",

@@ -37,18 +37,26 @@ fn jetstream() -> Option<(tokio::runtime::Runtime, jetstream::Context)> {
     }
 }
 
-/// A fresh stream `name` capturing `subject.>`.
-fn fresh_stream(rt: &tokio::runtime::Runtime, js: &jetstream::Context, name: &str, subject: &str) {
+/// A JetStream connection and a fresh stream of its own: the runtime, the context, the stream's
+/// name (`prefix` and a unique suffix) and its subject (the name in lower case; the stream
+/// captures `subject.>`). `None` (skip) as [`jetstream`].
+fn fresh_jetstream(
+    prefix: &str,
+) -> Option<(tokio::runtime::Runtime, jetstream::Context, String, String)> {
+    let (rt, js) = jetstream()?;
+    let stream = unique(prefix);
+    let subject = stream.to_lowercase();
     rt.block_on(async {
-        let _ = js.delete_stream(name).await;
+        let _ = js.delete_stream(&stream).await;
         js.create_stream(jetstream::stream::Config {
-            name: name.to_owned(),
+            name: stream.clone(),
             subjects: vec![format!("{subject}.>")],
             ..Default::default()
         })
         .await
         .unwrap();
     });
+    Some((rt, js, stream, subject))
 }
 
 fn publish(
@@ -186,10 +194,9 @@ sinks:
 
 #[test]
 fn nats_records_land_once_under_the_prefix_and_bad_ones_in_error_envelopes() {
-    let Some((rt, js)) = jetstream() else { return };
-    let stream = unique("PIPECTL_T1_");
-    let subject = stream.to_lowercase();
-    fresh_stream(&rt, &js, &stream, &subject);
+    let Some((rt, js, stream, subject)) = fresh_jetstream("PIPECTL_T1_") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("pipeline.yaml"),
@@ -281,10 +288,9 @@ fn nats_records_land_once_under_the_prefix_and_bad_ones_in_error_envelopes() {
 
 #[test]
 fn unpublished_records_are_not_acknowledged_and_come_back_after_a_kill() {
-    let Some((rt, js)) = jetstream() else { return };
-    let stream = unique("PIPECTL_T2_");
-    let subject = stream.to_lowercase();
-    fresh_stream(&rt, &js, &stream, &subject);
+    let Some((rt, js, stream, subject)) = fresh_jetstream("PIPECTL_T2_") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let spec = |interval: u32| {
         nats_spec(
@@ -396,10 +402,9 @@ sinks:
 /// the lake exactly once.
 #[test]
 fn kill_9_at_random_moments_leaves_every_record_in_the_lake_exactly_once() {
-    let Some((rt, js)) = jetstream() else { return };
-    let stream = unique("PIPECTL_SOAK_");
-    let subject = stream.to_lowercase();
-    fresh_stream(&rt, &js, &stream, &subject);
+    let Some((rt, js, stream, subject)) = fresh_jetstream("PIPECTL_SOAK_") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     // Small buffers, three partitions and errors: many flushes, so kills land in every phase.
     std::fs::write(
@@ -898,10 +903,9 @@ sinks:
 
 #[test]
 fn generate_publishes_templates_to_jetstream_and_to_a_direct_put_endpoint() {
-    let Some((rt, js)) = jetstream() else { return };
-    let stream = unique("PIPECTL_GEN_");
-    let subject = stream.to_lowercase();
-    fresh_stream(&rt, &js, &stream, &subject);
+    let Some((rt, js, stream, subject)) = fresh_jetstream("PIPECTL_GEN_") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let template = r#"{"timestamp": "{{date.now}}", "eventType": "{{random.weightedArrayElement({"weights":[0.3,0.1,0.6],"data":["rent","buy","trailer"]})}}", "film_id": {{random.number({"min":1,"max":1000})}}, "state": "{{address.state}}"}"#;
     let (out, stdout, stderr) = crate::common::output(pipectl(dir.path()).args([
@@ -1106,10 +1110,9 @@ sinks:
 /// redelivered records.
 #[test]
 fn an_object_recorded_in_flight_but_never_written_is_rebuilt_under_its_key() {
-    let Some((rt, js)) = jetstream() else { return };
-    let stream = unique("PIPECTL_T3_");
-    let subject = stream.to_lowercase();
-    fresh_stream(&rt, &js, &stream, &subject);
+    let Some((rt, js, stream, subject)) = fresh_jetstream("PIPECTL_T3_") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("pipeline.yaml"),

@@ -13,8 +13,8 @@ use pipectl_engine::{Error, Result};
 use pipectl_spec::lang::template::{RenderContext, Template};
 use pipectl_spec::types::GeneratorSource as GeneratorSpec;
 
-use super::{Started, StreamSource};
-use crate::record::{Batch, Record, Replay};
+use super::{StreamSource, hand_over};
+use crate::record::{Batch, Record};
 
 /// Records rendered per batch at most; smaller at low rates so records leave on time.
 const MAX_BATCH: usize = 1000;
@@ -45,13 +45,6 @@ impl GeneratorStream {
 }
 
 impl StreamSource for GeneratorStream {
-    fn started(&self) -> Started {
-        Started {
-            replay: Replay::None,
-            acked_through: None,
-        }
-    }
-
     fn run(
         self: Box<Self>,
         out: mpsc::Sender<Batch>,
@@ -95,10 +88,12 @@ impl StreamSource for GeneratorStream {
                         data: Bytes::copy_from_slice(text.as_bytes()),
                     });
                 }
-                tokio::select! {
-                    _ = cancel.cancelled() => return Ok(()),
-                    r = out.send(Batch { records, ack: None, flush: false }) => r.map_err(|_| Error::cancelled())?,
-                }
+                let batch = Batch {
+                    records,
+                    ack: None,
+                    flush: false,
+                };
+                hand_over(&out, batch, &cancel).await?;
             }
             Ok(())
         })

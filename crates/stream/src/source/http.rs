@@ -35,8 +35,8 @@ use tokio_util::sync::CancellationToken;
 use pipectl_engine::{Error, Result};
 use pipectl_spec::types::HttpSource;
 
-use super::{Started, StreamSource};
-use crate::record::{Batch, Record, Replay};
+use super::StreamSource;
+use crate::record::{Batch, Record};
 
 /// Records one PutRecordBatch may carry (Firehose's limit).
 const MAX_BATCH_RECORDS: usize = 500;
@@ -133,13 +133,6 @@ struct Shared {
 }
 
 impl StreamSource for HttpStream {
-    fn started(&self) -> Started {
-        Started {
-            replay: Replay::None,
-            acked_through: None,
-        }
-    }
-
     fn run(
         self: Box<Self>,
         out: mpsc::Sender<Batch>,

@@ -27,14 +27,33 @@ pub struct Started {
 
 /// A connected streaming source.
 pub trait StreamSource: Send {
-    /// What the source knows about its position.
-    fn started(&self) -> Started;
+    /// What the source knows about its position. By default: nothing is replayed with the
+    /// same sequence numbers, and there is no acknowledgement floor.
+    fn started(&self) -> Started {
+        Started {
+            replay: Replay::None,
+            acked_through: None,
+        }
+    }
     /// Sends batches until `cancel` fires or the source ends (a generator's `count`).
     fn run(
         self: Box<Self>,
         out: mpsc::Sender<Batch>,
         cancel: CancellationToken,
     ) -> BoxFuture<'static, Result<()>>;
+}
+
+/// Hands a batch to the sink, waiting while its channel is full (a slow sink slows the source
+/// down). Fails as cancelled when the pipeline stops first or the sink has gone.
+async fn hand_over(
+    out: &mpsc::Sender<Batch>,
+    batch: Batch,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    tokio::select! {
+        _ = cancel.cancelled() => Err(Error::cancelled()),
+        sent = out.send(batch) => sent.map_err(|_| Error::cancelled()),
+    }
 }
 
 /// Connects the source of a streaming pipeline. `acked` is the position the sink's own record

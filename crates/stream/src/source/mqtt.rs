@@ -23,8 +23,8 @@ use pipectl_engine::connect::Connections;
 use pipectl_engine::{Error, Result};
 use pipectl_spec::types::MqttSource;
 
-use super::{Started, StreamSource};
-use crate::record::{Ack, Batch, Record, Replay};
+use super::{StreamSource, hand_over};
+use crate::record::{Ack, Batch, Record};
 
 /// Records handed over at most per batch.
 const MAX_BATCH: usize = 1000;
@@ -152,13 +152,6 @@ impl Ack for MqttAck {
 }
 
 impl StreamSource for MqttStream {
-    fn started(&self) -> Started {
-        Started {
-            replay: Replay::None,
-            acked_through: None,
-        }
-    }
-
     fn run(
         self: Box<Self>,
         out: mpsc::Sender<Batch>,
@@ -178,35 +171,19 @@ impl StreamSource for MqttStream {
             let mut messages = Vec::new();
             let mut failures = 0u32;
             loop {
+                // Wait for an event while nothing is held; otherwise take only what is ready.
                 let event = if records.is_empty() {
                     tokio::select! {
                         _ = cancel.cancelled() => return Ok(()),
-                        e = events.poll() => e,
+                        e = events.poll() => Some(e),
                     }
                 } else {
-                    match futures::FutureExt::now_or_never(events.poll()) {
-                        Some(e) => e,
-                        None => {
-                            // Nothing more is ready: hand over what arrived.
-                            let batch = Batch {
-                                records: std::mem::take(&mut records),
-                                ack: Some(Box::new(MqttAck {
-                                    client: client.clone(),
-                                    messages: std::mem::take(&mut messages),
-                                    unacked: unacked.clone(),
-                                })),
-                                flush: unacked.load(Ordering::Relaxed) >= window,
-                            };
-                            tokio::select! {
-                                _ = cancel.cancelled() => return Ok(()),
-                                sent = out.send(batch) => sent.map_err(|_| Error::cancelled())?,
-                            }
-                            continue;
-                        }
-                    }
+                    futures::FutureExt::now_or_never(events.poll())
                 };
+                let idle = event.is_none();
                 match event {
-                    Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    None => {}
+                    Some(Ok(Event::Incoming(Packet::ConnAck(ack)))) => {
                         failures = 0;
                         // A resumed session keeps its subscription; subscribing again is harmless
                         // and covers a session the broker dropped.
@@ -222,7 +199,7 @@ impl StreamSource for MqttStream {
                                 })?;
                         }
                     }
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                    Some(Ok(Event::Incoming(Packet::Publish(p)))) => {
                         seq += 1;
                         unacked.fetch_add(1, Ordering::Relaxed);
                         records.push(Record {
@@ -234,24 +211,9 @@ impl StreamSource for MqttStream {
                             payload: Bytes::new(),
                             ..p
                         });
-                        if records.len() >= MAX_BATCH {
-                            let batch = Batch {
-                                records: std::mem::take(&mut records),
-                                ack: Some(Box::new(MqttAck {
-                                    client: client.clone(),
-                                    messages: std::mem::take(&mut messages),
-                                    unacked: unacked.clone(),
-                                })),
-                                flush: unacked.load(Ordering::Relaxed) >= window,
-                            };
-                            tokio::select! {
-                                _ = cancel.cancelled() => return Ok(()),
-                                sent = out.send(batch) => sent.map_err(|_| Error::cancelled())?,
-                            }
-                        }
                     }
-                    Ok(_) => {}
-                    Err(e) => {
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
                         failures += 1;
                         if failures >= MAX_FAILURES {
                             return Err(Error::external(
@@ -265,6 +227,20 @@ impl StreamSource for MqttStream {
                             _ = tokio::time::sleep(Duration::from_millis(200 * u64::from(failures))) => {}
                         }
                     }
+                }
+                // Hand over when nothing more is ready or the batch is full.
+                if !records.is_empty() && (idle || records.len() >= MAX_BATCH) {
+                    let batch = Batch {
+                        records: std::mem::take(&mut records),
+                        ack: Some(Box::new(MqttAck {
+                            client: client.clone(),
+                            messages: std::mem::take(&mut messages),
+                            unacked: unacked.clone(),
+                        })),
+                        // No more can arrive until these are acknowledged: flush them now.
+                        flush: unacked.load(Ordering::Relaxed) >= window,
+                    };
+                    hand_over(&out, batch, &cancel).await?;
                 }
             }
         })

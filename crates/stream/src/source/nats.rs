@@ -18,7 +18,7 @@ use pipectl_engine::connect::Connections;
 use pipectl_engine::{Error, Result};
 use pipectl_spec::types::NatsSource;
 
-use super::{Started, StreamSource};
+use super::{Started, StreamSource, hand_over};
 use crate::record::{Ack, Batch, Record, Replay};
 
 /// How long the server waits for an acknowledgement before redelivering. Long: records wait in
@@ -246,8 +246,5 @@ async fn send(
         ack: last.take().map(|m| Box::new(NatsAck(m)) as Box<dyn Ack>),
         flush: false,
     };
-    tokio::select! {
-        _ = cancel.cancelled() => Err(Error::cancelled()),
-        sent = out.send(batch) => sent.map_err(|_| Error::cancelled()),
-    }
+    hand_over(out, batch, cancel).await
 }
