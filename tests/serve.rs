@@ -694,6 +694,16 @@ sinks:
     );
     assert!(daemon.log().contains("restarting in"), "{}", daemon.log());
 
+    // `pipectl run` of a streaming pipeline while the daemon holds the state is forwarded to
+    // it and turned away with a clear error (no batch run that fails in its sink).
+    let (out, stdout, stderr) = output(pipectl(dir).args(["run", "pipelines/clicks.yaml"]));
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stderr.contains("is a streaming pipeline")
+            && stderr.contains("this daemon keeps it running"),
+        "{stderr}"
+    );
+
     // SIGTERM flushes: every record the run counted is in the lake, and the run succeeded.
     assert!(daemon.terminate().success());
     let (out, stdout, stderr) = output(pipectl(dir).args(["runs", "clicks", "--format", "json"]));

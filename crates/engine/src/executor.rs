@@ -83,6 +83,13 @@ pub fn prepare(
     options: RunOptions,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<PreparedRun> {
+    // Every way into a batch run (the CLI, the daemon's API, the scheduler) passes here.
+    if pipectl_spec::validate::is_streaming(&spec.pipeline) {
+        return Err(Error::user(format!(
+            "pipeline `{}` is a streaming pipeline (it has a `firehose` sink): it runs until stopped, not as a batch run; run it with `pipectl run` while no daemon holds the state, or let `pipectl serve` keep it running",
+            spec.pipeline.name
+        )));
+    }
     let connections = Arc::new(Connections::resolve(&spec.pipeline, base_dir, env)?);
     let started_at = Utc::now();
     let run_id = new_run_id(started_at);
@@ -417,7 +424,7 @@ impl PreparedRun {
                         .sinks
                         .get(&name)
                         .ok_or_else(|| Error::internal("unknown sink"))?;
-                    let built = sink::build(&name, spec);
+                    let built = sink::build(&name, spec)?;
                     let input = receivers
                         .remove(&name)
                         .ok_or_else(|| Error::internal("sink input"))?;
@@ -437,7 +444,8 @@ impl PreparedRun {
     }
 }
 
-fn step_record(step: &StepProgress, status: RunStatus, error: Option<String>) -> StepRecord {
+/// The run-history record of a step: its counters now, `status` and `error`.
+pub fn step_record(step: &StepProgress, status: RunStatus, error: Option<String>) -> StepRecord {
     let m = &step.metrics;
     StepRecord {
         name: step.name.clone(),
@@ -450,7 +458,8 @@ fn step_record(step: &StepProgress, status: RunStatus, error: Option<String>) ->
     }
 }
 
-fn state_call<T>(result: std::result::Result<T, pipectl_state::StateError>) -> Result<T> {
+/// A state-store result as an external error.
+pub fn state_call<T>(result: std::result::Result<T, pipectl_state::StateError>) -> Result<T> {
     result.map_err(|e| Error {
         class: ErrorClass::External,
         message: e.to_string(),

@@ -277,6 +277,19 @@ async fn run_file(api: &ApiState, body: &[u8]) -> Reply {
         }
     };
     let name = spec.pipeline.name.clone();
+    if pipectl_stream::is_streaming(&spec.pipeline) {
+        let how = if api.streams.contains(&name) {
+            "this daemon keeps it running (see GET /api/streams)"
+        } else {
+            "put it in the folder `pipectl serve` loads, or stop the daemon and `pipectl run` it in the foreground"
+        };
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "pipeline `{name}` is a streaming pipeline: it runs until stopped, not as one run; {how}"
+            ),
+        );
+    }
     let served_from = api.files.lock().ok().and_then(|f| f.get(&name).cloned());
     if let Some(served) = served_from {
         let canonical = file.canonicalize().unwrap_or(file.clone());

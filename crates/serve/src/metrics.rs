@@ -5,6 +5,8 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use pipectl_state::RunRecord;
+
 /// How many recent trigger latenesses the quantiles are computed from.
 const LATENESS_SAMPLES: usize = 10_000;
 
@@ -102,6 +104,16 @@ impl Metrics {
             c.rows += rows;
             c.bytes += bytes;
         });
+    }
+
+    /// Rows and bytes a run's sinks wrote, from its record.
+    pub fn add_run_output(&self, record: &RunRecord) {
+        let (rows, bytes) = record
+            .steps
+            .iter()
+            .filter(|s| s.kind == "sink")
+            .fold((0, 0), |(r, b), s| (r + s.rows, b + s.bytes));
+        self.add_output(&record.pipeline, rows, bytes);
     }
 
     /// A pipeline file failed to load or reload.

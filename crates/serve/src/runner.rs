@@ -91,12 +91,7 @@ impl Runner for EngineRunner {
             }
             let outcome = match record.status {
                 RunStatus::Succeeded => {
-                    let (rows, bytes) = record
-                        .steps
-                        .iter()
-                        .filter(|s| s.kind == "sink")
-                        .fold((0, 0), |(r, b), s| (r + s.rows, b + s.bytes));
-                    metrics.add_output(&record.pipeline, rows, bytes);
+                    metrics.add_run_output(&record);
                     Outcome::Succeeded
                 }
                 RunStatus::Cancelled => Outcome::Cancelled,

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{Ended, Metrics};
+use crate::policy::Backoff;
 use crate::runner::{EnvLookup, LoadedPipeline};
 
 /// The first restart waits about this long; each failure in a row doubles it.
@@ -141,14 +142,13 @@ impl Streams {
 }
 
 /// How long to wait before restart number `failures` (1-based): doubling from
-/// [`FIRST_BACKOFF`] up to [`MAX_BACKOFF`], times a random factor in [0.5, 1) so pipelines that
-/// failed together do not restart together.
-fn backoff(failures: u32) -> Duration {
-    let exponential = FIRST_BACKOFF.saturating_mul(2u32.saturating_pow(failures.saturating_sub(1)));
-    exponential
-        .min(MAX_BACKOFF)
-        .mul_f64(0.5 + fastrand::f64() / 2.0)
-}
+/// [`FIRST_BACKOFF`] up to [`MAX_BACKOFF`], with jitter so pipelines that failed together do
+/// not restart together. Restarts never run out, so `max_attempts` plays no part.
+const RESTART_BACKOFF: Backoff = Backoff {
+    max_attempts: u32::MAX,
+    initial: FIRST_BACKOFF,
+    max: MAX_BACKOFF,
+};
 
 /// Runs one streaming pipeline until `cancel`, restarting it after failures.
 async fn supervise(
@@ -193,19 +193,7 @@ async fn supervise(
         };
         let error = match outcome {
             Ok(record) => {
-                let rows = record
-                    .steps
-                    .iter()
-                    .filter(|s| s.kind == "sink")
-                    .map(|s| s.rows)
-                    .sum();
-                let bytes = record
-                    .steps
-                    .iter()
-                    .filter(|s| s.kind == "sink")
-                    .map(|s| s.bytes)
-                    .sum();
-                metrics.add_output(&name, rows, bytes);
+                metrics.add_run_output(&record);
                 let ended = match record.status {
                     RunStatus::Succeeded => Ended::Succeeded,
                     _ => Ended::Failed,
@@ -233,7 +221,7 @@ async fn supervise(
             failures = 0;
         }
         failures += 1;
-        let wait = backoff(failures);
+        let wait = RESTART_BACKOFF.delay(failures);
         tracing::warn!(pipeline = %name, %error, "streaming pipeline failed; restarting in {:.1} s", wait.as_secs_f64());
         eprintln!(
             "pipectl serve: streaming pipeline `{name}` failed: {error}; restarting in {:.1} s",
@@ -250,25 +238,5 @@ async fn supervise(
             _ = cancel.cancelled() => break,
             _ = tokio::time::sleep(wait) => {}
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_with_jitter_up_to_the_cap() {
-        for failures in 1..=10u32 {
-            let cap = FIRST_BACKOFF
-                .saturating_mul(2u32.pow(failures - 1))
-                .min(MAX_BACKOFF);
-            let wait = backoff(failures);
-            assert!(
-                wait >= cap / 2 && wait <= cap,
-                "{failures}: {wait:?} vs {cap:?}"
-            );
-        }
-        assert!(backoff(40) <= MAX_BACKOFF);
     }
 }

@@ -13,7 +13,6 @@ pub mod source;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -103,13 +102,16 @@ impl StreamRun {
             self.trigger.clone(),
         );
         record.steps = self.step_records(RunStatus::Running, &[]);
-        state_call(state.begin_run(&record))?;
+        executor::state_call(state.begin_run(&record))?;
         tracing::info!(run = %self.run_id, pipeline = %record.pipeline, "streaming run started");
 
         let mut tasks = JoinSet::new();
-        let mut errors: Vec<(String, Error)> = Vec::new();
+        // Each failed step with its error, redacted once here: progress saves and the final
+        // record both show them, and no secret may reach the run history.
+        let mut errors: Vec<(String, String)> = Vec::new();
+        let redacted = |e: Error| redactor.redact(&e.to_string());
         if let Err((step, e)) = self.spawn(&mut tasks).await {
-            errors.push((step, e));
+            errors.push((step, redacted(e)));
             self.cancel.cancel();
         }
         let mut progress = tokio::time::interval(PROGRESS_EVERY);
@@ -121,12 +123,12 @@ impl StreamRun {
                     Some(Ok((_, Ok(())))) => {}
                     Some(Ok((step, Err(e)))) => {
                         if !e.is_cancelled() {
-                            errors.push((step, e));
+                            errors.push((step, redacted(e)));
                         }
                         self.cancel.cancel();
                     }
                     Some(Err(e)) => {
-                        errors.push(("?".to_owned(), Error::internal(format!("a step task panicked: {e}"))));
+                        errors.push(("?".to_owned(), format!("a step task panicked: {e}")));
                         self.cancel.cancel();
                     }
                 },
@@ -142,23 +144,16 @@ impl StreamRun {
         }
         record.ended_at = Some(Utc::now());
         match errors.first() {
-            Some((step, e)) => {
+            Some((step, message)) => {
                 record.status = RunStatus::Failed;
-                record.error = Some(format!(
-                    "step `{step}`: {}",
-                    redactor.redact(&e.to_string())
-                ));
-                let shown: Vec<(String, Error)> = errors
-                    .into_iter()
-                    .map(|(s, e)| (s, Error::user(redactor.redact(&e.to_string()))))
-                    .collect();
-                record.steps = self.step_records(RunStatus::Succeeded, &shown);
-                state_call(state.save_run(&record))?;
+                record.error = Some(format!("step `{step}`: {message}"));
+                record.steps = self.step_records(RunStatus::Succeeded, &errors);
+                executor::state_call(state.save_run(&record))?;
             }
             None => {
                 record.status = RunStatus::Succeeded;
                 record.steps = self.step_records(RunStatus::Succeeded, &[]);
-                state_call(state.commit_run(&record, &[]))?;
+                executor::state_call(state.commit_run(&record, &[]))?;
             }
         }
         Ok(record)
@@ -239,32 +234,22 @@ impl StreamRun {
             .unwrap_or_default()
     }
 
-    fn step_records(&self, status: RunStatus, errors: &[(String, Error)]) -> Vec<StepRecord> {
+    /// Each step's record: `status`, or failed with its error when `errors` names it.
+    fn step_records(&self, status: RunStatus, errors: &[(String, String)]) -> Vec<StepRecord> {
         self.steps
             .iter()
             .map(|s| {
                 let error = errors
                     .iter()
                     .find(|(n, _)| *n == s.name)
-                    .map(|(_, e)| e.to_string());
-                StepRecord {
-                    name: s.name.clone(),
-                    kind: s.kind.noun().to_owned(),
-                    rows: s.metrics.rows.load(Ordering::Relaxed),
-                    bytes: s.metrics.bytes.load(Ordering::Relaxed),
-                    duration_ms: s.metrics.elapsed().as_millis() as u64,
-                    status: if error.is_some() {
-                        RunStatus::Failed
-                    } else {
-                        status
-                    },
-                    error,
-                }
+                    .map(|(_, e)| e.clone());
+                let status = if error.is_some() {
+                    RunStatus::Failed
+                } else {
+                    status
+                };
+                executor::step_record(s, status, error)
             })
             .collect()
     }
-}
-
-fn state_call<T>(result: std::result::Result<T, pipectl_state::StateError>) -> Result<T> {
-    result.map_err(|e| Error::external("the state store failed", e))
 }

@@ -52,36 +52,17 @@ pub trait Sink: Send {
     ) -> BoxFuture<'static, Result<Vec<StagedFile>>>;
 }
 
-/// Builds the sink for a spec entry.
-pub fn build(name: &str, spec: &SinkSpec) -> Box<dyn Sink> {
+/// Builds the sink for a spec entry. `firehose` sinks belong to streaming pipelines, which
+/// [`crate::executor::prepare`] turns away before any step is built.
+pub fn build(name: &str, spec: &SinkSpec) -> Result<Box<dyn Sink>> {
     match spec {
-        SinkSpec::ObjectStore(s) => Box::new(ObjectStoreSinkStep {
+        SinkSpec::ObjectStore(s) => Ok(Box::new(ObjectStoreSinkStep {
             name: name.to_owned(),
             spec: s.clone(),
-        }),
-        SinkSpec::Firehose(_) => Box::new(StreamOnly {
-            name: name.to_owned(),
-        }),
-    }
-}
-
-/// A `firehose` sink reached by the batch executor: it runs only in streaming mode.
-struct StreamOnly {
-    name: String,
-}
-
-impl Sink for StreamOnly {
-    fn run(
-        self: Box<Self>,
-        _ctx: StepContext,
-        _input: mpsc::Receiver<Message>,
-    ) -> BoxFuture<'static, Result<Vec<StagedFile>>> {
-        let name = self.name;
-        Box::pin(async move {
-            Err(Error::user(format!(
-                "sink `{name}` is a `firehose` sink: it runs in streaming mode (`pipectl run` starts it)"
-            )))
-        })
+        })),
+        SinkSpec::Firehose(_) => Err(Error::internal(format!(
+            "sink `{name}`: a firehose sink reached the batch executor"
+        ))),
     }
 }
 

@@ -324,20 +324,26 @@ impl FirehoseStep {
                 }
             }
             state.held += line.len() as u64 + 1;
-            let buffer = state
-                .buffers
-                .entry(routed.dest.clone())
-                .or_insert_with(|| Buffer {
-                    dest: routed.dest.clone(),
-                    body: Vec::with_capacity(64 * 1024),
-                    first: record.seq,
-                    last: record.seq,
-                    count: 0,
-                    oldest: record.arrival,
-                    event_time: routed.event_time,
-                    opened: Instant::now(),
-                    replay: None,
-                });
+            // The destination is cloned only when it opens a buffer, not for every record.
+            if !state.buffers.contains_key(&routed.dest) {
+                state.buffers.insert(
+                    routed.dest.clone(),
+                    Buffer {
+                        dest: routed.dest.clone(),
+                        body: Vec::with_capacity(64 * 1024),
+                        first: record.seq,
+                        last: record.seq,
+                        count: 0,
+                        oldest: record.arrival,
+                        event_time: routed.event_time,
+                        opened: Instant::now(),
+                        replay: None,
+                    },
+                );
+            }
+            let Some(buffer) = state.buffers.get_mut(&routed.dest) else {
+                return Err(Error::internal("a buffer vanished"));
+            };
             append(buffer, record, line);
             if buffer.body.len() as u64 >= self.spec.max_bytes || buffer.count >= max_records {
                 // Full: set aside for publishing; the destination's next record opens a new buffer.
