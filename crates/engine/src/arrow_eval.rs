@@ -18,11 +18,30 @@ use arrow::compute::{
     CastOptions, and_kleene, can_cast_types, cast_with_options, is_not_null, is_null, not,
     or_kleene, prep_null_mask_filter,
 };
-use arrow::datatypes::{DataType, Schema, SchemaRef, TimeUnit as ArrowTimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit as ArrowTimeUnit};
 use arrow::error::ArrowError;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use pipectl_spec::lang::datatype::{ColumnType, TimeUnit};
+use pipectl_spec::lang::datatype::{ColumnType, TimeUnit, parse_column_type};
 use pipectl_spec::lang::expr::{ArithOp, CompareOp, Expr, Literal, closest_name};
+use pipectl_spec::types::ColumnDecl;
+
+/// The Arrow schema of declared `columns` (all nullable), `None` when none are declared.
+/// `owner` names the step in errors, e.g. "source `events`".
+pub fn declared_schema(owner: &str, columns: &[ColumnDecl]) -> crate::Result<Option<SchemaRef>> {
+    if columns.is_empty() {
+        return Ok(None);
+    }
+    let fields = columns
+        .iter()
+        .map(|c| {
+            let t = parse_column_type(&c.data_type).map_err(|e| {
+                crate::Error::user(format!("{owner}: column `{}`: {}", c.name, e.message))
+            })?;
+            Ok(Field::new(&c.name, arrow_type(&t), true))
+        })
+        .collect::<crate::Result<Vec<_>>>()?;
+    Ok(Some(Arc::new(Schema::new(fields))))
+}
 
 /// Maps a spec column type to an Arrow data type.
 pub fn arrow_type(t: &ColumnType) -> DataType {

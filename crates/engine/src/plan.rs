@@ -250,10 +250,7 @@ pub async fn build_with_bookmarks(
                             "JetStream stream {} subject {} durable {} until stopped",
                             n.stream,
                             n.subject.as_deref().unwrap_or(">"),
-                            n.durable.clone().unwrap_or_else(|| format!(
-                                "pipectl-{}-{}",
-                                pipeline.name, step.name
-                            ))
+                            n.durable_name(&pipeline.name, &step.name)
                         ),
                         columns: Vec::new(),
                         params: Vec::new(),

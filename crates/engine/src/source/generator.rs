@@ -6,16 +6,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use arrow::json::ReaderBuilder;
 use arrow::json::reader::infer_json_schema_from_iterator;
 use futures::future::BoxFuture;
-use pipectl_spec::lang::datatype::parse_column_type;
 use pipectl_spec::lang::template::{RenderContext, Template};
 use pipectl_spec::types::GeneratorSource as GeneratorSpec;
 use tokio::time::Instant;
 
-use crate::arrow_eval::arrow_type;
+use crate::arrow_eval::declared_schema;
 use crate::context::{Output, StepContext};
 use crate::error::{Error, Result};
 use crate::table::{Message, TableId};
@@ -41,21 +40,7 @@ impl GeneratorSource {
                 .unwrap_or_default();
             Error::user(format!("source `{name}`: invalid template: {first}"))
         })?;
-        let declared = if spec.columns.is_empty() {
-            None
-        } else {
-            let mut fields = Vec::new();
-            for c in &spec.columns {
-                let t = parse_column_type(&c.data_type).map_err(|e| {
-                    Error::user(format!(
-                        "source `{name}`: column `{}`: {}",
-                        c.name, e.message
-                    ))
-                })?;
-                fields.push(Field::new(&c.name, arrow_type(&t), true));
-            }
-            Some(Arc::new(Schema::new(fields)))
-        };
+        let declared = declared_schema(&format!("source `{name}`"), &spec.columns)?;
         Ok(GeneratorSource {
             table: TableId {
                 source: name.to_owned(),

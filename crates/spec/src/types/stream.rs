@@ -35,6 +35,15 @@ fn default_pull_batch() -> usize {
     2000
 }
 
+impl NatsSource {
+    /// The durable consumer's name: `durable`, or `pipectl-<pipeline>-<step>`.
+    pub fn durable_name(&self, pipeline: &str, step: &str) -> String {
+        self.durable
+            .clone()
+            .unwrap_or_else(|| format!("pipectl-{pipeline}-{step}"))
+    }
+}
+
 /// An MQTT source: QoS 1 subscription in a persistent session, acknowledged after delivery.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -5,16 +5,15 @@
 use std::io::Cursor;
 use std::sync::Arc;
 
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use arrow::json::ReaderBuilder;
 use arrow::json::reader::infer_json_schema_from_seekable;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 
-use pipectl_engine::arrow_eval::arrow_type;
+use pipectl_engine::arrow_eval::declared_schema;
 use pipectl_engine::sink::writer::parquet_properties;
 use pipectl_engine::{Error, Result};
-use pipectl_spec::lang::datatype::parse_column_type;
 use pipectl_spec::types::{ColumnDecl, ParquetFormat};
 
 /// Converts buffers of JSON lines into Parquet objects.
@@ -34,18 +33,7 @@ pub struct Encoded {
 impl ParquetEncoder {
     /// An encoder with the declared columns (none: infer from the first buffer).
     pub fn new(sink: &str, format: &ParquetFormat, columns: &[ColumnDecl]) -> Result<Self> {
-        let schema = if columns.is_empty() {
-            None
-        } else {
-            let mut fields = Vec::new();
-            for c in columns {
-                let t = parse_column_type(&c.data_type).map_err(|e| {
-                    Error::user(format!("sink `{sink}`: column `{}`: {}", c.name, e.message))
-                })?;
-                fields.push(Field::new(&c.name, arrow_type(&t), true));
-            }
-            Some(Arc::new(Schema::new(fields)))
-        };
+        let schema = declared_schema(&format!("sink `{sink}`"), columns)?;
         Ok(ParquetEncoder {
             schema,
             format: format.clone(),
@@ -71,21 +59,25 @@ impl ParquetEncoder {
         let mut rejected = Vec::new();
         let mut first_line = 0;
         for (chunk, count) in line_chunks(body, CHUNK_RECORDS) {
-            let batch = match decode(&schema, chunk) {
+            let batch = match decode(&schema, chunk, count) {
                 Ok(batch) => batch,
                 Err(_) => {
                     // Find the records that do not fit, one by one, and convert the rest.
                     let mut good = Vec::with_capacity(chunk.len());
+                    let mut rejected_here = 0;
                     for (i, line) in lines(chunk).enumerate() {
-                        match decode(&schema, line) {
+                        match decode(&schema, line, 1) {
                             Ok(_) => {
                                 good.extend_from_slice(line);
                                 good.push(b'\n');
                             }
-                            Err(e) => rejected.push((first_line + i, e)),
+                            Err(e) => {
+                                rejected.push((first_line + i, e));
+                                rejected_here += 1;
+                            }
                         }
                     }
-                    decode(&schema, &good).map_err(Error::user)?
+                    decode(&schema, &good, count - rejected_here).map_err(Error::user)?
                 }
             };
             first_line += count;
@@ -158,8 +150,13 @@ pub fn lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
         .split(|b| *b == b'\n')
 }
 
-fn decode(schema: &SchemaRef, body: &[u8]) -> std::result::Result<RecordBatch, String> {
-    let rows = lines(body).count().max(1);
+/// Decodes `rows` JSON lines into one batch.
+fn decode(
+    schema: &SchemaRef,
+    body: &[u8],
+    rows: usize,
+) -> std::result::Result<RecordBatch, String> {
+    let rows = rows.max(1);
     let mut decoder = ReaderBuilder::new(schema.clone())
         .with_batch_size(rows)
         .build_decoder()
@@ -171,6 +168,11 @@ fn decode(schema: &SchemaRef, body: &[u8]) -> std::result::Result<RecordBatch, S
             break;
         }
         rest = &rest[read..];
+    }
+    // The decoder stops taking input once it holds `rows` records: anything left means a line
+    // held more than one, which would otherwise be dropped without a word.
+    if !rest.trim_ascii().is_empty() {
+        return Err("a line holds more than one JSON record".to_owned());
     }
     match decoder.flush().map_err(|e| e.to_string())? {
         Some(batch) => Ok(batch),
@@ -211,6 +213,32 @@ mod tests {
                     .all(|(c, n)| *n <= 2 && lines(c).count() == *n)
             );
         }
+    }
+
+    #[test]
+    fn a_line_with_two_records_is_rejected_not_cut_short() {
+        let columns = [ColumnDecl {
+            name: "n".into(),
+            data_type: "int64".into(),
+        }];
+        let format = ParquetFormat {
+            compression: ParquetCompression::Snappy,
+            row_group_rows: 122_880,
+        };
+        let mut encoder = ParquetEncoder::new("out", &format, &columns).unwrap();
+        let encoded = encoder
+            .encode(b"{\"n\": 1}\n{\"n\": 2} {\"n\": 3}\n{\"n\": 4}\n")
+            .unwrap();
+        assert_eq!(encoded.rejected.len(), 1, "{:?}", encoded.rejected);
+        assert_eq!(encoded.rejected[0].0, 1);
+        let object = Bytes::from(encoded.object.unwrap());
+        let rows: usize = ParquetRecordBatchReaderBuilder::try_new(object)
+            .unwrap()
+            .build()
+            .unwrap()
+            .map(|b| b.unwrap().num_rows())
+            .sum();
+        assert_eq!(rows, 2);
     }
 
     #[test]

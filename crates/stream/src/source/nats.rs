@@ -87,10 +87,7 @@ impl NatsStream {
                 ));
             }
         };
-        let durable = spec
-            .durable
-            .clone()
-            .unwrap_or_else(|| format!("pipectl-{pipeline}-{name}"));
+        let durable = spec.durable_name(pipeline, name);
         // Messages a stopped process received but never acknowledged would come back only after
         // the acknowledgement wait (an hour). The consumer is recreated at its acknowledgement
         // floor instead, so they come back at once; everything below the floor is delivered.
