@@ -185,7 +185,7 @@ pub async fn build_with_bookmarks(
                                 let stored = |stream: &str| {
                                     bookmarks.iter().find(|b| b.stream == stream).cloned()
                                 };
-                                match database::plan_tables(dialect, &step.name, db, &url, &stored).await {
+                                match database::plan_tables(dialect, &step.name, db, &url, &stored, false).await {
                                     Err(e) => plan_step.notes.push(format!("cannot list tables: {e}")),
                                     Ok(plans) => {
                                         if plans.is_empty() {

@@ -271,56 +271,91 @@ pub fn static_prefix(template: &str) -> String {
         .join("/")
 }
 
-/// Lists data objects under `prefix`: hidden ones (a `_` or `.` folder or file, like
-/// `_pipectl/` staging or `_SUCCESS`) and empty ones are skipped, include/exclude applied.
-async fn list(target: &CrawlTarget, prefix: &str, options: &CrawlOptions) -> Result<Vec<Object>> {
-    let base_len = target.base.parts().count();
-    let mut list_path: Vec<String> = target.base.parts().map(|p| p.as_ref().to_owned()).collect();
-    list_path.extend(
-        prefix
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned),
-    );
-    let list_path = StorePath::from_iter(list_path);
-    let metas: Vec<object_store::ObjectMeta> = target
-        .store
-        .list(Some(&list_path))
-        .try_collect()
-        .await
-        .map_err(|e| Error::external(format!("cannot list {}{prefix}", target.base_url), e))?;
-    let prefix_len = prefix.split('/').filter(|s| !s.is_empty()).count();
-    let mut objects: Vec<Object> = metas
+/// An object holding data, found by [`list_data_objects`].
+pub struct DataObject {
+    /// Its path below the listed folder, one entry per level.
+    pub relative: Vec<String>,
+    /// The same, joined with `/`.
+    pub key: String,
+    /// Its location, size and time.
+    pub meta: object_store::ObjectMeta,
+}
+
+/// Lists the data objects under `folder`, by relative key: hidden ones (a `_` or `.` folder or
+/// file below `folder`, like `_pipectl/` staging or `_SUCCESS`) and empty ones are skipped, and
+/// the `include`/`exclude` globs apply to the key relative to `folder`. The lake's one rule for
+/// what counts as data, shared by crawlers and the `files` source.
+pub async fn list_data_objects(
+    store: &dyn object_store::ObjectStore,
+    folder: &StorePath,
+    include: &[String],
+    exclude: &[String],
+) -> object_store::Result<Vec<DataObject>> {
+    let skip = folder.parts().count();
+    let metas: Vec<object_store::ObjectMeta> = store.list(Some(folder)).try_collect().await?;
+    let mut objects: Vec<DataObject> = metas
         .into_iter()
         .filter(|m| m.size > 0)
-        .filter_map(|m| {
-            let parts: Vec<String> = m
+        .filter_map(|meta| {
+            let relative: Vec<String> = meta
                 .location
                 .parts()
-                .skip(base_len)
+                .skip(skip)
                 .map(|p| p.as_ref().to_owned())
                 .collect();
-            if parts[prefix_len.min(parts.len())..]
-                .iter()
-                .any(|p| p.starts_with('_') || p.starts_with('.'))
+            if relative.is_empty()
+                || relative
+                    .iter()
+                    .any(|p| p.starts_with('_') || p.starts_with('.'))
             {
                 return None;
             }
-            let relative = parts[prefix_len.min(parts.len())..].join("/");
-            let included = options.include.is_empty()
-                || options.include.iter().any(|g| glob_match(g, &relative));
-            if !included || options.exclude.iter().any(|g| glob_match(g, &relative)) {
+            let key = relative.join("/");
+            let included = include.is_empty() || include.iter().any(|g| glob_match(g, &key));
+            if !included || exclude.iter().any(|g| glob_match(g, &key)) {
                 return None;
             }
-            Some(Object {
-                key: parts.join("/"),
-                size: m.size,
-                modified: m.last_modified,
+            Some(DataObject {
+                relative,
+                key,
+                meta,
             })
         })
         .collect();
     objects.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(objects)
+}
+
+/// Lists data objects under `prefix` (see [`list_data_objects`]), keyed from the target's base.
+async fn list(target: &CrawlTarget, prefix: &str, options: &CrawlOptions) -> Result<Vec<Object>> {
+    let prefix_parts: Vec<&str> = prefix.split('/').filter(|s| !s.is_empty()).collect();
+    let folder = StorePath::from_iter(
+        target
+            .base
+            .parts()
+            .map(|p| p.as_ref().to_owned())
+            .chain(prefix_parts.iter().map(|p| (*p).to_owned())),
+    );
+    let found = list_data_objects(
+        target.store.as_ref(),
+        &folder,
+        &options.include,
+        &options.exclude,
+    )
+    .await
+    .map_err(|e| Error::external(format!("cannot list {}{prefix}", target.base_url), e))?;
+    Ok(found
+        .into_iter()
+        .map(|o| Object {
+            key: if prefix_parts.is_empty() {
+                o.key
+            } else {
+                format!("{}/{}", prefix_parts.join("/"), o.key)
+            },
+            size: o.meta.size,
+            modified: o.meta.last_modified,
+        })
+        .collect())
 }
 
 /// Glob match: `*` any run within a folder, `**` any run of folders, `?` one character.

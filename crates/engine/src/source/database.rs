@@ -555,29 +555,59 @@ impl DatabaseSourceStep {
     }
 }
 
-/// Lists the tables a source reads, with their statements, against the live database.
+/// Lists the tables a source reads, with their statements, against the live database. With
+/// `in_ranges`, each table that has `split` set is cut into its ranges (see [`split_plans`]),
+/// on the same connection.
 pub async fn plan_tables(
     dialect: Dialect,
     source: &str,
     spec: &DatabaseSource,
     url: &str,
     stored: &(dyn Fn(&str) -> Option<Bookmark> + Sync),
+    in_ranges: bool,
 ) -> Result<Vec<TablePlan>> {
-    match dialect {
-        Dialect::Postgres => {
-            let mut conn = postgres::connect(url).await?;
-            postgres::plan_tables(source, spec, &mut conn, stored).await
-        }
-        Dialect::Mysql => {
-            let mut conn = mysql::connect(url).await?;
-            mysql::plan_tables(source, spec, &mut conn, stored).await
+    let mut conn = match dialect {
+        Dialect::Postgres => Conn::Postgres(postgres::connect(url).await?),
+        Dialect::Mysql => Conn::Mysql(mysql::connect(url).await?),
+    };
+    let plans = match &mut conn {
+        Conn::Postgres(c) => postgres::plan_tables(source, spec, c, stored).await?,
+        Conn::Mysql(c) => mysql::plan_tables(source, spec, c, stored).await?,
+    };
+    if in_ranges {
+        split_plans(dialect, plans, &mut conn).await
+    } else {
+        Ok(plans)
+    }
+}
+
+/// A planning connection of either dialect.
+enum Conn {
+    Postgres(sqlx::PgConnection),
+    Mysql(sqlx::MySqlConnection),
+}
+
+impl Conn {
+    /// The minimum and maximum `sql` selects, as integers.
+    async fn bounds(&mut self, sql: &str) -> std::result::Result<Bounds, sqlx::Error> {
+        match self {
+            Conn::Postgres(c) => sqlx::query_as(sql).fetch_one(c).await,
+            Conn::Mysql(c) => sqlx::query_as(sql).fetch_one(c).await,
         }
     }
 }
 
+/// The minimum and maximum of a split column.
+type Bounds = (Option<i64>, Option<i64>);
+
 /// Replaces each split table's plan with one plan per range of its split column, from the
-/// column's current minimum and maximum. An empty table, or one with a single value, stays whole.
-async fn split_plans(dialect: Dialect, url: &str, plans: Vec<TablePlan>) -> Result<Vec<TablePlan>> {
+/// column's current minimum and maximum. An empty table, or one with a single value, stays
+/// whole.
+async fn split_plans(
+    dialect: Dialect,
+    plans: Vec<TablePlan>,
+    conn: &mut Conn,
+) -> Result<Vec<TablePlan>> {
     let mut out = Vec::with_capacity(plans.len());
     for plan in plans {
         let Some(split) = plan.split.clone() else {
@@ -595,18 +625,7 @@ async fn split_plans(dialect: Dialect, url: &str, plans: Vec<TablePlan>) -> Resu
             int8(&format!("max({quoted})")),
             plan.from
         );
-        type Bounds = (Option<i64>, Option<i64>);
-        let bounds = match dialect {
-            Dialect::Postgres => {
-                let mut conn = postgres::connect(url).await?;
-                sqlx::query_as::<_, Bounds>(&sql).fetch_one(&mut conn).await
-            }
-            Dialect::Mysql => {
-                let mut conn = mysql::connect(url).await?;
-                sqlx::query_as::<_, Bounds>(&sql).fetch_one(&mut conn).await
-            }
-        }
-        .map_err(|e| {
+        let bounds = conn.bounds(&sql).await.map_err(|e| {
             Error::external(
                 format!(
                     "table {}: cannot find the range of split column `{}`",
@@ -654,15 +673,13 @@ impl super::Source for DatabaseSourceStep {
                 .collect();
             let stored = move |stream: &str| stored.get(stream).cloned();
             let mut plans =
-                plan_tables(self.dialect, &self.name, &self.spec, &url, &stored).await?;
+                plan_tables(self.dialect, &self.name, &self.spec, &url, &stored, true).await?;
             // Ranges of a split table are read at the same time, beside other tables.
             let most_parts = plans
                 .iter()
                 .filter_map(|p| p.split.as_ref().map(|s| s.parts))
                 .max()
                 .unwrap_or(1);
-            let plans_split = split_plans(self.dialect, &url, std::mem::take(&mut plans)).await?;
-            plans = plans_split;
             if let Some(range) = &ctx.run.backfill {
                 for b in plans.iter_mut().filter_map(|p| p.bookmark.as_mut()) {
                     b.backfill = Some(range.clone());

@@ -20,7 +20,6 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
 use chrono::{DateTime, TimeDelta, Utc};
-use futures::TryStreamExt;
 use futures::future::BoxFuture;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectMeta, ObjectStoreExt};
@@ -30,9 +29,9 @@ use pipectl_state::Bookmark;
 use serde_json::{Value, json};
 
 use crate::context::{Output, StepContext};
-use crate::crawl::glob_match;
 use crate::crawl::infer::{FileKind, FileSchema, infer_file};
 use crate::crawl::types::{HiveType, merge_fields};
+use crate::crawl::{DataObject, list_data_objects};
 use crate::error::{Error, Result};
 use crate::table::{Message, TableId};
 
@@ -137,14 +136,14 @@ impl super::Source for FilesSource {
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
                 .collect();
-            let list_path = handle.path(&prefix.join("/"));
-            let skip = list_path.parts().count();
-            let listed: Vec<ObjectMeta> = handle
-                .store
-                .list(Some(&list_path))
-                .try_collect()
-                .await
-                .map_err(|e| {
+            let listed = list_data_objects(
+                handle.store.as_ref(),
+                &handle.path(&prefix.join("/")),
+                &spec.include,
+                &spec.exclude,
+            )
+            .await
+            .map_err(|e| {
                 Error::external(format!("cannot list {}/{}", handle.display, spec.prefix), e)
             })?;
             let stream = format!("files:{name}");
@@ -161,28 +160,12 @@ impl super::Source for FilesSource {
             let default_table = prefix.last().cloned().unwrap_or_else(|| name.clone());
             let mut all: Vec<Seen> = Vec::new();
             let mut pending: Vec<Pending> = Vec::new();
-            for meta in &listed {
-                let parts: Vec<String> = meta
-                    .location
-                    .parts()
-                    .skip(skip)
-                    .map(|p| p.as_ref().to_owned())
-                    .collect();
-                // `_pipectl/` staging, `_SUCCESS`, `.crc` and other hidden objects are not data.
-                if parts.is_empty()
-                    || parts
-                        .iter()
-                        .any(|p| p.starts_with('_') || p.starts_with('.'))
-                    || meta.size == 0
-                {
-                    continue;
-                }
-                let key = parts.join("/");
-                let included =
-                    spec.include.is_empty() || spec.include.iter().any(|g| glob_match(g, &key));
-                if !included || spec.exclude.iter().any(|g| glob_match(g, &key)) {
-                    continue;
-                }
+            for DataObject {
+                relative: parts,
+                key,
+                meta,
+            } in &listed
+            {
                 let seen = seen_of(meta, key.clone());
                 if position.is_new(&seen, look_back) {
                     let table = match (&spec.table, parts.len()) {
@@ -199,7 +182,6 @@ impl super::Source for FilesSource {
                 }
                 all.push(seen);
             }
-            pending.sort_by(|a, b| a.key.cmp(&b.key));
             tracing::info!(source = %name, listed = all.len(), new = pending.len(), "files to read");
 
             // Pass 1: each new file's schema; a table's columns are the union over its files.
@@ -294,7 +276,7 @@ impl super::Source for FilesSource {
             // Files within the window stay listed so a late listing is still told apart.
             let mark = listed
                 .iter()
-                .map(|m| m.last_modified)
+                .map(|m| m.meta.last_modified)
                 .chain(position.mark)
                 .max();
             if let (Some(mark), None) = (mark, &run.backfill) {
