@@ -92,12 +92,20 @@ pub async fn generate(options: GenerateOptions, cancel: CancellationToken) -> Re
             }
         }
         let n = CHUNK.min(total - sent);
+        // One buffer per chunk; each record is a slice of it.
         chunk.clear();
+        text.clear();
+        let mut ends = Vec::with_capacity(n as usize);
         for _ in 0..n {
             ctx.set_now(chrono::Utc::now());
-            text.clear();
             options.template.render(&mut ctx, &mut text);
-            chunk.push(Bytes::copy_from_slice(text.as_bytes()));
+            ends.push(text.len());
+        }
+        let buffer = Bytes::from(std::mem::take(&mut text));
+        let mut start = 0;
+        for end in ends {
+            chunk.push(buffer.slice(start..end));
+            start = end;
         }
         publisher.send(&chunk).await?;
         sent += n;

@@ -75,19 +75,28 @@ impl StreamSource for GeneratorStream {
                     return Ok(());
                 }
                 let n = (batch_size as u64).min(total - sent) as usize;
-                let mut records = Vec::with_capacity(n);
+                // One buffer for the batch; each record's data is a slice of it.
+                text.clear();
+                let mut rendered = Vec::with_capacity(n);
                 for _ in 0..n {
                     let now = chrono::Utc::now();
                     ctx.set_now(now);
-                    text.clear();
+                    let start = text.len();
                     self.template.render(&mut ctx, &mut text);
-                    sent += 1;
-                    records.push(Record {
-                        seq: sent,
-                        arrival: now,
-                        data: Bytes::copy_from_slice(text.as_bytes()),
-                    });
+                    rendered.push((start..text.len(), now));
                 }
+                let buffer = Bytes::from(std::mem::take(&mut text));
+                let records = rendered
+                    .into_iter()
+                    .map(|(range, arrival)| {
+                        sent += 1;
+                        Record {
+                            seq: sent,
+                            arrival,
+                            data: buffer.slice(range),
+                        }
+                    })
+                    .collect();
                 let batch = Batch {
                     records,
                     ack: None,

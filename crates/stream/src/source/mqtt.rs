@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use percent_encoding::percent_decode_str;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -44,31 +45,32 @@ pub struct BrokerAddr {
     pub credentials: Option<(String, String)>,
 }
 
-/// Splits `mqtt://[user[:password]@]host[:port]` into host, port and credentials.
-pub fn parse_url(url: &str) -> Result<BrokerAddr> {
-    let rest = url
-        .strip_prefix("mqtt://")
-        .ok_or_else(|| Error::user("an MQTT URL starts with mqtt://"))?;
-    let rest = rest.split('/').next().unwrap_or(rest);
-    let (auth, hostport) = match rest.rsplit_once('@') {
-        Some((a, h)) => (Some(a), h),
-        None => (None, rest),
-    };
-    let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) => (
-            h,
-            p.parse::<u16>()
-                .map_err(|_| Error::user(format!("`{p}` is not a port number")))?,
-        ),
-        None => (hostport, 1883),
-    };
-    let credentials = auth.map(|a| {
-        let (user, password) = a.split_once(':').unwrap_or((a, ""));
-        (user.to_owned(), password.to_owned())
+/// Splits `mqtt://[user[:password]@]host[:port]` into host, port and credentials (which may
+/// be percent-encoded, as in any URL).
+pub fn parse_url(text: &str) -> Result<BrokerAddr> {
+    // The parser's messages never quote the URL, so no password reaches an error.
+    let url = url::Url::parse(text)
+        .map_err(|e| Error::user(format!("the MQTT URL does not parse: {e}")))?;
+    if url.scheme() != "mqtt" {
+        return Err(Error::user("an MQTT URL starts with mqtt://"));
+    }
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| Error::user("the MQTT URL has no host"))?;
+    let decoded = |s: &str| percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let credentials = (!url.username().is_empty() || url.password().is_some()).then(|| {
+        (
+            decoded(url.username()),
+            decoded(url.password().unwrap_or("")),
+        )
     });
     Ok(BrokerAddr {
-        host: host.to_owned(),
-        port,
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+        port: url.port().unwrap_or(1883),
         credentials,
     })
 }
@@ -244,5 +246,28 @@ impl StreamSource for MqttStream {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_urls_split_with_decoded_credentials() {
+        let a = parse_url("mqtt://user%40corp:p%3Ass%2Fw@broker.local:8883").unwrap();
+        assert_eq!(a.host, "broker.local");
+        assert_eq!(a.port, 8883);
+        assert_eq!(
+            a.credentials,
+            Some(("user@corp".to_owned(), "p:ss/w".to_owned()))
+        );
+        let b = parse_url("mqtt://127.0.0.1").unwrap();
+        assert_eq!(
+            (b.host.as_str(), b.port, b.credentials),
+            ("127.0.0.1", 1883, None)
+        );
+        assert!(parse_url("http://127.0.0.1").is_err());
+        assert!(parse_url("mqtt://127.0.0.1:notaport").is_err());
     }
 }
