@@ -135,6 +135,18 @@ impl Connections {
             }
             resolved.insert(name.clone(), out);
         }
+        // Secrets outside connections (an HTTP source's bearer token) are redacted too.
+        for source in pipeline.sources.values() {
+            if let pipectl_spec::types::Source::Http(http) = source
+                && let Some(token) = &http.token
+            {
+                for r in pipectl_spec::env::env_refs(token).unwrap_or_default() {
+                    if let Some(v) = env(&r.name) {
+                        redactor.add(&v);
+                    }
+                }
+            }
+        }
         Ok(Connections {
             base_dir: base_dir.to_owned(),
             specs: pipeline.connections.clone(),
@@ -417,6 +429,26 @@ mod tests {
         assert_eq!(
             r.redact("pw=hunter22 and hunter2 and x"),
             "pw=*** and *** and x"
+        );
+    }
+
+    #[test]
+    fn an_http_source_token_is_redacted_like_connection_secrets() {
+        let yaml = br#"version: 1
+name: puts
+connections:
+  lake: {url: "file://lake"}
+sources:
+  events: {type: http, listen: "127.0.0.1:0", token: "${env:PUT_TOKEN}"}
+sinks:
+  out: {type: firehose, inputs: [events], connection: lake, prefix: "p/", format: {type: jsonl}}
+"#;
+        let spec = pipectl_spec::load_bytes("puts.yaml", yaml).unwrap();
+        let env = |n: &str| (n == "PUT_TOKEN").then(|| "s3cr3t-token".to_owned());
+        let connections = Connections::resolve(&spec.pipeline, Path::new("."), env).unwrap();
+        assert_eq!(
+            connections.redactor().redact("Bearer s3cr3t-token refused"),
+            "Bearer *** refused"
         );
     }
 }
