@@ -1,0 +1,132 @@
+//! Object keys of a firehose sink: the evaluated prefix (data or error) followed by
+//! `<pipeline>-<sink>-[<tag>-]<first sequence>-<last sequence>.<extension>`.
+//!
+//! A key depends only on what the object holds, so an object rebuilt after a crash gets the
+//! key it was recorded under; `!{firehose:random-string}` draws from a seed made of pipeline,
+//! sink, tag, destination and sequence range (a different string at each occurrence).
+
+use chrono::{DateTime, Utc};
+
+use pipectl_engine::{Error, Result};
+use pipectl_spec::lang::prefix::{Prefix, RenderValues};
+use pipectl_spec::types::{FirehoseSink, Format, TextCompression};
+
+use super::route::Dest;
+use super::{hash, partition_id};
+
+/// What an object's key depends on.
+pub struct ObjectInfo<'a> {
+    /// Where its records go.
+    pub dest: &'a Dest,
+    /// Its first sequence number.
+    pub first: u64,
+    /// Its last sequence number.
+    pub last: u64,
+    /// Its oldest record's arrival: the time of `!{timestamp:...}`.
+    pub oldest: DateTime<Utc>,
+    /// Its event time, for `!{eventTimestamp:...}`.
+    pub event_time: Option<DateTime<Utc>>,
+    /// The run id, for sources whose sequence numbers restart with the process.
+    pub tag: Option<&'a str>,
+}
+
+/// Makes the object keys of one sink.
+pub struct ObjectKeys {
+    pipeline: String,
+    sink: String,
+    prefix: Prefix,
+    error_prefix: Prefix,
+    tz: chrono_tz::Tz,
+    key_names: Vec<String>,
+    data_extension: &'static str,
+}
+
+impl ObjectKeys {
+    /// The keys of sink `sink` of `pipeline` (a validated spec: its prefixes parse).
+    pub fn new(pipeline: &str, sink: &str, spec: &FirehoseSink) -> Result<Self> {
+        let keys: Vec<&str> = spec.partition_keys.keys().map(String::as_str).collect();
+        let invalid = |field: &str, errors: Vec<pipectl_spec::lang::prefix::PrefixError>| {
+            Error::user(format!(
+                "sink `{sink}`: invalid {field}: {}",
+                errors
+                    .first()
+                    .map(|e| e.message.clone())
+                    .unwrap_or_default()
+            ))
+        };
+        let prefix = Prefix::data(&spec.prefix, &keys).map_err(|e| invalid("prefix", e))?;
+        let error_prefix = Prefix::error(spec.error_output_prefix.as_deref(), &spec.prefix, &keys)
+            .map_err(|e| invalid("error_output_prefix", e))?;
+        let tz = match &spec.time_zone {
+            Some(tz) => tz
+                .parse()
+                .map_err(|_| Error::user(format!("sink `{sink}`: unknown time zone `{tz}`")))?,
+            None => chrono_tz::UTC,
+        };
+        let data_extension = match &spec.format {
+            Format::Parquet(_) => "parquet",
+            Format::Jsonl(j) if j.compression == TextCompression::Gzip => "jsonl.gz",
+            _ => "jsonl",
+        };
+        Ok(ObjectKeys {
+            pipeline: pipeline.to_owned(),
+            sink: sink.to_owned(),
+            prefix,
+            error_prefix,
+            tz,
+            key_names: spec.partition_keys.keys().cloned().collect(),
+            data_extension,
+        })
+    }
+
+    /// The data prefix as Firehose evaluates it.
+    pub fn prefix(&self) -> &Prefix {
+        &self.prefix
+    }
+
+    /// The time zone prefixes are rendered in.
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.tz
+    }
+
+    /// The key of an object, relative to the sink's connection.
+    pub fn key(&self, object: &ObjectInfo<'_>) -> String {
+        let partition = partition_id(object.dest);
+        let tag = object.tag.unwrap_or("");
+        let seed = hash(&format!(
+            "{}\u{1f}{}\u{1f}{tag}\u{1f}{partition}",
+            self.pipeline, self.sink
+        )) ^ object.first.rotate_left(17)
+            ^ object.last.rotate_left(41);
+        let arrival = object.oldest.with_timezone(&self.tz);
+        let event = object.event_time.map(|t| t.with_timezone(&self.tz));
+        let (template, error_type, values): (&Prefix, &str, &[String]) = match object.dest {
+            Dest::Data { keys, .. } => (&self.prefix, "", keys),
+            Dest::Error(t) => (&self.error_prefix, t.as_str(), &[]),
+        };
+        let lookup = |name: &str| -> Option<&str> {
+            self.key_names
+                .iter()
+                .position(|n| n == name)
+                .and_then(|i| values.get(i))
+                .map(String::as_str)
+        };
+        let prefix = template.render(&RenderValues {
+            arrival: &arrival,
+            event_time: event.as_ref(),
+            random_seed: seed,
+            error_output_type: error_type,
+            partition_key: &lookup,
+        });
+        // Error envelopes are always plain JSON lines.
+        let extension = match object.dest {
+            Dest::Data { .. } => self.data_extension,
+            Dest::Error(_) => "jsonl",
+        };
+        let tag = object.tag.map(|t| format!("{t}-")).unwrap_or_default();
+        format!(
+            "{prefix}{}-{}-{tag}{:012}-{:012}.{extension}",
+            self.pipeline, self.sink, object.first, object.last
+        )
+    }
+}
