@@ -9,6 +9,7 @@ mod database;
 mod invalid_specs;
 mod lake;
 mod plan;
+mod prefixes;
 mod quickstart;
 mod run;
 mod s3;

@@ -338,7 +338,7 @@ impl Prefix {
         Some(err(
             column,
             format!(
-                "the prefix can evaluate to {total} characters{what}; Firehose allows at most {MAX_EVALUATED_CHARS}"
+                "evaluates to up to {total} characters{what}; Firehose allows at most {MAX_EVALUATED_CHARS}"
             ),
             Some("shorten the literal text or the date patterns"),
         ))
@@ -883,7 +883,7 @@ mod tests {
         let e = too_long.length_error().unwrap();
         assert_eq!(e.column, 502);
         assert!(
-            e.message.contains("can evaluate to 521 characters"),
+            e.message.contains("evaluates to up to 521 characters"),
             "{}",
             e.message
         );

@@ -5,14 +5,17 @@
 //! key it was recorded under; `!{firehose:random-string}` draws from a seed made of pipeline,
 //! sink, tag, destination and sequence range (a different string at each occurrence).
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 
 use pipectl_engine::{Error, Result};
 use pipectl_spec::lang::prefix::{Prefix, RenderValues};
-use pipectl_spec::types::{FirehoseSink, Format, TextCompression};
+use pipectl_spec::types::{FirehoseSink, Format, Pipeline, Sink, TextCompression};
 
-use super::route::Dest;
+use super::route::{Dest, ErrorOutputType, Router};
 use super::{hash, partition_id};
+use crate::record::Record;
 
 /// What an object's key depends on.
 pub struct ObjectInfo<'a> {
@@ -129,4 +132,112 @@ impl ObjectKeys {
             self.pipeline, self.sink, object.first, object.last
         )
     }
+}
+
+/// The keys one firehose sink would write at one instant: what `pipectl plan --at` shows.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyPreview {
+    /// The sink's name.
+    pub sink: String,
+    /// The connection the keys are relative to.
+    pub connection: String,
+    /// The data object's key; `None` when the sample record goes to an error output instead.
+    pub object_key: Option<String>,
+    /// The error object's key for each error output type this sink can write.
+    pub error_keys: BTreeMap<String, String>,
+    /// The sample record's partition values, by key name.
+    pub partition_values: BTreeMap<String, String>,
+    /// Why the sample record would go to an error output, if it would.
+    pub record_error: Option<String>,
+}
+
+/// The keys of every firehose sink of `pipeline` for objects of sequence 1 to 1 whose oldest
+/// record arrived `at`. With a sample `record`, the data key is the one that record would go to
+/// (its partition values and event time); without one, partition values show as `{NAME}`.
+pub fn preview(
+    pipeline: &Pipeline,
+    at: DateTime<Utc>,
+    record: Option<&[u8]>,
+) -> Result<Vec<KeyPreview>> {
+    let mut previews = Vec::new();
+    for (name, sink) in &pipeline.sinks {
+        let Sink::Firehose(spec) = sink else {
+            continue;
+        };
+        let keys = ObjectKeys::new(&pipeline.name, name, spec)?;
+        let router = Router::new(spec, keys.prefix().event_time_format(), keys.tz())
+            .with_value_budget(keys.prefix().partition_value_budget());
+        let object = |dest: &Dest, event_time: Option<DateTime<Utc>>| {
+            keys.key(&ObjectInfo {
+                dest,
+                first: 1,
+                last: 1,
+                oldest: at,
+                event_time,
+                tag: None,
+            })
+        };
+        let mut preview = KeyPreview {
+            sink: name.clone(),
+            connection: spec.connection.clone(),
+            object_key: None,
+            error_keys: BTreeMap::new(),
+            partition_values: BTreeMap::new(),
+            record_error: None,
+        };
+        let mut types = vec![ErrorOutputType::ProcessingFailed];
+        if !spec.partition_keys.is_empty() || spec.event_time.is_some() {
+            types.push(ErrorOutputType::PartitioningFailed);
+        }
+        if matches!(spec.format, Format::Parquet(_)) {
+            types.push(ErrorOutputType::FormatConversionFailed);
+        }
+        for t in types {
+            preview
+                .error_keys
+                .insert(t.as_str().to_owned(), object(&Dest::Error(t), None));
+        }
+        match record {
+            Some(data) => {
+                let routed = router.route(&Record {
+                    seq: 1,
+                    arrival: at,
+                    data: bytes::Bytes::copy_from_slice(data),
+                });
+                match &routed.dest {
+                    Dest::Data { keys: values, .. } => {
+                        preview.partition_values = router
+                            .key_names()
+                            .into_iter()
+                            .zip(values.iter().cloned())
+                            .collect();
+                        preview.object_key = Some(object(&routed.dest, routed.event_time));
+                    }
+                    Dest::Error(t) => {
+                        let reason = routed
+                            .envelope
+                            .as_deref()
+                            .and_then(|e| serde_json::from_slice::<serde_json::Value>(e).ok())
+                            .and_then(|e| e["errorMessage"].as_str().map(str::to_owned))
+                            .unwrap_or_default();
+                        preview.record_error = Some(format!("{}: {reason}", t.as_str()));
+                    }
+                }
+            }
+            None => {
+                let placeholders = router
+                    .key_names()
+                    .iter()
+                    .map(|k| format!("{{{k}}}"))
+                    .collect();
+                let dest = Dest::Data {
+                    keys: placeholders,
+                    bucket: None,
+                };
+                preview.object_key = Some(object(&dest, None));
+            }
+        }
+        previews.push(preview);
+    }
+    Ok(previews)
 }
