@@ -98,8 +98,9 @@ pub struct FirehoseSink {
     /// Without a timestamp expression (and without dynamic partitioning) `yyyy/MM/dd/HH/` is appended.
     #[serde(default)]
     pub prefix: String,
-    /// Prefix of records that failed, e.g. `errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM}/`.
-    /// Required when `prefix` has expressions. Default `errors/!{firehose:error-output-type}/` plus the time.
+    /// Prefix of records that failed, e.g. `errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM}/`, used as
+    /// written (no time is appended). Required when `prefix` has expressions; without it failed records go to
+    /// `<prefix>/<error-output-type>/yyyy/MM/dd/HH/`, as with Firehose.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_output_prefix: Option<String>,
     /// Flush a buffer when it holds this many bytes. Default 5 MiB.
