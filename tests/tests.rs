@@ -6,6 +6,7 @@
 
 mod common;
 mod database;
+mod firehose_parquet;
 mod invalid_specs;
 mod lake;
 mod plan;

@@ -228,6 +228,16 @@ impl Validator<'_> {
                 "`columns` applies to `parquet` output",
                 Some("remove it, or use `format: {type: parquet}`".to_owned()),
             ),
+            Format::Jsonl(_) if s.catalog_table.is_some() => self.error(
+                &at("catalog_table"),
+                "`catalog_table` applies to `parquet` output",
+                Some("remove it, or use `format: {type: parquet}`".to_owned()),
+            ),
+            Format::Parquet(_) if s.catalog_table.is_some() && !s.columns.is_empty() => self.error(
+                &at("catalog_table"),
+                "a sink takes its Parquet schema from `columns` or from `catalog_table`, not both",
+                Some("remove one of them".to_owned()),
+            ),
             _ => {}
         }
         for (i, column) in s.columns.iter().enumerate() {

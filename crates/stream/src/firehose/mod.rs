@@ -132,6 +132,33 @@ impl FirehoseStep {
         })
     }
 
+    /// Converts to Parquet with this schema (a catalog table's) instead of the declared or
+    /// inferred one.
+    pub fn with_parquet_schema(mut self, schema: arrow::datatypes::SchemaRef) -> Self {
+        if let Format::Parquet(p) = &self.spec.format {
+            self.parquet = Some(std::sync::Mutex::new(parquet::ParquetEncoder::with_schema(
+                p, schema,
+            )));
+        }
+        self
+    }
+
+    /// Warns once at the end of a run about fields the Parquet schema lacks.
+    fn report_left_out(&self) {
+        let Some(Ok(encoder)) = self.parquet.as_ref().map(|p| p.lock()) else {
+            return;
+        };
+        if encoder.left_out().is_empty() {
+            return;
+        }
+        let fields: Vec<String> = encoder
+            .left_out()
+            .iter()
+            .map(|(name, records)| format!("`{name}` ({records} records)"))
+            .collect();
+        tracing::warn!(sink = %self.name, "fields not in the Parquet schema were left out: {}", fields.join(", "));
+    }
+
     /// Counts the records arriving from the source in the source's counters.
     pub fn counting_for(mut self, source: Arc<StepMetrics>) -> Self {
         self.source_metrics = Some(source);
@@ -236,6 +263,7 @@ impl FirehoseStep {
         let rebuilt = std::mem::take(&mut state.rebuilding);
         self.publish(&mut state, Vec::new(), rebuilt).await?;
         self.flush(&mut state, all).await?;
+        self.report_left_out();
         Ok(())
     }
 
@@ -404,6 +432,9 @@ impl FirehoseStep {
             .map_err(|_| Error::internal("parquet encoder poisoned"))?
             .encode(&b.body)
             .map_err(|e| e.context(format!("sink `{}`", self.name)))?;
+        for field in &encoded.new_left_out {
+            tracing::warn!(sink = %self.name, %field, "field `{field}` is not in the Parquet schema: its values are left out (counted; the total is reported when the run stops)");
+        }
         if !encoded.rejected.is_empty() {
             let lines: Vec<&[u8]> = parquet::lines(&b.body).collect();
             let mut body = Vec::new();
