@@ -891,8 +891,13 @@ sinks:
         .into_iter()
         .map(|(f, _)| f)
         .collect();
-    // Window flushes: the first 100 records did not wait for the 600 s interval in one object.
+    // Window flushes: the first 100 records did not wait for the 600 s interval in one object,
+    // and the run said so when it started.
     assert!(objects.len() >= 3, "window flushes: {objects:?}");
+    assert!(
+        stderr.contains("source `events`: the broker sends at most 20 unacknowledged messages (`broker_inflight`), so sink `out` flushes an object every 20 records"),
+        "{stderr}"
+    );
     assert!(
         objects.iter().all(|f| f.contains("mqtt-stream-out-")),
         "{objects:?}"

@@ -205,6 +205,12 @@ impl StreamRun {
                 }
                 _ => None,
             };
+            if let SourceSpec::Mqtt(mqtt) = source_spec
+                && let Some(warning) =
+                    source::mqtt::early_flush_warning(source_name, mqtt, sink_name, spec)
+            {
+                tracing::warn!("{warning}");
+            }
             let acked = resume.as_ref().map_or(0, |(_, p)| p.acked);
             let source = source::connect(
                 &pipeline.name,
