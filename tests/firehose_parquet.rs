@@ -37,17 +37,29 @@ sinks:
     .unwrap();
 }
 
-/// Runs the pipeline, posts `body` (JSON lines) and stops it: stderr.
+/// Runs `dir/pipeline.yaml` (a Direct PUT source on `port`), posts `body` (JSON lines) and
+/// stops it with SIGTERM: its stderr.
 fn run_with(dir: &Path, port: u16, body: &str) -> String {
+    run_posting(dir, port, "/records/batch", &[], body.as_bytes())
+}
+
+/// Runs `dir/pipeline.yaml` (a Direct PUT source on `port`), posts `body` to `path` with
+/// `headers`, expects a 200 and stops the run with SIGTERM: its stderr.
+pub(crate) fn run_posting(
+    dir: &Path,
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> String {
     let child = pipectl(dir)
         .args(["run", "pipeline.yaml"])
-        .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     wait_for_port(port);
-    let (status, _, answer) = http(port, "POST", "/records/batch", &[], body.as_bytes());
+    let (status, _, answer) = http(port, "POST", path, headers, body);
     assert_eq!(status, 200, "{answer}");
     signal(&child, "-TERM");
     let (code, _, stderr) = finish(child);

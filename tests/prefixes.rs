@@ -3,13 +3,13 @@
 //! (delivered, failed, invalid UTF-8), read back from the lake.
 
 use std::path::Path;
-use std::process::Stdio;
 
 use base64::Engine as _;
 use chrono::TimeZone as _;
 
 use crate::common::{files_under, output, pipectl};
-use crate::streaming::{finish, free_port, http, signal, wait_for_port};
+use crate::firehose_parquet::run_posting;
+use crate::streaming::free_port;
 
 /// A streaming pipeline named `name` with one NATS source per sink (never connected: `plan
 /// --offline` only reads the spec); `sinks` is YAML for the `sinks:` mapping, indented by 2.
@@ -242,13 +242,6 @@ sinks:
         ),
     )
     .unwrap();
-    let child = pipectl(dir.path())
-        .args(["run", "pipeline.yaml"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_port(port);
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let invalid_utf8: &[u8] = b"{\"n\":2,\"city\":\"Montr\xe9al\"}";
     let batch = format!(
@@ -257,17 +250,13 @@ sinks:
         b64(invalid_utf8),
         b64(b"not json"),
     );
-    let (status, _, body) = http(
+    run_posting(
+        dir.path(),
         port,
-        "POST",
         "/",
         &[("X-Amz-Target", "Firehose_20150804.PutRecordBatch")],
         batch.as_bytes(),
     );
-    assert_eq!(status, 200, "{body}");
-    signal(&child, "-TERM");
-    let (code, _, stderr) = finish(child);
-    assert_eq!(code, 0, "{stderr}");
 
     let lake = dir.path().join("lake");
     let mut data = Vec::new();
