@@ -301,7 +301,12 @@ fn serve_runs_a_per_second_schedule_reloads_and_stops_on_sigterm() {
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("daemon"), "{stderr}");
     let all: Vec<Value> = serde_json::from_str(&stdout).unwrap();
-    assert!(all.iter().all(|r| r["status"] == "succeeded"), "{stdout}");
+    // A per-second fire that came while a run still went is recorded as skipped (overlap: skip).
+    assert!(
+        all.iter()
+            .all(|r| r["status"] == "succeeded" || r["status"] == "skipped"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -126,7 +126,7 @@ impl Validator<'_> {
         // Without an error prefix, Firehose derives it from the prefix: mistakes point there.
         let (error_field, error_label) = match &s.error_output_prefix {
             Some(_) => ("error_output_prefix", "error prefix"),
-            None => ("prefix", "the error prefix derived from it"),
+            None => ("prefix", "as the error prefix (no `error_output_prefix` is set)"),
         };
         match Prefix::error(s.error_output_prefix.as_deref(), &s.prefix, &keys) {
             Ok(error_prefix) => {
