@@ -124,14 +124,18 @@ impl Validator<'_> {
             self.prefix_error(&at("prefix"), "prefix", e);
         }
         // Without an error prefix, Firehose derives it from the prefix: mistakes point there.
-        let (error_field, error_label) = match &s.error_output_prefix {
-            Some(_) => ("error_output_prefix", "error prefix"),
-            None => ("prefix", "as the error prefix (no `error_output_prefix` is set)"),
+        let (error_field, error_label, derived_label) = match &s.error_output_prefix {
+            Some(_) => ("error_output_prefix", "error prefix", "error prefix"),
+            None => (
+                "prefix",
+                "prefix",
+                "as the error prefix (no `error_output_prefix` is set)",
+            ),
         };
         match Prefix::error(s.error_output_prefix.as_deref(), &s.prefix, &keys) {
             Ok(error_prefix) => {
                 if let Some(e) = error_prefix.length_error() {
-                    self.prefix_error(&at(error_field), error_label, e);
+                    self.prefix_error(&at(error_field), derived_label, e);
                 }
             }
             // The prefix's own mistakes were reported above.
