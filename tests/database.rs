@@ -856,6 +856,54 @@ fn a_dropped_connection_is_retried_then_fails_clearly_leaving_the_bookmark() {
     db.exec(&format!("drop schema \"{schema}\" cascade"));
 }
 
+/// Runs `spec`, expecting a failure; returns (stdout, stderr).
+fn run_failing(dir: &Path, spec: &Path) -> (String, String) {
+    let (out, stdout, stderr) = output(pipectl(dir).arg("run").arg(spec));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    (stdout, stderr)
+}
+
+/// A refusal fails on the first attempt, and its message holds each cause once.
+fn assert_refused_once(stdout: &str, stderr: &str, cause: &str) {
+    let error = stdout
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line in {stdout}"));
+    assert_eq!(error.matches(cause).count(), 1, "{error}");
+    assert!(!error.contains("gave up after"), "{error}");
+    assert!(!stderr.contains("attempt 1 of"), "retried: {stderr}");
+    assert!(
+        !stderr.contains(cause),
+        "the cause is printed again on stderr: {stderr}"
+    );
+}
+
+#[test]
+fn permission_denied_and_failed_logins_are_not_retried_and_say_why_once() {
+    let Some(mut pg) = Db::postgres() else { return };
+    let schema = unique("pipectl_pgdenied");
+    let role = unique("pipectl_reader");
+    pg.exec(&format!(
+        "create schema \"{schema}\"; create table \"{schema}\".t (id int); insert into \"{schema}\".t values (1);
+         create role {role} login; grant usage on schema \"{schema}\" to {role};"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let url = pg.url.replacen("postgres@", &format!("{role}@"), 1);
+    let spec = write_spec(dir.path(), &matrix_spec("postgres", &url, &schema, ""));
+    let (stdout, stderr) = run_failing(dir.path(), &spec);
+    assert_refused_once(&stdout, &stderr, "permission denied for table t");
+    pg.exec(&format!(
+        "drop schema \"{schema}\" cascade; drop owned by {role}; drop role {role}"
+    ));
+
+    let Some(my) = Db::mysql() else { return };
+    let url = my.url.replacen("root@", "pipectl_nobody@", 1);
+    let spec = write_spec(dir.path(), &matrix_spec("mysql", &url, "test", ""));
+    let (stdout, stderr) = run_failing(dir.path(), &spec);
+    assert_refused_once(&stdout, &stderr, "Access denied for user 'pipectl_nobody'");
+    assert!(published(dir.path(), "").is_empty());
+}
+
 #[test]
 fn a_settle_window_leaves_recent_rows_for_a_later_run() {
     let Some(mut db) = Db::postgres() else { return };

@@ -256,7 +256,9 @@ impl PreparedRun {
             .collect();
 
         if let Some((status, message)) = failure {
-            tracing::warn!(run = %self.run_id, %status, error = %message, "run did not succeed; discarding staged files");
+            // Info, not a warning: the error is the run's result, which whoever started the
+            // run reports (the summary, the daemon's log); a warning here printed it twice.
+            tracing::info!(run = %self.run_id, %status, error = %message, "run did not succeed; discarding staged files");
             discard_staging(&self.context.connections, &self.spec, &self.run_id).await;
             record.status = status;
             record.error = Some(message);
