@@ -423,7 +423,7 @@ pub(crate) fn query(
 pub(crate) fn crawl(state_dir: &Path, args: CrawlArgs) -> Result<ExitCode> {
     let reports = match (&args.file, &args.path) {
         (Some(file), _) => {
-            let Some(spec) = load_or_report(file)? else {
+            let Some(spec) = load_or_report(file, false)? else {
                 return Ok(ExitCode::from(1));
             };
             if spec.pipeline.crawlers.is_empty() {
