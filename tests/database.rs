@@ -905,6 +905,116 @@ fn permission_denied_and_failed_logins_are_not_retried_and_say_why_once() {
 }
 
 #[test]
+fn a_slow_view_read_logs_no_warning_at_the_default_level() {
+    let Some(mut db) = Db::mysql() else { return };
+    let schema = unique("pipectl_myslow");
+    db.exec(&format!(
+        "create database `{schema}`; create view `{schema}`.slow as select 1 as id, sleep(1.2) as slept;"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        dir.path(),
+        &matrix_spec("mysql", &db.url, &schema, "")
+            .replace("table: \"%\" }", "table: slow, table_type: view }"),
+    );
+    let (out, stdout, stderr) = output(pipectl(dir.path()).arg("run").arg(&spec));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(!stderr.contains("slow statement"), "{stderr}");
+    assert!(!stderr.contains("WARN"), "{stderr}");
+    assert_eq!(published(dir.path(), ".csv").len(), 1);
+    db.exec(&format!("drop database `{schema}`"));
+}
+
+/// `schema` holds table `t` and view `v`: `%` lands the table only, `table_type: view` the
+/// view, and a rule that matches nothing warns, or fails `run --strict` and `plan --strict`.
+fn rules_by_table_type(mut db: Db, kind: &str, schema: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let tables = |dir: &Path| {
+        let mut names: Vec<String> = published(dir, ".csv")
+            .iter()
+            .map(|p| p.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let spec = write_spec(dir.path(), &matrix_spec(kind, &db.url, schema, ""));
+    let (out, stdout, stderr) = output(pipectl(dir.path()).arg("run").arg(&spec));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_eq!(tables(dir.path()), ["t"], "views are not loaded by default");
+    assert!(!stderr.contains("matches no"), "{stderr}");
+
+    std::fs::remove_dir_all(dir.path().join("lake")).unwrap();
+    let rules = format!(
+        "include: [{{ schema: \"{schema}\", table: \"%\", table_type: view }}, {{ schema: \"{schema}\", table: v }}, {{ schema: \"{schema}\", table: nosuch }}]"
+    );
+    let text = matrix_spec(kind, &db.url, schema, "").replace(
+        &format!("include: [{{ schema: \"{schema}\", table: \"%\" }}]"),
+        &rules,
+    );
+    let spec = write_spec(dir.path(), &text);
+    let (out, stdout, stderr) = output(pipectl(dir.path()).arg("run").arg(&spec));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_eq!(tables(dir.path()), ["v"]);
+    assert!(
+        stderr.contains(&format!(
+            "source `src`: include rule 2 (schema `{schema}`, table `v`) matches no table; it names 1 view: add `table_type: view` (or `all`) to the rule"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "source `src`: include rule 3 (schema `{schema}`, table `nosuch`) matches no table"
+        )),
+        "{stderr}"
+    );
+
+    std::fs::remove_dir_all(dir.path().join("lake")).unwrap();
+    let (out, stdout, stderr) = output(pipectl(dir.path()).args(["run", "--strict"]).arg(&spec));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("table `nosuch`) matches no table"), "{stdout}");
+    assert!(published(dir.path(), "").is_empty());
+
+    let (out, stdout, stderr) = output(pipectl(dir.path()).args(["plan", "--strict"]).arg(&spec));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("warning: include rule 3"), "{stdout}");
+    assert!(stderr.contains("table `nosuch`) matches no table"), "{stderr}");
+    let (out, _, _) = output(pipectl(dir.path()).arg("plan").arg(&spec));
+    assert!(out.status.success(), "plan warns without --strict");
+    db.exec(&format!("drop view {}", qualified(kind, schema, "v")));
+}
+
+fn qualified(kind: &str, schema: &str, name: &str) -> String {
+    match kind {
+        "postgres" => format!("\"{schema}\".{name}"),
+        _ => format!("`{schema}`.{name}"),
+    }
+}
+
+#[test]
+fn postgres_rules_select_tables_by_default_views_by_table_type_and_report_empty_rules() {
+    let Some(mut db) = Db::postgres() else { return };
+    let schema = unique("pipectl_pgrules");
+    db.exec(&format!(
+        "create schema \"{schema}\"; create table \"{schema}\".t (id int); insert into \"{schema}\".t values (1);
+         create view \"{schema}\".v as select id from \"{schema}\".t;"
+    ));
+    rules_by_table_type(Db::postgres().unwrap(), "postgres", &schema);
+    db.exec(&format!("drop schema \"{schema}\" cascade"));
+}
+
+#[test]
+fn mysql_rules_select_tables_by_default_views_by_table_type_and_report_empty_rules() {
+    let Some(mut db) = Db::mysql() else { return };
+    let schema = unique("pipectl_myrules");
+    db.exec(&format!(
+        "create database `{schema}`; create table `{schema}`.t (id int); insert into `{schema}`.t values (1);
+         create view `{schema}`.v as select id from `{schema}`.t;"
+    ));
+    rules_by_table_type(Db::mysql().unwrap(), "mysql", &schema);
+    db.exec(&format!("drop database `{schema}`"));
+}
+
+#[test]
 fn a_settle_window_leaves_recent_rows_for_a_later_run() {
     let Some(mut db) = Db::postgres() else { return };
     let schema = unique("pipectl_pgsettle");

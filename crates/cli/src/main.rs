@@ -65,6 +65,10 @@ enum Command {
         /// Do not connect to sources to list their tables.
         #[arg(long)]
         offline: bool,
+        /// Exit 1 when the plan has warnings, such as an include rule that matches no table
+        /// (for CI).
+        #[arg(long)]
+        strict: bool,
     },
     /// Run a pipeline once, now.
     Run {
@@ -80,6 +84,10 @@ enum Command {
         /// Output format of the final summary.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
+        /// Fail the run (nothing is published) when an include rule matches no table, instead
+        /// of warning.
+        #[arg(long)]
+        strict: bool,
     },
     /// Run history.
     Runs {
@@ -240,17 +248,19 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             file,
             format,
             offline,
-        } => plan(&file, format, offline, &cli.state_dir),
+            strict,
+        } => plan(&file, format, offline, strict, &cli.state_dir),
         Command::Run {
             file,
             format,
             backfill_from,
             backfill_to,
+            strict,
         } => {
             let backfill = backfill_from
                 .zip(backfill_to)
                 .map(|(from, to)| executor::Backfill { from, to });
-            run(&file, format, &cli.state_dir, cli.quiet, backfill)
+            run(&file, format, &cli.state_dir, cli.quiet, backfill, strict)
         }
         Command::Runs {
             action,
@@ -577,7 +587,13 @@ fn env_lookup(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-fn plan(file: &Path, format: OutputFormat, offline: bool, state_dir: &Path) -> Result<ExitCode> {
+fn plan(
+    file: &Path,
+    format: OutputFormat,
+    offline: bool,
+    strict: bool,
+    state_dir: &Path,
+) -> Result<ExitCode> {
     let Some(spec) = load_or_report(file, false)? else {
         return Ok(ExitCode::from(1));
     };
@@ -606,6 +622,19 @@ fn plan(file: &Path, format: OutputFormat, offline: bool, state_dir: &Path) -> R
         OutputFormat::Json => serde_json::to_string_pretty(&plan)? + "\n",
         OutputFormat::Text => render::plan(&plan),
     })?;
+    let warnings = plan.warnings();
+    if strict && !warnings.is_empty() {
+        for w in &warnings {
+            eprintln!("error: {w}");
+        }
+        eprintln!(
+            "{}: {} warning{} with --strict",
+            file.display(),
+            warnings.len(),
+            plural(warnings.len())
+        );
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -615,6 +644,7 @@ fn run(
     state_dir: &Path,
     quiet: bool,
     backfill: Option<executor::Backfill>,
+    strict: bool,
 ) -> Result<ExitCode> {
     let Some(spec) = load_or_report(file, quiet)? else {
         return Ok(ExitCode::from(1));
@@ -642,6 +672,7 @@ fn run(
             }
             .to_owned(),
             cancel: cancel.clone(),
+            strict,
         },
         env_lookup,
     )

@@ -270,6 +270,9 @@ pub(crate) fn plan(plan: &Plan) -> String {
         for n in &step.notes {
             out.push_str(&format!("     note: {n}\n"));
         }
+        for w in &step.warnings {
+            out.push_str(&format!("     warning: {w}\n"));
+        }
     }
     out
 }

@@ -36,6 +36,8 @@ pub struct RunContext {
     pub new_bookmarks: Mutex<Vec<Bookmark>>,
     /// Set for a backfill run: bookmarked tables read a range of their first key instead.
     pub backfill: Option<Backfill>,
+    /// `--strict`: an include rule that matches no table fails the run instead of warning.
+    pub strict: bool,
 }
 
 /// A date (or any first-key) range re-read by a backfill run, which never moves bookmarks.
@@ -61,6 +63,7 @@ impl RunContext {
             state: self.state.clone(),
             new_bookmarks: Mutex::new(Vec::new()),
             backfill: self.backfill.clone(),
+            strict: self.strict,
         }
     }
 }
@@ -132,6 +135,27 @@ pub struct StepContext {
     pub name: String,
     /// The step's counters.
     pub metrics: Arc<StepMetrics>,
+}
+
+impl StepContext {
+    /// Reports a source's include rules that matched no table (`messages`, one per rule): as
+    /// warnings, or with `--strict` as the error that fails the run.
+    pub fn report_unmatched_rules(&self, messages: &[String]) -> Result<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        if self.run.strict {
+            return Err(Error::user(format!(
+                "source `{}`: {} (--strict)",
+                self.name,
+                messages.join("; ")
+            )));
+        }
+        for message in messages {
+            tracing::warn!("source `{}`: {message}", self.name);
+        }
+        Ok(())
+    }
 }
 
 /// Where a step sends its batches: one channel per downstream step (fan-out clones batches,

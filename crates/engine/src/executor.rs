@@ -72,6 +72,8 @@ pub struct RunOptions {
     pub trigger: String,
     /// Cancel it (Ctrl-C, SIGTERM).
     pub cancel: CancellationToken,
+    /// Fail the run when an include rule matches no table (`pipectl run --strict`).
+    pub strict: bool,
 }
 
 /// Resolves connections and prepares a run of `spec`. `base_dir` is the spec file's folder;
@@ -102,6 +104,7 @@ pub fn prepare(
         state: state.clone(),
         new_bookmarks: std::sync::Mutex::new(Vec::new()),
         backfill: None,
+        strict: options.strict,
     });
     let steps = spec
         .dag

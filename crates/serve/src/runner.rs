@@ -58,6 +58,7 @@ impl Runner for EngineRunner {
             let options = RunOptions {
                 trigger: job.trigger.clone(),
                 cancel: job.cancel.clone(),
+                strict: false,
             };
             let prepared = match executor::prepare(&pipeline.spec, &pipeline.base_dir, state.clone(), options, |n| env(n)) {
                 Ok(p) => p,

@@ -383,6 +383,33 @@ pub struct TableRule {
     /// Table name pattern. Default `%`.
     #[serde(default = "default_wildcard")]
     pub table: String,
+    /// Which kind of object the rule selects: `table`, `view` or `all`. Default: `table` in
+    /// `include` rules (views are loaded only when asked for, as in DMS), `all` in `exclude` rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_type: Option<TableType>,
+}
+
+/// The kind of database object a selection rule applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TableType {
+    /// Tables (also partitioned and foreign tables).
+    Table,
+    /// Views (also materialized views).
+    View,
+    /// Tables and views.
+    All,
+}
+
+impl TableType {
+    /// Whether the rule selects an object that is a view (`true`) or a table (`false`).
+    pub fn selects(self, view: bool) -> bool {
+        match self {
+            TableType::Table => !view,
+            TableType::View => view,
+            TableType::All => true,
+        }
+    }
 }
 
 fn default_wildcard() -> String {

@@ -10,11 +10,11 @@ use futures::TryStreamExt;
 use pipectl_spec::types::{DatabaseSource, UnmappedTypes};
 use pipectl_state::Bookmark;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
-use sqlx::{Connection, Executor, Row};
+use sqlx::{ConnectOptions, Connection, Executor, Row};
 
 use super::database::{
-    ColumnKind, ColumnValues, DbColumn, Dialect, TableOutcome, TablePlan, finish_batch, plan_table,
-    selected,
+    ColumnKind, ColumnValues, DbColumn, Dialect, SLOW_STATEMENT, TableOutcome, TablePlan,
+    Listing, Selection, finish_batch, plan_table,
 };
 use crate::context::Output;
 use crate::error::{Error, Result};
@@ -32,9 +32,11 @@ pub async fn connect(url: &str) -> Result<MySqlConnection> {
         Some(rest) => format!("mysql://{rest}"),
         None => url.to_owned(),
     };
+    let (level, after) = SLOW_STATEMENT;
     let options = MySqlConnectOptions::from_str(&url)
         .map_err(|e| Error::user(format!("the MySQL URL does not parse: {e}")))?
-        .timezone(Some("+00:00".to_owned()));
+        .timezone(Some("+00:00".to_owned()))
+        .log_slow_statements(level, after);
     MySqlConnection::connect_with(&options)
         .await
         .map_err(|e| Error::external("cannot connect to MySQL", e))
@@ -50,17 +52,19 @@ pub async fn plan_tables(
     spec: &DatabaseSource,
     conn: &mut MySqlConnection,
     stored: &(dyn Fn(&str) -> Option<Bookmark> + Sync),
-) -> Result<Vec<TablePlan>> {
+) -> Result<Listing<TablePlan>> {
     let mut plans = Vec::new();
+    let mut selection = Selection::new(spec);
     if !spec.include.is_empty() || spec.queries.is_empty() {
-        let tables: Vec<(String, String)> = sqlx::query_as(
-            "select cast(table_schema as char), cast(table_name as char) from information_schema.tables order by 1, 2",
+        let tables: Vec<(String, String, bool)> = sqlx::query_as(
+            "select cast(table_schema as char), cast(table_name as char), table_type in ('VIEW', 'SYSTEM VIEW') from information_schema.tables order by 1, 2",
         )
         .fetch_all(&mut *conn)
         .await
         .map_err(|e| Error::external("cannot list MySQL tables", e))?;
-        for (schema, name) in tables {
-            if SYSTEM_SCHEMAS.contains(&schema.as_str()) || !selected(spec, &schema, &name) {
+        for (schema, name, view) in tables {
+            if SYSTEM_SCHEMAS.contains(&schema.as_str()) || !selection.select(&schema, &name, view)
+            {
                 continue;
             }
             let table = TableId {
@@ -154,7 +158,7 @@ pub async fn plan_tables(
             stored,
         )?);
     }
-    Ok(plans)
+    Ok(selection.listing(plans))
 }
 
 /// Spatial types, landed (with `unmapped_types: text`) as well-known text.

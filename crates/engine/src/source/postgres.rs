@@ -12,12 +12,12 @@ use futures::TryStreamExt;
 use pipectl_spec::types::{DatabaseSource, UnmappedTypes};
 use pipectl_state::Bookmark;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::{Connection, Executor, Row};
+use sqlx::{ConnectOptions, Connection, Executor, Row};
 use std::sync::Arc;
 
 use super::database::{
-    ColumnKind, ColumnValues, DbColumn, Dialect, TableOutcome, TablePlan, finish_batch, plan_table,
-    selected,
+    ColumnKind, ColumnValues, DbColumn, Dialect, SLOW_STATEMENT, TableOutcome, TablePlan,
+    Listing, Selection, finish_batch, plan_table,
 };
 use crate::context::Output;
 use crate::error::{Error, Result};
@@ -32,8 +32,10 @@ const COPY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 
 /// Connects and fixes the session settings values are read in: UTC, ISO dates and intervals.
 pub async fn connect(url: &str) -> Result<PgConnection> {
+    let (level, after) = SLOW_STATEMENT;
     let options = PgConnectOptions::from_str(url)
-        .map_err(|e| Error::user(format!("the PostgreSQL URL does not parse: {e}")))?;
+        .map_err(|e| Error::user(format!("the PostgreSQL URL does not parse: {e}")))?
+        .log_slow_statements(level, after);
     let mut conn = PgConnection::connect_with(&options)
         .await
         .map_err(|e| Error::external("cannot connect to PostgreSQL", e))?;
@@ -58,11 +60,12 @@ pub async fn plan_tables(
     spec: &DatabaseSource,
     conn: &mut PgConnection,
     stored: &(dyn Fn(&str) -> Option<Bookmark> + Sync),
-) -> Result<Vec<TablePlan>> {
+) -> Result<Listing<TablePlan>> {
     let mut plans = Vec::new();
+    let mut selection = Selection::new(spec);
     if !spec.include.is_empty() || spec.queries.is_empty() {
-        let tables: Vec<(i64, String, String)> = sqlx::query_as(
-            "select c.oid::int8, n.nspname::text, c.relname::text from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+        let tables: Vec<(i64, String, String, bool)> = sqlx::query_as(
+            "select c.oid::int8, n.nspname::text, c.relname::text, c.relkind in ('v', 'm') from pg_class c join pg_namespace n on n.oid = c.relnamespace \
              where c.relkind in ('r', 'p', 'v', 'm', 'f') and not c.relispartition \
              and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_toast%' and n.nspname not like 'pg\\_temp%' \
              order by 2, 3",
@@ -70,8 +73,8 @@ pub async fn plan_tables(
         .fetch_all(&mut *conn)
         .await
         .map_err(|e| Error::external("cannot list PostgreSQL tables", e))?;
-        for (oid, schema, name) in tables {
-            if !selected(spec, &schema, &name) {
+        for (oid, schema, name, view) in tables {
+            if !selection.select(&schema, &name, view) {
                 continue;
             }
             let table = TableId {
@@ -134,7 +137,7 @@ pub async fn plan_tables(
             stored,
         )?);
     }
-    Ok(plans)
+    Ok(selection.listing(plans))
 }
 
 async fn columns_of(
