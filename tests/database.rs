@@ -1015,6 +1015,78 @@ fn mysql_rules_select_tables_by_default_views_by_table_type_and_report_empty_rul
 }
 
 #[test]
+fn a_whole_url_from_the_environment_is_used_and_never_printed() {
+    let Some(mut db) = Db::postgres() else { return };
+    let schema = unique("pipectl_pgenvurl");
+    db.exec(&format!(
+        "create schema \"{schema}\"; create table \"{schema}\".t (id int); insert into \"{schema}\".t select generate_series(1, 5);"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    // Trust authentication ignores the password, which must still never be shown.
+    let secret = "pw-9f3e1c-secret";
+    let url = db.url.replacen("postgres@", &format!("postgres:{secret}@"), 1);
+    let spec = write_spec(
+        dir.path(),
+        &matrix_spec("postgres", "${env:PIPECTL_TEST_DATABASE_URL}", &schema, ""),
+    );
+    let with_url = |cmd: &mut std::process::Command| {
+        cmd.env("PIPECTL_TEST_DATABASE_URL", &url);
+    };
+    let mut outputs = String::new();
+    for args in [&["validate"][..], &["plan"], &["run"], &["runs", "--format", "json"]] {
+        let mut cmd = pipectl(dir.path());
+        cmd.args(args);
+        if args[0] != "runs" {
+            cmd.arg(&spec);
+        }
+        with_url(&mut cmd);
+        let (out, stdout, stderr) = output(&mut cmd);
+        assert!(out.status.success(), "{args:?}: {stdout}{stderr}");
+        outputs.push_str(&stdout);
+        outputs.push_str(&stderr);
+    }
+    assert!(!outputs.contains(secret), "{outputs}");
+    assert!(!outputs.contains("127.0.0.1:5432"), "{outputs}");
+    let ids = published_ids_csv(dir.path());
+    assert_eq!(ids, [1, 2, 3, 4, 5]);
+
+    // A value that is not a URL fails at run time without showing it.
+    let mut cmd = pipectl(dir.path());
+    cmd.arg("run").arg(&spec).env("PIPECTL_TEST_DATABASE_URL", secret);
+    let (out, stdout, stderr) = output(&mut cmd);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("(${env:PIPECTL_TEST_DATABASE_URL}) is not a URL a `postgres` source reads"),
+        "{stdout}"
+    );
+    assert!(!format!("{stdout}{stderr}").contains(secret));
+
+    // A password written into the spec is still refused.
+    let literal = write_spec(dir.path(), &matrix_spec("postgres", &url, &schema, ""));
+    let (out, _, stderr) = output(pipectl(dir.path()).arg("validate").arg(&literal));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("the URL contains a password written into the spec"), "{stderr}");
+    db.exec(&format!("drop schema \"{schema}\" cascade"));
+}
+
+/// The `id` column of every published CSV file, sorted.
+fn published_ids_csv(dir: &Path) -> Vec<i64> {
+    let mut ids: Vec<i64> = published(dir, ".csv")
+        .iter()
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .skip(1)
+                .map(|l| l.split(',').next().unwrap().parse::<i64>().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
 fn a_settle_window_leaves_recent_rows_for_a_later_run() {
     let Some(mut db) = Db::postgres() else { return };
     let schema = unique("pipectl_pgsettle");

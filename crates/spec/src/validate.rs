@@ -782,6 +782,9 @@ impl Validator<'_> {
             }
         }
         match url_scheme(&c.url) {
+            // A URL whose scheme comes from the environment (`${env:DATABASE_URL}`, as
+            // twelve-factor deployments keep it) is checked when the run resolves it.
+            None if c.url.starts_with("${") => {}
             None => self.error(&[base[0].clone(), base[1].clone(), key("url")], format!("`{}` is not a URL", c.url), Some("write `scheme://...`, e.g. `sqlite://data/app.db`, `file://lake`, `s3://bucket/prefix`".to_owned())),
             Some(scheme) => {
                 let known: Vec<&str> = OBJECT_STORE_SCHEMES.iter().chain(DATABASE_SCHEMES).chain(POSTGRES_SCHEMES).chain(MYSQL_SCHEMES).chain(NATS_SCHEMES).chain(MQTT_SCHEMES).copied().collect();
