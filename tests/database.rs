@@ -1184,6 +1184,189 @@ fn a_backfill_rereads_a_date_range_and_leaves_the_bookmark() {
     db.exec(&format!("drop schema \"{schema}\" cascade"));
 }
 
+/// Two bookmarked tables whose keys have different types: `orders` on an integer `id`, `logs`
+/// on a timestamp `ts`; 31 rows each (ids 1..=31, one day apart from 2026-01-01).
+fn two_key_types_spec(kind: &str, url: &str, schema: &str) -> String {
+    format!(
+        r#"version: 1
+name: mixed
+connections:
+  db: {{ url: "{url}" }}
+  lake: {{ url: "file://lake" }}
+sources:
+  src:
+    type: {kind}
+    connection: db
+    include: [{{ schema: "{schema}", table: "%" }}]
+    tables:
+      orders: {{ bookmark: {{ keys: [id] }} }}
+      logs: {{ bookmark: {{ keys: [ts] }} }}
+sinks:
+  out:
+    type: object_store
+    inputs: [src]
+    connection: lake
+    key: "{{table}}/"
+    format: {{ type: jsonl }}
+"#
+    )
+}
+
+/// `(table folder, id)` of every published row, sorted.
+fn published_rows(dir: &Path) -> Vec<(String, i64)> {
+    let mut rows = Vec::new();
+    for f in published(dir, ".jsonl") {
+        let table = f.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned();
+        for line in std::fs::read_to_string(&f).unwrap().lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            rows.push((table.clone(), v["id"].as_i64().unwrap()));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+#[test]
+fn a_backfill_names_its_tables_and_checks_bounds_against_each_key_type() {
+    let Some(mut db) = Db::postgres() else { return };
+    let schema = unique("pipectl_pgbackfill2");
+    db.exec(&format!(
+        "create schema \"{schema}\";
+         create table \"{schema}\".orders (id bigint primary key);
+         create table \"{schema}\".logs (id int, ts timestamptz not null);
+         insert into \"{schema}\".orders select generate_series(1, 31);
+         insert into \"{schema}\".logs select g, timestamptz '2026-01-01' + (g - 1) * interval '1 day' from generate_series(1, 31) g;"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), &two_key_types_spec("postgres", &db.url, &schema));
+    run_ok(dir.path(), &spec);
+    let bookmarks = state_json(dir.path(), &["mixed"]);
+    std::fs::remove_dir_all(dir.path().join("lake")).unwrap();
+    let backfill = |args: &[&str]| {
+        output(
+            pipectl(dir.path())
+                .args(["run", "-q"])
+                .args(args)
+                .arg(&spec),
+        )
+    };
+
+    // Dates do not fit the integer key: refused before connecting, naming the table and key.
+    let (out, stdout, stderr) = backfill(&["--backfill-from", "2026-01-10", "--backfill-to", "2026-01-20"]);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "table {schema}.orders, key `id` is `bigint`: --backfill-from `2026-01-10` is not an integer"
+        )) && stderr.contains("--table"),
+        "{stderr}"
+    );
+    assert_eq!(runs_of(dir.path()), 1, "nothing ran");
+
+    // Named, only the timestamp table is read, in the range.
+    let (out, stdout, stderr) = backfill(&[
+        "--backfill-from", "2026-01-10", "--backfill-to", "2026-01-20", "--table", "logs",
+    ]);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let expected: Vec<(String, i64)> = (10..20).map(|id| ("logs".to_owned(), id)).collect();
+    assert_eq!(published_rows(dir.path()), expected);
+
+    // An inverted or empty range, and a table name that matches no bookmark, are refused.
+    std::fs::remove_dir_all(dir.path().join("lake")).unwrap();
+    for (args, message) in [
+        (
+            &["--backfill-from", "20", "--backfill-to", "10", "--table", "orders"][..],
+            "the range from 20 to 10 is empty",
+        ),
+        (
+            &["--backfill-from", "5", "--backfill-to", "5", "--table", "orders"],
+            "the range from 5 to 5 is empty",
+        ),
+        (
+            &["--backfill-from", "1", "--backfill-to", "5", "--table", "order"],
+            "--table `order` names no bookmarked table",
+        ),
+    ] {
+        let (out, stdout, stderr) = backfill(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stdout}{stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    assert!(published(dir.path(), "").is_empty());
+    assert_eq!(state_json(dir.path(), &["mixed"]), bookmarks, "bookmarks stay");
+    db.exec(&format!("drop schema \"{schema}\" cascade"));
+}
+
+fn runs_of(dir: &Path) -> usize {
+    let (out, stdout, stderr) = output(pipectl(dir).args(["runs", "--format", "json"]));
+    assert!(out.status.success(), "{stderr}");
+    serde_json::from_str::<serde_json::Value>(&stdout).unwrap().as_array().unwrap().len()
+}
+
+/// `state set` refuses a value of the wrong type for the key's column, leaving the bookmark.
+fn state_set_is_type_checked(mut db: Db, kind: &str, schema: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), &two_key_types_spec(kind, &db.url, schema));
+    run_ok(dir.path(), &spec);
+    let stream = format!("src.{schema}.orders");
+    let before = state_json(dir.path(), &["show", "mixed", &stream]);
+    let (out, stdout, stderr) = output(
+        pipectl(dir.path()).args(["state", "set", "mixed", &stream, "--value", "notanumber"]),
+    );
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(stderr.contains("key `id` of"), "{stderr}");
+    assert!(stderr.contains("`notanumber` is not an integer"), "{stderr}");
+    assert_eq!(state_json(dir.path(), &["show", "mixed", &stream]), before);
+    let logs = format!("src.{schema}.logs");
+    let (out, _, stderr) = output(
+        pipectl(dir.path()).args(["state", "set", "mixed", &logs, "--value", "42"]),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("`42` is not a timestamp"), "{stderr}");
+
+    // A value of the right type is taken and the next run reads past it.
+    let (out, stdout, stderr) =
+        output(pipectl(dir.path()).args(["state", "set", "mixed", &stream, "--value", "28"]));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    std::fs::remove_dir_all(dir.path().join("lake")).unwrap();
+    run_ok(dir.path(), &spec);
+    let orders: Vec<i64> = published_rows(dir.path())
+        .into_iter()
+        .filter(|(t, _)| t == "orders")
+        .map(|(_, id)| id)
+        .collect();
+    assert_eq!(orders, [29, 30, 31]);
+    let _ = &mut db;
+}
+
+#[test]
+fn postgres_state_set_is_checked_against_the_key_type() {
+    let Some(mut db) = Db::postgres() else { return };
+    let schema = unique("pipectl_pgstateset");
+    db.exec(&format!(
+        "create schema \"{schema}\";
+         create table \"{schema}\".orders (id bigint primary key);
+         create table \"{schema}\".logs (id int, ts timestamptz not null);
+         insert into \"{schema}\".orders select generate_series(1, 31);
+         insert into \"{schema}\".logs values (1, '2026-01-01');"
+    ));
+    state_set_is_type_checked(Db::postgres().unwrap(), "postgres", &schema);
+    db.exec(&format!("drop schema \"{schema}\" cascade"));
+}
+
+#[test]
+fn mysql_state_set_is_checked_against_the_key_type() {
+    let Some(mut db) = Db::mysql() else { return };
+    let schema = unique("pipectl_mystateset");
+    db.exec(&format!(
+        "create database `{schema}`;
+         create table `{schema}`.orders (id bigint primary key);
+         create table `{schema}`.logs (id int, ts datetime(6) not null);
+         insert into `{schema}`.orders select seq from seq_1_to_31;
+         insert into `{schema}`.logs values (1, '2026-01-01');"
+    ));
+    state_set_is_type_checked(Db::mysql().unwrap(), "mysql", &schema);
+    db.exec(&format!("drop database `{schema}`"));
+}
+
 #[test]
 fn transformation_rules_rename_remove_prefix_and_lowercase() {
     let Some(mut db) = Db::mysql() else { return };

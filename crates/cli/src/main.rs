@@ -81,6 +81,10 @@ enum Command {
         /// Backfill: exclusive upper bound of the first bookmark key.
         #[arg(long, requires = "backfill_from")]
         backfill_to: Option<String>,
+        /// Backfill only this table (`schema.table` or `table`, `%` wildcards; repeatable): the
+        /// run reads no other table. Needed when bookmarked tables have keys of different types.
+        #[arg(long = "table", requires = "backfill_from")]
+        tables: Vec<String>,
         /// Output format of the final summary.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
@@ -255,11 +259,12 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             format,
             backfill_from,
             backfill_to,
+            tables,
             strict,
         } => {
             let backfill = backfill_from
                 .zip(backfill_to)
-                .map(|(from, to)| executor::Backfill { from, to });
+                .map(|(from, to)| executor::Backfill { from, to, tables });
             run(&file, format, &cli.state_dir, cli.quiet, backfill, strict)
         }
         Command::Runs {
@@ -678,7 +683,9 @@ fn run(
     )
     .map_err(|e| anyhow!("{e}"))?;
     let prepared = match backfill {
-        Some(b) => prepared.with_backfill(b),
+        Some(b) => prepared
+            .with_backfill(b)
+            .map_err(|e| UsageError(e.to_string()))?,
         None => prepared,
     };
     let runtime = runtime()?;

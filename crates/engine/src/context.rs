@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::connect::Connections;
 use crate::error::{Error, Result};
-use crate::table::Message;
+use crate::table::{Message, TableId};
 
 /// Batches in flight between two steps. Small: each holds thousands of rows, and a full channel
 /// makes the upstream step wait (backpressure) instead of buffering without bound.
@@ -47,6 +47,17 @@ pub struct Backfill {
     pub from: String,
     /// Exclusive upper bound.
     pub to: String,
+    /// The tables to backfill (`schema.table` or `table` patterns with `%` and `_`, by their
+    /// database names); the run reads no other table. Empty: every table, bookmarked ones in
+    /// the range.
+    pub tables: Vec<String>,
+}
+
+impl Backfill {
+    /// Whether the backfill run reads `table` (named by its database name).
+    pub fn reads(&self, table: &TableId) -> bool {
+        self.tables.is_empty() || self.tables.iter().any(|p| table.matches(p))
+    }
 }
 
 impl RunContext {

@@ -32,6 +32,7 @@ use crate::context::{Backfill, Output, StepContext};
 use crate::error::{Error, Result};
 use crate::table::{TableId, like_match};
 
+use super::key_type::check_range;
 use super::{mysql, postgres};
 
 /// How long a statement runs before sqlx logs it as slow, and at what level. A full load reads
@@ -177,6 +178,9 @@ pub struct BookmarkPlan {
 pub struct TablePlan {
     /// The table's identity downstream.
     pub table: TableId,
+    /// The table's name in the database, which selection rules, `tables:` settings, bookmarks
+    /// and `--table` refer to (`table` differs after transformation rules).
+    pub source: TableId,
     /// The columns, in order.
     pub columns: Vec<DbColumn>,
     /// What to read from: a quoted `schema.table`, or `(query) as q`.
@@ -256,6 +260,7 @@ impl TablePlan {
             }
         };
         Ok(TablePlan {
+            source: table.clone(),
             table,
             columns,
             from,
@@ -599,6 +604,7 @@ pub fn plan_table(
         }
     }
     let mut plan = TablePlan::new(landed, columns, from, bookmark)?;
+    plan.source = table;
     plan.split = split;
     Ok(plan)
 }
@@ -771,8 +777,9 @@ impl super::Source for DatabaseSourceStep {
                 .max()
                 .unwrap_or(1);
             if let Some(range) = &ctx.run.backfill {
-                for b in plans.iter_mut().filter_map(|p| p.bookmark.as_mut()) {
-                    b.backfill = Some(range.clone());
+                plans.retain(|p| range.reads(&p.source));
+                for plan in &mut plans {
+                    backfill_plan(plan, range)?;
                 }
             }
             let out = &out;
@@ -811,6 +818,7 @@ impl super::Source for DatabaseSourceStep {
                         stream: b.stream.clone(),
                         keys: b.spec.keys.clone(),
                         values,
+                        key_types: b.key_types.clone(),
                         run_id: ctx.run.run_id.clone(),
                         updated_at: Utc::now(),
                     };
@@ -824,6 +832,31 @@ impl super::Source for DatabaseSourceStep {
             Ok(())
         })
     }
+}
+
+/// Makes `plan` read `range` of its first bookmark key, after checking the bounds against the
+/// key's declared type. A table named by `--table` must be bookmarked.
+fn backfill_plan(plan: &mut TablePlan, range: &Backfill) -> Result<()> {
+    let Some(b) = &mut plan.bookmark else {
+        if range.tables.is_empty() {
+            return Ok(());
+        }
+        return Err(Error::user(format!(
+            "table {} has no bookmark: a backfill re-reads a range of a bookmarked table's first key; name bookmarked tables with --table",
+            plan.source
+        )));
+    };
+    let what = format!("table {}, key `{}`", plan.source, b.spec.keys[0]);
+    check_range(&b.key_types[0], &range.from, &range.to, &what).map_err(|e| {
+        let hint = if range.tables.is_empty() {
+            "; name the tables whose keys the bounds fit with --table"
+        } else {
+            ""
+        };
+        Error::user(format!("{e}{hint}"))
+    })?;
+    b.backfill = Some(range.clone());
+    Ok(())
 }
 
 /// Arrow builders for one column, appended to by the dialect decoders.
@@ -1073,6 +1106,7 @@ mod tests {
             stream: "s".into(),
             keys: spec.keys.clone(),
             values: values.into_iter().map(|v| serde_json::json!(v)).collect(),
+            key_types: Vec::new(),
             run_id: "r".into(),
             updated_at: Utc::now(),
         });

@@ -167,12 +167,19 @@ impl super::Source for FilesSource {
             } in &listed
             {
                 let seen = seen_of(meta, key.clone());
-                if position.is_new(&seen, look_back) {
-                    let table = match (&spec.table, parts.len()) {
-                        (Some(t), _) => t.clone(),
-                        (None, 1) => default_table.clone(),
-                        (None, _) => parts[0].clone(),
-                    };
+                let table = match (&spec.table, parts.len()) {
+                    (Some(t), _) => t.clone(),
+                    (None, 1) => default_table.clone(),
+                    (None, _) => parts[0].clone(),
+                };
+                let backfilled = run.backfill.as_ref().is_none_or(|b| {
+                    b.reads(&TableId {
+                        source: name.clone(),
+                        schema: name.clone(),
+                        name: table.clone(),
+                    })
+                });
+                if backfilled && position.is_new(&seen, look_back) {
                     pending.push(Pending {
                         path: meta.location.clone(),
                         key: key.clone(),
@@ -295,6 +302,7 @@ impl super::Source for FilesSource {
                         pipeline: run.pipeline.clone(),
                         stream,
                         keys: KEYS.iter().map(|k| (*k).to_owned()).collect(),
+                        key_types: Vec::new(),
                         values: vec![
                             json!(mark.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
                             Value::Array(

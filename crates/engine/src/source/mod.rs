@@ -3,6 +3,7 @@
 pub mod database;
 pub mod files;
 pub mod generator;
+pub mod key_type;
 pub mod mysql;
 pub mod postgres;
 pub mod sqlite;

@@ -222,7 +222,12 @@ impl super::Source for SqliteSource {
             let mut conn = connect(&path).await?;
             let listing = plan_tables(&self.name, &self.spec, &mut conn).await?;
             ctx.report_unmatched_rules(&listing.unmatched_rules)?;
-            for plan in listing.plans {
+            let backfill = ctx.run.backfill.as_ref();
+            for plan in listing
+                .plans
+                .into_iter()
+                .filter(|p| backfill.is_none_or(|b| b.reads(&p.table)))
+            {
                 read_table(&mut conn, &plan, self.spec.batch_rows, &out)
                     .await
                     .map_err(|e| {
