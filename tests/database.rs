@@ -294,6 +294,99 @@ fn postgres_types_land_faithfully_in_parquet_and_csv() {
     db.exec(&format!(r#"drop schema "{schema}" cascade"#));
 }
 
+/// The CSV published under `csv/<table>/`, as lines.
+fn csv_lines(dir: &Path, table: &str) -> Vec<String> {
+    let files: Vec<PathBuf> = published(dir, ".csv")
+        .into_iter()
+        .filter(|p| p.parent().unwrap().ends_with(table))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    std::fs::read_to_string(&files[0])
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn postgres_infinity_lands_by_the_stated_setting_and_inet_as_postgres_prints_it() {
+    let Some(mut db) = Db::postgres() else { return };
+    let schema = unique("pipectl_pginf");
+    db.exec(&format!(
+        "create schema \"{schema}\"; create table \"{schema}\".v (id int, d date, ts timestamp, tz timestamptz, ip inet, net cidr);
+         insert into \"{schema}\".v values
+           (1, 'infinity', 'infinity', 'infinity', '::1', '10.1.0.0/16'),
+           (2, '-infinity', '-infinity', '-infinity', '10.0.0.0/8', '::/0'),
+           (3, '2026-01-31', '2026-01-31 10:00', '2026-01-31 10:00+00', '192.168.1.5', '192.168.1.0/24');"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = |setting: &str| {
+        write_spec(
+            dir.path(),
+            &matrix_spec("postgres", &db.url, &schema, setting),
+        )
+    };
+    // Default: the run fails naming the row and the setting.
+    let (stdout, _) = run_failing(dir.path(), &spec(""));
+    assert!(stdout.contains("row 1, column `d`"), "{stdout}");
+    assert!(stdout.contains("set `infinity: clamp`"), "{stdout}");
+    assert!(published(dir.path(), "").is_empty());
+
+    run_ok(dir.path(), &spec("    infinity: clamp\n"));
+    assert_eq!(
+        csv_lines(dir.path(), "v"),
+        [
+            "id,d,ts,tz,ip,net",
+            "1,9999-12-31,9999-12-31T23:59:59.999999,9999-12-31T23:59:59.999999Z,::1,10.1.0.0/16",
+            "2,0001-01-01,0001-01-01T00:00:00,0001-01-01T00:00:00Z,10.0.0.0/8,::/0",
+            "3,2026-01-31,2026-01-31T10:00:00,2026-01-31T10:00:00Z,192.168.1.5,192.168.1.0/24",
+        ]
+    );
+    let batch = read_parquet(&published(dir.path(), ".parquet")[0]);
+    let d = batch.column_by_name("d").unwrap().as_primitive::<arrow::datatypes::Date32Type>();
+    assert_eq!(d.value_as_date(0).unwrap().to_string(), "9999-12-31");
+
+    std::fs::remove_dir_all(dir.path().join("lake")).unwrap();
+    run_ok(dir.path(), &spec("    infinity: set_null\n"));
+    let batch = read_parquet(&published(dir.path(), ".parquet")[0]);
+    for column in ["d", "ts", "tz"] {
+        let c = batch.column_by_name(column).unwrap();
+        assert!(c.is_null(0) && c.is_null(1) && c.is_valid(2), "{column}");
+    }
+    db.exec(&format!("drop schema \"{schema}\" cascade"));
+}
+
+#[test]
+fn mysql_time_durations_land_as_text_by_the_stated_setting() {
+    let Some(mut db) = Db::mysql() else { return };
+    let schema = unique("pipectl_mytime");
+    db.exec(&format!(
+        "create database `{schema}`; create table `{schema}`.durations (id int, t time, t6 time(6));
+         insert into `{schema}`.durations values (1, '-838:59:59', '100:00:00.5'), (2, '10:30:00', '00:00:01'), (3, null, null);"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = |setting: &str| {
+        write_spec(dir.path(), &matrix_spec("mysql", &db.url, &schema, setting))
+    };
+    let (stdout, _) = run_failing(dir.path(), &spec(""));
+    assert!(stdout.contains("row 1, column `t`"), "{stdout}");
+    assert!(stdout.contains("set `mysql_time: text`"), "{stdout}");
+
+    run_ok(dir.path(), &spec("    mysql_time: text\n"));
+    assert_eq!(
+        csv_lines(dir.path(), "durations"),
+        [
+            "id,t,t6",
+            "1,-838:59:59,100:00:00.500000",
+            "2,10:30:00,00:00:01.000000",
+            "3,,",
+        ]
+    );
+    let batch = read_parquet(&published(dir.path(), ".parquet")[0]);
+    assert_eq!(batch.column_by_name("t").unwrap().data_type(), &DataType::Utf8);
+    db.exec(&format!("drop database `{schema}`"));
+}
+
 #[test]
 fn mysql_types_land_faithfully_in_parquet_and_csv() {
     let Some(mut db) = Db::mysql() else { return };

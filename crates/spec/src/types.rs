@@ -274,6 +274,16 @@ pub struct DatabaseSource {
     /// What a column of a type pipectl cannot map does: fail the run naming it, or land it as text.
     #[serde(default)]
     pub unmapped_types: UnmappedTypes,
+    /// What PostgreSQL's `infinity` and `-infinity` dates and timestamps (common as `valid_to`)
+    /// land as: fail the run naming the row (`fail`), NULL (`set_null`), or the latest and
+    /// earliest values, `9999-12-31 23:59:59.999999` and `0001-01-01 00:00:00` (`clamp`).
+    #[serde(default)]
+    pub infinity: InfinityPolicy,
+    /// How MySQL `TIME` columns land: as a time of day (a value below zero or of 24 hours or
+    /// more fails the run naming the row), or as text in MySQL's own form (`-838:59:59`,
+    /// `100:00:00`), for columns that hold durations.
+    #[serde(default)]
+    pub mysql_time: MysqlTime,
     /// DMS-style transformation rules applied in order to the tables this source lands: rename a
     /// table or column, remove a column, lowercase names, add a table prefix (PostgreSQL and MySQL).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -318,6 +328,31 @@ pub enum UnmappedTypes {
     #[default]
     Fail,
     /// Read the column as the database's text form.
+    Text,
+}
+
+/// What an infinite date or timestamp lands as.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InfinityPolicy {
+    /// Fail the run, naming the table, row and column.
+    #[default]
+    Fail,
+    /// NULL (`set_null` rather than `null`, which YAML reads as no value).
+    SetNull,
+    /// `infinity` as `9999-12-31 23:59:59.999999` (dates: `9999-12-31`), `-infinity` as
+    /// `0001-01-01 00:00:00` (dates: `0001-01-01`), the range every reader takes.
+    Clamp,
+}
+
+/// How MySQL `TIME` columns land.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MysqlTime {
+    /// A time of day (Arrow `time64`, microseconds).
+    #[default]
+    TimeOfDay,
+    /// Text as MySQL prints it, negative and past 24 hours included.
     Text,
 }
 

@@ -24,7 +24,8 @@ use chrono::Utc;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use pipectl_spec::types::{
-    BookmarkSpec, DatabaseSource, NullKeyPolicy, SplitSpec, TableSettings, TableType,
+    BookmarkSpec, DatabaseSource, InfinityPolicy, NullKeyPolicy, SplitSpec, TableSettings,
+    TableType,
 };
 use pipectl_state::Bookmark;
 
@@ -194,6 +195,8 @@ pub struct TablePlan {
     pub range: Option<String>,
     /// The Arrow schema rows are read into.
     pub schema: SchemaRef,
+    /// What PostgreSQL's infinite dates and timestamps land as.
+    pub infinity: InfinityPolicy,
 }
 
 /// A statement with its bound parameters (all bound as text and cast in SQL to the key's type,
@@ -268,6 +271,7 @@ impl TablePlan {
             split: None,
             range: None,
             schema: Arc::new(Schema::new(fields)),
+            infinity: InfinityPolicy::default(),
         })
     }
 
@@ -606,6 +610,7 @@ pub fn plan_table(
     let mut plan = TablePlan::new(landed, columns, from, bookmark)?;
     plan.source = table;
     plan.split = split;
+    plan.infinity = spec.infinity;
     Ok(plan)
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow::compute::kernels::cast_utils::parse_decimal;
 use arrow::datatypes::Decimal128Type;
 use futures::TryStreamExt;
-use pipectl_spec::types::{DatabaseSource, UnmappedTypes};
+use pipectl_spec::types::{DatabaseSource, MysqlTime, UnmappedTypes};
 use pipectl_state::Bookmark;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
 use sqlx::{ConnectOptions, Connection, Executor, Row};
@@ -80,7 +80,7 @@ pub async fn plan_tables(
             .fetch_all(&mut *conn)
             .await
             .map_err(|e| Error::external(format!("cannot read the columns of {table}"), e))?;
-            let columns = columns_of(declared, &table, spec.unmapped_types)?;
+            let columns = columns_of(declared, &table, spec)?;
             let from = format!(
                 "{}.{}",
                 Dialect::Mysql.quote(&schema),
@@ -146,7 +146,7 @@ pub async fn plan_tables(
         conn.execute("drop temporary table pipectl_query")
             .await
             .map_err(|e| Error::external("cannot inspect a query", e))?;
-        let columns = columns_of(declared, &table, spec.unmapped_types)?;
+        let columns = columns_of(declared, &table, spec)?;
         let from = format!("({}) as q", query.sql);
         plans.push(plan_table(
             Dialect::Mysql,
@@ -176,7 +176,7 @@ const GEOMETRY_TYPES: &[&str] = &[
 fn columns_of(
     declared: Vec<(String, String)>,
     table: &TableId,
-    unmapped: UnmappedTypes,
+    spec: &DatabaseSource,
 ) -> Result<Vec<DbColumn>> {
     declared
         .into_iter()
@@ -189,9 +189,12 @@ fn columns_of(
                 format!("cast({quoted} as char) as {quoted}")
             };
             let (kind, select) = match map_type(&declared) {
+                Some(Some(ColumnKind::Time)) if spec.mysql_time == MysqlTime::Text => {
+                    (ColumnKind::Text, as_text)
+                }
                 Some(Some(kind)) => (kind, quoted),
                 Some(None) => (ColumnKind::Text, as_text),
-                None => match unmapped {
+                None => match spec.unmapped_types {
                     UnmappedTypes::Text => (ColumnKind::Text, as_text),
                     UnmappedTypes::Fail => {
                         return Err(Error::user(format!(
@@ -453,7 +456,7 @@ fn decode_value(
             let days = u32::from_le_bytes([v[2], v[3], v[4], v[5]]);
             if v[1] != 0 || days != 0 {
                 return Err(
-                    "a negative time or one of 24 hours or more is not a time of day; cast it in a `queries:` entry"
+                    "a negative time or one of 24 hours or more is not a time of day; set `mysql_time: text` on the source to land TIME columns as MySQL prints them"
                         .to_owned(),
                 );
             }
