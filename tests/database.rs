@@ -357,6 +357,40 @@ fn postgres_infinity_lands_by_the_stated_setting_and_inet_as_postgres_prints_it(
 }
 
 #[test]
+fn json_lines_keep_nan_and_infinities_as_strings() {
+    let Some(mut db) = Db::postgres() else { return };
+    let schema = unique("pipectl_pgnan");
+    db.exec(&format!(
+        "create schema \"{schema}\"; create table \"{schema}\".m (id int, f8 double precision, f4 real);
+         insert into \"{schema}\".m values (1, 'NaN', 'Infinity'), (2, 'Infinity', '-Infinity'), (3, '-Infinity', 'NaN'), (4, 0.25, null);"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        dir.path(),
+        &bookmark_spec("postgres", &db.url, &schema, "m", "")
+            .replace("    tables:\n      \"m\": { bookmark: { keys: [ts, id] } }\n", ""),
+    );
+    run_ok(dir.path(), &spec);
+    let files = published(dir.path(), ".jsonl");
+    let mut rows: Vec<serde_json::Value> = std::fs::read_to_string(&files[0])
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    rows.sort_by_key(|r| r["id"].as_i64());
+    assert_eq!(
+        rows,
+        [
+            serde_json::json!({"id": 1, "f8": "NaN", "f4": "Infinity"}),
+            serde_json::json!({"id": 2, "f8": "Infinity", "f4": "-Infinity"}),
+            serde_json::json!({"id": 3, "f8": "-Infinity", "f4": "NaN"}),
+            serde_json::json!({"id": 4, "f8": 0.25}),
+        ]
+    );
+    db.exec(&format!("drop schema \"{schema}\" cascade"));
+}
+
+#[test]
 fn mysql_time_durations_land_as_text_by_the_stated_setting() {
     let Some(mut db) = Db::mysql() else { return };
     let schema = unique("pipectl_mytime");
