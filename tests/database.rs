@@ -421,6 +421,144 @@ fn mysql_time_durations_land_as_text_by_the_stated_setting() {
     db.exec(&format!("drop database `{schema}`"));
 }
 
+/// Lands `schema`'s table `e` as CSV (NULL written as `null_value`), crawls the landing zone,
+/// then reads it back with a files source into Parquet, `columns:` declaring `amount` and
+/// `nothing` (a column only ever NULL). Returns the clean batch, sorted by id, and the landing
+/// CSV's lines.
+fn land_and_clean(db: &Db, kind: &str, schema: &str, null_value: &str) -> (RecordBatch, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = &db.url;
+    let land = format!(
+        r#"version: 1
+name: land
+connections:
+  db: {{ url: "{url}" }}
+  lake: {{ url: "file://lake" }}
+sources:
+  src:
+    type: {kind}
+    connection: db
+    include: [{{ schema: "{schema}", table: e }}]
+sinks:
+  landing:
+    type: object_store
+    inputs: [src]
+    connection: lake
+    key: "landing/{{table}}/"
+    format: {{ type: csv, null_value: '{null_value}' }}
+crawlers:
+  raw:
+    type: catalog
+    inputs: [landing]
+    database: raw
+"#
+    );
+    let clean = format!(
+        r#"version: 1
+name: clean
+connections:
+  lake: {{ url: "file://lake" }}
+sources:
+  landed:
+    type: files
+    connection: lake
+    prefix: landing/
+    null_value: '{null_value}'
+    columns:
+      - {{ name: amount, type: "decimal(5,2)" }}
+      - {{ name: nothing, type: int64 }}
+sinks:
+  clean:
+    type: object_store
+    inputs: [landed]
+    connection: lake
+    key: "clean/{{table}}/"
+    format: {{ type: parquet }}
+"#
+    );
+    std::fs::write(dir.path().join("land.yaml"), land).unwrap();
+    std::fs::write(dir.path().join("clean.yaml"), clean).unwrap();
+    run_ok(dir.path(), &dir.path().join("land.yaml"));
+    let lines = csv_lines(dir.path(), "e");
+    let (out, stdout, stderr) = output(
+        pipectl(dir.path()).args(["catalog", "show", "raw.e", "--format", "json"]),
+    );
+    assert!(out.status.success(), "{stderr}");
+    let table: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let n_type = table["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "n")
+        .map(|c| c["type"].clone());
+    assert_eq!(n_type, Some(serde_json::json!("int")), "the crawler reads NULL as NULL: {table}");
+    run_ok(dir.path(), &dir.path().join("clean.yaml"));
+    let parquet: Vec<PathBuf> = published(dir.path(), ".parquet");
+    assert_eq!(parquet.len(), 1, "{parquet:?}");
+    let batch = read_parquet(&parquet[0]);
+    let order = arrow::compute::sort_to_indices(batch.column_by_name("id").unwrap(), None, None)
+        .unwrap();
+    let sorted = arrow::compute::take_record_batch(&batch, &order).unwrap();
+    (sorted, lines)
+}
+
+/// Row 1 holds empty values, row 2 NULLs: the clean zone has them apart.
+fn assert_empty_and_null_apart(batch: &RecordBatch, text_columns: &[&str]) {
+    for name in text_columns {
+        let column = batch.column_by_name(name).unwrap_or_else(|| panic!("{name}"));
+        let text = arrow::compute::cast(column, &DataType::Utf8).unwrap();
+        let text = text.as_string::<i32>();
+        assert!(text.is_valid(0) && text.value(0).is_empty(), "{name}: row 1 is ''");
+        assert!(text.is_null(1), "{name}: row 2 is NULL");
+    }
+    let amount = batch.column_by_name("amount").unwrap();
+    assert_eq!(amount.data_type(), &DataType::Decimal128(5, 2));
+    let amount = amount.as_primitive::<arrow::datatypes::Decimal128Type>();
+    assert_eq!(amount.value(0), 999_99);
+    assert_eq!(amount.value(1), -10);
+    let nothing = batch.column_by_name("nothing").unwrap();
+    assert_eq!(nothing.data_type(), &DataType::Int64);
+    assert_eq!(nothing.null_count(), 2);
+}
+
+#[test]
+fn postgres_empty_strings_and_nulls_stay_apart_from_csv_landing_to_the_clean_zone() {
+    let Some(mut db) = Db::postgres() else { return };
+    let schema = unique("pipectl_pgempty");
+    db.exec(&format!(
+        "create schema \"{schema}\"; create table \"{schema}\".e (id int, t text, vc varchar(5), by bytea, n int, amount numeric(5,2), nothing int);
+         insert into \"{schema}\".e values (1, '', '', '', 5, 999.99, null), (2, null, null, null, null, -0.10, null);"
+    ));
+    let (batch, lines) = land_and_clean(&db, "postgres", &schema, "");
+    assert_eq!(lines, ["id,t,vc,by,n,amount,nothing", "1,\"\",\"\",\"\",5,999.99,", "2,,,,,-0.10,"]);
+    assert_empty_and_null_apart(&batch, &["t", "vc", "by"]);
+    let (batch, lines) = land_and_clean(&db, "postgres", &schema, "NULL");
+    assert_eq!(lines[2], "2,NULL,NULL,NULL,NULL,-0.10,NULL");
+    assert_empty_and_null_apart(&batch, &["t", "vc", "by"]);
+    db.exec(&format!("drop schema \"{schema}\" cascade"));
+}
+
+#[test]
+fn mysql_empty_strings_and_nulls_stay_apart_from_csv_landing_to_the_clean_zone() {
+    let Some(mut db) = Db::mysql() else { return };
+    let schema = unique("pipectl_myempty");
+    db.exec(&format!(
+        "create database `{schema}`; create table `{schema}`.e (id int, t text, c char(3), b blob, vb varbinary(4), s set('a','b'), n int, amount decimal(5,2), nothing int);
+         insert into `{schema}`.e values (1, '', '', '', '', '', 5, 999.99, null), (2, null, null, null, null, null, null, -0.10, null);"
+    ));
+    let (batch, lines) = land_and_clean(&db, "mysql", &schema, "\\N");
+    assert_eq!(
+        lines,
+        [
+            "id,t,c,b,vb,s,n,amount,nothing",
+            "1,\"\",\"\",\"\",\"\",\"\",5,999.99,\\N",
+            "2,\\N,\\N,\\N,\\N,\\N,\\N,-0.10,\\N"
+        ]
+    );
+    assert_empty_and_null_apart(&batch, &["t", "c", "b", "vb", "s"]);
+    db.exec(&format!("drop database `{schema}`"));
+}
+
 #[test]
 fn mysql_types_land_faithfully_in_parquet_and_csv() {
     let Some(mut db) = Db::mysql() else { return };

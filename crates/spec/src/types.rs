@@ -702,6 +702,11 @@ pub struct CsvFormat {
     /// Field delimiter: a single ASCII character.
     #[serde(default = "default_delimiter")]
     pub delimiter: String,
+    /// What NULL is written as (DMS `CsvNullValue`), e.g. `NULL` or `\N`. Default: an empty
+    /// field. Either way an empty string is written as `""`, and a text value equal to this is
+    /// quoted, so NULL and text stay apart.
+    #[serde(default)]
+    pub null_value: String,
     /// Compress the file.
     #[serde(default)]
     pub compression: TextCompression,

@@ -78,6 +78,7 @@ pub fn open(
             TextEncoding::Csv {
                 encoder: Box::new(CsvEncoder::new(
                     c.delimiter.as_bytes().first().copied().unwrap_or(b','),
+                    &c.null_value,
                 )),
                 header: c.header,
             },

@@ -30,10 +30,13 @@ use serde_json::{Value, json};
 
 use crate::context::{Output, StepContext};
 use crate::crawl::infer::{FileKind, FileSchema, infer_file};
+use crate::arrow_eval::declared_schema;
 use crate::crawl::types::{HiveType, merge_fields};
 use crate::crawl::{DataObject, list_data_objects};
 use crate::error::{Error, Result};
 use crate::table::{Message, TableId};
+
+use super::delimited;
 
 /// Bookmark key names (the values are the mark and the list).
 const KEYS: [&str; 2] = ["modified", "files"];
@@ -196,7 +199,7 @@ impl super::Source for FilesSource {
             let mut tables: BTreeMap<String, Vec<(String, HiveType)>> = BTreeMap::new();
             let mut bad: Vec<(String, String, String)> = Vec::new();
             for p in &pending {
-                match infer_file(&handle.store, &p.path, p.size).await {
+                match infer_file(&handle.store, &p.path, p.size, &spec.null_value).await {
                     Ok(mut s) => {
                         if let FileKind::Csv { delimiter, header } = &mut s.kind {
                             if let Some(d) =
@@ -219,25 +222,34 @@ impl super::Source for FilesSource {
                     Err(e) => bad.push((p.table.clone(), p.key.clone(), e)),
                 }
             }
+            // Declared columns keep their declared types; the others, the inferred ones.
+            let declared = declared_schema(&format!("source `{name}`"), &spec.columns)?;
+            let table_schemas: BTreeMap<&String, SchemaRef> = tables
+                .iter()
+                .map(|(table, columns)| {
+                    let fields: Vec<Field> = columns
+                        .iter()
+                        .map(|(n, t)| match declared.as_ref().and_then(|d| d.field_with_name(n).ok()) {
+                            Some(f) => f.clone(),
+                            None => Field::new(n, t.to_arrow(), true),
+                        })
+                        .collect();
+                    (table, Arc::new(Schema::new(fields)))
+                })
+                .collect();
             // Pass 2: read each file whole, cast to its table's columns, then send.
             let mut open_tables: BTreeSet<String> = BTreeSet::new();
             for p in &pending {
                 let Some(file_schema) = schemas.get(&p.key) else {
                     continue;
                 };
-                let columns = &tables[&p.table];
-                let table_schema: SchemaRef = Arc::new(Schema::new(
-                    columns
-                        .iter()
-                        .map(|(n, t)| Field::new(n, t.to_arrow(), true))
-                        .collect::<Vec<_>>(),
-                ));
-                let batches = match read_file(&handle, p, file_schema, columns, spec.batch_rows)
+                let table_schema = &table_schemas[&p.table];
+                let batches = match read_file(&handle, p, file_schema, table_schema, &spec)
                     .await
                     .and_then(|batches| {
                         batches
                             .into_iter()
-                            .map(|b| conform(&b, &table_schema))
+                            .map(|b| conform(&b, table_schema))
                             .collect::<std::result::Result<Vec<_>, String>>()
                     }) {
                     Ok(b) => b,
@@ -337,9 +349,10 @@ async fn read_file(
     handle: &crate::connect::StoreHandle,
     p: &Pending,
     file: &FileSchema,
-    table: &[(String, HiveType)],
-    batch_rows: usize,
+    table: &SchemaRef,
+    spec: &FilesSpec,
 ) -> std::result::Result<Vec<RecordBatch>, String> {
+    let batch_rows = spec.batch_rows;
     let bytes = handle
         .store
         .get(&p.path)
@@ -371,28 +384,23 @@ async fn read_file(
     let typed: Vec<Field> = file
         .columns
         .iter()
-        .map(|(n, _)| {
-            let t = table
-                .iter()
-                .find(|(tn, _)| tn == n)
-                .map(|(_, t)| t.to_arrow())
-                .unwrap_or(DataType::Utf8);
-            Field::new(n, t, true)
+        .map(|(n, _)| match table.field_with_name(n) {
+            Ok(f) => f.clone(),
+            Err(_) => Field::new(n, DataType::Utf8, true),
         })
         .collect();
     let schema = Arc::new(Schema::new(typed));
     match &file.kind {
-        FileKind::Csv { delimiter, header } => {
-            let reader = arrow::csv::ReaderBuilder::new(schema)
-                .with_header(*header)
-                .with_delimiter(*delimiter)
-                .with_batch_size(batch_rows)
-                .build(std::io::Cursor::new(bytes))
-                .map_err(|e| e.to_string())?;
-            reader
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| csv_error(&e.to_string(), *header))
-        }
+        FileKind::Csv { delimiter, header } => delimited::read(
+            &bytes,
+            &schema,
+            delimited::Layout {
+                delimiter: *delimiter,
+                header: *header,
+                null_value: &spec.null_value,
+            },
+            batch_rows,
+        ),
         _ => json_lines(&bytes, schema, batch_rows),
     }
 }
@@ -438,22 +446,6 @@ fn json_lines(
         batches.push(b);
     }
     Ok(batches)
-}
-
-/// arrow-csv names the line counting from the first data row; users count file lines.
-fn csv_error(message: &str, header: bool) -> String {
-    let mut out = message.to_owned();
-    if let Some(at) = message.find("at line ") {
-        let digits: String = message[at + 8..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        if let Ok(line) = digits.parse::<u64>() {
-            let row = line + u64::from(header);
-            out = format!("row {row}: {message}");
-        }
-    }
-    out
 }
 
 /// A batch with exactly the table's columns: by name, cast, missing ones null.
@@ -551,13 +543,5 @@ mod tests {
         // Syntax errors name their row (type errors surface when the batch is built).
         let error = json_lines(b"{\"n\": 1}\n{\"n\" 2}\n", schema, 10).unwrap_err();
         assert!(error.starts_with("row 2: "), "{error}");
-    }
-
-    #[test]
-    fn csv_errors_name_the_file_row() {
-        assert_eq!(
-            csv_error("Parser error: at line 3: bad", true),
-            "row 4: Parser error: at line 3: bad"
-        );
     }
 }

@@ -1,6 +1,7 @@
 //! Sources: steps that read data and emit record batches.
 
 pub mod database;
+pub mod delimited;
 pub mod files;
 pub mod generator;
 pub mod key_type;

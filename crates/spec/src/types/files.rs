@@ -24,6 +24,16 @@ pub struct FilesSource {
     /// CSV files start with a header row. Default: detected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<bool>,
+    /// The unquoted CSV field that stands for NULL, as the writer's `null_value` (e.g. `NULL`,
+    /// `\N`). Default: an empty field. A quoted field is always text: `""` is an empty string.
+    #[serde(default)]
+    pub null_value: String,
+    /// Column types, by name, for the tables this source reads (`decimal(5,2)`, `int64`,
+    /// `date`, ...), as the generator's `columns:` declare them: a declared column is read
+    /// exactly as that type (a value that does not fit makes its file malformed), and one
+    /// missing from a file is NULL. Undeclared columns keep their inferred types.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<crate::types::ColumnDecl>,
     /// Table name every file lands under (`{table}` in sink keys). Default: the folder directly
     /// under `prefix` (`landing/sakila/film/part-1.csv` is table `film`); files directly in the
     /// prefix go to a table named after its last folder.
