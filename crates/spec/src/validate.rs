@@ -610,7 +610,7 @@ impl Validator<'_> {
             self.error(
                 &at("null_value"),
                 problem,
-                Some("e.g. `NULL` or `\\N`".to_owned()),
+                Some(NULL_VALUE_HELP.to_owned()),
             );
         }
         let csv_only = [
@@ -1192,13 +1192,16 @@ impl Validator<'_> {
                 }
                 if let Some(problem) = null_value_problem(&csv.null_value, &csv.delimiter) {
                     path.push(key("null_value"));
-                    self.error(&path, problem, Some("e.g. `NULL` or `\\N`".to_owned()));
+                    self.error(&path, problem, Some(NULL_VALUE_HELP.to_owned()));
                 }
             }
             Format::Parquet(_) | Format::Jsonl(_) => {}
         }
     }
 }
+
+/// Examples of a CSV `null_value`: YAML reads `\N` in double quotes as an escape.
+const NULL_VALUE_HELP: &str = "e.g. `NULL`, or `'\\N'` in single quotes";
 
 /// Why a CSV `null_value` cannot be told apart from the file's structure: it may not hold the
 /// delimiter, a quote or a line break.
