@@ -446,11 +446,21 @@ sinks:
     connection: lake
     key: "landing/{{table}}/"
     format: {{ type: csv, null_value: '{null_value}' }}
+  typed:
+    type: object_store
+    inputs: [src]
+    connection: lake
+    key: "typed/{{table}}/"
+    format: {{ type: parquet }}
 crawlers:
   raw:
     type: catalog
     inputs: [landing]
     database: raw
+  typed_catalog:
+    type: catalog
+    inputs: [typed]
+    database: typed
 "#
     );
     let clean = format!(
@@ -476,8 +486,17 @@ sinks:
     format: {{ type: parquet }}
 "#
     );
+    // The same, typed by the catalog table a crawler made from the Parquet copy.
+    let from_catalog = clean
+        .replace("name: clean\n", "name: clean-catalog\n")
+        .replace(
+            "    columns:\n      - { name: amount, type: \"decimal(5,2)\" }\n      - { name: nothing, type: int64 }\n",
+            "    types_from_catalog: typed\n",
+        )
+        .replace("clean/{table}/", "catalog/{table}/");
     std::fs::write(dir.path().join("land.yaml"), land).unwrap();
     std::fs::write(dir.path().join("clean.yaml"), clean).unwrap();
+    std::fs::write(dir.path().join("catalog.yaml"), &from_catalog).unwrap();
     run_ok(dir.path(), &dir.path().join("land.yaml"));
     let lines = csv_lines(dir.path(), "e");
     let (out, stdout, stderr) = output(
@@ -493,13 +512,25 @@ sinks:
         .map(|c| c["type"].clone());
     assert_eq!(n_type, Some(serde_json::json!("int")), "the crawler reads NULL as NULL: {table}");
     run_ok(dir.path(), &dir.path().join("clean.yaml"));
-    let parquet: Vec<PathBuf> = published(dir.path(), ".parquet");
-    assert_eq!(parquet.len(), 1, "{parquet:?}");
-    let batch = read_parquet(&parquet[0]);
-    let order = arrow::compute::sort_to_indices(batch.column_by_name("id").unwrap(), None, None)
-        .unwrap();
-    let sorted = arrow::compute::take_record_batch(&batch, &order).unwrap();
-    (sorted, lines)
+    run_ok(dir.path(), &dir.path().join("catalog.yaml"));
+    let read = |folder: &str| {
+        let parquet: Vec<PathBuf> = published(dir.path(), ".parquet")
+            .into_iter()
+            .filter(|p| p.starts_with(dir.path().join("lake").join(folder)))
+            .collect();
+        assert_eq!(parquet.len(), 1, "{parquet:?}");
+        let batch = read_parquet(&parquet[0]);
+        let order =
+            arrow::compute::sort_to_indices(batch.column_by_name("id").unwrap(), None, None)
+                .unwrap();
+        arrow::compute::take_record_batch(&batch, &order).unwrap()
+    };
+    let catalog_typed = read("catalog");
+    let amount = catalog_typed.column_by_name("amount").unwrap();
+    assert_eq!(amount.data_type(), &DataType::Decimal128(5, 2), "typed by the catalog");
+    let nothing = catalog_typed.column_by_name("nothing").unwrap();
+    assert_eq!(nothing.data_type(), &DataType::Int32, "typed by the catalog");
+    (read("clean"), lines)
 }
 
 /// Row 1 holds empty values, row 2 NULLs: the clean zone has them apart.

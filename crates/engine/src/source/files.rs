@@ -222,21 +222,26 @@ impl super::Source for FilesSource {
                     Err(e) => bad.push((p.table.clone(), p.key.clone(), e)),
                 }
             }
-            // Declared columns keep their declared types; the others, the inferred ones.
+            // Each column's type: declared, else the catalog table's, else inferred.
             let declared = declared_schema(&format!("source `{name}`"), &spec.columns)?;
-            let table_schemas: BTreeMap<&String, SchemaRef> = tables
-                .iter()
-                .map(|(table, columns)| {
-                    let fields: Vec<Field> = columns
-                        .iter()
-                        .map(|(n, t)| match declared.as_ref().and_then(|d| d.field_with_name(n).ok()) {
+            let mut table_schemas: BTreeMap<&String, SchemaRef> = BTreeMap::new();
+            for (table, columns) in &tables {
+                let catalogued = catalog_types(&run, &name, &spec, table)?;
+                let fields: Vec<Field> = columns
+                    .iter()
+                    .map(|(n, t)| {
+                        match declared.as_ref().and_then(|d| d.field_with_name(n).ok()) {
                             Some(f) => f.clone(),
-                            None => Field::new(n, t.to_arrow(), true),
-                        })
-                        .collect();
-                    (table, Arc::new(Schema::new(fields)))
-                })
-                .collect();
+                            None => Field::new(
+                                n,
+                                catalogued.get(n).unwrap_or(t).to_arrow(),
+                                true,
+                            ),
+                        }
+                    })
+                    .collect();
+                table_schemas.insert(table, Arc::new(Schema::new(fields)));
+            }
             // Pass 2: read each file whole, cast to its table's columns, then send.
             let mut open_tables: BTreeSet<String> = BTreeSet::new();
             for p in &pending {
@@ -330,6 +335,39 @@ impl super::Source for FilesSource {
             Ok(())
         })
     }
+}
+
+/// The column types of `table` in the source's `types_from_catalog` database (none without
+/// that setting). A table the catalog does not have is reported and read with inferred types.
+fn catalog_types(
+    run: &crate::context::RunContext,
+    source: &str,
+    spec: &FilesSpec,
+    table: &str,
+) -> Result<BTreeMap<String, HiveType>> {
+    let Some(database) = &spec.types_from_catalog else {
+        return Ok(BTreeMap::new());
+    };
+    let Some(entry) = run
+        .state
+        .table(database, table)
+        .map_err(|e| Error::external("cannot read the catalog", e))?
+    else {
+        tracing::warn!(
+            "source `{source}`: the catalog has no table {database}.{table} (types_from_catalog); its columns keep their inferred types"
+        );
+        return Ok(BTreeMap::new());
+    };
+    entry
+        .columns
+        .iter()
+        .map(|c| {
+            let t = HiveType::parse(&c.data_type).map_err(|e| {
+                Error::internal(format!("catalog table {database}.{table}, column `{}`: {e}", c.name))
+            })?;
+            Ok((c.name.clone(), t))
+        })
+        .collect()
 }
 
 /// Why a file's detected format is not the one the spec asks for.
