@@ -343,7 +343,10 @@ fn postgres_infinity_lands_by_the_stated_setting_and_inet_as_postgres_prints_it(
         ]
     );
     let batch = read_parquet(&published(dir.path(), ".parquet")[0]);
-    let d = batch.column_by_name("d").unwrap().as_primitive::<arrow::datatypes::Date32Type>();
+    let d = batch
+        .column_by_name("d")
+        .unwrap()
+        .as_primitive::<arrow::datatypes::Date32Type>();
     assert_eq!(d.value_as_date(0).unwrap().to_string(), "9999-12-31");
 
     std::fs::remove_dir_all(dir.path().join("lake")).unwrap();
@@ -367,8 +370,10 @@ fn json_lines_keep_nan_and_infinities_as_strings() {
     let dir = tempfile::tempdir().unwrap();
     let spec = write_spec(
         dir.path(),
-        &bookmark_spec("postgres", &db.url, &schema, "m", "")
-            .replace("    tables:\n      \"m\": { bookmark: { keys: [ts, id] } }\n", ""),
+        &bookmark_spec("postgres", &db.url, &schema, "m", "").replace(
+            "    tables:\n      \"m\": { bookmark: { keys: [ts, id] } }\n",
+            "",
+        ),
     );
     run_ok(dir.path(), &spec);
     let files = published(dir.path(), ".jsonl");
@@ -399,9 +404,8 @@ fn mysql_time_durations_land_as_text_by_the_stated_setting() {
          insert into `{schema}`.durations values (1, '-838:59:59', '100:00:00.5'), (2, '10:30:00', '00:00:01'), (3, null, null);"
     ));
     let dir = tempfile::tempdir().unwrap();
-    let spec = |setting: &str| {
-        write_spec(dir.path(), &matrix_spec("mysql", &db.url, &schema, setting))
-    };
+    let spec =
+        |setting: &str| write_spec(dir.path(), &matrix_spec("mysql", &db.url, &schema, setting));
     let (stdout, _) = run_failing(dir.path(), &spec(""));
     assert!(stdout.contains("row 1, column `t`"), "{stdout}");
     assert!(stdout.contains("set `mysql_time: text`"), "{stdout}");
@@ -417,7 +421,10 @@ fn mysql_time_durations_land_as_text_by_the_stated_setting() {
         ]
     );
     let batch = read_parquet(&published(dir.path(), ".parquet")[0]);
-    assert_eq!(batch.column_by_name("t").unwrap().data_type(), &DataType::Utf8);
+    assert_eq!(
+        batch.column_by_name("t").unwrap().data_type(),
+        &DataType::Utf8
+    );
     db.exec(&format!("drop database `{schema}`"));
 }
 
@@ -425,7 +432,12 @@ fn mysql_time_durations_land_as_text_by_the_stated_setting() {
 /// then reads it back with a files source into Parquet, `columns:` declaring `amount` and
 /// `nothing` (a column only ever NULL). Returns the clean batch, sorted by id, and the landing
 /// CSV's lines.
-fn land_and_clean(db: &Db, kind: &str, schema: &str, null_value: &str) -> (RecordBatch, Vec<String>) {
+fn land_and_clean(
+    db: &Db,
+    kind: &str,
+    schema: &str,
+    null_value: &str,
+) -> (RecordBatch, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let url = &db.url;
     let land = format!(
@@ -499,9 +511,8 @@ sinks:
     std::fs::write(dir.path().join("catalog.yaml"), &from_catalog).unwrap();
     run_ok(dir.path(), &dir.path().join("land.yaml"));
     let lines = csv_lines(dir.path(), "e");
-    let (out, stdout, stderr) = output(
-        pipectl(dir.path()).args(["catalog", "show", "raw.e", "--format", "json"]),
-    );
+    let (out, stdout, stderr) =
+        output(pipectl(dir.path()).args(["catalog", "show", "raw.e", "--format", "json"]));
     assert!(out.status.success(), "{stderr}");
     let table: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let n_type = table["columns"]
@@ -510,7 +521,11 @@ sinks:
         .iter()
         .find(|c| c["name"] == "n")
         .map(|c| c["type"].clone());
-    assert_eq!(n_type, Some(serde_json::json!("int")), "the crawler reads NULL as NULL: {table}");
+    assert_eq!(
+        n_type,
+        Some(serde_json::json!("int")),
+        "the crawler reads NULL as NULL: {table}"
+    );
     run_ok(dir.path(), &dir.path().join("clean.yaml"));
     run_ok(dir.path(), &dir.path().join("catalog.yaml"));
     let read = |folder: &str| {
@@ -527,25 +542,38 @@ sinks:
     };
     let catalog_typed = read("catalog");
     let amount = catalog_typed.column_by_name("amount").unwrap();
-    assert_eq!(amount.data_type(), &DataType::Decimal128(5, 2), "typed by the catalog");
+    assert_eq!(
+        amount.data_type(),
+        &DataType::Decimal128(5, 2),
+        "typed by the catalog"
+    );
     let nothing = catalog_typed.column_by_name("nothing").unwrap();
-    assert_eq!(nothing.data_type(), &DataType::Int32, "typed by the catalog");
+    assert_eq!(
+        nothing.data_type(),
+        &DataType::Int32,
+        "typed by the catalog"
+    );
     (read("clean"), lines)
 }
 
 /// Row 1 holds empty values, row 2 NULLs: the clean zone has them apart.
 fn assert_empty_and_null_apart(batch: &RecordBatch, text_columns: &[&str]) {
     for name in text_columns {
-        let column = batch.column_by_name(name).unwrap_or_else(|| panic!("{name}"));
+        let column = batch
+            .column_by_name(name)
+            .unwrap_or_else(|| panic!("{name}"));
         let text = arrow::compute::cast(column, &DataType::Utf8).unwrap();
         let text = text.as_string::<i32>();
-        assert!(text.is_valid(0) && text.value(0).is_empty(), "{name}: row 1 is ''");
+        assert!(
+            text.is_valid(0) && text.value(0).is_empty(),
+            "{name}: row 1 is ''"
+        );
         assert!(text.is_null(1), "{name}: row 2 is NULL");
     }
     let amount = batch.column_by_name("amount").unwrap();
     assert_eq!(amount.data_type(), &DataType::Decimal128(5, 2));
     let amount = amount.as_primitive::<arrow::datatypes::Decimal128Type>();
-    assert_eq!(amount.value(0), 999_99);
+    assert_eq!(amount.value(0), 99_999);
     assert_eq!(amount.value(1), -10);
     let nothing = batch.column_by_name("nothing").unwrap();
     assert_eq!(nothing.data_type(), &DataType::Int64);
@@ -561,7 +589,14 @@ fn postgres_empty_strings_and_nulls_stay_apart_from_csv_landing_to_the_clean_zon
          insert into \"{schema}\".e values (1, '', '', '', 5, 999.99, null), (2, null, null, null, null, -0.10, null);"
     ));
     let (batch, lines) = land_and_clean(&db, "postgres", &schema, "");
-    assert_eq!(lines, ["id,t,vc,by,n,amount,nothing", "1,\"\",\"\",\"\",5,999.99,", "2,,,,,-0.10,"]);
+    assert_eq!(
+        lines,
+        [
+            "id,t,vc,by,n,amount,nothing",
+            "1,\"\",\"\",\"\",5,999.99,",
+            "2,,,,,-0.10,"
+        ]
+    );
     assert_empty_and_null_apart(&batch, &["t", "vc", "by"]);
     let (batch, lines) = land_and_clean(&db, "postgres", &schema, "NULL");
     assert_eq!(lines[2], "2,NULL,NULL,NULL,NULL,-0.10,NULL");
@@ -1228,7 +1263,14 @@ fn rules_by_table_type(mut db: Db, kind: &str, schema: &str) {
     let tables = |dir: &Path| {
         let mut names: Vec<String> = published(dir, ".csv")
             .iter()
-            .map(|p| p.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned())
+            .map(|p| {
+                p.parent()
+                    .unwrap()
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect();
         names.sort();
         names
@@ -1267,13 +1309,19 @@ fn rules_by_table_type(mut db: Db, kind: &str, schema: &str) {
     std::fs::remove_dir_all(dir.path().join("lake")).unwrap();
     let (out, stdout, stderr) = output(pipectl(dir.path()).args(["run", "--strict"]).arg(&spec));
     assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
-    assert!(stdout.contains("table `nosuch`) matches no table"), "{stdout}");
+    assert!(
+        stdout.contains("table `nosuch`) matches no table"),
+        "{stdout}"
+    );
     assert!(published(dir.path(), "").is_empty());
 
     let (out, stdout, stderr) = output(pipectl(dir.path()).args(["plan", "--strict"]).arg(&spec));
     assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
     assert!(stdout.contains("warning: include rule 3"), "{stdout}");
-    assert!(stderr.contains("table `nosuch`) matches no table"), "{stderr}");
+    assert!(
+        stderr.contains("table `nosuch`) matches no table"),
+        "{stderr}"
+    );
     let (out, _, _) = output(pipectl(dir.path()).arg("plan").arg(&spec));
     assert!(out.status.success(), "plan warns without --strict");
     db.exec(&format!("drop view {}", qualified(kind, schema, "v")));
@@ -1320,7 +1368,9 @@ fn a_whole_url_from_the_environment_is_used_and_never_printed() {
     let dir = tempfile::tempdir().unwrap();
     // Trust authentication ignores the password, which must still never be shown.
     let secret = "pw-9f3e1c-secret";
-    let url = db.url.replacen("postgres@", &format!("postgres:{secret}@"), 1);
+    let url = db
+        .url
+        .replacen("postgres@", &format!("postgres:{secret}@"), 1);
     let spec = write_spec(
         dir.path(),
         &matrix_spec("postgres", "${env:PIPECTL_TEST_DATABASE_URL}", &schema, ""),
@@ -1329,7 +1379,12 @@ fn a_whole_url_from_the_environment_is_used_and_never_printed() {
         cmd.env("PIPECTL_TEST_DATABASE_URL", &url);
     };
     let mut outputs = String::new();
-    for args in [&["validate"][..], &["plan"], &["run"], &["runs", "--format", "json"]] {
+    for args in [
+        &["validate"][..],
+        &["plan"],
+        &["run"],
+        &["runs", "--format", "json"],
+    ] {
         let mut cmd = pipectl(dir.path());
         cmd.args(args);
         if args[0] != "runs" {
@@ -1348,11 +1403,14 @@ fn a_whole_url_from_the_environment_is_used_and_never_printed() {
 
     // A value that is not a URL fails at run time without showing it.
     let mut cmd = pipectl(dir.path());
-    cmd.arg("run").arg(&spec).env("PIPECTL_TEST_DATABASE_URL", secret);
+    cmd.arg("run")
+        .arg(&spec)
+        .env("PIPECTL_TEST_DATABASE_URL", secret);
     let (out, stdout, stderr) = output(&mut cmd);
     assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
     assert!(
-        stdout.contains("(${env:PIPECTL_TEST_DATABASE_URL}) is not a URL a `postgres` source reads"),
+        stdout
+            .contains("(${env:PIPECTL_TEST_DATABASE_URL}) is not a URL a `postgres` source reads"),
         "{stdout}"
     );
     assert!(!format!("{stdout}{stderr}").contains(secret));
@@ -1361,7 +1419,10 @@ fn a_whole_url_from_the_environment_is_used_and_never_printed() {
     let literal = write_spec(dir.path(), &matrix_spec("postgres", &url, &schema, ""));
     let (out, _, stderr) = output(pipectl(dir.path()).arg("validate").arg(&literal));
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.contains("the URL contains a password written into the spec"), "{stderr}");
+    assert!(
+        stderr.contains("the URL contains a password written into the spec"),
+        "{stderr}"
+    );
     db.exec(&format!("drop schema \"{schema}\" cascade"));
 }
 
@@ -1512,7 +1573,13 @@ sinks:
 fn published_rows(dir: &Path) -> Vec<(String, i64)> {
     let mut rows = Vec::new();
     for f in published(dir, ".jsonl") {
-        let table = f.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned();
+        let table = f
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         for line in std::fs::read_to_string(&f).unwrap().lines() {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             rows.push((table.clone(), v["id"].as_i64().unwrap()));
@@ -1534,7 +1601,10 @@ fn a_backfill_names_its_tables_and_checks_bounds_against_each_key_type() {
          insert into \"{schema}\".logs select g, timestamptz '2026-01-01' + (g - 1) * interval '1 day' from generate_series(1, 31) g;"
     ));
     let dir = tempfile::tempdir().unwrap();
-    let spec = write_spec(dir.path(), &two_key_types_spec("postgres", &db.url, &schema));
+    let spec = write_spec(
+        dir.path(),
+        &two_key_types_spec("postgres", &db.url, &schema),
+    );
     run_ok(dir.path(), &spec);
     let bookmarks = state_json(dir.path(), &["mixed"]);
     std::fs::remove_dir_all(dir.path().join("lake")).unwrap();
@@ -1548,7 +1618,12 @@ fn a_backfill_names_its_tables_and_checks_bounds_against_each_key_type() {
     };
 
     // Dates do not fit the integer key: refused before connecting, naming the table and key.
-    let (out, stdout, stderr) = backfill(&["--backfill-from", "2026-01-10", "--backfill-to", "2026-01-20"]);
+    let (out, stdout, stderr) = backfill(&[
+        "--backfill-from",
+        "2026-01-10",
+        "--backfill-to",
+        "2026-01-20",
+    ]);
     assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
     assert!(
         stderr.contains(&format!(
@@ -1560,7 +1635,12 @@ fn a_backfill_names_its_tables_and_checks_bounds_against_each_key_type() {
 
     // Named, only the timestamp table is read, in the range.
     let (out, stdout, stderr) = backfill(&[
-        "--backfill-from", "2026-01-10", "--backfill-to", "2026-01-20", "--table", "logs",
+        "--backfill-from",
+        "2026-01-10",
+        "--backfill-to",
+        "2026-01-20",
+        "--table",
+        "logs",
     ]);
     assert!(out.status.success(), "{stdout}{stderr}");
     let expected: Vec<(String, i64)> = (10..20).map(|id| ("logs".to_owned(), id)).collect();
@@ -1570,15 +1650,36 @@ fn a_backfill_names_its_tables_and_checks_bounds_against_each_key_type() {
     std::fs::remove_dir_all(dir.path().join("lake")).unwrap();
     for (args, message) in [
         (
-            &["--backfill-from", "20", "--backfill-to", "10", "--table", "orders"][..],
+            &[
+                "--backfill-from",
+                "20",
+                "--backfill-to",
+                "10",
+                "--table",
+                "orders",
+            ][..],
             "the range from 20 to 10 is empty",
         ),
         (
-            &["--backfill-from", "5", "--backfill-to", "5", "--table", "orders"],
+            &[
+                "--backfill-from",
+                "5",
+                "--backfill-to",
+                "5",
+                "--table",
+                "orders",
+            ],
             "the range from 5 to 5 is empty",
         ),
         (
-            &["--backfill-from", "1", "--backfill-to", "5", "--table", "order"],
+            &[
+                "--backfill-from",
+                "1",
+                "--backfill-to",
+                "5",
+                "--table",
+                "order",
+            ],
             "--table `order` names no bookmarked table",
         ),
     ] {
@@ -1587,14 +1688,22 @@ fn a_backfill_names_its_tables_and_checks_bounds_against_each_key_type() {
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
     assert!(published(dir.path(), "").is_empty());
-    assert_eq!(state_json(dir.path(), &["mixed"]), bookmarks, "bookmarks stay");
+    assert_eq!(
+        state_json(dir.path(), &["mixed"]),
+        bookmarks,
+        "bookmarks stay"
+    );
     db.exec(&format!("drop schema \"{schema}\" cascade"));
 }
 
 fn runs_of(dir: &Path) -> usize {
     let (out, stdout, stderr) = output(pipectl(dir).args(["runs", "--format", "json"]));
     assert!(out.status.success(), "{stderr}");
-    serde_json::from_str::<serde_json::Value>(&stdout).unwrap().as_array().unwrap().len()
+    serde_json::from_str::<serde_json::Value>(&stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .len()
 }
 
 /// `state set` refuses a value of the wrong type for the key's column, leaving the bookmark.
@@ -1604,17 +1713,24 @@ fn state_set_is_type_checked(mut db: Db, kind: &str, schema: &str) {
     run_ok(dir.path(), &spec);
     let stream = format!("src.{schema}.orders");
     let before = state_json(dir.path(), &["show", "mixed", &stream]);
-    let (out, stdout, stderr) = output(
-        pipectl(dir.path()).args(["state", "set", "mixed", &stream, "--value", "notanumber"]),
-    );
+    let (out, stdout, stderr) = output(pipectl(dir.path()).args([
+        "state",
+        "set",
+        "mixed",
+        &stream,
+        "--value",
+        "notanumber",
+    ]));
     assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
     assert!(stderr.contains("key `id` of"), "{stderr}");
-    assert!(stderr.contains("`notanumber` is not an integer"), "{stderr}");
+    assert!(
+        stderr.contains("`notanumber` is not an integer"),
+        "{stderr}"
+    );
     assert_eq!(state_json(dir.path(), &["show", "mixed", &stream]), before);
     let logs = format!("src.{schema}.logs");
-    let (out, _, stderr) = output(
-        pipectl(dir.path()).args(["state", "set", "mixed", &logs, "--value", "42"]),
-    );
+    let (out, _, stderr) =
+        output(pipectl(dir.path()).args(["state", "set", "mixed", &logs, "--value", "42"]));
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("`42` is not a timestamp"), "{stderr}");
 

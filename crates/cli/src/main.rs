@@ -697,7 +697,10 @@ fn run(
         tokio::spawn(async move {
             let signal = serve::stop_signal_kind().await;
             let _ = stopped.set(signal);
-            eprintln!("\n{}: stopping steps, nothing will be published (press Ctrl-C again to force)", signal.noun());
+            eprintln!(
+                "\n{}: stopping steps, nothing will be published (press Ctrl-C again to force)",
+                signal.noun()
+            );
             on_signal.cancel();
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);

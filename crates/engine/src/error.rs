@@ -174,7 +174,10 @@ fn refused_by_database(db: &dyn sqlx::error::DatabaseError) -> bool {
     let Some(code) = db.code() else {
         return false;
     };
-    ["28", "42", "22", "3D"].iter().any(|class| code.starts_with(class)) || code == "53100"
+    ["28", "42", "22", "3D"]
+        .iter()
+        .any(|class| code.starts_with(class))
+        || code == "53100"
 }
 
 impl std::error::Error for Error {}
@@ -227,7 +230,12 @@ mod tests {
     #[test]
     fn refusals_are_not_retryable_and_passing_failures_are() {
         use std::io::ErrorKind::*;
-        for kind in [PermissionDenied, StorageFull, QuotaExceeded, ReadOnlyFilesystem] {
+        for kind in [
+            PermissionDenied,
+            StorageFull,
+            QuotaExceeded,
+            ReadOnlyFilesystem,
+        ] {
             let e = Error::external("cannot write", Wrapping(io(kind)));
             assert_eq!(e.class, ErrorClass::Refused, "{kind:?}");
         }

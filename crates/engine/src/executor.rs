@@ -167,7 +167,9 @@ impl PreparedRun {
                 crate::source::key_type::check_range(declared, &backfill.from, &backfill.to, &what)
                     .map_err(|e| {
                         Error::user(match backfill.tables.is_empty() {
-                            true => format!("{e}; name the tables whose keys the bounds fit with --table"),
+                            true => format!(
+                                "{e}; name the tables whose keys the bounds fit with --table"
+                            ),
                             false => e,
                         })
                     })?;

@@ -80,7 +80,11 @@ impl Plan {
     pub fn warnings(&self) -> Vec<String> {
         self.steps
             .iter()
-            .flat_map(|s| s.warnings.iter().map(move |w| format!("source `{}`: {w}", s.name)))
+            .flat_map(|s| {
+                s.warnings
+                    .iter()
+                    .map(move |w| format!("source `{}`: {w}", s.name))
+            })
             .collect()
     }
 }

@@ -607,11 +607,7 @@ impl Validator<'_> {
         if let Some(problem) =
             null_value_problem(&f.null_value, f.delimiter.as_deref().unwrap_or(","))
         {
-            self.error(
-                &at("null_value"),
-                problem,
-                Some(NULL_VALUE_HELP.to_owned()),
-            );
+            self.error(&at("null_value"), problem, Some(NULL_VALUE_HELP.to_owned()));
         }
         let csv_only = [
             ("delimiter", f.delimiter.is_some()),
@@ -1035,7 +1031,11 @@ impl Validator<'_> {
             if columns[..i].iter().any(|c| c.name == column.name) {
                 let mut at = path.clone();
                 at.push(key("name"));
-                self.error(&at, format!("column `{}` is declared twice", column.name), None);
+                self.error(
+                    &at,
+                    format!("column `{}` is declared twice", column.name),
+                    None,
+                );
             }
             path.push(key("type"));
             self.column_type(&path, &column.data_type);

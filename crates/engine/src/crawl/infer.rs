@@ -132,8 +132,7 @@ pub async fn infer_file(
             columns: json_columns(&text)?,
         })
     } else {
-        let (delimiter, header, columns) =
-            csv_columns(&text, name.ends_with(".tsv"), null_value)?;
+        let (delimiter, header, columns) = csv_columns(&text, name.ends_with(".tsv"), null_value)?;
         Ok(FileSchema {
             kind: FileKind::Csv { delimiter, header },
             gzip,
@@ -449,7 +448,8 @@ mod tests {
         assert_eq!(d, b',');
         assert!(!header);
         assert_eq!(cols[0], ("col0".to_owned(), HiveType::Int));
-        let (_, header, _) = csv_columns("name,city\nann,rome\nbob,oslo\n", false, "").expect("csv");
+        let (_, header, _) =
+            csv_columns("name,city\nann,rome\nbob,oslo\n", false, "").expect("csv");
         assert!(header, "distinct names that never recur are a header");
     }
 

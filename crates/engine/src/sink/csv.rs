@@ -214,7 +214,9 @@ fn column<'a>(array: &'a ArrayRef, options: &FormatOptions<'a>) -> Result<Column
         {
             Column::Micros(array.as_primitive(), true)
         }
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+        DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView
         | DataType::FixedSizeBinary(_) => {
             Column::Binary(ArrayFormatter::try_new(array.as_ref(), options)?)
         }

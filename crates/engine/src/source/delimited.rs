@@ -195,12 +195,17 @@ mod tests {
         let body = b"t,n\n\"\",1\n,\n\"NULL\",\nNULL,\n\r\nx,\"4\"\r\n";
         let batches = read(body, &s, layout(""), 100).unwrap();
         let t = batches[0].column(0).as_string::<i32>();
-        let n = batches[0].column(1).as_primitive::<arrow::datatypes::Int64Type>();
+        let n = batches[0]
+            .column(1)
+            .as_primitive::<arrow::datatypes::Int64Type>();
         assert_eq!(
             t.iter().collect::<Vec<_>>(),
             [Some(""), None, Some("NULL"), Some("NULL"), Some("x")]
         );
-        assert_eq!(n.iter().collect::<Vec<_>>(), [Some(1), None, None, None, Some(4)]);
+        assert_eq!(
+            n.iter().collect::<Vec<_>>(),
+            [Some(1), None, None, None, Some(4)]
+        );
         let batches = read(body, &s, layout("NULL"), 100).unwrap();
         let t = batches[0].column(0).as_string::<i32>();
         assert_eq!(
@@ -211,13 +216,19 @@ mod tests {
 
     #[test]
     fn decimals_stay_exact_and_bad_values_name_their_row() {
-        let s = schema(&[("id", DataType::Int64), ("amount", DataType::Decimal128(5, 2))]);
+        let s = schema(&[
+            ("id", DataType::Int64),
+            ("amount", DataType::Decimal128(5, 2)),
+        ]);
         let batches = read(b"id,amount\n1,0.10\n2,999.99\n", &s, layout(""), 1).unwrap();
         assert_eq!(batches.len(), 2);
         let amount = batches[1].column(1).as_primitive::<Decimal128Type>();
         assert_eq!(amount.value(0), 99_999);
         let e = read(b"id,amount\n1,0.10\n2,x\n", &s, layout(""), 100).unwrap_err();
-        assert_eq!(e, "row 3, column `amount`: `x` is not a Decimal128(5, 2) value");
+        assert_eq!(
+            e,
+            "row 3, column `amount`: `x` is not a Decimal128(5, 2) value"
+        );
         let e = read(b"id,amount\n1\n", &s, layout(""), 100).unwrap_err();
         assert_eq!(e, "row 2: expected 2 fields, found 1");
         // Quoted line breaks and delimiters stay inside their field.

@@ -28,9 +28,9 @@ use pipectl_spec::types::{FilesFormat, FilesSource as FilesSpec};
 use pipectl_state::Bookmark;
 use serde_json::{Value, json};
 
+use crate::arrow_eval::declared_schema;
 use crate::context::{Output, StepContext};
 use crate::crawl::infer::{FileKind, FileSchema, infer_file};
-use crate::arrow_eval::declared_schema;
 use crate::crawl::types::{HiveType, merge_fields};
 use crate::crawl::{DataObject, list_data_objects};
 use crate::error::{Error, Result};
@@ -229,16 +229,12 @@ impl super::Source for FilesSource {
                 let catalogued = catalog_types(&run, &name, &spec, table)?;
                 let fields: Vec<Field> = columns
                     .iter()
-                    .map(|(n, t)| {
-                        match declared.as_ref().and_then(|d| d.field_with_name(n).ok()) {
+                    .map(
+                        |(n, t)| match declared.as_ref().and_then(|d| d.field_with_name(n).ok()) {
                             Some(f) => f.clone(),
-                            None => Field::new(
-                                n,
-                                catalogued.get(n).unwrap_or(t).to_arrow(),
-                                true,
-                            ),
-                        }
-                    })
+                            None => Field::new(n, catalogued.get(n).unwrap_or(t).to_arrow(), true),
+                        },
+                    )
                     .collect();
                 table_schemas.insert(table, Arc::new(Schema::new(fields)));
             }
@@ -363,7 +359,10 @@ fn catalog_types(
         .iter()
         .map(|c| {
             let t = HiveType::parse(&c.data_type).map_err(|e| {
-                Error::internal(format!("catalog table {database}.{table}, column `{}`: {e}", c.name))
+                Error::internal(format!(
+                    "catalog table {database}.{table}, column `{}`: {e}",
+                    c.name
+                ))
             })?;
             Ok((c.name.clone(), t))
         })

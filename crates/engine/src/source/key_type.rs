@@ -265,10 +265,12 @@ mod tests {
     #[test]
     fn backfill_ranges_must_fit_the_key_and_not_be_empty() {
         assert!(check_range("bigint", "10", "20", "t").is_ok());
-        let wrong = check_range("bigint", "2026-01-01", "2026-02-01", "table a.t, key `id`")
-            .unwrap_err();
+        let wrong =
+            check_range("bigint", "2026-01-01", "2026-02-01", "table a.t, key `id`").unwrap_err();
         assert!(
-            wrong.starts_with("table a.t, key `id` is `bigint`: --backfill-from `2026-01-01` is not an integer"),
+            wrong.starts_with(
+                "table a.t, key `id` is `bigint`: --backfill-from `2026-01-01` is not an integer"
+            ),
             "{wrong}"
         );
         let inverted = check_range("date", "2026-02-01", "2026-01-01", "t").unwrap_err();

@@ -13,8 +13,8 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
 use sqlx::{ConnectOptions, Connection, Executor, Row};
 
 use super::database::{
-    ColumnKind, ColumnValues, DbColumn, Dialect, SLOW_STATEMENT, TableOutcome, TablePlan,
-    Listing, Selection, finish_batch, plan_table,
+    ColumnKind, ColumnValues, DbColumn, Dialect, Listing, SLOW_STATEMENT, Selection, TableOutcome,
+    TablePlan, finish_batch, plan_table,
 };
 use crate::context::Output;
 use crate::error::{Error, Result};

@@ -16,8 +16,8 @@ use sqlx::{ConnectOptions, Connection, Executor, Row};
 use std::sync::Arc;
 
 use super::database::{
-    ColumnKind, ColumnValues, DbColumn, Dialect, SLOW_STATEMENT, TableOutcome, TablePlan,
-    Listing, Selection, finish_batch, plan_table,
+    ColumnKind, ColumnValues, DbColumn, Dialect, Listing, SLOW_STATEMENT, Selection, TableOutcome,
+    TablePlan, finish_batch, plan_table,
 };
 use crate::context::Output;
 use crate::error::{Error, Result};
@@ -233,8 +233,8 @@ fn map_type(base: &str, typtype: &str, category: &str, typmod: i32) -> Mapping {
         "timestamp" => Timestamp,
         "timestamptz" => TimestampUtc,
         "inet" => return Mapping::Inet,
-        "interval" | "bit" | "varbit" | "money" | "cidr" | "macaddr" | "macaddr8"
-        | "timetz" | "oid" | "char" | "tsvector" => return Mapping::AsText,
+        "interval" | "bit" | "varbit" | "money" | "cidr" | "macaddr" | "macaddr8" | "timetz"
+        | "oid" | "char" | "tsvector" => return Mapping::AsText,
         _ => return Mapping::Unmapped,
     })
 }
