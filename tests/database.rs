@@ -308,6 +308,16 @@ fn csv_lines(dir: &Path, table: &str) -> Vec<String> {
         .collect()
 }
 
+/// A load by `spec` (given the source's extra settings) fails by default, naming `at` and the
+/// `setting` that lands the value, publishing nothing; with `setting` it succeeds.
+fn fails_until_set(dir: &Path, spec: &dyn Fn(&str) -> PathBuf, at: &str, setting: &str) {
+    let (stdout, _) = run_failing(dir, &spec(""));
+    assert!(stdout.contains(at), "{stdout}");
+    assert!(stdout.contains(&format!("set `{setting}`")), "{stdout}");
+    assert!(published(dir, "").is_empty());
+    run_ok(dir, &spec(&format!("    {setting}\n")));
+}
+
 #[test]
 fn postgres_infinity_lands_by_the_stated_setting_and_inet_as_postgres_prints_it() {
     let Some(mut db) = Db::postgres() else { return };
@@ -326,13 +336,7 @@ fn postgres_infinity_lands_by_the_stated_setting_and_inet_as_postgres_prints_it(
             &matrix_spec("postgres", &db.url, &schema, setting),
         )
     };
-    // Default: the run fails naming the row and the setting.
-    let (stdout, _) = run_failing(dir.path(), &spec(""));
-    assert!(stdout.contains("row 1, column `d`"), "{stdout}");
-    assert!(stdout.contains("set `infinity: clamp`"), "{stdout}");
-    assert!(published(dir.path(), "").is_empty());
-
-    run_ok(dir.path(), &spec("    infinity: clamp\n"));
+    fails_until_set(dir.path(), &spec, "row 1, column `d`", "infinity: clamp");
     assert_eq!(
         csv_lines(dir.path(), "v"),
         [
@@ -406,11 +410,7 @@ fn mysql_time_durations_land_as_text_by_the_stated_setting() {
     let dir = tempfile::tempdir().unwrap();
     let spec =
         |setting: &str| write_spec(dir.path(), &matrix_spec("mysql", &db.url, &schema, setting));
-    let (stdout, _) = run_failing(dir.path(), &spec(""));
-    assert!(stdout.contains("row 1, column `t`"), "{stdout}");
-    assert!(stdout.contains("set `mysql_time: text`"), "{stdout}");
-
-    run_ok(dir.path(), &spec("    mysql_time: text\n"));
+    fails_until_set(dir.path(), &spec, "row 1, column `t`", "mysql_time: text");
     assert_eq!(
         csv_lines(dir.path(), "durations"),
         [
