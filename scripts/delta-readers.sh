@@ -17,6 +17,8 @@ set -euo pipefail
 readonly DELTALAKE_VERSION="1.6.6"
 readonly DUCKDB_VERSION="1.5.5"
 readonly PYARROW_VERSION="26.0.1"
+# DuckDB hands out zoned timestamps through pytz.
+readonly PYTZ_VERSION="2026.6"
 readonly TOOLS_DIR="${PIPECTL_TOOLS_DIR:-${HOME:-/root}/.cache/pipectl-tools}"
 readonly VENV="${TOOLS_DIR}/delta-readers-venv"
 readonly LOCK_FILE="${TOOLS_DIR}/delta-readers.lock"
@@ -32,7 +34,7 @@ installed() {
         "${VENV}/bin/python" - "$DELTALAKE_VERSION" "$DUCKDB_VERSION" <<'PY' >/dev/null 2>&1
 import sys
 from importlib.metadata import version
-import deltalake, duckdb, pyarrow, duckdb_extension_delta  # noqa: F401
+import deltalake, duckdb, pyarrow, pytz, duckdb_extension_delta  # noqa: F401
 sys.exit(0 if (version("deltalake"), version("duckdb")) == (sys.argv[1], sys.argv[2]) else 1)
 PY
 }
@@ -64,7 +66,7 @@ cmd_install() {
     "$python" -m venv "$VENV" >&2 || die "could not create the virtualenv ${VENV}"
     "${VENV}/bin/python" -m pip install --no-input --quiet --disable-pip-version-check \
         "deltalake==${DELTALAKE_VERSION}" "duckdb==${DUCKDB_VERSION}" \
-        "duckdb-extension-delta==${DUCKDB_VERSION}" "pyarrow==${PYARROW_VERSION}" >&2 ||
+        "duckdb-extension-delta==${DUCKDB_VERSION}" "pyarrow==${PYARROW_VERSION}" "pytz==${PYTZ_VERSION}" >&2 ||
         die "pip install of the Delta readers failed (see above)"
     installed || die "the Delta readers installed but do not import; remove ${VENV} and retry"
     log "installed in $((SECONDS - started)) s"

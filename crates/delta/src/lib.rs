@@ -53,6 +53,7 @@ mod intent;
 mod location;
 mod merge;
 mod schema;
+mod store;
 mod table;
 mod write;
 

@@ -9,11 +9,14 @@
 
 use std::sync::Arc;
 
+use datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake_core::logstore::{LogStoreRef, StorageConfig, default_logstore};
 use object_store::ObjectStore;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use url::Url;
+
+use crate::store::SortedListing;
 
 /// URL scheme of table roots handed to delta-rs; never written into the log (data file paths
 /// in the log are relative to the root).
@@ -110,18 +113,26 @@ impl TableLocation {
         url.to_string()
     }
 
+    /// A DataFusion session that reads this table's store: strings as `Utf8` (not views),
+    /// the type Delta tables and this crate's schemas use.
+    pub(crate) fn session(&self) -> SessionContext {
+        let config = SessionConfig::new().set_bool(
+            "datafusion.execution.parquet.schema_force_view_types",
+            false,
+        );
+        let ctx = SessionContext::new_with_config(config);
+        ctx.register_object_store(&self.store_url_base(), self.store.clone());
+        ctx
+    }
+
     /// The log store delta-rs reads and commits through: the table root as a prefixed view of
     /// the caller's store, and the store itself for the kernel, which resolves URLs from the
     /// store's root.
     pub(crate) fn log_store(&self) -> LogStoreRef {
+        let root: Arc<dyn ObjectStore> = Arc::new(SortedListing::new(self.store.clone()));
         let prefixed: Arc<dyn ObjectStore> =
-            Arc::new(PrefixStore::new(self.store.clone(), self.root.clone()));
-        default_logstore(
-            prefixed,
-            self.store.clone(),
-            &self.url(),
-            &StorageConfig::default(),
-        )
+            Arc::new(PrefixStore::new(root.clone(), self.root.clone()));
+        default_logstore(prefixed, root, &self.url(), &StorageConfig::default())
     }
 }
 
@@ -177,7 +188,12 @@ mod tests {
         assert_eq!(a.display(), "memory://a/lake/sales orders");
         assert_eq!(
             a.child("dt=2026-01-01%2000%3A00/part-1.parquet"),
-            Path::from_iter(["lake", "sales orders", "dt=2026-01-01 00:00", "part-1.parquet"])
+            Path::from_iter([
+                "lake",
+                "sales orders",
+                "dt=2026-01-01 00:00",
+                "part-1.parquet"
+            ])
         );
     }
 }

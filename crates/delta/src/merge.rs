@@ -17,9 +17,9 @@ use datafusion::logical_expr::{
     Expr, ExprFunctionExt, ExprSchemable, Operator, SortExpr, binary_expr, col, lit, not, when,
 };
 use datafusion::prelude::{DataFrame, SessionContext};
+use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use parquet::arrow::AsyncArrowWriter;
-use object_store::buffered::BufWriter;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
@@ -112,7 +112,11 @@ impl MergeSpec {
                 .join(", ");
             lines.push(format!(
                 "SOURCE: one row per key ({}), ORDER BY {order}",
-                self.keys.iter().map(|k| ident(k)).collect::<Vec<_>>().join(", ")
+                self.keys
+                    .iter()
+                    .map(|k| ident(k))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         if let Some(delete) = &self.delete_when {
@@ -127,9 +131,9 @@ impl MergeSpec {
         }
         lines.push(format!("WHEN MATCHED{wins} THEN UPDATE SET *"));
         match (&self.delete_when, self.deletes) {
-            (Some(delete), DeleteMode::Hard) => lines.push(format!(
-                "WHEN NOT MATCHED AND NOT ({delete}) THEN INSERT *"
-            )),
+            (Some(delete), DeleteMode::Hard) => {
+                lines.push(format!("WHEN NOT MATCHED AND NOT ({delete}) THEN INSERT *"))
+            }
             _ => lines.push("WHEN NOT MATCHED THEN INSERT *".to_owned()),
         }
         for (column, condition) in &self.unchanged_when {
@@ -281,7 +285,12 @@ impl MergeWriter {
 }
 
 fn child(prefix: &Path, name: &str) -> Path {
-    Path::from_iter(prefix.parts().map(|p| p.as_ref().to_owned()).chain([name.to_owned()]))
+    Path::from_iter(
+        prefix
+            .parts()
+            .map(|p| p.as_ref().to_owned())
+            .chain([name.to_owned()]),
+    )
 }
 
 fn staged_schema(input: &Schema) -> SchemaRef {
@@ -291,7 +300,12 @@ fn staged_schema(input: &Schema) -> SchemaRef {
 }
 
 /// Every problem of the spec against the input and the table, before anything is staged.
-fn validate(table: &DeltaTable, name: &str, options: &MergeOptions, input: &SchemaRef) -> Result<()> {
+fn validate(
+    table: &DeltaTable,
+    name: &str,
+    options: &MergeOptions,
+    input: &SchemaRef,
+) -> Result<()> {
     let spec = &options.spec;
     let columns = || {
         input
@@ -302,9 +316,14 @@ fn validate(table: &DeltaTable, name: &str, options: &MergeOptions, input: &Sche
             .join(", ")
     };
     if spec.keys.is_empty() {
-        return Err(Error::user(format!("table {name}: a merge needs at least one key column")));
+        return Err(Error::user(format!(
+            "table {name}: a merge needs at least one key column"
+        )));
     }
-    for (what, list) in [("merge key", &spec.keys), ("sequence_by column", &spec.sequence_by)] {
+    for (what, list) in [
+        ("merge key", &spec.keys),
+        ("sequence_by column", &spec.sequence_by),
+    ] {
         for column in list.iter() {
             if input.field_with_name(column).is_err() {
                 return Err(Error::user(format!(
@@ -326,7 +345,12 @@ fn validate(table: &DeltaTable, name: &str, options: &MergeOptions, input: &Sche
                 columns()
             )));
         }
-        parse_condition(name, &format!("unchanged_when.{column}"), condition, &df_schema)?;
+        parse_condition(
+            name,
+            &format!("unchanged_when.{column}"),
+            condition,
+            &df_schema,
+        )?;
     }
     let mut target = input.as_ref().clone();
     if spec.deletes == DeleteMode::Soft {
@@ -361,12 +385,15 @@ fn parse_condition(name: &str, what: &str, sql: &str, schema: &DFSchema) -> Resu
             e.strip_backtrace()
         ))
     })?;
-    let data_type = expr.to_field(schema).map(|(_, f)| f.data_type().clone()).map_err(|e| {
-        Error::user(format!(
-            "table {name}: merge {what} `{sql}`: {}",
-            e.strip_backtrace()
-        ))
-    })?;
+    let data_type = expr
+        .to_field(schema)
+        .map(|(_, f)| f.data_type().clone())
+        .map_err(|e| {
+            Error::user(format!(
+                "table {name}: merge {what} `{sql}`: {}",
+                e.strip_backtrace()
+            ))
+        })?;
     if data_type != DataType::Boolean {
         return Err(Error::user(format!(
             "table {name}: merge {what} `{sql}` is {}, not a condition (true or false)",
@@ -431,7 +458,12 @@ async fn deduplicated_source(
         .collect();
     order.push(col(ORDINAL).sort(false, false));
     let rank = row_number()
-        .partition_by(spec.keys.iter().map(|k| col(Column::from_name(k))).collect())
+        .partition_by(
+            spec.keys
+                .iter()
+                .map(|k| col(Column::from_name(k)))
+                .collect(),
+        )
         .order_by(order)
         .build()
         .map_err(|e| Error::internal(format!("building the merge ranking: {e}")))?
@@ -451,8 +483,7 @@ pub(crate) async fn run(
     let location = table.location();
     let name = location.display();
     let spec = &intent.spec;
-    let ctx = SessionContext::new();
-    ctx.register_object_store(&location.store_url_base(), location.store().clone());
+    let ctx = location.session();
     let staged: Vec<String> = intent
         .staged
         .iter()
@@ -473,7 +504,10 @@ pub(crate) async fn run(
         ));
         let value = match &delete {
             Some(condition) => when(condition.clone().is_true(), deleted_at)
-                .otherwise(lit(ScalarValue::TimestampMicrosecond(None, Some("UTC".into()))))
+                .otherwise(lit(ScalarValue::TimestampMicrosecond(
+                    None,
+                    Some("UTC".into()),
+                )))
                 .map_err(|e| Error::internal(format!("building {DELETED_AT}: {e}")))?,
             None => lit(ScalarValue::TimestampMicrosecond(None, Some("UTC".into()))),
         };
@@ -570,7 +604,11 @@ pub(crate) async fn run(
             if mode == DeleteMode::Soft && delete.is_some() {
                 let tombstone = side(SOURCE, DELETED_AT).is_not_null().and(wins.clone());
                 let mut marks = vec![(DELETED_AT.to_owned(), side(SOURCE, DELETED_AT))];
-                marks.extend(spec.sequence_by.iter().map(|c| (c.clone(), side(SOURCE, c))));
+                marks.extend(
+                    spec.sequence_by
+                        .iter()
+                        .map(|c| (c.clone(), side(SOURCE, c))),
+                );
                 builder = builder
                     .when_matched_update(|u| {
                         marks
@@ -588,9 +626,7 @@ pub(crate) async fn run(
                 })
                 .map_err(merge_error)?;
             builder = builder
-                .when_not_matched_insert(|i| {
-                    inserts.into_iter().fold(i, |i, (c, e)| i.set(c, e))
-                })
+                .when_not_matched_insert(|i| inserts.into_iter().fold(i, |i, (c, e)| i.set(c, e)))
                 .map_err(merge_error)?;
         }
     }
@@ -632,7 +668,15 @@ mod tests {
             "target.id = source.id AND target.\"Region\" = source.\"Region\""
         );
         let plan = spec.describe().join("\n");
-        assert!(plan.contains("WHEN MATCHED AND (op = 'D') AND (source.lsn) >= (target.lsn) THEN DELETE"), "{plan}");
-        assert!(plan.contains("WHEN NOT MATCHED AND NOT (op = 'D') THEN INSERT *"), "{plan}");
+        assert!(
+            plan.contains(
+                "WHEN MATCHED AND (op = 'D') AND (source.lsn) >= (target.lsn) THEN DELETE"
+            ),
+            "{plan}"
+        );
+        assert!(
+            plan.contains("WHEN NOT MATCHED AND NOT (op = 'D') THEN INSERT *"),
+            "{plan}"
+        );
     }
 }

@@ -119,7 +119,11 @@ fn normalize_type(data_type: &DataType) -> Option<DataType> {
         Dictionary(_, value) => normalize_type(value)?,
         List(item) | LargeList(item) | ListView(item) | LargeListView(item) => {
             let item_type = normalize_type(item.data_type())?;
-            List(Arc::new(Field::new(item.name(), item_type, item.is_nullable())))
+            List(Arc::new(Field::new(
+                item.name(),
+                item_type,
+                item.is_nullable(),
+            )))
         }
         Struct(fields) => Struct(
             fields
@@ -133,7 +137,11 @@ fn normalize_type(data_type: &DataType) -> Option<DataType> {
         Map(entries, sorted) => {
             let entry_type = normalize_type(entries.data_type())?;
             Map(
-                Arc::new(Field::new(entries.name(), entry_type, entries.is_nullable())),
+                Arc::new(Field::new(
+                    entries.name(),
+                    entry_type,
+                    entries.is_nullable(),
+                )),
                 *sorted,
             )
         }
@@ -372,7 +380,10 @@ mod tests {
 
     #[test]
     fn evolve_adds_columns_and_widens_safely() {
-        let table = schema(&[("id", DataType::Int32), ("amount", DataType::Decimal128(10, 2))]);
+        let table = schema(&[
+            ("id", DataType::Int32),
+            ("amount", DataType::Decimal128(10, 2)),
+        ]);
         let data = schema(&[
             ("id", DataType::Int64),
             ("amount", DataType::Decimal128(8, 2)),
@@ -412,8 +423,16 @@ mod tests {
                 .contains("column `id` is int in the table but bigint in the data"),
             "{err}"
         );
-        assert!(err.message.contains("column `new` (boolean) is not in the table"), "{err}");
-        assert!(err.message.contains("column `gone` (string) of the table is missing"), "{err}");
+        assert!(
+            err.message
+                .contains("column `new` (boolean) is not in the table"),
+            "{err}"
+        );
+        assert!(
+            err.message
+                .contains("column `gone` (string) of the table is missing"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -428,7 +447,10 @@ mod tests {
     fn unsigned_and_nanosecond_types_become_delta_types() {
         let data = schema(&[
             ("u64", DataType::UInt64),
-            ("ts", DataType::Timestamp(TimeUnit::Nanosecond, Some("+02:00".into()))),
+            (
+                "ts",
+                DataType::Timestamp(TimeUnit::Nanosecond, Some("+02:00".into())),
+            ),
         ]);
         let n = normalize("t", &data).unwrap();
         assert_eq!(n.field(0).data_type(), &DataType::Decimal128(20, 0));
@@ -436,7 +458,8 @@ mod tests {
             n.field(1).data_type(),
             &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
         );
-        let err = normalize("t", &schema(&[("d", DataType::Duration(TimeUnit::Second))])).unwrap_err();
+        let err =
+            normalize("t", &schema(&[("d", DataType::Duration(TimeUnit::Second))])).unwrap_err();
         assert!(err.message.contains("column `d`"), "{err}");
     }
 }

@@ -10,7 +10,6 @@ use arrow::datatypes::{Schema, SchemaRef};
 use chrono::{DateTime, Utc};
 use datafusion::catalog::TableProvider;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::prelude::SessionContext;
 use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
 use deltalake_core::kernel::{Action, MetadataExt, Remove, StructType, Transaction};
 use deltalake_core::logstore::LogStoreRef;
@@ -21,7 +20,9 @@ use deltalake_core::{DeltaTableError, Path};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::error::{Context, Error, ErrorClass, Result};
-use crate::intent::{ApplyOutcome, CommitIntent, IntentAction, MergeIntent, Txn, WriteIntent, WriteMode};
+use crate::intent::{
+    ApplyOutcome, CommitIntent, IntentAction, MergeIntent, Txn, WriteIntent, WriteMode,
+};
 use crate::location::TableLocation;
 use crate::merge::{self, MergeOptions, MergeWriter};
 use crate::schema;
@@ -311,7 +312,9 @@ impl DeltaTable {
                 return Ok(ApplyOutcome::AlreadyApplied { txn_version: done });
             }
             let result = match &intent.action {
-                IntentAction::Write(write) => self.commit_write(intent, write, Some(&intent.txn)).await,
+                IntentAction::Write(write) => {
+                    self.commit_write(intent, write, Some(&intent.txn)).await
+                }
                 IntentAction::Merge(merge) => self.commit_merge(merge, &intent.txn).await,
             };
             match result {
@@ -323,7 +326,9 @@ impl DeltaTable {
                         && let IntentAction::Merge(merge) = &intent.action
                     {
                         // The staged input is not needed once merged.
-                        write::delete_all(&self.location, staged_paths(merge)).await.ok();
+                        write::delete_all(&self.location, staged_paths(merge))
+                            .await
+                            .ok();
                     }
                     return other;
                 }
@@ -380,7 +385,12 @@ impl DeltaTable {
         }
         actions.extend(adds);
         match write.mode {
-            WriteMode::Overwrite => actions.extend(self.current_removes().await?.into_iter().map(Action::Remove)),
+            WriteMode::Overwrite => actions.extend(
+                self.current_removes()
+                    .await?
+                    .into_iter()
+                    .map(Action::Remove),
+            ),
             WriteMode::Append if !write.removes.is_empty() => {
                 if self.version() != intent.read_version {
                     return Err(Error::conflict(format!(
@@ -432,20 +442,27 @@ impl DeltaTable {
         let current = self.arrow_schema()?.expect("created above");
         let plan = schema::reconcile(&name, Some(&current), &target, merge.schema)?;
         if plan.widens() {
-            let mut rewrite =
-                TableWriter::for_rewrite(self.clone(), plan.target.clone(), merge.partition_by.clone());
+            let mut rewrite = TableWriter::for_rewrite(
+                self.clone(),
+                plan.target.clone(),
+                merge.partition_by.clone(),
+            );
             rewrite.rewrite_current().await?;
             let intent = rewrite.finish().await?;
             if let IntentAction::Write(write) = &intent.action {
                 self.commit_write(&intent, write, None).await?;
             }
         }
-        let merged = merge::run(self, merge, txn)
-            .await
-            .map_err(|e| match e.source.as_deref().and_then(|s| s.downcast_ref::<DeltaTableError>()) {
+        let merged = merge::run(self, merge, txn).await.map_err(|e| {
+            match e
+                .source
+                .as_deref()
+                .and_then(|s| s.downcast_ref::<DeltaTableError>())
+            {
                 Some(d) if is_conflict(d) => Error::conflict(e.message),
                 _ => e,
-            })?;
+            }
+        })?;
         let version = merged.version().unwrap_or_default() as u64;
         self.inner = Some(merged);
         Ok(ApplyOutcome::Committed { version })
@@ -453,9 +470,10 @@ impl DeltaTable {
 
     async fn staged_schema(&self, merge: &MergeIntent) -> Result<Schema> {
         let name = self.location.display();
-        let ctx = SessionContext::new();
-        ctx.register_object_store(&self.location.store_url_base(), self.location.store().clone());
-        let first = self.location.object_url(&Path::from(merge.staged[0].as_str()));
+        let ctx = self.location.session();
+        let first = self
+            .location
+            .object_url(&Path::from(merge.staged[0].as_str()));
         let df = ctx
             .read_parquet(first, Default::default())
             .await
@@ -474,8 +492,11 @@ impl DeltaTable {
         match &intent.action {
             IntentAction::Write(_) if applied => Ok(0),
             IntentAction::Write(write) => {
-                let mut paths: Vec<Path> =
-                    write.adds.iter().map(|a| self.location.child(&a.path)).collect();
+                let mut paths: Vec<Path> = write
+                    .adds
+                    .iter()
+                    .map(|a| self.location.child(&a.path))
+                    .collect();
                 if self.inner.is_none() {
                     paths.push(self.location.child(PENDING_MARKER));
                 }
@@ -505,7 +526,7 @@ impl DeltaTable {
     /// Every row of the version read.
     pub(crate) async fn scan_current(&self) -> Result<SendableRecordBatchStream> {
         let name = self.location.display();
-        let ctx = SessionContext::new();
+        let ctx = self.location.session();
         ctx.register_table("current", self.table_provider().await?)
             .context(|| format!("table {name}: reading its rows"))?;
         ctx.table("current")
@@ -518,13 +539,20 @@ impl DeltaTable {
 
     /// A DataFusion table of the version read (open with [`DeltaTable::open_as_of`] for time
     /// travel). A `WHERE` on partition columns skips the other partitions' files, and file
-    /// statistics skip files whose values cannot match.
+    /// statistics skip files whose values cannot match. Columns have the types of
+    /// [`TableInfo::schema`] (strings as `Utf8`, not views).
     pub async fn table_provider(&self) -> Result<Arc<dyn TableProvider>> {
         let table = self.inner()?;
         table
             .table_provider()
+            .with_session(Arc::new(self.location.session().state()))
             .await
-            .context(|| format!("table {}: building its DataFusion table", self.location.display()))
+            .context(|| {
+                format!(
+                    "table {}: building its DataFusion table",
+                    self.location.display()
+                )
+            })
     }
 
     /// Schema, partitions, version, files, bytes and the newest `history_limit` commits.
@@ -538,7 +566,9 @@ impl DeltaTable {
         let (files, bytes) = snapshot
             .snapshot()
             .file_views(self.log_store.as_ref(), None)
-            .try_fold((0u64, 0u64), |(n, b), f| async move { Ok((n + 1, b + f.size() as u64)) })
+            .try_fold((0u64, 0u64), |(n, b), f| async move {
+                Ok((n + 1, b + f.size() as u64))
+            })
             .await
             .context(|| format!("table {name}: listing its files"))?;
         let infos: Vec<_> = table
@@ -615,7 +645,11 @@ impl DeltaTable {
             .with_retention_period(retention)
             .with_enforce_retention_duration(false)
             .with_dry_run(options.dry_run)
-            .with_mode(if options.orphans { VacuumMode::Full } else { VacuumMode::Lite })
+            .with_mode(if options.orphans {
+                VacuumMode::Full
+            } else {
+                VacuumMode::Lite
+            })
             .await
             .map_err(|e| classify(&name, "vacuuming", e))?;
         self.inner = Some(table);
@@ -627,13 +661,19 @@ impl DeltaTable {
 }
 
 fn staged_paths(merge: &MergeIntent) -> Vec<Path> {
-    merge.staged.iter().map(|p| Path::from(p.as_str())).collect()
+    merge
+        .staged
+        .iter()
+        .map(|p| Path::from(p.as_str()))
+        .collect()
 }
 
 fn commit_properties(txn: Option<&Txn>) -> CommitProperties {
     let properties = CommitProperties::default();
     match txn {
-        Some(txn) => properties.with_application_transaction(Transaction::new(&txn.app_id, txn.version)),
+        Some(txn) => {
+            properties.with_application_transaction(Transaction::new(&txn.app_id, txn.version))
+        }
         None => properties,
     }
 }
@@ -653,7 +693,9 @@ fn is_conflict(e: &DeltaTableError) -> bool {
 /// A delta-rs error as a conflict (retry after re-reading the log) or an external failure.
 fn classify(name: &str, what: &str, e: DeltaTableError) -> Error {
     if is_conflict(&e) {
-        Error::conflict(format!("table {name}: {what}: another writer committed first: {e}"))
+        Error::conflict(format!(
+            "table {name}: {what}: another writer committed first: {e}"
+        ))
     } else {
         Error::external(format!("table {name}: {what}"), e)
     }
@@ -669,7 +711,12 @@ async fn refuse_foreign_files(location: &TableLocation) -> Result<()> {
         let object = match object {
             Ok(o) => o,
             Err(object_store::Error::NotFound { .. }) => break,
-            Err(e) => return Err(Error::external(format!("table {name}: listing the root"), e)),
+            Err(e) => {
+                return Err(Error::external(
+                    format!("table {name}: listing the root"),
+                    e,
+                ));
+            }
         };
         let relative: Vec<_> = object
             .location

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use delta_kernel::table_properties::DataSkippingNumIndexedCols;
 use deltalake_core::datafile::writer::{DeltaWriter, WriterConfig};
 use deltalake_core::kernel::Remove;
-use delta_kernel::table_properties::DataSkippingNumIndexedCols;
 use futures::StreamExt;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::basic::Compression;
@@ -65,7 +65,11 @@ impl TableWriter {
 
     /// A writer that only rewrites the table's rows into files of the widened `target`
     /// schema (a merge's widening, committed before the merge).
-    pub(crate) fn for_rewrite(table: DeltaTable, target: SchemaRef, partition_by: Vec<String>) -> Self {
+    pub(crate) fn for_rewrite(
+        table: DeltaTable,
+        target: SchemaRef,
+        partition_by: Vec<String>,
+    ) -> Self {
         let writer = data_writer(&table, target.clone(), &partition_by, None);
         let txn = Txn {
             app_id: String::new(),
@@ -258,7 +262,10 @@ pub(crate) fn check_partitions(
 pub(crate) async fn mark_pending(location: &TableLocation) -> Result<()> {
     location
         .store()
-        .put(&location.child(PENDING_MARKER), PutPayload::from_static(b""))
+        .put(
+            &location.child(PENDING_MARKER),
+            PutPayload::from_static(b""),
+        )
         .await
         .map(|_| ())
         .context(|| format!("table {}: marking the new table root", location.display()))
@@ -278,10 +285,7 @@ pub(crate) async fn delete_all(
                 match store.delete(&path).await {
                     Ok(()) => Ok(true),
                     Err(object_store::Error::NotFound { .. }) => Ok(false),
-                    Err(e) => Err(Error::external(
-                        format!("table {name}: deleting {path}"),
-                        e,
-                    )),
+                    Err(e) => Err(Error::external(format!("table {name}: deleting {path}"), e)),
                 }
             }
         })

@@ -20,7 +20,10 @@ async fn compaction_bin_packs_small_files_per_partition_keeping_every_row() {
             ])),
             vec![
                 Arc::new(Int64Array::from(vec![i * 2, i * 2 + 1])),
-                Arc::new(StringArray::from(vec!["a", if i % 2 == 0 { "a" } else { "b" }])),
+                Arc::new(StringArray::from(vec![
+                    "a",
+                    if i % 2 == 0 { "a" } else { "b" },
+                ])),
             ],
         )
         .unwrap();
@@ -32,7 +35,10 @@ async fn compaction_bin_packs_small_files_per_partition_keeping_every_row() {
     assert_eq!(table.info(1).await.unwrap().files, 18);
     let report = table.compact(CompactOptions::default()).await.unwrap();
     assert_eq!(report.version, Some(12));
-    assert_eq!((report.files_removed, report.files_added, report.partitions), (18, 2, 2));
+    assert_eq!(
+        (report.files_removed, report.files_added, report.partitions),
+        (18, 2, 2)
+    );
     let table = DeltaTable::open(location.clone()).await.unwrap();
     assert_eq!(table.info(1).await.unwrap().files, 2);
     assert_eq!(ids(&read_sorted(&table).await), (0..24).collect::<Vec<_>>());
@@ -52,19 +58,31 @@ async fn vacuum_deletes_only_files_the_newest_version_does_not_use_after_the_ret
     assert!(report.files.is_empty(), "{report:?}");
 
     let dry = table
-        .vacuum(VacuumOptions { retention: Duration::ZERO, dry_run: true, orphans: false })
+        .vacuum(VacuumOptions {
+            retention: Duration::ZERO,
+            dry_run: true,
+            orphans: false,
+        })
         .await
         .unwrap();
     assert_eq!(dry.files.len(), 2);
     assert_eq!(data_files(&location).await.len(), 3);
 
     let report = table
-        .vacuum(VacuumOptions { retention: Duration::ZERO, dry_run: false, orphans: false })
+        .vacuum(VacuumOptions {
+            retention: Duration::ZERO,
+            dry_run: false,
+            orphans: false,
+        })
         .await
         .unwrap();
     assert_eq!(report.files.len(), 2);
     let left = data_files(&location).await;
     assert_eq!(left.len(), 1);
     let table = DeltaTable::open(location.clone()).await.unwrap();
-    assert_eq!(ids(&read_sorted(&table).await), vec![4], "the newest version's file stays");
+    assert_eq!(
+        ids(&read_sorted(&table).await),
+        vec![4],
+        "the newest version's file stays"
+    );
 }

@@ -48,7 +48,11 @@ fn merge_options(spec: MergeSpec, version: i64) -> MergeOptions {
     }
 }
 
-async fn merge(location: &TableLocation, options: MergeOptions, batches: &[RecordBatch]) -> ApplyOutcome {
+async fn merge(
+    location: &TableLocation,
+    options: MergeOptions,
+    batches: &[RecordBatch],
+) -> ApplyOutcome {
     let mut table = DeltaTable::open(location.clone()).await.unwrap();
     let mut writer = table.merge_writer(options);
     for b in batches {
@@ -67,7 +71,10 @@ struct Row {
 
 /// The same changes applied by hand: per key the highest sequence (ties: later arrival) wins
 /// within the batch, and replaces the table's row unless that has a higher sequence.
-fn apply_to_oracle(oracle: &mut BTreeMap<i64, Row>, batch: &[(i64, Option<i64>, Option<i64>, &str)]) {
+fn apply_to_oracle(
+    oracle: &mut BTreeMap<i64, Row>,
+    batch: &[(i64, Option<i64>, Option<i64>, &str)],
+) {
     let mut winners: BTreeMap<i64, (Option<i64>, i64, &str)> = BTreeMap::new();
     for &(id, val, seq, op) in batch {
         let seq = seq.unwrap();
@@ -86,7 +93,14 @@ fn apply_to_oracle(oracle: &mut BTreeMap<i64, Row>, batch: &[(i64, Option<i64>, 
             }
             None if op == "D" => {}
             _ => {
-                oracle.insert(id, Row { val, seq, op: op.to_owned() });
+                oracle.insert(
+                    id,
+                    Row {
+                        val,
+                        seq,
+                        op: op.to_owned(),
+                    },
+                );
             }
         }
     }
@@ -109,8 +123,16 @@ async fn random_upserts_and_deletes_with_repeated_keys_equal_the_oracle() {
         apply_to_oracle(&mut oracle, &batch);
         // Two input batches per merge: repeated keys across them are de-duplicated too.
         let (a, b) = batch.split_at(17);
-        let outcome = merge(&location, merge_options(spec(), round), &[changes(a), changes(b)]).await;
-        assert!(matches!(outcome, ApplyOutcome::Committed { .. }), "seed {seed}: {outcome:?}");
+        let outcome = merge(
+            &location,
+            merge_options(spec(), round),
+            &[changes(a), changes(b)],
+        )
+        .await;
+        assert!(
+            matches!(outcome, ApplyOutcome::Committed { .. }),
+            "seed {seed}: {outcome:?}"
+        );
 
         let table = DeltaTable::open(location.clone()).await.unwrap();
         let read = read_sorted(&table).await;
@@ -119,13 +141,26 @@ async fn random_upserts_and_deletes_with_repeated_keys_equal_the_oracle() {
             .zip(ints(&read, "val"))
             .zip(ints(&read, "seq"))
             .zip(strings(&read, "op"))
-            .map(|(((id, val), seq), op)| (id, Row { val, seq: seq.unwrap(), op: op.unwrap() }))
+            .map(|(((id, val), seq), op)| {
+                (
+                    id,
+                    Row {
+                        val,
+                        seq: seq.unwrap(),
+                        op: op.unwrap(),
+                    },
+                )
+            })
             .collect();
         assert_eq!(got, oracle, "seed {seed}, round {round}");
     }
     // One commit per merge (after the create), each with its own txn version.
     let txns = txns_in_log(&location).await;
-    assert_eq!(txns.iter().map(|t| t.2).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5, 6], "{txns:?}");
+    assert_eq!(
+        txns.iter().map(|t| t.2).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5, 6],
+        "{txns:?}"
+    );
 }
 
 #[tokio::test]
@@ -133,16 +168,33 @@ async fn a_merge_applies_once_and_removes_its_staged_input() {
     let location = memory_table();
     let table = DeltaTable::open(location.clone()).await.unwrap();
     let mut writer = table.merge_writer(merge_options(spec(), 3));
-    writer.write(&changes(&[(1, Some(1), Some(1), "I"), (2, Some(2), Some(1), "I")])).await.unwrap();
+    writer
+        .write(&changes(&[
+            (1, Some(1), Some(1), "I"),
+            (2, Some(2), Some(1), "I"),
+        ]))
+        .await
+        .unwrap();
     let intent = writer.finish().await.unwrap();
-    let crate::IntentAction::Merge(m) = &intent.action else { panic!() };
+    let crate::IntentAction::Merge(m) = &intent.action else {
+        panic!()
+    };
     let staged = Path::from(m.staged[0].as_str());
     assert!(location.store().head(&staged).await.is_ok());
 
     let mut table = DeltaTable::open(location.clone()).await.unwrap();
-    assert!(matches!(table.apply(&intent).await.unwrap(), ApplyOutcome::Committed { .. }));
-    assert_eq!(table.apply(&intent).await.unwrap(), ApplyOutcome::AlreadyApplied { txn_version: 3 });
-    assert!(location.store().head(&staged).await.is_err(), "staged input deleted");
+    assert!(matches!(
+        table.apply(&intent).await.unwrap(),
+        ApplyOutcome::Committed { .. }
+    ));
+    assert_eq!(
+        table.apply(&intent).await.unwrap(),
+        ApplyOutcome::AlreadyApplied { txn_version: 3 }
+    );
+    assert!(
+        location.store().head(&staged).await.is_err(),
+        "staged input deleted"
+    );
     assert_eq!(txns_in_log(&location).await.len(), 1);
     assert_eq!(ids(&read_sorted(&table).await), vec![1, 2]);
 }
@@ -150,15 +202,28 @@ async fn a_merge_applies_once_and_removes_its_staged_input() {
 #[tokio::test]
 async fn soft_deletes_keep_a_tombstone_that_stale_changes_lose_to() {
     let location = memory_table();
-    let soft = MergeSpec { deletes: DeleteMode::Soft, ..spec() };
-    merge(&location, merge_options(soft.clone(), 1), &[changes(&[(1, Some(10), Some(1), "I")])]).await;
+    let soft = MergeSpec {
+        deletes: DeleteMode::Soft,
+        ..spec()
+    };
+    merge(
+        &location,
+        merge_options(soft.clone(), 1),
+        &[changes(&[(1, Some(10), Some(1), "I")])],
+    )
+    .await;
     merge(
         &location,
         merge_options(soft.clone(), 2),
         &[changes(&[(1, None, Some(5), "D"), (9, None, Some(5), "D")])],
     )
     .await;
-    merge(&location, merge_options(soft.clone(), 3), &[changes(&[(1, Some(30), Some(3), "U")])]).await;
+    merge(
+        &location,
+        merge_options(soft.clone(), 3),
+        &[changes(&[(1, Some(30), Some(3), "U")])],
+    )
+    .await;
 
     let table = DeltaTable::open(location.clone()).await.unwrap();
     let read = read_sorted(&table).await;
@@ -169,10 +234,19 @@ async fn soft_deletes_keep_a_tombstone_that_stale_changes_lose_to() {
     assert_eq!(ints(&read, "seq"), vec![Some(5), Some(5)]);
     assert!(strings(&read, DELETED_AT).iter().all(Option::is_some));
 
-    merge(&location, merge_options(soft, 4), &[changes(&[(1, Some(40), Some(7), "U")])]).await;
+    merge(
+        &location,
+        merge_options(soft, 4),
+        &[changes(&[(1, Some(40), Some(7), "U")])],
+    )
+    .await;
     let read = read_sorted(&DeltaTable::open(location.clone()).await.unwrap()).await;
     assert_eq!(ints(&read, "val"), vec![Some(40), None]);
-    assert_eq!(strings(&read, DELETED_AT)[0], None, "a newer upsert revives the row");
+    assert_eq!(
+        strings(&read, DELETED_AT)[0],
+        None,
+        "a newer upsert revives the row"
+    );
 }
 
 #[tokio::test]
@@ -183,11 +257,19 @@ async fn an_unchanged_marker_keeps_the_tables_value() {
         delete_when: None,
         ..spec()
     };
-    merge(&location, merge_options(spec.clone(), 1), &[changes(&[(1, Some(1), Some(1), "big")])]).await;
+    merge(
+        &location,
+        merge_options(spec.clone(), 1),
+        &[changes(&[(1, Some(1), Some(1), "big")])],
+    )
+    .await;
     merge(
         &location,
         merge_options(spec, 2),
-        &[changes(&[(1, Some(2), Some(2), "__unchanged"), (2, Some(3), Some(2), "__unchanged")])],
+        &[changes(&[
+            (1, Some(2), Some(2), "__unchanged"),
+            (2, Some(3), Some(2), "__unchanged"),
+        ])],
     )
     .await;
     let read = read_sorted(&DeltaTable::open(location.clone()).await.unwrap()).await;
@@ -198,7 +280,12 @@ async fn an_unchanged_marker_keeps_the_tables_value() {
 #[tokio::test]
 async fn a_merge_adds_new_input_columns_under_evolve() {
     let location = memory_table();
-    merge(&location, merge_options(spec(), 1), &[changes(&[(1, Some(1), Some(1), "I")])]).await;
+    merge(
+        &location,
+        merge_options(spec(), 1),
+        &[changes(&[(1, Some(1), Some(1), "I")])],
+    )
+    .await;
     let wider = RecordBatch::try_new(
         Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, false),
@@ -224,17 +311,56 @@ async fn a_merge_adds_new_input_columns_under_evolve() {
 #[tokio::test]
 async fn bad_merge_input_fails_clearly_and_commits_nothing() {
     let location = memory_table();
-    merge(&location, merge_options(spec(), 1), &[changes(&[(1, Some(1), Some(1), "I")])]).await;
+    merge(
+        &location,
+        merge_options(spec(), 1),
+        &[changes(&[(1, Some(1), Some(1), "I")])],
+    )
+    .await;
     let table = DeltaTable::open(location.clone()).await.unwrap();
     let cases = [
-        (MergeSpec { keys: vec!["customer".into()], ..spec() }, changes(&[(2, None, Some(1), "I")]), "merge key `customer` is not a column of the data"),
-        (MergeSpec { delete_when: Some("kind = 'D'".into()), ..spec() }, changes(&[(2, None, Some(1), "I")]), "delete_when `kind = 'D'`"),
-        (MergeSpec { delete_when: Some("seq + 1".into()), ..spec() }, changes(&[(2, None, Some(1), "I")]), "not a condition"),
-        (spec(), {
-            let b = changes(&[(2, None, Some(1), "I"), (3, None, Some(1), "I")]);
-            let ids = Int64Array::from(vec![Some(2), None]);
-            RecordBatch::try_new(b.schema(), vec![Arc::new(ids), b.column(1).clone(), b.column(2).clone(), b.column(3).clone()]).unwrap()
-        }, "merge key `id` is NULL in 1 rows"),
+        (
+            MergeSpec {
+                keys: vec!["customer".into()],
+                ..spec()
+            },
+            changes(&[(2, None, Some(1), "I")]),
+            "merge key `customer` is not a column of the data",
+        ),
+        (
+            MergeSpec {
+                delete_when: Some("kind = 'D'".into()),
+                ..spec()
+            },
+            changes(&[(2, None, Some(1), "I")]),
+            "delete_when `kind = 'D'`",
+        ),
+        (
+            MergeSpec {
+                delete_when: Some("seq + 1".into()),
+                ..spec()
+            },
+            changes(&[(2, None, Some(1), "I")]),
+            "not a condition",
+        ),
+        (
+            spec(),
+            {
+                let b = changes(&[(2, None, Some(1), "I"), (3, None, Some(1), "I")]);
+                let ids = Int64Array::from(vec![Some(2), None]);
+                RecordBatch::try_new(
+                    b.schema(),
+                    vec![
+                        Arc::new(ids),
+                        b.column(1).clone(),
+                        b.column(2).clone(),
+                        b.column(3).clone(),
+                    ],
+                )
+                .unwrap()
+            },
+            "merge key `id` is NULL in 1 rows",
+        ),
     ];
     for (i, (spec, batch, expected)) in cases.into_iter().enumerate() {
         let options = merge_options(spec, 10 + i as i64);
@@ -244,9 +370,17 @@ async fn bad_merge_input_fails_clearly_and_commits_nothing() {
         assert!(err.message.contains(expected), "{err}");
         assert!(err.message.contains(&location.display()), "{err}");
         use futures::TryStreamExt;
-        let staged: Vec<_> = location.store().list(Some(&staging)).try_collect().await.unwrap();
+        let staged: Vec<_> = location
+            .store()
+            .list(Some(&staging))
+            .try_collect()
+            .await
+            .unwrap();
         assert!(staged.is_empty(), "nothing staged for {expected}");
     }
-    assert_eq!(DeltaTable::open(location.clone()).await.unwrap().version(), Some(1));
+    assert_eq!(
+        DeltaTable::open(location.clone()).await.unwrap().version(),
+        Some(1)
+    );
     assert_eq!(txns_in_log(&location).await.len(), 1);
 }

@@ -9,16 +9,15 @@ mod write;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, Decimal128Array, Int32Array, Int64Array, RecordBatch,
-    StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, Decimal128Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
 };
 use arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::prelude::SessionContext;
-use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::{
     ApplyOutcome, CommitIntent, DeltaTable, SchemaPolicy, TableLocation, Txn, WriteMode,
@@ -28,8 +27,13 @@ use crate::{
 /// A table root `lake/t` in a fresh temp dir (the dir lives as long as the guard).
 pub(super) fn local_table() -> (tempfile::TempDir, TableLocation) {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
-    let location = TableLocation::new(store, Path::from("lake/t"), format!("file://{}", dir.path().display()));
+    let store: Arc<dyn ObjectStore> =
+        Arc::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+    let location = TableLocation::new(
+        store,
+        Path::from("lake/t"),
+        format!("file://{}", dir.path().display()),
+    );
     (dir, location)
 }
 
@@ -71,9 +75,12 @@ pub(super) fn rows(ids: &[i64]) -> RecordBatch {
             ids.iter().map(|i| (i % 3 != 0).then(|| format!("n{i}"))),
         )),
         Arc::new(
-            Decimal128Array::from_iter(ids.iter().map(|i| (i % 4 != 0).then_some(i128::from(*i) * 1001 - 5000)))
-                .with_precision_and_scale(12, 3)
-                .unwrap(),
+            Decimal128Array::from_iter(
+                ids.iter()
+                    .map(|i| (i % 4 != 0).then_some(i128::from(*i) * 1001 - 5000)),
+            )
+            .with_precision_and_scale(12, 3)
+            .unwrap(),
         ),
         Arc::new(
             TimestampMicrosecondArray::from_iter(
@@ -104,10 +111,16 @@ pub(super) async fn write_and_apply(
 
 /// Every row of the table's version, sorted by `id`, as one batch.
 pub(super) async fn read_sorted(table: &DeltaTable) -> RecordBatch {
-    let ctx = SessionContext::new();
+    let ctx = table.location().session();
     ctx.register_table("t", table.table_provider().await.unwrap())
         .unwrap();
-    let batches = ctx.sql("select * from t").await.unwrap().collect().await.unwrap();
+    let batches = ctx
+        .sql("select * from t")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
     let schema: SchemaRef = match batches.first() {
         Some(b) => b.schema(),
         None => table.arrow_schema().unwrap().unwrap(),
@@ -141,21 +154,38 @@ pub(super) fn ints(batch: &RecordBatch, column: &str) -> Vec<Option<i64>> {
     let c = batch.column_by_name(column).unwrap();
     let c = arrow::compute::cast(c, &DataType::Int64).unwrap();
     let c = c.as_any().downcast_ref::<Int64Array>().unwrap();
-    (0..c.len()).map(|i| (!c.is_null(i)).then(|| c.value(i))).collect()
+    (0..c.len())
+        .map(|i| (!c.is_null(i)).then(|| c.value(i)))
+        .collect()
 }
 
 /// The `txn` actions of every commit in the log: (version of the commit, app id, txn version).
 pub(super) async fn txns_in_log(location: &TableLocation) -> Vec<(u64, String, i64)> {
     use futures::TryStreamExt;
     let log = location.child("_delta_log");
-    let objects: Vec<_> = location.store().list(Some(&log)).try_collect().await.unwrap();
+    let objects: Vec<_> = location
+        .store()
+        .list(Some(&log))
+        .try_collect()
+        .await
+        .unwrap();
     let mut out = Vec::new();
     for o in objects {
         let name = o.location.filename().unwrap().to_owned();
-        let Some(version) = name.strip_suffix(".json").and_then(|v| v.parse::<u64>().ok()) else {
+        let Some(version) = name
+            .strip_suffix(".json")
+            .and_then(|v| v.parse::<u64>().ok())
+        else {
             continue;
         };
-        let bytes = location.store().get(&o.location).await.unwrap().bytes().await.unwrap();
+        let bytes = location
+            .store()
+            .get(&o.location)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
         for line in std::str::from_utf8(&bytes).unwrap().lines() {
             let action: serde_json::Value = serde_json::from_str(line).unwrap();
             if let Some(t) = action.get("txn") {
@@ -182,7 +212,9 @@ pub(super) async fn data_files(location: &TableLocation) -> Vec<String> {
         .unwrap();
     let mut out: Vec<String> = objects
         .into_iter()
-        .filter(|o| o.location.as_ref().ends_with(".parquet") && !o.location.as_ref().contains("_delta_log"))
+        .filter(|o| {
+            o.location.as_ref().ends_with(".parquet") && !o.location.as_ref().contains("_delta_log")
+        })
         .map(|o| {
             o.location
                 .prefix_match(location.root())

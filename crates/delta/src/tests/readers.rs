@@ -42,7 +42,11 @@ fn source() -> RecordBatch {
         Field::new("id", DataType::Int64, false),
         Field::new("name", DataType::Utf8, true),
         Field::new("amount", DataType::Decimal128(12, 3), true),
-        Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
         Field::new("flag", DataType::Boolean, true),
         Field::new("day", DataType::Date32, true),
         Field::new("small", DataType::Int32, true),
@@ -64,8 +68,16 @@ fn source() -> RecordBatch {
         Arc::new(BooleanArray::from(vec![Some(true), Some(false), None])),
         Arc::new(Date32Array::from(vec![Some(20_454), None, Some(0)])),
         Arc::new(Int32Array::from(vec![Some(i32::MIN), Some(7), None])),
-        Arc::new(BinaryArray::from(vec![Some(&b"\x00\xff"[..]), None, Some(&b""[..])])),
-        Arc::new(StringArray::from(vec!["2026-01-01", "2026-01-02", "2026-01-01"])),
+        Arc::new(BinaryArray::from(vec![
+            Some(&b"\x00\xff"[..]),
+            None,
+            Some(&b""[..]),
+        ])),
+        Arc::new(StringArray::from(vec![
+            "2026-01-01",
+            "2026-01-02",
+            "2026-01-01",
+        ])),
     ];
     RecordBatch::try_new(schema, columns).unwrap()
 }
@@ -103,7 +115,11 @@ async fn python_deltalake_and_duckdb_read_what_this_crate_writes() {
 
     let root = dir.path().join("lake/t");
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/read_delta.py");
-    let out = Command::new(&python).arg(&script).arg(&root).output().unwrap();
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg(&root)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{} failed: {}",
