@@ -57,8 +57,8 @@ pub struct CommitIntent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum IntentAction {
-    /// Data files already written under the table root.
-    Write(WriteIntent),
+    /// Data files already written under the table root (boxed: far larger than a merge).
+    Write(Box<WriteIntent>),
     /// An upsert of staged input, run when applied.
     Merge(MergeIntent),
 }

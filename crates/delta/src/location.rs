@@ -70,7 +70,7 @@ impl TableLocation {
             relative
                 .split('/')
                 .filter(|s| !s.is_empty())
-                .map(|s| percent_decode(s)),
+                .map(percent_decode),
         );
         Path::from_iter(parts)
     }

@@ -191,7 +191,7 @@ impl DeltaTable {
         let mut inner = deltalake_core::DeltaTable::new(log_store.clone());
         let loaded = match as_of {
             AsOf::Latest => inner.load().await,
-            AsOf::Version(v) => inner.load_version(v as i64 as _).await,
+            AsOf::Version(v) => inner.load_version(v).await,
             AsOf::Timestamp(t) => inner.load_with_datetime(t).await,
         };
         loaded.map_err(|e| match e {
@@ -214,10 +214,7 @@ impl DeltaTable {
 
     /// The version read (`None`: no table yet).
     pub fn version(&self) -> Option<u64> {
-        self.inner
-            .as_ref()
-            .and_then(|t| t.version())
-            .map(|v| v as u64)
+        self.inner.as_ref().and_then(|t| t.version())
     }
 
     /// Partition columns (`None`: no table yet).
@@ -414,7 +411,7 @@ impl DeltaTable {
             .build(Some(snapshot), self.log_store.clone(), operation)
             .await
             .map_err(|e| classify(&name, "committing", e))?;
-        let version = committed.version() as u64;
+        let version = committed.version();
         self.refresh().await?;
         Ok(ApplyOutcome::Committed { version })
     }
@@ -463,7 +460,7 @@ impl DeltaTable {
                 _ => e,
             }
         })?;
-        let version = merged.version().unwrap_or_default() as u64;
+        let version = merged.version().unwrap_or_default();
         self.inner = Some(merged);
         Ok(ApplyOutcome::Committed { version })
     }

@@ -183,7 +183,7 @@ impl TableWriter {
             table: name,
             txn: self.options.txn,
             read_version: self.table.version(),
-            action: IntentAction::Write(WriteIntent {
+            action: IntentAction::Write(Box::new(WriteIntent {
                 mode: self.options.mode,
                 partition_by: self.options.partition_by,
                 schema,
@@ -192,7 +192,7 @@ impl TableWriter {
                 adds,
                 removes: self.removes,
                 rows: self.rows,
-            }),
+            })),
         })
     }
 
@@ -245,14 +245,14 @@ pub(crate) fn check_partitions(
             )));
         }
     }
-    if let Some(existing) = table.partition_columns() {
-        if existing != partition_by {
-            return Err(Error::user(format!(
-                "table {name}: the table is partitioned by [{}] but the sink says partition_by [{}]; a Delta table keeps the partitioning it was created with",
-                existing.join(", "),
-                partition_by.join(", ")
-            )));
-        }
+    if let Some(existing) = table.partition_columns()
+        && existing != partition_by
+    {
+        return Err(Error::user(format!(
+            "table {name}: the table is partitioned by [{}] but the sink says partition_by [{}]; a Delta table keeps the partitioning it was created with",
+            existing.join(", "),
+            partition_by.join(", ")
+        )));
     }
     Ok(())
 }

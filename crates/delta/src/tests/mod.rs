@@ -4,6 +4,7 @@
 mod maintenance;
 mod merge;
 mod readers;
+mod s3;
 mod write;
 
 use std::sync::Arc;

@@ -211,7 +211,7 @@ async fn partitions_are_hive_folders_and_a_where_on_them_reads_one_folder() {
     .unwrap();
     let mut opts = options(WriteMode::Append, 1);
     opts.partition_by = vec!["dt".into()];
-    write_and_apply(&location, opts, &[batch.clone()]).await;
+    write_and_apply(&location, opts, std::slice::from_ref(&batch)).await;
     let files = data_files(&location).await;
     assert_eq!(files.len(), 3, "{files:?}");
     assert!(
