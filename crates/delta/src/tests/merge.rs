@@ -384,3 +384,39 @@ async fn bad_merge_input_fails_clearly_and_commits_nothing() {
     );
     assert_eq!(txns_in_log(&location).await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_merge_widens_a_column_the_input_needs_wider() {
+    let location = memory_table();
+    let plain = MergeSpec {
+        keys: vec!["id".into()],
+        ..MergeSpec::default()
+    };
+    merge(
+        &location,
+        merge_options(plain.clone(), 1),
+        &[int32_batch("qty", &[1, 2], &[10, 20])],
+    )
+    .await;
+    let wide = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("qty", DataType::Int64, true),
+        ])),
+        vec![
+            Arc::new(Int64Array::from(vec![2, 3])),
+            Arc::new(Int64Array::from(vec![5_000_000_000, 7])),
+        ],
+    )
+    .unwrap();
+    merge(&location, merge_options(plain, 2), &[wide]).await;
+    let read = read_sorted(&DeltaTable::open(location.clone()).await.unwrap()).await;
+    assert_eq!(
+        read.schema().field_with_name("qty").unwrap().data_type(),
+        &DataType::Int64
+    );
+    assert_eq!(
+        ints(&read, "qty"),
+        vec![Some(10), Some(5_000_000_000), Some(7)]
+    );
+}
