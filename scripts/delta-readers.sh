@@ -23,6 +23,9 @@ readonly TOOLS_DIR="${PIPECTL_TOOLS_DIR:-${HOME:-/root}/.cache/pipectl-tools}"
 readonly VENV="${TOOLS_DIR}/delta-readers-venv"
 readonly LOCK_FILE="${TOOLS_DIR}/delta-readers.lock"
 
+# shellcheck source=scripts/python-venv.sh
+source "$(dirname "${BASH_SOURCE[0]}")/python-venv.sh"
+
 log() { printf 'delta-readers: %s\n' "$*" >&2; }
 die() {
     log "error: $*"
@@ -52,18 +55,7 @@ cmd_install() {
     local python="${PIPECTL_PYTHON:-$(command -v python3 || echo /usr/bin/python3)}"
     local started=$SECONDS
     log "installing deltalake ${DELTALAKE_VERSION}, duckdb ${DUCKDB_VERSION} and its delta extension into ${VENV} (first run only)"
-    if ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then
-        if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-            log "python3 lacks venv; installing python3-venv with apt-get"
-            DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >&2
-            python=/usr/bin/python3
-        else
-            die "${python} has no venv module; install python3-venv (Debian/Ubuntu) and retry"
-        fi
-    fi
-    rm -rf "$VENV"
-    "$python" -m venv "$VENV" >&2 || die "could not create the virtualenv ${VENV}"
+    new_venv "$python" "$VENV"
     "${VENV}/bin/python" -m pip install --no-input --quiet --disable-pip-version-check \
         "deltalake==${DELTALAKE_VERSION}" "duckdb==${DUCKDB_VERSION}" \
         "duckdb-extension-delta==${DUCKDB_VERSION}" "pyarrow==${PYARROW_VERSION}" "pytz==${PYTZ_VERSION}" >&2 ||

@@ -576,6 +576,9 @@ pub(crate) async fn run(
         .with_session_state(Arc::new(ctx.state()))
         .with_commit_properties(commit);
     let merge_error = |e| Error::external(format!("table {name}: merge"), e);
+    // The first matching clause applies: a delete (or a soft delete's tombstone) first, then
+    // the upsert; new rows are inserted unless they are hard deletes.
+    let mut inserts_when = lit(true);
     match (&delete, spec.deletes) {
         (Some(condition), DeleteMode::Hard) => {
             let is_delete = qualify(condition.clone(), SOURCE)?.is_true();
@@ -583,55 +586,40 @@ pub(crate) async fn run(
             builder = builder
                 .when_matched_delete(|d| d.predicate(deletes))
                 .map_err(merge_error)?;
-            let updates = updates.clone();
-            let wins = wins.clone();
-            builder = builder
-                .when_matched_update(|u| {
-                    updates
-                        .into_iter()
-                        .fold(u.predicate(wins), |u, (c, e)| u.update(c, e))
-                })
-                .map_err(merge_error)?;
-            builder = builder
-                .when_not_matched_insert(|i| {
-                    inserts
-                        .into_iter()
-                        .fold(i.predicate(not(is_delete)), |i, (c, e)| i.set(c, e))
-                })
-                .map_err(merge_error)?;
+            inserts_when = not(is_delete);
         }
-        (_, mode) => {
-            if mode == DeleteMode::Soft && delete.is_some() {
-                let tombstone = side(SOURCE, DELETED_AT).is_not_null().and(wins.clone());
-                let mut marks = vec![(DELETED_AT.to_owned(), side(SOURCE, DELETED_AT))];
-                marks.extend(
-                    spec.sequence_by
-                        .iter()
-                        .map(|c| (c.clone(), side(SOURCE, c))),
-                );
-                builder = builder
-                    .when_matched_update(|u| {
-                        marks
-                            .into_iter()
-                            .fold(u.predicate(tombstone), |u, (c, e)| u.update(c, e))
-                    })
-                    .map_err(merge_error)?;
-            }
-            let wins = wins.clone();
-            builder = builder
-                .when_matched_update(|u| {
-                    updates
-                        .into_iter()
-                        .fold(u.predicate(wins), |u, (c, e)| u.update(c, e))
-                })
-                .map_err(merge_error)?;
-            builder = builder
-                .when_not_matched_insert(|i| inserts.into_iter().fold(i, |i, (c, e)| i.set(c, e)))
-                .map_err(merge_error)?;
+        (Some(_), DeleteMode::Soft) => {
+            let tombstone = side(SOURCE, DELETED_AT).is_not_null().and(wins.clone());
+            let marks = std::iter::once(DELETED_AT)
+                .chain(spec.sequence_by.iter().map(String::as_str))
+                .map(|c| (c.to_owned(), side(SOURCE, c)))
+                .collect();
+            builder = set_when_matched(builder, tombstone, marks).map_err(merge_error)?;
         }
+        (None, _) => {}
     }
+    builder = set_when_matched(builder, wins, updates).map_err(merge_error)?;
+    builder = builder
+        .when_not_matched_insert(|i| {
+            inserts
+                .into_iter()
+                .fold(i.predicate(inserts_when), |i, (c, e)| i.set(c, e))
+        })
+        .map_err(merge_error)?;
     let (merged, _metrics) = builder.await.map_err(merge_error)?;
     Ok(merged)
+}
+
+/// Adds a clause updating `sets` on matched rows where `predicate` holds.
+fn set_when_matched(
+    builder: deltalake_core::operations::merge::MergeBuilder,
+    predicate: Expr,
+    sets: Vec<(String, Expr)>,
+) -> deltalake_core::DeltaResult<deltalake_core::operations::merge::MergeBuilder> {
+    builder.when_matched_update(|u| {
+        sets.into_iter()
+            .fold(u.predicate(predicate), |u, (c, e)| u.update(c, e))
+    })
 }
 
 /// The schema a table created by this merge gets: the input's (without staging columns),

@@ -44,6 +44,12 @@ pub(super) fn memory_table() -> TableLocation {
     TableLocation::new(store, Path::from("lake/t"), "memory://test")
 }
 
+/// Whether a missing service or tool fails the test instead of skipping it (CI).
+pub(super) fn services_required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+        || std::env::var("PIPECTL_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+}
+
 pub(super) fn txn(version: i64) -> Txn {
     Txn::new("pipe", "sink", "t", version)
 }

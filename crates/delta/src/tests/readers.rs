@@ -32,11 +32,6 @@ fn readers_python() -> Result<std::path::PathBuf, String> {
     }
 }
 
-fn required() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-        || std::env::var("PIPECTL_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
-}
-
 fn source() -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, false),
@@ -98,7 +93,7 @@ fn expected_rows() -> Value {
 async fn python_deltalake_and_duckdb_read_what_this_crate_writes() {
     let python = match readers_python() {
         Ok(p) => p,
-        Err(why) if required() => panic!("the Delta readers are required here: {why}"),
+        Err(why) if services_required() => panic!("the Delta readers are required here: {why}"),
         Err(why) => {
             eprintln!("SKIPPED python_deltalake_and_duckdb_read_what_this_crate_writes: {why}");
             return;

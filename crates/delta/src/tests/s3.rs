@@ -10,16 +10,11 @@ use object_store::{ObjectStore, PutMode, PutPayload};
 use super::*;
 use crate::{MergeOptions, MergeSpec};
 
-fn required() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-        || std::env::var("PIPECTL_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
-}
-
 #[tokio::test]
 async fn appends_merges_and_txn_checks_work_on_s3() {
     let Ok(endpoint) = std::env::var("PIPECTL_TEST_S3_ENDPOINT") else {
         assert!(
-            !required(),
+            !services_required(),
             "PIPECTL_TEST_S3_ENDPOINT is not set: start scripts/s3-server.sh"
         );
         eprintln!(
