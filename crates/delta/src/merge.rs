@@ -282,6 +282,14 @@ impl MergeWriter {
             }),
         })
     }
+
+    /// Stops staging and deletes the files staged so far.
+    pub async fn abort(mut self) -> Result<()> {
+        self.close_file().await?;
+        let location = self.table.location().clone();
+        crate::write::delete_all(&location, std::mem::take(&mut self.staged)).await?;
+        Ok(())
+    }
 }
 
 fn child(prefix: &Path, name: &str) -> Path {

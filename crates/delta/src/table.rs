@@ -306,6 +306,12 @@ impl DeltaTable {
             if let Some(done) = self.txn_version(&intent.txn.app_id).await?
                 && done >= intent.txn.version
             {
+                if let IntentAction::Merge(merge) = &intent.action {
+                    // A crash between the merge's commit and this cleanup left them.
+                    write::delete_all(&self.location, staged_paths(merge))
+                        .await
+                        .ok();
+                }
                 return Ok(ApplyOutcome::AlreadyApplied { txn_version: done });
             }
             let result = match &intent.action {
@@ -358,6 +364,10 @@ impl DeltaTable {
                 .await
                 .map_err(|e| classify(&name, "creating the table", e))?;
             self.inner = Some(created);
+            // The root has a log now: the marker has done its work.
+            write::delete_all(&self.location, vec![self.location.child(PENDING_MARKER)])
+                .await
+                .ok();
             return Ok(ApplyOutcome::Committed {
                 version: self.version().unwrap_or_default(),
             });

@@ -71,6 +71,7 @@ impl TableWriter {
         partition_by: Vec<String>,
     ) -> Self {
         let writer = data_writer(&table, target.clone(), &partition_by, None);
+        // Never committed with this txn: the rewrite commits without one (`commit_write`).
         let txn = Txn {
             app_id: String::new(),
             version: 0,

@@ -420,3 +420,26 @@ async fn a_merge_widens_a_column_the_input_needs_wider() {
         vec![Some(10), Some(5_000_000_000), Some(7)]
     );
 }
+
+#[tokio::test]
+async fn an_aborted_merge_leaves_no_staged_input() {
+    use futures::TryStreamExt;
+    let location = memory_table();
+    let options = merge_options(spec(), 1);
+    let staging = options.staging.clone();
+    let table = DeltaTable::open(location.clone()).await.unwrap();
+    let mut writer = table.merge_writer(options);
+    writer
+        .write(&changes(&[(1, Some(1), Some(1), "I")]))
+        .await
+        .unwrap();
+    writer.abort().await.unwrap();
+    let staged: Vec<_> = location
+        .store()
+        .list(Some(&staging))
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(staged.is_empty(), "{staged:?}");
+    assert_eq!(DeltaTable::open(location).await.unwrap().version(), None);
+}

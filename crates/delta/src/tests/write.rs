@@ -45,6 +45,11 @@ async fn an_append_is_invisible_until_applied_then_reads_back_exactly() {
         table.apply(&saved).await.unwrap(),
         ApplyOutcome::Committed { version: 0 }
     );
+    let marker = location.child(crate::table::PENDING_MARKER);
+    assert!(
+        location.store().head(&marker).await.is_err(),
+        "marker gone once the log exists"
+    );
     let read = read_sorted(&table).await;
     // Types, decimals, zoned timestamps and NULLs come back as written.
     assert_eq!(read.schema().fields(), batch.schema().fields());
