@@ -571,11 +571,7 @@ pub(crate) async fn run(
         .expect("validated: at least one key");
 
     let inner = table.inner()?.clone();
-    let commit = deltalake_core::kernel::transaction::CommitProperties::default()
-        .with_application_transaction(deltalake_core::kernel::Transaction::new(
-            &txn.app_id,
-            txn.version,
-        ));
+    let commit = crate::table::commit_properties(Some(txn));
     let mut builder = inner
         .merge(source, on)
         .with_source_alias(SOURCE)

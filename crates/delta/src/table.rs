@@ -33,7 +33,7 @@ use crate::write::{self, TableWriter, WriteOptions};
 pub(crate) const PENDING_MARKER: &str = "_pipectl_pending";
 
 /// How often `apply` starts over after a concurrent commit (re-reading the log each time).
-const COMMIT_ATTEMPTS: usize = 5;
+const COMMIT_ATTEMPTS: usize = 10;
 
 /// Which version of a table to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -675,8 +675,12 @@ fn staged_paths(merge: &MergeIntent) -> Vec<Path> {
         .collect()
 }
 
-fn commit_properties(txn: Option<&Txn>) -> CommitProperties {
-    let properties = CommitProperties::default();
+/// Properties of every commit: with `txn`, and without delta-rs' own retries. Its retry of a
+/// first commit (no read snapshot) moves it to the next version without checking what the
+/// winner committed, which committed one intent twice; `apply` retries instead, re-reading
+/// the log and the `txn` first.
+pub(crate) fn commit_properties(txn: Option<&Txn>) -> CommitProperties {
+    let properties = CommitProperties::default().with_max_retries(0);
     match txn {
         Some(txn) => {
             properties.with_application_transaction(Transaction::new(&txn.app_id, txn.version))
@@ -694,7 +698,12 @@ fn is_conflict(e: &DeltaTableError) -> bool {
                     | TransactionError::MaxCommitAttempts(_)
                     | TransactionError::VersionAlreadyExists(_)
             }
-    ) || matches!(e, DeltaTableError::Generic(m) if m.contains("already exists"))
+    ) || matches!(
+        e,
+        // Two first commits at once: the loser finds the table created (delta-rs' private
+        // CreateError::TableAlreadyExists, only visible as text).
+        DeltaTableError::GenericError { source } if source.to_string().contains("already exists")
+    )
 }
 
 /// A delta-rs error as a conflict (retry after re-reading the log) or an external failure.

@@ -56,7 +56,7 @@ async fn an_append_is_invisible_until_applied_then_reads_back_exactly() {
     assert_eq!(read.columns(), batch.columns());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applying_twice_or_concurrently_commits_once() {
     let location = memory_table();
     let (intent, outcome) =
@@ -395,4 +395,40 @@ async fn time_travel_by_version_and_timestamp_and_the_history() {
         vec![(1, "WRITE"), (0, "CREATE TABLE")]
     );
     assert!(info.history.iter().all(|h| h.timestamp.is_some()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_appliers_of_the_first_commit_create_the_table_once() {
+    let location = memory_table();
+    let table = DeltaTable::open(location.clone()).await.unwrap();
+    let mut writer = table.writer(options(WriteMode::Append, 1));
+    writer.write(&rows(&[1, 2])).await.unwrap();
+    let intent = writer.finish().await.unwrap();
+    let appliers: Vec<_> = (0..6)
+        .map(|_| {
+            let (intent, location) = (intent.clone(), location.clone());
+            tokio::spawn(async move {
+                let mut table = DeltaTable::open(location).await.unwrap();
+                table.apply(&intent).await.unwrap()
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for a in appliers {
+        outcomes.push(a.await.unwrap());
+    }
+    let committed: Vec<_> = outcomes
+        .iter()
+        .filter(|o| matches!(o, ApplyOutcome::Committed { .. }))
+        .collect();
+    assert_eq!(
+        committed,
+        vec![&ApplyOutcome::Committed { version: 0 }],
+        "{outcomes:?}"
+    );
+    assert_eq!(txns_in_log(&location).await.len(), 1);
+    assert_eq!(
+        ids(&read_sorted(&DeltaTable::open(location).await.unwrap()).await),
+        vec![1, 2]
+    );
 }
