@@ -23,9 +23,10 @@
 //!    [`ApplyOutcome::AlreadyApplied`] and commits nothing. Otherwise it makes one commit that
 //!    carries the `txn` action: the Adds (and, for an overwrite, a Remove of every current
 //!    file, so readers see the old version or the new, never a mix), or the merge. A
-//!    concurrent commit of the same `txn` makes delta-rs' conflict checker fail ours, and
-//!    `apply` re-reads the log and reports it as already applied, so two appliers never
-//!    commit twice. Recovery after a crash simply applies the saved intents again.
+//!    commit is made without delta-rs' own retries: when another writer took the version
+//!    (or delta-rs' conflict checker sees the same `txn` in a newer commit), `apply` re-reads
+//!    the log, checks the `txn` again and only then retries, so two appliers never commit
+//!    twice. Recovery after a crash simply applies the saved intents again.
 //! 4. **Discard** instead of applying (a failed or cancelled run): [`DeltaTable::discard`]
 //!    deletes the intent's data files or staged input, unless the log shows it was applied.
 //!
