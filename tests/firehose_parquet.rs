@@ -144,7 +144,7 @@ fn a_sink_takes_its_schema_from_a_catalog_table_and_reports_fields_it_lacks() {
         ]
     );
     assert!(
-        stderr.contains("fields not in the Parquet schema were left out: `coupon` (2 records), `promo` (1 records)"),
+        stderr.contains("fields not in the Parquet schema were left out: `coupon` (2 records), `promo` (1 record)"),
         "{stderr}"
     );
 }

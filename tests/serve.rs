@@ -779,7 +779,7 @@ fn triggers_beyond_the_queue_limit_are_dropped_and_recorded_as_skipped_runs() {
     assert_eq!(pipelines[0]["skipped"], 1, "{body}");
     assert_eq!(
         pipelines[0]["last_skipped"]["reason"],
-        "1 runs are already queued behind the running one (queue_limit: 1)",
+        "the queue of runs waiting behind the running one is full (queue_limit: 1)",
         "{body}"
     );
     let history = wait_for(Duration::from_secs(30), "the queued run to finish", || {
@@ -791,7 +791,7 @@ fn triggers_beyond_the_queue_limit_are_dropped_and_recorded_as_skipped_runs() {
     assert_eq!(skipped[0]["trigger"], "manual");
     assert_eq!(
         skipped[0]["error"],
-        "dropped: 1 runs are already queued behind the running one (queue_limit: 1)"
+        "dropped: the queue of runs waiting behind the running one is full (queue_limit: 1)"
     );
     let (out, stdout, stderr) = output(pipectl(dir).args(["runs", "slow"]));
     assert!(out.status.success(), "{stderr}");

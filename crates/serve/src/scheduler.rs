@@ -628,9 +628,7 @@ impl<R: Runner> Actor<R> {
             self.skip(
                 name,
                 &trigger,
-                format!(
-                    "{limit} runs are already queued behind the running one (queue_limit: {limit})"
-                ),
+                format!("the queue of runs waiting behind the running one is full (queue_limit: {limit})"),
             );
             return TriggerAck::Skipped;
         }

@@ -298,6 +298,7 @@ mod tests {
             RunStatus::Failed,
             RunStatus::Cancelled,
             RunStatus::Interrupted,
+            RunStatus::Skipped,
         ];
         for status in all {
             let json = serde_json::to_string(&status).expect("serializes");

@@ -101,16 +101,28 @@ impl Template {
     /// A template copied out of a JSON document (the Kinesis Data Generator saves them so) has
     /// `\"` for its quotes: when the template does not parse as it is, it is read again with
     /// `\"` and `\\` unescaped, and taken if that parses. Otherwise the first reading's problems
-    /// are reported.
+    /// are reported, the first one saying what the unescaped reading found.
     pub fn parse(source: &str) -> Result<Template, Vec<TemplateError>> {
-        let problems = match Template::parse_as_is(source) {
+        let mut problems = match Template::parse_as_is(source) {
             Ok(template) => return Ok(template),
             Err(problems) => problems,
         };
-        if source.contains("\\\"")
-            && let Ok(template) = Template::parse_as_is(&unescape_quotes(source))
-        {
-            return Ok(template);
+        if !source.contains("\\\"") {
+            return Err(problems);
+        }
+        let unescaped = match Template::parse_as_is(&unescape_quotes(source)) {
+            Ok(template) => return Ok(template),
+            Err(unescaped) => unescaped,
+        };
+        if let (Some(first), Some(other)) = (problems.first_mut(), unescaped.first()) {
+            let escaped = format!(
+                "the template has `\\\"` (JSON's escape of a quote), so it was also read with `\\\"` as `\"`, and that reading fails at line {}, column {}: {}",
+                other.line, other.column, other.message
+            );
+            first.help = Some(match first.help.take() {
+                Some(help) => format!("{help}; {escaped}"),
+                None => escaped,
+            });
         }
         Err(problems)
     }
@@ -2174,9 +2186,15 @@ mod tests {
                 "{source}"
             );
         }
-        // Still broken after unescaping: the problems of the text as given.
+        // Still broken after unescaping: the problems of the text as given, and what the
+        // unescaped reading found.
         let error = single_error("{{random.number({\\\"min\\\":})}}");
         assert_eq!(error.message, "expected a double-quoted key");
+        let help = error.help.unwrap();
+        assert!(
+            help.ends_with("the template has `\\\"` (JSON's escape of a quote), so it was also read with `\\\"` as `\"`, and that reading fails at line 1, column 24: expected a JSON value (string, number, array, object, true, false or null)"),
+            "{help}"
+        );
     }
 
     #[test]

@@ -241,3 +241,49 @@ pub fn preview(
     }
     Ok(previews)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(pipeline: &str, sink: &str) -> ObjectKeys {
+        let spec: FirehoseSink = serde_json::from_value(serde_json::json!({
+            "inputs": ["a"], "connection": "lake", "format": {"type": "jsonl"},
+            "prefix": "r=!{firehose:random-string}/!{firehose:random-string}/",
+            "error_output_prefix": "errors/!{firehose:error-output-type}/",
+        }))
+        .unwrap();
+        ObjectKeys::new(pipeline, sink, &spec).unwrap()
+    }
+
+    /// The two random strings of the data key of the object holding `first..=last`.
+    fn randoms(keys: &ObjectKeys, first: u64, last: u64) -> (String, String) {
+        let dest = Dest::Data {
+            keys: Vec::new(),
+            bucket: None,
+        };
+        let key = keys.key(&ObjectInfo {
+            dest: &dest,
+            first,
+            last,
+            oldest: chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 25, 18, 7, 9).unwrap(),
+            event_time: None,
+            tag: None,
+        });
+        let parts: Vec<&str> = key.trim_start_matches("r=").split('/').collect();
+        (parts[0].to_owned(), parts[1].to_owned())
+    }
+
+    #[test]
+    fn random_strings_are_new_per_occurrence_and_object_and_the_same_when_rebuilt() {
+        let orders = keys("shop", "orders");
+        let (a, b) = randoms(&orders, 1, 100);
+        assert_ne!(a, b, "each occurrence draws its own string");
+        assert_eq!(randoms(&orders, 1, 100), (a.clone(), b), "a rebuilt object");
+        let next = randoms(&orders, 101, 200);
+        assert_ne!(next.0, a, "the next object");
+        assert_ne!(randoms(&orders, 1, 101).0, a, "a longer range");
+        assert_ne!(randoms(&keys("shop2", "orders"), 1, 100).0, a, "another pipeline");
+        assert_ne!(randoms(&keys("shop", "refunds"), 1, 100).0, a, "another sink");
+    }
+}

@@ -154,7 +154,10 @@ impl FirehoseStep {
         let fields: Vec<String> = encoder
             .left_out()
             .iter()
-            .map(|(name, records)| format!("`{name}` ({records} records)"))
+            .map(|(name, records)| {
+                let unit = if *records == 1 { "record" } else { "records" };
+                format!("`{name}` ({records} {unit})")
+            })
             .collect();
         tracing::warn!(sink = %self.name, "fields not in the Parquet schema were left out: {}", fields.join(", "));
     }
