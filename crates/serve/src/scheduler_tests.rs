@@ -328,7 +328,8 @@ async fn overlap_queue_drops_fires_beyond_the_queue_limit_and_says_so() {
         Event::Skipped {
             pipeline: "p".into(),
             trigger: "schedule 2026-01-01T00:04:00Z".into(),
-            reason: "the queue of runs waiting behind the running one is full (queue_limit: 2)".into(),
+            reason: "the queue of runs waiting behind the running one is full (queue_limit: 2)"
+                .into(),
         }
     );
     let status = h.status("p").await;

@@ -283,7 +283,15 @@ mod tests {
         let next = randoms(&orders, 101, 200);
         assert_ne!(next.0, a, "the next object");
         assert_ne!(randoms(&orders, 1, 101).0, a, "a longer range");
-        assert_ne!(randoms(&keys("shop2", "orders"), 1, 100).0, a, "another pipeline");
-        assert_ne!(randoms(&keys("shop", "refunds"), 1, 100).0, a, "another sink");
+        assert_ne!(
+            randoms(&keys("shop2", "orders"), 1, 100).0,
+            a,
+            "another pipeline"
+        );
+        assert_ne!(
+            randoms(&keys("shop", "refunds"), 1, 100).0,
+            a,
+            "another sink"
+        );
     }
 }
