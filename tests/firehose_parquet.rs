@@ -8,16 +8,17 @@ use std::process::Stdio;
 use arrow::datatypes::DataType;
 
 use crate::common::{files_under, output, pipectl};
-use crate::streaming::{finish, free_port, http, signal, wait_for_port};
+use crate::streaming::{finish, free_port, http, lines_under, parquet_rows, signal, wait_for_port};
 
-/// A streaming pipeline: a Direct PUT source on `port` into a Parquet firehose sink with
-/// `schema` (YAML lines for the sink, indented by 4).
-fn write_spec(dir: &Path, port: u16, schema: &str) {
+/// A streaming pipeline `name`: a Direct PUT source on `port` into firehose sink `out` on the
+/// `lake` folder, flushed only when the run stops; `settings` are YAML lines for the sink,
+/// indented by 4 (its prefixes and format).
+pub(crate) fn write_direct_put_spec(dir: &Path, name: &str, port: u16, settings: &str) {
     std::fs::write(
         dir.join("pipeline.yaml"),
         format!(
             r#"version: 1
-name: rentals-parquet
+name: {name}
 connections:
   lake: {{url: "file://lake"}}
 sources:
@@ -27,14 +28,24 @@ sinks:
     type: firehose
     inputs: [put]
     connection: lake
-    prefix: "parquet/"
-    error_output_prefix: "errors/!{{firehose:error-output-type}}/"
     interval_secs: 600
-    format: {{type: parquet}}
-{schema}"#
+{settings}"#
         ),
     )
     .unwrap();
+}
+
+/// A Direct PUT pipeline into a Parquet sink with `schema` (YAML lines for the sink, indented
+/// by 4).
+fn write_spec(dir: &Path, port: u16, schema: &str) {
+    write_direct_put_spec(
+        dir,
+        "rentals-parquet",
+        port,
+        &format!(
+            "    prefix: \"parquet/\"\n    error_output_prefix: \"errors/!{{firehose:error-output-type}}/\"\n    format: {{type: parquet}}\n{schema}"
+        ),
+    );
 }
 
 /// Runs `dir/pipeline.yaml` (a Direct PUT source on `port`), posts `body` (JSON lines) and
@@ -69,28 +80,20 @@ pub(crate) fn run_posting(
 
 /// The schema and rows (as JSON) of the one Parquet object under `lake/parquet/`.
 fn read_back(dir: &Path) -> (arrow::datatypes::SchemaRef, Vec<serde_json::Value>) {
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let lake = dir.join("lake");
     let objects: Vec<String> = files_under(&lake)
         .into_iter()
         .filter(|f| f.ends_with(".parquet"))
         .collect();
     assert_eq!(objects.len(), 1, "{objects:?}");
-    let reader = ParquetRecordBatchReaderBuilder::try_new(
-        std::fs::File::open(lake.join(&objects[0])).unwrap(),
+    let path = lake.join(&objects[0]);
+    let schema = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(&path).unwrap(),
     )
-    .unwrap();
-    let schema = reader.schema().clone();
-    let mut rows = Vec::new();
-    for batch in reader.build().unwrap() {
-        let mut writer = arrow::json::ArrayWriter::new(Vec::new());
-        writer.write(&batch.unwrap()).unwrap();
-        writer.finish().unwrap();
-        rows.extend(
-            serde_json::from_slice::<Vec<serde_json::Value>>(&writer.into_inner()).unwrap(),
-        );
-    }
-    (schema, rows)
+    .unwrap()
+    .schema()
+    .clone();
+    (schema, parquet_rows(&path))
 }
 
 const RECORDS: &str = "{\"film_id\": 1, \"ts\": \"2026-11-25T18:07:09Z\", \"price\": 2.5}\n\
@@ -189,4 +192,58 @@ fn a_missing_catalog_table_fails_the_run_with_what_to_do() {
         ),
         "{stdout}"
     );
+}
+
+#[test]
+fn invalid_utf8_is_never_data_in_parquet_or_gzip_json_lines() {
+    use base64::Engine as _;
+    let invalid: &[u8] = b"{\"film_id\": 2, \"city\": \"Montr\xe9al\"}";
+    let mut body = b"{\"film_id\": 1, \"city\": \"Montr\xc3\xa9al\"}\n".to_vec();
+    body.extend_from_slice(invalid);
+    body.push(b'\n');
+    for format in ["{type: parquet}", "{type: jsonl, compression: gzip}"] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        write_direct_put_spec(
+            dir.path(),
+            "utf8",
+            port,
+            &format!(
+                "    prefix: \"data/\"\n    error_output_prefix: \"errors/!{{firehose:error-output-type}}/\"\n    format: {format}\n"
+            ),
+        );
+        run_posting(dir.path(), port, "/records/batch", &[], &body);
+        let lake = dir.path().join("lake");
+        let rows: Vec<serde_json::Value> = if format.contains("parquet") {
+            let objects: Vec<String> = files_under(&lake.join("data"))
+                .into_iter()
+                .filter(|f| f.ends_with(".parquet"))
+                .collect();
+            assert_eq!(objects.len(), 1, "{format}: {objects:?}");
+            parquet_rows(&lake.join("data").join(&objects[0]))
+        } else {
+            // Reading panics on invalid UTF-8.
+            lines_under(&lake.join("data"), ".jsonl.gz")
+                .iter()
+                .map(|(_, line)| serde_json::from_str(line).unwrap())
+                .collect()
+        };
+        assert_eq!(
+            rows,
+            [serde_json::json!({"film_id": 1, "city": "Montréal"})],
+            "{format}"
+        );
+        let errors = lines_under(&lake.join("errors"), ".jsonl");
+        assert_eq!(errors.len(), 1, "{format}: {errors:?}");
+        assert!(
+            errors[0].0.starts_with("processing-failed/"),
+            "{format}: {}",
+            errors[0].0
+        );
+        let envelope: serde_json::Value = serde_json::from_str(&errors[0].1).unwrap();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(envelope["rawData"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(raw, invalid, "{format}");
+    }
 }

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use chrono::TimeZone as _;
 
 use crate::common::{files_under, output, pipectl};
-use crate::firehose_parquet::run_posting;
+use crate::firehose_parquet::{run_posting, write_direct_put_spec};
 use crate::streaming::free_port;
 
 /// A streaming pipeline named `name` with one NATS source per sink (never connected: `plan
@@ -221,27 +221,12 @@ fn plan_at_with_a_record_shows_its_partition_values_and_text_form() {
 fn failed_and_invalid_utf8_records_go_where_firehose_puts_them_without_an_error_prefix() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    std::fs::write(
-        dir.path().join("pipeline.yaml"),
-        format!(
-            r#"version: 1
-name: literal
-connections:
-  lake: {{url: "file://lake"}}
-sources:
-  put: {{type: http, listen: "127.0.0.1:{port}"}}
-sinks:
-  out:
-    type: firehose
-    inputs: [put]
-    connection: lake
-    prefix: "myFirehosePrefix"
-    interval_secs: 600
-    format: {{type: jsonl}}
-"#
-        ),
-    )
-    .unwrap();
+    write_direct_put_spec(
+        dir.path(),
+        "literal",
+        port,
+        "    prefix: \"myFirehosePrefix\"\n    format: {type: jsonl}\n",
+    );
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let invalid_utf8: &[u8] = b"{\"n\":2,\"city\":\"Montr\xe9al\"}";
     let batch = format!(

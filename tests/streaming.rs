@@ -103,7 +103,7 @@ fn fastrand_suffix() -> u32 {
 }
 
 /// Every line of every object under `dir` whose name ends in `ext` (`.gz` ones decompressed).
-fn lines_under(dir: &Path, ext: &str) -> Vec<(String, String)> {
+pub(crate) fn lines_under(dir: &Path, ext: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for f in files_under(dir) {
         if f.starts_with("_pipectl") || !f.ends_with(ext) {
@@ -1003,7 +1003,7 @@ sinks:
     rt.block_on(async { js.delete_stream(&stream).await.unwrap() });
 }
 
-fn parquet_rows(path: &Path) -> Vec<serde_json::Value> {
+pub(crate) fn parquet_rows(path: &Path) -> Vec<serde_json::Value> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let file = std::fs::File::open(path).unwrap();
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
