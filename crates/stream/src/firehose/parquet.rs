@@ -446,4 +446,38 @@ mod tests {
         assert!(third.new_left_out.is_empty(), "reported once");
         assert_eq!(encoder.left_out().get("late"), Some(&3));
     }
+
+    #[test]
+    fn declared_timestamp_columns_take_iso_times_with_any_offset() {
+        let columns = [ColumnDecl {
+            name: "ts".into(),
+            data_type: "timestamptz".into(),
+        }];
+        let format = ParquetFormat {
+            compression: ParquetCompression::Snappy,
+            row_group_rows: 122_880,
+        };
+        let mut encoder = ParquetEncoder::new("out", &format, &columns).unwrap();
+        let encoded = encoder
+            .encode(b"{\"ts\": \"2026-11-25T18:07:09Z\"}\n{\"ts\": \"2026-11-25T19:07:09.5+01:00\"}\n{\"ts\": \"yesterday\"}\n")
+            .unwrap();
+        assert_eq!(encoded.rejected.len(), 1, "{:?}", encoded.rejected);
+        assert_eq!(encoded.rejected[0].0, 2);
+        let batch = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(encoded.object.unwrap()))
+            .unwrap()
+            .build()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let ts = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::TimestampMicrosecondArray>()
+            .unwrap();
+        let expected = chrono::DateTime::parse_from_rfc3339("2026-11-25T18:07:09Z")
+            .unwrap()
+            .timestamp_micros();
+        assert_eq!(ts.values().to_vec(), [expected, expected + 500_000]);
+    }
 }
