@@ -42,14 +42,24 @@ pub fn request(
     stream.flush()?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
+    parse_response(&raw)
+}
+
+/// Parses a whole HTTP/1.1 response. Works on bytes: chunk sizes count bytes of the body as
+/// sent, so the body is only decoded (lossily) after it has been reassembled.
+fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
     let invalid = || {
         std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             "the daemon sent an invalid HTTP response",
         )
     };
-    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(invalid)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(invalid)?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let body = &raw[split + 4..];
     let status = head
         .split_whitespace()
         .nth(1)
@@ -60,24 +70,56 @@ pub fn request(
             && l.to_ascii_lowercase().contains("chunked")
     });
     let body = if chunked {
-        dechunk(body)
+        String::from_utf8_lossy(&dechunk(body)).into_owned()
     } else {
-        body.to_owned()
+        String::from_utf8_lossy(body).into_owned()
     };
     Ok(Response { status, body })
 }
 
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
+/// Reassembles a chunked body; stops at the last chunk or at the first malformed one.
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line_end) = body.windows(2).position(|w| w == b"\r\n") {
+        let size = String::from_utf8_lossy(&body[..line_end]);
         let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
             break;
         };
+        let rest = &body[line_end + 2..];
         if n == 0 || rest.len() < n {
             break;
         }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
+        out.extend_from_slice(&rest[..n]);
+        body = rest[n..].strip_prefix(b"\r\n").unwrap_or(&rest[n..]);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_boundary_inside_a_multibyte_character_keeps_the_character() {
+        // "é" is two bytes; each chunk carries one of them.
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n\xc3\r\n2\r\n\xa9!\r\n0\r\n\r\n";
+        let response = parse_response(raw).unwrap();
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body, "é!");
+    }
+
+    #[test]
+    fn invalid_utf8_in_a_chunk_is_replaced_not_a_panic() {
+        let raw = b"HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\n\r\n3\r\na\xffb\r\n2\r\n\xc3\xa9\r\n0\r\n\r\n";
+        let response = parse_response(raw).unwrap();
+        assert_eq!(response.status, 500);
+        assert_eq!(response.body, "a\u{fffd}bé");
+    }
+
+    #[test]
+    fn a_plain_body_and_a_missing_head_end() {
+        let response = parse_response(b"HTTP/1.1 404 Not Found\r\n\r\nno such run").unwrap();
+        assert_eq!((response.status, response.body.as_str()), (404, "no such run"));
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\n").is_err());
+    }
 }

@@ -14,6 +14,7 @@
 //! Only one file per partition folder is read (a Parquet footer, or the first 256 KiB of a
 //! text file), so crawling stays fast on large lakes.
 
+pub mod glob;
 pub mod infer;
 pub mod types;
 
@@ -34,6 +35,8 @@ use pipectl_state::{
 
 use crate::connect::Connections;
 use crate::error::{Error, Result};
+pub use glob::glob_match;
+use glob::KeyFilter;
 use infer::{FileKind, FileSchema};
 use types::{HiveType, merge_fields};
 
@@ -296,6 +299,10 @@ pub async fn list_data_objects(
     include: &[String],
     exclude: &[String],
 ) -> object_store::Result<Vec<DataObject>> {
+    let filter = KeyFilter::new(include, exclude).map_err(|e| object_store::Error::Generic {
+        store: "include/exclude globs",
+        source: Box::new(e),
+    })?;
     let skip = folder.parts().count();
     let metas: Vec<object_store::ObjectMeta> = store.list(Some(folder)).try_collect().await?;
     let mut objects: Vec<DataObject> = metas
@@ -316,8 +323,7 @@ pub async fn list_data_objects(
                 return None;
             }
             let key = relative.join("/");
-            let included = include.is_empty() || include.iter().any(|g| glob_match(g, &key));
-            if !included || exclude.iter().any(|g| glob_match(g, &key)) {
+            if !filter.admits(&key) {
                 return None;
             }
             Some(DataObject {
@@ -361,29 +367,6 @@ async fn list(target: &CrawlTarget, prefix: &str, options: &CrawlOptions) -> Res
             modified: o.meta.last_modified,
         })
         .collect())
-}
-
-/// Glob match: `*` any run within a folder, `**` any run of folders, `?` one character.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    fn go(p: &[u8], t: &[u8]) -> bool {
-        match p.first() {
-            None => t.is_empty(),
-            Some(b'*') if p.get(1) == Some(&b'*') => {
-                let rest = p[2..].strip_prefix(b"/").unwrap_or(&p[2..]);
-                if rest.is_empty() {
-                    return true;
-                }
-                (0..=t.len()).any(|i| (i == 0 || t[i - 1] == b'/') && go(rest, &t[i..]))
-                    || go(&p[2..], t)
-            }
-            Some(b'*') => (0..=t.len())
-                .take_while(|&i| i == 0 || t[i - 1] != b'/')
-                .any(|i| go(&p[1..], &t[i..])),
-            Some(b'?') => !t.is_empty() && t[0] != b'/' && go(&p[1..], &t[1..]),
-            Some(c) => t.first() == Some(c) && go(&p[1..], &t[1..]),
-        }
-    }
-    go(pattern.as_bytes(), text.as_bytes())
 }
 
 fn group_leaves(objects: Vec<Object>) -> Vec<Leaf> {
