@@ -520,13 +520,11 @@ pub fn step_record(step: &StepProgress, status: RunStatus, error: Option<String>
     }
 }
 
-/// A state-store result as an external error.
+/// A state-store result as an external error (a refusal such as permission denied or a full
+/// disk is [`ErrorClass::Refused`]). The store's error stays the source, so its cause (the
+/// operating system's or the backend's error) is printed after its message.
 pub fn state_call<T>(result: std::result::Result<T, pipectl_state::StateError>) -> Result<T> {
-    result.map_err(|e| Error {
-        class: ErrorClass::External,
-        message: e.to_string(),
-        source: None,
-    })
+    result.map_err(|e| Error::external(e.to_string(), e))
 }
 
 /// What a full refresh replaces: every object under a replaced table's key that this run does
@@ -694,4 +692,37 @@ pub async fn recover(
         recovered.push(run);
     }
     Ok(recovered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_error_keeps_its_cause() {
+        let io = std::io::Error::other("the disk controller reset");
+        let failed: std::result::Result<(), _> = Err(pipectl_state::StateError::Io {
+            dir: "/var/lib/pipectl".into(),
+            source: io,
+        });
+        let error = state_call(failed).unwrap_err();
+        assert_eq!(error.class, ErrorClass::External);
+        let text = error.to_string();
+        assert!(
+            text.starts_with("cannot use the state directory /var/lib/pipectl")
+                && text.ends_with(": the disk controller reset"),
+            "{text}"
+        );
+        let source = error.source.as_deref().expect("the state error is the source");
+        assert!(source.is::<pipectl_state::StateError>());
+    }
+
+    #[test]
+    fn a_state_directory_without_permission_is_a_refusal() {
+        let failed: std::result::Result<(), _> = Err(pipectl_state::StateError::Io {
+            dir: "/var/lib/pipectl".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        });
+        assert_eq!(state_call(failed).unwrap_err().class, ErrorClass::Refused);
+    }
 }

@@ -244,7 +244,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
             .get(hyper::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        if given != Some(token.as_str()) {
+        if !token_matches(given, token) {
             return failure(
                 StatusCode::UNAUTHORIZED,
                 "UnauthorizedException",
@@ -430,4 +430,26 @@ fn decode(data: &str) -> Option<Bytes> {
         .decode(data)
         .ok()
         .map(Bytes::from)
+}
+
+/// Whether the request's bearer token is `token`, compared in constant time (`subtle`), so the
+/// time a refusal takes does not tell a caller how many leading bytes it guessed right.
+fn token_matches(given: Option<&str>, token: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    given.is_some_and(|given| bool::from(given.as_bytes().ct_eq(token.as_bytes())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token_matches;
+
+    #[test]
+    fn only_the_exact_token_matches() {
+        assert!(token_matches(Some("s3cret"), "s3cret"));
+        assert!(!token_matches(Some("s3creT"), "s3cret"));
+        assert!(!token_matches(Some("s3cre"), "s3cret"));
+        assert!(!token_matches(Some("s3crets"), "s3cret"));
+        assert!(!token_matches(Some(""), "s3cret"));
+        assert!(!token_matches(None, "s3cret"));
+    }
 }
