@@ -718,29 +718,18 @@ fn run(
         return stream_cmd::run(file, &spec, state, format, quiet);
     }
     let cancel = CancellationToken::new();
-    let prepared = executor::prepare(
-        &spec,
-        &base_dir(file),
-        state,
-        RunOptions {
-            trigger: if backfill.is_some() {
-                "backfill"
-            } else {
-                "manual"
-            }
-            .to_owned(),
-            cancel: cancel.clone(),
-            strict,
-        },
-        env_lookup,
-    )
-    .map_err(|e| anyhow!("{e}"))?;
-    let prepared = match backfill {
-        Some(b) => prepared
-            .with_backfill(b)
-            .map_err(|e| UsageError(e.to_string()))?,
-        None => prepared,
+    let trigger = if backfill.is_some() {
+        "backfill"
+    } else {
+        "manual"
     };
+    // The daemon's retry policy, so a run started here is tried again as the daemon would.
+    let backoff = pipectl_serve::policy::RunPolicy::from_spec(&spec.pipeline)
+        .retry
+        .unwrap_or(pipectl_serve::policy::Backoff {
+            max_attempts: 1,
+            ..pipectl_serve::policy::Backoff::DEFAULT
+        });
     let runtime = runtime()?;
     // Ctrl-C and SIGTERM (what systemd, Kubernetes, Docker and CI send) stop the run the same way.
     let stopped_by = Arc::new(std::sync::OnceLock::new());
@@ -759,11 +748,66 @@ fn run(
                 std::process::exit(130);
             }
         });
-        let display = progress::Display::start(&prepared.steps, &prepared.run_id, quiet);
-        let result = prepared.execute().await;
-        display.stop().await;
-        result
-    });
-    let record = record.map_err(|e| anyhow!("{e}"))?;
+        let max = backoff.max_attempts;
+        let mut attempt = 1u32;
+        loop {
+            let prepared = executor::prepare(
+                &spec,
+                &base_dir(file),
+                state.clone(),
+                RunOptions {
+                    trigger: match attempt {
+                        1 => trigger.to_owned(),
+                        n => format!("{trigger} (attempt {n} of {max})"),
+                    },
+                    cancel: cancel.clone(),
+                    strict,
+                },
+                env_lookup,
+            )
+            .map_err(|e| anyhow!("{e}"))?;
+            let prepared = match &backfill {
+                Some(b) => prepared
+                    .with_backfill(b.clone())
+                    .map_err(|e| UsageError(e.to_string()))?,
+                None => prepared,
+            };
+            let display = progress::Display::start(&prepared.steps, &prepared.run_id, quiet);
+            let result = prepared.execute_classified().await;
+            display.stop().await;
+            let (mut record, class) = result.map_err(|e| anyhow!("{e}"))?;
+            let retry = record.status != RunStatus::Succeeded
+                && attempt < max
+                && !cancel.is_cancelled()
+                && pipectl_serve::policy::worth_retrying(record.status, class);
+            if !retry {
+                if attempt > 1 && record.status != RunStatus::Succeeded {
+                    record.error = record.error.map(|e| gave_up(&e, attempt));
+                }
+                return Ok::<_, anyhow::Error>(record);
+            }
+            let wait = backoff.delay(attempt);
+            tracing::warn!(
+                "attempt {attempt} of {max} failed in {}; retrying in {} ms",
+                record.error.as_deref().unwrap_or("the run"),
+                wait.as_millis()
+            );
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+            attempt += 1;
+        }
+    })?;
     crate::report_run(&record, &spec, format, quiet, stopped_by.get().copied())
+}
+
+/// A run's error after its last attempt: `step `x` (gave up after 3 attempts): why`.
+fn gave_up(error: &str, attempts: u32) -> String {
+    match error.split_once("`: ") {
+        Some((step, why)) if step.starts_with("step `") => {
+            format!("{step}` (gave up after {attempts} attempts): {why}")
+        }
+        _ => format!("{error} (gave up after {attempts} attempts)"),
+    }
 }

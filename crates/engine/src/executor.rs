@@ -38,11 +38,6 @@ use crate::sink::{self, StagedFile, staging_prefix};
 use crate::table::{Message, TableId};
 use crate::{source, transform};
 
-/// Attempts of a run whose failure is external (network, server) before it is reported failed.
-const MAX_ATTEMPTS: u32 = 3;
-/// Wait before the second attempt; doubled before each later one.
-const RETRY_BACKOFF: std::time::Duration = std::time::Duration::from_millis(500);
-
 /// A step with its live counters, for progress displays.
 #[derive(Clone)]
 pub struct StepProgress {
@@ -210,72 +205,38 @@ impl PreparedRun {
         state_call(state.begin_run(&record))?;
         tracing::info!(run = %self.run_id, pipeline = %record.pipeline, steps = self.steps.len(), "run started");
 
-        // A run whose failure is external (a dropped connection, a restarting server) is tried
-        // again from the start, with backoff; each attempt has its own cancellation token and
-        // bookmark list, and its staged files are discarded before the next.
-        let mut attempt = 1u32;
-        let (errors, staged, context) = loop {
-            let context = Arc::new(self.context.attempt());
-            for step in &self.steps {
-                step.metrics.reset();
-            }
-            let mut tasks = self.spawn_steps(&context)?;
-            let mut errors: BTreeMap<String, Error> = BTreeMap::new();
-            let mut staged: Vec<StagedFile> = Vec::new();
-            while let Some(joined) = tasks.join_next().await {
-                let (name, result) = match joined {
-                    Ok(r) => r,
-                    Err(e) => (
-                        "?".to_owned(),
-                        Err(Error::internal(format!("a step task panicked: {e}"))),
-                    ),
-                };
-                match result {
-                    Ok(StepOutcome::Done) => tracing::debug!(step = %name, "step finished"),
-                    Ok(StepOutcome::Staged(files)) => staged.extend(files),
-                    Err(e) => {
-                        // The first real failure cancels the rest; their cancellations are not news.
-                        context.cancel.cancel();
-                        errors.insert(name, e);
-                    }
+        // One attempt: whether a failed run is tried again is the caller's retry policy
+        // (`pipectl_serve::policy`, for `pipectl run` and the daemon alike), by the class
+        // returned. The attempt's token is a child of the run's, so a failing step cancels its
+        // siblings without cancelling the caller's token.
+        let context = Arc::new(self.context.attempt());
+        let mut tasks = self.spawn_steps(&context)?;
+        let mut errors: BTreeMap<String, Error> = BTreeMap::new();
+        let mut staged: Vec<StagedFile> = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            let (name, result) = match joined {
+                Ok(r) => r,
+                Err(e) => (
+                    "?".to_owned(),
+                    Err(Error::internal(format!("a step task panicked: {e}"))),
+                ),
+            };
+            match result {
+                Ok(StepOutcome::Done) => tracing::debug!(step = %name, "step finished"),
+                Ok(StepOutcome::Staged(files)) => staged.extend(files),
+                Err(e) => {
+                    // The first real failure cancels the rest; their cancellations are not news.
+                    context.cancel.cancel();
+                    errors.insert(name, e);
                 }
             }
-            let external = errors
-                .iter()
-                .find(|(_, e)| !e.is_cancelled())
-                .filter(|(_, e)| e.class == ErrorClass::External);
-            match external {
-                Some((step, e))
-                    if attempt < MAX_ATTEMPTS && !self.context.cancel.is_cancelled() =>
-                {
-                    let wait = RETRY_BACKOFF * 2u32.pow(attempt - 1);
-                    tracing::warn!(
-                        "attempt {attempt} of {MAX_ATTEMPTS} failed in step `{step}`: {}; retrying in {} ms",
-                        redactor.redact(&e.to_string()),
-                        wait.as_millis()
-                    );
-                    discard_staging(&self.context.connections, &self.spec, &self.run_id).await;
-                    tokio::select! {
-                        _ = self.context.cancel.cancelled() => {}
-                        _ = tokio::time::sleep(wait) => {}
-                    }
-                    attempt += 1;
-                }
-                _ => break (errors, staged, context),
-            }
-        };
+        }
         let root_cause = errors.iter().find(|(_, e)| !e.is_cancelled());
         let failure_class = root_cause.map(|(_, e)| e.class);
         let failure = match root_cause {
             Some((step, e)) => Some((
                 RunStatus::Failed,
-                match attempt {
-                    1 => format!("step `{step}`: {}", redactor.redact(&e.to_string())),
-                    n => format!(
-                        "step `{step}` (gave up after {n} attempts): {}",
-                        redactor.redact(&e.to_string())
-                    ),
-                },
+                format!("step `{step}`: {}", redactor.redact(&e.to_string())),
             )),
             None if !errors.is_empty() || context.cancel.is_cancelled() => {
                 Some((RunStatus::Cancelled, "the run was cancelled".to_owned()))
@@ -713,7 +674,10 @@ mod tests {
                 && text.ends_with(": the disk controller reset"),
             "{text}"
         );
-        let source = error.source.as_deref().expect("the state error is the source");
+        let source = error
+            .source
+            .as_deref()
+            .expect("the state error is the source");
         assert!(source.is::<pipectl_state::StateError>());
     }
 

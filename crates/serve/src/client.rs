@@ -119,7 +119,10 @@ mod tests {
     #[test]
     fn a_plain_body_and_a_missing_head_end() {
         let response = parse_response(b"HTTP/1.1 404 Not Found\r\n\r\nno such run").unwrap();
-        assert_eq!((response.status, response.body.as_str()), (404, "no such run"));
+        assert_eq!(
+            (response.status, response.body.as_str()),
+            (404, "no such run")
+        );
         assert!(parse_response(b"HTTP/1.1 200 OK\r\n").is_err());
     }
 }

@@ -1,8 +1,12 @@
-//! Per-pipeline run limits and the retry backoff.
+//! Per-pipeline run limits and the retry backoff: the one place that decides whether a failed
+//! run is tried again, for the daemon's scheduler and `pipectl run` alike (the engine runs one
+//! attempt and says what kind of error failed it).
 
 use std::time::Duration;
 
+use pipectl_engine::ErrorClass;
 use pipectl_spec::types::{CatchUpPolicy, DEFAULT_QUEUE_LIMIT, OverlapPolicy, RunSettings};
+use pipectl_state::RunStatus;
 
 /// What the scheduler needs to know about running one pipeline.
 #[derive(Debug, Clone)]
@@ -11,7 +15,7 @@ pub struct RunPolicy {
     pub timeout: Option<Duration>,
     /// Fail a run whose step takes longer than this.
     pub step_timeout: Option<Duration>,
-    /// Retries of retryable failures.
+    /// Retries of retryable failures (`None`: none).
     pub retry: Option<Backoff>,
     /// Overlap policy of scheduled runs.
     pub overlap: OverlapPolicy,
@@ -63,13 +67,24 @@ impl RunPolicy {
     }
 }
 
+/// The spec's `run.retry`, or [`Backoff::DEFAULT`] without one.
 fn retry(settings: &RunSettings) -> Option<Backoff> {
-    let r = settings.retry.as_ref()?;
+    let Some(r) = settings.retry.as_ref() else {
+        return Some(Backoff::DEFAULT);
+    };
     Some(Backoff {
         max_attempts: r.max_attempts.max(1),
         initial: Duration::from_secs_f64(r.initial_backoff_secs.max(0.0)),
         max: Duration::from_secs_f64(r.max_backoff_secs.max(0.0)),
     })
+}
+
+/// Whether a failed run is worth another attempt: its error is external (a dropped
+/// connection, a restarting server; not a spec or data error, not a refusal), or it failed
+/// while publishing, which the next run's recovery finishes. Timeouts are decided by the
+/// scheduler that set them.
+pub fn worth_retrying(status: RunStatus, class: Option<ErrorClass>) -> bool {
+    status == RunStatus::Committing || class == Some(ErrorClass::External)
 }
 
 /// Exponential backoff with jitter.
@@ -84,6 +99,14 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// The retries of a pipeline without `run.retry`: three attempts in all, 0.5 s and then
+    /// 1 s apart (before jitter).
+    pub const DEFAULT: Backoff = Backoff {
+        max_attempts: 3,
+        initial: Duration::from_millis(500),
+        max: Duration::from_secs(600),
+    };
+
     /// The base wait after failed attempt `attempt` (1-based): `initial * 2^(attempt-1)`, capped.
     pub fn base_delay(&self, attempt: u32) -> Duration {
         let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
@@ -102,6 +125,43 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pipeline_without_retry_settings_gets_the_default_and_one_with_them_its_own() {
+        assert_eq!(retry(&RunSettings::default()), Some(Backoff::DEFAULT));
+        let own = RunSettings {
+            retry: Some(pipectl_spec::types::RetrySettings {
+                max_attempts: 5,
+                initial_backoff_secs: 2.0,
+                max_backoff_secs: 8.0,
+            }),
+            ..RunSettings::default()
+        };
+        assert_eq!(
+            retry(&own),
+            Some(Backoff {
+                max_attempts: 5,
+                initial: Duration::from_secs(2),
+                max: Duration::from_secs(8)
+            })
+        );
+    }
+
+    #[test]
+    fn external_errors_and_interrupted_publishes_are_worth_retrying() {
+        assert!(worth_retrying(
+            RunStatus::Failed,
+            Some(ErrorClass::External)
+        ));
+        assert!(worth_retrying(RunStatus::Committing, None));
+        for class in [ErrorClass::User, ErrorClass::Refused, ErrorClass::Internal] {
+            assert!(!worth_retrying(RunStatus::Failed, Some(class)), "{class:?}");
+        }
+        assert!(!worth_retrying(
+            RunStatus::Cancelled,
+            Some(ErrorClass::Cancelled)
+        ));
+    }
 
     #[test]
     fn delays_double_up_to_the_cap_and_jitter_stays_within_half() {

@@ -7,13 +7,13 @@ use std::time::Duration;
 use chrono::Utc;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use pipectl_engine::ErrorClass;
 use pipectl_engine::executor::{self, RunOptions, StepProgress};
 use pipectl_spec::LoadedSpec;
 use pipectl_spec::types::RunSettings;
 use pipectl_state::{RunRecord, RunStatus, StateStore, new_run_id};
 
 use crate::metrics::Metrics;
+use crate::policy::worth_retrying;
 use crate::scheduler::{CancelReason, Job, Outcome, RunOutcome, Runner, human};
 
 /// How often the step watchdog looks at step durations.
@@ -100,8 +100,7 @@ impl Runner for EngineRunner {
                 // retrying; otherwise the engine's error class decides.
                 _ => Outcome::Failed {
                     retryable: matches!(job.cancel_reason.get(), Some((_, true)))
-                        || record.status == RunStatus::Committing
-                        || class == Some(ErrorClass::External),
+                        || worth_retrying(record.status, class),
                 },
             };
             if let (Outcome::Failed { .. }, Some(error)) = (&outcome, &record.error) {
@@ -146,7 +145,7 @@ fn record_prepare_failure(
     RunOutcome {
         run_id: Some(record.id),
         outcome: Outcome::Failed {
-            retryable: e.class == ErrorClass::External,
+            retryable: worth_retrying(RunStatus::Failed, Some(e.class)),
         },
         error: record.error,
     }

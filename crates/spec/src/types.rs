@@ -83,7 +83,7 @@ pub struct RunSettings {
     /// A step still going after this many seconds fails its run. Default: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_timeout_secs: Option<f64>,
-    /// Retries of runs that failed for a reason worth retrying (a refused connection, a timeout); never for spec or data errors.
+    /// Retries of runs (by `pipectl run` and `pipectl serve`) that failed for a reason worth retrying (a dropped connection, a timeout); never for spec or data errors or refusals. Default: 3 attempts, 0.5 s and then 1 s apart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetrySettings>,
     /// Keep at most this many runs of this pipeline in the history. Default: all.

@@ -91,8 +91,7 @@ mod tests {
     fn a_filter_includes_then_excludes() {
         let all = KeyFilter::new(&[], &[]).unwrap();
         assert!(all.admits("any/key.csv"));
-        let filter =
-            KeyFilter::new(&["**/*.csv".to_owned()], &["tmp/**".to_owned()]).unwrap();
+        let filter = KeyFilter::new(&["**/*.csv".to_owned()], &["tmp/**".to_owned()]).unwrap();
         assert!(filter.admits("a/b.csv"));
         assert!(!filter.admits("a/b.json"));
         assert!(!filter.admits("tmp/b.csv"));

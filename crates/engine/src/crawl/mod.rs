@@ -35,8 +35,8 @@ use pipectl_state::{
 
 use crate::connect::Connections;
 use crate::error::{Error, Result};
-pub use glob::glob_match;
 use glob::KeyFilter;
+pub use glob::glob_match;
 use infer::{FileKind, FileSchema};
 use types::{HiveType, merge_fields};
 
