@@ -53,6 +53,7 @@ pub(crate) fn serve(args: ServeArgs, state_dir: &Path) -> Result<ExitCode> {
         grace: Duration::from_secs(args.grace_secs),
         reload_interval: Duration::from_secs_f64(args.reload_secs.max(0.1)),
         store_command: Some(Arc::new(crate::forwarded_command)),
+        notice: Arc::new(|line| eprintln!("{line}")),
     };
     let env: pipectl_serve::runner::EnvLookup = Arc::new(|name| std::env::var(name).ok());
     crate::runtime()?

@@ -30,7 +30,7 @@ use datafusion::datasource::listing::{
 use datafusion::logical_expr::{col, lit};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use object_store::aws::AmazonS3Builder;
-use pipectl_engine::crawl::types::HiveType;
+use pipectl_state::hive_type::HiveType;
 use pipectl_state::{CatalogTable, TableStatus};
 
 pub use output::{OutputFormat, render};

@@ -29,6 +29,10 @@ use crate::streams::Streams;
 pub type StoreCommand =
     Arc<dyn Fn(&dyn StateStore, Vec<String>) -> Result<String, String> + Send + Sync>;
 
+/// Prints one notice for whoever runs the daemon (loads, reload errors, start and stop); the
+/// CLI writes them to stderr. The library itself prints nothing.
+pub type Notice = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// How `pipectl serve` is started.
 #[derive(Clone)]
 pub struct ServeOptions {
@@ -46,6 +50,8 @@ pub struct ServeOptions {
     pub reload_interval: Duration,
     /// Serves `POST /api/command`, so state and catalog commands work while this daemon holds the store.
     pub store_command: Option<StoreCommand>,
+    /// Where the daemon's notices go.
+    pub notice: Notice,
 }
 
 /// The daemon's address file: `<state dir>.daemon`, beside the state directory, so commands
@@ -102,6 +108,7 @@ pub async fn serve(
         streams.clone(),
         metrics.clone(),
         env.clone(),
+        options.notice.clone(),
     );
     files.scan(true).await;
     // The address is announced only after recovery, so clients never see half-recovered state.
@@ -114,11 +121,11 @@ pub async fn serve(
     })?;
 
     let loaded = files.loaded.len();
-    eprintln!(
+    (options.notice)(&format!(
         "pipectl serve: {loaded} pipeline{} from {}; API on http://{addr}",
         if loaded == 1 { "" } else { "s" },
         options.dir.display()
-    );
+    ));
 
     let api_state = Arc::new(ApiState {
         scheduler: scheduler.clone(),
@@ -141,10 +148,10 @@ pub async fn serve(
     });
 
     stop.await;
-    eprintln!(
+    (options.notice)(&format!(
         "pipectl serve: stopping; running runs have {}s to finish before they are cancelled",
         options.grace.as_secs()
-    );
+    ));
     reloader.abort();
     // Streams flush and publish while batch runs get their grace period.
     tokio::join!(
@@ -155,7 +162,7 @@ pub async fn serve(
     server.abort();
     log_task.abort();
     let _ = std::fs::remove_file(&addr_file);
-    eprintln!("pipectl serve: stopped");
+    (options.notice)(&format!("pipectl serve: stopped"));
     Ok(())
 }
 
@@ -242,6 +249,7 @@ struct Files {
     streams: Streams,
     metrics: Arc<Metrics>,
     env: EnvLookup,
+    notice: Notice,
     files: BTreeMap<PathBuf, FileEntry>,
     loaded: BTreeMap<String, Arc<LoadedPipeline>>,
     watchers: BTreeMap<String, JoinHandle<()>>,
@@ -261,6 +269,7 @@ impl Files {
         streams: Streams,
         metrics: Arc<Metrics>,
         env: EnvLookup,
+        notice: Notice,
     ) -> Self {
         Files {
             dir,
@@ -269,6 +278,7 @@ impl Files {
             streams,
             metrics,
             env,
+            notice,
             files: BTreeMap::new(),
             loaded: BTreeMap::new(),
             watchers: BTreeMap::new(),
@@ -301,10 +311,10 @@ impl Files {
                 errors.remove(&path.display().to_string());
             }
             if let Some(name) = self.files.remove(&path).and_then(|f| f.pipeline) {
-                eprintln!(
+                (self.notice)(&format!(
                     "pipectl serve: {} was removed; pipeline `{name}` is unloaded",
                     path.display()
-                );
+                ));
                 self.unload(&name).await;
             }
         }
@@ -386,7 +396,10 @@ impl Files {
                 self.metrics.reload_failed();
                 let text: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
                 let text = text.join("\n\n");
-                eprintln!("{text}\npipectl serve: {} is invalid{keep}", path.display());
+                (self.notice)(&format!(
+                    "{text}\npipectl serve: {} is invalid{keep}",
+                    path.display()
+                ));
                 return Err(text);
             }
         };
@@ -405,7 +418,7 @@ impl Files {
                 path.display(),
                 other.display()
             );
-            eprintln!("pipectl serve: {error}{keep}");
+            (self.notice)(&format!("pipectl serve: {error}{keep}"));
             return Err(error);
         }
         let schedule = match &spec.pipeline.schedule {
@@ -414,7 +427,7 @@ impl Files {
                 Err(e) => {
                     self.metrics.reload_failed();
                     let error = format!("{}: {e}", path.display());
-                    eprintln!("pipectl serve: {error}{keep}");
+                    (self.notice)(&format!("pipectl serve: {error}{keep}"));
                     return Err(error);
                 }
             },
@@ -451,11 +464,11 @@ impl Files {
             });
         }
         if !first {
-            eprintln!(
+            (self.notice)(&format!(
                 "pipectl serve: loaded {} ({}pipeline `{name}`)",
                 path.display(),
                 if streaming { "streaming " } else { "" }
-            );
+            ));
         }
         if let Ok(mut r) = self.registry.lock() {
             r.insert(name.clone(), canonical);
@@ -488,10 +501,10 @@ impl Files {
         match recovered {
             Ok(runs) => {
                 for run in runs {
-                    eprintln!(
+                    (self.notice)(&format!(
                         "pipectl serve: run {} of `{}` was left unfinished by a stopped process; now {:?}",
                         run.id, run.pipeline, run.status
-                    );
+                    ));
                 }
             }
             Err(e) => {
@@ -535,16 +548,18 @@ impl Files {
             match Connections::resolve(&pipeline.spec.pipeline, &pipeline.base_dir, |n| env(n)) {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!(
+                    (self.notice)(&format!(
                         "pipectl serve: pipeline `{name}`: run.on_new_files cannot be watched: {e}"
-                    );
+                    ));
                     return;
                 }
             };
         let handle = match connections.object_store(&trigger.connection) {
             Ok(h) => h,
             Err(e) => {
-                eprintln!("pipectl serve: pipeline `{name}`: run.on_new_files.connection: {e}");
+                (self.notice)(&format!(
+                    "pipectl serve: pipeline `{name}`: run.on_new_files.connection: {e}"
+                ));
                 return;
             }
         };

@@ -223,10 +223,6 @@ async fn supervise(
         failures += 1;
         let wait = RESTART_BACKOFF.delay(failures);
         tracing::warn!(pipeline = %name, %error, "streaming pipeline failed; restarting in {:.1} s", wait.as_secs_f64());
-        eprintln!(
-            "pipectl serve: streaming pipeline `{name}` failed: {error}; restarting in {:.1} s",
-            wait.as_secs_f64()
-        );
         let next = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
         set(&|s| {
             s.restarts += 1;

@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod catalog_conformance;
 pub mod conformance;
 mod error;
+pub mod hive_type;
 mod model;
 mod sled_catalog;
 mod sled_store;
