@@ -106,7 +106,7 @@ fn skip_or_fail(what: &str, url: &str, e: sqlx::Error) -> Option<Db> {
     if services_required() {
         panic!("{what} at {url} is required but unreachable: {e}");
     }
-    eprintln!("skipped: {what} at {url} is unreachable ({e})");
+    crate::common::skip(&format!("{what} at {url} is unreachable ({e})"));
     None
 }
 

@@ -17,8 +17,8 @@ fn parquet_lands_in_s3_and_staging_is_cleaned() {
             !services_required(),
             "PIPECTL_TEST_S3_ENDPOINT is not set: start the S3 server with scripts/s3-server.sh"
         );
-        eprintln!(
-            "skipped: PIPECTL_TEST_S3_ENDPOINT not set (scripts/test.sh starts a local S3 server)"
+        crate::common::skip(
+            "PIPECTL_TEST_S3_ENDPOINT not set (scripts/test.sh starts a local S3 server)",
         );
         return;
     };

@@ -30,7 +30,7 @@ fn jetstream() -> Option<(tokio::runtime::Runtime, jetstream::Context)> {
     match rt.block_on(async { async_nats::connect(nats_url()).await.map(jetstream::new) }) {
         Ok(js) => Some((rt, js)),
         Err(e) if !services_required() => {
-            eprintln!("skipping: NATS is not reachable at {} ({e})", nats_url());
+            crate::common::skip(&format!("NATS is not reachable at {} ({e})", nats_url()));
             None
         }
         Err(e) => panic!("NATS is not reachable at {}: {e}", nats_url()),
@@ -776,7 +776,9 @@ fn mqtt_available() -> bool {
     match std::net::TcpStream::connect("127.0.0.1:1883") {
         Ok(_) => true,
         Err(e) if !services_required() => {
-            eprintln!("skipping: Mosquitto is not reachable ({e})");
+            crate::common::skip(&format!(
+                "Mosquitto is not reachable on 127.0.0.1:1883 ({e})"
+            ));
             false
         }
         Err(e) => panic!("Mosquitto is not reachable on 127.0.0.1:1883: {e}"),
