@@ -10,6 +10,8 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod output;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,0 +1,178 @@
+//! Queries over small catalogued tables in a temporary folder: Hive-style and plain-folder
+//! partitions, deprecated tables, type errors, and the three output formats.
+
+use std::path::Path;
+
+use super::*;
+
+/// A catalog table over `dir` (a `file://` location ending in `/`), from the JSON the catalog
+/// stores, so fields added later take their defaults.
+fn table(dir: &Path, name: &str, extra: serde_json::Value) -> CatalogTable {
+    let mut value = serde_json::json!({
+        "database": "lake",
+        "name": name,
+        "location": format!("file://{}/", dir.display()),
+        "format": { "kind": "csv", "header": true, "extension": ".csv" },
+        "columns": [{ "name": "id", "type": "bigint" }, { "name": "city", "type": "string" }],
+        "schema_version": 1,
+        "created_at": "2026-12-01T00:00:00Z",
+        "updated_at": "2026-12-01T00:00:00Z",
+    });
+    if let (Some(base), serde_json::Value::Object(extra)) = (value.as_object_mut(), extra) {
+        base.extend(extra);
+    }
+    serde_json::from_value(value).expect("a valid catalog table")
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+fn rows(lake: &Lake, sql: &str) -> String {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let (schema, batches) = runtime.block_on(lake.query(sql)).unwrap();
+    render(&schema, &batches, OutputFormat::Csv).unwrap()
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+#[test]
+fn hive_partitions_are_columns_that_select_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        &dir.path().join("year=2025/a.csv"),
+        "id,city\n1,Oslo\n2,Rome\n",
+    );
+    write(&dir.path().join("year=2026/a.csv"), "id,city\n3,Lima\n");
+    let t = table(
+        dir.path(),
+        "visits",
+        serde_json::json!({
+            "partition_keys": [{ "name": "year", "type": "int" }],
+            "hive_partitions": true,
+        }),
+    );
+    let lake = Lake::new(&[t], Some("lake"), no_env).unwrap();
+    assert_eq!(
+        rows(&lake, "select id, city, year from visits order by id"),
+        "id,city,year\n1,Oslo,2025\n2,Rome,2025\n3,Lima,2026\n"
+    );
+    assert_eq!(
+        rows(&lake, "select id from lake.visits where year = 2026"),
+        "id\n3\n"
+    );
+}
+
+#[test]
+fn plain_folder_partitions_take_their_values_from_the_catalog() {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("2025/11/a.csv"), "id,city\n1,Oslo\n");
+    write(&dir.path().join("2026/01/a.csv"), "id,city\n2,Rome\n");
+    let partition = |values: [&str; 2], location: &str| serde_json::json!({ "values": values, "location": location, "files": 1, "bytes": 16 });
+    let t = table(
+        dir.path(),
+        "visits",
+        serde_json::json!({
+            "partition_keys": [
+                { "name": "partition_0", "type": "string" },
+                { "name": "partition_1", "type": "string" },
+            ],
+            "partitions": [partition(["2025", "11"], "2025/11/"), partition(["2026", "01"], "2026/01/")],
+        }),
+    );
+    let lake = Lake::new(&[t], Some("lake"), no_env).unwrap();
+    assert_eq!(
+        rows(
+            &lake,
+            "select id, partition_0, partition_1 from visits order by id"
+        ),
+        "id,partition_0,partition_1\n1,2025,11\n2,2026,01\n"
+    );
+    assert_eq!(
+        rows(&lake, "select city from visits where partition_0 = '2026'"),
+        "city\nRome\n"
+    );
+}
+
+#[test]
+fn deprecated_tables_are_left_out_and_bad_types_name_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("a.csv"), "id,city\n1,Oslo\n");
+    let old = table(
+        dir.path(),
+        "old",
+        serde_json::json!({ "status": "deprecated" }),
+    );
+    let lake = Lake::new(&[old], Some("lake"), no_env).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let error = runtime
+        .block_on(lake.query("select * from old"))
+        .unwrap_err();
+    assert!(
+        matches!(&error, QueryError::Sql(m) if m.contains("old")),
+        "{error}"
+    );
+
+    let bad = table(
+        dir.path(),
+        "bad",
+        serde_json::json!({ "columns": [{ "name": "id", "type": "no_such_type" }] }),
+    );
+    let error = Lake::new(&[bad], Some("lake"), no_env)
+        .err()
+        .expect("an unknown column type is an error");
+    assert!(
+        matches!(&error, QueryError::Table { table, .. } if table == "lake.bad"),
+        "{error}"
+    );
+}
+
+#[test]
+fn results_render_as_a_table_csv_or_json_and_empty_results_keep_their_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("a.csv"), "id,city\n1,Oslo\n");
+    let lake = Lake::new(
+        &[table(dir.path(), "visits", serde_json::json!({}))],
+        Some("lake"),
+        no_env,
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let (schema, batches) = runtime
+        .block_on(lake.query("select id, city from visits"))
+        .unwrap();
+    let table_text = render(&schema, &batches, OutputFormat::Table).unwrap();
+    assert!(
+        table_text.contains("| id | city |") && table_text.ends_with("(1 row)\n"),
+        "{table_text}"
+    );
+    assert_eq!(
+        render(&schema, &batches, OutputFormat::Json).unwrap(),
+        "[{\"id\":1,\"city\":\"Oslo\"}]\n"
+    );
+    let (schema, batches) = runtime
+        .block_on(lake.query("select id, city from visits where id > 5"))
+        .unwrap();
+    let empty = render(&schema, &batches, OutputFormat::Table).unwrap();
+    assert!(
+        empty.contains("| id | city |") && empty.ends_with("(0 rows)\n"),
+        "{empty}"
+    );
+    assert_eq!(
+        render(&schema, &batches, OutputFormat::Json).unwrap(),
+        "[]\n"
+    );
+    assert_eq!(
+        render(&schema, &batches, OutputFormat::Csv).unwrap(),
+        "id,city\n"
+    );
+}
