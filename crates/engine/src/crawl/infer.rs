@@ -88,11 +88,13 @@ fn kind_from_name(name: &str) -> (Option<&'static str>, bool) {
     (kind, gzip)
 }
 
-/// Reads a sample of the object at `path` (`size` bytes) and infers its format and columns.
+/// Reads a sample of the object at `path` (`size` bytes) and infers its format and columns;
+/// in CSV, fields equal to `null_value` are NULL (they say nothing about a column's type).
 pub async fn infer_file(
     store: &Arc<dyn ObjectStore>,
     path: &Path,
     size: u64,
+    null_value: &str,
 ) -> Result<FileSchema, String> {
     let name = path.filename().unwrap_or_default();
     let (kind, mut gzip) = kind_from_name(name);
@@ -136,7 +138,7 @@ pub async fn infer_file(
             columns: json_columns(&text)?,
         })
     } else {
-        let (delimiter, header, columns) = csv_columns(&text, name.ends_with(".tsv"))?;
+        let (delimiter, header, columns) = csv_columns(&text, name.ends_with(".tsv"), null_value)?;
         Ok(FileSchema {
             kind: FileKind::Csv { delimiter, header },
             gzip,
@@ -335,8 +337,15 @@ fn sniff_delimiter(text: &str, tsv: bool) -> u8 {
 /// Delimiter, header flag and columns of a CSV sample.
 pub type CsvLayout = (u8, bool, Vec<(String, HiveType)>);
 
-/// Delimiter, header flag and columns of a CSV sample.
-pub fn csv_columns(text: &str, tsv: bool) -> Result<CsvLayout, String> {
+/// Delimiter, header flag and columns of a CSV sample whose NULLs are written as `null_value`.
+pub fn csv_columns(text: &str, tsv: bool, null_value: &str) -> Result<CsvLayout, String> {
+    let type_of = |v: &str| {
+        if v == null_value {
+            HiveType::Unknown
+        } else {
+            classify(v)
+        }
+    };
     let delimiter = sniff_delimiter(text, tsv);
     let records = parse_records(text, delimiter, SAMPLE_ROWS + 1);
     let Some(first) = records.first() else {
@@ -356,10 +365,10 @@ pub fn csv_columns(text: &str, tsv: bool) -> Result<CsvLayout, String> {
     let mut rest_types = vec![HiveType::Unknown; width];
     for row in rest {
         for (i, v) in row.iter().enumerate() {
-            rest_types[i] = rest_types[i].widen(&classify(v));
+            rest_types[i] = rest_types[i].widen(&type_of(v));
         }
     }
-    let first_types: Vec<HiveType> = first.iter().map(|v| classify(v)).collect();
+    let first_types: Vec<HiveType> = first.iter().map(|v| type_of(v)).collect();
     let mut distinct = first.clone();
     distinct.sort();
     distinct.dedup();
@@ -467,7 +476,7 @@ mod tests {
     #[test]
     fn csv_header_and_delimiter() {
         let (d, header, cols) =
-            csv_columns("id;title;price\n1;A;2.5\n2;\"B;x\";3\n", false).expect("csv");
+            csv_columns("id;title;price\n1;A;2.5\n2;\"B;x\";3\n", false, "").expect("csv");
         assert_eq!(d, b';');
         assert!(header);
         assert_eq!(
@@ -478,11 +487,12 @@ mod tests {
                 ("price".to_owned(), HiveType::Double)
             ]
         );
-        let (d, header, cols) = csv_columns("1,a\n2,b\n", false).expect("csv");
+        let (d, header, cols) = csv_columns("1,a\n2,b\n", false, "").expect("csv");
         assert_eq!(d, b',');
         assert!(!header);
         assert_eq!(cols[0], ("col0".to_owned(), HiveType::Int));
-        let (_, header, _) = csv_columns("name,city\nann,rome\nbob,oslo\n", false).expect("csv");
+        let (_, header, _) =
+            csv_columns("name,city\nann,rome\nbob,oslo\n", false, "").expect("csv");
         assert!(header, "distinct names that never recur are a header");
     }
 
@@ -490,7 +500,10 @@ mod tests {
     fn classify_survives_multibyte_text_at_the_date_boundary() {
         // Byte 10 falls inside `é`: the date check must not slice there.
         assert_eq!(classify("2026-01-0é12345"), HiveType::String);
-        assert_eq!(classify("\u{fffd}d>\u{fffd}\u{fffd}\u{fffd}3A6\u{fffd}"), HiveType::String);
+        assert_eq!(
+            classify("\u{fffd}d>\u{fffd}\u{fffd}\u{fffd}3A6\u{fffd}"),
+            HiveType::String
+        );
     }
 
     #[test]
@@ -500,20 +513,42 @@ mod tests {
         let binary = text_of(vec![b'a', 0xff, 0xfe, b'b'], false).expect_err("invalid UTF-8");
         assert!(binary.contains("invalid byte at offset 1"), "{binary}");
         // A sample cut inside a character keeps the whole characters before it.
-        assert_eq!(text_of("aé".as_bytes()[..2].to_vec(), true).as_deref(), Ok("a"));
-        let ragged = csv_columns("a,b\n1,2\n3,4,5\n", false).expect_err("ragged");
-        assert!(ragged.contains("row 3 has 3 fields where row 1 has 2"), "{ragged}");
+        assert_eq!(
+            text_of("aé".as_bytes()[..2].to_vec(), true).as_deref(),
+            Ok("a")
+        );
+        let ragged = csv_columns("a,b\n1,2\n3,4,5\n", false, "").expect_err("ragged");
+        assert!(
+            ragged.contains("row 3 has 3 fields where row 1 has 2"),
+            "{ragged}"
+        );
     }
 
     #[test]
     fn long_first_cells_are_data_not_a_header() {
         let long = "x".repeat(MAX_HEADER_CELL_CHARS);
-        let (_, header, cols) = csv_columns(&format!("{long},b\n1,2\n"), false).expect("csv");
+        let (_, header, cols) = csv_columns(&format!("{long},b\n1,2\n"), false, "").expect("csv");
         assert!(!header, "a 150-character cell is not a column name");
         assert_eq!(cols[0].0, "col0");
         let short = "x".repeat(MAX_HEADER_CELL_CHARS - 1);
-        let (_, header, _) = csv_columns(&format!("{short},b\n1,2\n"), false).expect("csv");
+        let (_, header, _) = csv_columns(&format!("{short},b\n1,2\n"), false, "").expect("csv");
         assert!(header);
+    }
+
+    #[test]
+    fn the_null_value_says_nothing_about_a_columns_type() {
+        let (_, header, cols) =
+            csv_columns("id,amount\n1,NULL\nNULL,2.5\n", false, "NULL").expect("csv");
+        assert!(header);
+        assert_eq!(
+            cols,
+            vec![
+                ("id".to_owned(), HiveType::Int),
+                ("amount".to_owned(), HiveType::Double)
+            ]
+        );
+        let (_, _, cols) = csv_columns("id,amount\n1,NULL\n", false, "").expect("csv");
+        assert_eq!(cols[1], ("amount".to_owned(), HiveType::String));
     }
 
     #[test]
