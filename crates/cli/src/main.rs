@@ -136,6 +136,10 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = lake_cmd::QueryFormat::Table)]
         format: lake_cmd::QueryFormat,
+        /// Leave files that cannot be read out of the query (each is reported on stderr)
+        /// instead of failing on the first.
+        #[arg(long)]
+        skip_unreadable: bool,
     },
     /// Print the JSON Schema of pipeline files (for editors and CI).
     Schema,
@@ -353,7 +357,14 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             sql,
             database,
             format,
-        } => lake_cmd::query(&cli.state_dir, &sql, database.as_deref(), format),
+            skip_unreadable,
+        } => lake_cmd::query(
+            &cli.state_dir,
+            &sql,
+            database.as_deref(),
+            format,
+            skip_unreadable,
+        ),
         Command::Schema => {
             print_out(&(serde_json::to_string_pretty(&pipectl_spec::json_schema())? + "\n"))?;
             Ok(ExitCode::SUCCESS)

@@ -32,7 +32,7 @@ const DELIMITERS: [u8; 4] = [b',', b'\t', b'|', b';'];
 const MAX_HEADER_CELL_CHARS: usize = 150;
 
 /// A file's format.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FileKind {
     /// Delimited text.
     Csv {
@@ -147,7 +147,9 @@ pub async fn infer_file(
     }
 }
 
-async fn parquet_schema(
+/// The columns of the Parquet file at `path` (`size` bytes) from its footer, checked against its size
+/// before it is decoded (a corrupt footer length would otherwise make the reader panic).
+pub async fn parquet_schema(
     store: &Arc<dyn ObjectStore>,
     path: &Path,
     size: u64,
