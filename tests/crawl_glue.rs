@@ -9,17 +9,16 @@ use serde_json::{Value, json};
 use crate::common::{output, pipectl, services_required};
 use crate::lake::{catalog_json, columns_of, crawl, ok, query, write, write_parquet};
 
-/// `len` bytes that are not text: a fixed pseudo-random sequence (invalid UTF-8 within the
-/// first bytes), the same on every run.
+/// `len` bytes that are not text, the same on every run: a date cut by an invalid byte at
+/// byte 9 (read as text, the replacement character spans byte 10), then pseudo-random bytes.
 fn binary(len: usize) -> Vec<u8> {
+    let mut bytes = b"2026-01-0\xffzzzz".to_vec();
     let mut state: u32 = 0x2545_f491;
-    (0..len)
-        .map(|i| {
-            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            // Byte 2 is always a lone continuation byte: invalid UTF-8 early in the file.
-            if i == 2 { 0x9f } else { (state >> 24) as u8 }
-        })
-        .collect()
+    while bytes.len() < len {
+        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        bytes.push((state >> 24) as u8);
+    }
+    bytes
 }
 
 fn write_bytes(path: &Path, bytes: &[u8]) {

@@ -1564,6 +1564,47 @@ mod tests {
         assert_eq!(static_prefix("landing/{schema}/{table}/"), "landing");
     }
 
+    fn leaf(dir: &str, columns: &[&str]) -> Leaf {
+        Leaf {
+            dir: dir.to_owned(),
+            files: Vec::new(),
+            reads: vec![Ok(FileSchema {
+                kind: FileKind::Json,
+                gzip: false,
+                columns: columns
+                    .iter()
+                    .map(|c| ((*c).to_owned(), HiveType::Int))
+                    .collect(),
+            })],
+        }
+    }
+
+    #[test]
+    fn similarity_is_glues_measure() {
+        let ten = |extra: [&'static str; 2]| {
+            let mut c = vec!["a", "b", "c", "d", "e", "f", "g", "h"];
+            c.extend(extra);
+            c
+        };
+        let eu = leaf("eu", &ten(["i", "j"]));
+        let us = leaf("us", &ten(["k", "l"]));
+        assert!(compatible(&[vec![&eu], vec![&us]]), "8 of 10 and 10 is 80%");
+        let seven = leaf("x", &["a", "b", "c", "d", "e", "f", "g", "x", "y", "z"]);
+        assert!(!compatible(&[vec![&eu], vec![&seven]]), "7 of 10 is not more than 70%");
+        // Six slightly different schemas are more than Glue's five clusters.
+        let leaves: Vec<Leaf> = (0..6)
+            .map(|i| {
+                let mut c: Vec<String> = (0..20).map(|n| format!("c{n}")).collect();
+                c.push(format!("only{i}"));
+                let names: Vec<&str> = c.iter().map(String::as_str).collect();
+                leaf(&format!("p{i}"), &names)
+            })
+            .collect();
+        let groups: Vec<Vec<&Leaf>> = leaves.iter().map(|l| vec![l]).collect();
+        assert!(!compatible(&groups));
+        assert!(compatible(&groups[..5]));
+    }
+
     #[test]
     fn extensions() {
         assert_eq!(extension_of("part-1.csv.gz"), ".csv.gz");
