@@ -69,7 +69,10 @@ fn duckdb(sql: &str) -> Option<Vec<Value>> {
             "{} is missing: run `bash scripts/delta-readers.sh install`",
             python.display()
         );
-        eprintln!("skipping the DuckDB comparison: {} is missing", python.display());
+        eprintln!(
+            "skipping the DuckDB comparison: {} is missing",
+            python.display()
+        );
         return None;
     }
     let out = std::process::Command::new(python)
@@ -103,7 +106,9 @@ fn binary_and_nul_filled_csv_files_are_reported_by_key_and_left_out() {
     let warned = warnings(&report);
     for key in ["t/dt=1/junk.csv", "t/dt=3/b.csv", "t/dt=4/zeros.csv"] {
         assert!(
-            warned.contains(&format!("{key}: no classifier recognises it (Glue: UNKNOWN)")),
+            warned.contains(&format!(
+                "{key}: no classifier recognises it (Glue: UNKNOWN)"
+            )),
             "{key} not reported: {warned}"
         );
     }
@@ -145,7 +150,10 @@ fn binary_and_nul_filled_csv_files_are_reported_by_key_and_left_out() {
     // 262,144 NUL bytes).
     write_bytes(&d.join("lake/n/z.csv"), &[0u8; 262_144]);
     let report = crawl(d, "file://lake/n", "nul", &[]);
-    assert!(warnings(&report).contains("n/z.csv: no classifier"), "{report}");
+    assert!(
+        warnings(&report).contains("n/z.csv: no classifier"),
+        "{report}"
+    );
     assert_eq!(report[0]["tables"], json!([]), "{report}");
     let (out, _, stderr) = output(pipectl(d).args(["catalog", "show", "nul.n"]));
     assert!(!out.status.success(), "{stderr}");
@@ -230,7 +238,11 @@ fn csv_files_with_fewer_columns_read_the_new_ones_as_null() {
         "{report}"
     );
     // Before: "incorrect number of fields" for every query, even one pruned to dt=1.
-    let old = query(d, "c", "select id, name, score from ev where dt = 1 order by id");
+    let old = query(
+        d,
+        "c",
+        "select id, name, score from ev where dt = 1 order by id",
+    );
     assert_eq!(
         old,
         printed(vec![
@@ -349,7 +361,10 @@ fn every_file_of_a_folder_is_read_and_their_columns_unioned() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write(&d.join("lake/w/dt=1/a.jsonl"), "{\"id\":1}\n");
-    write(&d.join("lake/w/dt=1/b.jsonl"), "{\"id\":2,\"late\":\"x\"}\n");
+    write(
+        &d.join("lake/w/dt=1/b.jsonl"),
+        "{\"id\":2,\"late\":\"x\"}\n",
+    );
     write(&d.join("lake/v/dt=1/a.csv"), "id,name\n1,ann\n");
     write(&d.join("lake/v/dt=1/b.csv"), "id,name,score\n2,bob,7\n");
     let report = crawl(d, "file://lake/w", "u", &[]);
@@ -366,11 +381,17 @@ fn every_file_of_a_folder_is_read_and_their_columns_unioned() {
     );
     assert_eq!(
         query(d, "u", "select id, late from w order by id"),
-        printed(vec![json!({"id": 1, "late": null}), json!({"id": 2, "late": "x"})])
+        printed(vec![
+            json!({"id": 1, "late": null}),
+            json!({"id": 2, "late": "x"})
+        ])
     );
     assert_eq!(
         query(d, "u", "select id, score from v order by id"),
-        printed(vec![json!({"id": 1, "score": null}), json!({"id": 2, "score": 7})])
+        printed(vec![
+            json!({"id": 1, "score": null}),
+            json!({"id": 2, "score": 7})
+        ])
     );
 }
 
@@ -398,7 +419,10 @@ fn new_folders_crawls_only_log_schema_changes_as_glue_forces_log() {
     assert_eq!(table["skipped_files"][0]["key"], "dt=2/b.csv");
     assert_eq!(
         query(d, "inc", "select id, name from ev order by id"),
-        [json!({"id": 1, "name": "ann"}), json!({"id": 3, "name": "cy"})]
+        [
+            json!({"id": 1, "name": "ann"}),
+            json!({"id": 3, "name": "cy"})
+        ]
     );
     // A full crawl applies it.
     crawl(d, "file://lake/ev", "inc", &[]);
@@ -431,7 +455,10 @@ fn a_table_whose_folder_was_deleted_is_deprecated_and_queries_say_since_when() {
         .cloned()
         .unwrap_or_default();
     assert_eq!(actor["action"], "deprecated", "{report}");
-    assert_eq!(catalog_json(d, &["show", "z.actor"])["status"], "deprecated");
+    assert_eq!(
+        catalog_json(d, &["show", "z.actor"])["status"],
+        "deprecated"
+    );
     // Before: "table 'actor' not found".
     let stderr = fails(d, &["query", "select * from actor", "-d", "z"]);
     assert!(
@@ -445,7 +472,10 @@ fn a_table_whose_folder_was_deleted_is_deprecated_and_queries_say_since_when() {
         [json!({"title": "Alien"})]
     );
     // Data back: active again.
-    write(&d.join("lake/zoo/actor/a.jsonl"), "{\"actor_id\":2,\"first\":\"Ian\"}\n");
+    write(
+        &d.join("lake/zoo/actor/a.jsonl"),
+        "{\"actor_id\":2,\"first\":\"Ian\"}\n",
+    );
     crawl(d, "file://lake/zoo", "z", &[]);
     assert_eq!(
         query(d, "z", "select first from actor"),

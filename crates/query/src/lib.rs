@@ -168,10 +168,10 @@ impl Lake {
             }
             if let Some(rest) = table.location.strip_prefix("s3://") {
                 let bucket = rest.split('/').next().unwrap_or_default();
-                let key = format!("s3://{bucket}");
-                if !stores.contains_key(&key) {
-                    let store = s3_store(bucket, table, &env)?;
-                    stores.insert(key, Arc::new(HidingStore::new(store)));
+                if let std::collections::btree_map::Entry::Vacant(entry) =
+                    stores.entry(format!("s3://{bucket}"))
+                {
+                    entry.insert(Arc::new(HidingStore::new(s3_store(bucket, table, &env)?)));
                 }
             }
         }
@@ -270,7 +270,10 @@ impl Lake {
             "file" => "file://".to_owned(),
             scheme => format!("{scheme}://{}", parsed.host_str().unwrap_or_default()),
         };
-        if let (Some(store), Ok(path)) = (self.stores.get(&key), StorePath::from_url_path(parsed.path())) {
+        if let (Some(store), Ok(path)) = (
+            self.stores.get(&key),
+            StorePath::from_url_path(parsed.path()),
+        ) {
             store.hide(path);
         }
     }
@@ -284,8 +287,14 @@ impl Lake {
                 && let Some(conf) = exec.data_source().downcast_ref::<FileScanConfig>()
             {
                 for file in conf.file_groups.iter().flat_map(FileGroup::iter) {
-                    let url = format!("{}{}", conf.object_store_url.as_str(), file.object_meta.location);
-                    scans.entry(url).or_insert_with(|| (conf.clone(), file.clone()));
+                    let url = format!(
+                        "{}{}",
+                        conf.object_store_url.as_str(),
+                        file.object_meta.location
+                    );
+                    scans
+                        .entry(url)
+                        .or_insert_with(|| (conf.clone(), file.clone()));
                 }
             }
             Ok(TreeNodeRecursion::Continue)
@@ -300,7 +309,7 @@ impl Lake {
                 }
             })
             .buffer_unordered(CHECK_CONCURRENCY)
-            .filter_map(|r| std::future::ready(r))
+            .filter_map(std::future::ready)
             .map(|(url, reason)| UnreadableFile {
                 table: self.table_of(&url),
                 url,
@@ -391,8 +400,14 @@ fn data_schema(table: &CatalogTable) -> Result<SchemaRef, QueryError> {
 }
 
 /// Runs `plan` to the end; a panic deep in a reader (a corrupt file) becomes an error.
-async fn run(plan: Arc<dyn ExecutionPlan>, task_ctx: Arc<TaskContext>) -> Result<Vec<RecordBatch>, String> {
-    match AssertUnwindSafe(collect(plan, task_ctx)).catch_unwind().await {
+async fn run(
+    plan: Arc<dyn ExecutionPlan>,
+    task_ctx: Arc<TaskContext>,
+) -> Result<Vec<RecordBatch>, String> {
+    match AssertUnwindSafe(collect(plan, task_ctx))
+        .catch_unwind()
+        .await
+    {
         Ok(result) => result.map_err(|e| e.to_string()),
         Err(panic) => {
             let message = panic

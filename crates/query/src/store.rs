@@ -38,7 +38,10 @@ impl HidingStore {
             .insert(path);
     }
 
-    fn visible(&self, listing: BoxStream<'static, Result<ObjectMeta>>) -> BoxStream<'static, Result<ObjectMeta>> {
+    fn visible(
+        &self,
+        listing: BoxStream<'static, Result<ObjectMeta>>,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
         let hidden = self.hidden.clone();
         listing
             .filter(move |meta| {
@@ -113,7 +116,9 @@ impl ObjectStore for HidingStore {
             .hidden
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        result.objects.retain(|meta| !hidden.contains(&meta.location));
+        result
+            .objects
+            .retain(|meta| !hidden.contains(&meta.location));
         Ok(result)
     }
 

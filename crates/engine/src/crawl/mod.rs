@@ -432,7 +432,10 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 fn group_leaves(objects: Vec<Object>) -> Vec<Leaf> {
     let mut by_dir: BTreeMap<String, Vec<Object>> = BTreeMap::new();
     for o in objects {
-        by_dir.entry(parent_of(&o.key).to_owned()).or_default().push(o);
+        by_dir
+            .entry(parent_of(&o.key).to_owned())
+            .or_default()
+            .push(o);
     }
     by_dir
         .into_iter()
@@ -497,7 +500,11 @@ async fn sample(
             let null_value = target.csv_null_value.clone();
             async move {
                 let path = StorePath::from_iter(parts);
-                (i, j, infer::infer_file(&store, &path, size, &null_value).await)
+                (
+                    i,
+                    j,
+                    infer::infer_file(&store, &path, size, &null_value).await,
+                )
             }
         })
         // Collected first: a lazy iterator of closures held across the await below would make
@@ -642,7 +649,9 @@ fn value_like(name: &str) -> bool {
 
 /// The format (name, gzip) and column names of a group of sibling folders' readable files, or
 /// `None` when none was read; a group whose files disagree on the format has no single schema.
-fn group_schema<'a>(leaves: &[&'a Leaf]) -> Option<Option<(&'static str, bool, BTreeSet<&'a str>)>> {
+fn group_schema<'a>(
+    leaves: &[&'a Leaf],
+) -> Option<Option<(&'static str, bool, BTreeSet<&'a str>)>> {
     let mut format: Option<(&'static str, bool)> = None;
     let mut names = BTreeSet::new();
     for schema in leaves.iter().flat_map(|l| l.reads.iter().flatten()) {
@@ -915,7 +924,9 @@ fn build_table(
                 "{} folder levels below table `{name}` where its other files have {depth}",
                 rel.len()
             );
-            report.warnings.push(format!("{}/: {why}; left out", leaf.dir));
+            report
+                .warnings
+                .push(format!("{}/: {why}; left out", leaf.dir));
             for f in &leaf.files {
                 skip(&f.key, why.clone());
             }
@@ -960,7 +971,9 @@ fn build_table(
                 Some(kind) => format!("holds {kind} files where table `{name}` has {table_format}"),
                 None => format!("holds no file readable as table `{name}`'s format"),
             };
-            report.warnings.push(format!("{}/ {why}; left out", leaf.dir));
+            report
+                .warnings
+                .push(format!("{}/ {why}; left out", leaf.dir));
             continue;
         }
         if !leaf.reads.is_empty() {
@@ -1299,7 +1312,11 @@ fn apply(
             .collect();
         // A new folder whose files the old columns cannot hold is not added: its rows would not
         // read (Glue's incremental crawls leave such objects out and log them).
-        notes.extend(leave_out_incompatible_folders(&mut table, old, &folders_read));
+        notes.extend(leave_out_incompatible_folders(
+            &mut table,
+            old,
+            &folders_read,
+        ));
     }
     let columns = table.columns.clone();
     notes.extend(skip_misplaced_csv(&mut table, &columns, &csv_headers));
@@ -1365,16 +1382,19 @@ fn leave_out_incompatible_folders(
     let mut notes = Vec::new();
     let mut kept = Vec::new();
     for partition in std::mem::take(&mut table.partitions) {
-        let is_new = !old.partitions.iter().any(|o| o.location == partition.location);
+        let is_new = !old
+            .partitions
+            .iter()
+            .any(|o| o.location == partition.location);
         let read = folders_read.get(&partition.location).filter(|_| is_new);
         let conflict = read.and_then(|read| {
-                read.columns.iter().find_map(|(name, t)| {
-                    let column = old.columns.iter().find(|c| &c.name == name)?;
-                    let existing = parse_type(&column.data_type);
-                    (existing.widen(t) != existing)
-                        .then(|| format!("column {name} is {t} where the table has {existing}"))
-                })
-            });
+            read.columns.iter().find_map(|(name, t)| {
+                let column = old.columns.iter().find(|c| &c.name == name)?;
+                let existing = parse_type(&column.data_type);
+                (existing.widen(t) != existing)
+                    .then(|| format!("column {name} is {t} where the table has {existing}"))
+            })
+        });
         match (conflict, read) {
             (Some(why), Some(read)) => {
                 notes.push(format!(
@@ -1406,11 +1426,7 @@ fn skip_misplaced_csv(
     let mut notes = Vec::new();
     for header in headers {
         let in_order = header.names.len() <= columns.len()
-            && header
-                .names
-                .iter()
-                .zip(columns)
-                .all(|(n, c)| *n == c.name);
+            && header.names.iter().zip(columns).all(|(n, c)| *n == c.name);
         if in_order {
             continue;
         }
@@ -1590,7 +1606,10 @@ mod tests {
         let us = leaf("us", &ten(["k", "l"]));
         assert!(compatible(&[vec![&eu], vec![&us]]), "8 of 10 and 10 is 80%");
         let seven = leaf("x", &["a", "b", "c", "d", "e", "f", "g", "x", "y", "z"]);
-        assert!(!compatible(&[vec![&eu], vec![&seven]]), "7 of 10 is not more than 70%");
+        assert!(
+            !compatible(&[vec![&eu], vec![&seven]]),
+            "7 of 10 is not more than 70%"
+        );
         // Six slightly different schemas are more than Glue's five clusters.
         let leaves: Vec<Leaf> = (0..6)
             .map(|i| {
