@@ -249,6 +249,16 @@ fn gzip(path: &Path, text: &str) {
     enc.finish().unwrap();
 }
 
+/// The names of a database's tables.
+pub(crate) fn table_names(dir: &Path, database: &str) -> Vec<String> {
+    catalog_json(dir, &["tables", database])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// A table's columns as `name type`.
 pub(crate) fn columns_of(table: &Value) -> Vec<String> {
     names_and_types(&table["columns"])
@@ -414,13 +424,7 @@ fn compatible_siblings_are_one_table_incompatible_ones_are_not() {
     assert_eq!(names, ["actor json", "film csv"]);
     // table_level makes the folder itself the table, whatever it holds.
     crawl(d, "file://lake/mixed", "lvl", &["--table-level", "1"]);
-    let names: Vec<String> = catalog_json(d, &["tables", "lvl"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(names, ["eu", "us"]);
+    assert_eq!(table_names(d, "lvl"), ["eu", "us"]);
 }
 
 #[test]

@@ -378,15 +378,7 @@ fn show(t: &CatalogTable) -> String {
         ));
     }
     if let Some(c) = &t.last_crawl {
-        out.push_str(&format!(
-            "\nlast crawl  {} by {}{}\n",
-            c.at.format("%Y-%m-%d %H:%M:%S UTC"),
-            c.crawler,
-            c.run_id
-                .as_deref()
-                .map(|r| format!(" (run {r})"))
-                .unwrap_or_default()
-        ));
+        out.push_str(&format!("\nlast crawl  {}\n", c.describe()));
         for change in &c.changes {
             out.push_str(&format!("  - {change}\n"));
         }

@@ -457,18 +457,11 @@ struct DeprecatedTable {
 
 impl DeprecatedTable {
     fn new(table: &CatalogTable) -> Self {
-        let since = match &table.last_crawl {
-            Some(c) => format!(
-                " since the crawl of {} by {}{}",
-                c.at.format("%Y-%m-%d %H:%M:%S UTC"),
-                c.crawler,
-                c.run_id
-                    .as_deref()
-                    .map(|r| format!(" (run {r})"))
-                    .unwrap_or_default()
-            ),
-            None => String::new(),
-        };
+        let since = table
+            .last_crawl
+            .as_ref()
+            .map(|c| format!(" since the crawl of {}", c.describe()))
+            .unwrap_or_default();
         DeprecatedTable {
             schema: data_schema(table).unwrap_or_else(|_| Arc::new(Schema::empty())),
             message: format!(

@@ -122,6 +122,21 @@ pub struct SkippedFile {
     pub reason: String,
 }
 
+impl CrawlRecord {
+    /// When and by whom, as people read it: `2026-11-26 02:30:00 UTC by lake/catalog (run R)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} by {}{}",
+            self.at.format("%Y-%m-%d %H:%M:%S UTC"),
+            self.crawler,
+            self.run_id
+                .as_deref()
+                .map(|r| format!(" (run {r})"))
+                .unwrap_or_default()
+        )
+    }
+}
+
 /// A catalogued table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CatalogTable {
