@@ -452,10 +452,20 @@ fn parent_of(key: &str) -> &str {
     key.rsplit_once('/').map(|(d, _)| d).unwrap_or("")
 }
 
-/// Warns about folders that hold only empty objects: they make no table and no partition.
+/// Warns about folders that hold only empty objects (no data, also not in subfolders): they
+/// make no table and no partition. Folder markers (`dt=1/` objects, `dt=1_$folder$`) are not
+/// files.
 fn warn_empty_folders(leaves: &[Leaf], empty: &[String], report: &mut CrawlReport) {
+    let holds_data = |dir: &str| {
+        leaves.iter().any(|l| {
+            dir.is_empty() || l.dir == dir || l.dir.starts_with(&format!("{dir}/"))
+        })
+    };
     let mut by_dir: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for key in empty {
+        if key.ends_with("_$folder$") || holds_data(key) {
+            continue;
+        }
         let dir = parent_of(key);
         by_dir
             .entry(dir)
@@ -463,7 +473,7 @@ fn warn_empty_folders(leaves: &[Leaf], empty: &[String], report: &mut CrawlRepor
             .push(key.rsplit('/').next().unwrap_or(key));
     }
     for (dir, files) in by_dir {
-        if leaves.iter().any(|l| l.dir == dir) {
+        if holds_data(dir) {
             continue;
         }
         report.warnings.push(format!(
