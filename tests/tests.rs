@@ -7,9 +7,11 @@
 mod common;
 mod crawl_glue;
 mod database;
+mod firehose_parquet;
 mod invalid_specs;
 mod lake;
 mod plan;
+mod prefixes;
 mod quickstart;
 mod run;
 mod s3;

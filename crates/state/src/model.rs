@@ -29,6 +29,9 @@ pub enum RunStatus {
     Cancelled,
     /// Found `Running` or `Committing` by a later process: the process running it died.
     Interrupted,
+    /// Never started: dropped by `overlap: skip` or because `queue_limit` runs were waiting
+    /// (its `error` says which).
+    Skipped,
 }
 
 impl RunStatus {
@@ -47,6 +50,7 @@ impl RunStatus {
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
             Self::Interrupted => "interrupted",
+            Self::Skipped => "skipped",
         }
     }
 }
@@ -294,6 +298,7 @@ mod tests {
             RunStatus::Failed,
             RunStatus::Cancelled,
             RunStatus::Interrupted,
+            RunStatus::Skipped,
         ];
         for status in all {
             let json = serde_json::to_string(&status).expect("serializes");

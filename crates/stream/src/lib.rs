@@ -189,6 +189,13 @@ impl StreamRun {
             )
             .map_err(|e| (sink_name.clone(), e))?
             .counting_for(source_metrics.clone());
+            let step = match &spec.catalog_table {
+                Some(table) => step.with_parquet_schema(
+                    firehose::parquet::catalog_schema(self.state.as_ref(), sink_name, table)
+                        .map_err(|e| (sink_name.clone(), e))?,
+                ),
+                None => step,
+            };
             // Sources that replay with the same sequence numbers resume from the sink's record.
             let resume = match source_spec {
                 SourceSpec::Nats(_) => {
@@ -198,6 +205,12 @@ impl StreamRun {
                 }
                 _ => None,
             };
+            if let SourceSpec::Mqtt(mqtt) = source_spec
+                && let Some(warning) =
+                    source::mqtt::early_flush_warning(source_name, mqtt, sink_name, spec)
+            {
+                tracing::warn!("{warning}");
+            }
             let acked = resume.as_ref().map_or(0, |(_, p)| p.acked);
             let source = source::connect(
                 &pipeline.name,
