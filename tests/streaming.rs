@@ -671,19 +671,16 @@ sinks:
 
 #[test]
 fn direct_put_answers_429_when_the_sink_cannot_keep_up() {
-    // An S3 endpoint that accepts connections and never answers: the sink's first write hangs,
-    // the channel to it fills up, and further requests are refused with 429.
-    let blackhole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let s3_port = blackhole.local_addr().unwrap().port();
-    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    {
-        let held = held.clone();
-        std::thread::spawn(move || {
-            for stream in blackhole.incoming().flatten() {
-                held.lock().unwrap().push(stream);
-            }
-        });
-    }
+    // An S3 endpoint that answers reads with 404 (no record of objects in flight yet) and never
+    // answers a write: the sink's first write hangs, the write-ahead log fills up to its bound,
+    // and further requests are refused with 429.
+    let stuck = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let s3_port = stuck.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in stuck.incoming().flatten() {
+            std::thread::spawn(move || answer_reads_hold_writes(stream));
+        }
+    });
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     std::fs::write(
@@ -700,7 +697,7 @@ connections:
     access_key_id: test
     secret_access_key: "${{env:PIPECTL_TEST_SECRET}}"
 sources:
-  put: {{type: http, listen: "127.0.0.1:{port}"}}
+  put: {{type: http, listen: "127.0.0.1:{port}", max_buffered_bytes: 65536}}
 sinks:
   out:
     type: firehose
@@ -723,13 +720,14 @@ sinks:
         .unwrap();
     wait_for_port(port);
     let mut answers = Vec::new();
+    let pad = "x".repeat(2000);
     for n in 0..200 {
-        let (status, head, _) = http(
+        let (status, head, body) = http(
             port,
             "POST",
             "/records",
             &[],
-            format!(r#"{{"n":{n}}}"#).as_bytes(),
+            format!(r#"{{"n":{n},"pad":"{pad}"}}"#).as_bytes(),
         );
         answers.push(status);
         if status == 429 {
@@ -737,16 +735,43 @@ sinks:
                 head.to_ascii_lowercase().contains("retry-after: 1"),
                 "{head}"
             );
+            assert!(body.contains("write-ahead log is full"), "{body}");
             break;
         }
-        assert_eq!(status, 200);
+        assert_eq!(status, 200, "{body}");
     }
     child.kill().unwrap();
     let _ = child.wait();
-    // How many requests fit before the refusal depends on how far the first batch got
-    // towards the stuck sink; at least the first is taken.
+    // 64 KiB of 2 KB records: the log is full after about 30 requests, however far the first
+    // batch got towards the stuck sink.
     assert_eq!(answers.last(), Some(&429), "{answers:?}");
-    assert!(answers.len() >= 2, "{answers:?}");
+    assert!((20..40).contains(&answers.len()), "{answers:?}");
+}
+
+/// Serves one connection of a fake S3 endpoint: a GET is answered 404, anything else is read
+/// and never answered.
+fn answer_reads_hold_writes(mut stream: std::net::TcpStream) {
+    use std::io::{BufRead as _, Write as _};
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    loop {
+        let mut head = Vec::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            head.push(line);
+        }
+        if !head.first().is_some_and(|l| l.starts_with("GET ")) {
+            // Hold the connection open without an answer.
+            std::thread::sleep(Duration::from_secs(3600));
+            return;
+        }
+        let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+    }
 }
 
 fn mqtt_publish(topic: &str, lines: &[String]) {

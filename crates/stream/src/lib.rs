@@ -10,8 +10,9 @@ pub mod firehose;
 pub mod generate;
 pub mod record;
 pub mod source;
+pub mod wal;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ use pipectl_spec::LoadedSpec;
 use pipectl_spec::dag::StepKind;
 use pipectl_spec::types::{Sink, Source as SourceSpec};
 
-use firehose::pending::PendingStore;
+use firehose::pending::{Pending, PendingStore};
 use pipectl_state::{RunRecord, RunStatus, StateStore, StepRecord, new_run_id};
 
 pub use pipectl_spec::validate::is_streaming;
@@ -50,16 +51,19 @@ pub struct StreamRun {
     cancel: CancellationToken,
     trigger: String,
     env: Arc<EnvLookup>,
+    state_dir: PathBuf,
 }
 
 /// Looks up `${env:NAME}` values.
 type EnvLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 /// Resolves connections and prepares a streaming run of `spec` (see [`is_streaming`]).
+/// `state_dir` is the state store's folder, which also holds Direct PUT write-ahead logs.
 pub fn prepare(
     spec: &LoadedSpec,
     base_dir: &Path,
     state: Arc<dyn StateStore>,
+    state_dir: &Path,
     cancel: CancellationToken,
     trigger: &str,
     env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
@@ -84,6 +88,7 @@ pub fn prepare(
         cancel,
         trigger: trigger.to_owned(),
         env: Arc::new(env),
+        state_dir: state_dir.to_owned(),
     })
 }
 
@@ -189,22 +194,25 @@ impl StreamRun {
             )
             .map_err(|e| (sink_name.clone(), e))?
             .counting_for(source_metrics.clone());
-            // Sources that replay with the same sequence numbers resume from the sink's record.
+            // Sources that replay with the same sequence numbers (JetStream, a Direct PUT
+            // write-ahead log) resume from the sink's record.
             let resume = match source_spec {
-                SourceSpec::Nats(_) => {
+                SourceSpec::Nats(_) | SourceSpec::Http(_) => {
                     let store = PendingStore::new(handle.clone(), &pipeline.name, sink_name);
                     let previous = store.load().await.map_err(|e| (sink_name.clone(), e))?;
                     Some((store, previous))
                 }
                 _ => None,
             };
-            let acked = resume.as_ref().map_or(0, |(_, p)| p.acked);
+            let empty = Pending::default();
+            let previous = resume.as_ref().map_or(&empty, |(_, p)| p);
             let source = source::connect(
                 &pipeline.name,
                 source_name,
                 source_spec,
                 &self.connections,
-                acked,
+                previous,
+                &self.state_dir,
                 self.env.as_ref(),
             )
             .await

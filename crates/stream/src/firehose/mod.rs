@@ -535,9 +535,22 @@ impl FirehoseStep {
             objects.push((key, b));
         }
         for b in rebuilt {
-            if let Some(entry) = &b.replay {
-                objects.push((entry.key.clone(), b));
+            let Some(entry) = &b.replay else { continue };
+            // The key the spec gives this range now: the recorded one, unless the spec changed
+            // (say, a prefix whose names the store refused was fixed). The object was never
+            // written, so it may land under the new key.
+            let key = if b.count == 0 {
+                entry.key.clone()
+            } else {
+                self.object_key(&b, tag)
+            };
+            if key != entry.key {
+                tracing::info!(sink = %self.name, old = %entry.key, new = %key, "the prefix changed since a stopped process recorded this object; writing it under the new key");
+                if let Some(e) = state.in_flight.iter_mut().find(|e| e.key == entry.key) {
+                    e.key = key.clone();
+                }
             }
+            objects.push((key, b));
         }
         if objects.is_empty() {
             return self.acknowledge(state).await;
