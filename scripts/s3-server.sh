@@ -30,6 +30,9 @@ readonly LOG_FILE="${TOOLS_DIR}/moto-${PORT}.log"
 readonly LOCK_FILE="${TOOLS_DIR}/moto.lock"
 readonly START_TIMEOUT_SECS=60
 
+# shellcheck source=scripts/python-venv.sh
+source "$(dirname "${BASH_SOURCE[0]}")/python-venv.sh"
+
 log() { printf 's3-server: %s\n' "$*" >&2; }
 die() {
     log "error: $*"
@@ -92,19 +95,7 @@ install_moto() {
     python="$(pick_python)"
     started=$SECONDS
     log "installing moto ${MOTO_VERSION} into ${VENV} (first run only)"
-    if ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then
-        # Debian splits venv/ensurepip out of python3; install it when we may.
-        if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-            log "python3 lacks venv; installing python3-venv with apt-get"
-            DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >&2
-            python=/usr/bin/python3
-        else
-            die "${python} has no venv module; install python3-venv (Debian/Ubuntu) and retry"
-        fi
-    fi
-    rm -rf "$VENV"
-    "$python" -m venv "$VENV" >&2 || die "could not create the virtualenv ${VENV}"
+    new_venv "$python" "$VENV"
     "${VENV}/bin/python" -m pip install --no-input --quiet --disable-pip-version-check \
         "moto[server]==${MOTO_VERSION}" >&2 ||
         die "pip install 'moto[server]==${MOTO_VERSION}' failed (see above)"

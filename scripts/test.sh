@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: checks (and starts) the local services, starts a local S3 server
-# (moto) for the S3 tests, then runs every test with cargo-nextest. Extra arguments go to
+# (moto) for the S3 tests, installs the independent Delta readers (Python deltalake, DuckDB)
+# for the Delta tests, then runs every test with cargo-nextest. Extra arguments go to
 # `cargo nextest run`, e.g. `bash scripts/test.sh s3::` to run the S3 tests only.
 #
 # Under CI (CI=true) a missing service is an error and the tests are told to fail rather than
@@ -62,6 +63,16 @@ elif [[ "$in_ci" == true ]]; then
     exit 1
 else
     log "warning: no local S3 server; the S3 tests will skip"
+fi
+
+# The Delta tests read what pipectl writes with other implementations too.
+if bash "$ROOT/scripts/delta-readers.sh" install; then
+    eval "$(bash "$ROOT/scripts/delta-readers.sh" env)"
+elif [[ "$in_ci" == true ]]; then
+    log "error: installing the Delta readers failed (see above)"
+    exit 1
+else
+    log "warning: no Delta readers; the test reading Delta tables with them will skip"
 fi
 
 runner=(cargo nextest run --workspace --all-targets --no-fail-fast)

@@ -294,6 +294,337 @@ fn postgres_types_land_faithfully_in_parquet_and_csv() {
     db.exec(&format!(r#"drop schema "{schema}" cascade"#));
 }
 
+/// The CSV published under `csv/<table>/`, as lines.
+fn csv_lines(dir: &Path, table: &str) -> Vec<String> {
+    let files: Vec<PathBuf> = published(dir, ".csv")
+        .into_iter()
+        .filter(|p| p.parent().unwrap().ends_with(table))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    std::fs::read_to_string(&files[0])
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A load by `spec` (given the source's extra settings) fails by default, naming `at` and the
+/// `setting` that lands the value, publishing nothing; with `setting` it succeeds.
+fn fails_until_set(dir: &Path, spec: &dyn Fn(&str) -> PathBuf, at: &str, setting: &str) {
+    let (stdout, _) = run_failing(dir, &spec(""));
+    assert!(stdout.contains(at), "{stdout}");
+    assert!(stdout.contains(&format!("set `{setting}`")), "{stdout}");
+    assert!(published(dir, "").is_empty());
+    run_ok(dir, &spec(&format!("    {setting}\n")));
+}
+
+#[test]
+fn postgres_infinity_lands_by_the_stated_setting_and_inet_as_postgres_prints_it() {
+    let Some(mut db) = Db::postgres() else { return };
+    let schema = unique("pipectl_pginf");
+    db.exec(&format!(
+        "create schema \"{schema}\"; create table \"{schema}\".v (id int, d date, ts timestamp, tz timestamptz, ip inet, net cidr);
+         insert into \"{schema}\".v values
+           (1, 'infinity', 'infinity', 'infinity', '::1', '10.1.0.0/16'),
+           (2, '-infinity', '-infinity', '-infinity', '10.0.0.0/8', '::/0'),
+           (3, '2026-01-31', '2026-01-31 10:00', '2026-01-31 10:00+00', '192.168.1.5', '192.168.1.0/24');"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = |setting: &str| {
+        write_spec(
+            dir.path(),
+            &matrix_spec("postgres", &db.url, &schema, setting),
+        )
+    };
+    fails_until_set(dir.path(), &spec, "row 1, column `d`", "infinity: clamp");
+    assert_eq!(
+        csv_lines(dir.path(), "v"),
+        [
+            "id,d,ts,tz,ip,net",
+            "1,9999-12-31,9999-12-31T23:59:59.999999,9999-12-31T23:59:59.999999Z,::1,10.1.0.0/16",
+            "2,0001-01-01,0001-01-01T00:00:00,0001-01-01T00:00:00Z,10.0.0.0/8,::/0",
+            "3,2026-01-31,2026-01-31T10:00:00,2026-01-31T10:00:00Z,192.168.1.5,192.168.1.0/24",
+        ]
+    );
+    let batch = read_parquet(&published(dir.path(), ".parquet")[0]);
+    let d = batch
+        .column_by_name("d")
+        .unwrap()
+        .as_primitive::<arrow::datatypes::Date32Type>();
+    assert_eq!(d.value_as_date(0).unwrap().to_string(), "9999-12-31");
+
+    std::fs::remove_dir_all(dir.path().join("lake")).unwrap();
+    run_ok(dir.path(), &spec("    infinity: set_null\n"));
+    let batch = read_parquet(&published(dir.path(), ".parquet")[0]);
+    for column in ["d", "ts", "tz"] {
+        let c = batch.column_by_name(column).unwrap();
+        assert!(c.is_null(0) && c.is_null(1) && c.is_valid(2), "{column}");
+    }
+    db.exec(&format!("drop schema \"{schema}\" cascade"));
+}
+
+#[test]
+fn json_lines_keep_nan_and_infinities_as_strings() {
+    let Some(mut db) = Db::postgres() else { return };
+    let schema = unique("pipectl_pgnan");
+    db.exec(&format!(
+        "create schema \"{schema}\"; create table \"{schema}\".m (id int, f8 double precision, f4 real);
+         insert into \"{schema}\".m values (1, 'NaN', 'Infinity'), (2, 'Infinity', '-Infinity'), (3, '-Infinity', 'NaN'), (4, 0.25, null);"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        dir.path(),
+        &bookmark_spec("postgres", &db.url, &schema, "m", "").replace(
+            "    tables:\n      \"m\": { bookmark: { keys: [ts, id] } }\n",
+            "",
+        ),
+    );
+    run_ok(dir.path(), &spec);
+    let files = published(dir.path(), ".jsonl");
+    let mut rows: Vec<serde_json::Value> = std::fs::read_to_string(&files[0])
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    rows.sort_by_key(|r| r["id"].as_i64());
+    assert_eq!(
+        rows,
+        [
+            serde_json::json!({"id": 1, "f8": "NaN", "f4": "Infinity"}),
+            serde_json::json!({"id": 2, "f8": "Infinity", "f4": "-Infinity"}),
+            serde_json::json!({"id": 3, "f8": "-Infinity", "f4": "NaN"}),
+            serde_json::json!({"id": 4, "f8": 0.25}),
+        ]
+    );
+    db.exec(&format!("drop schema \"{schema}\" cascade"));
+}
+
+#[test]
+fn mysql_time_durations_land_as_text_by_the_stated_setting() {
+    let Some(mut db) = Db::mysql() else { return };
+    let schema = unique("pipectl_mytime");
+    db.exec(&format!(
+        "create database `{schema}`; create table `{schema}`.durations (id int, t time, t6 time(6));
+         insert into `{schema}`.durations values (1, '-838:59:59', '100:00:00.5'), (2, '10:30:00', '00:00:01'), (3, null, null);"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let spec =
+        |setting: &str| write_spec(dir.path(), &matrix_spec("mysql", &db.url, &schema, setting));
+    fails_until_set(dir.path(), &spec, "row 1, column `t`", "mysql_time: text");
+    assert_eq!(
+        csv_lines(dir.path(), "durations"),
+        [
+            "id,t,t6",
+            "1,-838:59:59,100:00:00.500000",
+            "2,10:30:00,00:00:01.000000",
+            "3,,",
+        ]
+    );
+    let batch = read_parquet(&published(dir.path(), ".parquet")[0]);
+    assert_eq!(
+        batch.column_by_name("t").unwrap().data_type(),
+        &DataType::Utf8
+    );
+    db.exec(&format!("drop database `{schema}`"));
+}
+
+/// Lands `schema`'s table `e` as CSV (NULL written as `null_value`), crawls the landing zone,
+/// then reads it back with a files source into Parquet, `columns:` declaring `amount` and
+/// `nothing` (a column only ever NULL). Returns the clean batch, sorted by id, and the landing
+/// CSV's lines.
+fn land_and_clean(
+    db: &Db,
+    kind: &str,
+    schema: &str,
+    null_value: &str,
+) -> (RecordBatch, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = &db.url;
+    let land = format!(
+        r#"version: 1
+name: land
+connections:
+  db: {{ url: "{url}" }}
+  lake: {{ url: "file://lake" }}
+sources:
+  src:
+    type: {kind}
+    connection: db
+    include: [{{ schema: "{schema}", table: e }}]
+sinks:
+  landing:
+    type: object_store
+    inputs: [src]
+    connection: lake
+    key: "landing/{{table}}/"
+    format: {{ type: csv, null_value: '{null_value}' }}
+  typed:
+    type: object_store
+    inputs: [src]
+    connection: lake
+    key: "typed/{{table}}/"
+    format: {{ type: parquet }}
+crawlers:
+  raw:
+    type: catalog
+    inputs: [landing]
+    database: raw
+  typed_catalog:
+    type: catalog
+    inputs: [typed]
+    database: typed
+"#
+    );
+    let clean = format!(
+        r#"version: 1
+name: clean
+connections:
+  lake: {{ url: "file://lake" }}
+sources:
+  landed:
+    type: files
+    connection: lake
+    prefix: landing/
+    null_value: '{null_value}'
+    columns:
+      - {{ name: amount, type: "decimal(5,2)" }}
+      - {{ name: nothing, type: int64 }}
+sinks:
+  clean:
+    type: object_store
+    inputs: [landed]
+    connection: lake
+    key: "clean/{{table}}/"
+    format: {{ type: parquet }}
+"#
+    );
+    // The same, typed by the catalog table a crawler made from the Parquet copy.
+    let from_catalog = clean
+        .replace("name: clean\n", "name: clean-catalog\n")
+        .replace(
+            "    columns:\n      - { name: amount, type: \"decimal(5,2)\" }\n      - { name: nothing, type: int64 }\n",
+            "    types_from_catalog: typed\n",
+        )
+        .replace("clean/{table}/", "catalog/{table}/");
+    std::fs::write(dir.path().join("land.yaml"), land).unwrap();
+    std::fs::write(dir.path().join("clean.yaml"), clean).unwrap();
+    std::fs::write(dir.path().join("catalog.yaml"), &from_catalog).unwrap();
+    run_ok(dir.path(), &dir.path().join("land.yaml"));
+    let lines = csv_lines(dir.path(), "e");
+    let (out, stdout, stderr) =
+        output(pipectl(dir.path()).args(["catalog", "show", "raw.e", "--format", "json"]));
+    assert!(out.status.success(), "{stderr}");
+    let table: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let n_type = table["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "n")
+        .map(|c| c["type"].clone());
+    assert_eq!(
+        n_type,
+        Some(serde_json::json!("int")),
+        "the crawler reads NULL as NULL: {table}"
+    );
+    run_ok(dir.path(), &dir.path().join("clean.yaml"));
+    run_ok(dir.path(), &dir.path().join("catalog.yaml"));
+    let read = |folder: &str| {
+        let parquet: Vec<PathBuf> = published(dir.path(), ".parquet")
+            .into_iter()
+            .filter(|p| p.starts_with(dir.path().join("lake").join(folder)))
+            .collect();
+        assert_eq!(parquet.len(), 1, "{parquet:?}");
+        let batch = read_parquet(&parquet[0]);
+        let order =
+            arrow::compute::sort_to_indices(batch.column_by_name("id").unwrap(), None, None)
+                .unwrap();
+        arrow::compute::take_record_batch(&batch, &order).unwrap()
+    };
+    let catalog_typed = read("catalog");
+    let amount = catalog_typed.column_by_name("amount").unwrap();
+    assert_eq!(
+        amount.data_type(),
+        &DataType::Decimal128(5, 2),
+        "typed by the catalog"
+    );
+    let nothing = catalog_typed.column_by_name("nothing").unwrap();
+    assert_eq!(
+        nothing.data_type(),
+        &DataType::Int32,
+        "typed by the catalog"
+    );
+    (read("clean"), lines)
+}
+
+/// Row 1 holds empty values, row 2 NULLs: the clean zone has them apart.
+fn assert_empty_and_null_apart(batch: &RecordBatch, text_columns: &[&str]) {
+    for name in text_columns {
+        let column = batch
+            .column_by_name(name)
+            .unwrap_or_else(|| panic!("{name}"));
+        let text = arrow::compute::cast(column, &DataType::Utf8).unwrap();
+        let text = text.as_string::<i32>();
+        assert!(
+            text.is_valid(0) && text.value(0).is_empty(),
+            "{name}: row 1 is ''"
+        );
+        assert!(text.is_null(1), "{name}: row 2 is NULL");
+    }
+    let amount = batch.column_by_name("amount").unwrap();
+    assert_eq!(amount.data_type(), &DataType::Decimal128(5, 2));
+    let amount = amount.as_primitive::<arrow::datatypes::Decimal128Type>();
+    assert_eq!(amount.value(0), 99_999);
+    assert_eq!(amount.value(1), -10);
+    let nothing = batch.column_by_name("nothing").unwrap();
+    assert_eq!(nothing.data_type(), &DataType::Int64);
+    assert_eq!(nothing.null_count(), 2);
+}
+
+#[test]
+fn postgres_empty_strings_and_nulls_stay_apart_from_csv_landing_to_the_clean_zone() {
+    let Some(mut db) = Db::postgres() else { return };
+    let schema = unique("pipectl_pgempty");
+    db.exec(&format!(
+        "create schema \"{schema}\"; create table \"{schema}\".e (id int, t text, vc varchar(5), by bytea, n int, amount numeric(5,2), nothing int);
+         insert into \"{schema}\".e values (1, '', '', '', 5, 999.99, null), (2, null, null, null, null, -0.10, null);"
+    ));
+    let (batch, lines) = land_and_clean(&db, "postgres", &schema, "");
+    assert_eq!(
+        lines,
+        [
+            "id,t,vc,by,n,amount,nothing",
+            "1,\"\",\"\",\"\",5,999.99,",
+            "2,,,,,-0.10,"
+        ]
+    );
+    assert_empty_and_null_apart(&batch, &["t", "vc", "by"]);
+    let (batch, lines) = land_and_clean(&db, "postgres", &schema, "NULL");
+    assert_eq!(lines[2], "2,NULL,NULL,NULL,NULL,-0.10,NULL");
+    assert_empty_and_null_apart(&batch, &["t", "vc", "by"]);
+    db.exec(&format!("drop schema \"{schema}\" cascade"));
+}
+
+#[test]
+fn mysql_empty_strings_and_nulls_stay_apart_from_csv_landing_to_the_clean_zone() {
+    let Some(mut db) = Db::mysql() else { return };
+    let schema = unique("pipectl_myempty");
+    db.exec(&format!(
+        "create database `{schema}`; create table `{schema}`.e (id int, t text, c char(3), b blob, vb varbinary(4), s set('a','b'), n int, amount decimal(5,2), nothing int);
+         insert into `{schema}`.e values (1, '', '', '', '', '', 5, 999.99, null), (2, null, null, null, null, null, null, -0.10, null);"
+    ));
+    let (batch, lines) = land_and_clean(&db, "mysql", &schema, "\\N");
+    assert_eq!(
+        lines,
+        [
+            "id,t,c,b,vb,s,n,amount,nothing",
+            "1,\"\",\"\",\"\",\"\",\"\",5,999.99,\\N",
+            "2,\\N,\\N,\\N,\\N,\\N,\\N,-0.10,\\N"
+        ]
+    );
+    assert_empty_and_null_apart(&batch, &["t", "c", "b", "vb", "s"]);
+    db.exec(&format!("drop database `{schema}`"));
+}
+
 #[test]
 fn mysql_types_land_faithfully_in_parquet_and_csv() {
     let Some(mut db) = Db::mysql() else { return };
@@ -856,6 +1187,262 @@ fn a_dropped_connection_is_retried_then_fails_clearly_leaving_the_bookmark() {
     db.exec(&format!("drop schema \"{schema}\" cascade"));
 }
 
+/// Runs `spec`, expecting a failure; returns (stdout, stderr).
+fn run_failing(dir: &Path, spec: &Path) -> (String, String) {
+    let (out, stdout, stderr) = output(pipectl(dir).arg("run").arg(spec));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    (stdout, stderr)
+}
+
+/// A refusal fails on the first attempt, and its message holds each cause once.
+fn assert_refused_once(stdout: &str, stderr: &str, cause: &str) {
+    let error = stdout
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line in {stdout}"));
+    assert_eq!(error.matches(cause).count(), 1, "{error}");
+    assert!(!error.contains("gave up after"), "{error}");
+    assert!(!stderr.contains("attempt 1 of"), "retried: {stderr}");
+    assert!(
+        !stderr.contains(cause),
+        "the cause is printed again on stderr: {stderr}"
+    );
+}
+
+#[test]
+fn permission_denied_and_failed_logins_are_not_retried_and_say_why_once() {
+    let Some(mut pg) = Db::postgres() else { return };
+    let schema = unique("pipectl_pgdenied");
+    let role = unique("pipectl_reader");
+    pg.exec(&format!(
+        "create schema \"{schema}\"; create table \"{schema}\".t (id int); insert into \"{schema}\".t values (1);
+         create role {role} login; grant usage on schema \"{schema}\" to {role};"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let url = pg.url.replacen("postgres@", &format!("{role}@"), 1);
+    let spec = write_spec(dir.path(), &matrix_spec("postgres", &url, &schema, ""));
+    let (stdout, stderr) = run_failing(dir.path(), &spec);
+    assert_refused_once(&stdout, &stderr, "permission denied for table t");
+    pg.exec(&format!(
+        "drop schema \"{schema}\" cascade; drop owned by {role}; drop role {role}"
+    ));
+
+    let Some(my) = Db::mysql() else { return };
+    let url = my.url.replacen("root@", "pipectl_nobody@", 1);
+    let spec = write_spec(dir.path(), &matrix_spec("mysql", &url, "test", ""));
+    let (stdout, stderr) = run_failing(dir.path(), &spec);
+    assert_refused_once(&stdout, &stderr, "Access denied for user 'pipectl_nobody'");
+    assert!(published(dir.path(), "").is_empty());
+}
+
+#[test]
+fn a_slow_view_read_logs_no_warning_at_the_default_level() {
+    let Some(mut db) = Db::mysql() else { return };
+    let schema = unique("pipectl_myslow");
+    db.exec(&format!(
+        "create database `{schema}`; create view `{schema}`.slow as select 1 as id, sleep(1.2) as slept;"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        dir.path(),
+        &matrix_spec("mysql", &db.url, &schema, "")
+            .replace("table: \"%\" }", "table: slow, table_type: view }"),
+    );
+    let (out, stdout, stderr) = output(pipectl(dir.path()).arg("run").arg(&spec));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(!stderr.contains("slow statement"), "{stderr}");
+    assert!(!stderr.contains("WARN"), "{stderr}");
+    assert_eq!(published(dir.path(), ".csv").len(), 1);
+    db.exec(&format!("drop database `{schema}`"));
+}
+
+/// `schema` holds table `t` and view `v`: `%` lands the table only, `table_type: view` the
+/// view, and a rule that matches nothing warns, or fails `run --strict` and `plan --strict`.
+fn rules_by_table_type(mut db: Db, kind: &str, schema: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let tables = |dir: &Path| {
+        let mut names: Vec<String> = published(dir, ".csv")
+            .iter()
+            .map(|p| {
+                p.parent()
+                    .unwrap()
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    let spec = write_spec(dir.path(), &matrix_spec(kind, &db.url, schema, ""));
+    let (out, stdout, stderr) = output(pipectl(dir.path()).arg("run").arg(&spec));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_eq!(tables(dir.path()), ["t"], "views are not loaded by default");
+    assert!(!stderr.contains("matches no"), "{stderr}");
+
+    std::fs::remove_dir_all(dir.path().join("lake")).unwrap();
+    let rules = format!(
+        "include: [{{ schema: \"{schema}\", table: \"%\", table_type: view }}, {{ schema: \"{schema}\", table: v }}, {{ schema: \"{schema}\", table: nosuch }}]"
+    );
+    let text = matrix_spec(kind, &db.url, schema, "").replace(
+        &format!("include: [{{ schema: \"{schema}\", table: \"%\" }}]"),
+        &rules,
+    );
+    let spec = write_spec(dir.path(), &text);
+    let (out, stdout, stderr) = output(pipectl(dir.path()).arg("run").arg(&spec));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_eq!(tables(dir.path()), ["v"]);
+    assert!(
+        stderr.contains(&format!(
+            "source `src`: include rule 2 (schema `{schema}`, table `v`) matches no table; it names 1 view: add `table_type: view` (or `all`) to the rule"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "source `src`: include rule 3 (schema `{schema}`, table `nosuch`) matches no table"
+        )),
+        "{stderr}"
+    );
+
+    std::fs::remove_dir_all(dir.path().join("lake")).unwrap();
+    let (out, stdout, stderr) = output(pipectl(dir.path()).args(["run", "--strict"]).arg(&spec));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("table `nosuch`) matches no table"),
+        "{stdout}"
+    );
+    assert!(published(dir.path(), "").is_empty());
+
+    let (out, stdout, stderr) = output(pipectl(dir.path()).args(["plan", "--strict"]).arg(&spec));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("warning: include rule 3"), "{stdout}");
+    assert!(
+        stderr.contains("table `nosuch`) matches no table"),
+        "{stderr}"
+    );
+    let (out, _, _) = output(pipectl(dir.path()).arg("plan").arg(&spec));
+    assert!(out.status.success(), "plan warns without --strict");
+    db.exec(&format!("drop view {}", qualified(kind, schema, "v")));
+}
+
+fn qualified(kind: &str, schema: &str, name: &str) -> String {
+    match kind {
+        "postgres" => format!("\"{schema}\".{name}"),
+        _ => format!("`{schema}`.{name}"),
+    }
+}
+
+#[test]
+fn postgres_rules_select_tables_by_default_views_by_table_type_and_report_empty_rules() {
+    let Some(mut db) = Db::postgres() else { return };
+    let schema = unique("pipectl_pgrules");
+    db.exec(&format!(
+        "create schema \"{schema}\"; create table \"{schema}\".t (id int); insert into \"{schema}\".t values (1);
+         create view \"{schema}\".v as select id from \"{schema}\".t;"
+    ));
+    rules_by_table_type(Db::postgres().unwrap(), "postgres", &schema);
+    db.exec(&format!("drop schema \"{schema}\" cascade"));
+}
+
+#[test]
+fn mysql_rules_select_tables_by_default_views_by_table_type_and_report_empty_rules() {
+    let Some(mut db) = Db::mysql() else { return };
+    let schema = unique("pipectl_myrules");
+    db.exec(&format!(
+        "create database `{schema}`; create table `{schema}`.t (id int); insert into `{schema}`.t values (1);
+         create view `{schema}`.v as select id from `{schema}`.t;"
+    ));
+    rules_by_table_type(Db::mysql().unwrap(), "mysql", &schema);
+    db.exec(&format!("drop database `{schema}`"));
+}
+
+#[test]
+fn a_whole_url_from_the_environment_is_used_and_never_printed() {
+    let Some(mut db) = Db::postgres() else { return };
+    let schema = unique("pipectl_pgenvurl");
+    db.exec(&format!(
+        "create schema \"{schema}\"; create table \"{schema}\".t (id int); insert into \"{schema}\".t select generate_series(1, 5);"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    // Trust authentication ignores the password, which must still never be shown.
+    let secret = "pw-9f3e1c-secret";
+    let url = db
+        .url
+        .replacen("postgres@", &format!("postgres:{secret}@"), 1);
+    let spec = write_spec(
+        dir.path(),
+        &matrix_spec("postgres", "${env:PIPECTL_TEST_DATABASE_URL}", &schema, ""),
+    );
+    let with_url = |cmd: &mut std::process::Command| {
+        cmd.env("PIPECTL_TEST_DATABASE_URL", &url);
+    };
+    let mut outputs = String::new();
+    for args in [
+        &["validate"][..],
+        &["plan"],
+        &["run"],
+        &["runs", "--format", "json"],
+    ] {
+        let mut cmd = pipectl(dir.path());
+        cmd.args(args);
+        if args[0] != "runs" {
+            cmd.arg(&spec);
+        }
+        with_url(&mut cmd);
+        let (out, stdout, stderr) = output(&mut cmd);
+        assert!(out.status.success(), "{args:?}: {stdout}{stderr}");
+        outputs.push_str(&stdout);
+        outputs.push_str(&stderr);
+    }
+    assert!(!outputs.contains(secret), "{outputs}");
+    assert!(!outputs.contains("127.0.0.1:5432"), "{outputs}");
+    let ids = published_ids_csv(dir.path());
+    assert_eq!(ids, [1, 2, 3, 4, 5]);
+
+    // A value that is not a URL fails at run time without showing it.
+    let mut cmd = pipectl(dir.path());
+    cmd.arg("run")
+        .arg(&spec)
+        .env("PIPECTL_TEST_DATABASE_URL", secret);
+    let (out, stdout, stderr) = output(&mut cmd);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout
+            .contains("(${env:PIPECTL_TEST_DATABASE_URL}) is not a URL a `postgres` source reads"),
+        "{stdout}"
+    );
+    assert!(!format!("{stdout}{stderr}").contains(secret));
+
+    // A password written into the spec is still refused.
+    let literal = write_spec(dir.path(), &matrix_spec("postgres", &url, &schema, ""));
+    let (out, _, stderr) = output(pipectl(dir.path()).arg("validate").arg(&literal));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("the URL contains a password written into the spec"),
+        "{stderr}"
+    );
+    db.exec(&format!("drop schema \"{schema}\" cascade"));
+}
+
+/// The `id` column of every published CSV file, sorted.
+fn published_ids_csv(dir: &Path) -> Vec<i64> {
+    let mut ids: Vec<i64> = published(dir, ".csv")
+        .iter()
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .skip(1)
+                .map(|l| l.split(',').next().unwrap().parse::<i64>().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
 #[test]
 fn a_settle_window_leaves_recent_rows_for_a_later_run() {
     let Some(mut db) = Db::postgres() else { return };
@@ -952,6 +1539,244 @@ fn a_backfill_rereads_a_date_range_and_leaves_the_bookmark() {
     );
     assert_eq!(state_json(dir.path(), &["show", "incr", &stream]), before);
     db.exec(&format!("drop schema \"{schema}\" cascade"));
+}
+
+/// Two bookmarked tables whose keys have different types: `orders` on an integer `id`, `logs`
+/// on a timestamp `ts`; 31 rows each (ids 1..=31, one day apart from 2026-01-01).
+fn two_key_types_spec(kind: &str, url: &str, schema: &str) -> String {
+    format!(
+        r#"version: 1
+name: mixed
+connections:
+  db: {{ url: "{url}" }}
+  lake: {{ url: "file://lake" }}
+sources:
+  src:
+    type: {kind}
+    connection: db
+    include: [{{ schema: "{schema}", table: "%" }}]
+    tables:
+      orders: {{ bookmark: {{ keys: [id] }} }}
+      logs: {{ bookmark: {{ keys: [ts] }} }}
+sinks:
+  out:
+    type: object_store
+    inputs: [src]
+    connection: lake
+    key: "{{table}}/"
+    format: {{ type: jsonl }}
+"#
+    )
+}
+
+/// `(table folder, id)` of every published row, sorted.
+fn published_rows(dir: &Path) -> Vec<(String, i64)> {
+    let mut rows = Vec::new();
+    for f in published(dir, ".jsonl") {
+        let table = f
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        for line in std::fs::read_to_string(&f).unwrap().lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            rows.push((table.clone(), v["id"].as_i64().unwrap()));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+#[test]
+fn a_backfill_names_its_tables_and_checks_bounds_against_each_key_type() {
+    let Some(mut db) = Db::postgres() else { return };
+    let schema = unique("pipectl_pgbackfill2");
+    db.exec(&format!(
+        "create schema \"{schema}\";
+         create table \"{schema}\".orders (id bigint primary key);
+         create table \"{schema}\".logs (id int, ts timestamptz not null);
+         insert into \"{schema}\".orders select generate_series(1, 31);
+         insert into \"{schema}\".logs select g, timestamptz '2026-01-01' + (g - 1) * interval '1 day' from generate_series(1, 31) g;"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        dir.path(),
+        &two_key_types_spec("postgres", &db.url, &schema),
+    );
+    run_ok(dir.path(), &spec);
+    let bookmarks = state_json(dir.path(), &["mixed"]);
+    std::fs::remove_dir_all(dir.path().join("lake")).unwrap();
+    let backfill = |args: &[&str]| {
+        output(
+            pipectl(dir.path())
+                .args(["run", "-q"])
+                .args(args)
+                .arg(&spec),
+        )
+    };
+
+    // Dates do not fit the integer key: refused before connecting, naming the table and key.
+    let (out, stdout, stderr) = backfill(&[
+        "--backfill-from",
+        "2026-01-10",
+        "--backfill-to",
+        "2026-01-20",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "table {schema}.orders, key `id` is `bigint`: --backfill-from `2026-01-10` is not an integer"
+        )) && stderr.contains("--table"),
+        "{stderr}"
+    );
+    assert_eq!(runs_of(dir.path()), 1, "nothing ran");
+
+    // Named, only the timestamp table is read, in the range.
+    let (out, stdout, stderr) = backfill(&[
+        "--backfill-from",
+        "2026-01-10",
+        "--backfill-to",
+        "2026-01-20",
+        "--table",
+        "logs",
+    ]);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let expected: Vec<(String, i64)> = (10..20).map(|id| ("logs".to_owned(), id)).collect();
+    assert_eq!(published_rows(dir.path()), expected);
+
+    // An inverted or empty range, and a table name that matches no bookmark, are refused.
+    std::fs::remove_dir_all(dir.path().join("lake")).unwrap();
+    for (args, message) in [
+        (
+            &[
+                "--backfill-from",
+                "20",
+                "--backfill-to",
+                "10",
+                "--table",
+                "orders",
+            ][..],
+            "the range from 20 to 10 is empty",
+        ),
+        (
+            &[
+                "--backfill-from",
+                "5",
+                "--backfill-to",
+                "5",
+                "--table",
+                "orders",
+            ],
+            "the range from 5 to 5 is empty",
+        ),
+        (
+            &[
+                "--backfill-from",
+                "1",
+                "--backfill-to",
+                "5",
+                "--table",
+                "order",
+            ],
+            "--table `order` names no bookmarked table",
+        ),
+    ] {
+        let (out, stdout, stderr) = backfill(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stdout}{stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    assert!(published(dir.path(), "").is_empty());
+    assert_eq!(
+        state_json(dir.path(), &["mixed"]),
+        bookmarks,
+        "bookmarks stay"
+    );
+    db.exec(&format!("drop schema \"{schema}\" cascade"));
+}
+
+fn runs_of(dir: &Path) -> usize {
+    let (out, stdout, stderr) = output(pipectl(dir).args(["runs", "--format", "json"]));
+    assert!(out.status.success(), "{stderr}");
+    serde_json::from_str::<serde_json::Value>(&stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+/// `state set` refuses a value of the wrong type for the key's column, leaving the bookmark.
+fn state_set_is_type_checked(mut db: Db, kind: &str, schema: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), &two_key_types_spec(kind, &db.url, schema));
+    run_ok(dir.path(), &spec);
+    let stream = format!("src.{schema}.orders");
+    let before = state_json(dir.path(), &["show", "mixed", &stream]);
+    let (out, stdout, stderr) = output(pipectl(dir.path()).args([
+        "state",
+        "set",
+        "mixed",
+        &stream,
+        "--value",
+        "notanumber",
+    ]));
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(stderr.contains("key `id` of"), "{stderr}");
+    assert!(
+        stderr.contains("`notanumber` is not an integer"),
+        "{stderr}"
+    );
+    assert_eq!(state_json(dir.path(), &["show", "mixed", &stream]), before);
+    let logs = format!("src.{schema}.logs");
+    let (out, _, stderr) =
+        output(pipectl(dir.path()).args(["state", "set", "mixed", &logs, "--value", "42"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("`42` is not a timestamp"), "{stderr}");
+
+    // A value of the right type is taken and the next run reads past it.
+    let (out, stdout, stderr) =
+        output(pipectl(dir.path()).args(["state", "set", "mixed", &stream, "--value", "28"]));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    std::fs::remove_dir_all(dir.path().join("lake")).unwrap();
+    run_ok(dir.path(), &spec);
+    let orders: Vec<i64> = published_rows(dir.path())
+        .into_iter()
+        .filter(|(t, _)| t == "orders")
+        .map(|(_, id)| id)
+        .collect();
+    assert_eq!(orders, [29, 30, 31]);
+    let _ = &mut db;
+}
+
+#[test]
+fn postgres_state_set_is_checked_against_the_key_type() {
+    let Some(mut db) = Db::postgres() else { return };
+    let schema = unique("pipectl_pgstateset");
+    db.exec(&format!(
+        "create schema \"{schema}\";
+         create table \"{schema}\".orders (id bigint primary key);
+         create table \"{schema}\".logs (id int, ts timestamptz not null);
+         insert into \"{schema}\".orders select generate_series(1, 31);
+         insert into \"{schema}\".logs values (1, '2026-01-01');"
+    ));
+    state_set_is_type_checked(Db::postgres().unwrap(), "postgres", &schema);
+    db.exec(&format!("drop schema \"{schema}\" cascade"));
+}
+
+#[test]
+fn mysql_state_set_is_checked_against_the_key_type() {
+    let Some(mut db) = Db::mysql() else { return };
+    let schema = unique("pipectl_mystateset");
+    db.exec(&format!(
+        "create database `{schema}`;
+         create table `{schema}`.orders (id bigint primary key);
+         create table `{schema}`.logs (id int, ts datetime(6) not null);
+         insert into `{schema}`.orders select seq from seq_1_to_31;
+         insert into `{schema}`.logs values (1, '2026-01-01');"
+    ));
+    state_set_is_type_checked(Db::mysql().unwrap(), "mysql", &schema);
+    db.exec(&format!("drop database `{schema}`"));
 }
 
 #[test]

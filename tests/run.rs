@@ -285,6 +285,17 @@ fn runs_show_lists_steps_and_files() {
 
 #[test]
 fn ctrl_c_cancels_cleanly_and_publishes_nothing() {
+    stop_mid_run("-INT", 130);
+}
+
+#[test]
+fn sigterm_cancels_a_batch_run_like_ctrl_c() {
+    stop_mid_run("-TERM", 143);
+}
+
+/// Sends `signal` to a batch run once it writes to staging: the run is recorded as cancelled,
+/// publishes nothing, leaves no staging behind and exits with `code`.
+fn stop_mid_run(signal: &str, code: i32) {
     let dir = tempfile::tempdir().unwrap();
     let spec = generator_spec(dir.path(), 40_000, Some(4_000));
     let child = pipectl(dir.path())
@@ -303,13 +314,13 @@ fn ctrl_c_cancels_cleanly_and_publishes_nothing() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(130), "{stdout}");
+    assert_eq!(out.status.code(), Some(code), "{stdout}");
     assert!(stdout.contains("cancelled"), "{stdout}");
     assert!(
         files_under(&dir.path().join("lake")).is_empty(),
@@ -499,4 +510,35 @@ fn full_refresh_replaces_a_tables_files_and_a_failed_run_keeps_them() {
     assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
     assert_eq!(jsonl_rows(dir.path(), "events/"), (3000, 2));
     assert_eq!(jsonl_rows(dir.path(), "history/"), (8000, 2));
+}
+
+#[test]
+fn quiet_prints_only_errors_and_the_final_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = generator_spec(dir.path(), 100, None);
+    let (out, stdout, stderr) = output(pipectl(dir.path()).args(["run", "-q"]).arg(&spec));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    assert!(
+        lines[0].starts_with("run ") && lines[0].contains(" of gen: succeeded in "),
+        "{stdout}"
+    );
+    assert_eq!(stderr, "");
+
+    // A failed run: the final line and the error, nothing else.
+    let text = std::fs::read_to_string(&spec)
+        .unwrap()
+        .replace("inputs: [events]", "inputs: [bad]")
+        .replace(
+            "sinks:",
+            "transforms:\n  bad: { type: cast, inputs: [events], columns: { state: int64 } }\nsinks:",
+        );
+    std::fs::write(&spec, text).unwrap();
+    let (out, stdout, stderr) = output(pipectl(dir.path()).args(["run", "-q"]).arg(&spec));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(lines[0].contains(" of gen: failed in "), "{stdout}");
+    assert!(lines[1].starts_with("error: step `bad`"), "{stdout}");
 }

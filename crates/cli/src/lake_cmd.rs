@@ -63,6 +63,10 @@ pub(crate) struct CrawlArgs {
     /// Catalog database the tables go into (with --path).
     #[arg(long, requires = "path")]
     database: Option<String>,
+    /// The text CSV files under the path write for NULL, e.g. `NULL` (with --path). Default: an
+    /// empty field.
+    #[arg(long, requires = "path")]
+    null_value: Option<String>,
     /// Depth of the table folders below the path (0: the path itself is one table). Default: guessed.
     #[arg(long, requires = "path")]
     table_level: Option<usize>,
@@ -423,7 +427,7 @@ pub(crate) fn query(
 pub(crate) fn crawl(state_dir: &Path, args: CrawlArgs) -> Result<ExitCode> {
     let reports = match (&args.file, &args.path) {
         (Some(file), _) => {
-            let Some(spec) = load_or_report(file)? else {
+            let Some(spec) = load_or_report(file, false)? else {
                 return Ok(ExitCode::from(1));
             };
             if spec.pipeline.crawlers.is_empty() {
@@ -545,6 +549,7 @@ fn crawl_path(state_dir: &Path, path: &str, args: &CrawlArgs) -> Result<CrawlRep
         layout: Layout::Guess {
             table_level: args.table_level,
         },
+        csv_null_value: args.null_value.clone().unwrap_or_default(),
     };
     let options = CrawlOptions {
         database,

@@ -38,7 +38,7 @@ struct Cli {
     /// More log output (-v: debug, -vv: trace). `RUST_LOG` overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
-    /// Only errors and final results.
+    /// Only errors and the final line (`run ... of ...: succeeded in ...`).
     #[arg(short, long, global = true)]
     quiet: bool,
     #[command(subcommand)]
@@ -65,6 +65,10 @@ enum Command {
         /// Do not connect to sources to list their tables.
         #[arg(long)]
         offline: bool,
+        /// Exit 1 when the plan has warnings, such as an include rule that matches no table
+        /// (for CI).
+        #[arg(long)]
+        strict: bool,
     },
     /// Run a pipeline once, now.
     Run {
@@ -77,9 +81,17 @@ enum Command {
         /// Backfill: exclusive upper bound of the first bookmark key.
         #[arg(long, requires = "backfill_from")]
         backfill_to: Option<String>,
+        /// Backfill only this table (`schema.table` or `table`, `%` wildcards; repeatable): the
+        /// run reads no other table. Needed when bookmarked tables have keys of different types.
+        #[arg(long = "table", requires = "backfill_from")]
+        tables: Vec<String>,
         /// Output format of the final summary.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
+        /// Fail the run (nothing is published) when an include rule matches no table, instead
+        /// of warning.
+        #[arg(long)]
+        strict: bool,
     },
     /// Run history.
     Runs {
@@ -240,17 +252,20 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             file,
             format,
             offline,
-        } => plan(&file, format, offline, &cli.state_dir),
+            strict,
+        } => plan(&file, format, offline, strict, &cli.state_dir),
         Command::Run {
             file,
             format,
             backfill_from,
             backfill_to,
+            tables,
+            strict,
         } => {
             let backfill = backfill_from
                 .zip(backfill_to)
-                .map(|(from, to)| executor::Backfill { from, to });
-            run(&file, format, &cli.state_dir, cli.quiet, backfill)
+                .map(|(from, to)| executor::Backfill { from, to, tables });
+            run(&file, format, &cli.state_dir, cli.quiet, backfill, strict)
         }
         Command::Runs {
             action,
@@ -386,20 +401,27 @@ pub(crate) fn forwarded_command(
     }
 }
 
-/// Prints a finished run (summary table or JSON) and returns its exit code: 0 succeeded,
-/// 130 cancelled (as after Ctrl-C), 1 otherwise.
+/// Prints a finished run (summary table or JSON; with `quiet`, only its final line and error)
+/// and returns its exit code: 0 succeeded, 130 cancelled (as after Ctrl-C; 143 when `stopped_by`
+/// says SIGTERM stopped it), 1 otherwise.
 pub(crate) fn report_run(
     record: &pipectl_state::RunRecord,
     spec: &LoadedSpec,
     format: OutputFormat,
+    quiet: bool,
+    stopped_by: Option<serve::StopSignal>,
 ) -> Result<ExitCode> {
-    match format {
-        OutputFormat::Json => print_out(&(serde_json::to_string_pretty(record)? + "\n"))?,
-        OutputFormat::Text => print_out(&render::run_summary(record, spec))?,
+    match (format, quiet) {
+        (OutputFormat::Json, _) => print_out(&(serde_json::to_string_pretty(record)? + "\n"))?,
+        (OutputFormat::Text, true) => print_out(&render::run_outcome(record))?,
+        (OutputFormat::Text, false) => print_out(&render::run_summary(record, spec))?,
     }
     Ok(match record.status {
         RunStatus::Succeeded => ExitCode::SUCCESS,
-        RunStatus::Cancelled => ExitCode::from(130),
+        RunStatus::Cancelled => ExitCode::from(match stopped_by {
+            Some(serve::StopSignal::Terminate) => 143,
+            _ => 130,
+        }),
         _ => ExitCode::from(1),
     })
 }
@@ -468,11 +490,12 @@ fn load(file: &Path) -> Result<Result<LoadedSpec, Vec<Diagnostic>>> {
     ))
 }
 
-/// Loads a spec for `plan`/`run`, printing its diagnostics; `None` when it has errors.
-fn load_or_report(file: &Path) -> Result<Option<LoadedSpec>> {
+/// Loads a spec for `plan`/`run`, printing its diagnostics (warnings only unless `quiet`);
+/// `None` when it has errors.
+fn load_or_report(file: &Path, quiet: bool) -> Result<Option<LoadedSpec>> {
     match load(file)? {
         Ok(spec) => {
-            for w in &spec.warnings {
+            for w in spec.warnings.iter().filter(|_| !quiet) {
                 eprintln!("{w}\n");
             }
             Ok(Some(spec))
@@ -569,8 +592,14 @@ fn env_lookup(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-fn plan(file: &Path, format: OutputFormat, offline: bool, state_dir: &Path) -> Result<ExitCode> {
-    let Some(spec) = load_or_report(file)? else {
+fn plan(
+    file: &Path,
+    format: OutputFormat,
+    offline: bool,
+    strict: bool,
+    state_dir: &Path,
+) -> Result<ExitCode> {
+    let Some(spec) = load_or_report(file, false)? else {
         return Ok(ExitCode::from(1));
     };
     // Stored bookmarks let the plan show the values incremental reads bind; without a state
@@ -598,6 +627,19 @@ fn plan(file: &Path, format: OutputFormat, offline: bool, state_dir: &Path) -> R
         OutputFormat::Json => serde_json::to_string_pretty(&plan)? + "\n",
         OutputFormat::Text => render::plan(&plan),
     })?;
+    let warnings = plan.warnings();
+    if strict && !warnings.is_empty() {
+        for w in &warnings {
+            eprintln!("error: {w}");
+        }
+        eprintln!(
+            "{}: {} warning{} with --strict",
+            file.display(),
+            warnings.len(),
+            plural(warnings.len())
+        );
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -607,8 +649,9 @@ fn run(
     state_dir: &Path,
     quiet: bool,
     backfill: Option<executor::Backfill>,
+    strict: bool,
 ) -> Result<ExitCode> {
-    let Some(spec) = load_or_report(file)? else {
+    let Some(spec) = load_or_report(file, quiet)? else {
         return Ok(ExitCode::from(1));
     };
     let state: Arc<dyn StateStore> = match open_state(state_dir) {
@@ -634,24 +677,33 @@ fn run(
             }
             .to_owned(),
             cancel: cancel.clone(),
+            strict,
         },
         env_lookup,
     )
     .map_err(|e| anyhow!("{e}"))?;
     let prepared = match backfill {
-        Some(b) => prepared.with_backfill(b),
+        Some(b) => prepared
+            .with_backfill(b)
+            .map_err(|e| UsageError(e.to_string()))?,
         None => prepared,
     };
     let runtime = runtime()?;
+    // Ctrl-C and SIGTERM (what systemd, Kubernetes, Docker and CI send) stop the run the same way.
+    let stopped_by = Arc::new(std::sync::OnceLock::new());
     let record = runtime.block_on(async {
         let on_signal = cancel.clone();
+        let stopped = stopped_by.clone();
         tokio::spawn(async move {
+            let signal = serve::stop_signal_kind().await;
+            let _ = stopped.set(signal);
+            eprintln!(
+                "\n{}: stopping steps, nothing will be published (press Ctrl-C again to force)",
+                signal.noun()
+            );
+            on_signal.cancel();
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\ninterrupted: stopping steps, nothing will be published (press Ctrl-C again to force)");
-                on_signal.cancel();
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
-                }
+                std::process::exit(130);
             }
         });
         let display = progress::Display::start(&prepared.steps, &prepared.run_id, quiet);
@@ -660,5 +712,5 @@ fn run(
         result
     });
     let record = record.map_err(|e| anyhow!("{e}"))?;
-    crate::report_run(&record, &spec, format)
+    crate::report_run(&record, &spec, format, quiet, stopped_by.get().copied())
 }

@@ -73,20 +73,7 @@ pub(crate) fn run_summary(run: &RunRecord, spec: &LoadedSpec) -> String {
         }
     }
     let mut out = format!("{t}\n");
-    let elapsed = run
-        .ended_at
-        .map(|e| (e - run.started_at).num_milliseconds().max(0) as u64)
-        .unwrap_or(0);
-    out.push_str(&format!(
-        "run {} of {}: {} in {}\n",
-        run.id,
-        run.pipeline,
-        run.status,
-        duration(elapsed)
-    ));
-    if let Some(error) = &run.error {
-        out.push_str(&format!("error: {error}\n"));
-    }
+    out.push_str(&run_outcome(run));
     if !run.publish.is_empty() && run.error.is_none() {
         out.push_str(&format!(
             "published {} file{}:\n",
@@ -109,6 +96,26 @@ pub(crate) fn run_summary(run: &RunRecord, spec: &LoadedSpec) -> String {
                 run.id
             ));
         }
+    }
+    out
+}
+
+/// The last line of a run's summary (`run ID of PIPELINE: succeeded in 1.20 s`) and its
+/// error, if any: all that `-q` prints.
+pub(crate) fn run_outcome(run: &RunRecord) -> String {
+    let elapsed = run
+        .ended_at
+        .map(|e| (e - run.started_at).num_milliseconds().max(0) as u64)
+        .unwrap_or(0);
+    let mut out = format!(
+        "run {} of {}: {} in {}\n",
+        run.id,
+        run.pipeline,
+        run.status,
+        duration(elapsed)
+    );
+    if let Some(error) = &run.error {
+        out.push_str(&format!("error: {error}\n"));
     }
     out
 }
@@ -262,6 +269,9 @@ pub(crate) fn plan(plan: &Plan) -> String {
         }
         for n in &step.notes {
             out.push_str(&format!("     note: {n}\n"));
+        }
+        for w in &step.warnings {
+            out.push_str(&format!("     warning: {w}\n"));
         }
     }
     out

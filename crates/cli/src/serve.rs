@@ -61,26 +61,52 @@ pub(crate) fn serve(args: ServeArgs, state_dir: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The signal that asked pipectl to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StopSignal {
+    /// Ctrl-C (SIGINT).
+    Interrupt,
+    /// SIGTERM.
+    Terminate,
+}
+
+impl StopSignal {
+    /// How the stop is announced: `interrupted`, `terminated`.
+    pub(crate) fn noun(self) -> &'static str {
+        match self {
+            StopSignal::Interrupt => "interrupted",
+            StopSignal::Terminate => "terminated (SIGTERM)",
+        }
+    }
+}
+
 /// Completes on SIGTERM or Ctrl-C.
 pub(crate) async fn stop_signal() {
+    stop_signal_kind().await;
+}
+
+/// Completes on SIGTERM or Ctrl-C, saying which came.
+pub(crate) async fn stop_signal_kind() -> StopSignal {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         match signal(SignalKind::terminate()) {
             Ok(mut term) => {
                 tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => StopSignal::Terminate,
+                    _ = tokio::signal::ctrl_c() => StopSignal::Interrupt,
                 }
             }
             Err(_) => {
                 let _ = tokio::signal::ctrl_c().await;
+                StopSignal::Interrupt
             }
         }
     }
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+        StopSignal::Interrupt
     }
 }
 
@@ -215,5 +241,5 @@ pub(crate) fn run(
         Ok(r) => r,
         Err(_) => return Err(anyhow!("the run did not start: {}", resp.body.trim())),
     };
-    crate::report_run(&record, spec, format)
+    crate::report_run(&record, spec, format, quiet, None)
 }

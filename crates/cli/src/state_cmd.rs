@@ -5,6 +5,7 @@ use chrono::Utc;
 use clap::Subcommand;
 use comfy_table::Table;
 use comfy_table::presets::UTF8_BORDERS_ONLY;
+use pipectl_engine::source::key_type::KeyType;
 use pipectl_state::{Bookmark, StateStore};
 
 use crate::UsageError;
@@ -131,21 +132,19 @@ pub(crate) fn act(store: &dyn StateStore, action: StateAction, json: bool) -> Re
             keys,
             values: new_values,
         } => {
-            let keys = if keys.is_empty() {
+            // The last position a run stored gives the keys and their column types.
+            let stored = store.bookmark(&pipeline, &stream)?.or_else(|| {
                 store
-                    .bookmark(&pipeline, &stream)?
-                    .or_else(|| {
-                        store
-                            .bookmark_history(&pipeline, &stream)
-                            .ok()
-                            .and_then(|h| h.last().cloned())
-                    })
-                    .map(|b| b.keys)
-                    .ok_or_else(|| {
-                        UsageError(format!(
-                            "stream `{stream}` of pipeline `{pipeline}` has no bookmark yet; name its keys with --key"
-                        ))
-                    })?
+                    .bookmark_history(&pipeline, &stream)
+                    .ok()
+                    .and_then(|h| h.last().cloned())
+            });
+            let keys = if keys.is_empty() {
+                stored.as_ref().map(|b| b.keys.clone()).ok_or_else(|| {
+                    UsageError(format!(
+                        "stream `{stream}` of pipeline `{pipeline}` has no bookmark yet; name its keys with --key"
+                    ))
+                })?
             } else {
                 keys
             };
@@ -158,6 +157,14 @@ pub(crate) fn act(store: &dyn StateStore, action: StateAction, json: bool) -> Re
                 ))
                 .into());
             }
+            let key_types = key_types(stored.as_ref(), &keys);
+            for ((key, value), declared) in keys.iter().zip(&new_values).zip(&key_types) {
+                KeyType::of(declared).check(value).map_err(|e| {
+                    UsageError(format!(
+                        "key `{key}` of {stream} is `{declared}`: {e}; nothing was changed"
+                    ))
+                })?;
+            }
             let bookmark = Bookmark {
                 pipeline,
                 stream,
@@ -166,6 +173,7 @@ pub(crate) fn act(store: &dyn StateStore, action: StateAction, json: bool) -> Re
                     .into_iter()
                     .map(serde_json::Value::String)
                     .collect(),
+                key_types,
                 run_id: "manual".to_owned(),
                 updated_at: Utc::now(),
             };
@@ -226,6 +234,22 @@ pub(crate) fn act(store: &dyn StateStore, action: StateAction, json: bool) -> Re
             }
         }
     }
+}
+
+/// The declared types of `keys`, from the position a run stored (by key name), or none when
+/// a key's type is not known: such values are set unchecked.
+fn key_types(stored: Option<&Bookmark>, keys: &[String]) -> Vec<String> {
+    let Some(stored) = stored else {
+        return Vec::new();
+    };
+    let types: Option<Vec<String>> = keys
+        .iter()
+        .map(|k| {
+            let i = stored.keys.iter().position(|s| s == k)?;
+            stored.key_types.get(i).cloned()
+        })
+        .collect();
+    types.unwrap_or_default()
 }
 
 fn no_bookmark(pipeline: &str, stream: &str) -> UsageError {

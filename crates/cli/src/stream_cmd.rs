@@ -49,5 +49,5 @@ pub(crate) fn run(
         result
     });
     let record = record.map_err(|e| anyhow!("{e}"))?;
-    crate::report_run(&record, spec, format)
+    crate::report_run(&record, spec, format, quiet, None)
 }

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::connect::Connections;
 use crate::error::{Error, Result};
-use crate::table::Message;
+use crate::table::{Message, TableId};
 
 /// Batches in flight between two steps. Small: each holds thousands of rows, and a full channel
 /// makes the upstream step wait (backpressure) instead of buffering without bound.
@@ -36,6 +36,8 @@ pub struct RunContext {
     pub new_bookmarks: Mutex<Vec<Bookmark>>,
     /// Set for a backfill run: bookmarked tables read a range of their first key instead.
     pub backfill: Option<Backfill>,
+    /// `--strict`: an include rule that matches no table fails the run instead of warning.
+    pub strict: bool,
 }
 
 /// A date (or any first-key) range re-read by a backfill run, which never moves bookmarks.
@@ -45,6 +47,17 @@ pub struct Backfill {
     pub from: String,
     /// Exclusive upper bound.
     pub to: String,
+    /// The tables to backfill (`schema.table` or `table` patterns with `%` and `_`, by their
+    /// database names); the run reads no other table. Empty: every table, bookmarked ones in
+    /// the range.
+    pub tables: Vec<String>,
+}
+
+impl Backfill {
+    /// Whether the backfill run reads `table` (named by its database name).
+    pub fn reads(&self, table: &TableId) -> bool {
+        self.tables.is_empty() || self.tables.iter().any(|p| table.matches(p))
+    }
 }
 
 impl RunContext {
@@ -61,6 +74,7 @@ impl RunContext {
             state: self.state.clone(),
             new_bookmarks: Mutex::new(Vec::new()),
             backfill: self.backfill.clone(),
+            strict: self.strict,
         }
     }
 }
@@ -132,6 +146,27 @@ pub struct StepContext {
     pub name: String,
     /// The step's counters.
     pub metrics: Arc<StepMetrics>,
+}
+
+impl StepContext {
+    /// Reports a source's include rules that matched no table (`messages`, one per rule): as
+    /// warnings, or with `--strict` as the error that fails the run.
+    pub fn report_unmatched_rules(&self, messages: &[String]) -> Result<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        if self.run.strict {
+            return Err(Error::user(format!(
+                "source `{}`: {} (--strict)",
+                self.name,
+                messages.join("; ")
+            )));
+        }
+        for message in messages {
+            tracing::warn!("source `{}`: {message}", self.name);
+        }
+        Ok(())
+    }
 }
 
 /// Where a step sends its batches: one channel per downstream step (fan-out clones batches,

@@ -35,7 +35,7 @@ pub use crate::context::Backfill;
 use crate::context::{CHANNEL_CAPACITY, Output, RunContext, StepContext, StepMetrics};
 use crate::error::{Error, ErrorClass, Result};
 use crate::sink::{self, StagedFile, staging_prefix};
-use crate::table::Message;
+use crate::table::{Message, TableId};
 use crate::{source, transform};
 
 /// Attempts of a run whose failure is external (network, server) before it is reported failed.
@@ -72,6 +72,8 @@ pub struct RunOptions {
     pub trigger: String,
     /// Cancel it (Ctrl-C, SIGTERM).
     pub cancel: CancellationToken,
+    /// Fail the run when an include rule matches no table (`pipectl run --strict`).
+    pub strict: bool,
 }
 
 /// Resolves connections and prepares a run of `spec`. `base_dir` is the spec file's folder;
@@ -102,6 +104,7 @@ pub fn prepare(
         state: state.clone(),
         new_bookmarks: std::sync::Mutex::new(Vec::new()),
         backfill: None,
+        strict: options.strict,
     });
     let steps = spec
         .dag
@@ -131,12 +134,52 @@ enum StepOutcome {
 impl PreparedRun {
     /// Makes this a backfill run: bookmarked tables read the rows whose first key is in the
     /// range, and no bookmark is read or moved.
-    pub fn with_backfill(mut self, backfill: Backfill) -> Self {
+    ///
+    /// Checked before anything connects, against the bookmarks earlier runs stored: every
+    /// `--table` pattern names a bookmarked table, and the bounds are values of each named
+    /// table's key type, with `from` below `to`. (Tables without a stored bookmark are checked
+    /// against the database's types when the source lists them, still before any row is read.)
+    pub fn with_backfill(mut self, backfill: Backfill) -> Result<Self> {
+        let bookmarks = state_call(self.state.bookmarks(Some(&self.spec.pipeline.name)))?;
+        let bookmarked: Vec<(TableId, &pipectl_state::Bookmark)> = bookmarks
+            .iter()
+            .filter_map(|b| Some((database_table(&self.spec, &b.stream)?, b)))
+            .collect();
+        for pattern in &backfill.tables {
+            if !bookmarked.iter().any(|(t, _)| t.matches(pattern)) {
+                let known: Vec<String> = bookmarked.iter().map(|(t, _)| t.to_string()).collect();
+                return Err(Error::user(format!(
+                    "--table `{pattern}` names no bookmarked table of pipeline `{}`{}",
+                    self.spec.pipeline.name,
+                    if known.is_empty() {
+                        " (it has no bookmarks yet: run it once first)".to_owned()
+                    } else {
+                        format!("; bookmarked: {}", known.join(", "))
+                    }
+                )));
+            }
+        }
+        for (table, b) in &bookmarked {
+            if let (Some(key), Some(declared), true) =
+                (b.keys.first(), b.key_types.first(), backfill.reads(table))
+            {
+                let what = format!("table {table}, key `{key}`");
+                crate::source::key_type::check_range(declared, &backfill.from, &backfill.to, &what)
+                    .map_err(|e| {
+                        Error::user(match backfill.tables.is_empty() {
+                            true => format!(
+                                "{e}; name the tables whose keys the bounds fit with --table"
+                            ),
+                            false => e,
+                        })
+                    })?;
+            }
+        }
         let mut context = self.context.attempt();
         context.backfill = Some(backfill);
         context.cancel = self.context.cancel.clone();
         self.context = Arc::new(context);
-        self
+        Ok(self)
     }
 
     /// Runs the pipeline to the end and returns the final run record (also stored in state).
@@ -256,7 +299,9 @@ impl PreparedRun {
             .collect();
 
         if let Some((status, message)) = failure {
-            tracing::warn!(run = %self.run_id, %status, error = %message, "run did not succeed; discarding staged files");
+            // Info, not a warning: the error is the run's result, which whoever started the
+            // run reports (the summary, the daemon's log); a warning here printed it twice.
+            tracing::info!(run = %self.run_id, %status, error = %message, "run did not succeed; discarding staged files");
             discard_staging(&self.context.connections, &self.spec, &self.run_id).await;
             record.status = status;
             record.error = Some(message);
@@ -441,6 +486,23 @@ impl PreparedRun {
         // Each channel closes when the last upstream output holding its sender is dropped.
         drop(senders);
         Ok(tasks)
+    }
+}
+
+/// The database table a bookmark stream (`<source step>.<schema>.<table>`) of one of `spec`'s
+/// PostgreSQL or MySQL sources reads; `None` for other streams.
+fn database_table(spec: &LoadedSpec, stream: &str) -> Option<TableId> {
+    let (source, rest) = stream.split_once('.')?;
+    let (schema, name) = rest.split_once('.')?;
+    match spec.pipeline.sources.get(source)? {
+        pipectl_spec::types::Source::Postgres(_) | pipectl_spec::types::Source::Mysql(_) => {
+            Some(TableId {
+                source: source.to_owned(),
+                schema: schema.to_owned(),
+                name: name.to_owned(),
+            })
+        }
+        _ => None,
     }
 }
 

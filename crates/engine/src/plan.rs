@@ -69,6 +69,24 @@ pub struct PlanStep {
     /// Things worth knowing (e.g. a database that could not be inspected).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Probable mistakes: an include rule that matches no table. `plan --strict` and
+    /// `run --strict` treat them as errors.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    /// Every step's warnings, each prefixed with its step.
+    pub fn warnings(&self) -> Vec<String> {
+        self.steps
+            .iter()
+            .flat_map(|s| {
+                s.warnings
+                    .iter()
+                    .map(move |w| format!("source `{}`: {w}", s.name))
+            })
+            .collect()
+    }
 }
 
 /// A table a source reads.
@@ -130,6 +148,7 @@ pub async fn build_with_bookmarks(
             reads: Vec::new(),
             writes: Vec::new(),
             notes: Vec::new(),
+            warnings: Vec::new(),
         };
         let mut tables: Vec<TableId> = Vec::new();
         match step.kind {
@@ -151,11 +170,12 @@ pub async fn build_with_bookmarks(
                                 Err(e) => plan_step.notes.push(format!("cannot inspect the database: {e}")),
                                 Ok(mut conn) => match sqlite::plan_tables(&step.name, db, &mut conn).await {
                                     Err(e) => plan_step.notes.push(format!("cannot list tables: {e}")),
-                                    Ok(plans) => {
-                                        if plans.is_empty() {
+                                    Ok(listing) => {
+                                        if listing.plans.is_empty() {
                                             plan_step.notes.push("the selection rules match no table".to_owned());
                                         }
-                                        for p in plans {
+                                        plan_step.warnings = listing.unmatched_rules;
+                                        for p in listing.plans {
                                             plan_step.reads.push(PlanRead {
                                                 table: p.table.to_string(),
                                                 query: p.sql.clone(),
@@ -187,11 +207,12 @@ pub async fn build_with_bookmarks(
                                 };
                                 match database::plan_tables(dialect, &step.name, db, &url, &stored, false).await {
                                     Err(e) => plan_step.notes.push(format!("cannot list tables: {e}")),
-                                    Ok(plans) => {
-                                        if plans.is_empty() {
+                                    Ok(listing) => {
+                                        if listing.plans.is_empty() {
                                             plan_step.notes.push("the selection rules match no table".to_owned());
                                         }
-                                        for p in plans {
+                                        plan_step.warnings = listing.unmatched_rules;
+                                        for p in listing.plans {
                                             let statement = p.read_statement(dialect);
                                             if let Some(b) = &p.bookmark {
                                                 plan_step.notes.push(match &b.previous {
@@ -385,6 +406,7 @@ pub async fn build_with_bookmarks(
         let r = c.redactor();
         for step in &mut plan.steps {
             step.notes.iter_mut().for_each(|n| *n = r.redact(n));
+            step.warnings.iter_mut().for_each(|w| *w = r.redact(w));
             step.reads.iter_mut().for_each(|read| {
                 read.query = r.redact(&read.query);
                 read.params.iter_mut().for_each(|p| *p = r.redact(p));

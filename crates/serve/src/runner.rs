@@ -58,6 +58,7 @@ impl Runner for EngineRunner {
             let options = RunOptions {
                 trigger: job.trigger.clone(),
                 cancel: job.cancel.clone(),
+                strict: false,
             };
             let prepared = match executor::prepare(&pipeline.spec, &pipeline.base_dir, state.clone(), options, |n| env(n)) {
                 Ok(p) => p,
@@ -103,6 +104,11 @@ impl Runner for EngineRunner {
                         || class == Some(ErrorClass::External),
                 },
             };
+            if let (Outcome::Failed { .. }, Some(error)) = (&outcome, &record.error) {
+                // The engine logs a failed run's error only at info level: `pipectl run` prints
+                // it in its summary, and here the daemon's log is where it is reported.
+                tracing::warn!(run = %record.id, pipeline = %record.pipeline, "run failed: {error}");
+            }
             if let Some(settings) = &pipeline.spec.pipeline.run {
                 prune(state.as_ref(), &record.pipeline, settings);
             }

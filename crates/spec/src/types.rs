@@ -274,6 +274,16 @@ pub struct DatabaseSource {
     /// What a column of a type pipectl cannot map does: fail the run naming it, or land it as text.
     #[serde(default)]
     pub unmapped_types: UnmappedTypes,
+    /// What PostgreSQL's `infinity` and `-infinity` dates and timestamps (common as `valid_to`)
+    /// land as: fail the run naming the row (`fail`), NULL (`set_null`), or the latest and
+    /// earliest values, `9999-12-31 23:59:59.999999` and `0001-01-01 00:00:00` (`clamp`).
+    #[serde(default)]
+    pub infinity: InfinityPolicy,
+    /// How MySQL `TIME` columns land: as a time of day (a value below zero or of 24 hours or
+    /// more fails the run naming the row), or as text in MySQL's own form (`-838:59:59`,
+    /// `100:00:00`), for columns that hold durations.
+    #[serde(default)]
+    pub mysql_time: MysqlTime,
     /// DMS-style transformation rules applied in order to the tables this source lands: rename a
     /// table or column, remove a column, lowercase names, add a table prefix (PostgreSQL and MySQL).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -318,6 +328,31 @@ pub enum UnmappedTypes {
     #[default]
     Fail,
     /// Read the column as the database's text form.
+    Text,
+}
+
+/// What an infinite date or timestamp lands as.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InfinityPolicy {
+    /// Fail the run, naming the table, row and column.
+    #[default]
+    Fail,
+    /// NULL (`set_null` rather than `null`, which YAML reads as no value).
+    SetNull,
+    /// `infinity` as `9999-12-31 23:59:59.999999` (dates: `9999-12-31`), `-infinity` as
+    /// `0001-01-01 00:00:00` (dates: `0001-01-01`), the range every reader takes.
+    Clamp,
+}
+
+/// How MySQL `TIME` columns land.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MysqlTime {
+    /// A time of day (Arrow `time64`, microseconds).
+    #[default]
+    TimeOfDay,
+    /// Text as MySQL prints it, negative and past 24 hours included.
     Text,
 }
 
@@ -383,6 +418,33 @@ pub struct TableRule {
     /// Table name pattern. Default `%`.
     #[serde(default = "default_wildcard")]
     pub table: String,
+    /// Which kind of object the rule selects: `table`, `view` or `all`. Default: `table` in
+    /// `include` rules (views are loaded only when asked for, as in DMS), `all` in `exclude` rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_type: Option<TableType>,
+}
+
+/// The kind of database object a selection rule applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TableType {
+    /// Tables (also partitioned and foreign tables).
+    Table,
+    /// Views (also materialized views).
+    View,
+    /// Tables and views.
+    All,
+}
+
+impl TableType {
+    /// Whether the rule selects an object that is a view (`true`) or a table (`false`).
+    pub fn selects(self, view: bool) -> bool {
+        match self {
+            TableType::Table => !view,
+            TableType::View => view,
+            TableType::All => true,
+        }
+    }
 }
 
 fn default_wildcard() -> String {
@@ -640,6 +702,11 @@ pub struct CsvFormat {
     /// Field delimiter: a single ASCII character.
     #[serde(default = "default_delimiter")]
     pub delimiter: String,
+    /// What NULL is written as (DMS `CsvNullValue`), e.g. `NULL` or `\N`. Default: an empty
+    /// field. Either way an empty string is written as `""`, and a text value equal to this is
+    /// quoted, so NULL and text stay apart.
+    #[serde(default)]
+    pub null_value: String,
     /// Compress the file.
     #[serde(default)]
     pub compression: TextCompression,

@@ -603,9 +603,16 @@ impl Validator<'_> {
                 Some("e.g. `\",\"`, `\";\"`, `\"|\"` or `\"\\t\"`".to_owned()),
             );
         }
+        self.declared_columns(&at("columns"), &f.columns);
+        if let Some(problem) =
+            null_value_problem(&f.null_value, f.delimiter.as_deref().unwrap_or(","))
+        {
+            self.error(&at("null_value"), problem, Some(NULL_VALUE_HELP.to_owned()));
+        }
         let csv_only = [
             ("delimiter", f.delimiter.is_some()),
             ("header", f.header.is_some()),
+            ("null_value", !f.null_value.is_empty()),
         ];
         if matches!(
             f.format,
@@ -782,6 +789,9 @@ impl Validator<'_> {
             }
         }
         match url_scheme(&c.url) {
+            // A URL whose scheme comes from the environment (`${env:DATABASE_URL}`, as
+            // twelve-factor deployments keep it) is checked when the run resolves it.
+            None if c.url.starts_with("${") => {}
             None => self.error(&[base[0].clone(), base[1].clone(), key("url")], format!("`{}` is not a URL", c.url), Some("write `scheme://...`, e.g. `sqlite://data/app.db`, `file://lake`, `s3://bucket/prefix`".to_owned())),
             Some(scheme) => {
                 let known: Vec<&str> = OBJECT_STORE_SCHEMES.iter().chain(DATABASE_SCHEMES).chain(POSTGRES_SCHEMES).chain(MYSQL_SCHEMES).chain(NATS_SCHEMES).chain(MQTT_SCHEMES).copied().collect();
@@ -1010,9 +1020,23 @@ impl Validator<'_> {
                 Some("leave it out to generate as fast as the pipeline takes records".to_owned()),
             );
         }
-        for (i, column) in g.columns.iter().enumerate() {
-            let mut path = at("columns");
+        self.declared_columns(&at("columns"), &g.columns);
+    }
+
+    /// Checks the types of a `columns:` list, and that no name is declared twice.
+    fn declared_columns(&mut self, base: &[PathSeg], columns: &[crate::types::ColumnDecl]) {
+        for (i, column) in columns.iter().enumerate() {
+            let mut path = base.to_vec();
             path.push(PathSeg::Index(i));
+            if columns[..i].iter().any(|c| c.name == column.name) {
+                let mut at = path.clone();
+                at.push(key("name"));
+                self.error(
+                    &at,
+                    format!("column `{}` is declared twice", column.name),
+                    None,
+                );
+            }
             path.push(key("type"));
             self.column_type(&path, &column.data_type);
         }
@@ -1162,13 +1186,32 @@ impl Validator<'_> {
                     && csv.delimiter.is_ascii()
                     && !matches!(csv.delimiter.as_str(), "\"" | "\n" | "\r");
                 if !ok {
+                    let mut path = path.clone();
                     path.push(key("delimiter"));
                     self.error(&path, format!("delimiter must be one ASCII character other than a quote or newline, found {:?}", csv.delimiter), Some("e.g. `\",\"`, `\";\"`, `\"|\"` or `\"\\t\"`".to_owned()));
+                }
+                if let Some(problem) = null_value_problem(&csv.null_value, &csv.delimiter) {
+                    path.push(key("null_value"));
+                    self.error(&path, problem, Some(NULL_VALUE_HELP.to_owned()));
                 }
             }
             Format::Parquet(_) | Format::Jsonl(_) => {}
         }
     }
+}
+
+/// Examples of a CSV `null_value`: YAML reads `\N` in double quotes as an escape.
+const NULL_VALUE_HELP: &str = "e.g. `NULL`, or `'\\N'` in single quotes";
+
+/// Why a CSV `null_value` cannot be told apart from the file's structure: it may not hold the
+/// delimiter, a quote or a line break.
+fn null_value_problem(null_value: &str, delimiter: &str) -> Option<String> {
+    let bad = null_value
+        .chars()
+        .any(|c| matches!(c, '"' | '\n' | '\r') || delimiter.starts_with(c));
+    bad.then(|| {
+        format!("null_value {null_value:?} holds the delimiter, a quote or a line break, which would make it text")
+    })
 }
 
 /// Checks a sink key template; on error, the character offset, message and help.

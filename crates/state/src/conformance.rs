@@ -131,6 +131,7 @@ fn bookmark(pipeline: &str, stream: &str, value: i64, run_id: &str) -> Bookmark 
         stream: stream.to_owned(),
         keys: vec!["last_update".to_owned(), "film_id".to_owned()],
         values: vec![json!("2006-02-15T05:03:42.000001Z"), json!(value)],
+        key_types: vec!["timestamp with time zone".to_owned(), "integer".to_owned()],
         run_id: run_id.to_owned(),
         updated_at: time(value),
     }
@@ -585,6 +586,7 @@ fn bookmark_values_round_trip_exactly(store: &dyn StateStore) {
             json!(null),
             json!("2030-01-01T00:00:00.123456789Z"),
         ],
+        key_types: Vec::new(),
         run_id: "manual".to_owned(),
         updated_at: time(80),
     };

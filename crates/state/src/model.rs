@@ -177,6 +177,11 @@ pub struct Bookmark {
     /// The cursor values, one per key. Their encoding is the engine's: the store keeps them
     /// exactly (full precision) and never interprets them.
     pub values: Vec<serde_json::Value>,
+    /// Each key column's type as the database declares it (`bigint`, `timestamp with time
+    /// zone`), as the run that set the value read it; empty when unknown. Values set by hand
+    /// and backfill bounds are checked against it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_types: Vec<String>,
     /// The run that set this value (or a marker such as `manual` for a hand-set value).
     pub run_id: String,
     /// When this value was set.
@@ -346,6 +351,7 @@ mod tests {
             stream: "s".into(),
             keys: vec!["id".into(), "ts".into()],
             values: vec![serde_json::json!(u64::MAX), serde_json::json!(i64::MIN)],
+            key_types: vec!["bigint unsigned".into(), "bigint".into()],
             run_id: "r".into(),
             updated_at: at(0),
         };
@@ -362,6 +368,7 @@ mod tests {
             stream: "s".into(),
             keys: vec!["id".into()],
             values: vec![serde_json::json!(5)],
+            key_types: Vec::new(),
             run_id: "r1".into(),
             updated_at: at(0),
         };

@@ -82,11 +82,13 @@ fn kind_from_name(name: &str) -> (Option<&'static str>, bool) {
     (kind, gzip)
 }
 
-/// Reads a sample of the object at `path` (`size` bytes) and infers its format and columns.
+/// Reads a sample of the object at `path` (`size` bytes) and infers its format and columns;
+/// in CSV, fields equal to `null_value` are NULL (they say nothing about a column's type).
 pub async fn infer_file(
     store: &Arc<dyn ObjectStore>,
     path: &Path,
     size: u64,
+    null_value: &str,
 ) -> Result<FileSchema, String> {
     let name = path.filename().unwrap_or_default();
     let (kind, mut gzip) = kind_from_name(name);
@@ -130,7 +132,7 @@ pub async fn infer_file(
             columns: json_columns(&text)?,
         })
     } else {
-        let (delimiter, header, columns) = csv_columns(&text, name.ends_with(".tsv"))?;
+        let (delimiter, header, columns) = csv_columns(&text, name.ends_with(".tsv"), null_value)?;
         Ok(FileSchema {
             kind: FileKind::Csv { delimiter, header },
             gzip,
@@ -301,8 +303,15 @@ fn sniff_delimiter(text: &str, tsv: bool) -> u8 {
 /// Delimiter, header flag and columns of a CSV sample.
 pub type CsvLayout = (u8, bool, Vec<(String, HiveType)>);
 
-/// Delimiter, header flag and columns of a CSV sample.
-pub fn csv_columns(text: &str, tsv: bool) -> Result<CsvLayout, String> {
+/// Delimiter, header flag and columns of a CSV sample whose NULLs are written as `null_value`.
+pub fn csv_columns(text: &str, tsv: bool, null_value: &str) -> Result<CsvLayout, String> {
+    let type_of = |v: &str| {
+        if v == null_value {
+            HiveType::Unknown
+        } else {
+            classify(v)
+        }
+    };
     let delimiter = sniff_delimiter(text, tsv);
     let records = parse_records(text, delimiter, SAMPLE_ROWS + 1);
     let Some(first) = records.first() else {
@@ -313,10 +322,10 @@ pub fn csv_columns(text: &str, tsv: bool) -> Result<CsvLayout, String> {
     let mut rest_types = vec![HiveType::Unknown; width];
     for row in rest {
         for (i, v) in row.iter().enumerate() {
-            rest_types[i] = rest_types[i].widen(&classify(v));
+            rest_types[i] = rest_types[i].widen(&type_of(v));
         }
     }
-    let first_types: Vec<HiveType> = first.iter().map(|v| classify(v)).collect();
+    let first_types: Vec<HiveType> = first.iter().map(|v| type_of(v)).collect();
     let mut distinct = first.clone();
     distinct.sort();
     distinct.dedup();
@@ -424,7 +433,7 @@ mod tests {
     #[test]
     fn csv_header_and_delimiter() {
         let (d, header, cols) =
-            csv_columns("id;title;price\n1;A;2.5\n2;\"B;x\";3\n", false).expect("csv");
+            csv_columns("id;title;price\n1;A;2.5\n2;\"B;x\";3\n", false, "").expect("csv");
         assert_eq!(d, b';');
         assert!(header);
         assert_eq!(
@@ -435,12 +444,29 @@ mod tests {
                 ("price".to_owned(), HiveType::Double)
             ]
         );
-        let (d, header, cols) = csv_columns("1,a\n2,b\n", false).expect("csv");
+        let (d, header, cols) = csv_columns("1,a\n2,b\n", false, "").expect("csv");
         assert_eq!(d, b',');
         assert!(!header);
         assert_eq!(cols[0], ("col0".to_owned(), HiveType::Int));
-        let (_, header, _) = csv_columns("name,city\nann,rome\nbob,oslo\n", false).expect("csv");
+        let (_, header, _) =
+            csv_columns("name,city\nann,rome\nbob,oslo\n", false, "").expect("csv");
         assert!(header, "distinct names that never recur are a header");
+    }
+
+    #[test]
+    fn the_null_value_says_nothing_about_a_columns_type() {
+        let (_, header, cols) =
+            csv_columns("id,amount\n1,NULL\nNULL,2.5\n", false, "NULL").expect("csv");
+        assert!(header);
+        assert_eq!(
+            cols,
+            vec![
+                ("id".to_owned(), HiveType::Int),
+                ("amount".to_owned(), HiveType::Double)
+            ]
+        );
+        let (_, _, cols) = csv_columns("id,amount\n1,NULL\n", false, "").expect("csv");
+        assert_eq!(cols[1], ("amount".to_owned(), HiveType::String));
     }
 
     #[test]

@@ -24,7 +24,9 @@ use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStore;
 use object_store::path::Path as StorePath;
-use pipectl_spec::types::{CatalogCrawler, Pipeline, RecrawlPolicy, SchemaChangePolicy, Sink};
+use pipectl_spec::types::{
+    CatalogCrawler, Format, Pipeline, RecrawlPolicy, SchemaChangePolicy, Sink,
+};
 use pipectl_state::{
     CatalogColumn, CatalogFormat, CatalogPartition, CatalogStorage, CatalogStore, CatalogTable,
     CrawlRecord, TableStatus,
@@ -67,6 +69,9 @@ pub struct CrawlTarget {
     pub prefix: String,
     /// How tables are found.
     pub layout: Layout,
+    /// The text CSV files write for NULL (a sink's `null_value`; empty: an empty field), which
+    /// type inference skips over.
+    pub csv_null_value: String,
 }
 
 /// What a crawl does with what it finds.
@@ -418,13 +423,14 @@ async fn sample(
             let store = target.store.clone();
             let base: Vec<String> = target.base.parts().map(|p| p.as_ref().to_owned()).collect();
             let files = leaf.files.clone();
+            let null_value = target.csv_null_value.clone();
             async move {
                 let mut errors = Vec::new();
                 for file in files.iter().take(SAMPLE_ATTEMPTS) {
                     let mut parts = base.clone();
                     parts.extend(file.key.split('/').map(str::to_owned));
                     let path = StorePath::from_iter(parts);
-                    match infer::infer_file(&store, &path, file.size).await {
+                    match infer::infer_file(&store, &path, file.size, &null_value).await {
                         Ok(schema) => return (i, Ok(schema), errors),
                         Err(e) => errors.push(format!("{}: {e}", file.key)),
                     }
@@ -1172,12 +1178,18 @@ pub async fn run_step(
 ) -> Result<CrawlReport> {
     let mut targets = Vec::new();
     for input in &spec.inputs {
+        let mut csv_null_value = String::new();
         let (connection, prefix, layout) = match pipeline.sinks.get(input) {
-            Some(Sink::ObjectStore(sink)) => (
-                &sink.connection,
-                String::new(),
-                Layout::Template(sink.key.clone()),
-            ),
+            Some(Sink::ObjectStore(sink)) => {
+                if let Format::Csv(csv) = &sink.format {
+                    csv_null_value = csv.null_value.clone();
+                }
+                (
+                    &sink.connection,
+                    String::new(),
+                    Layout::Template(sink.key.clone()),
+                )
+            }
             // A delivery stream's prefix up to its first expression is one table; the folders
             // its timestamps make below it are plain partitions.
             Some(Sink::Firehose(sink)) => {
@@ -1202,6 +1214,7 @@ pub async fn run_step(
             storage,
             prefix,
             layout,
+            csv_null_value,
         });
     }
     let options = CrawlOptions {

@@ -1,5 +1,9 @@
 //! CSV encoding of Arrow batches: the same text as arrow's CSV writer (value formats, quoting
-//! only where needed, `\n` line ends), written straight into the output buffer.
+//! only where needed, `\n` line ends), written straight into the output buffer, with one
+//! difference: NULL and the empty string stay apart. NULL is written as the format's
+//! `null_value` (default: nothing), and a text or binary value that would read back as NULL
+//! (empty, or equal to `null_value`) is quoted, as DMS does: `""` is an empty string. Readers
+//! that keep quoting apart (pipectl's files source, pandas, Spark) read both back.
 //!
 //! Why not arrow's writer: it formats every value through a `dyn` formatter into a string and
 //! copies it through the `csv` crate's record buffer, which made CSV encoding the largest part
@@ -21,9 +25,11 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
-/// Encodes batches as CSV with a given delimiter.
+/// Encodes batches as CSV with a given delimiter and text for NULL.
 pub struct CsvEncoder {
     delimiter: u8,
+    /// What a NULL is written as.
+    null_value: Vec<u8>,
     /// Bytes that force a field into quotes: the delimiter, the quote, CR and LF.
     needs_quotes: [bool; 256],
 }
@@ -35,6 +41,8 @@ enum Column<'a> {
     Decimal(&'a Decimal128Array, u32),
     /// Microsecond timestamps without a time zone or in UTC (then with a `Z`).
     Micros(&'a TimestampMicrosecondArray, bool),
+    /// Bytes (written as arrow writes them, in hex), which can be empty like text.
+    Binary(ArrayFormatter<'a>),
     Other(ArrayFormatter<'a>),
 }
 
@@ -50,14 +58,15 @@ enum IntColumn<'a> {
 }
 
 impl CsvEncoder {
-    /// An encoder writing fields separated by `delimiter`.
-    pub fn new(delimiter: u8) -> Self {
+    /// An encoder writing fields separated by `delimiter`, NULL as `null_value`.
+    pub fn new(delimiter: u8, null_value: &str) -> Self {
         let mut needs_quotes = [false; 256];
         for b in [delimiter, b'"', b'\r', b'\n'] {
             needs_quotes[b as usize] = true;
         }
         CsvEncoder {
             delimiter,
+            null_value: null_value.as_bytes().to_vec(),
             needs_quotes,
         }
     }
@@ -83,7 +92,9 @@ impl CsvEncoder {
             .iter()
             .map(|array| Ok((column(array, &options)?, array.logical_nulls())))
             .collect::<Result<Vec<_>, ArrowError>>()?;
-        // A line holding one empty field is written as `""`, so it is not read as a blank line.
+        // A line holding one empty field is written as `""`, so it is not read as a blank line
+        // (which readers skip): in a one-column file with an empty `null_value`, NULL and the
+        // empty string are both `""`.
         let single = columns.len() == 1;
         let mut scratch = String::new();
         let mut digits = itoa::Buffer::new();
@@ -93,15 +104,22 @@ impl CsvEncoder {
                     out.push(self.delimiter);
                 }
                 if nulls.as_ref().is_some_and(|n| n.is_null(row)) {
-                    if single {
+                    if single && self.null_value.is_empty() {
                         out.extend_from_slice(b"\"\"");
+                    } else {
+                        out.extend_from_slice(&self.null_value);
                     }
                     continue;
                 }
                 match column {
                     Column::Int(ints) => out.extend_from_slice(ints.format(row, &mut digits)),
-                    Column::Text(strings) => {
-                        self.write_field(strings.value(row).as_bytes(), single, out)
+                    Column::Text(strings) => self.write_value(strings.value(row).as_bytes(), out),
+                    Column::Binary(formatter) => {
+                        scratch.clear();
+                        write!(scratch, "{}", formatter.value(row)).map_err(|e| {
+                            ArrowError::CsvError(format!("cannot format row {}: {e}", row + 1))
+                        })?;
+                        self.write_value(scratch.as_bytes(), out)
                     }
                     Column::Decimal(decimals, scale) => {
                         write_decimal(decimals.value(row), *scale, &mut digits, out)
@@ -135,6 +153,18 @@ impl CsvEncoder {
             .map_err(|e| ArrowError::CsvError(format!("cannot format row {}: {e}", row + 1)))?;
         self.write_field(scratch.as_bytes(), single, out);
         Ok(())
+    }
+
+    /// Appends a text value: quoted when it would otherwise read back as NULL (empty, or the
+    /// `null_value`), or when it holds a special byte.
+    fn write_value(&self, value: &[u8], out: &mut Vec<u8>) {
+        if value.is_empty() || value == self.null_value.as_slice() {
+            out.push(b'"');
+            out.extend_from_slice(value);
+            out.push(b'"');
+        } else {
+            self.write_field(value, false, out);
+        }
     }
 
     /// Appends a field, in quotes (with inner quotes doubled) when it holds a special byte.
@@ -183,6 +213,12 @@ fn column<'a>(array: &'a ArrayRef, options: &FormatOptions<'a>) -> Result<Column
             if tz.as_ref() == "UTC" || tz.as_ref() == "+00:00" =>
         {
             Column::Micros(array.as_primitive(), true)
+        }
+        DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView
+        | DataType::FixedSizeBinary(_) => {
+            Column::Binary(ArrayFormatter::try_new(array.as_ref(), options)?)
         }
         _ => Column::Other(ArrayFormatter::try_new(array.as_ref(), options)?),
     })
@@ -307,7 +343,11 @@ mod tests {
     }
 
     fn ours(batch: &RecordBatch, delimiter: u8) -> String {
-        let encoder = CsvEncoder::new(delimiter);
+        ours_with_null(batch, delimiter, "")
+    }
+
+    fn ours_with_null(batch: &RecordBatch, delimiter: u8, null_value: &str) -> String {
+        let encoder = CsvEncoder::new(delimiter, null_value);
         let mut out = Vec::new();
         encoder.write_header(batch, &mut out);
         encoder.write_rows(batch, &mut out).unwrap();
@@ -326,6 +366,7 @@ mod tests {
         .unwrap()
     }
 
+    /// Every value but the empty string, which arrow writes like NULL.
     #[test]
     fn output_is_what_arrow_writes() {
         let micros = vec![
@@ -348,7 +389,7 @@ mod tests {
             Some("with \"quotes\""),
             Some("line\nbreak"),
             Some("carriage\rreturn"),
-            Some(""),
+            Some("e"),
             Some("ünïcode ✓"),
             Some("\""),
             Some("tab\tseparated"),
@@ -456,6 +497,44 @@ mod tests {
         )]);
         assert_eq!(ours(&b, b','), arrow_csv(&b, b','));
         assert_eq!(ours(&b, b','), "only\n\"\"\n\"\"\nx\n");
+        assert_eq!(ours_with_null(&b, b',', "NULL"), "only\n\"\"\nNULL\nx\n");
+    }
+
+    #[test]
+    fn empty_strings_are_quoted_and_nulls_written_as_the_null_value() {
+        use arrow::array::BinaryArray;
+        let b = batch(vec![
+            (
+                "t",
+                Arc::new(StringArray::from(vec![
+                    Some(""),
+                    None,
+                    Some("NULL"),
+                    Some("x"),
+                ])),
+            ),
+            (
+                "b",
+                Arc::new(BinaryArray::from(vec![
+                    Some(&b""[..]),
+                    None,
+                    Some(&b"\xde"[..]),
+                    Some(&b""[..]),
+                ])),
+            ),
+            (
+                "n",
+                Arc::new(Int32Array::from(vec![Some(1), None, None, Some(4)])),
+            ),
+        ]);
+        assert_eq!(
+            ours(&b, b','),
+            "t,b,n\n\"\",\"\",1\n,,\nNULL,de,\nx,\"\",4\n"
+        );
+        assert_eq!(
+            ours_with_null(&b, b',', "NULL"),
+            "t,b,n\n\"\",\"\",1\nNULL,NULL,NULL\n\"NULL\",de,NULL\nx,\"\",4\n"
+        );
     }
 
     #[test]

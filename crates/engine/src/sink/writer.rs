@@ -4,7 +4,10 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::sync::Arc;
 
-use arrow::datatypes::DataType;
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{DataType, FieldRef, Float16Type, Float32Type, Float64Type};
+use arrow::error::ArrowError;
+use arrow::json::writer::{Encoder, EncoderFactory, EncoderOptions, NullableEncoder, make_encoder};
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
 use bytes::Bytes;
@@ -75,6 +78,7 @@ pub fn open(
             TextEncoding::Csv {
                 encoder: Box::new(CsvEncoder::new(
                     c.delimiter.as_bytes().first().copied().unwrap_or(b','),
+                    &c.null_value,
                 )),
                 header: c.header,
             },
@@ -195,12 +199,76 @@ impl TextEncoding {
                 encoder.write_rows(batch, out)?;
             }
             TextEncoding::Jsonl => {
-                let mut writer = arrow::json::LineDelimitedWriter::new(out);
+                let mut writer = arrow::json::WriterBuilder::new()
+                    .with_encoder_factory(Arc::new(NonFiniteAsText))
+                    .build::<_, arrow::json::writer::LineDelimited>(out);
                 writer.write(batch)?;
                 writer.finish()?;
             }
         }
         Ok(())
+    }
+}
+
+/// JSON has no NaN or infinity, and arrow writes them as `null`, which silently turns a value
+/// into a missing one. They are written as the strings `"NaN"`, `"Infinity"` and `"-Infinity"`
+/// instead, the spelling Spark, Jackson and pandas read back as floats.
+#[derive(Debug)]
+struct NonFiniteAsText;
+
+/// arrow's own encoders, used for every finite value.
+static PLAIN_JSON: std::sync::LazyLock<EncoderOptions> =
+    std::sync::LazyLock::new(EncoderOptions::default);
+
+impl EncoderFactory for NonFiniteAsText {
+    fn make_default_encoder<'a>(
+        &self,
+        field: &'a FieldRef,
+        array: &'a dyn Array,
+        _options: &'a EncoderOptions,
+    ) -> std::result::Result<Option<NullableEncoder<'a>>, ArrowError> {
+        let floats: Box<dyn Fn(usize) -> f64 + 'a> = match array.data_type() {
+            DataType::Float16 => {
+                let a = array.as_primitive::<Float16Type>();
+                Box::new(move |i| a.value(i).to_f64())
+            }
+            DataType::Float32 => {
+                let a = array.as_primitive::<Float32Type>();
+                Box::new(move |i| f64::from(a.value(i)))
+            }
+            DataType::Float64 => {
+                let a = array.as_primitive::<Float64Type>();
+                Box::new(move |i| a.value(i))
+            }
+            _ => return Ok(None),
+        };
+        let plain = make_encoder(field, array, &PLAIN_JSON)?;
+        let nulls = array.logical_nulls();
+        Ok(Some(NullableEncoder::new(
+            Box::new(FloatText { floats, plain }),
+            nulls,
+        )))
+    }
+}
+
+/// Encodes finite floats as arrow does and the others as text.
+struct FloatText<'a> {
+    floats: Box<dyn Fn(usize) -> f64 + 'a>,
+    plain: NullableEncoder<'a>,
+}
+
+impl Encoder for FloatText<'_> {
+    fn encode(&mut self, idx: usize, out: &mut Vec<u8>) {
+        let value = (self.floats)(idx);
+        if value.is_nan() {
+            out.extend_from_slice(b"\"NaN\"");
+        } else if value == f64::INFINITY {
+            out.extend_from_slice(b"\"Infinity\"");
+        } else if value == f64::NEG_INFINITY {
+            out.extend_from_slice(b"\"-Infinity\"");
+        } else {
+            self.plain.encode(idx, out);
+        }
     }
 }
 
@@ -327,6 +395,41 @@ mod tests {
 
     fn dictionary(props: &WriterProperties, column: &str) -> bool {
         props.dictionary_enabled(&ColumnPath::new(vec![column.to_owned()]))
+    }
+
+    #[test]
+    fn json_lines_keep_nan_and_infinities_as_text() {
+        use arrow::array::{Float32Array, Float64Array};
+        let schema = Schema::new(vec![
+            Field::new("f8", DataType::Float64, true),
+            Field::new("f4", DataType::Float32, true),
+        ]);
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(Float64Array::from(vec![
+                    Some(f64::NAN),
+                    Some(f64::INFINITY),
+                    Some(f64::NEG_INFINITY),
+                    Some(0.1),
+                    None,
+                ])),
+                Arc::new(Float32Array::from(vec![
+                    Some(f32::NEG_INFINITY),
+                    Some(1.5),
+                    Some(f32::NAN),
+                    Some(f32::INFINITY),
+                    Some(2.0),
+                ])),
+            ],
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        TextEncoding::Jsonl.encode(&batch, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"f8\":\"NaN\",\"f4\":\"-Infinity\"}\n{\"f8\":\"Infinity\",\"f4\":1.5}\n{\"f8\":\"-Infinity\",\"f4\":\"NaN\"}\n{\"f8\":0.1,\"f4\":\"Infinity\"}\n{\"f4\":2.0}\n"
+        );
     }
 
     #[test]

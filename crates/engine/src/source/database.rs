@@ -23,14 +23,24 @@ use arrow::record_batch::RecordBatch;
 use chrono::Utc;
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use pipectl_spec::types::{BookmarkSpec, DatabaseSource, NullKeyPolicy, SplitSpec, TableSettings};
+use pipectl_spec::types::{
+    BookmarkSpec, DatabaseSource, InfinityPolicy, NullKeyPolicy, SplitSpec, TableSettings,
+    TableType,
+};
 use pipectl_state::Bookmark;
 
 use crate::context::{Backfill, Output, StepContext};
 use crate::error::{Error, Result};
 use crate::table::{TableId, like_match};
 
+use super::key_type::check_range;
 use super::{mysql, postgres};
+
+/// How long a statement runs before sqlx logs it as slow, and at what level. A full load reads
+/// a table in one long statement: a slow statement is the normal case, so it is logged for
+/// debugging (`-vv`), not as a warning (sqlx's default).
+pub const SLOW_STATEMENT: (log::LevelFilter, std::time::Duration) =
+    (log::LevelFilter::Debug, std::time::Duration::from_secs(1));
 
 /// The SQL dialect of a source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +179,9 @@ pub struct BookmarkPlan {
 pub struct TablePlan {
     /// The table's identity downstream.
     pub table: TableId,
+    /// The table's name in the database, which selection rules, `tables:` settings, bookmarks
+    /// and `--table` refer to (`table` differs after transformation rules).
+    pub source: TableId,
     /// The columns, in order.
     pub columns: Vec<DbColumn>,
     /// What to read from: a quoted `schema.table`, or `(query) as q`.
@@ -182,6 +195,8 @@ pub struct TablePlan {
     pub range: Option<String>,
     /// The Arrow schema rows are read into.
     pub schema: SchemaRef,
+    /// What PostgreSQL's infinite dates and timestamps land as.
+    pub infinity: InfinityPolicy,
 }
 
 /// A statement with its bound parameters (all bound as text and cast in SQL to the key's type,
@@ -248,6 +263,7 @@ impl TablePlan {
             }
         };
         Ok(TablePlan {
+            source: table.clone(),
             table,
             columns,
             from,
@@ -255,6 +271,7 @@ impl TablePlan {
             split: None,
             range: None,
             schema: Arc::new(Schema::new(fields)),
+            infinity: InfinityPolicy::default(),
         })
     }
 
@@ -412,18 +429,99 @@ pub fn settings_for<'a>(spec: &'a DatabaseSource, table: &TableId) -> Option<&'a
         .map(|(_, s)| s)
 }
 
-/// Whether the include/exclude rules select `schema.table`.
-pub fn selected(spec: &DatabaseSource, schema: &str, table: &str) -> bool {
-    let included = spec.include.is_empty()
-        || spec
+/// A source's include/exclude rules applied to the tables and views a database lists, keeping
+/// count of what each include rule matched so that a rule matching nothing can be reported.
+pub struct Selection<'a> {
+    spec: &'a DatabaseSource,
+    /// Per include rule: objects of its table type it matched, and objects of the other type
+    /// whose names it matched (a view named by a rule for tables).
+    hits: Vec<(usize, usize)>,
+}
+
+/// What a source lists before reading: the tables it reads and the include rules that matched
+/// nothing (one message each).
+#[derive(Debug)]
+pub struct Listing<P> {
+    /// One plan per table (or range of a table) to read.
+    pub plans: Vec<P>,
+    /// Include rules that matched no table, each with what to change.
+    pub unmatched_rules: Vec<String>,
+}
+
+impl<'a> Selection<'a> {
+    /// The rules of `spec`, before any object is looked at.
+    pub fn new(spec: &'a DatabaseSource) -> Self {
+        Selection {
+            spec,
+            hits: vec![(0, 0); spec.include.len()],
+        }
+    }
+
+    /// Whether `schema.table` (a view when `view`) is read: an include rule selects it (no
+    /// rules: every table, but no view) and no exclude rule does.
+    pub fn select(&mut self, schema: &str, table: &str, view: bool) -> bool {
+        let mut included = self.spec.include.is_empty() && !view;
+        for (rule, hits) in self.spec.include.iter().zip(&mut self.hits) {
+            if like_match(&rule.schema, schema) && like_match(&rule.table, table) {
+                if rule.table_type.unwrap_or(TableType::Table).selects(view) {
+                    hits.0 += 1;
+                    included = true;
+                } else {
+                    hits.1 += 1;
+                }
+            }
+        }
+        let excluded = self.spec.exclude.iter().any(|r| {
+            r.table_type.unwrap_or(TableType::All).selects(view)
+                && like_match(&r.schema, schema)
+                && like_match(&r.table, table)
+        });
+        included && !excluded
+    }
+
+    /// One message per include rule that matched no object of its type, saying what did.
+    pub fn unmatched(&self) -> Vec<String> {
+        self.spec
             .include
             .iter()
-            .any(|r| like_match(&r.schema, schema) && like_match(&r.table, table));
-    let excluded = spec
-        .exclude
-        .iter()
-        .any(|r| like_match(&r.schema, schema) && like_match(&r.table, table));
-    included && !excluded
+            .zip(&self.hits)
+            .enumerate()
+            .filter(|(_, (_, hits))| hits.0 == 0)
+            .map(|(i, (rule, hits))| {
+                let wanted = match rule.table_type.unwrap_or(TableType::Table) {
+                    TableType::Table => "table",
+                    TableType::View => "view",
+                    TableType::All => "table or view",
+                };
+                let mut message = format!(
+                    "include rule {} (schema `{}`, table `{}`) matches no {wanted}",
+                    i + 1,
+                    rule.schema,
+                    rule.table
+                );
+                if hits.1 > 0 {
+                    let (other, setting) = match wanted {
+                        "table" => ("view", "view"),
+                        _ => ("table", "table"),
+                    };
+                    message.push_str(&format!(
+                        "; it names {} {other}{}: add `table_type: {setting}` (or `all`) to the rule",
+                        hits.1,
+                        if hits.1 == 1 { "" } else { "s" }
+                    ));
+                }
+                message
+            })
+            .collect()
+    }
+
+    /// The listing of `plans`, with the rules that matched nothing.
+    pub fn listing<P>(&self, plans: Vec<P>) -> Listing<P> {
+        Listing {
+            plans,
+            unmatched_rules: self.unmatched(),
+        }
+    }
 }
 
 /// Applies the transformation rules, attaches the stored bookmark and builds the plan of one
@@ -510,7 +608,9 @@ pub fn plan_table(
         }
     }
     let mut plan = TablePlan::new(landed, columns, from, bookmark)?;
+    plan.source = table;
     plan.split = split;
+    plan.infinity = spec.infinity;
     Ok(plan)
 }
 
@@ -565,20 +665,19 @@ pub async fn plan_tables(
     url: &str,
     stored: &(dyn Fn(&str) -> Option<Bookmark> + Sync),
     in_ranges: bool,
-) -> Result<Vec<TablePlan>> {
+) -> Result<Listing<TablePlan>> {
     let mut conn = match dialect {
         Dialect::Postgres => Conn::Postgres(postgres::connect(url).await?),
         Dialect::Mysql => Conn::Mysql(mysql::connect(url).await?),
     };
-    let plans = match &mut conn {
+    let mut listing = match &mut conn {
         Conn::Postgres(c) => postgres::plan_tables(source, spec, c, stored).await?,
         Conn::Mysql(c) => mysql::plan_tables(source, spec, c, stored).await?,
     };
     if in_ranges {
-        split_plans(dialect, plans, &mut conn).await
-    } else {
-        Ok(plans)
+        listing.plans = split_plans(dialect, listing.plans, &mut conn).await?;
     }
+    Ok(listing)
 }
 
 /// A planning connection of either dialect.
@@ -672,8 +771,10 @@ impl super::Source for DatabaseSourceStep {
                 .map(|b| (b.stream.clone(), b))
                 .collect();
             let stored = move |stream: &str| stored.get(stream).cloned();
-            let mut plans =
+            let listing =
                 plan_tables(self.dialect, &self.name, &self.spec, &url, &stored, true).await?;
+            ctx.report_unmatched_rules(&listing.unmatched_rules)?;
+            let mut plans = listing.plans;
             // Ranges of a split table are read at the same time, beside other tables.
             let most_parts = plans
                 .iter()
@@ -681,8 +782,9 @@ impl super::Source for DatabaseSourceStep {
                 .max()
                 .unwrap_or(1);
             if let Some(range) = &ctx.run.backfill {
-                for b in plans.iter_mut().filter_map(|p| p.bookmark.as_mut()) {
-                    b.backfill = Some(range.clone());
+                plans.retain(|p| range.reads(&p.source));
+                for plan in &mut plans {
+                    backfill_plan(plan, range)?;
                 }
             }
             let out = &out;
@@ -721,6 +823,7 @@ impl super::Source for DatabaseSourceStep {
                         stream: b.stream.clone(),
                         keys: b.spec.keys.clone(),
                         values,
+                        key_types: b.key_types.clone(),
                         run_id: ctx.run.run_id.clone(),
                         updated_at: Utc::now(),
                     };
@@ -734,6 +837,31 @@ impl super::Source for DatabaseSourceStep {
             Ok(())
         })
     }
+}
+
+/// Makes `plan` read `range` of its first bookmark key, after checking the bounds against the
+/// key's declared type. A table named by `--table` must be bookmarked.
+fn backfill_plan(plan: &mut TablePlan, range: &Backfill) -> Result<()> {
+    let Some(b) = &mut plan.bookmark else {
+        if range.tables.is_empty() {
+            return Ok(());
+        }
+        return Err(Error::user(format!(
+            "table {} has no bookmark: a backfill re-reads a range of a bookmarked table's first key; name bookmarked tables with --table",
+            plan.source
+        )));
+    };
+    let what = format!("table {}, key `{}`", plan.source, b.spec.keys[0]);
+    check_range(&b.key_types[0], &range.from, &range.to, &what).map_err(|e| {
+        let hint = if range.tables.is_empty() {
+            "; name the tables whose keys the bounds fit with --table"
+        } else {
+            ""
+        };
+        Error::user(format!("{e}{hint}"))
+    })?;
+    b.backfill = Some(range.clone());
+    Ok(())
 }
 
 /// Arrow builders for one column, appended to by the dialect decoders.
@@ -983,6 +1111,7 @@ mod tests {
             stream: "s".into(),
             keys: spec.keys.clone(),
             values: values.into_iter().map(|v| serde_json::json!(v)).collect(),
+            key_types: Vec::new(),
             run_id: "r".into(),
             updated_at: Utc::now(),
         });

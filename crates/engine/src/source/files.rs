@@ -28,12 +28,15 @@ use pipectl_spec::types::{FilesFormat, FilesSource as FilesSpec};
 use pipectl_state::Bookmark;
 use serde_json::{Value, json};
 
+use crate::arrow_eval::declared_schema;
 use crate::context::{Output, StepContext};
 use crate::crawl::infer::{FileKind, FileSchema, infer_file};
 use crate::crawl::types::{HiveType, merge_fields};
 use crate::crawl::{DataObject, list_data_objects};
 use crate::error::{Error, Result};
 use crate::table::{Message, TableId};
+
+use super::delimited;
 
 /// Bookmark key names (the values are the mark and the list).
 const KEYS: [&str; 2] = ["modified", "files"];
@@ -167,12 +170,19 @@ impl super::Source for FilesSource {
             } in &listed
             {
                 let seen = seen_of(meta, key.clone());
-                if position.is_new(&seen, look_back) {
-                    let table = match (&spec.table, parts.len()) {
-                        (Some(t), _) => t.clone(),
-                        (None, 1) => default_table.clone(),
-                        (None, _) => parts[0].clone(),
-                    };
+                let table = match (&spec.table, parts.len()) {
+                    (Some(t), _) => t.clone(),
+                    (None, 1) => default_table.clone(),
+                    (None, _) => parts[0].clone(),
+                };
+                let backfilled = run.backfill.as_ref().is_none_or(|b| {
+                    b.reads(&TableId {
+                        source: name.clone(),
+                        schema: name.clone(),
+                        name: table.clone(),
+                    })
+                });
+                if backfilled && position.is_new(&seen, look_back) {
                     pending.push(Pending {
                         path: meta.location.clone(),
                         key: key.clone(),
@@ -189,7 +199,7 @@ impl super::Source for FilesSource {
             let mut tables: BTreeMap<String, Vec<(String, HiveType)>> = BTreeMap::new();
             let mut bad: Vec<(String, String, String)> = Vec::new();
             for p in &pending {
-                match infer_file(&handle.store, &p.path, p.size).await {
+                match infer_file(&handle.store, &p.path, p.size, &spec.null_value).await {
                     Ok(mut s) => {
                         if let FileKind::Csv { delimiter, header } = &mut s.kind {
                             if let Some(d) =
@@ -212,25 +222,35 @@ impl super::Source for FilesSource {
                     Err(e) => bad.push((p.table.clone(), p.key.clone(), e)),
                 }
             }
+            // Each column's type: declared, else the catalog table's, else inferred.
+            let declared = declared_schema(&format!("source `{name}`"), &spec.columns)?;
+            let mut table_schemas: BTreeMap<&String, SchemaRef> = BTreeMap::new();
+            for (table, columns) in &tables {
+                let catalogued = catalog_types(&run, &name, &spec, table)?;
+                let fields: Vec<Field> = columns
+                    .iter()
+                    .map(
+                        |(n, t)| match declared.as_ref().and_then(|d| d.field_with_name(n).ok()) {
+                            Some(f) => f.clone(),
+                            None => Field::new(n, catalogued.get(n).unwrap_or(t).to_arrow(), true),
+                        },
+                    )
+                    .collect();
+                table_schemas.insert(table, Arc::new(Schema::new(fields)));
+            }
             // Pass 2: read each file whole, cast to its table's columns, then send.
             let mut open_tables: BTreeSet<String> = BTreeSet::new();
             for p in &pending {
                 let Some(file_schema) = schemas.get(&p.key) else {
                     continue;
                 };
-                let columns = &tables[&p.table];
-                let table_schema: SchemaRef = Arc::new(Schema::new(
-                    columns
-                        .iter()
-                        .map(|(n, t)| Field::new(n, t.to_arrow(), true))
-                        .collect::<Vec<_>>(),
-                ));
-                let batches = match read_file(&handle, p, file_schema, columns, spec.batch_rows)
+                let table_schema = &table_schemas[&p.table];
+                let batches = match read_file(&handle, p, file_schema, table_schema, &spec)
                     .await
                     .and_then(|batches| {
                         batches
                             .into_iter()
-                            .map(|b| conform(&b, &table_schema))
+                            .map(|b| conform(&b, table_schema))
                             .collect::<std::result::Result<Vec<_>, String>>()
                     }) {
                     Ok(b) => b,
@@ -295,6 +315,7 @@ impl super::Source for FilesSource {
                         pipeline: run.pipeline.clone(),
                         stream,
                         keys: KEYS.iter().map(|k| (*k).to_owned()).collect(),
+                        key_types: Vec::new(),
                         values: vec![
                             json!(mark.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
                             Value::Array(
@@ -310,6 +331,42 @@ impl super::Source for FilesSource {
             Ok(())
         })
     }
+}
+
+/// The column types of `table` in the source's `types_from_catalog` database (none without
+/// that setting). A table the catalog does not have is reported and read with inferred types.
+fn catalog_types(
+    run: &crate::context::RunContext,
+    source: &str,
+    spec: &FilesSpec,
+    table: &str,
+) -> Result<BTreeMap<String, HiveType>> {
+    let Some(database) = &spec.types_from_catalog else {
+        return Ok(BTreeMap::new());
+    };
+    let Some(entry) = run
+        .state
+        .table(database, table)
+        .map_err(|e| Error::external("cannot read the catalog", e))?
+    else {
+        tracing::warn!(
+            "source `{source}`: the catalog has no table {database}.{table} (types_from_catalog); its columns keep their inferred types"
+        );
+        return Ok(BTreeMap::new());
+    };
+    entry
+        .columns
+        .iter()
+        .map(|c| {
+            let t = HiveType::parse(&c.data_type).map_err(|e| {
+                Error::internal(format!(
+                    "catalog table {database}.{table}, column `{}`: {e}",
+                    c.name
+                ))
+            })?;
+            Ok((c.name.clone(), t))
+        })
+        .collect()
 }
 
 /// Why a file's detected format is not the one the spec asks for.
@@ -329,9 +386,10 @@ async fn read_file(
     handle: &crate::connect::StoreHandle,
     p: &Pending,
     file: &FileSchema,
-    table: &[(String, HiveType)],
-    batch_rows: usize,
+    table: &SchemaRef,
+    spec: &FilesSpec,
 ) -> std::result::Result<Vec<RecordBatch>, String> {
+    let batch_rows = spec.batch_rows;
     let bytes = handle
         .store
         .get(&p.path)
@@ -363,28 +421,23 @@ async fn read_file(
     let typed: Vec<Field> = file
         .columns
         .iter()
-        .map(|(n, _)| {
-            let t = table
-                .iter()
-                .find(|(tn, _)| tn == n)
-                .map(|(_, t)| t.to_arrow())
-                .unwrap_or(DataType::Utf8);
-            Field::new(n, t, true)
+        .map(|(n, _)| match table.field_with_name(n) {
+            Ok(f) => f.clone(),
+            Err(_) => Field::new(n, DataType::Utf8, true),
         })
         .collect();
     let schema = Arc::new(Schema::new(typed));
     match &file.kind {
-        FileKind::Csv { delimiter, header } => {
-            let reader = arrow::csv::ReaderBuilder::new(schema)
-                .with_header(*header)
-                .with_delimiter(*delimiter)
-                .with_batch_size(batch_rows)
-                .build(std::io::Cursor::new(bytes))
-                .map_err(|e| e.to_string())?;
-            reader
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| csv_error(&e.to_string(), *header))
-        }
+        FileKind::Csv { delimiter, header } => delimited::read(
+            &bytes,
+            &schema,
+            delimited::Layout {
+                delimiter: *delimiter,
+                header: *header,
+                null_value: &spec.null_value,
+            },
+            batch_rows,
+        ),
         _ => json_lines(&bytes, schema, batch_rows),
     }
 }
@@ -430,22 +483,6 @@ fn json_lines(
         batches.push(b);
     }
     Ok(batches)
-}
-
-/// arrow-csv names the line counting from the first data row; users count file lines.
-fn csv_error(message: &str, header: bool) -> String {
-    let mut out = message.to_owned();
-    if let Some(at) = message.find("at line ") {
-        let digits: String = message[at + 8..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        if let Ok(line) = digits.parse::<u64>() {
-            let row = line + u64::from(header);
-            out = format!("row {row}: {message}");
-        }
-    }
-    out
 }
 
 /// A batch with exactly the table's columns: by name, cast, missing ones null.
@@ -543,13 +580,5 @@ mod tests {
         // Syntax errors name their row (type errors surface when the batch is built).
         let error = json_lines(b"{\"n\": 1}\n{\"n\" 2}\n", schema, 10).unwrap_err();
         assert!(error.starts_with("row 2: "), "{error}");
-    }
-
-    #[test]
-    fn csv_errors_name_the_file_row() {
-        assert_eq!(
-            csv_error("Parser error: at line 3: bad", true),
-            "row 4: Parser error: at line 3: bad"
-        );
     }
 }

@@ -94,7 +94,7 @@ pub fn infer_schema(sample: &str) -> Result<SchemaRef> {
 }
 
 impl super::Source for GeneratorSource {
-    fn run(self: Box<Self>, _ctx: StepContext, out: Output) -> BoxFuture<'static, Result<()>> {
+    fn run(self: Box<Self>, ctx: StepContext, out: Output) -> BoxFuture<'static, Result<()>> {
         Box::pin(async move {
             let GeneratorSource {
                 table,
@@ -102,6 +102,9 @@ impl super::Source for GeneratorSource {
                 template,
                 declared,
             } = *self;
+            if ctx.run.backfill.as_ref().is_some_and(|b| !b.reads(&table)) {
+                return Ok(());
+            }
             let table = Arc::new(table);
             let mut ctx = RenderContext::new(spec.seed);
             let mut buf = String::new();

@@ -1,8 +1,10 @@
 //! Sources: steps that read data and emit record batches.
 
 pub mod database;
+pub mod delimited;
 pub mod files;
 pub mod generator;
+pub mod key_type;
 pub mod mysql;
 pub mod postgres;
 pub mod sqlite;

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use arrow::compute::kernels::cast_utils::parse_decimal;
 use arrow::datatypes::Decimal128Type;
 use futures::TryStreamExt;
-use pipectl_spec::types::{DatabaseSource, UnmappedTypes};
+use pipectl_spec::types::{DatabaseSource, MysqlTime, UnmappedTypes};
 use pipectl_state::Bookmark;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
-use sqlx::{Connection, Executor, Row};
+use sqlx::{ConnectOptions, Connection, Executor, Row};
 
 use super::database::{
-    ColumnKind, ColumnValues, DbColumn, Dialect, TableOutcome, TablePlan, finish_batch, plan_table,
-    selected,
+    ColumnKind, ColumnValues, DbColumn, Dialect, Listing, SLOW_STATEMENT, Selection, TableOutcome,
+    TablePlan, finish_batch, plan_table,
 };
 use crate::context::Output;
 use crate::error::{Error, Result};
@@ -32,9 +32,11 @@ pub async fn connect(url: &str) -> Result<MySqlConnection> {
         Some(rest) => format!("mysql://{rest}"),
         None => url.to_owned(),
     };
+    let (level, after) = SLOW_STATEMENT;
     let options = MySqlConnectOptions::from_str(&url)
         .map_err(|e| Error::user(format!("the MySQL URL does not parse: {e}")))?
-        .timezone(Some("+00:00".to_owned()));
+        .timezone(Some("+00:00".to_owned()))
+        .log_slow_statements(level, after);
     MySqlConnection::connect_with(&options)
         .await
         .map_err(|e| Error::external("cannot connect to MySQL", e))
@@ -50,17 +52,19 @@ pub async fn plan_tables(
     spec: &DatabaseSource,
     conn: &mut MySqlConnection,
     stored: &(dyn Fn(&str) -> Option<Bookmark> + Sync),
-) -> Result<Vec<TablePlan>> {
+) -> Result<Listing<TablePlan>> {
     let mut plans = Vec::new();
+    let mut selection = Selection::new(spec);
     if !spec.include.is_empty() || spec.queries.is_empty() {
-        let tables: Vec<(String, String)> = sqlx::query_as(
-            "select cast(table_schema as char), cast(table_name as char) from information_schema.tables order by 1, 2",
+        let tables: Vec<(String, String, bool)> = sqlx::query_as(
+            "select cast(table_schema as char), cast(table_name as char), table_type in ('VIEW', 'SYSTEM VIEW') from information_schema.tables order by 1, 2",
         )
         .fetch_all(&mut *conn)
         .await
         .map_err(|e| Error::external("cannot list MySQL tables", e))?;
-        for (schema, name) in tables {
-            if SYSTEM_SCHEMAS.contains(&schema.as_str()) || !selected(spec, &schema, &name) {
+        for (schema, name, view) in tables {
+            if SYSTEM_SCHEMAS.contains(&schema.as_str()) || !selection.select(&schema, &name, view)
+            {
                 continue;
             }
             let table = TableId {
@@ -76,7 +80,7 @@ pub async fn plan_tables(
             .fetch_all(&mut *conn)
             .await
             .map_err(|e| Error::external(format!("cannot read the columns of {table}"), e))?;
-            let columns = columns_of(declared, &table, spec.unmapped_types)?;
+            let columns = columns_of(declared, &table, spec)?;
             let from = format!(
                 "{}.{}",
                 Dialect::Mysql.quote(&schema),
@@ -142,7 +146,7 @@ pub async fn plan_tables(
         conn.execute("drop temporary table pipectl_query")
             .await
             .map_err(|e| Error::external("cannot inspect a query", e))?;
-        let columns = columns_of(declared, &table, spec.unmapped_types)?;
+        let columns = columns_of(declared, &table, spec)?;
         let from = format!("({}) as q", query.sql);
         plans.push(plan_table(
             Dialect::Mysql,
@@ -154,7 +158,7 @@ pub async fn plan_tables(
             stored,
         )?);
     }
-    Ok(plans)
+    Ok(selection.listing(plans))
 }
 
 /// Spatial types, landed (with `unmapped_types: text`) as well-known text.
@@ -172,7 +176,7 @@ const GEOMETRY_TYPES: &[&str] = &[
 fn columns_of(
     declared: Vec<(String, String)>,
     table: &TableId,
-    unmapped: UnmappedTypes,
+    spec: &DatabaseSource,
 ) -> Result<Vec<DbColumn>> {
     declared
         .into_iter()
@@ -185,9 +189,12 @@ fn columns_of(
                 format!("cast({quoted} as char) as {quoted}")
             };
             let (kind, select) = match map_type(&declared) {
+                Some(Some(ColumnKind::Time)) if spec.mysql_time == MysqlTime::Text => {
+                    (ColumnKind::Text, as_text)
+                }
                 Some(Some(kind)) => (kind, quoted),
                 Some(None) => (ColumnKind::Text, as_text),
-                None => match unmapped {
+                None => match spec.unmapped_types {
                     UnmappedTypes::Text => (ColumnKind::Text, as_text),
                     UnmappedTypes::Fail => {
                         return Err(Error::user(format!(
@@ -449,7 +456,7 @@ fn decode_value(
             let days = u32::from_le_bytes([v[2], v[3], v[4], v[5]]);
             if v[1] != 0 || days != 0 {
                 return Err(
-                    "a negative time or one of 24 hours or more is not a time of day; cast it in a `queries:` entry"
+                    "a negative time or one of 24 hours or more is not a time of day; set `mysql_time: text` on the source to land TIME columns as MySQL prints them"
                         .to_owned(),
                 );
             }

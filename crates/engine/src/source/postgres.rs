@@ -9,15 +9,15 @@ use std::str::FromStr;
 
 use bytes::BytesMut;
 use futures::TryStreamExt;
-use pipectl_spec::types::{DatabaseSource, UnmappedTypes};
+use pipectl_spec::types::{DatabaseSource, InfinityPolicy, UnmappedTypes};
 use pipectl_state::Bookmark;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::{Connection, Executor, Row};
+use sqlx::{ConnectOptions, Connection, Executor, Row};
 use std::sync::Arc;
 
 use super::database::{
-    ColumnKind, ColumnValues, DbColumn, Dialect, TableOutcome, TablePlan, finish_batch, plan_table,
-    selected,
+    ColumnKind, ColumnValues, DbColumn, Dialect, Listing, SLOW_STATEMENT, Selection, TableOutcome,
+    TablePlan, finish_batch, plan_table,
 };
 use crate::context::Output;
 use crate::error::{Error, Result};
@@ -27,13 +27,22 @@ use crate::table::{Message, TableId};
 const PG_EPOCH_DAYS: i32 = 10_957;
 /// Microseconds from 1970-01-01 to 2000-01-01.
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+/// `infinity: clamp`: 9999-12-31 and 0001-01-01 as days since 1970-01-01.
+const LATEST_DAY: i32 = 2_932_896;
+const EARLIEST_DAY: i32 = -719_162;
+/// `infinity: clamp`: 9999-12-31 23:59:59.999999 and 0001-01-01 00:00:00 as microseconds
+/// since 1970-01-01.
+const LATEST_MICROS: i64 = 253_402_300_799_999_999;
+const EARLIEST_MICROS: i64 = -62_135_596_800_000_000;
 /// The binary COPY signature.
 const COPY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 
 /// Connects and fixes the session settings values are read in: UTC, ISO dates and intervals.
 pub async fn connect(url: &str) -> Result<PgConnection> {
+    let (level, after) = SLOW_STATEMENT;
     let options = PgConnectOptions::from_str(url)
-        .map_err(|e| Error::user(format!("the PostgreSQL URL does not parse: {e}")))?;
+        .map_err(|e| Error::user(format!("the PostgreSQL URL does not parse: {e}")))?
+        .log_slow_statements(level, after);
     let mut conn = PgConnection::connect_with(&options)
         .await
         .map_err(|e| Error::external("cannot connect to PostgreSQL", e))?;
@@ -58,11 +67,12 @@ pub async fn plan_tables(
     spec: &DatabaseSource,
     conn: &mut PgConnection,
     stored: &(dyn Fn(&str) -> Option<Bookmark> + Sync),
-) -> Result<Vec<TablePlan>> {
+) -> Result<Listing<TablePlan>> {
     let mut plans = Vec::new();
+    let mut selection = Selection::new(spec);
     if !spec.include.is_empty() || spec.queries.is_empty() {
-        let tables: Vec<(i64, String, String)> = sqlx::query_as(
-            "select c.oid::int8, n.nspname::text, c.relname::text from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+        let tables: Vec<(i64, String, String, bool)> = sqlx::query_as(
+            "select c.oid::int8, n.nspname::text, c.relname::text, c.relkind in ('v', 'm') from pg_class c join pg_namespace n on n.oid = c.relnamespace \
              where c.relkind in ('r', 'p', 'v', 'm', 'f') and not c.relispartition \
              and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_toast%' and n.nspname not like 'pg\\_temp%' \
              order by 2, 3",
@@ -70,8 +80,8 @@ pub async fn plan_tables(
         .fetch_all(&mut *conn)
         .await
         .map_err(|e| Error::external("cannot list PostgreSQL tables", e))?;
-        for (oid, schema, name) in tables {
-            if !selected(spec, &schema, &name) {
+        for (oid, schema, name, view) in tables {
+            if !selection.select(&schema, &name, view) {
                 continue;
             }
             let table = TableId {
@@ -134,7 +144,7 @@ pub async fn plan_tables(
             stored,
         )?);
     }
-    Ok(plans)
+    Ok(selection.listing(plans))
 }
 
 async fn columns_of(
@@ -154,6 +164,9 @@ async fn columns_of(
             let (kind, select) = match map_type(&base, &typtype, &category, typmod) {
                 Mapping::Native(kind) => (kind, quoted),
                 Mapping::AsText => (ColumnKind::Text, format!("{quoted}::text as {quoted}")),
+                // `inet::text` always adds the netmask (`::1/128`); `abbrev` prints an inet
+                // as PostgreSQL's output does (`::1`, `10.0.0.0/8`).
+                Mapping::Inet => (ColumnKind::Text, format!("abbrev({quoted}) as {quoted}")),
                 Mapping::ArrayAsJson => (
                     ColumnKind::Text,
                     format!("array_to_json({quoted})::text as {quoted}"),
@@ -183,6 +196,8 @@ enum Mapping {
     Native(ColumnKind),
     /// Selected as `col::text`: the type's own exact text form.
     AsText,
+    /// `inet`, selected in the form PostgreSQL prints it.
+    Inet,
     /// Arrays land as JSON arrays, which every reader parses.
     ArrayAsJson,
     /// No faithful mapping.
@@ -217,8 +232,9 @@ fn map_type(base: &str, typtype: &str, category: &str, typmod: i32) -> Mapping {
         "time" => Time,
         "timestamp" => Timestamp,
         "timestamptz" => TimestampUtc,
-        "interval" | "bit" | "varbit" | "money" | "inet" | "cidr" | "macaddr" | "macaddr8"
-        | "timetz" | "oid" | "char" | "tsvector" => return Mapping::AsText,
+        "inet" => return Mapping::Inet,
+        "interval" | "bit" | "varbit" | "money" | "cidr" | "macaddr" | "macaddr8" | "timetz"
+        | "oid" | "char" | "tsvector" => return Mapping::AsText,
         _ => return Mapping::Unmapped,
     })
 }
@@ -369,7 +385,7 @@ pub async fn read_table(
                 let raw: Option<&[u8]> = row
                     .try_get_unchecked(i)
                     .map_err(|e| Error::external("decoding a value failed", e))?;
-                decode_value(column, raw, values)
+                decode_value(column, raw, values, plan.infinity)
                     .map_err(|m| value_error(plan, column, rows, &m))?;
             }
             if columns.first().is_some_and(|c| c.len() >= batch_rows) {
@@ -457,7 +473,8 @@ fn decode_copy_tuple(
             at += len as usize;
             Some(v)
         };
-        decode_value(column, raw, values).map_err(|m| value_error(plan, column, row, &m))?;
+        decode_value(column, raw, values, plan.infinity)
+            .map_err(|m| value_error(plan, column, row, &m))?;
     }
     Ok(())
 }
@@ -467,11 +484,13 @@ fn fixed<const N: usize>(v: &[u8]) -> std::result::Result<[u8; N], String> {
         .map_err(|_| format!("expected {N} bytes, found {}", v.len()))
 }
 
-/// Decodes one value in PostgreSQL's binary send format.
+/// Decodes one value in PostgreSQL's binary send format; infinite dates and timestamps land
+/// by `infinity`.
 fn decode_value(
     column: &DbColumn,
     raw: Option<&[u8]>,
     out: &mut ColumnValues,
+    infinity: InfinityPolicy,
 ) -> std::result::Result<(), String> {
     let Some(v) = raw else {
         out.append_null();
@@ -505,26 +524,59 @@ fn decode_value(
         ColumnKind::Binary => out.append_bytes(v),
         ColumnKind::Date => {
             let days = i32::from_be_bytes(fixed(v)?);
-            if days == i32::MAX || days == i32::MIN {
-                return Err(
-                    "infinite dates cannot be landed; filter them out with a query".to_owned(),
-                );
+            let positive = match days {
+                i32::MAX => true,
+                i32::MIN => false,
+                _ => return out.append_days(days + PG_EPOCH_DAYS),
+            };
+            match infinite(infinity, positive, "date")? {
+                Some(latest) => out.append_days(if latest { LATEST_DAY } else { EARLIEST_DAY }),
+                None => {
+                    out.append_null();
+                    Ok(())
+                }
             }
-            out.append_days(days + PG_EPOCH_DAYS)
         }
         ColumnKind::Time => out.append_micros(i64::from_be_bytes(fixed(v)?)),
         ColumnKind::Timestamp | ColumnKind::TimestampUtc => {
             let micros = i64::from_be_bytes(fixed(v)?);
-            if micros == i64::MAX || micros == i64::MIN {
-                return Err(
-                    "infinite timestamps cannot be landed; filter them out with a query".to_owned(),
-                );
+            let positive = match micros {
+                i64::MAX => true,
+                i64::MIN => false,
+                _ => return out.append_micros(micros + PG_EPOCH_MICROS),
+            };
+            match infinite(infinity, positive, "timestamp")? {
+                Some(latest) => out.append_micros(if latest {
+                    LATEST_MICROS
+                } else {
+                    EARLIEST_MICROS
+                }),
+                None => {
+                    out.append_null();
+                    Ok(())
+                }
             }
-            out.append_micros(micros + PG_EPOCH_MICROS)
         }
         ColumnKind::UInt(_) | ColumnKind::Bits(_) => {
             Err(format!("{:?} does not occur in PostgreSQL", column.kind))
         }
+    }
+}
+
+/// What an infinite value (`positive`: `infinity`, else `-infinity`) of a `what` column lands
+/// as: `Some(true)` the latest value, `Some(false)` the earliest, `None` NULL.
+fn infinite(
+    policy: InfinityPolicy,
+    positive: bool,
+    what: &str,
+) -> std::result::Result<Option<bool>, String> {
+    match policy {
+        InfinityPolicy::Fail => Err(format!(
+            "{}infinity is not a {what} other readers take; set `infinity: clamp` (9999-12-31 / 0001-01-01) or `infinity: set_null` on the source",
+            if positive { "" } else { "-" }
+        )),
+        InfinityPolicy::SetNull => Ok(None),
+        InfinityPolicy::Clamp => Ok(Some(positive)),
     }
 }
 
@@ -572,6 +624,23 @@ fn decode_numeric(v: &[u8], scale: i8) -> std::result::Result<i128, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clamped_infinities_are_the_first_and_last_days_readers_take() {
+        let day = |d: i32| {
+            chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap() + chrono::TimeDelta::days(d.into())
+        };
+        assert_eq!(day(LATEST_DAY).to_string(), "9999-12-31");
+        assert_eq!(day(EARLIEST_DAY).to_string(), "0001-01-01");
+        let at = |m: i64| {
+            chrono::DateTime::from_timestamp_micros(m)
+                .unwrap()
+                .naive_utc()
+                .to_string()
+        };
+        assert_eq!(at(LATEST_MICROS), "9999-12-31 23:59:59.999999");
+        assert_eq!(at(EARLIEST_MICROS), "0001-01-01 00:00:00");
+    }
 
     #[test]
     fn numeric_typmods() {

@@ -14,7 +14,9 @@ use sqlx::{Column, Connection, Executor, Row, TypeInfo, ValueRef};
 use crate::context::{Output, StepContext};
 use crate::error::{Error, Result};
 use crate::rows::{ColumnBuilder, SqlValue};
-use crate::table::{Message, TableId, like_match};
+use crate::table::{Message, TableId};
+
+use super::database::{Listing, Selection};
 
 /// SQLite's schema name for the main database.
 const MAIN: &str = "main";
@@ -73,26 +75,18 @@ pub async fn plan_tables(
     source: &str,
     spec: &DatabaseSource,
     conn: &mut SqliteConnection,
-) -> Result<Vec<TablePlan>> {
+) -> Result<Listing<TablePlan>> {
     let mut plans = Vec::new();
+    let mut selection = Selection::new(spec);
     if !spec.include.is_empty() || spec.queries.is_empty() {
-        let names: Vec<(String,)> = sqlx::query_as(
-            "select name from sqlite_schema where type in ('table', 'view') and name not like 'sqlite\\_%' escape '\\' order by name",
+        let names: Vec<(String, bool)> = sqlx::query_as(
+            "select name, type = 'view' from sqlite_schema where type in ('table', 'view') and name not like 'sqlite\\_%' escape '\\' order by name",
         )
         .fetch_all(&mut *conn)
         .await
         .map_err(|e| Error::external("cannot list SQLite tables", e))?;
-        for (table,) in names {
-            let included = spec.include.is_empty()
-                || spec
-                    .include
-                    .iter()
-                    .any(|r| like_match(&r.schema, MAIN) && like_match(&r.table, &table));
-            let excluded = spec
-                .exclude
-                .iter()
-                .any(|r| like_match(&r.schema, MAIN) && like_match(&r.table, &table));
-            if !included || excluded {
+        for (table, view) in names {
+            if !selection.select(MAIN, &table, view) {
                 continue;
             }
             let declared: Vec<(String, String)> =
@@ -152,7 +146,7 @@ pub async fn plan_tables(
             schema,
         });
     }
-    Ok(plans)
+    Ok(selection.listing(plans))
 }
 
 fn schema_for(declared: &[(String, String)]) -> Result<SchemaRef> {
@@ -226,8 +220,14 @@ impl super::Source for SqliteSource {
         Box::pin(async move {
             let path = ctx.run.connections.sqlite_path(&self.spec.connection)?;
             let mut conn = connect(&path).await?;
-            let plans = plan_tables(&self.name, &self.spec, &mut conn).await?;
-            for plan in plans {
+            let listing = plan_tables(&self.name, &self.spec, &mut conn).await?;
+            ctx.report_unmatched_rules(&listing.unmatched_rules)?;
+            let backfill = ctx.run.backfill.as_ref();
+            for plan in listing
+                .plans
+                .into_iter()
+                .filter(|p| backfill.is_none_or(|b| b.reads(&p.table)))
+            {
                 read_table(&mut conn, &plan, self.spec.batch_rows, &out)
                     .await
                     .map_err(|e| {

@@ -24,6 +24,22 @@ pub struct FilesSource {
     /// CSV files start with a header row. Default: detected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<bool>,
+    /// The unquoted CSV field that stands for NULL, as the writer's `null_value` (e.g. `NULL`,
+    /// `\N`). Default: an empty field. A quoted field is always text: `""` is an empty string.
+    #[serde(default)]
+    pub null_value: String,
+    /// Column types, by name, for the tables this source reads (`decimal(5,2)`, `int64`,
+    /// `date`, ...), as the generator's `columns:` declare them: a declared column is read
+    /// exactly as that type (a value that does not fit makes its file malformed); undeclared
+    /// columns keep their inferred types, and a declaration naming no column of a table does
+    /// not apply to it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<crate::types::ColumnDecl>,
+    /// Catalog database whose table of the same name gives each column's type, e.g. a
+    /// database a crawler filled from Parquet files, where `decimal(5,2)` is exact. `columns:`
+    /// declarations come first; columns the catalog table lacks keep their inferred types.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub types_from_catalog: Option<String>,
     /// Table name every file lands under (`{table}` in sink keys). Default: the folder directly
     /// under `prefix` (`landing/sakila/film/part-1.csv` is table `film`); files directly in the
     /// prefix go to a table named after its last folder.

@@ -1,0 +1,445 @@
+//! Merge semantics against an in-memory oracle, soft deletes, unchanged columns, txn, errors.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+
+use super::*;
+use crate::{DELETED_AT, DeleteMode, ErrorClass, MergeOptions, MergeSpec};
+
+fn changes(rows: &[(i64, Option<i64>, Option<i64>, &str)]) -> RecordBatch {
+    RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("val", DataType::Int64, true),
+            Field::new("seq", DataType::Int64, true),
+            Field::new("op", DataType::Utf8, true),
+        ])),
+        vec![
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.1))),
+            Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.2))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.3))),
+        ],
+    )
+    .unwrap()
+}
+
+fn spec() -> MergeSpec {
+    MergeSpec {
+        keys: vec!["id".into()],
+        sequence_by: vec!["seq".into()],
+        delete_when: Some("op = 'D'".into()),
+        ..MergeSpec::default()
+    }
+}
+
+fn merge_options(spec: MergeSpec, version: i64) -> MergeOptions {
+    MergeOptions {
+        spec,
+        schema: SchemaPolicy::Evolve,
+        partition_by: Vec::new(),
+        staging: Path::from(format!("_pipectl/staging/run-{version}")),
+        txn: txn(version),
+    }
+}
+
+async fn merge(
+    location: &TableLocation,
+    options: MergeOptions,
+    batches: &[RecordBatch],
+) -> ApplyOutcome {
+    let mut table = DeltaTable::open(location.clone()).await.unwrap();
+    let mut writer = table.merge_writer(options);
+    for b in batches {
+        writer.write(b).await.unwrap();
+    }
+    let intent = writer.finish().await.unwrap();
+    table.apply(&intent).await.unwrap()
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Row {
+    val: Option<i64>,
+    seq: i64,
+    op: String,
+}
+
+/// The same changes applied by hand: per key the highest sequence (ties: later arrival) wins
+/// within the batch, and replaces the table's row unless that has a higher sequence.
+fn apply_to_oracle(
+    oracle: &mut BTreeMap<i64, Row>,
+    batch: &[(i64, Option<i64>, Option<i64>, &str)],
+) {
+    let mut winners: BTreeMap<i64, (Option<i64>, i64, &str)> = BTreeMap::new();
+    for &(id, val, seq, op) in batch {
+        let seq = seq.unwrap();
+        match winners.get(&id) {
+            Some((_, best, _)) if *best > seq => {}
+            _ => {
+                winners.insert(id, (val, seq, op));
+            }
+        }
+    }
+    for (id, (val, seq, op)) in winners {
+        match oracle.get(&id) {
+            Some(existing) if existing.seq > seq => {}
+            Some(_) if op == "D" => {
+                oracle.remove(&id);
+            }
+            None if op == "D" => {}
+            _ => {
+                oracle.insert(
+                    id,
+                    Row {
+                        val,
+                        seq,
+                        op: op.to_owned(),
+                    },
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn random_upserts_and_deletes_with_repeated_keys_equal_the_oracle() {
+    let seed = fastrand::u64(..);
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let (_dir, location) = local_table();
+    let mut oracle = BTreeMap::new();
+    for round in 1..=6 {
+        let batch: Vec<(i64, Option<i64>, Option<i64>, &str)> = (0..40)
+            .map(|_| {
+                let op = ["I", "U", "U", "D"][rng.usize(..4)];
+                let val = (rng.u8(..) > 30).then(|| rng.i64(-1000..1000));
+                (rng.i64(0..25), val, Some(rng.i64(0..60)), op)
+            })
+            .collect();
+        apply_to_oracle(&mut oracle, &batch);
+        // Two input batches per merge: repeated keys across them are de-duplicated too.
+        let (a, b) = batch.split_at(17);
+        let outcome = merge(
+            &location,
+            merge_options(spec(), round),
+            &[changes(a), changes(b)],
+        )
+        .await;
+        assert!(
+            matches!(outcome, ApplyOutcome::Committed { .. }),
+            "seed {seed}: {outcome:?}"
+        );
+
+        let table = DeltaTable::open(location.clone()).await.unwrap();
+        let read = read_sorted(&table).await;
+        let got: BTreeMap<i64, Row> = ids(&read)
+            .into_iter()
+            .zip(ints(&read, "val"))
+            .zip(ints(&read, "seq"))
+            .zip(strings(&read, "op"))
+            .map(|(((id, val), seq), op)| {
+                (
+                    id,
+                    Row {
+                        val,
+                        seq: seq.unwrap(),
+                        op: op.unwrap(),
+                    },
+                )
+            })
+            .collect();
+        assert_eq!(got, oracle, "seed {seed}, round {round}");
+    }
+    // One commit per merge (after the create), each with its own txn version.
+    let txns = txns_in_log(&location).await;
+    assert_eq!(
+        txns.iter().map(|t| t.2).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5, 6],
+        "{txns:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_merge_applies_once_and_removes_its_staged_input() {
+    let location = memory_table();
+    let table = DeltaTable::open(location.clone()).await.unwrap();
+    let mut writer = table.merge_writer(merge_options(spec(), 3));
+    writer
+        .write(&changes(&[
+            (1, Some(1), Some(1), "I"),
+            (2, Some(2), Some(1), "I"),
+        ]))
+        .await
+        .unwrap();
+    let intent = writer.finish().await.unwrap();
+    let crate::IntentAction::Merge(m) = &intent.action else {
+        panic!()
+    };
+    let staged = Path::from(m.staged[0].as_str());
+    assert!(location.store().head(&staged).await.is_ok());
+
+    let mut table = DeltaTable::open(location.clone()).await.unwrap();
+    assert!(matches!(
+        table.apply(&intent).await.unwrap(),
+        ApplyOutcome::Committed { .. }
+    ));
+    assert_eq!(
+        table.apply(&intent).await.unwrap(),
+        ApplyOutcome::AlreadyApplied { txn_version: 3 }
+    );
+    assert!(
+        location.store().head(&staged).await.is_err(),
+        "staged input deleted"
+    );
+    assert_eq!(txns_in_log(&location).await.len(), 1);
+    assert_eq!(ids(&read_sorted(&table).await), vec![1, 2]);
+}
+
+#[tokio::test]
+async fn soft_deletes_keep_a_tombstone_that_stale_changes_lose_to() {
+    let location = memory_table();
+    let soft = MergeSpec {
+        deletes: DeleteMode::Soft,
+        ..spec()
+    };
+    merge(
+        &location,
+        merge_options(soft.clone(), 1),
+        &[changes(&[(1, Some(10), Some(1), "I")])],
+    )
+    .await;
+    merge(
+        &location,
+        merge_options(soft.clone(), 2),
+        &[changes(&[(1, None, Some(5), "D"), (9, None, Some(5), "D")])],
+    )
+    .await;
+    merge(
+        &location,
+        merge_options(soft.clone(), 3),
+        &[changes(&[(1, Some(30), Some(3), "U")])],
+    )
+    .await;
+
+    let table = DeltaTable::open(location.clone()).await.unwrap();
+    let read = read_sorted(&table).await;
+    assert_eq!(ids(&read), vec![1, 9]);
+    // Row 1 keeps its value, takes the delete's sequence, and is marked deleted; the stale
+    // update (seq 3) lost. Row 9 is a tombstone of a key the table never had.
+    assert_eq!(ints(&read, "val"), vec![Some(10), None]);
+    assert_eq!(ints(&read, "seq"), vec![Some(5), Some(5)]);
+    assert!(strings(&read, DELETED_AT).iter().all(Option::is_some));
+
+    merge(
+        &location,
+        merge_options(soft, 4),
+        &[changes(&[(1, Some(40), Some(7), "U")])],
+    )
+    .await;
+    let read = read_sorted(&DeltaTable::open(location.clone()).await.unwrap()).await;
+    assert_eq!(ints(&read, "val"), vec![Some(40), None]);
+    assert_eq!(
+        strings(&read, DELETED_AT)[0],
+        None,
+        "a newer upsert revives the row"
+    );
+}
+
+#[tokio::test]
+async fn an_unchanged_marker_keeps_the_tables_value() {
+    let location = memory_table();
+    let spec = MergeSpec {
+        unchanged_when: [("op".to_owned(), "op = '__unchanged'".to_owned())].into(),
+        delete_when: None,
+        ..spec()
+    };
+    merge(
+        &location,
+        merge_options(spec.clone(), 1),
+        &[changes(&[(1, Some(1), Some(1), "big")])],
+    )
+    .await;
+    merge(
+        &location,
+        merge_options(spec, 2),
+        &[changes(&[
+            (1, Some(2), Some(2), "__unchanged"),
+            (2, Some(3), Some(2), "__unchanged"),
+        ])],
+    )
+    .await;
+    let read = read_sorted(&DeltaTable::open(location.clone()).await.unwrap()).await;
+    assert_eq!(ints(&read, "val"), vec![Some(2), Some(3)]);
+    assert_eq!(strings(&read, "op"), vec![Some("big".into()), None]);
+}
+
+#[tokio::test]
+async fn a_merge_adds_new_input_columns_under_evolve() {
+    let location = memory_table();
+    merge(
+        &location,
+        merge_options(spec(), 1),
+        &[changes(&[(1, Some(1), Some(1), "I")])],
+    )
+    .await;
+    let wider = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("val", DataType::Int64, true),
+            Field::new("seq", DataType::Int64, true),
+            Field::new("op", DataType::Utf8, true),
+            Field::new("region", DataType::Utf8, true),
+        ])),
+        vec![
+            Arc::new(Int64Array::from(vec![2])),
+            Arc::new(Int64Array::from(vec![2])),
+            Arc::new(Int64Array::from(vec![2])),
+            Arc::new(StringArray::from(vec!["I"])),
+            Arc::new(StringArray::from(vec!["eu"])),
+        ],
+    )
+    .unwrap();
+    merge(&location, merge_options(spec(), 2), &[wider]).await;
+    let read = read_sorted(&DeltaTable::open(location.clone()).await.unwrap()).await;
+    assert_eq!(strings(&read, "region"), vec![None, Some("eu".into())]);
+}
+
+#[tokio::test]
+async fn bad_merge_input_fails_clearly_and_commits_nothing() {
+    let location = memory_table();
+    merge(
+        &location,
+        merge_options(spec(), 1),
+        &[changes(&[(1, Some(1), Some(1), "I")])],
+    )
+    .await;
+    let table = DeltaTable::open(location.clone()).await.unwrap();
+    let cases = [
+        (
+            MergeSpec {
+                keys: vec!["customer".into()],
+                ..spec()
+            },
+            changes(&[(2, None, Some(1), "I")]),
+            "merge key `customer` is not a column of the data",
+        ),
+        (
+            MergeSpec {
+                delete_when: Some("kind = 'D'".into()),
+                ..spec()
+            },
+            changes(&[(2, None, Some(1), "I")]),
+            "delete_when `kind = 'D'`",
+        ),
+        (
+            MergeSpec {
+                delete_when: Some("seq + 1".into()),
+                ..spec()
+            },
+            changes(&[(2, None, Some(1), "I")]),
+            "not a condition",
+        ),
+        (
+            spec(),
+            {
+                let b = changes(&[(2, None, Some(1), "I"), (3, None, Some(1), "I")]);
+                let ids = Int64Array::from(vec![Some(2), None]);
+                RecordBatch::try_new(
+                    b.schema(),
+                    vec![
+                        Arc::new(ids),
+                        b.column(1).clone(),
+                        b.column(2).clone(),
+                        b.column(3).clone(),
+                    ],
+                )
+                .unwrap()
+            },
+            "merge key `id` is NULL in 1 rows",
+        ),
+    ];
+    for (i, (spec, batch, expected)) in cases.into_iter().enumerate() {
+        let options = merge_options(spec, 10 + i as i64);
+        let staging = options.staging.clone();
+        let err = table.merge_writer(options).write(&batch).await.unwrap_err();
+        assert_eq!(err.class, ErrorClass::User, "{err}");
+        assert!(err.message.contains(expected), "{err}");
+        assert!(err.message.contains(&location.display()), "{err}");
+        use futures::TryStreamExt;
+        let staged: Vec<_> = location
+            .store()
+            .list(Some(&staging))
+            .try_collect()
+            .await
+            .unwrap();
+        assert!(staged.is_empty(), "nothing staged for {expected}");
+    }
+    assert_eq!(
+        DeltaTable::open(location.clone()).await.unwrap().version(),
+        Some(1)
+    );
+    assert_eq!(txns_in_log(&location).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_merge_widens_a_column_the_input_needs_wider() {
+    let location = memory_table();
+    let plain = MergeSpec {
+        keys: vec!["id".into()],
+        ..MergeSpec::default()
+    };
+    merge(
+        &location,
+        merge_options(plain.clone(), 1),
+        &[int32_batch("qty", &[1, 2], &[10, 20])],
+    )
+    .await;
+    let wide = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("qty", DataType::Int64, true),
+        ])),
+        vec![
+            Arc::new(Int64Array::from(vec![2, 3])),
+            Arc::new(Int64Array::from(vec![5_000_000_000, 7])),
+        ],
+    )
+    .unwrap();
+    merge(&location, merge_options(plain, 2), &[wide]).await;
+    let read = read_sorted(&DeltaTable::open(location.clone()).await.unwrap()).await;
+    assert_eq!(
+        read.schema().field_with_name("qty").unwrap().data_type(),
+        &DataType::Int64
+    );
+    assert_eq!(
+        ints(&read, "qty"),
+        vec![Some(10), Some(5_000_000_000), Some(7)]
+    );
+}
+
+#[tokio::test]
+async fn an_aborted_merge_leaves_no_staged_input() {
+    use futures::TryStreamExt;
+    let location = memory_table();
+    let options = merge_options(spec(), 1);
+    let staging = options.staging.clone();
+    let table = DeltaTable::open(location.clone()).await.unwrap();
+    let mut writer = table.merge_writer(options);
+    writer
+        .write(&changes(&[(1, Some(1), Some(1), "I")]))
+        .await
+        .unwrap();
+    writer.abort().await.unwrap();
+    let staged: Vec<_> = location
+        .store()
+        .list(Some(&staging))
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(staged.is_empty(), "{staged:?}");
+    assert_eq!(DeltaTable::open(location).await.unwrap().version(), None);
+}
