@@ -669,20 +669,18 @@ sinks:
     );
 }
 
-#[test]
-fn direct_put_answers_429_when_the_sink_cannot_keep_up() {
-    // An S3 endpoint that answers reads with 404 (no record of objects in flight yet) and never
-    // answers a write: the sink's first write hangs, the write-ahead log fills up to its bound,
-    // and further requests are refused with 429.
-    let stuck = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let s3_port = stuck.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in stuck.incoming().flatten() {
-            std::thread::spawn(move || answer_reads_hold_writes(stream));
-        }
-    });
+/// Requests to a Direct PUT pipeline whose S3 store never answers a write, until the first 429:
+/// the statuses and the last answer's head and body.
+fn put_until_429(
+    s3_port: u16,
+    log_bytes: Option<u64>,
+    record_bytes: usize,
+) -> (Vec<u16>, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
+    let bound = log_bytes
+        .map(|b| format!(", max_buffered_bytes: {b}"))
+        .unwrap_or_default();
     std::fs::write(
         dir.path().join("pipeline.yaml"),
         format!(
@@ -697,7 +695,7 @@ connections:
     access_key_id: test
     secret_access_key: "${{env:PIPECTL_TEST_SECRET}}"
 sources:
-  put: {{type: http, listen: "127.0.0.1:{port}", max_buffered_bytes: 65536}}
+  put: {{type: http, listen: "127.0.0.1:{port}"{bound}}}
 sinks:
   out:
     type: firehose
@@ -719,8 +717,9 @@ sinks:
         .spawn()
         .unwrap();
     wait_for_port(port);
+    let pad = "x".repeat(record_bytes);
     let mut answers = Vec::new();
-    let pad = "x".repeat(2000);
+    let mut last = (String::new(), String::new());
     for n in 0..200 {
         let (status, head, body) = http(
             port,
@@ -730,22 +729,40 @@ sinks:
             format!(r#"{{"n":{n},"pad":"{pad}"}}"#).as_bytes(),
         );
         answers.push(status);
-        if status == 429 {
-            assert!(
-                head.to_ascii_lowercase().contains("retry-after: 1"),
-                "{head}"
-            );
-            assert!(body.contains("write-ahead log is full"), "{body}");
+        last = (head, body);
+        if status != 200 {
             break;
         }
-        assert_eq!(status, 200, "{body}");
     }
     child.kill().unwrap();
     let _ = child.wait();
-    // 64 KiB of 2 KB records: the log is full after about 30 requests, however far the first
-    // batch got towards the stuck sink.
-    assert_eq!(answers.last(), Some(&429), "{answers:?}");
-    assert!((20..40).contains(&answers.len()), "{answers:?}");
+    (answers, last.0, last.1)
+}
+
+#[test]
+fn direct_put_answers_429_when_the_log_is_full_or_the_sink_cannot_keep_up() {
+    // An S3 endpoint that answers reads with 404 (no record of objects in flight yet) and never
+    // answers a write: the sink's first write hangs.
+    let stuck = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let s3_port = stuck.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in stuck.incoming().flatten() {
+            std::thread::spawn(move || answer_reads_hold_writes(stream));
+        }
+    });
+    // 64 KiB of 8 KB records: the write-ahead log is full after 8 requests.
+    let (answers, head, body) = put_until_429(s3_port, Some(65536), 8000);
+    assert_eq!(answers.last(), Some(&429), "{answers:?} {body}");
+    assert!(head.to_ascii_lowercase().contains("retry-after: 1"), "{head}");
+    assert!(body.contains("write-ahead log is full"), "{body}");
+    assert!((7..=9).contains(&answers.len()), "{answers:?}");
+    // Small records and the default bound: the log has room, but the sink's input (16
+    // batches) fills up behind the stuck write, and the next request is told to retry.
+    let (answers, head, body) = put_until_429(s3_port, None, 10);
+    assert_eq!(answers.last(), Some(&429), "{answers:?} {body}");
+    assert!(head.to_ascii_lowercase().contains("retry-after: 1"), "{head}");
+    assert!(body.contains("the sink is behind"), "{body}");
+    assert!((16..=20).contains(&answers.len()), "{answers:?}");
 }
 
 /// Serves one connection of a fake S3 endpoint: a GET is answered 404, anything else is read

@@ -23,7 +23,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU8;
 use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -57,6 +59,15 @@ const QUEUE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Records per batch when the log is read back after a restart.
 const REPLAY_BATCH: usize = 2000;
+
+/// How long a request waits for the log's writer to take it. The writer waits while the sink's
+/// input is full; a request not taken by then gets 429 instead of hanging.
+const TAKE_WAIT: Duration = Duration::from_secs(1);
+
+/// Where an [`Append`] stands: waiting, taken by the writer, or given up by its request.
+const WAITING: u8 = 0;
+const TAKEN: u8 = 1;
+const ABANDONED: u8 = 2;
 
 /// Direct PUT endpoints of the streaming runs in this process, by `pipeline/source`, so that
 /// `pipectl serve` answers them on its own API as well (see [`dispatch`]). Process-wide because
@@ -305,8 +316,20 @@ struct Append {
     records: Vec<Bytes>,
     arrival: DateTime<Utc>,
     bytes: u64,
+    /// [`WAITING`], [`TAKEN`] or [`ABANDONED`]: exactly one of the writer and the request
+    /// decides, so a request answered 429 is never written.
+    stage: Arc<AtomicU8>,
     /// The first sequence number given to the records, once they are synced.
     reply: oneshot::Sender<std::result::Result<u64, Refusal>>,
+}
+
+impl Append {
+    /// Claims the request for writing; false when its client was already told to retry.
+    fn take(&self) -> bool {
+        self.stage
+            .compare_exchange(WAITING, TAKEN, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
 }
 
 /// Hands requests to the log's writer ([`commit`]).
@@ -338,18 +361,34 @@ impl Appender {
             return Err(Refusal::Full("the sink is behind"));
         }
         self.queued.fetch_add(bytes, Ordering::Relaxed);
-        let (reply, answer) = oneshot::channel();
+        let (reply, mut answer) = oneshot::channel();
+        let stage = Arc::new(AtomicU8::new(WAITING));
         let append = Append {
             records,
             arrival,
             bytes,
+            stage: stage.clone(),
             reply,
         };
         if self.tx.send(append).is_err() {
             self.queued.fetch_sub(bytes, Ordering::Relaxed);
             return Err(Refusal::Stopping);
         }
-        answer.await.unwrap_or(Err(Refusal::Stopping))
+        match tokio::time::timeout(TAKE_WAIT, &mut answer).await {
+            Ok(answered) => answered.unwrap_or(Err(Refusal::Stopping)),
+            Err(_) => {
+                let abandoned = stage
+                    .compare_exchange(WAITING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok();
+                if abandoned {
+                    self.queued.fetch_sub(bytes, Ordering::Relaxed);
+                    Err(Refusal::Full("the sink is behind"))
+                } else {
+                    // Taken just now: its answer comes with the sync under way.
+                    answer.await.unwrap_or(Err(Refusal::Stopping))
+                }
+            }
+        }
     }
 }
 
@@ -367,16 +406,21 @@ async fn commit(
     // The batch that last asked the sink to flush: the next request waits until it is done.
     let mut flush_asked: Option<u64> = None;
     while let Some(first) = rx.recv().await {
-        let mut bytes = first.bytes;
-        let mut group = vec![first];
-        while bytes < GROUP_BYTES {
-            match rx.try_recv() {
-                Ok(a) => {
-                    bytes += a.bytes;
-                    group.push(a);
-                }
-                Err(_) => break,
+        let mut bytes = 0;
+        let mut group = Vec::new();
+        let mut next = Some(first);
+        while let Some(a) = next.take() {
+            // A request given up (answered 429) is dropped: its client sends it again.
+            if a.take() {
+                bytes += a.bytes;
+                group.push(a);
             }
+            if bytes < GROUP_BYTES {
+                next = rx.try_recv().ok();
+            }
+        }
+        if group.is_empty() {
+            continue;
         }
         let log = wal.clone();
         let (group, written) = tokio::task::spawn_blocking(move || {
