@@ -289,9 +289,12 @@ impl Wal {
         };
         // The active segment holds only acknowledged records: an empty one takes its place
         // (its name keeps the numbering) so that it can go.
-        if active_done(&*self.segments()?) {
+        let roll = active_done(&*self.segments()?);
+        if roll {
             let mut writer = self.writer()?;
-            if active_done(&*self.segments()?) {
+            // Checked again under the writer's lock: an append may have come in between.
+            let still = active_done(&*self.segments()?);
+            if still {
                 self.roll(&mut writer)?;
             }
         }

@@ -9,10 +9,11 @@
 //!
 //! A body over `max_body_bytes` gets 413. A 200 means the records are stored: they are in the
 //! source's write-ahead log ([`crate::wal`]), synced to disk, and stay there until the objects
-//! holding them are published; a restart delivers them again with the same sequence numbers,
-//! so the firehose sink publishes each exactly once. Requests arriving during a sync share the
-//! next one (group commit). When the log holds `max_buffered_bytes`, or the sink is so far
-//! behind that requests queue up, the request gets 429 with `Retry-After` and nothing of it is
+//! holding them are published; the sink reads them from the log, so a slow sink holds them on
+//! disk, not in memory, and a restart delivers them again with the same sequence numbers, so
+//! the firehose sink publishes each exactly once. Requests arriving during a sync share the
+//! next one (group commit). When the log holds `max_buffered_bytes` (or the disk is so slow
+//! that requests queue up), the request gets 429 with `Retry-After` and nothing of it is
 //! kept. A client that retries until it gets a 200 gets every record at least once; a
 //! duplicate comes only from a retry of a request whose answer was lost.
 //!
@@ -23,9 +24,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::atomic::AtomicU8;
 use std::sync::{Arc, LazyLock, Mutex, Weak};
-use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -36,15 +35,15 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use pipectl_engine::{Error, Result};
 use pipectl_spec::types::HttpSource;
 
-use super::{Started, StreamSource, hand_over};
+use super::{Started, StreamSource};
 use crate::firehose::pending::Pending;
-use crate::record::{Ack, Batch, Record, Replay};
+use crate::record::{Ack, Batch, Replay};
 use crate::wal::{self, Wal};
 
 /// Records one PutRecordBatch may carry (Firehose's limit).
@@ -57,17 +56,9 @@ const GROUP_BYTES: u64 = 1024 * 1024;
 /// when the sink falls behind: more get 429.
 const QUEUE_BYTES: u64 = 16 * 1024 * 1024;
 
-/// Records per batch when the log is read back after a restart.
-const REPLAY_BATCH: usize = 2000;
-
-/// How long a request waits for the log's writer to take it. The writer waits while the sink's
-/// input is full; a request not taken by then gets 429 instead of hanging.
-const TAKE_WAIT: Duration = Duration::from_secs(1);
-
-/// Where an [`Append`] stands: waiting, taken by the writer, or given up by its request.
-const WAITING: u8 = 0;
-const TAKEN: u8 = 1;
-const ABANDONED: u8 = 2;
+/// Bytes of records the sink gets from the log at a time (at most one batch more for a
+/// record bigger than that).
+const READ_BYTES: usize = 1024 * 1024;
 
 /// Direct PUT endpoints of the streaming runs in this process, by `pipeline/source`, so that
 /// `pipectl serve` answers them on its own API as well (see [`dispatch`]). Process-wide because
@@ -124,8 +115,6 @@ pub struct HttpStream {
     max_body_bytes: usize,
     max_log_bytes: u64,
     wal: Arc<Wal>,
-    floor: u64,
-    replay: wal::Replay,
 }
 
 impl HttpStream {
@@ -151,7 +140,7 @@ impl HttpStream {
         // Segments of an eighth of the bound: acknowledged records leave the disk in steps
         // small enough for the bound to mean something.
         let segment_bytes = (spec.max_buffered_bytes / 8).clamp(64 * 1024, 32 * 1024 * 1024);
-        let opened = tokio::task::spawn_blocking(move || {
+        let wal = tokio::task::spawn_blocking(move || {
             Wal::open(&dir, acked, reserved, segment_bytes)
         })
         .await
@@ -160,7 +149,7 @@ impl HttpStream {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| Error::external(format!("source `{name}`: cannot listen on {addr}"), e))?;
-        tracing::info!(source = %name, %addr, log = %opened.wal.dir().display(), "Direct PUT endpoint listening");
+        tracing::info!(source = %name, %addr, log = %wal.dir().display(), held_bytes = wal.held(), "Direct PUT endpoint listening");
         Ok(HttpStream {
             pipeline: pipeline.to_owned(),
             name: name.to_owned(),
@@ -168,9 +157,7 @@ impl HttpStream {
             token,
             max_body_bytes: spec.max_body_bytes,
             max_log_bytes: spec.max_buffered_bytes,
-            wal: Arc::new(opened.wal),
-            floor: opened.floor,
-            replay: opened.replay,
+            wal: Arc::new(wal),
         })
     }
 }
@@ -185,7 +172,7 @@ impl StreamSource for HttpStream {
     fn started(&self) -> Started {
         Started {
             replay: Replay::SameSequence,
-            acked_through: Some(self.floor),
+            acked_through: Some(self.wal.released()),
         }
     }
 
@@ -203,43 +190,13 @@ impl StreamSource for HttpStream {
                 max_body_bytes,
                 max_log_bytes,
                 wal,
-                floor: _,
-                mut replay,
             } = *self;
-            // What the log holds comes first: new records are numbered after it.
-            loop {
-                let (batch, rest) = tokio::task::spawn_blocking(move || {
-                    let batch = replay.next_batch(REPLAY_BATCH);
-                    (batch, replay)
-                })
-                .await
-                .map_err(|e| Error::internal(format!("reading the write-ahead log: {e}")))?;
-                replay = rest;
-                let records = batch.map_err(|e| e.context(format!("source `{name}`")))?;
-                let Some(through) = records.last().map(|r| r.seq) else {
-                    break;
-                };
-                tracing::debug!(source = %name, records = records.len(), "delivering records from the write-ahead log again");
-                let ack = LogAck {
-                    wal: wal.clone(),
-                    through,
-                };
-                let batch = Batch {
-                    records,
-                    ack: Some(Box::new(ack)),
-                    flush: false,
-                };
-                hand_over(&out, batch, &cancel).await?;
-            }
             let (tx, rx) = mpsc::unbounded_channel();
             let queued = Arc::new(AtomicU64::new(0));
-            let committer = tokio::spawn(commit(
-                wal.clone(),
-                rx,
-                out,
-                queued.clone(),
-                max_log_bytes,
-            ));
+            let (synced, synced_rx) = watch::channel(());
+            let mut committer = tokio::spawn(commit(wal.clone(), rx, queued.clone(), synced));
+            // What a stopped process left in the log comes first, then each group once synced.
+            let mut feeder = tokio::spawn(feed(wal.clone(), out, synced_rx, max_log_bytes));
             let shared = Arc::new(Shared {
                 log: Appender {
                     tx,
@@ -259,9 +216,20 @@ impl StreamSource for HttpStream {
                 shared: Arc::downgrade(&shared),
             };
             let mut connections = tokio::task::JoinSet::new();
+            // A writer or reader that ends before the pipeline stops has failed (or the sink
+            // has stopped): the source stops too.
+            let mut ended_early = None;
             loop {
                 let accepted = tokio::select! {
                     _ = cancel.cancelled() => break,
+                    done = &mut committer => {
+                        ended_early = Some(("writer", done));
+                        break;
+                    }
+                    done = &mut feeder => {
+                        ended_early = Some(("reader", done));
+                        break;
+                    }
                     a = listener.accept() => a,
                 };
                 let (stream, _) = match accepted {
@@ -289,21 +257,30 @@ impl StreamSource for HttpStream {
                     }
                 });
             }
+            let joined = |what: &str, done: std::result::Result<Result<()>, tokio::task::JoinError>| {
+                done.map_err(|e| Error::internal(format!("the write-ahead log {what} failed: {e}")))?
+                    .map_err(|e| e.context(format!("source `{name}`")))
+            };
+            if let Some((what, done)) = ended_early {
+                connections.abort_all();
+                drop(registered);
+                return joined(what, done);
+            }
             // Requests in progress finish (their records reach the log, or they get an error);
-            // then the log's writer delivers what it took and closes the sink's input.
+            // then the writer ends, and the reader hands the sink what is left and ends,
+            // closing the sink's input.
             while connections.join_next().await.is_some() {}
             drop(registered);
             drop(shared);
-            committer
-                .await
-                .map_err(|e| Error::internal(format!("the write-ahead log writer failed: {e}")))?
+            joined("writer", committer.await)?;
+            joined("reader", feeder.await)
         })
     }
 }
 
 /// Why a request's records were not taken.
 enum Refusal {
-    /// The log is full or the sink is behind: retry later (429).
+    /// The log is full, or its writer is behind: retry later (429).
     Full(&'static str),
     /// The pipeline is stopping (503).
     Stopping,
@@ -316,20 +293,8 @@ struct Append {
     records: Vec<Bytes>,
     arrival: DateTime<Utc>,
     bytes: u64,
-    /// [`WAITING`], [`TAKEN`] or [`ABANDONED`]: exactly one of the writer and the request
-    /// decides, so a request answered 429 is never written.
-    stage: Arc<AtomicU8>,
     /// The first sequence number given to the records, once they are synced.
     reply: oneshot::Sender<std::result::Result<u64, Refusal>>,
-}
-
-impl Append {
-    /// Claims the request for writing; false when its client was already told to retry.
-    fn take(&self) -> bool {
-        self.stage
-            .compare_exchange(WAITING, TAKEN, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
 }
 
 /// Hands requests to the log's writer ([`commit`]).
@@ -348,7 +313,10 @@ impl Appender {
         records: Vec<Bytes>,
         arrival: DateTime<Utc>,
     ) -> std::result::Result<u64, Refusal> {
-        let bytes: u64 = records.iter().map(|r| (r.len() + wal::HEADER_BYTES) as u64).sum();
+        let bytes: u64 = records
+            .iter()
+            .map(|r| (r.len() + wal::HEADER_BYTES) as u64)
+            .sum();
         let queued = self.queued.load(Ordering::Relaxed);
         let held = self.wal.held() + queued;
         // One request always fits into an empty log or queue, however big it is.
@@ -358,69 +326,44 @@ impl Appender {
             ));
         }
         if queued > 0 && queued + bytes > QUEUE_BYTES {
-            return Err(Refusal::Full("the sink is behind"));
+            return Err(Refusal::Full("the write-ahead log's disk is behind"));
         }
         self.queued.fetch_add(bytes, Ordering::Relaxed);
-        let (reply, mut answer) = oneshot::channel();
-        let stage = Arc::new(AtomicU8::new(WAITING));
+        let (reply, answer) = oneshot::channel();
         let append = Append {
             records,
             arrival,
             bytes,
-            stage: stage.clone(),
             reply,
         };
         if self.tx.send(append).is_err() {
             self.queued.fetch_sub(bytes, Ordering::Relaxed);
             return Err(Refusal::Stopping);
         }
-        match tokio::time::timeout(TAKE_WAIT, &mut answer).await {
-            Ok(answered) => answered.unwrap_or(Err(Refusal::Stopping)),
-            Err(_) => {
-                let abandoned = stage
-                    .compare_exchange(WAITING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok();
-                if abandoned {
-                    self.queued.fetch_sub(bytes, Ordering::Relaxed);
-                    Err(Refusal::Full("the sink is behind"))
-                } else {
-                    // Taken just now: its answer comes with the sync under way.
-                    answer.await.unwrap_or(Err(Refusal::Stopping))
-                }
-            }
-        }
+        answer.await.unwrap_or(Err(Refusal::Stopping))
     }
 }
 
-/// The log's writer: writes and syncs the requests waiting, all at once (group commit),
-/// answers them, then hands their records to the sink. Ends when every [`Appender`] is gone,
-/// closing the sink's input. Fails only when a failed write could not be undone.
+/// The log's writer: writes and syncs the requests waiting, all at once (group commit), then
+/// answers them and tells the reader ([`feed`]). Ends when every [`Appender`] is gone. Fails
+/// only when a failed write could not be undone.
 async fn commit(
     wal: Arc<Wal>,
     mut rx: mpsc::UnboundedReceiver<Append>,
-    out: mpsc::Sender<Batch>,
     queued: Arc<AtomicU64>,
-    max_log_bytes: u64,
+    synced: watch::Sender<()>,
 ) -> Result<()> {
-    let mut sink_open = true;
-    // The batch that last asked the sink to flush: the next request waits until it is done.
-    let mut flush_asked: Option<u64> = None;
     while let Some(first) = rx.recv().await {
-        let mut bytes = 0;
-        let mut group = Vec::new();
-        let mut next = Some(first);
-        while let Some(a) = next.take() {
-            // A request given up (answered 429) is dropped: its client sends it again.
-            if a.take() {
-                bytes += a.bytes;
-                group.push(a);
+        let mut bytes = first.bytes;
+        let mut group = vec![first];
+        while bytes < GROUP_BYTES {
+            match rx.try_recv() {
+                Ok(a) => {
+                    bytes += a.bytes;
+                    group.push(a);
+                }
+                Err(_) => break,
             }
-            if bytes < GROUP_BYTES {
-                next = rx.try_recv().ok();
-            }
-        }
-        if group.is_empty() {
-            continue;
         }
         let log = wal.clone();
         let (group, written) = tokio::task::spawn_blocking(move || {
@@ -432,8 +375,15 @@ async fn commit(
         .await
         .map_err(|e| Error::internal(format!("the write-ahead log writer failed: {e}")))?;
         queued.fetch_sub(bytes, Ordering::Relaxed);
-        let mut seq = match written {
-            Ok(first) => first,
+        match written {
+            Ok(mut first) => {
+                synced.send_replace(());
+                for a in group {
+                    // Synced: the answer is 200, whatever happens to the sink from here on.
+                    let _ = a.reply.send(Ok(first));
+                    first += a.records.len() as u64;
+                }
+            }
             Err(e) => {
                 tracing::error!(log = %wal.dir().display(), "{e}");
                 let message = e.to_string();
@@ -443,29 +393,50 @@ async fn commit(
                 if wal.broken() {
                     return Err(e);
                 }
-                continue;
             }
-        };
-        let mut records = Vec::with_capacity(group.iter().map(|a| a.records.len()).sum());
-        for a in group {
-            let first = seq;
-            for data in a.records {
-                records.push(Record {
-                    seq,
-                    arrival: a.arrival,
-                    data,
-                });
-                seq += 1;
-            }
-            // Synced: the answer is 200, whatever happens to the sink from here on.
-            let _ = a.reply.send(Ok(first));
         }
-        if !sink_open {
-            // The sink has stopped; the records wait in the log for the next run.
+    }
+    Ok(())
+}
+
+/// The log's reader: hands the sink every record in the log, oldest first, then each group the
+/// writer syncs, waiting while the sink's input is full (the records wait on disk meanwhile).
+/// Ends once the writer has ended and everything is handed over, or when the sink has stopped
+/// (what it did not take stays in the log for the next run).
+async fn feed(
+    wal: Arc<Wal>,
+    out: mpsc::Sender<Batch>,
+    mut synced: watch::Receiver<()>,
+    max_log_bytes: u64,
+) -> Result<()> {
+    let mut reader = wal.reader();
+    let mut writer_done = false;
+    // The last record of the batch that last asked the sink to flush: no new ask until it is
+    // acknowledged.
+    let mut flush_asked: Option<u64> = None;
+    loop {
+        // Seen before reading: a group synced from here on wakes the wait below.
+        synced.borrow_and_update();
+        let log = wal.clone();
+        let (records, back) = tokio::task::spawn_blocking(move || {
+            let records = reader.next_batch(&log, READ_BYTES);
+            (records, reader)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("reading the write-ahead log: {e}")))?;
+        reader = back;
+        let records = records?;
+        let Some(through) = records.last().map(|r| r.seq) else {
+            if writer_done {
+                return Ok(());
+            }
+            if synced.changed().await.is_err() {
+                // The writer has ended: one more read takes what it synced last.
+                writer_done = true;
+            }
             continue;
-        }
-        let through = seq - 1;
-        // A log half full holds records behind a buffer waiting for its interval: flush them.
+        };
+        // A log half full holds records behind buffers waiting for their interval: flush them.
         let flush = wal.held() > max_log_bytes / 2
             && flush_asked.is_none_or(|asked| wal.released() >= asked);
         if flush {
@@ -480,10 +451,9 @@ async fn commit(
             flush,
         };
         if out.send(batch).await.is_err() {
-            sink_open = false;
+            return Ok(());
         }
     }
-    Ok(())
 }
 
 /// Releases the log's records up to `through` once their objects are published.
