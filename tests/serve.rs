@@ -256,6 +256,21 @@ fn serve_runs_a_per_second_schedule_reloads_and_stops_on_sigterm() {
                 .then_some(())
         },
     );
+    // The API shows the load error beside the last good version's status.
+    let (_, body) = api(dir, "GET", "/api/pipelines");
+    let pipelines: Value = serde_json::from_str(&body).unwrap();
+    let ticks = &pipelines[0];
+    assert_eq!(ticks["name"], "ticks", "{body}");
+    let load_error = &ticks["load_error"];
+    assert_eq!(load_error["pipeline"], "ticks", "{body}");
+    assert!(
+        load_error["file"].as_str().unwrap().ends_with("ticks.yaml"),
+        "{body}"
+    );
+    assert!(
+        load_error["error"].as_str().unwrap().contains("bogus"),
+        "{body}"
+    );
     let before = with_status(&runs(dir, "ticks"), "succeeded").len();
     wait_for(
         Duration::from_secs(10),
@@ -269,6 +284,11 @@ fn serve_runs_a_per_second_schedule_reloads_and_stops_on_sigterm() {
         "a run of the edited pipeline",
         || (!with_status(&runs(dir, "ticks2"), "succeeded").is_empty()).then_some(()),
     );
+    let (_, body) = api(dir, "GET", "/api/pipelines");
+    let pipelines: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(pipelines[0]["name"], "ticks2", "{body}");
+    assert!(pipelines[0]["load_error"].is_null(), "{body}");
+    assert_eq!(pipelines.as_array().unwrap().len(), 1, "{body}");
 
     let status = daemon.terminate();
     assert!(status.success(), "exit status {status:?}");
@@ -281,7 +301,12 @@ fn serve_runs_a_per_second_schedule_reloads_and_stops_on_sigterm() {
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("daemon"), "{stderr}");
     let all: Vec<Value> = serde_json::from_str(&stdout).unwrap();
-    assert!(all.iter().all(|r| r["status"] == "succeeded"), "{stdout}");
+    // A per-second fire that came while a run still went is recorded as skipped (overlap: skip).
+    assert!(
+        all.iter()
+            .all(|r| r["status"] == "succeeded" || r["status"] == "skipped"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -721,4 +746,55 @@ sinks:
     assert_eq!(jsonl_lines_under(&lake.join("clicks")) as u64, delivered);
     // The records put through the daemon were flushed on SIGTERM, once each.
     assert_eq!(jsonl_lines_under(&lake.join("puts")), 25);
+}
+
+#[test]
+fn triggers_beyond_the_queue_limit_are_dropped_and_recorded_as_skipped_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("pipelines")).unwrap();
+    // Once a year: only manual triggers run; each run takes about 3 s.
+    std::fs::write(
+        dir.join("pipelines/slow.yaml"),
+        pipeline(
+            "slow",
+            "0 0 0 1 1 *",
+            "    count: 60\n    rate_per_sec: 20\n    batch_rows: 10",
+            "  overlap: queue\n  queue_limit: 1",
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(dir, &["--grace-secs", "1"]);
+    let acks: Vec<Value> = (0..3)
+        .map(|_| {
+            let (status, body) = api(dir, "POST", "/api/pipelines/slow/trigger");
+            assert_eq!(status, 202, "{body}");
+            serde_json::from_str::<Value>(&body).unwrap()["trigger"].clone()
+        })
+        .collect();
+    assert_eq!(acks, ["started", "queued", "skipped"]);
+    let (_, body) = api(dir, "GET", "/api/pipelines");
+    let pipelines: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(pipelines[0]["queue_limit"], 1, "{body}");
+    assert_eq!(pipelines[0]["skipped"], 1, "{body}");
+    assert_eq!(
+        pipelines[0]["last_skipped"]["reason"],
+        "the queue of runs waiting behind the running one is full (queue_limit: 1)",
+        "{body}"
+    );
+    let history = wait_for(Duration::from_secs(30), "the queued run to finish", || {
+        let history = runs(dir, "slow");
+        (with_status(&history, "succeeded").len() == 2).then_some(history)
+    });
+    let skipped = with_status(&history, "skipped");
+    assert_eq!(skipped.len(), 1, "{history:?}");
+    assert_eq!(skipped[0]["trigger"], "manual");
+    assert_eq!(
+        skipped[0]["error"],
+        "dropped: the queue of runs waiting behind the running one is full (queue_limit: 1)"
+    );
+    let (out, stdout, stderr) = output(pipectl(dir).args(["runs", "slow"]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("skipped"), "{stdout}");
+    assert!(daemon.terminate().success());
 }

@@ -125,7 +125,7 @@ fn fastrand_suffix() -> u32 {
 }
 
 /// Every line of every object under `dir` whose name ends in `ext` (`.gz` ones decompressed).
-fn lines_under(dir: &Path, ext: &str) -> Vec<(String, String)> {
+pub(crate) fn lines_under(dir: &Path, ext: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for f in files_under(dir) {
         if f.starts_with("_pipectl") || !f.ends_with(ext) {
@@ -172,7 +172,7 @@ fn start(dir: &Path) -> Child {
         .unwrap()
 }
 
-fn signal(child: &Child, sig: &str) {
+pub(crate) fn signal(child: &Child, sig: &str) {
     let status = Command::new("kill")
         .args([sig, &child.id().to_string()])
         .status()
@@ -180,7 +180,7 @@ fn signal(child: &Child, sig: &str) {
     assert!(status.success());
 }
 
-fn finish(child: Child) -> (i32, String, String) {
+pub(crate) fn finish(child: Child) -> (i32, String, String) {
     let out = child.wait_with_output().unwrap();
     (
         out.status.code().unwrap_or(-1),
@@ -526,7 +526,7 @@ fn kill_9_at_random_moments_leaves_every_record_in_the_lake_exactly_once() {
 }
 
 /// A free loopback port (bound, then released).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -536,7 +536,7 @@ fn free_port() -> u16 {
 
 /// One HTTP/1.1 request on a fresh connection: the status, the headers and the body (status 0
 /// when no answer came).
-fn http(
+pub(crate) fn http(
     port: u16,
     method: &str,
     path: &str,
@@ -574,13 +574,13 @@ fn try_http(
     Some((status, head.to_owned(), body.to_owned()))
 }
 
-fn wait_for_port(port: u16) {
+pub(crate) fn wait_for_port(port: u16) {
     wait_until(Duration::from_secs(20), "the endpoint to listen", || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
 }
 
-fn b64(s: &str) -> String {
+pub(crate) fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
 
@@ -678,18 +678,16 @@ sinks:
     signal(&child, "-TERM");
     let (code, _, stderr) = finish(child);
     assert_eq!(code, 0, "{stderr}");
-    let seen = numbers(&lines_under(&lake.join("http"), ".jsonl"));
+    // Without an error prefix, failed records go under the prefix by error type.
+    let (errors, delivered): (Vec<_>, Vec<_>) = lines_under(&lake.join("http"), ".jsonl")
+        .into_iter()
+        .partition(|(f, _)| f.starts_with("processing-failed/"));
+    let seen = numbers(&delivered);
     assert_eq!(
         seen.keys().copied().collect::<Vec<_>>(),
         vec![1, 2, 3, 4, 5, 6]
     );
-    let errors = lines_under(&lake.join("errors"), ".jsonl");
-    assert_eq!(errors.len(), 1);
-    assert!(
-        errors[0].0.starts_with("processing-failed/"),
-        "{}",
-        errors[0].0
-    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
 }
 
 fn direct_put_spec(port: u16, sink_extra: &str) -> String {
@@ -800,6 +798,8 @@ fn direct_put_answered_200_survives_kill_9_and_lands_once() {
     );
     assert!(kills >= 3);
     let child = start(dir.path());
+    // Listening means started: a SIGTERM before that would meet no handler.
+    wait_for_port(port);
     wait_until(Duration::from_secs(60), "every record in the lake", || {
         numbers(&lines_under(&lake.join("put"), ".jsonl")).len() as u64 >= TOTAL
     });
@@ -808,7 +808,11 @@ fn direct_put_answered_200_survives_kill_9_and_lands_once() {
     assert_eq!(code, 0, "{stderr}");
     let seen = numbers(&lines_under(&lake.join("put"), ".jsonl"));
     let missing: Vec<u64> = (1..=TOTAL).filter(|n| !seen.contains_key(n)).collect();
-    assert!(missing.is_empty(), "lost {} records: {missing:?}", missing.len());
+    assert!(
+        missing.is_empty(),
+        "lost {} records: {missing:?}",
+        missing.len()
+    );
     let unexplained: Vec<(&u64, &usize)> = seen
         .iter()
         .filter(|(n, c)| **c > 2 || (**c == 2 && !maybe_twice.iter().any(|r| r.contains(n))))
@@ -942,7 +946,10 @@ fn direct_put_answers_429_when_the_write_ahead_log_is_full() {
     // 64 KiB of 8 KB records: the log is full after 8 requests.
     let (answers, head, body) = put_until_429(s3_port, 65536, 8000);
     assert_eq!(answers.last(), Some(&429), "{answers:?} {body}");
-    assert!(head.to_ascii_lowercase().contains("retry-after: 1"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 1"),
+        "{head}"
+    );
     assert!(body.contains("write-ahead log is full"), "{body}");
     assert!((7..=9).contains(&answers.len()), "{answers:?}");
 }
@@ -1117,8 +1124,13 @@ sinks:
         .into_iter()
         .map(|(f, _)| f)
         .collect();
-    // Window flushes: the first 100 records did not wait for the 600 s interval in one object.
+    // Window flushes: the first 100 records did not wait for the 600 s interval in one object,
+    // and the run said so when it started.
     assert!(objects.len() >= 3, "window flushes: {objects:?}");
+    assert!(
+        stderr.contains("source `events`: the broker sends at most 20 unacknowledged messages (`broker_inflight`), so sink `out` flushes an object every 20 records"),
+        "{stderr}"
+    );
     assert!(
         objects.iter().all(|f| f.contains("mqtt-stream-out-")),
         "{objects:?}"
@@ -1224,7 +1236,7 @@ sinks:
     rt.block_on(async { js.delete_stream(&stream).await.unwrap() });
 }
 
-fn parquet_rows(path: &Path) -> Vec<serde_json::Value> {
+pub(crate) fn parquet_rows(path: &Path) -> Vec<serde_json::Value> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let file = std::fs::File::open(path).unwrap();
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
@@ -1330,10 +1342,11 @@ sinks:
 }
 
 /// The crash window between saving the record of objects in flight and writing them: the
-/// restart finds the object missing and rebuilds it, under its recorded key, from the
-/// redelivered records.
+/// restart finds the object missing and rebuilds it from the redelivered records, named by
+/// its sequence range. The record names a prefix the spec no longer has (as after fixing a
+/// prefix the store refused): an object never written lands under the spec's prefix.
 #[test]
-fn an_object_recorded_in_flight_but_never_written_is_rebuilt_under_its_key() {
+fn an_object_recorded_in_flight_but_never_written_is_rebuilt_from_the_redelivered_records() {
     let Some((rt, js, stream, subject)) = fresh_jetstream("PIPECTL_T3_") else {
         return;
     };
@@ -1371,7 +1384,12 @@ fn an_object_recorded_in_flight_but_never_written_is_rebuilt_under_its_key() {
     std::thread::sleep(Duration::from_millis(500));
     signal(&child, "-TERM");
     assert_eq!(finish(child).0, 0);
-    let rebuilt: Vec<u64> = std::fs::read_to_string(lake.join(key))
+    assert!(!lake.join(key).exists(), "the old prefix is not used");
+    let rebuilt_key = files_under(&lake.join("raw"))
+        .into_iter()
+        .find(|f| f.ends_with("rentals-stream-delivered-000000000002-000000000006.jsonl"))
+        .expect("the rebuilt object, named by its range, under the spec's prefix");
+    let rebuilt: Vec<u64> = std::fs::read_to_string(lake.join("raw").join(rebuilt_key))
         .unwrap()
         .lines()
         .map(|l| {
@@ -1465,4 +1483,128 @@ sinks:
             .all(|(f, _)| f.starts_with("partitioning-failed/")),
         "{errors:?}"
     );
+}
+
+/// A streaming run killed after it published says in history what it published (objects and
+/// rows), not "nothing was published"; the next run's recovery writes that.
+#[test]
+fn an_interrupted_streaming_run_says_what_it_had_published() {
+    let Some((rt, js, stream, subject)) = fresh_jetstream("PIPECTL_T9_") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("pipeline.yaml"),
+        nats_spec(
+            &stream,
+            &subject,
+            "    prefix: \"rentals/\"\n    max_bytes: 2048\n    interval_secs: 0.3\n",
+        ),
+    )
+    .unwrap();
+    let payloads: Vec<String> = (1..=300)
+        .map(|n| format!(r#"{{"n":{n},"eventType":"rent"}}"#))
+        .collect();
+    publish(&rt, &js, &format!("{subject}.rent"), payloads);
+    let lake = dir.path().join("lake");
+    let mut child = start(dir.path());
+    wait_until(Duration::from_secs(30), "300 records in the lake", || {
+        lines_under(&lake.join("rentals"), ".jsonl").len() >= 300
+    });
+    let objects = files_under(&lake.join("rentals")).len();
+    // The save after the last publish is not awaited by anything the test can see.
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().unwrap();
+    let _ = child.wait();
+
+    let child = start(dir.path());
+    std::thread::sleep(Duration::from_secs(2));
+    signal(&child, "-TERM");
+    let (code, _, stderr) = finish(child);
+    assert_eq!(code, 0, "{stderr}");
+    let (out, stdout, stderr) =
+        crate::common::output(pipectl(dir.path()).args(["runs", "--format", "json"]));
+    assert!(out.status.success(), "{stderr}");
+    let runs: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let interrupted: Vec<&serde_json::Value> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "interrupted")
+        .collect();
+    assert_eq!(interrupted.len(), 1, "{stdout}");
+    let run = interrupted[0];
+    let error = run["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!(
+            "the {objects} objects (300 rows) it had published stay published"
+        )),
+        "{error}"
+    );
+    let sink = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "sink")
+        .unwrap();
+    assert_eq!(sink["rows"], 300, "{run}");
+    assert_eq!(sink["objects"], objects as u64, "{run}");
+    rt.block_on(async { js.delete_stream(&stream).await.unwrap() });
+}
+
+/// A second process started on a durable that another process reads refuses to start (two
+/// readers would split the stream); the first keeps delivering.
+#[test]
+fn a_second_reader_of_one_jetstream_durable_refuses_to_start() {
+    let Some((rt, js, stream, subject)) = fresh_jetstream("PIPECTL_T10_") else {
+        return;
+    };
+    let first = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
+    let spec = nats_spec(
+        &stream,
+        &subject,
+        "    prefix: \"rentals/\"\n    max_bytes: 2048\n    interval_secs: 0.3\n",
+    );
+    for dir in [&first, &second] {
+        std::fs::write(dir.path().join("pipeline.yaml"), &spec).unwrap();
+    }
+    let batch = |range: std::ops::RangeInclusive<u64>| -> Vec<String> {
+        range
+            .map(|n| format!(r#"{{"n":{n},"eventType":"rent"}}"#))
+            .collect()
+    };
+    publish(&rt, &js, &format!("{subject}.rent"), batch(1..=100));
+    let lake = first.path().join("lake");
+    let child = start(first.path());
+    wait_until(Duration::from_secs(30), "100 records in the lake", || {
+        lines_under(&lake.join("rentals"), ".jsonl").len() >= 100
+    });
+
+    let (out, stdout, stderr) =
+        crate::common::output(pipectl(second.path()).args(["run", "pipeline.yaml"]));
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("JetStream consumer `pipectl-test` is being read by another process"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("give this source its own `durable:`"),
+        "{stdout}"
+    );
+
+    publish(&rt, &js, &format!("{subject}.rent"), batch(101..=200));
+    wait_until(
+        Duration::from_secs(30),
+        "200 records in the first lake",
+        || lines_under(&lake.join("rentals"), ".jsonl").len() >= 200,
+    );
+    signal(&child, "-TERM");
+    let (code, _, stderr) = finish(child);
+    assert_eq!(code, 0, "{stderr}");
+    let seen = numbers(&lines_under(&lake.join("rentals"), ".jsonl"));
+    assert_eq!(seen.len(), 200);
+    assert!(seen.values().all(|c| *c == 1), "duplicates: {seen:?}");
+    assert!(files_under(&second.path().join("lake")).is_empty());
+    rt.block_on(async { js.delete_stream(&stream).await.unwrap() });
 }

@@ -6,9 +6,11 @@
 
 mod common;
 mod database;
+mod firehose_parquet;
 mod invalid_specs;
 mod lake;
 mod plan;
+mod prefixes;
 mod quickstart;
 mod run;
 mod s3;

@@ -65,6 +65,14 @@ enum Command {
         /// Do not connect to sources to list their tables.
         #[arg(long)]
         offline: bool,
+        /// Show the object key and error keys each firehose sink would write for records
+        /// arriving at this instant (RFC 3339, e.g. `2026-11-25T18:07:09Z`).
+        #[arg(long, value_parser = parse_instant)]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+        /// A sample record (JSON) for the keys: its partition values and event time; the
+        /// instant is `--at`, or now.
+        #[arg(long)]
+        record: Option<String>,
         /// Exit 1 when the plan has warnings, such as an include rule that matches no table
         /// (for CI).
         #[arg(long)]
@@ -252,8 +260,16 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             file,
             format,
             offline,
+            at,
+            record,
             strict,
-        } => plan(&file, format, offline, strict, &cli.state_dir),
+        } => {
+            let keys = (at.is_some() || record.is_some()).then(|| KeysAt {
+                at: at.unwrap_or_else(chrono::Utc::now),
+                record,
+            });
+            plan(&file, format, offline, keys, strict, &cli.state_dir)
+        }
         Command::Run {
             file,
             format,
@@ -592,15 +608,39 @@ fn env_lookup(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
+/// `pipectl plan --at/--record`: the instant and sample record to show object keys for.
+struct KeysAt {
+    at: chrono::DateTime<chrono::Utc>,
+    record: Option<String>,
+}
+
+fn parse_instant(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("{e}: write an RFC 3339 instant such as 2026-11-25T18:07:09Z"))
+}
+
 fn plan(
     file: &Path,
     format: OutputFormat,
     offline: bool,
+    keys_at: Option<KeysAt>,
     strict: bool,
     state_dir: &Path,
 ) -> Result<ExitCode> {
     let Some(spec) = load_or_report(file, false)? else {
         return Ok(ExitCode::from(1));
+    };
+    let keys = match &keys_at {
+        Some(k) => Some(
+            pipectl_stream::firehose::keys::preview(
+                &spec.pipeline,
+                k.at,
+                k.record.as_deref().map(str::as_bytes),
+            )
+            .map_err(|e| anyhow!("{e}"))?,
+        ),
+        None => None,
     };
     // Stored bookmarks let the plan show the values incremental reads bind; without a state
     // folder (or while a run holds it) the plan shows first-run reads.
@@ -623,10 +663,23 @@ fn plan(
         !offline,
         &bookmarks,
     ));
-    print_out(&match format {
-        OutputFormat::Json => serde_json::to_string_pretty(&plan)? + "\n",
-        OutputFormat::Text => render::plan(&plan),
-    })?;
+    let text = match format {
+        OutputFormat::Json => {
+            let mut json = serde_json::to_value(&plan)?;
+            if let (Some(keys), Some(object)) = (&keys, json.as_object_mut()) {
+                object.insert("keys".to_owned(), serde_json::to_value(keys)?);
+            }
+            serde_json::to_string_pretty(&json)? + "\n"
+        }
+        OutputFormat::Text => {
+            let mut text = render::plan(&plan);
+            if let (Some(keys), Some(k)) = (&keys, &keys_at) {
+                text.push_str(&render::key_previews(keys, k.at));
+            }
+            text
+        }
+    };
+    print_out(&text)?;
     let warnings = plan.warnings();
     if strict && !warnings.is_empty() {
         for w in &warnings {

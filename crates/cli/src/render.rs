@@ -206,6 +206,56 @@ pub(crate) fn run_details(r: &RunRecord) -> String {
     out
 }
 
+/// `pipectl plan --at`: the keys each firehose sink would write at `at`.
+pub(crate) fn key_previews(
+    previews: &[pipectl_stream::firehose::keys::KeyPreview],
+    at: chrono::DateTime<chrono::Utc>,
+) -> String {
+    if previews.is_empty() {
+        return "\nno firehose sinks: no object keys to show\n".to_owned();
+    }
+    let mut out = format!(
+        "\nobject keys at {} (objects of sequence 1 to 1, relative to the connection):\n",
+        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    for p in previews {
+        out.push_str(&format!(
+            "  sink {} (connection {}):\n",
+            p.sink, p.connection
+        ));
+        let width = p
+            .error_keys
+            .keys()
+            .map(String::len)
+            .max()
+            .unwrap_or(0)
+            .max("data".len());
+        match (&p.object_key, &p.record_error) {
+            (Some(key), _) => out.push_str(&format!("    {:width$}  {key}\n", "data")),
+            (None, Some(reason)) => out.push_str(&format!(
+                "    {:width$}  the sample record goes to the error output ({reason})\n",
+                "data"
+            )),
+            (None, None) => {}
+        }
+        for (kind, key) in &p.error_keys {
+            out.push_str(&format!("    {kind:width$}  {key}\n"));
+        }
+        if !p.partition_values.is_empty() {
+            let values: Vec<String> = p
+                .partition_values
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            out.push_str(&format!(
+                "    partition values of the sample record: {}\n",
+                values.join(", ")
+            ));
+        }
+    }
+    out
+}
+
 /// `pipectl plan` as text.
 pub(crate) fn plan(plan: &Plan) -> String {
     let mut out = format!(

@@ -26,7 +26,7 @@ use hyper_util::rt::TokioIo;
 use pipectl_state::{StateError, StateStore};
 use serde_json::json;
 
-use crate::daemon::{Registry, StoreCommand};
+use crate::daemon::{LoadError, LoadErrors, Registry, StoreCommand};
 use crate::metrics::Metrics;
 use crate::policy::RunPolicy;
 use crate::runner::LoadedPipeline;
@@ -39,6 +39,8 @@ pub(crate) struct ApiState {
     pub(crate) state: Arc<dyn StateStore>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) files: Registry,
+    /// Why pipeline files did not load.
+    pub(crate) load_errors: LoadErrors,
     /// Pipelines not served from files, running for `pipectl run` through the API.
     pub(crate) adhoc: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// Runs forwarded state commands; `None` answers 404.
@@ -119,9 +121,7 @@ async fn handle(api: &ApiState, req: Request<Incoming>) -> Reply {
                 api.metrics.render(running, status.len()),
             )
         }
-        (Method::GET, ["api", "pipelines"]) => {
-            json_reply(StatusCode::OK, &api.scheduler.status().await)
-        }
+        (Method::GET, ["api", "pipelines"]) => json_reply(StatusCode::OK, &pipelines(api).await),
         (Method::GET, ["api", "streams"]) => json_reply(StatusCode::OK, &api.streams.status()),
         (Method::POST, ["api", "pipelines", name, "trigger"]) => {
             let wait = query(&req)
@@ -338,4 +338,31 @@ async fn run_file(api: &ApiState, body: &[u8]) -> Reply {
         a.remove(&name);
     }
     reply
+}
+
+/// `GET /api/pipelines`: every pipeline's status; one whose file no longer loads carries the
+/// load error (its last good version keeps running), and a file that never loaded is listed
+/// with `name: null` and its error.
+async fn pipelines(api: &ApiState) -> Vec<serde_json::Value> {
+    let mut errors: Vec<LoadError> = api
+        .load_errors
+        .lock()
+        .map(|e| e.values().cloned().collect())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for status in api.scheduler.status().await {
+        let mut value = serde_json::to_value(&status).unwrap_or_default();
+        let error = errors
+            .iter()
+            .position(|e| e.pipeline.as_deref() == Some(status.name.as_str()))
+            .map(|i| errors.remove(i));
+        if let Some(object) = value.as_object_mut() {
+            object.insert("load_error".to_owned(), json!(error));
+        }
+        out.push(value);
+    }
+    for error in errors {
+        out.push(json!({ "name": error.pipeline, "file": error.file, "load_error": error }));
+    }
+    out
 }

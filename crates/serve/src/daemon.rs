@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use futures::StreamExt;
 use pipectl_engine::connect::Connections;
 use pipectl_engine::executor;
-use pipectl_state::StateStore;
+use pipectl_state::{RunRecord, RunStatus, StateStore, new_run_id};
 use tokio::task::JoinHandle;
 
 use crate::api::{self, ApiState};
@@ -83,7 +83,7 @@ pub async fn serve(
         metrics.clone(),
         Some(events_tx),
     );
-    let log_task = tokio::spawn(log_events(events));
+    let log_task = tokio::spawn(log_events(events, state.clone()));
 
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
@@ -130,6 +130,7 @@ pub async fn serve(
         state: state.clone(),
         metrics: metrics.clone(),
         files: files.registry.clone(),
+        load_errors: files.load_errors.clone(),
         adhoc: Default::default(),
         store_command: options.store_command.clone(),
         streams: streams.clone(),
@@ -163,7 +164,12 @@ pub async fn serve(
     Ok(())
 }
 
-async fn log_events(mut events: tokio::sync::mpsc::UnboundedReceiver<Event>) {
+/// Logs the scheduler's events, and records dropped runs in the run history so `pipectl runs`
+/// shows them.
+async fn log_events(
+    mut events: tokio::sync::mpsc::UnboundedReceiver<Event>,
+    state: Arc<dyn StateStore>,
+) {
     while let Some(event) = events.recv().await {
         match event {
             Event::Started {
@@ -188,7 +194,21 @@ async fn log_events(mut events: tokio::sync::mpsc::UnboundedReceiver<Event>) {
             Event::Cancelling { pipeline, reason } => {
                 tracing::info!(%pipeline, %reason, "cancelling run")
             }
-            Event::Fired { .. } | Event::Skipped { .. } | Event::RetryScheduled { .. } => {}
+            Event::Skipped {
+                pipeline,
+                trigger,
+                reason,
+            } => {
+                let now = chrono::Utc::now();
+                let mut run = RunRecord::new(new_run_id(now), &pipeline, "", now, trigger);
+                run.status = RunStatus::Skipped;
+                run.ended_at = Some(now);
+                run.error = Some(format!("dropped: {reason}"));
+                if let Err(e) = state.begin_run(&run) {
+                    tracing::warn!(%pipeline, "cannot record a dropped run: {e}");
+                }
+            }
+            Event::Fired { .. } | Event::RetryScheduled { .. } => {}
         }
     }
 }
@@ -204,6 +224,22 @@ struct FileEntry {
 /// Pipeline name -> the file it was loaded from (canonical), shared with the API.
 pub(crate) type Registry = Arc<std::sync::Mutex<BTreeMap<String, PathBuf>>>;
 
+/// Why a pipeline file did not load, by file, shared with the API.
+pub(crate) type LoadErrors = Arc<std::sync::Mutex<BTreeMap<String, LoadError>>>;
+
+/// The last failed load of a pipeline file.
+#[derive(Clone, Debug, serde::Serialize)]
+pub(crate) struct LoadError {
+    /// The file.
+    pub(crate) file: String,
+    /// The pipeline its last good version defines (which keeps running), if any.
+    pub(crate) pipeline: Option<String>,
+    /// What is wrong, as `pipectl validate` says it.
+    pub(crate) error: String,
+    /// When the load failed.
+    pub(crate) at: chrono::DateTime<chrono::Utc>,
+}
+
 struct Files {
     dir: PathBuf,
     state: Arc<dyn StateStore>,
@@ -215,6 +251,7 @@ struct Files {
     loaded: BTreeMap<String, Arc<LoadedPipeline>>,
     watchers: BTreeMap<String, JoinHandle<()>>,
     registry: Registry,
+    load_errors: LoadErrors,
     last_prune: Option<std::time::Instant>,
 }
 
@@ -241,6 +278,7 @@ impl Files {
             loaded: BTreeMap::new(),
             watchers: BTreeMap::new(),
             registry: Registry::default(),
+            load_errors: LoadErrors::default(),
             last_prune: None,
         }
     }
@@ -264,6 +302,9 @@ impl Files {
             .cloned()
             .collect();
         for path in gone {
+            if let Ok(mut errors) = self.load_errors.lock() {
+                errors.remove(&path.display().to_string());
+            }
             if let Some(name) = self.files.remove(&path).and_then(|f| f.pipeline) {
                 eprintln!(
                     "pipectl serve: {} was removed; pipeline `{name}` is unloaded",
@@ -283,7 +324,29 @@ impl Files {
                 continue;
             }
             let previous = self.files.get(&path).and_then(|f| f.pipeline.clone());
-            let pipeline = self.load(&path, previous.as_deref(), first).await;
+            let pipeline = match self.load(&path, previous.as_deref(), first).await {
+                Ok(name) => {
+                    if let Ok(mut errors) = self.load_errors.lock() {
+                        errors.remove(&path.display().to_string());
+                    }
+                    Some(name)
+                }
+                Err(error) => {
+                    if let Ok(mut errors) = self.load_errors.lock() {
+                        let file = path.display().to_string();
+                        errors.insert(
+                            file.clone(),
+                            LoadError {
+                                file,
+                                pipeline: previous.clone(),
+                                error,
+                                at: chrono::Utc::now(),
+                            },
+                        );
+                    }
+                    None
+                }
+            };
             self.files.insert(
                 path,
                 FileEntry {
@@ -302,14 +365,20 @@ impl Files {
         }
     }
 
-    /// Loads one file; returns the pipeline name when it loaded. An invalid file is reported
-    /// and whatever it defined before keeps running.
-    async fn load(&mut self, path: &Path, previous: Option<&str>, first: bool) -> Option<String> {
+    /// Loads one file; returns the pipeline name when it loaded, or what is wrong. An invalid
+    /// file is reported and whatever it defined before keeps running.
+    async fn load(
+        &mut self,
+        path: &Path,
+        previous: Option<&str>,
+        first: bool,
+    ) -> Result<String, String> {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) => {
-                tracing::error!("cannot read {}: {e}", path.display());
-                return None;
+                let error = format!("cannot read {}: {e}", path.display());
+                tracing::error!("{error}");
+                return Err(error);
             }
         };
         let keep = match previous {
@@ -321,12 +390,9 @@ impl Files {
             Err(diags) => {
                 self.metrics.reload_failed();
                 let text: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
-                eprintln!(
-                    "{}\npipectl serve: {} is invalid{keep}",
-                    text.join("\n\n"),
-                    path.display()
-                );
-                return None;
+                let text = text.join("\n\n");
+                eprintln!("{text}\npipectl serve: {} is invalid{keep}", path.display());
+                return Err(text);
             }
         };
         let name = spec.pipeline.name.clone();
@@ -339,20 +405,22 @@ impl Files {
             .filter(|other| *other != canonical);
         if let Some(other) = clash {
             self.metrics.reload_failed();
-            eprintln!(
-                "pipectl serve: {} defines pipeline `{name}`, which {} defines already; rename one of them{keep}",
+            let error = format!(
+                "{} defines pipeline `{name}`, which {} defines already; rename one of them",
                 path.display(),
                 other.display()
             );
-            return None;
+            eprintln!("pipectl serve: {error}{keep}");
+            return Err(error);
         }
         let schedule = match &spec.pipeline.schedule {
             Some(s) => match CronSchedule::parse(&s.cron, &s.timezone) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     self.metrics.reload_failed();
-                    eprintln!("pipectl serve: {}: {e}{keep}", path.display());
-                    return None;
+                    let error = format!("{}: {e}", path.display());
+                    eprintln!("pipectl serve: {error}{keep}");
+                    return Err(error);
                 }
             },
             None => None,
@@ -399,7 +467,7 @@ impl Files {
         }
         self.watch_files(&name, &loaded);
         self.loaded.insert(name.clone(), loaded);
-        Some(name)
+        Ok(name)
     }
 
     async fn unload(&mut self, name: &str) {

@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use pipectl_spec::types::{CatchUpPolicy, OverlapPolicy, RunSettings};
+use pipectl_spec::types::{CatchUpPolicy, DEFAULT_QUEUE_LIMIT, OverlapPolicy, RunSettings};
 
 /// What the scheduler needs to know about running one pipeline.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RunPolicy {
     /// Cancel a run after this long.
     pub timeout: Option<Duration>,
@@ -19,6 +19,22 @@ pub struct RunPolicy {
     pub catch_up: CatchUpPolicy,
     /// With `catch_up: all`, the most missed runs made up for.
     pub catch_up_limit: u32,
+    /// The most runs waiting behind a running one; more are dropped.
+    pub queue_limit: usize,
+}
+
+impl Default for RunPolicy {
+    fn default() -> Self {
+        RunPolicy {
+            timeout: None,
+            step_timeout: None,
+            retry: None,
+            overlap: OverlapPolicy::default(),
+            catch_up: CatchUpPolicy::default(),
+            catch_up_limit: 0,
+            queue_limit: DEFAULT_QUEUE_LIMIT as usize,
+        }
+    }
 }
 
 impl RunPolicy {
@@ -26,9 +42,14 @@ impl RunPolicy {
     pub fn from_spec(pipeline: &pipectl_spec::types::Pipeline) -> Self {
         let settings = pipeline.run.clone().unwrap_or_default();
         let secs = |s: Option<f64>| s.filter(|s| *s > 0.0).map(Duration::from_secs_f64);
-        let (overlap, catch_up, catch_up_limit) = match &pipeline.schedule {
-            Some(s) => (s.overlap, s.catch_up, s.catch_up_limit),
-            None => (OverlapPolicy::default(), CatchUpPolicy::None, 0),
+        let (overlap, catch_up, catch_up_limit, queue_limit) = match &pipeline.schedule {
+            Some(s) => (s.overlap, s.catch_up, s.catch_up_limit, s.queue_limit),
+            None => (
+                OverlapPolicy::default(),
+                CatchUpPolicy::None,
+                0,
+                DEFAULT_QUEUE_LIMIT,
+            ),
         };
         RunPolicy {
             timeout: secs(settings.timeout_secs),
@@ -37,6 +58,7 @@ impl RunPolicy {
             overlap,
             catch_up,
             catch_up_limit,
+            queue_limit: queue_limit.max(1) as usize,
         }
     }
 }

@@ -31,9 +31,6 @@ use crate::cron::CronSchedule;
 use crate::metrics::{Ended, Metrics};
 use crate::policy::RunPolicy;
 
-/// Runs waiting behind a running one, per pipeline; more are skipped.
-pub const QUEUE_LIMIT: usize = 16;
-
 /// Executes one run of a pipeline.
 pub trait Runner: Send + Sync + 'static {
     /// What the runner needs to run a pipeline (the loaded spec and its folder, in production).
@@ -225,8 +222,23 @@ pub struct PipelineStatus {
     pub last: Option<RunOutcome>,
     /// When the last attempt ended.
     pub last_ended_at: Option<DateTime<Utc>>,
-    /// Scheduled runs skipped by the overlap policy since start.
+    /// Runs dropped since start: by `overlap: skip`, or because `queue_limit` runs waited.
     pub skipped: u64,
+    /// The most runs that may wait behind the running one (`queue_limit`).
+    pub queue_limit: usize,
+    /// The last dropped run: when, its trigger, and why.
+    pub last_skipped: Option<SkippedRun>,
+}
+
+/// A run that was dropped instead of started or queued.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SkippedRun {
+    /// When it was dropped.
+    pub at: DateTime<Utc>,
+    /// What would have started it.
+    pub trigger: String,
+    /// Why it was dropped.
+    pub reason: String,
 }
 
 /// Something that happened, for logs and tests.
@@ -256,6 +268,8 @@ pub enum Event {
         pipeline: String,
         /// Trigger label.
         trigger: String,
+        /// Why it was dropped.
+        reason: String,
     },
     /// A running attempt was asked to stop.
     Cancelling {
@@ -431,6 +445,7 @@ struct Slot<S> {
     retry: Option<(DateTime<Utc>, Pending)>,
     last: Option<(RunOutcome, DateTime<Utc>)>,
     skipped: u64,
+    last_skipped: Option<SkippedRun>,
     removed: bool,
 }
 
@@ -558,7 +573,11 @@ impl<R: Runner> Actor<R> {
             return;
         }
         match slot.def.policy.overlap {
-            OverlapPolicy::Skip => self.skip(name, &pending.trigger),
+            OverlapPolicy::Skip => self.skip(
+                name,
+                &pending.trigger,
+                "the previous run is still going (overlap: skip)".to_owned(),
+            ),
             OverlapPolicy::Queue => {
                 self.enqueue(name, pending);
             }
@@ -580,15 +599,22 @@ impl<R: Runner> Actor<R> {
         }
     }
 
-    fn skip(&mut self, name: &str, trigger: &Trigger) {
+    fn skip(&mut self, name: &str, trigger: &Trigger, reason: String) {
+        let at = self.clock.now();
         if let Some(slot) = self.slots.get_mut(name) {
             slot.skipped += 1;
+            slot.last_skipped = Some(SkippedRun {
+                at,
+                trigger: trigger.label(),
+                reason: reason.clone(),
+            });
         }
         self.metrics.run_skipped(name);
-        tracing::info!(pipeline = name, trigger = %trigger.label(), "skipped: the previous run is still going");
+        tracing::warn!(pipeline = name, trigger = %trigger.label(), %reason, "run dropped");
         self.emit(Event::Skipped {
             pipeline: name.to_owned(),
             trigger: trigger.label(),
+            reason,
         });
     }
 
@@ -596,9 +622,14 @@ impl<R: Runner> Actor<R> {
         let Some(slot) = self.slots.get_mut(name) else {
             return TriggerAck::Skipped;
         };
-        if slot.queue.len() >= QUEUE_LIMIT {
+        let limit = slot.def.policy.queue_limit;
+        if slot.queue.len() >= limit {
             let trigger = pending.trigger.clone();
-            self.skip(name, &trigger);
+            self.skip(
+                name,
+                &trigger,
+                format!("the queue of runs waiting behind the running one is full (queue_limit: {limit})"),
+            );
             return TriggerAck::Skipped;
         }
         slot.queue.push_back(pending);
@@ -758,6 +789,7 @@ impl<R: Runner> Actor<R> {
             retry: None,
             last: None,
             skipped: 0,
+            last_skipped: None,
             removed: false,
         };
         if !missed.is_empty() {
@@ -912,6 +944,8 @@ impl<R: Runner> Actor<R> {
                 last: s.last.as_ref().map(|l| l.0.clone()),
                 last_ended_at: s.last.as_ref().map(|l| l.1),
                 skipped: s.skipped,
+                queue_limit: s.def.policy.queue_limit,
+                last_skipped: s.last_skipped.clone(),
             })
             .collect()
     }

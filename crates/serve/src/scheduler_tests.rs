@@ -265,7 +265,8 @@ async fn overlap_skip_drops_the_new_run() {
         skipped,
         Event::Skipped {
             pipeline: "p".into(),
-            trigger: "schedule 2026-01-01T00:02:00Z".into()
+            trigger: "schedule 2026-01-01T00:02:00Z".into(),
+            reason: "the previous run is still going (overlap: skip)".into(),
         }
     );
     let _ = first.finish.send(ok());
@@ -294,6 +295,51 @@ async fn overlap_queue_runs_the_new_run_afterwards() {
     h.event(|e| matches!(e, Event::Fired { .. })).await;
     h.no_run().await;
     assert_eq!(h.status("p").await.queued, 1);
+    let _ = first.finish.send(ok());
+    assert_eq!(h.run().await.job.trigger, "schedule 2026-01-01T00:02:00Z");
+}
+
+#[tokio::test]
+async fn overlap_queue_drops_fires_beyond_the_queue_limit_and_says_so() {
+    let mut h = harness("2026-01-01T00:00:00Z", 4);
+    h.scheduler.upsert(def(
+        "p",
+        "* * * * *",
+        "UTC",
+        RunPolicy {
+            queue_limit: 2,
+            ..with_overlap(OverlapPolicy::Queue)
+        },
+    ));
+    h.status("p").await;
+    h.advance_secs(60);
+    let first = h.run().await;
+    for minute in ["00:02", "00:03"] {
+        h.advance_secs(60);
+        let due = format!("2026-01-01T{minute}:00+00:00");
+        h.event(|e| matches!(e, Event::Fired { fire, .. } if fire.to_rfc3339() == due))
+            .await;
+    }
+    assert_eq!(h.status("p").await.queued, 2);
+    h.advance_secs(60);
+    let dropped = h.event(|e| matches!(e, Event::Skipped { .. })).await;
+    assert_eq!(
+        dropped,
+        Event::Skipped {
+            pipeline: "p".into(),
+            trigger: "schedule 2026-01-01T00:04:00Z".into(),
+            reason: "the queue of runs waiting behind the running one is full (queue_limit: 2)"
+                .into(),
+        }
+    );
+    let status = h.status("p").await;
+    assert_eq!(
+        (status.queued, status.skipped, status.queue_limit),
+        (2, 1, 2)
+    );
+    let last = status.last_skipped.unwrap();
+    assert_eq!(last.trigger, "schedule 2026-01-01T00:04:00Z");
+    assert_eq!(last.at.to_rfc3339(), "2026-01-01T00:04:00+00:00");
     let _ = first.finish.send(ok());
     assert_eq!(h.run().await.job.trigger, "schedule 2026-01-01T00:02:00Z");
 }

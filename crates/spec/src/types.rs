@@ -61,6 +61,10 @@ pub struct Schedule {
     /// What to do when a run is due while the previous one still runs.
     #[serde(default)]
     pub overlap: OverlapPolicy,
+    /// The most runs that wait behind a running one (`overlap: queue` fires, manual and file triggers); one beyond it is dropped and recorded as a `skipped` run. Default 16.
+    #[serde(default = "default_queue_limit")]
+    #[schemars(range(min = 1))]
+    pub queue_limit: u32,
     /// Which runs missed while pipectl was down are made up for at start-up.
     #[serde(default)]
     pub catch_up: CatchUpPolicy,
@@ -138,6 +142,13 @@ fn default_timezone() -> String {
 
 fn default_catch_up_limit() -> u32 {
     10
+}
+
+/// Runs waiting behind a running one, per pipeline, unless `queue_limit` says otherwise.
+pub const DEFAULT_QUEUE_LIMIT: u32 = 16;
+
+fn default_queue_limit() -> u32 {
+    DEFAULT_QUEUE_LIMIT
 }
 
 /// Overlap policy for scheduled runs.

@@ -732,6 +732,13 @@ impl Validator<'_> {
                 }),
             );
         }
+        if s.queue_limit == 0 {
+            self.error(
+                &[key("schedule"), key("queue_limit")],
+                "must be at least 1",
+                Some("how many runs may wait behind a running one (default 16)".to_owned()),
+            );
+        }
     }
 
     fn connection(&mut self, name: &str, c: &Connection) {

@@ -29,6 +29,9 @@ pub enum RunStatus {
     Cancelled,
     /// Found `Running` or `Committing` by a later process: the process running it died.
     Interrupted,
+    /// Never started: dropped by `overlap: skip` or because `queue_limit` runs were waiting
+    /// (its `error` says which).
+    Skipped,
 }
 
 impl RunStatus {
@@ -47,6 +50,7 @@ impl RunStatus {
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
             Self::Interrupted => "interrupted",
+            Self::Skipped => "skipped",
         }
     }
 }
@@ -70,6 +74,9 @@ pub struct StepRecord {
     /// Bytes the step produced (or, for a sink, wrote).
     #[serde(default)]
     pub bytes: u64,
+    /// Objects (files) a sink wrote; 0 for other steps.
+    #[serde(default)]
+    pub objects: u64,
     /// Wall time the step took so far.
     #[serde(default)]
     pub duration_ms: u64,
@@ -137,6 +144,10 @@ pub struct RunRecord {
     /// `Committing`, so a recovery that finishes the publish also moves the bookmarks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bookmarks: Vec<Bookmark>,
+    /// A streaming run: its sinks publish objects while it runs, so a run that stops early
+    /// (even by kill -9) keeps what its steps' records say it published.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub streaming: bool,
 }
 
 impl RunRecord {
@@ -161,6 +172,7 @@ impl RunRecord {
             publish: Vec::new(),
             retire: Vec::new(),
             bookmarks: Vec::new(),
+            streaming: false,
         }
     }
 }
@@ -294,6 +306,7 @@ mod tests {
             RunStatus::Failed,
             RunStatus::Cancelled,
             RunStatus::Interrupted,
+            RunStatus::Skipped,
         ];
         for status in all {
             let json = serde_json::to_string(&status).expect("serializes");

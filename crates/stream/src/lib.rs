@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -52,6 +52,8 @@ pub struct StreamRun {
     trigger: String,
     env: Arc<EnvLookup>,
     state_dir: PathBuf,
+    /// Notified by the sinks after each publish: the run saves its progress then.
+    published: Arc<Notify>,
 }
 
 /// Looks up `${env:NAME}` values.
@@ -89,6 +91,7 @@ pub fn prepare(
         trigger: trigger.to_owned(),
         env: Arc::new(env),
         state_dir: state_dir.to_owned(),
+        published: Arc::new(Notify::new()),
     })
 }
 
@@ -106,6 +109,7 @@ impl StreamRun {
             Utc::now(),
             self.trigger.clone(),
         );
+        record.streaming = true;
         record.steps = self.step_records(RunStatus::Running, &[]);
         executor::state_call(state.begin_run(&record))?;
         tracing::info!(run = %self.run_id, pipeline = %record.pipeline, "streaming run started");
@@ -137,6 +141,12 @@ impl StreamRun {
                         self.cancel.cancel();
                     }
                 },
+                // Saved at once after a publish, so that history counts what a run killed
+                // right after it had published.
+                _ = self.published.notified() => {
+                    record.steps = self.step_records(RunStatus::Running, &errors);
+                    let _ = state.save_run(&record);
+                }
                 _ = progress.tick() => {
                     record.steps = self.step_records(RunStatus::Running, &errors);
                     // Progress only: a lost save is harmless.
@@ -151,8 +161,20 @@ impl StreamRun {
         match errors.first() {
             Some((step, message)) => {
                 record.status = RunStatus::Failed;
-                record.error = Some(format!("step `{step}`: {message}"));
                 record.steps = self.step_records(RunStatus::Succeeded, &errors);
+                // A streaming run's objects stay published when it fails: say how many.
+                let (objects, rows) = record
+                    .steps
+                    .iter()
+                    .filter(|s| s.kind == StepKind::Sink.noun())
+                    .fold((0, 0), |(o, r), s| (o + s.objects, r + s.rows));
+                record.error = Some(if objects == 0 {
+                    format!("step `{step}`: {message}")
+                } else {
+                    format!(
+                        "step `{step}`: {message} ({objects} objects with {rows} rows were published before it stopped; they stay published)"
+                    )
+                });
                 executor::state_call(state.save_run(&record))?;
             }
             None => {
@@ -193,7 +215,15 @@ impl StreamRun {
                 sink_metrics.clone(),
             )
             .map_err(|e| (sink_name.clone(), e))?
-            .counting_for(source_metrics.clone());
+            .counting_for(source_metrics.clone())
+            .notifying(self.published.clone());
+            let step = match &spec.catalog_table {
+                Some(table) => step.with_parquet_schema(
+                    firehose::parquet::catalog_schema(self.state.as_ref(), sink_name, table)
+                        .map_err(|e| (sink_name.clone(), e))?,
+                ),
+                None => step,
+            };
             // Sources that replay with the same sequence numbers (JetStream, a Direct PUT
             // write-ahead log) resume from the sink's record.
             let resume = match source_spec {
@@ -204,6 +234,12 @@ impl StreamRun {
                 }
                 _ => None,
             };
+            if let SourceSpec::Mqtt(mqtt) = source_spec
+                && let Some(warning) =
+                    source::mqtt::early_flush_warning(source_name, mqtt, sink_name, spec)
+            {
+                tracing::warn!("{warning}");
+            }
             let empty = Pending::default();
             let previous = resume.as_ref().map_or(&empty, |(_, p)| p);
             let source = source::connect(

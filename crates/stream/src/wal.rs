@@ -299,7 +299,10 @@ impl Wal {
             }
         }
         let mut segments = self.segments()?;
-        while segments.front().is_some_and(|s| s.closed && s.last <= through) {
+        while segments
+            .front()
+            .is_some_and(|s| s.closed && s.last <= through)
+        {
             if let Some(s) = segments.pop_front() {
                 remove(&s.path)?;
                 self.held.fetch_sub(s.bytes, Ordering::Relaxed);
@@ -678,7 +681,10 @@ mod tests {
         );
         // New records continue the numbering, and the reader gets them once synced.
         assert_eq!(wal.append(&[(&records(&["d"]), at(4_000))]).unwrap(), 5);
-        assert_eq!(read_all(&wal, &mut reader, 1 << 20), vec![(5, "d".to_owned())]);
+        assert_eq!(
+            read_all(&wal, &mut reader, 1 << 20),
+            vec![(5, "d".to_owned())]
+        );
     }
 
     #[test]
@@ -697,9 +703,8 @@ mod tests {
             }
         }
         seen.extend(read_all(&wal, &mut reader, 1 << 20));
-        let expected: Vec<(u64, String)> = (0..20)
-            .map(|n| (n + 1, format!("record {n:02}")))
-            .collect();
+        let expected: Vec<(u64, String)> =
+            (0..20).map(|n| (n + 1, format!("record {n:02}"))).collect();
         assert_eq!(seen, expected);
         assert!(segments(dir.path()).len() > 5, "{:?}", segments(dir.path()));
     }
@@ -789,7 +794,10 @@ mod tests {
             vec![(2, "two".to_owned()), (3, "three".to_owned())]
         );
         assert_eq!(wal.append(&[(&records(&["4"]), at(0))]).unwrap(), 4);
-        assert_eq!(read_all(&wal, &mut reader, 1 << 20), vec![(4, "4".to_owned())]);
+        assert_eq!(
+            read_all(&wal, &mut reader, 1 << 20),
+            vec![(4, "4".to_owned())]
+        );
     }
 
     #[test]

@@ -97,7 +97,37 @@ impl RenderContext {
 
 impl Template {
     /// Parses the template; every problem is reported (collect all errors, do not stop at the first).
+    ///
+    /// A template copied out of a JSON document (the Kinesis Data Generator saves them so) has
+    /// `\"` for its quotes: when the template does not parse as it is, it is read again with
+    /// `\"` and `\\` unescaped, and taken if that parses. Otherwise the first reading's problems
+    /// are reported, the first one saying what the unescaped reading found.
     pub fn parse(source: &str) -> Result<Template, Vec<TemplateError>> {
+        let mut problems = match Template::parse_as_is(source) {
+            Ok(template) => return Ok(template),
+            Err(problems) => problems,
+        };
+        if !source.contains("\\\"") {
+            return Err(problems);
+        }
+        let unescaped = match Template::parse_as_is(&unescape_quotes(source)) {
+            Ok(template) => return Ok(template),
+            Err(unescaped) => unescaped,
+        };
+        if let (Some(first), Some(other)) = (problems.first_mut(), unescaped.first()) {
+            let escaped = format!(
+                "the template has `\\\"` (JSON's escape of a quote), so it was also read with `\\\"` as `\"`, and that reading fails at line {}, column {}: {}",
+                other.line, other.column, other.message
+            );
+            first.help = Some(match first.help.take() {
+                Some(help) => format!("{help}; {escaped}"),
+                None => escaped,
+            });
+        }
+        Err(problems)
+    }
+
+    fn parse_as_is(source: &str) -> Result<Template, Vec<TemplateError>> {
         let mut parser = TemplateParser {
             src: source,
             segments: Vec::new(),
@@ -139,6 +169,19 @@ impl Template {
         }
         names
     }
+}
+
+/// `\"` as `"` and `\\` as `\`, the escapes a template inside a JSON string has.
+fn unescape_quotes(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut chars = source.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek()) {
+            ('\\', Some('"' | '\\')) => out.extend(chars.next()),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone)]
@@ -2123,6 +2166,35 @@ mod tests {
             assert!(words::US_STATES.contains(&value["state"].as_str().expect("string")));
             assert_eq!(value["timestamp"], "2026-11-25T20:34:06.123Z");
         }
+    }
+
+    #[test]
+    fn kdg_example_copied_out_of_a_json_document_renders_the_same() {
+        // The whole template as a JSON string's content, and only the helper arguments escaped.
+        let escaped = KDG_EXAMPLE.replace('"', "\\\"");
+        let arguments_only = KDG_EXAMPLE
+            .replace("({\"", "({\\\"")
+            .replace("\":", "\\\":");
+        assert!(
+            arguments_only.contains("{\\\"weights\\\":"),
+            "{arguments_only}"
+        );
+        for source in [escaped, arguments_only] {
+            assert_eq!(
+                render_many(&source, 1, 100),
+                render_many(KDG_EXAMPLE, 1, 100),
+                "{source}"
+            );
+        }
+        // Still broken after unescaping: the problems of the text as given, and what the
+        // unescaped reading found.
+        let error = single_error("{{random.number({\\\"min\\\":})}}");
+        assert_eq!(error.message, "expected a double-quoted key");
+        let help = error.help.unwrap();
+        assert!(
+            help.ends_with("the template has `\\\"` (JSON's escape of a quote), so it was also read with `\\\"` as `\"`, and that reading fails at line 1, column 24: expected a JSON value (string, number, array, object, true, false or null)"),
+            "{help}"
+        );
     }
 
     #[test]

@@ -117,8 +117,9 @@ pub struct FirehoseSink {
     /// Without a timestamp expression (and without dynamic partitioning) `yyyy/MM/dd/HH/` is appended.
     #[serde(default)]
     pub prefix: String,
-    /// Prefix of records that failed, e.g. `errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM}/`.
-    /// Required when `prefix` has expressions. Default `errors/!{firehose:error-output-type}/` plus the time.
+    /// Prefix of records that failed, e.g. `errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM}/`, used as
+    /// written (no time is appended). Required when `prefix` has expressions; without it failed records go to
+    /// `<prefix>/<error-output-type>/yyyy/MM/dd/HH/`, as with Firehose.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_output_prefix: Option<String>,
     /// Flush a buffer when it holds this many bytes. Default 5 MiB.
@@ -138,9 +139,15 @@ pub struct FirehoseSink {
     pub max_buffered_bytes: Option<u64>,
     /// Object format: `jsonl` (optionally gzip) or `parquet`.
     pub format: Format,
-    /// Parquet columns, in order. Default: inferred from the first buffer; records that do not fit go to the error output.
+    /// Parquet columns, in order. Default: `catalog_table`'s, else inferred from the first buffer (text that is
+    /// an RFC 3339 time in every record becomes a timestamp). Records that do not fit go to the error output;
+    /// fields not in the schema are left out, counted and reported.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<ColumnDecl>,
+    /// Take the Parquet schema from this catalog table (as Firehose takes a Glue table), e.g. one a crawler
+    /// catalogued. Instead of `columns`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_table: Option<CatalogTableRef>,
     /// Dynamic partitioning: key name -> record field (`.customer.id`), used as `!{partitionKeyFromQuery:NAME}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub partition_keys: BTreeMap<String, String>,
@@ -158,6 +165,16 @@ fn default_max_bytes() -> u64 {
 
 fn default_interval_secs() -> f64 {
     300.0
+}
+
+/// A table of the catalog, by database and name.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogTableRef {
+    /// The catalog database, e.g. `sakila`.
+    pub database: String,
+    /// The table's name in it, e.g. `rentals`.
+    pub table: String,
 }
 
 /// Where a record's event time is and how it is written.

@@ -4,7 +4,7 @@
 
 use super::{OBJECT_STORE_SCHEMES, Validator, key};
 use crate::env::env_refs;
-use crate::lang::prefix::{Prefix, PrefixKind};
+use crate::lang::prefix::{Prefix, PrefixError};
 use crate::types::{FirehoseSink, Format, Pipeline, Sink, Source};
 use crate::yaml::PathSeg;
 
@@ -111,35 +111,40 @@ impl Validator<'_> {
             "an object store",
         );
         let keys: Vec<&str> = s.partition_keys.keys().map(String::as_str).collect();
-        let data = match Prefix::parse(&s.prefix, PrefixKind::Data, &keys) {
+        let data = match Prefix::data(&s.prefix, &keys) {
             Ok(prefix) => Some(prefix),
             Err(errors) => {
                 for e in errors {
-                    self.error_in_text(
-                        &at("prefix"),
-                        1,
-                        e.column,
-                        format!("prefix: {}", e.message),
-                        e.help,
-                    );
+                    self.prefix_error(&at("prefix"), "prefix", e);
                 }
                 None
             }
         };
-        if let Some(error_prefix) = &s.error_output_prefix {
-            if let Err(errors) = Prefix::parse(error_prefix, PrefixKind::Error, &keys) {
-                for e in errors {
-                    self.error_in_text(
-                        &at("error_output_prefix"),
-                        1,
-                        e.column,
-                        format!("error prefix: {}", e.message),
-                        e.help,
-                    );
+        if let Some(e) = data.as_ref().and_then(Prefix::length_error) {
+            self.prefix_error(&at("prefix"), "prefix", e);
+        }
+        // Without an error prefix, Firehose derives it from the prefix: mistakes point there.
+        let (error_field, error_label, derived_label) = match &s.error_output_prefix {
+            Some(_) => ("error_output_prefix", "error prefix", "error prefix"),
+            None => (
+                "prefix",
+                "prefix",
+                "as the error prefix (no `error_output_prefix` is set)",
+            ),
+        };
+        match Prefix::error(s.error_output_prefix.as_deref(), &s.prefix, &keys) {
+            Ok(error_prefix) => {
+                if let Some(e) = error_prefix.length_error() {
+                    self.prefix_error(&at(error_field), derived_label, e);
                 }
             }
-        } else if data.as_ref().is_some_and(Prefix::has_expressions) {
-            self.error(&at("prefix"), "a prefix with expressions needs an `error_output_prefix`", Some("e.g. `error_output_prefix: errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd}/`".to_owned()));
+            // The prefix's own mistakes were reported above.
+            Err(_) if s.error_output_prefix.is_none() && data.is_none() => {}
+            Err(errors) => {
+                for e in errors {
+                    self.prefix_error(&at(error_field), error_label, e);
+                }
+            }
         }
         if let Some(prefix) = &data {
             if prefix.event_time_format().is_some() && s.event_time.is_none() {
@@ -227,6 +232,16 @@ impl Validator<'_> {
                 "`columns` applies to `parquet` output",
                 Some("remove it, or use `format: {type: parquet}`".to_owned()),
             ),
+            Format::Jsonl(_) if s.catalog_table.is_some() => self.error(
+                &at("catalog_table"),
+                "`catalog_table` applies to `parquet` output",
+                Some("remove it, or use `format: {type: parquet}`".to_owned()),
+            ),
+            Format::Parquet(_) if s.catalog_table.is_some() && !s.columns.is_empty() => self.error(
+                &at("catalog_table"),
+                "a sink takes its Parquet schema from `columns` or from `catalog_table`, not both",
+                Some("remove one of them".to_owned()),
+            ),
             _ => {}
         }
         for (i, column) in s.columns.iter().enumerate() {
@@ -244,6 +259,11 @@ impl Validator<'_> {
             },
             _ => self.error(&at("inputs"), "a firehose sink delivers exactly one source", Some("add one firehose sink per source".to_owned())),
         }
+    }
+
+    /// Reports a prefix mistake at its column in the prefix's text.
+    fn prefix_error(&mut self, path: &[PathSeg], label: &str, e: PrefixError) {
+        self.error_in_text(path, 1, e.column, format!("{label}: {}", e.message), e.help);
     }
 
     /// Streaming sources feed only firehose sinks, and each one at most one of them: its

@@ -10,6 +10,7 @@
 //! Object names come from the sequence range they hold, so after a crash the redelivered
 //! records are either recognised as published (and skipped) or rebuilt into the same object.
 
+pub mod keys;
 pub mod parquet;
 pub mod pending;
 pub mod route;
@@ -22,23 +23,20 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use object_store::{ObjectStoreExt, PutPayload};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use pipectl_engine::connect::StoreHandle;
 use pipectl_engine::context::StepMetrics;
 use pipectl_engine::{Error, Result};
-use pipectl_spec::lang::prefix::{Prefix, PrefixKind, RenderValues};
 use pipectl_spec::types::{FirehoseSink, Format, TextCompression};
 
 use crate::record::{Ack, Batch, Record, Replay};
 use crate::source::Started;
+use keys::{ObjectInfo, ObjectKeys};
 use pending::{Entry, Pending, PendingStore};
 use route::{Dest, Router};
-
-/// The default error prefix (the time is appended by Firehose's rule).
-const DEFAULT_ERROR_PREFIX: &str = "errors/!{firehose:error-output-type}/";
 
 /// How long a stopping sink waits for its source to stop.
 const STOP_WAIT: Duration = Duration::from_secs(10);
@@ -48,20 +46,19 @@ const TICK: Duration = Duration::from_millis(100);
 
 /// A firehose sink ready to run.
 pub struct FirehoseStep {
-    pipeline: String,
     name: String,
     run_id: String,
     spec: FirehoseSink,
     handle: StoreHandle,
-    prefix: Prefix,
-    error_prefix: Prefix,
-    tz: chrono_tz::Tz,
+    keys: ObjectKeys,
     router: Router,
     metrics: Arc<StepMetrics>,
     /// The source's counters: what arrives is counted here, with no extra hop between them.
     source_metrics: Option<Arc<StepMetrics>>,
     /// Set for Parquet output; locked only while a buffer is converted (no await inside).
     parquet: Option<std::sync::Mutex<parquet::ParquetEncoder>>,
+    /// Told after each flush that published objects, so the run's history says so at once.
+    published: Option<Arc<Notify>>,
 }
 
 struct Buffer {
@@ -108,32 +105,7 @@ impl FirehoseStep {
         handle: StoreHandle,
         metrics: Arc<StepMetrics>,
     ) -> Result<Self> {
-        let keys: Vec<&str> = spec.partition_keys.keys().map(String::as_str).collect();
-        let parse = |text: &str, kind| {
-            Prefix::parse(text, kind, &keys).map_err(|errors| {
-                Error::user(format!(
-                    "sink `{name}`: invalid prefix `{text}`: {}",
-                    errors
-                        .first()
-                        .map(|e| e.message.clone())
-                        .unwrap_or_default()
-                ))
-            })
-        };
-        let prefix = parse(&spec.prefix, PrefixKind::Data)?.with_default_time();
-        let error_prefix = parse(
-            spec.error_output_prefix
-                .as_deref()
-                .unwrap_or(DEFAULT_ERROR_PREFIX),
-            PrefixKind::Error,
-        )?
-        .with_default_time();
-        let tz = match &spec.time_zone {
-            Some(tz) => tz
-                .parse()
-                .map_err(|_| Error::user(format!("sink `{name}`: unknown time zone `{tz}`")))?,
-            None => chrono_tz::UTC,
-        };
+        let keys = ObjectKeys::new(pipeline, name, spec)?;
         let parquet = match &spec.format {
             Format::Jsonl(_) => None,
             Format::Parquet(p) => Some(std::sync::Mutex::new(parquet::ParquetEncoder::new(
@@ -147,26 +119,61 @@ impl FirehoseStep {
                 )));
             }
         };
-        let router = Router::new(spec, prefix.event_time_format(), tz);
+        let router = Router::new(spec, keys.prefix().event_time_format(), keys.tz())
+            .with_value_budget(keys.prefix().partition_value_budget());
         Ok(FirehoseStep {
-            pipeline: pipeline.to_owned(),
             name: name.to_owned(),
             run_id: run_id.to_owned(),
             spec: spec.clone(),
             handle,
-            prefix,
-            error_prefix,
-            tz,
+            keys,
             router,
             metrics,
             source_metrics: None,
+            published: None,
             parquet,
         })
+    }
+
+    /// Converts to Parquet with this schema (a catalog table's) instead of the declared or
+    /// inferred one.
+    pub fn with_parquet_schema(mut self, schema: arrow::datatypes::SchemaRef) -> Self {
+        if let Format::Parquet(p) = &self.spec.format {
+            self.parquet = Some(std::sync::Mutex::new(parquet::ParquetEncoder::with_schema(
+                p, schema,
+            )));
+        }
+        self
+    }
+
+    /// Warns once at the end of a run about fields the Parquet schema lacks.
+    fn report_left_out(&self) {
+        let Some(Ok(encoder)) = self.parquet.as_ref().map(|p| p.lock()) else {
+            return;
+        };
+        if encoder.left_out().is_empty() {
+            return;
+        }
+        let fields: Vec<String> = encoder
+            .left_out()
+            .iter()
+            .map(|(name, records)| {
+                let unit = if *records == 1 { "record" } else { "records" };
+                format!("`{name}` ({records} {unit})")
+            })
+            .collect();
+        tracing::warn!(sink = %self.name, "fields not in the Parquet schema were left out: {}", fields.join(", "));
     }
 
     /// Counts the records arriving from the source in the source's counters.
     pub fn counting_for(mut self, source: Arc<StepMetrics>) -> Self {
         self.source_metrics = Some(source);
+        self
+    }
+
+    /// Notifies `published` after each flush that published objects.
+    pub fn notifying(mut self, published: Arc<Notify>) -> Self {
+        self.published = Some(published);
         self
     }
 
@@ -268,6 +275,7 @@ impl FirehoseStep {
         let rebuilt = std::mem::take(&mut state.rebuilding);
         self.publish(&mut state, Vec::new(), rebuilt).await?;
         self.flush(&mut state, all).await?;
+        self.report_left_out();
         Ok(())
     }
 
@@ -398,48 +406,16 @@ impl FirehoseStep {
         self.publish(state, flushed, Vec::new()).await
     }
 
-    /// The object key of a buffer: its prefix, then `<pipeline>-<sink>-[<tag>-]<first>-<last>`.
+    /// The object key of a buffer, as a path in the sink's store.
     fn object_key(&self, b: &Buffer, tag: Option<&str>) -> String {
-        let partition = partition_id(&b.dest);
-        let seed = hash(&partition) ^ b.first.rotate_left(17) ^ b.last.rotate_left(41);
-        let arrival = b.oldest.with_timezone(&self.tz);
-        let event = b.event_time.map(|t| t.with_timezone(&self.tz));
-        let (template, error_type) = match &b.dest {
-            Dest::Data { .. } => (&self.prefix, ""),
-            Dest::Error(t) => (&self.error_prefix, t.as_str()),
-        };
-        let names = self.router.key_names();
-        let values: &[String] = match &b.dest {
-            Dest::Data { keys, .. } => keys,
-            Dest::Error(_) => &[],
-        };
-        let lookup = |name: &str| -> Option<&str> {
-            names
-                .iter()
-                .position(|n| n == name)
-                .and_then(|i| values.get(i))
-                .map(String::as_str)
-        };
-        let prefix = template.render(&RenderValues {
-            arrival: &arrival,
-            event_time: event.as_ref(),
-            random_seed: seed,
-            error_output_type: error_type,
-            partition_key: &lookup,
+        let key = self.keys.key(&ObjectInfo {
+            dest: &b.dest,
+            first: b.first,
+            last: b.last,
+            oldest: b.oldest,
+            event_time: b.event_time,
+            tag,
         });
-        // Error envelopes are always plain JSON lines.
-        let ext = match (&b.dest, &self.spec.format) {
-            (Dest::Data { .. }, Format::Parquet(_)) => "parquet",
-            (Dest::Data { .. }, Format::Jsonl(j)) if j.compression == TextCompression::Gzip => {
-                "jsonl.gz"
-            }
-            _ => "jsonl",
-        };
-        let tag = tag.map(|t| format!("{t}-")).unwrap_or_default();
-        let key = format!(
-            "{prefix}{}-{}-{tag}{:012}-{:012}.{ext}",
-            self.pipeline, self.name, b.first, b.last
-        );
         self.handle.path(&key).to_string()
     }
 
@@ -468,6 +444,9 @@ impl FirehoseStep {
             .map_err(|_| Error::internal("parquet encoder poisoned"))?
             .encode(&b.body)
             .map_err(|e| e.context(format!("sink `{}`", self.name)))?;
+        for field in &encoded.new_left_out {
+            tracing::warn!(sink = %self.name, %field, "field `{field}` is not in the Parquet schema: its values are left out (counted; the total is reported when the run stops)");
+        }
         if !encoded.rejected.is_empty() {
             let lines: Vec<&[u8]> = parquet::lines(&b.body).collect();
             let mut body = Vec::new();
@@ -565,6 +544,9 @@ impl FirehoseStep {
             };
             self.put(&key, body).await?;
             self.metrics.rows.fetch_add(rows, Ordering::Relaxed);
+        }
+        if let Some(published) = &self.published {
+            published.notify_one();
         }
         self.acknowledge(state).await
     }

@@ -1,25 +1,32 @@
 //! Parquet output of a firehose sink: a buffer's JSON records decoded into Arrow with the
-//! declared schema (or the one inferred from the first buffer) and written as one Parquet
-//! object. Records that do not fit go to the error output as `format-conversion-failed`.
+//! declared schema, a catalog table's, or the one inferred from the first buffer, and written as
+//! one Parquet object. Records that do not fit go to the error output as
+//! `format-conversion-failed`; fields the schema lacks are left out and counted.
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::Cursor;
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::json::ReaderBuilder;
 use arrow::json::reader::infer_json_schema_from_seekable;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
+use serde::de::IgnoredAny;
 
 use pipectl_engine::arrow_eval::declared_schema;
+use pipectl_engine::crawl::types::HiveType;
 use pipectl_engine::sink::writer::parquet_properties;
 use pipectl_engine::{Error, Result};
-use pipectl_spec::types::{ColumnDecl, ParquetFormat};
+use pipectl_spec::types::{CatalogTableRef, ColumnDecl, ParquetFormat};
+use pipectl_state::CatalogStore;
 
 /// Converts buffers of JSON lines into Parquet objects.
 pub struct ParquetEncoder {
     schema: Option<SchemaRef>,
     format: ParquetFormat,
+    /// Records seen so far with a top-level field the schema lacks, by field.
+    left_out: BTreeMap<String, u64>,
 }
 
 /// One buffer converted: the Parquet bytes, and the lines that did not fit with the reason.
@@ -28,6 +35,8 @@ pub struct Encoded {
     pub object: Option<Vec<u8>>,
     /// Records that could not be converted: their index in the buffer and why.
     pub rejected: Vec<(usize, String)>,
+    /// Fields the schema lacks, first met in this buffer (their values are left out).
+    pub new_left_out: Vec<String>,
 }
 
 impl ParquetEncoder {
@@ -37,7 +46,22 @@ impl ParquetEncoder {
         Ok(ParquetEncoder {
             schema,
             format: format.clone(),
+            left_out: BTreeMap::new(),
         })
+    }
+
+    /// An encoder with a given schema (a catalog table's).
+    pub fn with_schema(format: &ParquetFormat, schema: SchemaRef) -> Self {
+        ParquetEncoder {
+            schema: Some(schema),
+            format: format.clone(),
+            left_out: BTreeMap::new(),
+        }
+    }
+
+    /// Records with a field the schema lacks, by field, since the encoder was made.
+    pub fn left_out(&self) -> &BTreeMap<String, u64> {
+        &self.left_out
     }
 
     /// Converts one buffer of newline-terminated JSON records.
@@ -48,7 +72,7 @@ impl ParquetEncoder {
                 // The first buffer fixes the schema for the rest of the run.
                 let (inferred, _) = infer_json_schema_from_seekable(Cursor::new(body), None)
                     .map_err(|e| Error::user(format!("cannot infer a Parquet schema: {e}")))?;
-                let schema = Arc::new(inferred);
+                let schema = Arc::new(with_timestamps(inferred, body));
                 self.schema = Some(schema.clone());
                 schema
             }
@@ -57,27 +81,17 @@ impl ParquetEncoder {
         // the encoded pages, not the whole buffer decoded at once.
         let mut writer: Option<ArrowWriter<Vec<u8>>> = None;
         let mut rejected = Vec::new();
+        let mut new_left_out = Vec::new();
         let mut first_line = 0;
         for (chunk, count) in line_chunks(body, CHUNK_RECORDS) {
-            let batch = match decode(&schema, chunk, count) {
+            // Strict decoding fails on fields the schema lacks: only then are they looked for.
+            let batch = match decode(&schema, chunk, count, true) {
                 Ok(batch) => batch,
                 Err(_) => {
-                    // Find the records that do not fit, one by one, and convert the rest.
-                    let mut good = Vec::with_capacity(chunk.len());
-                    let mut rejected_here = 0;
-                    for (i, line) in lines(chunk).enumerate() {
-                        match decode(&schema, line, 1) {
-                            Ok(_) => {
-                                good.extend_from_slice(line);
-                                good.push(b'\n');
-                            }
-                            Err(e) => {
-                                rejected.push((first_line + i, e));
-                                rejected_here += 1;
-                            }
-                        }
-                    }
-                    decode(&schema, &good, count - rejected_here).map_err(Error::user)?
+                    let (batch, bad) =
+                        self.decode_lenient(&schema, chunk, count, &mut new_left_out)?;
+                    rejected.extend(bad.into_iter().map(|(i, e)| (first_line + i, e)));
+                    batch
                 }
             };
             first_line += count;
@@ -107,8 +121,142 @@ impl ParquetEncoder {
             ),
             None => None,
         };
-        Ok(Encoded { object, rejected })
+        Ok(Encoded {
+            object,
+            rejected,
+            new_left_out,
+        })
     }
+
+    /// Decodes a chunk leaving out fields the schema lacks (counted, new ones added to
+    /// `new_left_out`); records that still do not fit are returned with their index and reason.
+    fn decode_lenient(
+        &mut self,
+        schema: &SchemaRef,
+        chunk: &[u8],
+        count: usize,
+        new_left_out: &mut Vec<String>,
+    ) -> Result<(RecordBatch, Vec<(usize, String)>)> {
+        let (batch, bad) = match decode(schema, chunk, count, false) {
+            Ok(batch) => (batch, Vec::new()),
+            Err(_) => {
+                // Find the records that do not fit, one by one, and convert the rest.
+                let mut good = Vec::with_capacity(chunk.len());
+                let mut bad = Vec::new();
+                for (i, line) in lines(chunk).enumerate() {
+                    match decode(schema, line, 1, false) {
+                        Ok(_) => {
+                            good.extend_from_slice(line);
+                            good.push(b'\n');
+                        }
+                        Err(e) => bad.push((i, e)),
+                    }
+                }
+                let batch = decode(schema, &good, count - bad.len(), false).map_err(Error::user)?;
+                (batch, bad)
+            }
+        };
+        for (i, line) in lines(chunk).enumerate() {
+            if bad.iter().any(|(b, _)| *b == i) {
+                continue;
+            }
+            let Ok(fields) = serde_json::from_slice::<HashMap<String, IgnoredAny>>(line) else {
+                continue;
+            };
+            for name in fields.keys() {
+                if schema.field_with_name(name).is_err() {
+                    let seen = self.left_out.entry(name.clone()).or_insert(0);
+                    if *seen == 0 {
+                        new_left_out.push(name.clone());
+                    }
+                    *seen += 1;
+                }
+            }
+        }
+        Ok((batch, bad))
+    }
+}
+
+/// The schema of a catalog table (its data columns, in order; partition columns are in the
+/// keys, not in the objects), for `catalog_table:`.
+pub fn catalog_schema(
+    catalog: &dyn CatalogStore,
+    sink: &str,
+    table: &CatalogTableRef,
+) -> Result<SchemaRef> {
+    let name = format!("{}.{}", table.database, table.table);
+    let found = catalog
+        .table(&table.database, &table.table)
+        .map_err(|e| Error::internal(format!("sink `{sink}`: cannot read catalog table `{name}`: {e}")))?
+        .ok_or_else(|| {
+            Error::user(format!(
+                "sink `{sink}`: catalog table `{name}` does not exist; catalogue it with a crawler first (`pipectl catalog tables` lists them), or declare `columns`"
+            ))
+        })?;
+    let fields = found
+        .columns
+        .iter()
+        .map(|c| {
+            HiveType::parse(&c.data_type)
+                .map(|t| Field::new(&c.name, t.to_arrow(), true))
+                .map_err(|e| {
+                    Error::user(format!(
+                        "sink `{sink}`: catalog table `{name}`, column `{}`: {e}",
+                        c.name
+                    ))
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// An inferred schema with the text fields that hold an RFC 3339 time in every record of
+/// `body` (and in at least one) made timestamps: inference alone keeps them strings.
+fn with_timestamps(inferred: Schema, body: &[u8]) -> Schema {
+    let text_fields: Vec<&str> = inferred
+        .fields()
+        .iter()
+        .filter(|f| f.data_type() == &DataType::Utf8)
+        .map(|f| f.name().as_str())
+        .collect();
+    if text_fields.is_empty() {
+        return inferred;
+    }
+    let mut is_time: HashMap<&str, bool> = HashMap::new();
+    for line in lines(body) {
+        let Ok(record) = serde_json::from_slice::<HashMap<String, serde_json::Value>>(line) else {
+            continue;
+        };
+        for name in &text_fields {
+            match record.get(*name) {
+                None | Some(serde_json::Value::Null) => {}
+                Some(serde_json::Value::String(s)) => {
+                    let parses = chrono::DateTime::parse_from_rfc3339(s).is_ok();
+                    let entry = is_time.entry(name).or_insert(true);
+                    *entry &= parses;
+                }
+                Some(_) => {
+                    is_time.insert(name, false);
+                }
+            }
+        }
+    }
+    let fields: Vec<Field> = inferred
+        .fields()
+        .iter()
+        .map(|f| {
+            if is_time.get(f.name().as_str()) == Some(&true) {
+                Field::new(
+                    f.name(),
+                    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                    true,
+                )
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    Schema::new(fields)
 }
 
 /// Records converted to Arrow at a time.
@@ -150,15 +298,18 @@ pub fn lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
         .split(|b| *b == b'\n')
 }
 
-/// Decodes `rows` JSON lines into one batch.
+/// Decodes `rows` JSON lines into one batch; `strict` fails on fields the schema lacks instead
+/// of leaving them out.
 fn decode(
     schema: &SchemaRef,
     body: &[u8],
     rows: usize,
+    strict: bool,
 ) -> std::result::Result<RecordBatch, String> {
     let rows = rows.max(1);
     let mut decoder = ReaderBuilder::new(schema.clone())
         .with_batch_size(rows)
+        .with_strict_mode(strict)
         .build_decoder()
         .map_err(|e| e.to_string())?;
     let mut rest = body;
@@ -274,5 +425,59 @@ mod tests {
             .filter(|i| *i != bad as i64)
             .collect();
         assert_eq!(values(encoded.object.unwrap()), expected);
+    }
+
+    #[test]
+    fn fields_absent_from_the_first_buffer_are_counted_not_dropped_silently() {
+        let format = ParquetFormat {
+            compression: ParquetCompression::Snappy,
+            row_group_rows: 122_880,
+        };
+        let mut encoder = ParquetEncoder::new("out", &format, &[]).unwrap();
+        let first = encoder.encode(b"{\"n\": 1}\n").unwrap();
+        assert!(first.new_left_out.is_empty());
+        let second = encoder
+            .encode(b"{\"n\": 2, \"late\": \"x\"}\n{\"n\": 3, \"late\": \"y\"}\n{\"n\": 4}\n")
+            .unwrap();
+        assert_eq!(second.new_left_out, ["late"]);
+        assert!(second.rejected.is_empty());
+        assert_eq!(values(second.object.unwrap()), [2, 3, 4]);
+        let third = encoder.encode(b"{\"n\": 5, \"late\": 1}\n").unwrap();
+        assert!(third.new_left_out.is_empty(), "reported once");
+        assert_eq!(encoder.left_out().get("late"), Some(&3));
+    }
+
+    #[test]
+    fn declared_timestamp_columns_take_iso_times_with_any_offset() {
+        let columns = [ColumnDecl {
+            name: "ts".into(),
+            data_type: "timestamptz".into(),
+        }];
+        let format = ParquetFormat {
+            compression: ParquetCompression::Snappy,
+            row_group_rows: 122_880,
+        };
+        let mut encoder = ParquetEncoder::new("out", &format, &columns).unwrap();
+        let encoded = encoder
+            .encode(b"{\"ts\": \"2026-11-25T18:07:09Z\"}\n{\"ts\": \"2026-11-25T19:07:09.5+01:00\"}\n{\"ts\": \"yesterday\"}\n")
+            .unwrap();
+        assert_eq!(encoded.rejected.len(), 1, "{:?}", encoded.rejected);
+        assert_eq!(encoded.rejected[0].0, 2);
+        let batch = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(encoded.object.unwrap()))
+            .unwrap()
+            .build()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let ts = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::TimestampMicrosecondArray>()
+            .unwrap();
+        let expected = chrono::DateTime::parse_from_rfc3339("2026-11-25T18:07:09Z")
+            .unwrap()
+            .timestamp_micros();
+        assert_eq!(ts.values().to_vec(), [expected, expected + 500_000]);
     }
 }

@@ -61,6 +61,8 @@ pub struct Router {
     event_time: Option<(Vec<String>, EventTimeFormat)>,
     bucket_format: Option<String>,
     tz: chrono_tz::Tz,
+    /// How many characters one record's partition values may have together.
+    value_budget: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -98,7 +100,15 @@ impl Router {
                 .map(|EventTime { field, format }| (field_path(field), *format)),
             bucket_format: bucket_format.map(str::to_owned),
             tz,
+            value_budget: None,
         }
+    }
+
+    /// Sends records whose partition values together pass `budget` characters to
+    /// `partitioning-failed`: the prefix would pass Firehose's length limit.
+    pub fn with_value_budget(mut self, budget: Option<usize>) -> Self {
+        self.value_budget = budget;
+        self
     }
 
     /// Names of the partition keys, in the order of [`Dest::Data`]'s values.
@@ -163,6 +173,20 @@ impl Router {
                 }
             }
         }
+        if let Some(budget) = self.value_budget {
+            let used: usize = keys.iter().map(|k| k.chars().count()).sum();
+            if used > budget {
+                return error(
+                    record,
+                    ErrorOutputType::PartitioningFailed,
+                    "DynamicPartitioning.PrefixTooLong",
+                    &format!(
+                        "the partition values have {used} characters; the prefix leaves room for {budget} within Firehose's {} characters",
+                        pipectl_spec::lang::prefix::MAX_EVALUATED_CHARS
+                    ),
+                );
+            }
+        }
         let mut event_time = None;
         let mut bucket = None;
         if let Some((path, format)) = &self.event_time {
@@ -215,8 +239,15 @@ fn error(record: &Record, kind: ErrorOutputType, code: &str, message: &str) -> R
     }
 }
 
-/// Checks that bytes are one JSON object, without building it.
+/// Checks that bytes are one JSON object, without building it. JSON is UTF-8: serde_json
+/// checks that only for strings it builds, so the bytes are checked first.
 fn check_object(data: &[u8]) -> Result<(), String> {
+    if let Err(e) = std::str::from_utf8(data) {
+        return Err(format!(
+            "the record is not JSON: invalid UTF-8 at byte {}",
+            e.valid_up_to()
+        ));
+    }
     let first = data.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
         return Err("the record is not a JSON object".to_owned());
@@ -254,5 +285,60 @@ fn parse_time(v: &serde_json::Value, format: EventTimeFormat) -> Option<DateTime
         }
         EventTimeFormat::EpochSecs => Utc.timestamp_opt(v.as_f64()?.floor() as i64, 0).single(),
         EventTimeFormat::EpochMillis => Utc.timestamp_millis_opt(v.as_f64()? as i64).single(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router(partition_keys: serde_json::Value) -> Router {
+        let spec: FirehoseSink = serde_json::from_value(serde_json::json!({
+            "inputs": ["a"], "connection": "lake", "format": {"type": "jsonl"},
+            "partition_keys": partition_keys,
+        }))
+        .unwrap();
+        Router::new(&spec, None, chrono_tz::UTC)
+    }
+
+    fn record(data: &[u8]) -> Record {
+        Record {
+            seq: 1,
+            arrival: Utc::now(),
+            data: bytes::Bytes::copy_from_slice(data),
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_not_json_with_or_without_partition_keys() {
+        let bad = b"{\"kind\":\"caf\xe9\"}";
+        for router in [
+            router(serde_json::json!({})),
+            router(serde_json::json!({"kind": ".kind"})),
+        ] {
+            let routed = router.route(&record(bad));
+            assert_eq!(routed.dest, Dest::Error(ErrorOutputType::ProcessingFailed));
+            let envelope: serde_json::Value =
+                serde_json::from_slice(&routed.envelope.unwrap()).unwrap();
+            assert!(
+                envelope["errorMessage"].as_str().unwrap().contains("UTF-8")
+                    || envelope["errorMessage"]
+                        .as_str()
+                        .unwrap()
+                        .contains("unicode"),
+                "{envelope}"
+            );
+        }
+        let good = router(serde_json::json!({})).route(&record("{\"kind\":\"café\"}".as_bytes()));
+        assert!(matches!(good.dest, Dest::Data { .. }));
+    }
+
+    #[test]
+    fn partition_values_longer_than_the_prefix_allows_fail_partitioning() {
+        let router = router(serde_json::json!({"kind": ".kind"})).with_value_budget(Some(5));
+        let short = router.route(&record(br#"{"kind":"abcde"}"#));
+        assert!(matches!(short.dest, Dest::Data { .. }));
+        let long = router.route(&record(br#"{"kind":"abcdef"}"#));
+        assert_eq!(long.dest, Dest::Error(ErrorOutputType::PartitioningFailed));
     }
 }

@@ -140,12 +140,11 @@ impl HttpStream {
         // Segments of an eighth of the bound: acknowledged records leave the disk in steps
         // small enough for the bound to mean something.
         let segment_bytes = (spec.max_buffered_bytes / 8).clamp(64 * 1024, 32 * 1024 * 1024);
-        let wal = tokio::task::spawn_blocking(move || {
-            Wal::open(&dir, acked, reserved, segment_bytes)
-        })
-        .await
-        .map_err(|e| Error::internal(format!("opening the write-ahead log: {e}")))?
-        .map_err(|e| e.context(format!("source `{name}`")))?;
+        let wal =
+            tokio::task::spawn_blocking(move || Wal::open(&dir, acked, reserved, segment_bytes))
+                .await
+                .map_err(|e| Error::internal(format!("opening the write-ahead log: {e}")))?
+                .map_err(|e| e.context(format!("source `{name}`")))?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| Error::external(format!("source `{name}`: cannot listen on {addr}"), e))?;
@@ -257,10 +256,13 @@ impl StreamSource for HttpStream {
                     }
                 });
             }
-            let joined = |what: &str, done: std::result::Result<Result<()>, tokio::task::JoinError>| {
-                done.map_err(|e| Error::internal(format!("the write-ahead log {what} failed: {e}")))?
+            let joined =
+                |what: &str, done: std::result::Result<Result<()>, tokio::task::JoinError>| {
+                    done.map_err(|e| {
+                        Error::internal(format!("the write-ahead log {what} failed: {e}"))
+                    })?
                     .map_err(|e| e.context(format!("source `{name}`")))
-            };
+                };
             if let Some((what, done)) = ended_early {
                 connections.abort_all();
                 drop(registered);

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use pipectl_engine::connect::Connections;
 use pipectl_engine::{Error, Result};
-use pipectl_spec::types::MqttSource;
+use pipectl_spec::types::{FirehoseSink, MqttSource};
 
 use super::{StreamSource, hand_over};
 use crate::record::{Ack, Batch, Record};
@@ -249,9 +249,52 @@ impl StreamSource for MqttStream {
     }
 }
 
+/// The warning to give at start when the broker's in-flight window, not the sink's buffering
+/// hints, decides how big objects get: the sink flushes once `broker_inflight` messages wait,
+/// so unless `max_records` is at most that, objects hold fewer records than the hints allow.
+pub fn early_flush_warning(
+    source: &str,
+    spec: &MqttSource,
+    sink: &str,
+    sink_spec: &FirehoseSink,
+) -> Option<String> {
+    let window = u64::from(spec.broker_inflight);
+    if sink_spec.max_records.is_some_and(|m| m <= window) {
+        return None;
+    }
+    Some(format!(
+        "source `{source}`: the broker sends at most {window} unacknowledged messages (`broker_inflight`), so sink `{sink}` flushes an object every {window} records, before `max_bytes` or `interval_secs`; for bigger objects raise the broker's `max_inflight_messages` (Mosquitto: 20 by default) and `broker_inflight` together (see docs/streaming.md)"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_window_below_the_buffering_hints_is_warned_about() {
+        let mqtt: MqttSource = serde_json::from_value(
+            serde_json::json!({"connection": "b", "topic": "t/#", "broker_inflight": 100}),
+        )
+        .unwrap();
+        let sink = |max_records: Option<u64>| -> FirehoseSink {
+            serde_json::from_value(serde_json::json!({
+                "inputs": ["e"], "connection": "lake", "format": {"type": "jsonl"},
+                "max_records": max_records,
+            }))
+            .unwrap()
+        };
+        let warning = early_flush_warning("e", &mqtt, "out", &sink(None)).unwrap();
+        assert!(
+            warning.contains("flushes an object every 100 records"),
+            "{warning}"
+        );
+        assert!(early_flush_warning("e", &mqtt, "out", &sink(Some(500))).is_some());
+        assert_eq!(
+            early_flush_warning("e", &mqtt, "out", &sink(Some(100))),
+            None
+        );
+    }
 
     #[test]
     fn broker_urls_split_with_decoded_credentials() {
