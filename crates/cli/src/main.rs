@@ -726,7 +726,7 @@ fn run(
         },
     };
     if pipectl_stream::is_streaming(&spec.pipeline) {
-        return stream_cmd::run(file, &spec, state, format, quiet);
+        return stream_cmd::run(file, &spec, state, state_dir, format, quiet);
     }
     let cancel = CancellationToken::new();
     let prepared = executor::prepare(
