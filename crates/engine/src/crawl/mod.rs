@@ -457,9 +457,9 @@ fn parent_of(key: &str) -> &str {
 /// files.
 fn warn_empty_folders(leaves: &[Leaf], empty: &[String], report: &mut CrawlReport) {
     let holds_data = |dir: &str| {
-        leaves.iter().any(|l| {
-            dir.is_empty() || l.dir == dir || l.dir.starts_with(&format!("{dir}/"))
-        })
+        leaves
+            .iter()
+            .any(|l| dir.is_empty() || l.dir == dir || l.dir.starts_with(&format!("{dir}/")))
     };
     let mut by_dir: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for key in empty {
