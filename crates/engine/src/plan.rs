@@ -285,8 +285,15 @@ pub async fn build_with_bookmarks(
                     Source::Http(h) => plan_step.reads.push(PlanRead {
                         table: step.name.clone(),
                         query: format!(
-                            "HTTP PutRecord/PutRecordBatch on {} until stopped",
-                            h.listen
+                            "HTTP PutRecord/PutRecordBatch on {} until stopped; records answered 200 wait in the write-ahead log {} under the state directory (at most {} bytes)",
+                            h.listen,
+                            pipectl_spec::types::HttpSource::log_dir(
+                                std::path::Path::new(""),
+                                &pipeline.name,
+                                &step.name
+                            )
+                            .display(),
+                            h.max_buffered_bytes
                         ),
                         columns: Vec::new(),
                         params: Vec::new(),

@@ -6,14 +6,17 @@ pub mod http;
 pub mod mqtt;
 pub mod nats;
 
+use std::path::Path;
+
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use pipectl_engine::connect::Connections;
 use pipectl_engine::{Error, Result};
-use pipectl_spec::types::Source as SourceSpec;
+use pipectl_spec::types::{HttpSource, Source as SourceSpec};
 
+use crate::firehose::pending::Pending;
 use crate::record::{Batch, Replay};
 
 /// What a source knows when it starts.
@@ -56,19 +59,21 @@ async fn hand_over(
     }
 }
 
-/// Connects the source of a streaming pipeline. `acked` is the position the sink's own record
-/// says is published and acknowledged (0 if none).
+/// Connects the source of a streaming pipeline. `previous` is the sink's own record of what is
+/// published and acknowledged (empty if none); a Direct PUT source keeps its write-ahead log
+/// under `state_dir` (see [`HttpSource::log_dir`]).
 pub async fn connect(
     pipeline: &str,
     name: &str,
     spec: &SourceSpec,
     connections: &Connections,
-    acked: u64,
+    previous: &Pending,
+    state_dir: &Path,
     env: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Result<Box<dyn StreamSource>> {
     match spec {
         SourceSpec::Nats(n) => Ok(Box::new(
-            nats::NatsStream::connect(pipeline, name, n, connections, acked).await?,
+            nats::NatsStream::connect(pipeline, name, n, connections, previous.acked).await?,
         )),
         SourceSpec::Generator(g) => Ok(Box::new(generator::GeneratorStream::new(name, g)?)),
         SourceSpec::Http(h) => {
@@ -80,8 +85,9 @@ pub async fn connect(
                 })?),
                 None => None,
             };
+            let log_dir = HttpSource::log_dir(state_dir, pipeline, name);
             Ok(Box::new(
-                http::HttpStream::bind(pipeline, name, h, token).await?,
+                http::HttpStream::bind(pipeline, name, h, token, &log_dir, previous).await?,
             ))
         }
         SourceSpec::Mqtt(m) => Ok(Box::new(mqtt::MqttStream::connect(
