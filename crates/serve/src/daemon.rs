@@ -167,7 +167,7 @@ pub async fn serve(
     server.abort();
     log_task.abort();
     let _ = std::fs::remove_file(&addr_file);
-    (options.notice)(&format!("pipectl serve: stopped"));
+    (options.notice)("pipectl serve: stopped");
     Ok(())
 }
 
