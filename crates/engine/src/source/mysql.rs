@@ -450,7 +450,9 @@ fn decode_value(
             if len == 0 {
                 return out.append_micros(0);
             }
-            if v.len() < 9 {
+            // The length byte says 8 (no fraction) or 12 (with microseconds); the value must
+            // hold all of them before any is read.
+            if !matches!(len, 8 | 12) || v.len() < 1 + len {
                 return Err("time value is truncated".to_owned());
             }
             let days = u32::from_le_bytes([v[2], v[3], v[4], v[5]]);
@@ -460,7 +462,7 @@ fn decode_value(
                         .to_owned(),
                 );
             }
-            let micros = if len >= 12 {
+            let micros = if len == 12 {
                 u32::from_le_bytes([v[9], v[10], v[11], v[12]]) as i64
             } else {
                 0
@@ -519,6 +521,31 @@ mod tests {
             Some("unsigned")
         );
         assert_eq!(cast_target("varchar(10)"), None);
+    }
+
+    #[test]
+    fn a_time_shorter_than_its_length_byte_is_an_error_not_a_panic() {
+        let column = DbColumn {
+            name: "t".into(),
+            source: "t".into(),
+            declared: "time(6)".into(),
+            kind: ColumnKind::Time,
+            select: "`t`".into(),
+        };
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("t", ColumnKind::Time.arrow_type(), true),
+        ]));
+        let mut values = ColumnValues::for_schema(&schema, 1).expect("builders");
+        // Says 12 bytes (with microseconds) but holds only the 8 without them.
+        let short = [12, 0, 0, 0, 0, 0, 1, 2, 3];
+        assert_eq!(
+            decode_value(&column, Some(&short), &mut values[0]),
+            Err("time value is truncated".to_owned())
+        );
+        // 01:02:03.000004 in full.
+        let full = [12, 0, 0, 0, 0, 0, 1, 2, 3, 4, 0, 0, 0];
+        decode_value(&column, Some(&full), &mut values[0]).expect("a whole time");
+        assert_eq!(values[0].len(), 1);
     }
 
     #[test]
