@@ -24,7 +24,7 @@ use object_store::path::Path as StorePath;
 use pipectl_spec::LoadedSpec;
 use pipectl_spec::dag::StepKind;
 use pipectl_state::{
-    PublishEntry, RetiredObject, RunRecord, RunStatus, StateStore, StepRecord, new_run_id,
+    Bookmark, PublishEntry, RetiredObject, RunRecord, RunStatus, StateStore, StepRecord, new_run_id,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -102,7 +102,6 @@ pub fn prepare(
         cancel: options.cancel,
         connections,
         state: state.clone(),
-        new_bookmarks: std::sync::Mutex::new(Vec::new()),
         backfill: None,
         strict: options.strict,
     });
@@ -128,6 +127,8 @@ pub fn prepare(
 /// What one step task returns.
 enum StepOutcome {
     Done,
+    /// A source's finish: the bookmarks it reached, committed with the run.
+    Read(Vec<Bookmark>),
     Staged(Vec<StagedFile>),
 }
 
@@ -214,7 +215,7 @@ impl PreparedRun {
         // again from the start, with backoff; each attempt has its own cancellation token and
         // bookmark list, and its staged files are discarded before the next.
         let mut attempt = 1u32;
-        let (errors, staged, context) = loop {
+        let (errors, staged, reached, context) = loop {
             let context = Arc::new(self.context.attempt());
             for step in &self.steps {
                 step.metrics.reset();
@@ -222,6 +223,7 @@ impl PreparedRun {
             let mut tasks = self.spawn_steps(&context)?;
             let mut errors: BTreeMap<String, Error> = BTreeMap::new();
             let mut staged: Vec<StagedFile> = Vec::new();
+            let mut reached: Vec<Bookmark> = Vec::new();
             while let Some(joined) = tasks.join_next().await {
                 let (name, result) = match joined {
                     Ok(r) => r,
@@ -232,6 +234,7 @@ impl PreparedRun {
                 };
                 match result {
                     Ok(StepOutcome::Done) => tracing::debug!(step = %name, "step finished"),
+                    Ok(StepOutcome::Read(bookmarks)) => reached.extend(bookmarks),
                     Ok(StepOutcome::Staged(files)) => staged.extend(files),
                     Err(e) => {
                         // The first real failure cancels the rest; their cancellations are not news.
@@ -261,7 +264,7 @@ impl PreparedRun {
                     }
                     attempt += 1;
                 }
-                _ => break (errors, staged, context),
+                _ => break (errors, staged, reached, context),
             }
         };
         let root_cause = errors.iter().find(|(_, e)| !e.is_cancelled());
@@ -312,11 +315,7 @@ impl PreparedRun {
 
         record.status = RunStatus::Committing;
         // Saved with the manifest, so a recovery that finishes this publish also moves them.
-        record.bookmarks = context
-            .new_bookmarks
-            .lock()
-            .map(|b| b.clone())
-            .map_err(|_| Error::internal("bookmark list poisoned"))?;
+        record.bookmarks = reached;
         record.publish = staged
             .iter()
             .map(|f| PublishEntry {
@@ -438,7 +437,7 @@ impl PreparedRun {
                     let out = output_for(&name, &metrics);
                     tasks.spawn(async move {
                         metrics.start();
-                        let result = built.run(ctx, out).await.map(|_| StepOutcome::Done);
+                        let result = built.run(ctx, out).await.map(StepOutcome::Read);
                         metrics.finish();
                         (name, result)
                     });

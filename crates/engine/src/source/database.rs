@@ -755,7 +755,11 @@ async fn split_plans(
 pub type TableOutcome = Option<Vec<serde_json::Value>>;
 
 impl super::Source for DatabaseSourceStep {
-    fn run(self: Box<Self>, ctx: StepContext, out: Output) -> BoxFuture<'static, Result<()>> {
+    fn run(
+        self: Box<Self>,
+        ctx: StepContext,
+        out: Output,
+    ) -> BoxFuture<'static, Result<super::Reached>> {
         Box::pin(async move {
             let url = ctx
                 .run
@@ -809,6 +813,7 @@ impl super::Source for DatabaseSourceStep {
                 (plan, result)
             }))
             .buffer_unordered(self.spec.parallel_tables.max(most_parts).max(1));
+            let mut reached = Vec::new();
             while let Some((plan, result)) = reads.next().await {
                 let moved = result.map_err(|e| {
                     if e.is_cancelled() {
@@ -818,7 +823,7 @@ impl super::Source for DatabaseSourceStep {
                     }
                 })?;
                 if let (Some(b), Some(values)) = (&plan.bookmark, moved) {
-                    let bookmark = Bookmark {
+                    reached.push(Bookmark {
                         pipeline: ctx.run.pipeline.clone(),
                         stream: b.stream.clone(),
                         keys: b.spec.keys.clone(),
@@ -826,15 +831,10 @@ impl super::Source for DatabaseSourceStep {
                         key_types: b.key_types.clone(),
                         run_id: ctx.run.run_id.clone(),
                         updated_at: Utc::now(),
-                    };
-                    ctx.run
-                        .new_bookmarks
-                        .lock()
-                        .map_err(|_| Error::internal("bookmark list poisoned"))?
-                        .push(bookmark);
+                    });
                 }
             }
-            Ok(())
+            Ok(reached)
         })
     }
 }

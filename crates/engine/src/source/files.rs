@@ -128,7 +128,11 @@ struct Pending {
 }
 
 impl super::Source for FilesSource {
-    fn run(self: Box<Self>, ctx: StepContext, out: Output) -> BoxFuture<'static, Result<()>> {
+    fn run(
+        self: Box<Self>,
+        ctx: StepContext,
+        out: Output,
+    ) -> BoxFuture<'static, Result<super::Reached>> {
         Box::pin(async move {
             let FilesSource { name, spec } = *self;
             let run = ctx.run.clone();
@@ -299,6 +303,7 @@ impl super::Source for FilesSource {
                 .map(|m| m.meta.last_modified)
                 .chain(position.mark)
                 .max();
+            let mut reached = Vec::new();
             if let (Some(mark), None) = (mark, &run.backfill) {
                 let window_start = (mark - look_back).timestamp_micros();
                 let mut keep: Vec<&Seen> = all
@@ -308,27 +313,24 @@ impl super::Source for FilesSource {
                     .collect();
                 keep.sort();
                 keep.dedup();
-                run.new_bookmarks
-                    .lock()
-                    .map_err(|_| Error::internal("bookmark list poisoned"))?
-                    .push(Bookmark {
-                        pipeline: run.pipeline.clone(),
-                        stream,
-                        keys: KEYS.iter().map(|k| (*k).to_owned()).collect(),
-                        key_types: Vec::new(),
-                        values: vec![
-                            json!(mark.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
-                            Value::Array(
-                                keep.iter()
-                                    .map(|s| json!([s.key, s.size, s.modified_micros]))
-                                    .collect(),
-                            ),
-                        ],
-                        run_id: run.run_id.clone(),
-                        updated_at: Utc::now(),
-                    });
+                reached.push(Bookmark {
+                    pipeline: run.pipeline.clone(),
+                    stream,
+                    keys: KEYS.iter().map(|k| (*k).to_owned()).collect(),
+                    key_types: Vec::new(),
+                    values: vec![
+                        json!(mark.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+                        Value::Array(
+                            keep.iter()
+                                .map(|s| json!([s.key, s.size, s.modified_micros]))
+                                .collect(),
+                        ),
+                    ],
+                    run_id: run.run_id.clone(),
+                    updated_at: Utc::now(),
+                });
             }
-            Ok(())
+            Ok(reached)
         })
     }
 }

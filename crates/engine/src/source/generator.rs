@@ -94,7 +94,11 @@ pub fn infer_schema(sample: &str) -> Result<SchemaRef> {
 }
 
 impl super::Source for GeneratorSource {
-    fn run(self: Box<Self>, ctx: StepContext, out: Output) -> BoxFuture<'static, Result<()>> {
+    fn run(
+        self: Box<Self>,
+        ctx: StepContext,
+        out: Output,
+    ) -> BoxFuture<'static, Result<super::Reached>> {
         Box::pin(async move {
             let GeneratorSource {
                 table,
@@ -103,7 +107,7 @@ impl super::Source for GeneratorSource {
                 declared,
             } = *self;
             if ctx.run.backfill.as_ref().is_some_and(|b| !b.reads(&table)) {
-                return Ok(());
+                return Ok(Vec::new());
             }
             let table = Arc::new(table);
             let mut ctx = RenderContext::new(spec.seed);
@@ -157,7 +161,9 @@ impl super::Source for GeneratorSource {
                     }
                 }
             }
-            out.send(Message::EndOfTable(table)).await
+            out.send(Message::EndOfTable(table)).await?;
+            // Generated records have no position to resume from.
+            Ok(Vec::new())
         })
     }
 }

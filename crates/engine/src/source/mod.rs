@@ -11,15 +11,21 @@ pub mod sqlite;
 
 use futures::future::BoxFuture;
 use pipectl_spec::types::Source as SourceSpec;
+use pipectl_state::Bookmark;
 
 use crate::context::{Output, StepContext};
 use crate::error::{Error, Result};
 
+/// The positions a source reached in one run. The source hands them back instead of storing
+/// them: the executor saves them in the same state transaction that commits the run, and only
+/// when the run succeeds.
+pub type Reached = Vec<Bookmark>;
+
 /// A source step, built from the spec and run once.
 pub trait Source: Send {
     /// Reads everything this run should read and sends it to `out`, ending each table with
-    /// [`crate::table::Message::EndOfTable`].
-    fn run(self: Box<Self>, ctx: StepContext, out: Output) -> BoxFuture<'static, Result<()>>;
+    /// [`crate::table::Message::EndOfTable`]; returns the bookmarks it reached.
+    fn run(self: Box<Self>, ctx: StepContext, out: Output) -> BoxFuture<'static, Result<Reached>>;
 }
 
 /// Builds the source for a spec entry. No I/O happens until [`Source::run`].

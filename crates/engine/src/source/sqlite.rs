@@ -216,7 +216,11 @@ fn precision_scale(declared: &str) -> Option<(u8, i8)> {
 }
 
 impl super::Source for SqliteSource {
-    fn run(self: Box<Self>, ctx: StepContext, out: Output) -> BoxFuture<'static, Result<()>> {
+    fn run(
+        self: Box<Self>,
+        ctx: StepContext,
+        out: Output,
+    ) -> BoxFuture<'static, Result<super::Reached>> {
         Box::pin(async move {
             let path = ctx.run.connections.sqlite_path(&self.spec.connection)?;
             let mut conn = connect(&path).await?;
@@ -239,7 +243,8 @@ impl super::Source for SqliteSource {
                     })?;
             }
             conn.close().await.ok();
-            Ok(())
+            // SQLite tables are read whole: there is no position to keep.
+            Ok(Vec::new())
         })
     }
 }
