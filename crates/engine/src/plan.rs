@@ -6,14 +6,16 @@ use std::path::Path;
 use chrono::Utc;
 use pipectl_spec::LoadedSpec;
 use pipectl_spec::dag::StepKind;
-use pipectl_spec::types::{Format, Sink, Source};
+use pipectl_spec::types::{DatabaseSource, Format, Sink, Source};
 use pipectl_state::Bookmark;
 use serde::Serialize;
 
 use crate::connect::Connections;
 use crate::sink::{render_key, writer};
-use crate::source::database::{self, Dialect};
-use crate::source::sqlite;
+use crate::source::database::{self, Server};
+use crate::source::mysql::Mysql;
+use crate::source::postgres::Postgres;
+use crate::source::sqlite::{self, Sqlite};
 use crate::table::TableId;
 
 /// The plan of one pipeline.
@@ -178,7 +180,7 @@ pub async fn build_with_bookmarks(
                                         for p in listing.plans {
                                             plan_step.reads.push(PlanRead {
                                                 table: p.table.to_string(),
-                                                query: p.sql.clone(),
+                                                query: p.read_statement::<Sqlite>().sql,
                                                 columns: p.schema.fields().iter().map(|f| format!("{} {}", f.name(), f.data_type())).collect(),
                                                 params: Vec::new(),
                                             });
@@ -189,52 +191,29 @@ pub async fn build_with_bookmarks(
                             },
                         }
                     }
-                    Source::Postgres(db) | Source::Mysql(db) => {
-                        let dialect = match source {
-                            Source::Postgres(_) => Dialect::Postgres,
-                            _ => Dialect::Mysql,
-                        };
-                        let url = connections
-                            .as_ref()
-                            .ok()
-                            .and_then(|c| c.database_url(&db.connection, dialect.name()).ok());
-                        match (live, url) {
-                            (false, _) => plan_step.notes.push("tables are listed when the database is inspected (run without --offline)".to_owned()),
-                            (true, None) => plan_step.notes.push("the connection could not be resolved (is an environment variable missing?)".to_owned()),
-                            (true, Some(url)) => {
-                                let stored = |stream: &str| {
-                                    bookmarks.iter().find(|b| b.stream == stream).cloned()
-                                };
-                                match database::plan_tables(dialect, &step.name, db, &url, &stored, false).await {
-                                    Err(e) => plan_step.notes.push(format!("cannot list tables: {e}")),
-                                    Ok(listing) => {
-                                        if listing.plans.is_empty() {
-                                            plan_step.notes.push("the selection rules match no table".to_owned());
-                                        }
-                                        plan_step.warnings = listing.unmatched_rules;
-                                        for p in listing.plans {
-                                            let statement = p.read_statement(dialect);
-                                            if let Some(b) = &p.bookmark {
-                                                plan_step.notes.push(match &b.previous {
-                                                    Some(prev) => format!("{}: incremental from bookmark ({}) set by run {}", p.table, prev.keys.join(", "), prev.run_id),
-                                                    None => format!("{}: first incremental run, everything is read and the bookmark ({}) recorded", p.table, b.spec.keys.join(", ")),
-                                                });
-                                            }
-                                            if let Some(split) = &p.split {
-                                                plan_step.notes.push(format!("{}: read in {} ranges of `{}` over {} connections at once", p.table, split.parts, split.column, split.parts));
-                                            }
-                                            plan_step.reads.push(PlanRead {
-                                                table: p.table.to_string(),
-                                                query: statement.sql,
-                                                columns: p.columns.iter().map(|c| format!("{} {} ({})", c.name, c.kind.arrow_type(), c.declared)).collect(),
-                                                params: statement.params,
-                                            });
-                                            tables.push(p.table);
-                                        }
-                                    }
-                                }
-                            }
-                        }
+                    Source::Postgres(db) => {
+                        plan_server::<Postgres>(
+                            &step.name,
+                            db,
+                            connections.as_ref().ok(),
+                            live,
+                            bookmarks,
+                            &mut plan_step,
+                            &mut tables,
+                        )
+                        .await
+                    }
+                    Source::Mysql(db) => {
+                        plan_server::<Mysql>(
+                            &step.name,
+                            db,
+                            connections.as_ref().ok(),
+                            live,
+                            bookmarks,
+                            &mut plan_step,
+                            &mut tables,
+                        )
+                        .await
                     }
                     Source::Generator(g) => {
                         let table = TableId {
@@ -435,4 +414,68 @@ fn upstream_tables(tables_of: &BTreeMap<String, Vec<TableId>>, inputs: &[String]
     out.sort();
     out.dedup();
     out
+}
+
+/// Lists what a server source (PostgreSQL, MySQL) reads into `plan_step` and `tables`, with
+/// the statements and the values they bind from the stored `bookmarks`.
+async fn plan_server<D: Server>(
+    step_name: &str,
+    db: &DatabaseSource,
+    connections: Option<&Connections>,
+    live: bool,
+    bookmarks: &[Bookmark],
+    plan_step: &mut PlanStep,
+    tables: &mut Vec<TableId>,
+) {
+    let url = connections.and_then(|c| c.database_url(&db.connection, D::NAME).ok());
+    match (live, url) {
+        (false, _) => plan_step.notes.push(
+            "tables are listed when the database is inspected (run without --offline)".to_owned(),
+        ),
+        (true, None) => plan_step.notes.push(
+            "the connection could not be resolved (is an environment variable missing?)".to_owned(),
+        ),
+        (true, Some(url)) => {
+            let stored = |stream: &str| bookmarks.iter().find(|b| b.stream == stream).cloned();
+            match database::plan_tables::<D>(step_name, db, &url, &stored, false).await {
+                Err(e) => plan_step.notes.push(format!("cannot list tables: {e}")),
+                Ok(listing) => {
+                    if listing.plans.is_empty() {
+                        plan_step
+                            .notes
+                            .push("the selection rules match no table".to_owned());
+                    }
+                    plan_step.warnings = listing.unmatched_rules;
+                    for p in listing.plans {
+                        let statement = p.read_statement::<D>();
+                        if let Some(b) = &p.bookmark {
+                            plan_step.notes.push(match &b.previous {
+                                    Some(prev) => format!("{}: incremental from bookmark ({}) set by run {}", p.table, prev.keys.join(", "), prev.run_id),
+                                    None => format!("{}: first incremental run, everything is read and the bookmark ({}) recorded", p.table, b.spec.keys.join(", ")),
+                                });
+                        }
+                        if let Some(split) = &p.split {
+                            plan_step.notes.push(format!(
+                                "{}: read in {} ranges of `{}` over {} connections at once",
+                                p.table, split.parts, split.column, split.parts
+                            ));
+                        }
+                        plan_step.reads.push(PlanRead {
+                            table: p.table.to_string(),
+                            query: statement.sql,
+                            columns: p
+                                .columns
+                                .iter()
+                                .map(|c| {
+                                    format!("{} {} ({})", c.name, c.kind.arrow_type(), c.declared)
+                                })
+                                .collect(),
+                            params: statement.params,
+                        });
+                        tables.push(p.table);
+                    }
+                }
+            }
+        }
+    }
 }

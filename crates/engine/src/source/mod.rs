@@ -32,14 +32,11 @@ pub trait Source: Send {
 pub fn build(name: &str, spec: &SourceSpec) -> Result<Box<dyn Source>> {
     Ok(match spec {
         SourceSpec::Sqlite(db) => Box::new(sqlite::SqliteSource::new(name, db.clone())),
-        SourceSpec::Postgres(db) => Box::new(database::DatabaseSourceStep::new(
+        SourceSpec::Postgres(db) => Box::new(
+            database::DatabaseSourceStep::<postgres::Postgres>::new(name, db.clone()),
+        ),
+        SourceSpec::Mysql(db) => Box::new(database::DatabaseSourceStep::<mysql::Mysql>::new(
             name,
-            database::Dialect::Postgres,
-            db.clone(),
-        )),
-        SourceSpec::Mysql(db) => Box::new(database::DatabaseSourceStep::new(
-            name,
-            database::Dialect::Mysql,
             db.clone(),
         )),
         SourceSpec::Generator(g) => Box::new(generator::GeneratorSource::new(name, g.clone())?),
