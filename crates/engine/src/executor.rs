@@ -493,16 +493,13 @@ impl PreparedRun {
 fn database_table(spec: &LoadedSpec, stream: &str) -> Option<TableId> {
     let (source, rest) = stream.split_once('.')?;
     let (schema, name) = rest.split_once('.')?;
-    match spec.pipeline.sources.get(source)? {
-        pipectl_spec::types::Source::Postgres(_) | pipectl_spec::types::Source::Mysql(_) => {
-            Some(TableId {
-                source: source.to_owned(),
-                schema: schema.to_owned(),
-                name: name.to_owned(),
-            })
-        }
-        _ => None,
-    }
+    crate::source::connector::connector(spec.pipeline.sources.get(source)?)
+        .bookmarks_tables()
+        .then(|| TableId {
+            source: source.to_owned(),
+            schema: schema.to_owned(),
+            name: name.to_owned(),
+        })
 }
 
 /// The run-history record of a step: its counters now, `status` and `error`.

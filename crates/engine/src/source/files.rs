@@ -36,7 +36,45 @@ use crate::crawl::{DataObject, list_data_objects};
 use crate::error::{Error, Result};
 use crate::table::{Message, TableId};
 
+use super::connector::{PlanInput, SourceConnector, SourcePlan};
 use super::delimited;
+use crate::plan::{PlanRead, connections_display};
+
+/// The `files` source's connector, bound to its spec.
+pub struct Connector<'a>(pub &'a FilesSpec);
+
+impl SourceConnector for Connector<'_> {
+    fn batch(&self, name: &str) -> Result<Box<dyn super::Source>> {
+        Ok(Box::new(FilesSource::new(name, self.0.clone())))
+    }
+
+    fn plan<'a>(&'a self, input: &'a PlanInput<'a>) -> BoxFuture<'a, SourcePlan> {
+        let f = self.0;
+        let plan = SourcePlan {
+            reads: vec![PlanRead {
+                table: f
+                    .table
+                    .clone()
+                    .unwrap_or_else(|| "(one per folder)".to_owned()),
+                query: format!(
+                    "{:?} files under {}/{} not read before (look-back {} s)",
+                    f.format,
+                    connections_display(input.pipeline, &f.connection),
+                    f.prefix,
+                    f.look_back_secs
+                )
+                .to_lowercase(),
+                columns: Vec::new(),
+                params: Vec::new(),
+            }],
+            notes: vec![
+                "the bookmark of files read commits with the run; a malformed file is skipped and reported".to_owned(),
+            ],
+            ..SourcePlan::default()
+        };
+        Box::pin(async move { plan })
+    }
+}
 
 /// Bookmark key names (the values are the mark and the list).
 const KEYS: [&str; 2] = ["modified", "files"];

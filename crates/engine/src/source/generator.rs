@@ -17,7 +17,54 @@ use tokio::time::Instant;
 use crate::arrow_eval::declared_schema;
 use crate::context::{Output, StepContext};
 use crate::error::{Error, Result};
+use crate::plan::PlanRead;
 use crate::table::{Message, TableId};
+
+use super::connector::{PlanInput, SourceConnector, SourcePlan};
+
+/// The `generator` source's connector, bound to its spec.
+pub struct Connector<'a>(pub &'a GeneratorSpec);
+
+impl SourceConnector for Connector<'_> {
+    fn batch(&self, name: &str) -> Result<Box<dyn super::Source>> {
+        Ok(Box::new(GeneratorSource::new(name, self.0.clone())?))
+    }
+
+    fn plan<'a>(&'a self, input: &'a PlanInput<'a>) -> BoxFuture<'a, SourcePlan> {
+        let g = self.0;
+        let table = TableId {
+            source: input.step.to_owned(),
+            schema: input.step.to_owned(),
+            name: g.table.clone().unwrap_or_else(|| input.step.to_owned()),
+        };
+        let mut what = Vec::new();
+        if let Some(c) = g.count {
+            what.push(format!("{c} records"));
+        }
+        if let Some(d) = g.duration_secs {
+            what.push(format!("for {d} s"));
+        }
+        match g.rate_per_sec {
+            Some(r) => what.push(format!("at {r} records/s")),
+            None => what.push("as fast as the pipeline takes them".to_owned()),
+        }
+        let plan = SourcePlan {
+            reads: vec![PlanRead {
+                table: table.to_string(),
+                query: format!("generate {}", what.join(" ")),
+                columns: g
+                    .columns
+                    .iter()
+                    .map(|c| format!("{} {}", c.name, c.data_type))
+                    .collect(),
+                params: Vec::new(),
+            }],
+            tables: vec![table],
+            ..SourcePlan::default()
+        };
+        Box::pin(async move { plan })
+    }
+}
 
 /// Records rendered to infer the schema when the spec declares no columns.
 const INFER_SAMPLE: usize = 100;

@@ -5,14 +5,17 @@
 //! - [`plan`]: the one table plan type, its statements, selection and transformation rules;
 //! - [`read`]: the read loop, written once: snapshot, NULL-key count, highest key, rows, end
 //!   of table, bookmarks returned to the executor;
+//! - [`connector`]: the descriptor of a server source (its batch step and plan);
 //! - [`columns`]: the one set of Arrow column builders the decoders append to.
 
 pub mod columns;
+pub mod connector;
 pub mod dialect;
 pub mod plan;
 pub mod read;
 
 pub use columns::{ColumnValues, SqlValue, finish_batch};
+pub use connector::ServerConnector;
 pub use dialect::{Bounds, Dialect, SLOW_STATEMENT, Server};
 pub use plan::{
     BookmarkPlan, ColumnKind, DbColumn, Listing, Selection, Statement, TablePlan, plan_table,

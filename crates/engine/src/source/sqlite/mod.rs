@@ -17,6 +17,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 
 use crate::context::{Output, StepContext};
 use crate::error::{Error, Result};
+use crate::plan::PlanRead;
+use crate::source::connector::{PlanInput, SourceConnector, SourcePlan};
 use crate::source::database::Dialect;
 use crate::source::{Reached, Source};
 
@@ -24,6 +26,62 @@ pub use catalog::{arrow_type_for_declared, kind_for_declared, plan_tables};
 
 /// SQLite's schema name for the main database.
 const MAIN: &str = "main";
+
+/// The `sqlite` source's connector, bound to its spec.
+pub struct Connector<'a>(pub &'a DatabaseSource);
+
+impl SourceConnector for Connector<'_> {
+    fn batch(&self, name: &str) -> Result<Box<dyn Source>> {
+        Ok(Box::new(SqliteSource::new(name, self.0.clone())))
+    }
+
+    fn plan<'a>(&'a self, input: &'a PlanInput<'a>) -> BoxFuture<'a, SourcePlan> {
+        Box::pin(plan_sqlite(self.0, input))
+    }
+}
+
+/// Lists what a SQLite source reads, against the file.
+async fn plan_sqlite(db: &DatabaseSource, input: &PlanInput<'_>) -> SourcePlan {
+    let path = input
+        .connections
+        .and_then(|c| c.sqlite_path(&db.connection).ok());
+    let (true, Some(path)) = (input.live, path) else {
+        return if input.live {
+            SourcePlan::unresolved()
+        } else {
+            SourcePlan::offline()
+        };
+    };
+    let mut conn = match connect(&path).await {
+        Ok(conn) => conn,
+        Err(e) => return SourcePlan::note(format!("cannot inspect the database: {e}")),
+    };
+    let listing = match plan_tables(input.step, db, &mut conn).await {
+        Ok(listing) => listing,
+        Err(e) => return SourcePlan::note(format!("cannot list tables: {e}")),
+    };
+    let mut out = SourcePlan::default();
+    if listing.plans.is_empty() {
+        out.notes
+            .push("the selection rules match no table".to_owned());
+    }
+    out.warnings = listing.unmatched_rules;
+    for p in listing.plans {
+        out.reads.push(PlanRead {
+            table: p.table.to_string(),
+            query: p.read_statement::<Sqlite>().sql,
+            columns: p
+                .schema
+                .fields()
+                .iter()
+                .map(|f| format!("{} {}", f.name(), f.data_type()))
+                .collect(),
+            params: Vec::new(),
+        });
+        out.tables.push(p.table);
+    }
+    out
+}
 
 /// SQLite. Its sources take no bookmarks or split ranges yet (validation says so), so the
 /// bookmark SQL below is what they would run, not yet what they do.
