@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Crawl benchmark: 10,000 objects in 1,000 Hive-style partitions (year/month/day, 10 JSON-lines
 # files each) on the local filesystem, crawled with `pipectl crawl --path`. Prints the wall time
-# of a first crawl (every partition's schema read), a recrawl (nothing changed) and a
+# of a first crawl (every file's schema read), a recrawl (nothing changed) and a
 # `--recrawl new-folders` crawl. Target: at most 2 s for the first crawl.
 #
 #   cargo build --profile fast && bench/crawl.sh

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::common::{output, pipectl};
 
 /// Runs pipectl in `dir`, asserts success, returns stdout.
-fn ok(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn ok(dir: &Path, args: &[&str]) -> String {
     let (out, stdout, stderr) = output(pipectl(dir).args(args));
     assert!(
         out.status.success(),
@@ -23,7 +23,7 @@ fn ok(dir: &Path, args: &[&str]) -> String {
 }
 
 /// Runs a query (in `database`, unless empty) and returns its rows as JSON objects.
-fn query(dir: &Path, database: &str, sql: &str) -> Vec<Value> {
+pub(crate) fn query(dir: &Path, database: &str, sql: &str) -> Vec<Value> {
     let mut args = vec!["query", sql, "--format", "json"];
     if !database.is_empty() {
         args.extend(["--database", database]);
@@ -35,7 +35,7 @@ fn query(dir: &Path, database: &str, sql: &str) -> Vec<Value> {
     }
 }
 
-fn catalog_json(dir: &Path, args: &[&str]) -> Value {
+pub(crate) fn catalog_json(dir: &Path, args: &[&str]) -> Value {
     let mut all = vec!["catalog"];
     all.extend_from_slice(args);
     all.extend_from_slice(&["--format", "json"]);
@@ -43,7 +43,7 @@ fn catalog_json(dir: &Path, args: &[&str]) -> Value {
 }
 
 /// Writes a Parquet file of `(id, name)` rows `from..to`.
-fn write_parquet(path: &Path, from: i64, to: i64) {
+pub(crate) fn write_parquet(path: &Path, from: i64, to: i64) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, false),
@@ -235,7 +235,7 @@ fn hive_partitions_prune_the_files_read() {
     assert!(plan.contains("year=2026/month=02"), "{plan}");
 }
 
-fn write(path: &Path, text: &str) {
+pub(crate) fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
 }
@@ -249,13 +249,23 @@ fn gzip(path: &Path, text: &str) {
     enc.finish().unwrap();
 }
 
+/// The names of a database's tables.
+pub(crate) fn table_names(dir: &Path, database: &str) -> Vec<String> {
+    catalog_json(dir, &["tables", database])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// A table's columns as `name type`.
-fn columns_of(table: &Value) -> Vec<String> {
+pub(crate) fn columns_of(table: &Value) -> Vec<String> {
     names_and_types(&table["columns"])
 }
 
 /// A list of `{name, type}` objects (columns, partition keys) as `name type`.
-fn names_and_types(list: &Value) -> Vec<String> {
+pub(crate) fn names_and_types(list: &Value) -> Vec<String> {
     list.as_array()
         .unwrap()
         .iter()
@@ -269,7 +279,7 @@ fn names_and_types(list: &Value) -> Vec<String> {
         .collect()
 }
 
-fn crawl(dir: &Path, path: &str, database: &str, extra: &[&str]) -> Value {
+pub(crate) fn crawl(dir: &Path, path: &str, database: &str, extra: &[&str]) -> Value {
     let mut args = vec![
         "crawl",
         "--path",
@@ -414,13 +424,7 @@ fn compatible_siblings_are_one_table_incompatible_ones_are_not() {
     assert_eq!(names, ["actor json", "film csv"]);
     // table_level makes the folder itself the table, whatever it holds.
     crawl(d, "file://lake/mixed", "lvl", &["--table-level", "1"]);
-    let names: Vec<String> = catalog_json(d, &["tables", "lvl"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(names, ["eu", "us"]);
+    assert_eq!(table_names(d, "lvl"), ["eu", "us"]);
 }
 
 #[test]
@@ -487,7 +491,17 @@ fn schema_changes_follow_the_policy() {
     );
     let report = crawl(d, "file://lake/ev", "s", &["--recrawl", "new-folders"]);
     assert_eq!(report[0]["files_read"], 1, "{report}");
-    assert!(columns_of(&catalog_json(d, &["show", "s.ev"])).contains(&"late double".to_owned()));
+    // Incremental crawls only log schema changes (as Glue forces LOG); the folder is added.
+    let changes = report[0]["tables"][0]["changes"].to_string();
+    assert!(
+        changes.contains(
+            "not applied (schema_change: log, forced by recrawl: new_folders): added column late double"
+        ) && changes.contains("added 1 partitions"),
+        "{changes}"
+    );
+    assert!(!columns_of(&catalog_json(d, &["show", "s.ev"])).contains(&"late double".to_owned()));
+    let rows = query(d, "s", "select id from ev where day = 2");
+    assert_eq!(rows, [serde_json::json!({"id": 7})]);
 
     // Data gone: kept by default, deprecated under `deprecate`, and left out of queries.
     write(&d.join("lake/other/x.csv"), "a\n1\n");

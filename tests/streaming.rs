@@ -94,6 +94,28 @@ fn unique(tag: &str) -> String {
     format!("{tag}{}{}", std::process::id(), fastrand_suffix())
 }
 
+/// A small seeded random sequence (xorshift), its seed printed so a failure can be replayed.
+struct Xorshift(u64);
+
+impl Xorshift {
+    fn from_clock(what: &str) -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            | 1;
+        eprintln!("{what} seed {seed}");
+        Xorshift(seed)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
 fn fastrand_suffix() -> u32 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -448,12 +470,7 @@ fn kill_9_at_random_moments_leaves_every_record_in_the_lake_exactly_once() {
             });
         })
     };
-    let mut seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    eprintln!("soak seed {seed}");
+    let mut random = Xorshift::from_clock("soak");
     let (mut skipped, mut rebuilt) = (0, 0);
     for _ in 0..20 {
         let mut child = pipectl(dir.path())
@@ -463,10 +480,7 @@ fn kill_9_at_random_moments_leaves_every_record_in_the_lake_exactly_once() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        std::thread::sleep(Duration::from_millis(150 + seed % 600));
+        std::thread::sleep(Duration::from_millis(150 + random.next() % 600));
         child.kill().unwrap();
         let (_, _, stderr) = finish(child);
         skipped += stderr.matches("skipping records already published").count();
@@ -520,7 +534,8 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
-/// One HTTP/1.1 request on a fresh connection: the status, the headers and the body.
+/// One HTTP/1.1 request on a fresh connection: the status, the headers and the body (status 0
+/// when no answer came).
 pub(crate) fn http(
     port: u16,
     method: &str,
@@ -528,8 +543,19 @@ pub(crate) fn http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, String, String) {
+    try_http(port, method, path, headers, body).unwrap_or_default()
+}
+
+/// [`http`], or `None` when the connection failed or closed before an answer came.
+fn try_http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<(u16, String, String)> {
     use std::io::Write as _;
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -538,17 +564,14 @@ pub(crate) fn http(
         request.push_str(&format!("{k}: {v}\r\n"));
     }
     request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(request.as_bytes()).ok()?;
+    // A server refusing the body (413) may close before reading it: its answer still counts.
     let _ = stream.write_all(body);
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_owned(), body.to_owned())
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok())?;
+    Some((status, head.to_owned(), body.to_owned()))
 }
 
 pub(crate) fn wait_for_port(port: u16) {
@@ -667,21 +690,188 @@ sinks:
     assert_eq!(errors.len(), 1, "{errors:?}");
 }
 
-#[test]
-fn direct_put_answers_429_when_the_sink_cannot_keep_up() {
-    // An S3 endpoint that accepts connections and never answers: the sink's first write hangs,
-    // the channel to it fills up, and further requests are refused with 429.
-    let blackhole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let s3_port = blackhole.local_addr().unwrap().port();
-    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    {
-        let held = held.clone();
-        std::thread::spawn(move || {
-            for stream in blackhole.incoming().flatten() {
-                held.lock().unwrap().push(stream);
+fn direct_put_spec(port: u16, sink_extra: &str) -> String {
+    format!(
+        r#"version: 1
+name: direct-put
+connections:
+  lake: {{url: "file://lake"}}
+sources:
+  put: {{type: http, listen: "127.0.0.1:{port}"}}
+sinks:
+  out:
+    type: firehose
+    inputs: [put]
+    connection: lake
+    format: {{type: jsonl}}
+{sink_extra}"#
+    )
+}
+
+/// A `PutRecordBatch` body of records `{"n": ..., "kind": ...}` for the numbers given.
+fn put_record_batch(numbers: std::ops::RangeInclusive<u64>) -> String {
+    let records: Vec<String> = numbers
+        .map(|n| {
+            format!(
+                r#"{{"Data":"{}"}}"#,
+                b64(&format!(r#"{{"n":{n},"kind":"k{}"}}"#, n % 3))
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"DeliveryStreamName":"x","Records":[{}]}}"#,
+        records.join(",")
+    )
+}
+
+/// Sends a `PutRecordBatch` until it is answered 200, retrying 429s, 5xx answers and broken
+/// connections as a Firehose producer does; returns whether some attempt was left without an
+/// answer (then the batch may be stored twice).
+fn put_until_stored(port: u16, body: &str) -> bool {
+    let target = ("X-Amz-Target", "Firehose_20150804.PutRecordBatch");
+    let mut unanswered = false;
+    loop {
+        match try_http(port, "POST", "/", &[target], body.as_bytes()) {
+            Some((200, _, answer)) => {
+                assert!(answer.contains(r#""FailedPutCount":0"#), "{answer}");
+                return unanswered;
             }
-        });
+            Some((429 | 500..=599, _, _)) => {}
+            Some((status, _, answer)) => panic!("answered {status}: {answer}"),
+            // Refused (nothing sent) or cut off after sending (maybe stored).
+            None => unanswered = true,
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A Direct PUT 200 means stored: a producer sends numbered records, retrying until each batch
+/// is answered 200, while the pipeline is killed (SIGKILL) and restarted; at the end every
+/// number is in the lake, and only batches that lost an answer may be there twice.
+#[test]
+fn direct_put_answered_200_survives_kill_9_and_lands_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // Small buffers in three partitions: objects are published all the time, so kills land
+    // before, during and after publishing.
+    std::fs::write(
+        dir.path().join("pipeline.yaml"),
+        direct_put_spec(
+            port,
+            "    prefix: \"put/!{partitionKeyFromQuery:kind}/\"\n    error_output_prefix: \"errors/!{firehose:error-output-type}/\"\n    partition_keys: {kind: .kind}\n    max_bytes: 4000\n    interval_secs: 0.3\n",
+        ),
+    )
+    .unwrap();
+    const TOTAL: u64 = 20_000;
+    const BATCH: u64 = 100;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let producer = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut maybe_twice = Vec::new();
+            for first in (1..=TOTAL).step_by(BATCH as usize) {
+                let numbers = first..=first + BATCH - 1;
+                if put_until_stored(port, &put_record_batch(numbers.clone())) {
+                    maybe_twice.push(numbers);
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            maybe_twice
+        })
+    };
+    let mut random = Xorshift::from_clock("direct put kill");
+    let lake = dir.path().join("lake");
+    let mut kills = 0;
+    while !done.load(std::sync::atomic::Ordering::SeqCst) || kills < 3 {
+        let mut child = start(dir.path());
+        wait_for_port(port);
+        std::thread::sleep(Duration::from_millis(300 + random.next() % 900));
+        child.kill().unwrap();
+        let _ = child.wait();
+        kills += 1;
+    }
+    let maybe_twice = producer.join().unwrap();
+    eprintln!(
+        "{kills} kills; {} batches lost an answer",
+        maybe_twice.len()
+    );
+    assert!(kills >= 3);
+    let child = start(dir.path());
+    // Listening means started: a SIGTERM before that would meet no handler.
+    wait_for_port(port);
+    wait_until(Duration::from_secs(60), "every record in the lake", || {
+        numbers(&lines_under(&lake.join("put"), ".jsonl")).len() as u64 >= TOTAL
+    });
+    signal(&child, "-TERM");
+    let (code, _, stderr) = finish(child);
+    assert_eq!(code, 0, "{stderr}");
+    let seen = numbers(&lines_under(&lake.join("put"), ".jsonl"));
+    let missing: Vec<u64> = (1..=TOTAL).filter(|n| !seen.contains_key(n)).collect();
+    assert!(
+        missing.is_empty(),
+        "lost {} records: {missing:?}",
+        missing.len()
+    );
+    let unexplained: Vec<(&u64, &usize)> = seen
+        .iter()
+        .filter(|(n, c)| **c > 2 || (**c == 2 && !maybe_twice.iter().any(|r| r.contains(n))))
+        .collect();
+    assert!(unexplained.is_empty(), "duplicated: {unexplained:?}");
+    assert_eq!(seen.len() as u64, TOTAL);
+    // Everything is published: the log keeps no record, only its position.
+    let log = dir.path().join(".pipectl-state/wal/direct-put/put");
+    let segments: Vec<u64> = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .collect();
+    assert_eq!(segments, vec![0], "{}", log.display());
+}
+
+/// A sink that fails (the store refuses the object's name) does not lose the records it was
+/// given: they wait in the write-ahead log, and the next run, with the prefix fixed, delivers
+/// them.
+#[test]
+fn direct_put_records_survive_a_failing_sink_for_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let spec = |prefix: &str| {
+        direct_put_spec(
+            port,
+            &format!("    prefix: \"{prefix}/\"\n    max_records: 3\n    interval_secs: 600\n"),
+        )
+    };
+    // One folder name longer than the file system allows (255 bytes).
+    let too_long = "p".repeat(300);
+    std::fs::write(dir.path().join("pipeline.yaml"), spec(&too_long)).unwrap();
+    let child = start(dir.path());
+    wait_for_port(port);
+    assert!(!put_until_stored(port, &put_record_batch(1..=5)));
+    let (code, stdout, stderr) = finish(child);
+    assert_ne!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("failed"), "{stdout}");
+    let lake = dir.path().join("lake");
+    assert!(lines_under(&lake, ".jsonl").is_empty());
+
+    std::fs::write(dir.path().join("pipeline.yaml"), spec("fixed")).unwrap();
+    let child = start(dir.path());
+    wait_for_port(port);
+    wait_until(Duration::from_secs(20), "the first object", || {
+        !lines_under(&lake.join("fixed"), ".jsonl").is_empty()
+    });
+    signal(&child, "-TERM");
+    let (code, _, stderr) = finish(child);
+    assert_eq!(code, 0, "{stderr}");
+    let seen = numbers(&lines_under(&lake.join("fixed"), ".jsonl"));
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        (1..=5).map(|n| (n, 1)).collect::<Vec<_>>()
+    );
+}
+
+/// Requests to a Direct PUT pipeline whose S3 store never answers a write, until the first 429:
+/// the statuses and the last answer's head and body.
+fn put_until_429(s3_port: u16, log_bytes: u64, record_bytes: usize) -> (Vec<u16>, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     std::fs::write(
@@ -698,7 +888,7 @@ connections:
     access_key_id: test
     secret_access_key: "${{env:PIPECTL_TEST_SECRET}}"
 sources:
-  put: {{type: http, listen: "127.0.0.1:{port}"}}
+  put: {{type: http, listen: "127.0.0.1:{port}", max_buffered_bytes: {log_bytes}}}
 sinks:
   out:
     type: firehose
@@ -720,31 +910,74 @@ sinks:
         .spawn()
         .unwrap();
     wait_for_port(port);
+    let pad = "x".repeat(record_bytes);
     let mut answers = Vec::new();
+    let mut last = (String::new(), String::new());
     for n in 0..200 {
-        let (status, head, _) = http(
+        let (status, head, body) = http(
             port,
             "POST",
             "/records",
             &[],
-            format!(r#"{{"n":{n}}}"#).as_bytes(),
+            format!(r#"{{"n":{n},"pad":"{pad}"}}"#).as_bytes(),
         );
         answers.push(status);
-        if status == 429 {
-            assert!(
-                head.to_ascii_lowercase().contains("retry-after: 1"),
-                "{head}"
-            );
+        last = (head, body);
+        if status != 200 {
             break;
         }
-        assert_eq!(status, 200);
     }
     child.kill().unwrap();
     let _ = child.wait();
-    // How many requests fit before the refusal depends on how far the first batch got
-    // towards the stuck sink; at least the first is taken.
-    assert_eq!(answers.last(), Some(&429), "{answers:?}");
-    assert!(answers.len() >= 2, "{answers:?}");
+    (answers, last.0, last.1)
+}
+
+#[test]
+fn direct_put_answers_429_when_the_write_ahead_log_is_full() {
+    // An S3 endpoint that answers reads with 404 (no record of objects in flight yet) and never
+    // answers a write: the sink's first write hangs, and records pile up in the log on disk.
+    let stuck = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let s3_port = stuck.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in stuck.incoming().flatten() {
+            std::thread::spawn(move || answer_reads_hold_writes(stream));
+        }
+    });
+    // 64 KiB of 8 KB records: the log is full after 8 requests.
+    let (answers, head, body) = put_until_429(s3_port, 65536, 8000);
+    assert_eq!(answers.last(), Some(&429), "{answers:?} {body}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 1"),
+        "{head}"
+    );
+    assert!(body.contains("write-ahead log is full"), "{body}");
+    assert!((7..=9).contains(&answers.len()), "{answers:?}");
+}
+
+/// Serves one connection of a fake S3 endpoint: a GET is answered 404, anything else is read
+/// and never answered.
+fn answer_reads_hold_writes(mut stream: std::net::TcpStream) {
+    use std::io::{BufRead as _, Write as _};
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    loop {
+        let mut head = Vec::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            head.push(line);
+        }
+        if !head.first().is_some_and(|l| l.starts_with("GET ")) {
+            // Hold the connection open without an answer.
+            std::thread::sleep(Duration::from_secs(3600));
+            return;
+        }
+        let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+    }
 }
 
 fn mqtt_publish(topic: &str, lines: &[String]) {
@@ -1109,10 +1342,11 @@ sinks:
 }
 
 /// The crash window between saving the record of objects in flight and writing them: the
-/// restart finds the object missing and rebuilds it, under its recorded key, from the
-/// redelivered records.
+/// restart finds the object missing and rebuilds it from the redelivered records, named by
+/// its sequence range. The record names a prefix the spec no longer has (as after fixing a
+/// prefix the store refused): an object never written lands under the spec's prefix.
 #[test]
-fn an_object_recorded_in_flight_but_never_written_is_rebuilt_under_its_key() {
+fn an_object_recorded_in_flight_but_never_written_is_rebuilt_from_the_redelivered_records() {
     let Some((rt, js, stream, subject)) = fresh_jetstream("PIPECTL_T3_") else {
         return;
     };
@@ -1150,7 +1384,12 @@ fn an_object_recorded_in_flight_but_never_written_is_rebuilt_under_its_key() {
     std::thread::sleep(Duration::from_millis(500));
     signal(&child, "-TERM");
     assert_eq!(finish(child).0, 0);
-    let rebuilt: Vec<u64> = std::fs::read_to_string(lake.join(key))
+    assert!(!lake.join(key).exists(), "the old prefix is not used");
+    let rebuilt_key = files_under(&lake.join("raw"))
+        .into_iter()
+        .find(|f| f.ends_with("rentals-stream-delivered-000000000002-000000000006.jsonl"))
+        .expect("the rebuilt object, named by its range, under the spec's prefix");
+    let rebuilt: Vec<u64> = std::fs::read_to_string(lake.join("raw").join(rebuilt_key))
         .unwrap()
         .lines()
         .map(|l| {
@@ -1244,4 +1483,128 @@ sinks:
             .all(|(f, _)| f.starts_with("partitioning-failed/")),
         "{errors:?}"
     );
+}
+
+/// A streaming run killed after it published says in history what it published (objects and
+/// rows), not "nothing was published"; the next run's recovery writes that.
+#[test]
+fn an_interrupted_streaming_run_says_what_it_had_published() {
+    let Some((rt, js, stream, subject)) = fresh_jetstream("PIPECTL_T9_") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("pipeline.yaml"),
+        nats_spec(
+            &stream,
+            &subject,
+            "    prefix: \"rentals/\"\n    max_bytes: 2048\n    interval_secs: 0.3\n",
+        ),
+    )
+    .unwrap();
+    let payloads: Vec<String> = (1..=300)
+        .map(|n| format!(r#"{{"n":{n},"eventType":"rent"}}"#))
+        .collect();
+    publish(&rt, &js, &format!("{subject}.rent"), payloads);
+    let lake = dir.path().join("lake");
+    let mut child = start(dir.path());
+    wait_until(Duration::from_secs(30), "300 records in the lake", || {
+        lines_under(&lake.join("rentals"), ".jsonl").len() >= 300
+    });
+    let objects = files_under(&lake.join("rentals")).len();
+    // The save after the last publish is not awaited by anything the test can see.
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().unwrap();
+    let _ = child.wait();
+
+    let child = start(dir.path());
+    std::thread::sleep(Duration::from_secs(2));
+    signal(&child, "-TERM");
+    let (code, _, stderr) = finish(child);
+    assert_eq!(code, 0, "{stderr}");
+    let (out, stdout, stderr) =
+        crate::common::output(pipectl(dir.path()).args(["runs", "--format", "json"]));
+    assert!(out.status.success(), "{stderr}");
+    let runs: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let interrupted: Vec<&serde_json::Value> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "interrupted")
+        .collect();
+    assert_eq!(interrupted.len(), 1, "{stdout}");
+    let run = interrupted[0];
+    let error = run["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!(
+            "the {objects} objects (300 rows) it had published stay published"
+        )),
+        "{error}"
+    );
+    let sink = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "sink")
+        .unwrap();
+    assert_eq!(sink["rows"], 300, "{run}");
+    assert_eq!(sink["objects"], objects as u64, "{run}");
+    rt.block_on(async { js.delete_stream(&stream).await.unwrap() });
+}
+
+/// A second process started on a durable that another process reads refuses to start (two
+/// readers would split the stream); the first keeps delivering.
+#[test]
+fn a_second_reader_of_one_jetstream_durable_refuses_to_start() {
+    let Some((rt, js, stream, subject)) = fresh_jetstream("PIPECTL_T10_") else {
+        return;
+    };
+    let first = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
+    let spec = nats_spec(
+        &stream,
+        &subject,
+        "    prefix: \"rentals/\"\n    max_bytes: 2048\n    interval_secs: 0.3\n",
+    );
+    for dir in [&first, &second] {
+        std::fs::write(dir.path().join("pipeline.yaml"), &spec).unwrap();
+    }
+    let batch = |range: std::ops::RangeInclusive<u64>| -> Vec<String> {
+        range
+            .map(|n| format!(r#"{{"n":{n},"eventType":"rent"}}"#))
+            .collect()
+    };
+    publish(&rt, &js, &format!("{subject}.rent"), batch(1..=100));
+    let lake = first.path().join("lake");
+    let child = start(first.path());
+    wait_until(Duration::from_secs(30), "100 records in the lake", || {
+        lines_under(&lake.join("rentals"), ".jsonl").len() >= 100
+    });
+
+    let (out, stdout, stderr) =
+        crate::common::output(pipectl(second.path()).args(["run", "pipeline.yaml"]));
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("JetStream consumer `pipectl-test` is being read by another process"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("give this source its own `durable:`"),
+        "{stdout}"
+    );
+
+    publish(&rt, &js, &format!("{subject}.rent"), batch(101..=200));
+    wait_until(
+        Duration::from_secs(30),
+        "200 records in the first lake",
+        || lines_under(&lake.join("rentals"), ".jsonl").len() >= 200,
+    );
+    signal(&child, "-TERM");
+    let (code, _, stderr) = finish(child);
+    assert_eq!(code, 0, "{stderr}");
+    let seen = numbers(&lines_under(&lake.join("rentals"), ".jsonl"));
+    assert_eq!(seen.len(), 200);
+    assert!(seen.values().all(|c| *c == 1), "duplicates: {seen:?}");
+    assert!(files_under(&second.path().join("lake")).is_empty());
+    rt.block_on(async { js.delete_stream(&stream).await.unwrap() });
 }

@@ -366,16 +366,19 @@ fn show(t: &CatalogTable) -> String {
             crawl::partition_count(t)
         ));
     }
-    if let Some(c) = &t.last_crawl {
+    if !t.skipped_files.is_empty() {
+        let mut skipped = table();
+        skipped.set_header(["skipped file", "why"]);
+        for f in &t.skipped_files {
+            skipped.add_row([f.key.clone(), f.reason.clone()]);
+        }
         out.push_str(&format!(
-            "\nlast crawl  {} by {}{}\n",
-            c.at.format("%Y-%m-%d %H:%M:%S UTC"),
-            c.crawler,
-            c.run_id
-                .as_deref()
-                .map(|r| format!(" (run {r})"))
-                .unwrap_or_default()
+            "\n{} files left out (queries do not read them)\n{skipped}\n",
+            human_count(t.skipped_files.len() as u64)
         ));
+    }
+    if let Some(c) = &t.last_crawl {
+        out.push_str(&format!("\nlast crawl  {}\n", c.describe()));
         for change in &c.changes {
             out.push_str(&format!("  - {change}\n"));
         }
@@ -389,6 +392,7 @@ pub(crate) fn query(
     sql: &str,
     database: Option<&str>,
     format: QueryFormat,
+    skip_unreadable: bool,
 ) -> Result<ExitCode> {
     let tables: Vec<CatalogTable> = match open_state(state_dir) {
         Ok(store) => store.tables(None)?,
@@ -413,7 +417,20 @@ pub(crate) fn query(
         .into());
     }
     let lake = pipectl_query::Lake::new(&tables, database, env_lookup)?;
-    let (schema, batches) = runtime()?.block_on(lake.query(sql))?;
+    // A corrupt file can make a reader panic; the query reports it as an error naming the
+    // file, so the panic itself is not printed.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = runtime()?.block_on(lake.query(sql, skip_unreadable));
+    std::panic::set_hook(default_hook);
+    let output = result?;
+    for file in &output.skipped {
+        eprintln!(
+            "warning: left out {} (table {}): {}",
+            file.url, file.table, file.reason
+        );
+    }
+    let (schema, batches) = (output.schema, output.batches);
     let format = match format {
         QueryFormat::Table => pipectl_query::OutputFormat::Table,
         QueryFormat::Csv => pipectl_query::OutputFormat::Csv,

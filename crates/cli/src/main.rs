@@ -144,6 +144,10 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = lake_cmd::QueryFormat::Table)]
         format: lake_cmd::QueryFormat,
+        /// Leave files that cannot be read out of the query (each is reported on stderr)
+        /// instead of failing on the first.
+        #[arg(long)]
+        skip_unreadable: bool,
     },
     /// Print the JSON Schema of pipeline files (for editors and CI).
     Schema,
@@ -369,7 +373,14 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             sql,
             database,
             format,
-        } => lake_cmd::query(&cli.state_dir, &sql, database.as_deref(), format),
+            skip_unreadable,
+        } => lake_cmd::query(
+            &cli.state_dir,
+            &sql,
+            database.as_deref(),
+            format,
+            skip_unreadable,
+        ),
         Command::Schema => {
             print_out(&(serde_json::to_string_pretty(&pipectl_spec::json_schema())? + "\n"))?;
             Ok(ExitCode::SUCCESS)
@@ -715,7 +726,7 @@ fn run(
         },
     };
     if pipectl_stream::is_streaming(&spec.pipeline) {
-        return stream_cmd::run(file, &spec, state, format, quiet);
+        return stream_cmd::run(file, &spec, state, state_dir, format, quiet);
     }
     let cancel = CancellationToken::new();
     let prepared = executor::prepare(

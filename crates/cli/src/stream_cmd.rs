@@ -17,6 +17,7 @@ pub(crate) fn run(
     file: &Path,
     spec: &LoadedSpec,
     state: Arc<dyn StateStore>,
+    state_dir: &Path,
     format: OutputFormat,
     quiet: bool,
 ) -> Result<ExitCode> {
@@ -25,6 +26,7 @@ pub(crate) fn run(
         spec,
         &base_dir(file),
         state,
+        state_dir,
         cancel.clone(),
         "manual",
         env_lookup,

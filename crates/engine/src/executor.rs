@@ -510,9 +510,32 @@ pub fn step_record(step: &StepProgress, status: RunStatus, error: Option<String>
         kind: step.kind.noun().to_owned(),
         rows: m.rows.load(std::sync::atomic::Ordering::Relaxed),
         bytes: m.bytes.load(std::sync::atomic::Ordering::Relaxed),
+        objects: match step.kind {
+            StepKind::Sink => m.extra.load(std::sync::atomic::Ordering::Relaxed),
+            _ => 0,
+        },
         duration_ms: m.elapsed().as_millis() as u64,
         error,
         status,
+    }
+}
+
+/// Why a run a stopped process left `Running` ended: a batch run publishes nothing before it
+/// commits; a streaming run keeps the objects it published, as its last saved progress says.
+fn interrupted_message(run: &RunRecord) -> String {
+    let stopped = "the process running it stopped before it finished";
+    if !run.streaming {
+        return format!("{stopped}; nothing was published");
+    }
+    let sinks = run.steps.iter().filter(|s| s.kind == StepKind::Sink.noun());
+    let (objects, rows) = sinks.fold((0, 0), |(o, r), s| (o + s.objects, r + s.rows));
+    if objects == 0 {
+        format!("{stopped}; it had published nothing (as of its last saved progress)")
+    } else {
+        format!(
+            "{stopped}; the {objects} objects ({rows} rows) it had published stay published \
+             (as of its last saved progress); records not yet published are delivered again"
+        )
     }
 }
 
@@ -678,10 +701,7 @@ pub async fn recover(
             },
             _ => {
                 run.status = RunStatus::Interrupted;
-                run.error = Some(
-                    "the process running it stopped before it finished; nothing was published"
-                        .to_owned(),
-                );
+                run.error = Some(interrupted_message(&run));
                 run.ended_at.get_or_insert_with(Utc::now);
                 state_call(state.save_run(&run))?;
             }

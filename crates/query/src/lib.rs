@@ -6,34 +6,57 @@
 //! become a union of one listing table per folder with the values as constant columns; a
 //! `WHERE` on them folds the other folders' branches away before any file is read.
 //!
+//! Files the crawler left out of a table are hidden from its listings. When a query fails, the
+//! files it read are checked one by one, so the error names the file that cannot be read (as
+//! Athena's HIVE_CANNOT_OPEN_SPLIT does); with `skip_unreadable` those files are left out and
+//! the query runs again.
+//!
 //! A leaf crate: only the CLI depends on it, so DataFusion never slows the other crates' builds.
 #![warn(missing_docs, unreachable_pub)]
 
 mod output;
+mod store;
 
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
-use datafusion::common::ScalarValue;
-use datafusion::datasource::TableProvider;
+use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, Session};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{ScalarValue, plan_err};
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::csv::CsvFormat;
 use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
 use datafusion::datasource::file_format::json::JsonFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl, PartitionedFile,
 };
-use datafusion::logical_expr::{col, lit};
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::execution::TaskContext;
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::{Expr, col, lit};
+use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::{FutureExt, StreamExt};
 use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as StorePath;
+use pipectl_engine::crawl::infer::parquet_schema;
 use pipectl_engine::crawl::types::HiveType;
 use pipectl_state::{CatalogTable, TableStatus};
 
+use store::HidingStore;
+
 pub use output::{OutputFormat, render};
+
+/// Files checked at once when a query failed.
+const CHECK_CONCURRENCY: usize = 8;
 
 /// Why a query failed.
 #[derive(Debug, thiserror::Error)]
@@ -46,22 +69,63 @@ pub enum QueryError {
         /// What is wrong.
         message: String,
     },
+    /// A file of a table cannot be read (Athena: HIVE_CANNOT_OPEN_SPLIT).
+    #[error(
+        "cannot read {file} (table {table}): {reason}{}; leave unreadable files out with --skip-unreadable",
+        if *others > 0 { format!(" (and {others} more unreadable files)") } else { String::new() }
+    )]
+    Unreadable {
+        /// The file's URL.
+        file: String,
+        /// `database.table`.
+        table: String,
+        /// What reading it said.
+        reason: String,
+        /// Other files of the query that cannot be read either.
+        others: usize,
+    },
     /// The SQL is invalid or failed while running.
     #[error("{0}")]
     Sql(String),
 }
 
+/// A file a query left out because it cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableFile {
+    /// The file's URL.
+    pub url: String,
+    /// `database.table`.
+    pub table: String,
+    /// What reading it said.
+    pub reason: String,
+}
+
+/// A query's result.
+pub struct QueryOutput {
+    /// The result's columns.
+    pub schema: SchemaRef,
+    /// Its rows.
+    pub batches: Vec<RecordBatch>,
+    /// Files left out because they cannot be read (only with `skip_unreadable`).
+    pub skipped: Vec<UnreadableFile>,
+}
+
 /// Everything a query needs: the catalogued tables and the default database.
 pub struct Lake {
     ctx: SessionContext,
+    /// The stores tables are read through, by store URL (`file://`, `s3://bucket`).
+    stores: BTreeMap<String, Arc<HidingStore>>,
+    /// Each active table's location with its `database.table`, to name a file's table.
+    locations: Vec<(String, String)>,
 }
 
 /// Name of DataFusion's catalog the databases live in.
 const CATALOG: &str = "datafusion";
 
 impl Lake {
-    /// Registers `tables` (deprecated ones are left out). `database` is the schema unqualified
-    /// names resolve in; `env` resolves `${env:NAME}` credentials of S3 tables.
+    /// Registers `tables`. `database` is the schema unqualified names resolve in; `env`
+    /// resolves `${env:NAME}` credentials of S3 tables. A deprecated table answers every query
+    /// with an error saying since which crawl.
     pub fn new(
         tables: &[CatalogTable],
         database: Option<&str>,
@@ -73,7 +137,15 @@ impl Lake {
             .with_default_catalog_and_schema(CATALOG, &default_schema);
         // Column names keep their case (`eventType`), as the files have them.
         config.options_mut().sql_parser.enable_ident_normalization = false;
-        let ctx = SessionContext::new_with_config(config);
+        // Footers are read when a scan runs, not while planning, so a corrupt one fails where
+        // the files it read can be checked.
+        config.options_mut().execution.collect_statistics = false;
+        // No listing is cached: a query that leaves unreadable files out lists again.
+        let runtime = RuntimeEnvBuilder::new()
+            .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
+            .build_arc()
+            .map_err(|e| QueryError::Sql(e.to_string()))?;
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
         let catalog = ctx
             .catalog(CATALOG)
             .ok_or_else(|| QueryError::Sql("no catalog".into()))?;
@@ -82,33 +154,56 @@ impl Lake {
             default_schema.clone(),
             Arc::new(MemorySchemaProvider::new()),
         );
-        let mut buckets: BTreeMap<String, &CatalogTable> = BTreeMap::new();
-        for table in tables.iter().filter(|t| t.status == TableStatus::Active) {
+        let mut stores = BTreeMap::new();
+        stores.insert(
+            "file://".to_owned(),
+            Arc::new(HidingStore::new(Arc::new(LocalFileSystem::new()))),
+        );
+        for table in tables {
             schemas
                 .entry(table.database.clone())
                 .or_insert_with(|| Arc::new(MemorySchemaProvider::new()));
+            if table.status != TableStatus::Active {
+                continue;
+            }
             if let Some(rest) = table.location.strip_prefix("s3://") {
-                let bucket = rest.split('/').next().unwrap_or_default().to_owned();
-                buckets.entry(bucket).or_insert(table);
+                let bucket = rest.split('/').next().unwrap_or_default();
+                if let std::collections::btree_map::Entry::Vacant(entry) =
+                    stores.entry(format!("s3://{bucket}"))
+                {
+                    entry.insert(Arc::new(HidingStore::new(s3_store(bucket, table, &env)?)));
+                }
             }
         }
-        for (bucket, table) in buckets {
-            let store = s3_store(&bucket, table, &env)?;
-            let url =
-                url::Url::parse(&format!("s3://{bucket}")).map_err(|e| table_error(table, e))?;
-            ctx.register_object_store(&url, store);
+        for (key, store) in &stores {
+            let url = url::Url::parse(key).map_err(|e| QueryError::Sql(e.to_string()))?;
+            ctx.register_object_store(&url, store.clone());
         }
         for (name, schema) in &schemas {
             catalog
                 .register_schema(name, schema.clone())
                 .map_err(|e| QueryError::Sql(e.to_string()))?;
         }
-        let lake = Lake { ctx };
-        for table in tables.iter().filter(|t| t.status == TableStatus::Active) {
-            if table.format.kind.is_empty() {
-                continue;
-            }
-            let provider = lake.provider(table)?;
+        let lake = Lake {
+            ctx,
+            stores,
+            locations: tables
+                .iter()
+                .filter(|t| t.status == TableStatus::Active)
+                .map(|t| (t.location.clone(), format!("{}.{}", t.database, t.name)))
+                .collect(),
+        };
+        for table in tables {
+            let provider = match table.status {
+                TableStatus::Deprecated => Arc::new(DeprecatedTable::new(table)) as _,
+                TableStatus::Active if table.format.kind.is_empty() => continue,
+                TableStatus::Active => {
+                    for skipped in &table.skipped_files {
+                        lake.hide(&format!("{}{}", table.location, skipped.key));
+                    }
+                    lake.provider(table)?
+                }
+            };
             if let Some(schema) = schemas.get(&table.database) {
                 schema
                     .register_table(table.name.clone(), provider)
@@ -118,35 +213,127 @@ impl Lake {
         Ok(lake)
     }
 
-    /// Runs one SQL statement and collects its result.
-    pub async fn query(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), QueryError> {
+    /// Runs one SQL statement and collects its result. When it fails, the files it read are
+    /// checked one by one: an unreadable one is named in the error, or, with
+    /// `skip_unreadable`, left out (reported in [`QueryOutput::skipped`]) and the query run
+    /// again.
+    pub async fn query(&self, sql: &str, skip_unreadable: bool) -> Result<QueryOutput, QueryError> {
         let df = self
             .ctx
             .sql(sql)
             .await
             .map_err(|e| QueryError::Sql(e.to_string()))?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = df
+        let mut skipped = Vec::new();
+        // Each round hides at least one more file, so this ends.
+        loop {
+            let plan = df
+                .clone()
+                .create_physical_plan()
+                .await
+                .map_err(|e| QueryError::Sql(e.to_string()))?;
+            let failure = match run(plan.clone(), self.ctx.task_ctx()).await {
+                Ok(batches) => {
+                    return Ok(QueryOutput {
+                        schema,
+                        batches,
+                        skipped,
+                    });
+                }
+                Err(failure) => failure,
+            };
+            let unreadable = self.unreadable_files(&plan).await;
+            let Some(first) = unreadable.first() else {
+                return Err(QueryError::Sql(failure));
+            };
+            if !skip_unreadable {
+                return Err(QueryError::Unreadable {
+                    file: first.url.clone(),
+                    table: first.table.clone(),
+                    reason: first.reason.clone(),
+                    others: unreadable.len() - 1,
+                });
+            }
+            for file in unreadable {
+                self.hide(&file.url);
+                skipped.push(file);
+            }
+        }
+    }
+
+    /// Leaves the file at `url` out of listings from now on.
+    fn hide(&self, url: &str) {
+        let Ok(parsed) = url::Url::parse(url) else {
+            return;
+        };
+        let key = match parsed.scheme() {
+            "file" => "file://".to_owned(),
+            scheme => format!("{scheme}://{}", parsed.host_str().unwrap_or_default()),
+        };
+        if let (Some(store), Ok(path)) = (
+            self.stores.get(&key),
+            StorePath::from_url_path(parsed.path()),
+        ) {
+            store.hide(path);
+        }
+    }
+
+    /// The files `plan` reads that cannot be read on their own, with why, in URL order.
+    async fn unreadable_files(&self, plan: &Arc<dyn ExecutionPlan>) -> Vec<UnreadableFile> {
+        let mut scans: BTreeMap<String, (FileScanConfig, PartitionedFile)> = BTreeMap::new();
+        // The closure never fails: it only collects.
+        let _ = plan.apply(|node| {
+            if let Some(exec) = node.downcast_ref::<DataSourceExec>()
+                && let Some(conf) = exec.data_source().downcast_ref::<FileScanConfig>()
+            {
+                for file in conf.file_groups.iter().flat_map(FileGroup::iter) {
+                    let url = format!(
+                        "{}{}",
+                        conf.object_store_url.as_str(),
+                        file.object_meta.location
+                    );
+                    scans
+                        .entry(url)
+                        .or_insert_with(|| (conf.clone(), file.clone()));
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        let task_ctx = self.ctx.task_ctx();
+        let mut found: Vec<UnreadableFile> = futures::stream::iter(scans)
+            .map(|(url, (conf, file))| {
+                let task_ctx = task_ctx.clone();
+                async move {
+                    let reason = check_file(conf, file, task_ctx).await?;
+                    Some((url, reason))
+                }
+            })
+            .buffer_unordered(CHECK_CONCURRENCY)
+            .filter_map(std::future::ready)
+            .map(|(url, reason)| UnreadableFile {
+                table: self.table_of(&url),
+                url,
+                reason,
+            })
             .collect()
-            .await
-            .map_err(|e| QueryError::Sql(e.to_string()))?;
-        Ok((schema, batches))
+            .await;
+        found.sort_by(|a, b| a.url.cmp(&b.url));
+        found
+    }
+
+    /// The `database.table` whose location holds `url` (the deepest one).
+    fn table_of(&self, url: &str) -> String {
+        self.locations
+            .iter()
+            .filter(|(location, _)| url.starts_with(location.as_str()))
+            .max_by_key(|(location, _)| location.len())
+            .map(|(_, name)| name.clone())
+            .unwrap_or_default()
     }
 
     fn provider(&self, table: &CatalogTable) -> Result<Arc<dyn TableProvider>, QueryError> {
         let err = |e: &dyn std::fmt::Display| table_error(table, e);
-        let fields: Vec<Field> = table
-            .columns
-            .iter()
-            .map(|c| {
-                Ok(Field::new(
-                    &c.name,
-                    arrow_type(&c.data_type).map_err(|e| err(&e))?,
-                    true,
-                ))
-            })
-            .collect::<Result<_, QueryError>>()?;
-        let schema = Arc::new(Schema::new(fields));
+        let schema = data_schema(table)?;
         let keys: Vec<(String, DataType)> = table
             .partition_keys
             .iter()
@@ -196,6 +383,116 @@ impl Lake {
     }
 }
 
+/// The columns a table's files hold, as Arrow fields.
+fn data_schema(table: &CatalogTable) -> Result<SchemaRef, QueryError> {
+    let fields: Vec<Field> = table
+        .columns
+        .iter()
+        .map(|c| {
+            Ok(Field::new(
+                &c.name,
+                arrow_type(&c.data_type).map_err(|e| table_error(table, e))?,
+                true,
+            ))
+        })
+        .collect::<Result<_, QueryError>>()?;
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// Runs `plan` to the end; a panic deep in a reader (a corrupt file) becomes an error.
+async fn run(
+    plan: Arc<dyn ExecutionPlan>,
+    task_ctx: Arc<TaskContext>,
+) -> Result<Vec<RecordBatch>, String> {
+    match AssertUnwindSafe(collect(plan, task_ctx))
+        .catch_unwind()
+        .await
+    {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(format!("the reader failed: {message}"))
+        }
+    }
+}
+
+/// Why one file of a scan cannot be read on its own, or `None` when it can: the scan `conf`
+/// made for `file` alone is run to the end. A Parquet footer is checked first, since a corrupt
+/// one can make the reader panic.
+async fn check_file(
+    conf: FileScanConfig,
+    mut file: PartitionedFile,
+    task_ctx: Arc<TaskContext>,
+) -> Option<String> {
+    if conf.file_source.file_type() == "parquet" {
+        let store = match task_ctx.runtime_env().object_store(&conf.object_store_url) {
+            Ok(store) => store,
+            Err(e) => return Some(e.to_string()),
+        };
+        let meta = &file.object_meta;
+        if let Err(e) = parquet_schema(&store, &meta.location, meta.size).await {
+            return Some(e);
+        }
+    }
+    file.range = None;
+    let single = FileScanConfigBuilder::from(conf)
+        .with_file_groups(vec![FileGroup::new(vec![file])])
+        .with_limit(None)
+        .build();
+    run(DataSourceExec::from_data_source(single), task_ctx)
+        .await
+        .err()
+}
+
+/// A deprecated table: its columns resolve, and any scan fails saying since which crawl.
+#[derive(Debug)]
+struct DeprecatedTable {
+    schema: SchemaRef,
+    message: String,
+}
+
+impl DeprecatedTable {
+    fn new(table: &CatalogTable) -> Self {
+        let since = table
+            .last_crawl
+            .as_ref()
+            .map(|c| format!(" since the crawl of {}", c.describe()))
+            .unwrap_or_default();
+        DeprecatedTable {
+            schema: data_schema(table).unwrap_or_else(|_| Arc::new(Schema::empty())),
+            message: format!(
+                "table {}.{} is deprecated{since}: its data at {} was no longer found; crawl it again once the data is back",
+                table.database, table.name, table.location
+            ),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl TableProvider for DeprecatedTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        _projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        plan_err!("{}", self.message)
+    }
+}
+
 fn table_error(table: &CatalogTable, e: impl std::fmt::Display) -> QueryError {
     QueryError::Table {
         table: format!("{}.{}", table.database, table.name),
@@ -214,9 +511,12 @@ fn listing_options(table: &CatalogTable) -> ListingOptions {
         _ => FileCompressionType::UNCOMPRESSED,
     };
     let format: Arc<dyn FileFormat> = match table.format.kind.as_str() {
+        // Files written before a column was added end early: their rows read it as NULL, as
+        // Athena reads CSV (by position).
         "csv" => Arc::new(
             CsvFormat::default()
                 .with_has_header(table.format.header.unwrap_or(true))
+                .with_truncated_rows(true)
                 .with_delimiter(table.format.delimiter.map_or(b',', |d| d as u8))
                 .with_file_compression_type(compression),
         ),

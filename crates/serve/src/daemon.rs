@@ -94,7 +94,12 @@ pub async fn serve(
             )
         })?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let streams = Streams::new(state.clone(), metrics.clone(), env.clone());
+    let streams = Streams::new(
+        state.clone(),
+        options.state_dir.clone(),
+        metrics.clone(),
+        env.clone(),
+    );
     let mut files = Files::new(
         options.dir.clone(),
         state.clone(),

@@ -4,6 +4,7 @@
 //! flushed, objects published, messages acknowledged.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -52,15 +53,23 @@ struct Supervised {
 pub(crate) struct Streams {
     running: Arc<Mutex<BTreeMap<String, Supervised>>>,
     state: Arc<dyn StateStore>,
+    /// The state store's folder, which also holds Direct PUT write-ahead logs.
+    state_dir: PathBuf,
     metrics: Arc<Metrics>,
     env: EnvLookup,
 }
 
 impl Streams {
-    pub(crate) fn new(state: Arc<dyn StateStore>, metrics: Arc<Metrics>, env: EnvLookup) -> Self {
+    pub(crate) fn new(
+        state: Arc<dyn StateStore>,
+        state_dir: PathBuf,
+        metrics: Arc<Metrics>,
+        env: EnvLookup,
+    ) -> Self {
         Streams {
             running: Arc::default(),
             state,
+            state_dir,
             metrics,
             env,
         }
@@ -82,6 +91,7 @@ impl Streams {
         let task = tokio::spawn(supervise(
             pipeline,
             self.state.clone(),
+            self.state_dir.clone(),
             self.metrics.clone(),
             self.env.clone(),
             cancel.clone(),
@@ -154,6 +164,7 @@ const RESTART_BACKOFF: Backoff = Backoff {
 async fn supervise(
     pipeline: Arc<LoadedPipeline>,
     state: Arc<dyn StateStore>,
+    state_dir: PathBuf,
     metrics: Arc<Metrics>,
     env: EnvLookup,
     cancel: CancellationToken,
@@ -173,6 +184,7 @@ async fn supervise(
             &pipeline.spec,
             &pipeline.base_dir,
             state.clone(),
+            &state_dir,
             cancel.child_token(),
             "stream",
             move |n| env(n),

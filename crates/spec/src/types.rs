@@ -824,13 +824,15 @@ pub struct CatalogCrawler {
 #[serde(rename_all = "snake_case")]
 pub enum SchemaChangePolicy {
     /// Update the table: new columns are added, types widen (int -> bigint -> double,
-    /// date -> timestamp), vanished columns stay. Tables whose data is gone are left as they are.
+    /// date -> timestamp), vanished columns stay. Tables whose data is gone are marked
+    /// deprecated (Glue's defaults, UPDATE_IN_DATABASE and DEPRECATE_IN_DATABASE).
     #[default]
     Update,
     /// Leave existing tables' columns as they are and only record what changed; partitions and
-    /// new tables are still added.
+    /// new tables are still added, except folders whose column types the table cannot hold.
+    /// Tables whose data is gone are kept. `recrawl: new_folders` always crawls this way.
     Log,
-    /// Like `update`, and mark tables whose data is gone as deprecated.
+    /// The same as `update` (which marks tables whose data is gone as deprecated too).
     Deprecate,
 }
 
@@ -841,7 +843,8 @@ pub enum RecrawlPolicy {
     /// Every folder, every time.
     #[default]
     All,
-    /// Only folders (partitions) not catalogued yet; known ones keep their schema.
+    /// Only folders (partitions) not catalogued yet; known ones keep their schema. Schema
+    /// changes are then only logged (`schema_change: log`), as Glue's incremental crawls force.
     NewFolders,
 }
 

@@ -112,6 +112,31 @@ pub struct CrawlRecord {
     pub changes: Vec<String>,
 }
 
+/// A data object under a table's location that the crawler left out of the table (Glue would
+/// classify it `UNKNOWN`, or it holds another format or layout); queries do not read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedFile {
+    /// Its key relative to the table's location (`dt=2/part-1.csv`).
+    pub key: String,
+    /// Why it was left out.
+    pub reason: String,
+}
+
+impl CrawlRecord {
+    /// When and by whom, as people read it: `2026-11-26 02:30:00 UTC by lake/catalog (run R)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} by {}{}",
+            self.at.format("%Y-%m-%d %H:%M:%S UTC"),
+            self.crawler,
+            self.run_id
+                .as_deref()
+                .map(|r| format!(" (run {r})"))
+                .unwrap_or_default()
+        )
+    }
+}
+
 /// A catalogued table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CatalogTable {
@@ -138,6 +163,9 @@ pub struct CatalogTable {
     /// Partitions, ordered by location.
     #[serde(default)]
     pub partitions: Vec<CatalogPartition>,
+    /// Data objects under `location` that are not part of the table, by key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_files: Vec<SkippedFile>,
     /// Schema version: 1 when created, +1 for every change of columns, partition keys or format.
     pub schema_version: u32,
     /// Active, or deprecated when its data went away.

@@ -5,7 +5,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::StateError;
 use crate::catalog::{
     CatalogColumn, CatalogFormat, CatalogPartition, CatalogStorage, CatalogStore, CatalogTable,
-    CrawlRecord, TableStatus,
+    CrawlRecord, SkippedFile, TableStatus,
 };
 
 /// Runs every catalog contract check against `store`, whose catalog must start empty.
@@ -74,6 +74,10 @@ pub fn sample_table(database: &str, name: &str, version: u32) -> CatalogTable {
                 last_modified: None,
             },
         ],
+        skipped_files: vec![SkippedFile {
+            key: "year=2026/notes.csv.gz".to_owned(),
+            reason: "not CSV: row 3 has 1 fields where row 1 has 2".to_owned(),
+        }],
         schema_version: version,
         status: TableStatus::Active,
         created_at: time(0),

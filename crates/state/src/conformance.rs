@@ -143,6 +143,7 @@ fn step(name: &str, kind: &str, status: RunStatus) -> StepRecord {
         kind: kind.to_owned(),
         rows: 1000,
         bytes: 65_536,
+        objects: 3,
         duration_ms: 250,
         error: None,
         status,

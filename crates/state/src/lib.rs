@@ -18,7 +18,7 @@ mod store;
 
 pub use catalog::{
     CatalogColumn, CatalogDatabase, CatalogFormat, CatalogPartition, CatalogStorage, CatalogStore,
-    CatalogTable, CrawlRecord, SchemaVersion, TableStatus,
+    CatalogTable, CrawlRecord, SchemaVersion, SkippedFile, TableStatus,
 };
 pub use error::{BoxedCause, StateError};
 pub use model::{

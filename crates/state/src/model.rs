@@ -74,6 +74,9 @@ pub struct StepRecord {
     /// Bytes the step produced (or, for a sink, wrote).
     #[serde(default)]
     pub bytes: u64,
+    /// Objects (files) a sink wrote; 0 for other steps.
+    #[serde(default)]
+    pub objects: u64,
     /// Wall time the step took so far.
     #[serde(default)]
     pub duration_ms: u64,
@@ -141,6 +144,10 @@ pub struct RunRecord {
     /// `Committing`, so a recovery that finishes the publish also moves the bookmarks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bookmarks: Vec<Bookmark>,
+    /// A streaming run: its sinks publish objects while it runs, so a run that stops early
+    /// (even by kill -9) keeps what its steps' records say it published.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub streaming: bool,
 }
 
 impl RunRecord {
@@ -165,6 +172,7 @@ impl RunRecord {
             publish: Vec::new(),
             retire: Vec::new(),
             bookmarks: Vec::new(),
+            streaming: false,
         }
     }
 }

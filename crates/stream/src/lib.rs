@@ -10,13 +10,14 @@ pub mod firehose;
 pub mod generate;
 pub mod record;
 pub mod source;
+pub mod wal;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -28,7 +29,7 @@ use pipectl_spec::LoadedSpec;
 use pipectl_spec::dag::StepKind;
 use pipectl_spec::types::Sink;
 
-use firehose::pending::PendingStore;
+use firehose::pending::{Pending, PendingStore};
 use pipectl_state::{RunRecord, RunStatus, StateStore, StepRecord, new_run_id};
 
 pub use pipectl_spec::validate::is_streaming;
@@ -50,16 +51,21 @@ pub struct StreamRun {
     cancel: CancellationToken,
     trigger: String,
     env: Arc<EnvLookup>,
+    state_dir: PathBuf,
+    /// Notified by the sinks after each publish: the run saves its progress then.
+    published: Arc<Notify>,
 }
 
 /// Looks up `${env:NAME}` values.
 type EnvLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 /// Resolves connections and prepares a streaming run of `spec` (see [`is_streaming`]).
+/// `state_dir` is the state store's folder, which also holds Direct PUT write-ahead logs.
 pub fn prepare(
     spec: &LoadedSpec,
     base_dir: &Path,
     state: Arc<dyn StateStore>,
+    state_dir: &Path,
     cancel: CancellationToken,
     trigger: &str,
     env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
@@ -84,6 +90,8 @@ pub fn prepare(
         cancel,
         trigger: trigger.to_owned(),
         env: Arc::new(env),
+        state_dir: state_dir.to_owned(),
+        published: Arc::new(Notify::new()),
     })
 }
 
@@ -101,6 +109,7 @@ impl StreamRun {
             Utc::now(),
             self.trigger.clone(),
         );
+        record.streaming = true;
         record.steps = self.step_records(RunStatus::Running, &[]);
         executor::state_call(state.begin_run(&record))?;
         tracing::info!(run = %self.run_id, pipeline = %record.pipeline, "streaming run started");
@@ -132,6 +141,12 @@ impl StreamRun {
                         self.cancel.cancel();
                     }
                 },
+                // Saved at once after a publish, so that history counts what a run killed
+                // right after it had published.
+                _ = self.published.notified() => {
+                    record.steps = self.step_records(RunStatus::Running, &errors);
+                    let _ = state.save_run(&record);
+                }
                 _ = progress.tick() => {
                     record.steps = self.step_records(RunStatus::Running, &errors);
                     // Progress only: a lost save is harmless.
@@ -146,8 +161,20 @@ impl StreamRun {
         match errors.first() {
             Some((step, message)) => {
                 record.status = RunStatus::Failed;
-                record.error = Some(format!("step `{step}`: {message}"));
                 record.steps = self.step_records(RunStatus::Succeeded, &errors);
+                // A streaming run's objects stay published when it fails: say how many.
+                let (objects, rows) = record
+                    .steps
+                    .iter()
+                    .filter(|s| s.kind == StepKind::Sink.noun())
+                    .fold((0, 0), |(o, r), s| (o + s.objects, r + s.rows));
+                record.error = Some(if objects == 0 {
+                    format!("step `{step}`: {message}")
+                } else {
+                    format!(
+                        "step `{step}`: {message} ({objects} objects with {rows} rows were published before it stopped; they stay published)"
+                    )
+                });
                 executor::state_call(state.save_run(&record))?;
             }
             None => {
@@ -188,7 +215,8 @@ impl StreamRun {
                 sink_metrics.clone(),
             )
             .map_err(|e| (sink_name.clone(), e))?
-            .counting_for(source_metrics.clone());
+            .counting_for(source_metrics.clone())
+            .notifying(self.published.clone());
             let step = match &spec.catalog_table {
                 Some(table) => step.with_parquet_schema(
                     firehose::parquet::catalog_schema(self.state.as_ref(), sink_name, table)
@@ -198,7 +226,8 @@ impl StreamRun {
             };
             let connector = source::connector(source_name, source_spec)
                 .map_err(|e| (source_name.clone(), e))?;
-            // Sources that replay with the same sequence numbers resume from the sink's record.
+            // Sources that replay with the same sequence numbers (JetStream, a Direct PUT
+            // write-ahead log) resume from the sink's record.
             let resume = if connector.resumes_from_sink() {
                 let store = PendingStore::new(handle.clone(), &pipeline.name, sink_name);
                 let previous = store.load().await.map_err(|e| (sink_name.clone(), e))?;
@@ -209,13 +238,15 @@ impl StreamRun {
             if let Some(warning) = connector.warning(source_name, sink_name, spec) {
                 tracing::warn!("{warning}");
             }
-            let acked = resume.as_ref().map_or(0, |(_, p)| p.acked);
+            let empty = Pending::default();
+            let previous = resume.as_ref().map_or(&empty, |(_, p)| p);
             let source = connector
                 .connect(source::ConnectInput {
                     pipeline: &pipeline.name,
                     name: source_name,
                     connections: &self.connections,
-                    acked,
+                    previous,
+                    state_dir: &self.state_dir,
                     env: self.env.as_ref(),
                 })
                 .await

@@ -1,6 +1,10 @@
 //! Schema inference from one file: its format (extension, else magic bytes), then its columns
 //! from a sample (CSV: delimiter and header detection, types by sampling rows; JSON lines:
 //! nested objects and arrays; Parquet: the footer only).
+//!
+//! A file that fails a classifier's sanity rules is an error (Glue classifies it `UNKNOWN`):
+//! text must be UTF-8 without NUL or other control bytes, and a CSV sample must split every
+//! row into the same number of fields.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -24,9 +28,11 @@ const SAMPLE_TEXT_BYTES: usize = 4 * 1024 * 1024;
 const SAMPLE_ROWS: usize = 1000;
 /// Delimiters tried, in order of preference on a tie.
 const DELIMITERS: [u8; 4] = [b',', b'\t', b'|', b';'];
+/// A header cell this long or longer is data, not a column name (Glue's CSV classifier rule).
+const MAX_HEADER_CELL_CHARS: usize = 150;
 
 /// A file's format.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FileKind {
     /// Delimited text.
     Csv {
@@ -111,7 +117,7 @@ pub async fn infer_file(
     } else {
         head.to_vec()
     };
-    let mut text = String::from_utf8_lossy(&text).into_owned();
+    let mut text = text_of(text, truncated || gzip)?;
     if truncated || gzip {
         // The sample may end inside a row: keep whole lines only (a lone line is kept).
         if let Some(end) = text.rfind('\n')
@@ -141,7 +147,9 @@ pub async fn infer_file(
     }
 }
 
-async fn parquet_schema(
+/// The columns of the Parquet file at `path` (`size` bytes) from its footer, checked against its size
+/// before it is decoded (a corrupt footer length would otherwise make the reader panic).
+pub async fn parquet_schema(
     store: &Arc<dyn ObjectStore>,
     path: &Path,
     size: u64,
@@ -202,6 +210,33 @@ async fn parquet_schema(
     })
 }
 
+/// The sample as text, or why it is not text: invalid UTF-8 (binary data, or another
+/// encoding), NUL or other control bytes. A sample `cut` short may end inside a character.
+fn text_of(bytes: Vec<u8>, cut: bool) -> Result<String, String> {
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let err = e.utf8_error();
+            if err.error_len().is_some() || !cut {
+                return Err(format!(
+                    "not UTF-8 text (invalid byte at offset {}): binary data or another encoding",
+                    err.valid_up_to()
+                ));
+            }
+            let mut bytes = e.into_bytes();
+            bytes.truncate(err.valid_up_to());
+            String::from_utf8(bytes).map_err(|e| e.to_string())?
+        }
+    };
+    if let Some(at) = text.find(|c: char| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) {
+        let byte = text.as_bytes()[at];
+        return Err(format!(
+            "not text: control byte 0x{byte:02x} at offset {at} (binary data)"
+        ));
+    }
+    Ok(text)
+}
+
 /// Decompresses as much of a gzip prefix as is there (a sample cuts the stream short).
 fn gunzip_prefix(bytes: &[u8]) -> Result<Vec<u8>, String> {
     let mut decoder = flate2::read::MultiGzDecoder::new(bytes);
@@ -257,7 +292,8 @@ pub fn classify(value: &str) -> HiveType {
         return HiveType::Date;
     }
     if v.len() > 10
-        && NaiveDate::parse_from_str(&v[..10], "%Y-%m-%d").is_ok()
+        && v.get(..10)
+            .is_some_and(|day| NaiveDate::parse_from_str(day, "%Y-%m-%d").is_ok())
         && matches!(v.as_bytes()[10], b'T' | b' ')
         && string_to_datetime(&Utc, v).is_ok()
     {
@@ -317,7 +353,16 @@ pub fn csv_columns(text: &str, tsv: bool, null_value: &str) -> Result<CsvLayout,
     let Some(first) = records.first() else {
         return Err("the file is empty".to_owned());
     };
-    let width = records.iter().map(Vec::len).max().unwrap_or(0);
+    let width = first.len();
+    // A classifier's sanity rule: every sampled row has the first row's number of fields.
+    if let Some((n, row)) = records.iter().enumerate().find(|(_, r)| r.len() != width) {
+        return Err(format!(
+            "not CSV: row {} has {} fields where row 1 has {width} (delimiter {:?})",
+            n + 1,
+            row.len(),
+            delimiter as char
+        ));
+    }
     let rest = &records[1..];
     let mut rest_types = vec![HiveType::Unknown; width];
     for row in rest {
@@ -329,12 +374,12 @@ pub fn csv_columns(text: &str, tsv: bool, null_value: &str) -> Result<CsvLayout,
     let mut distinct = first.clone();
     distinct.sort();
     distinct.dedup();
-    let names_like = first.len() == width
-        && distinct.len() == first.len()
-        && first
-            .iter()
-            .zip(&first_types)
-            .all(|(v, t)| !v.trim().is_empty() && *t == HiveType::String);
+    let names_like = distinct.len() == first.len()
+        && first.iter().zip(&first_types).all(|(v, t)| {
+            !v.trim().is_empty()
+                && v.chars().count() < MAX_HEADER_CELL_CHARS
+                && *t == HiveType::String
+        });
     // A header is a row of distinct texts over columns that hold something else, or whose
     // texts never appear again below it.
     let header = names_like
@@ -451,6 +496,45 @@ mod tests {
         let (_, header, _) =
             csv_columns("name,city\nann,rome\nbob,oslo\n", false, "").expect("csv");
         assert!(header, "distinct names that never recur are a header");
+    }
+
+    #[test]
+    fn classify_survives_multibyte_text_at_the_date_boundary() {
+        // Byte 10 falls inside `é`: the date check must not slice there.
+        assert_eq!(classify("2026-01-0é12345"), HiveType::String);
+        assert_eq!(
+            classify("\u{fffd}d>\u{fffd}\u{fffd}\u{fffd}3A6\u{fffd}"),
+            HiveType::String
+        );
+    }
+
+    #[test]
+    fn binary_and_ragged_samples_are_not_csv() {
+        let nul = text_of(vec![0; 4096], false).expect_err("NUL bytes");
+        assert!(nul.contains("control byte 0x00 at offset 0"), "{nul}");
+        let binary = text_of(vec![b'a', 0xff, 0xfe, b'b'], false).expect_err("invalid UTF-8");
+        assert!(binary.contains("invalid byte at offset 1"), "{binary}");
+        // A sample cut inside a character keeps the whole characters before it.
+        assert_eq!(
+            text_of("aé".as_bytes()[..2].to_vec(), true).as_deref(),
+            Ok("a")
+        );
+        let ragged = csv_columns("a,b\n1,2\n3,4,5\n", false, "").expect_err("ragged");
+        assert!(
+            ragged.contains("row 3 has 3 fields where row 1 has 2"),
+            "{ragged}"
+        );
+    }
+
+    #[test]
+    fn long_first_cells_are_data_not_a_header() {
+        let long = "x".repeat(MAX_HEADER_CELL_CHARS);
+        let (_, header, cols) = csv_columns(&format!("{long},b\n1,2\n"), false, "").expect("csv");
+        assert!(!header, "a 150-character cell is not a column name");
+        assert_eq!(cols[0].0, "col0");
+        let short = "x".repeat(MAX_HEADER_CELL_CHARS - 1);
+        let (_, header, _) = csv_columns(&format!("{short},b\n1,2\n"), false, "").expect("csv");
+        assert!(header);
     }
 
     #[test]

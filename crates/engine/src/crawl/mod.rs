@@ -11,8 +11,9 @@
 //!   named `partition_0`, `partition_1`, ...); otherwise each subfolder is looked at in turn.
 //!   `table_level` fixes the depth instead.
 //!
-//! Only one file per partition folder is read (a Parquet footer, or the first 256 KiB of a
-//! text file), so crawling stays fast on large lakes.
+//! Every file's schema is read (a Parquet footer, or the first 256 KiB of a text file) and the
+//! table's columns are their union; a file no classifier recognises is reported by key and left
+//! out (recorded in the table's `skipped_files`, which queries do not read).
 
 pub mod infer;
 pub mod types;
@@ -29,7 +30,7 @@ use pipectl_spec::types::{
 };
 use pipectl_state::{
     CatalogColumn, CatalogFormat, CatalogPartition, CatalogStorage, CatalogStore, CatalogTable,
-    CrawlRecord, TableStatus,
+    CrawlRecord, SkippedFile, TableStatus,
 };
 
 use crate::connect::Connections;
@@ -37,10 +38,10 @@ use crate::error::{Error, Result};
 use infer::{FileKind, FileSchema};
 use types::{HiveType, merge_fields};
 
-/// Files sampled at once.
+/// Files whose schema is read at once.
 const SAMPLE_CONCURRENCY: usize = 32;
-/// Files tried per partition folder before it is reported unreadable.
-const SAMPLE_ATTEMPTS: usize = 3;
+/// Most different schemas sibling folders may have and still be one table (Glue's "clusters").
+const MAX_SCHEMA_CLUSTERS: usize = 5;
 
 /// How a crawl finds tables under its prefix.
 #[derive(Debug, Clone)]
@@ -136,12 +137,14 @@ struct Object {
 }
 
 /// A folder holding data files.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Leaf {
     /// Folder path relative to the base, without a trailing `/` (empty for the base).
     dir: String,
     files: Vec<Object>,
-    schema: Option<FileSchema>,
+    /// What reading each file's schema gave, in `files` order; empty when the folder was not
+    /// read (known to the catalog under `recrawl: new_folders`).
+    reads: Vec<std::result::Result<FileSchema, String>>,
 }
 
 /// A table found by the crawl, before it meets the catalog.
@@ -175,7 +178,7 @@ pub async fn crawl(
             Layout::Template(t) => static_prefix(t),
             Layout::Guess { .. } => target.prefix.trim_matches('/').to_owned(),
         };
-        let objects = list(target, &listed_prefix, options).await?;
+        let (objects, empty) = list(target, &listed_prefix, options).await?;
         report.objects += objects.len() as u64;
         // Folders already catalogued keep their schema under `recrawl: new_folders`.
         let known: BTreeSet<String> = match options.recrawl {
@@ -190,6 +193,7 @@ pub async fn crawl(
                 .collect(),
         };
         let mut leaves = group_leaves(objects);
+        warn_empty_folders(&leaves, &empty, &mut report);
         sample(target, &mut leaves, &known, &mut report).await;
         let found = match &target.layout {
             Layout::Template(template) => by_template(template, leaves, &mut report),
@@ -217,7 +221,8 @@ pub async fn crawl(
             report.tables.push(table_report);
         }
     }
-    // Tables this crawler catalogued earlier that it did not find now.
+    // Tables this crawler catalogued earlier that it did not find now: deprecated, as Glue's
+    // default delete behaviour (DEPRECATE_IN_DATABASE) does, unless changes are only logged.
     for old in &existing {
         let ours = old
             .last_crawl
@@ -226,24 +231,22 @@ pub async fn crawl(
         if !ours || seen_tables.contains(&old.name) || old.status == TableStatus::Deprecated {
             continue;
         }
-        let (action, change) = if options.schema_change == SchemaChangePolicy::Deprecate {
-            let mut t = old.clone();
-            t.status = TableStatus::Deprecated;
-            t.updated_at = now;
-            t.last_crawl = Some(crawl_record(
-                options,
-                now,
-                vec!["data no longer found; marked deprecated".to_owned()],
-            ));
-            catalog
-                .save_table(&t)
-                .map_err(|e| Error::user(e.to_string()))?;
-            ("deprecated", "data no longer found; marked deprecated")
-        } else {
-            (
+        let (action, change) = match effective_policy(options) {
+            SchemaChangePolicy::Update | SchemaChangePolicy::Deprecate => {
+                let change = "data no longer found; marked deprecated".to_owned();
+                let mut t = old.clone();
+                t.status = TableStatus::Deprecated;
+                t.updated_at = now;
+                t.last_crawl = Some(crawl_record(options, now, vec![change.clone()]));
+                catalog
+                    .save_table(&t)
+                    .map_err(|e| Error::user(e.to_string()))?;
+                ("deprecated", change)
+            }
+            SchemaChangePolicy::Log => (
                 "unchanged",
-                "data no longer found; kept (schema_change: deprecate would mark it deprecated)",
-            )
+                format!("data no longer found; kept ({})", log_reason(options)),
+            ),
         };
         report.tables.push(TableReport {
             table: old.name.clone(),
@@ -251,10 +254,27 @@ pub async fn crawl(
             partitions: partition_count(old),
             files: old.files(),
             bytes: old.bytes(),
-            changes: vec![change.to_owned()],
+            changes: vec![change],
         });
     }
     Ok(report)
+}
+
+/// The schema-change policy a crawl applies: `recrawl: new_folders` forces `log`, as Glue's
+/// incremental crawls force the update and delete behaviours to LOG.
+fn effective_policy(options: &CrawlOptions) -> SchemaChangePolicy {
+    match options.recrawl {
+        RecrawlPolicy::NewFolders => SchemaChangePolicy::Log,
+        RecrawlPolicy::All => options.schema_change,
+    }
+}
+
+/// Why changes are only logged, for the notes that say so.
+fn log_reason(options: &CrawlOptions) -> &'static str {
+    match options.recrawl {
+        RecrawlPolicy::NewFolders => "schema_change: log, forced by recrawl: new_folders",
+        RecrawlPolicy::All => "schema_change: log",
+    }
 }
 
 fn crawl_record(options: &CrawlOptions, at: DateTime<Utc>, changes: Vec<String>) -> CrawlRecord {
@@ -296,11 +316,22 @@ pub async fn list_data_objects(
     include: &[String],
     exclude: &[String],
 ) -> object_store::Result<Vec<DataObject>> {
+    let mut objects = list_objects(store, folder, include, exclude).await?;
+    objects.retain(|o| o.meta.size > 0);
+    Ok(objects)
+}
+
+/// [`list_data_objects`] with the empty objects kept.
+async fn list_objects(
+    store: &dyn object_store::ObjectStore,
+    folder: &StorePath,
+    include: &[String],
+    exclude: &[String],
+) -> object_store::Result<Vec<DataObject>> {
     let skip = folder.parts().count();
     let metas: Vec<object_store::ObjectMeta> = store.list(Some(folder)).try_collect().await?;
     let mut objects: Vec<DataObject> = metas
         .into_iter()
-        .filter(|m| m.size > 0)
         .filter_map(|meta| {
             let relative: Vec<String> = meta
                 .location
@@ -331,8 +362,13 @@ pub async fn list_data_objects(
     Ok(objects)
 }
 
-/// Lists data objects under `prefix` (see [`list_data_objects`]), keyed from the target's base.
-async fn list(target: &CrawlTarget, prefix: &str, options: &CrawlOptions) -> Result<Vec<Object>> {
+/// Lists objects under `prefix` (see [`list_data_objects`]), keyed from the target's base: the
+/// data objects, and the keys of the empty ones.
+async fn list(
+    target: &CrawlTarget,
+    prefix: &str,
+    options: &CrawlOptions,
+) -> Result<(Vec<Object>, Vec<String>)> {
     let prefix_parts: Vec<&str> = prefix.split('/').filter(|s| !s.is_empty()).collect();
     let folder = StorePath::from_iter(
         target
@@ -341,7 +377,7 @@ async fn list(target: &CrawlTarget, prefix: &str, options: &CrawlOptions) -> Res
             .map(|p| p.as_ref().to_owned())
             .chain(prefix_parts.iter().map(|p| (*p).to_owned())),
     );
-    let found = list_data_objects(
+    let found = list_objects(
         target.store.as_ref(),
         &folder,
         &options.include,
@@ -349,18 +385,25 @@ async fn list(target: &CrawlTarget, prefix: &str, options: &CrawlOptions) -> Res
     )
     .await
     .map_err(|e| Error::external(format!("cannot list {}{prefix}", target.base_url), e))?;
-    Ok(found
-        .into_iter()
-        .map(|o| Object {
-            key: if prefix_parts.is_empty() {
-                o.key
-            } else {
-                format!("{}/{}", prefix_parts.join("/"), o.key)
-            },
-            size: o.meta.size,
-            modified: o.meta.last_modified,
-        })
-        .collect())
+    let mut objects = Vec::new();
+    let mut empty = Vec::new();
+    for o in found {
+        let key = if prefix_parts.is_empty() {
+            o.key
+        } else {
+            format!("{}/{}", prefix_parts.join("/"), o.key)
+        };
+        if o.meta.size == 0 {
+            empty.push(key);
+        } else {
+            objects.push(Object {
+                key,
+                size: o.meta.size,
+                modified: o.meta.last_modified,
+            });
+        }
+    }
+    Ok((objects, empty))
 }
 
 /// Glob match: `*` any run within a folder, `**` any run of folders, `?` one character.
@@ -389,72 +432,108 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 fn group_leaves(objects: Vec<Object>) -> Vec<Leaf> {
     let mut by_dir: BTreeMap<String, Vec<Object>> = BTreeMap::new();
     for o in objects {
-        let dir = o
-            .key
-            .rsplit_once('/')
-            .map(|(d, _)| d)
-            .unwrap_or("")
-            .to_owned();
-        by_dir.entry(dir).or_default().push(o);
+        by_dir
+            .entry(parent_of(&o.key).to_owned())
+            .or_default()
+            .push(o);
     }
     by_dir
         .into_iter()
         .map(|(dir, files)| Leaf {
             dir,
             files,
-            schema: None,
+            reads: Vec::new(),
         })
         .collect()
 }
 
-/// Reads one file's schema per folder (trying the next file when one is unreadable), except in
-/// folders `known` to the catalog.
+/// The folder of a key, without a trailing `/` (empty for a key at the base).
+fn parent_of(key: &str) -> &str {
+    key.rsplit_once('/').map(|(d, _)| d).unwrap_or("")
+}
+
+/// Warns about folders that hold only empty objects (no data, also not in subfolders): they
+/// make no table and no partition. Folder markers (`dt=1/` objects, `dt=1_$folder$`) are not
+/// files.
+fn warn_empty_folders(leaves: &[Leaf], empty: &[String], report: &mut CrawlReport) {
+    let holds_data = |dir: &str| {
+        leaves
+            .iter()
+            .any(|l| dir.is_empty() || l.dir == dir || l.dir.starts_with(&format!("{dir}/")))
+    };
+    let mut by_dir: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for key in empty {
+        if key.ends_with("_$folder$") || holds_data(key) {
+            continue;
+        }
+        let dir = parent_of(key);
+        by_dir
+            .entry(dir)
+            .or_default()
+            .push(key.rsplit('/').next().unwrap_or(key));
+    }
+    for (dir, files) in by_dir {
+        if holds_data(dir) {
+            continue;
+        }
+        report.warnings.push(format!(
+            "{dir}/ holds only empty files ({}); no table or partition is made from it",
+            files.join(", ")
+        ));
+    }
+}
+
+/// Reads the schema of every file (a Parquet footer, a text file's first 256 KiB), except in
+/// folders `known` to the catalog. A file no classifier accepts is reported by key (Glue would
+/// classify it `UNKNOWN`) and left out of its table.
 async fn sample(
     target: &CrawlTarget,
     leaves: &mut [Leaf],
     known: &BTreeSet<String>,
     report: &mut CrawlReport,
 ) {
+    let base: Vec<String> = target.base.parts().map(|p| p.as_ref().to_owned()).collect();
     let jobs = leaves
         .iter()
         .enumerate()
         .filter(|(_, l)| !known.contains(&format!("{}{}/", target.base_url, l.dir)))
-        .map(|(i, leaf)| {
+        .flat_map(|(i, leaf)| {
+            leaf.files
+                .iter()
+                .enumerate()
+                .map(move |(j, file)| (i, j, file.key.clone(), file.size))
+        })
+        .map(|(i, j, key, size)| {
             let store = target.store.clone();
-            let base: Vec<String> = target.base.parts().map(|p| p.as_ref().to_owned()).collect();
-            let files = leaf.files.clone();
+            let mut parts = base.clone();
+            parts.extend(key.split('/').map(str::to_owned));
             let null_value = target.csv_null_value.clone();
             async move {
-                let mut errors = Vec::new();
-                for file in files.iter().take(SAMPLE_ATTEMPTS) {
-                    let mut parts = base.clone();
-                    parts.extend(file.key.split('/').map(str::to_owned));
-                    let path = StorePath::from_iter(parts);
-                    match infer::infer_file(&store, &path, file.size, &null_value).await {
-                        Ok(schema) => return (i, Ok(schema), errors),
-                        Err(e) => errors.push(format!("{}: {e}", file.key)),
-                    }
-                }
-                (i, Err(()), errors)
+                let path = StorePath::from_iter(parts);
+                (
+                    i,
+                    j,
+                    infer::infer_file(&store, &path, size, &null_value).await,
+                )
             }
         })
         // Collected first: a lazy iterator of closures held across the await below would make
         // the crawl future not `Send` for every lifetime.
         .collect::<Vec<_>>();
-    let results: Vec<_> = futures::stream::iter(jobs)
+    let mut results: Vec<_> = futures::stream::iter(jobs)
         .buffer_unordered(SAMPLE_CONCURRENCY)
         .collect()
         .await;
-    for (i, result, errors) in results {
-        report.files_read += (errors.len() + usize::from(result.is_ok())) as u64;
-        report.warnings.extend(
-            errors
-                .into_iter()
-                .map(|e| format!("cannot read a schema from {e}")),
-        );
-        if let Ok(schema) = result {
-            leaves[i].schema = Some(schema);
+    results.sort_by_key(|(i, j, _)| (*i, *j));
+    report.files_read += results.len() as u64;
+    for (i, _, result) in results {
+        if let Err(e) = &result {
+            let key = &leaves[i].files[leaves[i].reads.len()].key;
+            report.warnings.push(format!(
+                "{key}: no classifier recognises it (Glue: UNKNOWN): {e}; left out of its table"
+            ));
         }
+        leaves[i].reads.push(result);
     }
 }
 
@@ -578,37 +657,47 @@ fn value_like(name: &str) -> bool {
     name.contains('=') || name.starts_with(|c: char| c.is_ascii_digit())
 }
 
-/// Column names of a leaf, for compatibility checks.
-fn names(leaf: &Leaf) -> Option<(String, bool, BTreeSet<&str>)> {
-    leaf.schema.as_ref().map(|s| {
-        (
-            s.kind.name().to_owned(),
-            s.gzip,
-            s.columns.iter().map(|(n, _)| n.as_str()).collect(),
-        )
-    })
+/// The format (name, gzip) and column names of a group of sibling folders' readable files, or
+/// `None` when none was read; a group whose files disagree on the format has no single schema.
+fn group_schema<'a>(
+    leaves: &[&'a Leaf],
+) -> Option<Option<(&'static str, bool, BTreeSet<&'a str>)>> {
+    let mut format: Option<(&'static str, bool)> = None;
+    let mut names = BTreeSet::new();
+    for schema in leaves.iter().flat_map(|l| l.reads.iter().flatten()) {
+        let this = (schema.kind.name(), schema.gzip);
+        if format.is_some_and(|f| f != this) {
+            return Some(None);
+        }
+        format = Some(this);
+        names.extend(schema.columns.iter().map(|(n, _)| n.as_str()));
+    }
+    format.map(|(kind, gzip)| Some((kind, gzip, names)))
 }
 
-/// Same format and at least 70% of the column names shared (Glue's similarity rule).
+/// Glue's schema similarity, for sibling folders to be partitions of one table: the same format
+/// and compression, each folder sharing more than 70% of its columns with the first (counted
+/// against the folder with more columns: 8 shared of 10 and 10 is 80%), and no more than
+/// [`MAX_SCHEMA_CLUSTERS`] different schemas among them.
 fn compatible(groups: &[Vec<&Leaf>]) -> bool {
-    let mut first: Option<(String, bool, BTreeSet<&str>)> = None;
-    for leaf in groups.iter().flatten() {
-        let Some(this) = names(leaf) else { continue };
-        match &first {
-            None => first = Some(this),
-            Some((kind, gzip, cols)) => {
-                if *kind != this.0 || *gzip != this.1 {
-                    return false;
-                }
-                let shared = cols.intersection(&this.2).count();
-                let all = cols.union(&this.2).count().max(1);
-                if shared * 10 < all * 7 {
-                    return false;
-                }
-            }
+    let mut schemas = Vec::new();
+    for group in groups {
+        match group_schema(group) {
+            None => {}
+            Some(None) => return false,
+            Some(Some(schema)) => schemas.push(schema),
         }
     }
-    true
+    let Some((kind, gzip, first)) = schemas.first() else {
+        return true;
+    };
+    let distinct: BTreeSet<&BTreeSet<&str>> = schemas.iter().map(|(_, _, names)| names).collect();
+    distinct.len() <= MAX_SCHEMA_CLUSTERS
+        && schemas.iter().skip(1).all(|(k, g, names)| {
+            let shared = first.intersection(names).count();
+            let larger = first.len().max(names.len()).max(1);
+            k == kind && g == gzip && shared * 10 > larger * 7
+        })
 }
 
 /// Decides where tables start below `root` (see the module docs).
@@ -731,8 +820,51 @@ fn partition_type(values: &[&str]) -> HiveType {
     }
 }
 
-/// A catalog table from what the crawl found (columns merged over its folders), or `None` when
-/// no folder could be read.
+/// A table as the crawl found it, with what [`apply`] needs to check it against the catalog.
+struct BuiltTable {
+    /// The table (its columns merged over the files read).
+    table: CatalogTable,
+    /// The folders whose files were read, by partition location.
+    folders_read: BTreeMap<String, FolderRead>,
+    /// Partition locations whose files were not read (known under `recrawl: new_folders`).
+    unread_folders: BTreeSet<String>,
+    /// CSV files with a header row, checked against the table's final columns.
+    csv_headers: Vec<CsvHeader>,
+}
+
+/// What the files of one partition folder hold.
+struct FolderRead {
+    /// Their columns, merged.
+    columns: Vec<(String, HiveType)>,
+    /// Their keys, relative to the table's location.
+    keys: Vec<String>,
+}
+
+/// A CSV file's header: CSV is read by position (as Athena reads it), so it must name the
+/// table's first columns in order.
+struct CsvHeader {
+    /// Key relative to the table's location.
+    key: String,
+    /// Its partition's location.
+    partition: String,
+    size: u64,
+    names: Vec<String>,
+}
+
+/// The table-relative key of an object below `root`.
+fn relative_key(root: &str, key: &str) -> String {
+    if root.is_empty() {
+        key.to_owned()
+    } else {
+        key.strip_prefix(root)
+            .map(|k| k.trim_start_matches('/'))
+            .unwrap_or(key)
+            .to_owned()
+    }
+}
+
+/// A catalog table from what the crawl found (columns merged over its files), or `None` when
+/// no file could be read and no folder is catalogued already.
 fn build_table(
     name: &str,
     found: FoundTable,
@@ -740,7 +872,7 @@ fn build_table(
     options: &CrawlOptions,
     now: DateTime<Utc>,
     report: &mut CrawlReport,
-) -> Option<CatalogTable> {
+) -> Option<BuiltTable> {
     let location = if found.root.is_empty() {
         target.base_url.clone()
     } else {
@@ -748,15 +880,8 @@ fn build_table(
     };
     // Partition folders below the root; all must be equally deep.
     let relative = |leaf: &Leaf| -> Vec<String> {
-        let rest = if found.root.is_empty() {
-            leaf.dir.as_str()
-        } else {
-            leaf.dir
-                .strip_prefix(&found.root)
-                .map(|r| r.trim_start_matches('/'))
-                .unwrap_or("")
-        };
-        rest.split('/')
+        relative_key(&found.root, &leaf.dir)
+            .split('/')
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect()
@@ -770,50 +895,103 @@ fn build_table(
         .max_by_key(|(d, n)| (**n, **d))
         .map(|(d, _)| *d)
         .unwrap_or(0);
-    // The majority format decides; folders in another format are left out.
-    let mut formats: BTreeMap<(String, bool), usize> = BTreeMap::new();
-    for leaf in &found.leaves {
-        if let Some(s) = &leaf.schema {
-            *formats
-                .entry((s.kind.name().to_owned(), s.gzip))
-                .or_default() += leaf.files.len();
-        }
+    // The format most files have (CSV with its delimiter and header) decides; files in
+    // another one are left out.
+    let mut formats: BTreeMap<(FileKind, bool), usize> = BTreeMap::new();
+    for schema in found.leaves.iter().flat_map(|l| l.reads.iter().flatten()) {
+        *formats
+            .entry((schema.kind.clone(), schema.gzip))
+            .or_default() += 1;
     }
     let format_key = formats
         .iter()
         .max_by_key(|(_, n)| **n)
         .map(|(k, _)| k.clone());
-    let mut kind: Option<FileKind> = None;
-    let mut columns: Vec<(String, HiveType)> = Vec::new();
+    let table_format = format_key
+        .as_ref()
+        .map(|(kind, gzip)| describe_kind(kind, *gzip))
+        .unwrap_or_default();
+    let mut skipped: Vec<SkippedFile> = Vec::new();
+    let mut skip = |key: &str, reason: String| {
+        skipped.push(SkippedFile {
+            key: relative_key(&found.root, key),
+            reason,
+        });
+    };
+    let mut file_schemas: Vec<(String, &FileSchema)> = Vec::new();
+    let mut folders_read = BTreeMap::new();
+    let mut unread_folders = BTreeSet::new();
+    let mut csv_headers = Vec::new();
     let mut partitions: Vec<(Vec<String>, CatalogPartition)> = Vec::new();
     let mut hive = true;
     let mut keys: Vec<String> = found.keys.clone().unwrap_or_default();
     let mut extensions: BTreeSet<String> = BTreeSet::new();
     for leaf in &found.leaves {
         let rel = relative(leaf);
+        let partition_location: String = rel.iter().map(|s| format!("{s}/")).collect();
         if rel.len() != depth {
-            report.warnings.push(format!(
-                "{}/: {} folder levels below table `{name}` where its other files have {depth}; left out",
-                leaf.dir,
+            let why = format!(
+                "{} folder levels below table `{name}` where its other files have {depth}",
                 rel.len()
-            ));
+            );
+            report
+                .warnings
+                .push(format!("{}/: {why}; left out", leaf.dir));
+            for f in &leaf.files {
+                skip(&f.key, why.clone());
+            }
             continue;
         }
-        if let Some(s) = &leaf.schema {
-            if Some((s.kind.name().to_owned(), s.gzip)) != format_key {
-                report.warnings.push(format!(
-                    "{}/ holds {} files where table `{name}` has {}; left out",
-                    leaf.dir,
-                    s.kind.name(),
-                    format_key.as_ref().map(|k| k.0.as_str()).unwrap_or("?")
-                ));
-                continue;
+        // The files that belong to the table: all of them in a folder not read.
+        let mut included: Vec<&Object> = Vec::new();
+        let mut columns: Vec<(String, HiveType)> = Vec::new();
+        let mut other_format: Option<&'static str> = None;
+        if leaf.reads.is_empty() {
+            included.extend(&leaf.files);
+            unread_folders.insert(partition_location.clone());
+        }
+        for (file, read) in leaf.files.iter().zip(&leaf.reads) {
+            match read {
+                Err(e) => skip(&file.key, format!("no classifier recognises it: {e}")),
+                Ok(s) if Some((s.kind.clone(), s.gzip)) != format_key => {
+                    other_format = Some(s.kind.name());
+                    let reason = format!(
+                        "{} where the table has {table_format}",
+                        describe_kind(&s.kind, s.gzip)
+                    );
+                    skip(&file.key, reason);
+                }
+                Ok(s) => {
+                    included.push(file);
+                    columns = merge_fields(&columns, &s.columns);
+                    file_schemas.push((file.key.clone(), s));
+                    if let FileKind::Csv { header: true, .. } = s.kind {
+                        csv_headers.push(CsvHeader {
+                            key: relative_key(&found.root, &file.key),
+                            partition: partition_location.clone(),
+                            size: file.size,
+                            names: s.columns.iter().map(|(n, _)| n.clone()).collect(),
+                        });
+                    }
+                }
             }
-            columns = merge_fields(&columns, &s.columns);
-            // Files that disagree on the CSV header keep the first folder's reading.
-            if kind.is_none() {
-                kind = Some(s.kind.clone());
-            }
+        }
+        if included.is_empty() {
+            let why = match other_format {
+                Some(kind) => format!("holds {kind} files where table `{name}` has {table_format}"),
+                None => format!("holds no file readable as table `{name}`'s format"),
+            };
+            report
+                .warnings
+                .push(format!("{}/ {why}; left out", leaf.dir));
+            continue;
+        }
+        if !leaf.reads.is_empty() {
+            let keys = included
+                .iter()
+                .map(|f| relative_key(&found.root, &f.key))
+                .collect();
+            folders_read.insert(partition_location.clone(), FolderRead { columns, keys });
         }
         let mut values = Vec::new();
         for (n, segment) in rel.iter().enumerate() {
@@ -834,7 +1012,7 @@ fn build_table(
                 }
             }
         }
-        for f in &leaf.files {
+        for f in &included {
             let file = f.key.rsplit('/').next().unwrap_or("");
             extensions.insert(extension_of(file));
         }
@@ -842,10 +1020,10 @@ fn build_table(
             rel.clone(),
             CatalogPartition {
                 values,
-                location: rel.iter().map(|s| format!("{s}/")).collect(),
-                files: leaf.files.len() as u64,
-                bytes: leaf.files.iter().map(|f| f.size).sum(),
-                last_modified: leaf.files.iter().map(|f| f.modified).max(),
+                location: partition_location,
+                files: included.len() as u64,
+                bytes: included.iter().map(|f| f.size).sum(),
+                last_modified: included.iter().map(|f| f.modified).max(),
             },
         ));
     }
@@ -863,54 +1041,51 @@ fn build_table(
         keys.clear();
     }
     keys.truncate(depth);
-    // No folder read: every one was known (new_folders) or unreadable; nothing new to learn.
-    let Some(kind) = kind else {
-        if partitions.is_empty() {
-            return None;
+    if partitions.is_empty() {
+        return None;
+    }
+    // CSV is read by position: the longest header gives the order, shorter ones (older files)
+    // end early and read the columns after theirs as NULL.
+    file_schemas.sort_by_key(|(_, s)| std::cmp::Reverse(s.columns.len()));
+    let columns = file_schemas
+        .iter()
+        .fold(Vec::new(), |all, (_, s)| merge_fields(&all, &s.columns));
+    // No file read: every folder was known (new_folders); nothing new to learn.
+    let (format, schema_version) = match &format_key {
+        Some((kind, gzip)) => {
+            let (delimiter, header) = match kind {
+                FileKind::Csv { delimiter, header } => (Some(*delimiter as char), Some(*header)),
+                _ => (None, None),
+            };
+            let format = CatalogFormat {
+                kind: kind.name().to_owned(),
+                compression: gzip.then(|| "gzip".to_owned()),
+                delimiter,
+                header,
+                extension: (extensions.len() == 1)
+                    .then(|| extensions.into_iter().next())
+                    .flatten()
+                    .filter(|e| !e.is_empty()),
+            };
+            (format, 1)
         }
-        return Some(CatalogTable {
-            database: options.database.clone(),
-            name: name.to_owned(),
-            location,
-            storage: target.storage.clone(),
-            format: CatalogFormat {
+        None => (
+            CatalogFormat {
                 kind: String::new(),
                 compression: None,
                 delimiter: None,
                 header: None,
                 extension: None,
             },
-            columns: Vec::new(),
-            partition_keys: key_columns(&keys, &partitions),
-            hive_partitions: hive,
-            partitions: partitions.into_iter().map(|(_, p)| p).collect(),
-            schema_version: 0,
-            status: TableStatus::Active,
-            created_at: now,
-            updated_at: now,
-            last_crawl: None,
-        });
+            0,
+        ),
     };
-    let (delimiter, header) = match kind {
-        FileKind::Csv { delimiter, header } => (Some(delimiter as char), Some(header)),
-        _ => (None, None),
-    };
-    let gzip = format_key.is_some_and(|k| k.1);
-    Some(CatalogTable {
+    let table = CatalogTable {
         database: options.database.clone(),
         name: name.to_owned(),
         location,
         storage: target.storage.clone(),
-        format: CatalogFormat {
-            kind: kind.name().to_owned(),
-            compression: gzip.then(|| "gzip".to_owned()),
-            delimiter,
-            header,
-            extension: (extensions.len() == 1)
-                .then(|| extensions.into_iter().next())
-                .flatten()
-                .filter(|e| !e.is_empty()),
-        },
+        format,
         columns: columns
             .into_iter()
             .map(|(name, t)| CatalogColumn {
@@ -921,12 +1096,35 @@ fn build_table(
         partition_keys: key_columns(&keys, &partitions),
         hive_partitions: hive,
         partitions: partitions.into_iter().map(|(_, p)| p).collect(),
-        schema_version: 1,
+        skipped_files: skipped,
+        schema_version,
         status: TableStatus::Active,
         created_at: now,
         updated_at: now,
         last_crawl: None,
+    };
+    Some(BuiltTable {
+        table,
+        folders_read,
+        unread_folders,
+        csv_headers,
     })
+}
+
+/// A file format as people name it: `csv (delimiter ';', header)`, `json (gzip)`.
+fn describe_kind(kind: &FileKind, gzip: bool) -> String {
+    let mut out = match kind {
+        FileKind::Csv { delimiter, header } => format!(
+            "csv (delimiter {:?}, {})",
+            *delimiter as char,
+            if *header { "header" } else { "no header" }
+        ),
+        other => other.name().to_owned(),
+    };
+    if gzip {
+        out.push_str(" gzip");
+    }
+    out
 }
 
 fn key_columns(
@@ -963,11 +1161,17 @@ fn extension_of(file: &str) -> String {
 
 /// Records a found table in the catalog by the schema-change policy.
 fn apply(
-    mut found: CatalogTable,
+    built: BuiltTable,
     old: Option<&CatalogTable>,
     options: &CrawlOptions,
     catalog: &dyn CatalogStore,
 ) -> Result<TableReport> {
+    let BuiltTable {
+        table: mut found,
+        folders_read,
+        unread_folders,
+        csv_headers,
+    } = built;
     let now = found.updated_at;
     let save = |t: &CatalogTable| {
         catalog
@@ -985,12 +1189,14 @@ fn apply(
                 changes: vec!["no readable files; not catalogued".to_owned()],
             });
         }
-        let changes = vec![format!(
+        let mut changes = vec![format!(
             "created: {} columns, {} partition keys, {} partitions",
             found.columns.len(),
             found.partition_keys.len(),
             partition_count(&found)
         )];
+        let columns = found.columns.clone();
+        changes.extend(skip_misplaced_csv(&mut found, &columns, &csv_headers));
         found.last_crawl = Some(crawl_record(options, now, changes.clone()));
         save(&found)?;
         return Ok(TableReport {
@@ -1002,17 +1208,17 @@ fn apply(
             changes,
         });
     };
+    let policy = effective_policy(options);
     let mut changes = Vec::new();
     // Columns: old ones first (vanished ones stay), widened; new ones appended.
-    let parse = |t: &str| HiveType::parse(t).unwrap_or(HiveType::String);
     let mut merged: Vec<(String, HiveType)> = old
         .columns
         .iter()
-        .map(|c| (c.name.clone(), parse(&c.data_type)))
+        .map(|c| (c.name.clone(), parse_type(&c.data_type)))
         .collect();
     if found.schema_version > 0 {
         for c in &found.columns {
-            let t = parse(&c.data_type);
+            let t = parse_type(&c.data_type);
             match merged.iter_mut().find(|(n, _)| *n == c.name) {
                 Some((_, existing)) => {
                     let widened = existing.widen(&t);
@@ -1068,7 +1274,7 @@ fn apply(
     } else {
         // Widen partition key types too (a new partition `x` turns int keys into strings).
         for (f, o) in found.partition_keys.iter_mut().zip(&old.partition_keys) {
-            let widened = parse(&o.data_type).widen(&parse(&f.data_type));
+            let widened = parse_type(&o.data_type).widen(&parse_type(&f.data_type));
             if widened.to_string() != o.data_type {
                 changes.push(format!(
                     "partition key {} changed type {} -> {widened}",
@@ -1079,42 +1285,23 @@ fn apply(
         }
     }
     let schema_changed = !changes.is_empty();
-    let added_partitions = found
-        .partitions
-        .iter()
-        .filter(|p| !old.partitions.iter().any(|o| o.location == p.location))
-        .count();
-    let removed_partitions = old
-        .partitions
-        .iter()
-        .filter(|p| !found.partitions.iter().any(|o| o.location == p.location))
-        .count();
+    let apply_changes = schema_changed && policy != SchemaChangePolicy::Log;
     let mut table = old.clone();
     table.partitions = found.partitions.clone();
     table.updated_at = now;
     table.status = TableStatus::Active;
     table.location = found.location.clone();
     table.storage = found.storage.clone();
+    // Files in folders not read this time keep the reasons they were skipped for.
+    table.skipped_files = old
+        .skipped_files
+        .iter()
+        .filter(|s| unread_folders.contains(&folder_location(&s.key)))
+        .cloned()
+        .chain(found.skipped_files.iter().cloned())
+        .collect();
     let mut notes = Vec::new();
-    if added_partitions > 0 {
-        notes.push(format!("added {added_partitions} partitions"));
-    }
-    if removed_partitions > 0 {
-        notes.push(format!(
-            "{removed_partitions} partitions no longer found; removed"
-        ));
-    }
-    if old.status == TableStatus::Deprecated {
-        notes.push("data found again; no longer deprecated".to_owned());
-    }
-    let action;
-    if schema_changed && options.schema_change == SchemaChangePolicy::Log {
-        changes = changes
-            .into_iter()
-            .map(|c| format!("not applied (schema_change: log): {c}"))
-            .collect();
-        action = "unchanged";
-    } else if schema_changed {
+    if apply_changes {
         table.columns = merged
             .into_iter()
             .map(|(name, t)| CatalogColumn {
@@ -1128,14 +1315,47 @@ fn apply(
         table.partition_keys = found.partition_keys.clone();
         table.hive_partitions = found.hive_partitions;
         table.schema_version = old.schema_version + 1;
-        action = "updated";
     } else {
-        action = if notes.is_empty() {
-            "unchanged"
-        } else {
-            "updated"
-        };
+        changes = changes
+            .into_iter()
+            .map(|c| format!("not applied ({}): {c}", log_reason(options)))
+            .collect();
+        // A new folder whose files the old columns cannot hold is not added: its rows would not
+        // read (Glue's incremental crawls leave such objects out and log them).
+        notes.extend(leave_out_incompatible_folders(
+            &mut table,
+            old,
+            &folders_read,
+        ));
     }
+    let columns = table.columns.clone();
+    notes.extend(skip_misplaced_csv(&mut table, &columns, &csv_headers));
+    let added_partitions = table
+        .partitions
+        .iter()
+        .filter(|p| !old.partitions.iter().any(|o| o.location == p.location))
+        .count();
+    let removed_partitions = old
+        .partitions
+        .iter()
+        .filter(|p| !table.partitions.iter().any(|o| o.location == p.location))
+        .count();
+    if added_partitions > 0 {
+        notes.insert(0, format!("added {added_partitions} partitions"));
+    }
+    if removed_partitions > 0 {
+        notes.push(format!(
+            "{removed_partitions} partitions no longer found; removed"
+        ));
+    }
+    if old.status == TableStatus::Deprecated {
+        notes.push("data found again; no longer deprecated".to_owned());
+    }
+    let action = if apply_changes || !notes.is_empty() {
+        "updated"
+    } else {
+        "unchanged"
+    };
     changes.extend(notes);
     table.last_crawl = Some(crawl_record(options, now, changes.clone()));
     save(&table)?;
@@ -1147,6 +1367,105 @@ fn apply(
         bytes: table.bytes(),
         changes,
     })
+}
+
+/// The partition location (`dt=1/`, or empty at the table's root) of a table-relative key.
+fn folder_location(key: &str) -> String {
+    match parent_of(key) {
+        "" => String::new(),
+        dir => format!("{dir}/"),
+    }
+}
+
+fn parse_type(name: &str) -> HiveType {
+    HiveType::parse(name).unwrap_or(HiveType::String)
+}
+
+/// Removes the new partitions of `table` whose columns have a type its columns cannot hold
+/// (`id` string where the table has `int`); their files become skipped files. Returns a note
+/// for each.
+fn leave_out_incompatible_folders(
+    table: &mut CatalogTable,
+    old: &CatalogTable,
+    folders_read: &BTreeMap<String, FolderRead>,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    let mut kept = Vec::new();
+    for partition in std::mem::take(&mut table.partitions) {
+        let is_new = !old
+            .partitions
+            .iter()
+            .any(|o| o.location == partition.location);
+        let read = folders_read.get(&partition.location).filter(|_| is_new);
+        let conflict = read.and_then(|read| {
+            read.columns.iter().find_map(|(name, t)| {
+                let column = old.columns.iter().find(|c| &c.name == name)?;
+                let existing = parse_type(&column.data_type);
+                (existing.widen(t) != existing)
+                    .then(|| format!("column {name} is {t} where the table has {existing}"))
+            })
+        });
+        match (conflict, read) {
+            (Some(why), Some(read)) => {
+                notes.push(format!(
+                    "folder {} not added: {why} (the schema is only logged)",
+                    partition.location
+                ));
+                table
+                    .skipped_files
+                    .extend(read.keys.iter().map(|key| SkippedFile {
+                        key: key.clone(),
+                        reason: why.clone(),
+                    }));
+            }
+            _ => kept.push(partition),
+        }
+    }
+    table.partitions = kept;
+    notes
+}
+
+/// Skips the CSV files whose header does not name `columns`' first columns in order: CSV is
+/// read by position, as Athena reads it, so such a file would put values under the wrong
+/// names. Their partitions' counts go down; returns a note for each.
+fn skip_misplaced_csv(
+    table: &mut CatalogTable,
+    columns: &[CatalogColumn],
+    headers: &[CsvHeader],
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    for header in headers {
+        let in_order = header.names.len() <= columns.len()
+            && header.names.iter().zip(columns).all(|(n, c)| *n == c.name);
+        if in_order {
+            continue;
+        }
+        let Some(partition) = table
+            .partitions
+            .iter_mut()
+            .find(|p| p.location == header.partition)
+        else {
+            continue;
+        };
+        partition.files = partition.files.saturating_sub(1);
+        partition.bytes = partition.bytes.saturating_sub(header.size);
+        let reason = format!(
+            "its header ({}) is not the table's first columns in order ({}); CSV is read by position",
+            header.names.join(", "),
+            columns
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        notes.push(format!("{}: left out: {reason}", header.key));
+        table.skipped_files.push(SkippedFile {
+            key: header.key.clone(),
+            reason,
+        });
+    }
+    table.partitions.retain(|p| p.files > 0);
+    notes
 }
 
 /// Partitions as users count them: an unpartitioned table has none (its one folder is kept
@@ -1269,6 +1588,50 @@ mod tests {
             ("partition_1".to_owned(), false)
         );
         assert_eq!(static_prefix("landing/{schema}/{table}/"), "landing");
+    }
+
+    fn leaf(dir: &str, columns: &[&str]) -> Leaf {
+        Leaf {
+            dir: dir.to_owned(),
+            files: Vec::new(),
+            reads: vec![Ok(FileSchema {
+                kind: FileKind::Json,
+                gzip: false,
+                columns: columns
+                    .iter()
+                    .map(|c| ((*c).to_owned(), HiveType::Int))
+                    .collect(),
+            })],
+        }
+    }
+
+    #[test]
+    fn similarity_is_glues_measure() {
+        let ten = |extra: [&'static str; 2]| {
+            let mut c = vec!["a", "b", "c", "d", "e", "f", "g", "h"];
+            c.extend(extra);
+            c
+        };
+        let eu = leaf("eu", &ten(["i", "j"]));
+        let us = leaf("us", &ten(["k", "l"]));
+        assert!(compatible(&[vec![&eu], vec![&us]]), "8 of 10 and 10 is 80%");
+        let seven = leaf("x", &["a", "b", "c", "d", "e", "f", "g", "x", "y", "z"]);
+        assert!(
+            !compatible(&[vec![&eu], vec![&seven]]),
+            "7 of 10 is not more than 70%"
+        );
+        // Six slightly different schemas are more than Glue's five clusters.
+        let leaves: Vec<Leaf> = (0..6)
+            .map(|i| {
+                let mut c: Vec<String> = (0..20).map(|n| format!("c{n}")).collect();
+                c.push(format!("only{i}"));
+                let names: Vec<&str> = c.iter().map(String::as_str).collect();
+                leaf(&format!("p{i}"), &names)
+            })
+            .collect();
+        let groups: Vec<Vec<&Leaf>> = leaves.iter().map(|l| vec![l]).collect();
+        assert!(!compatible(&groups));
+        assert!(compatible(&groups[..5]));
     }
 
     #[test]

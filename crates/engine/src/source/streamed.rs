@@ -2,6 +2,8 @@
 //! the refusal to run them as batch steps. Their read loops live in `crates/stream/src/source/`,
 //! beside the clients (async-nats, rumqttc, hyper) the engine does not depend on.
 
+use std::path::Path;
+
 use futures::future::BoxFuture;
 use pipectl_spec::types::{HttpSource, MqttSource, NatsSource};
 
@@ -81,8 +83,10 @@ impl SourceConnector for Http<'_> {
         stream_plan(
             input.step,
             format!(
-                "HTTP PutRecord/PutRecordBatch on {} until stopped",
-                self.0.listen
+                "HTTP PutRecord/PutRecordBatch on {} until stopped; records answered 200 wait in the write-ahead log {} under the state directory (at most {} bytes)",
+                self.0.listen,
+                HttpSource::log_dir(Path::new(""), &input.pipeline.name, input.step).display(),
+                self.0.max_buffered_bytes
             ),
         )
     }

@@ -2,6 +2,7 @@
 //! `firehose` sink that delivers them into the lake as Kinesis Data Firehose does.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -80,10 +81,28 @@ pub struct HttpSource {
     #[serde(default = "default_max_body_bytes")]
     #[schemars(range(min = 1))]
     pub max_body_bytes: usize,
+    /// Most bytes the write-ahead log keeps on disk: records answered 200 whose objects are not
+    /// published yet. Beyond it requests get 429 with `Retry-After`; past half of it the sink
+    /// flushes its buffers early. Default 256 MiB.
+    #[serde(default = "default_log_max_bytes")]
+    #[schemars(range(min = 65536))]
+    pub max_buffered_bytes: u64,
 }
 
 fn default_max_body_bytes() -> usize {
     4 * 1024 * 1024
+}
+
+fn default_log_max_bytes() -> u64 {
+    256 * 1024 * 1024
+}
+
+impl HttpSource {
+    /// The folder of this source's write-ahead log: `<state dir>/wal/<pipeline>/<step>/`. It is
+    /// part of the pipeline's state: records answered 200 wait there until they are published.
+    pub fn log_dir(state_dir: &Path, pipeline: &str, step: &str) -> PathBuf {
+        state_dir.join("wal").join(pipeline).join(step)
+    }
 }
 
 /// A firehose sink: records buffered per destination and flushed into objects by size or time.

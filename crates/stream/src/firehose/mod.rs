@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use object_store::{ObjectStoreExt, PutPayload};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -57,6 +57,8 @@ pub struct FirehoseStep {
     source_metrics: Option<Arc<StepMetrics>>,
     /// Set for Parquet output; locked only while a buffer is converted (no await inside).
     parquet: Option<std::sync::Mutex<parquet::ParquetEncoder>>,
+    /// Told after each flush that published objects, so the run's history says so at once.
+    published: Option<Arc<Notify>>,
 }
 
 struct Buffer {
@@ -128,6 +130,7 @@ impl FirehoseStep {
             router,
             metrics,
             source_metrics: None,
+            published: None,
             parquet,
         })
     }
@@ -165,6 +168,12 @@ impl FirehoseStep {
     /// Counts the records arriving from the source in the source's counters.
     pub fn counting_for(mut self, source: Arc<StepMetrics>) -> Self {
         self.source_metrics = Some(source);
+        self
+    }
+
+    /// Notifies `published` after each flush that published objects.
+    pub fn notifying(mut self, published: Arc<Notify>) -> Self {
+        self.published = Some(published);
         self
     }
 
@@ -505,9 +514,22 @@ impl FirehoseStep {
             objects.push((key, b));
         }
         for b in rebuilt {
-            if let Some(entry) = &b.replay {
-                objects.push((entry.key.clone(), b));
+            let Some(entry) = &b.replay else { continue };
+            // The key the spec gives this range now: the recorded one, unless the spec changed
+            // (say, a prefix whose names the store refused was fixed). The object was never
+            // written, so it may land under the new key.
+            let key = if b.count == 0 {
+                entry.key.clone()
+            } else {
+                self.object_key(&b, tag)
+            };
+            if key != entry.key {
+                tracing::info!(sink = %self.name, old = %entry.key, new = %key, "the prefix changed since a stopped process recorded this object; writing it under the new key");
+                if let Some(e) = state.in_flight.iter_mut().find(|e| e.key == entry.key) {
+                    e.key = key.clone();
+                }
             }
+            objects.push((key, b));
         }
         if objects.is_empty() {
             return self.acknowledge(state).await;
@@ -522,6 +544,9 @@ impl FirehoseStep {
             };
             self.put(&key, body).await?;
             self.metrics.rows.fetch_add(rows, Ordering::Relaxed);
+        }
+        if let Some(published) = &self.published {
+            published.notify_one();
         }
         self.acknowledge(state).await
     }

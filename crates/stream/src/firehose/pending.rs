@@ -94,7 +94,25 @@ impl PendingStore {
         match self.handle.store.head(&path).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
+            // A name the file system cannot hold (a prefix that failed the run before it was
+            // fixed) names no object.
+            Err(e) if names_nothing(&e) => Ok(false),
             Err(e) => Err(Error::external(format!("cannot check {path}"), e)),
         }
     }
+}
+
+/// Whether a store error says the name itself is impossible (too long, invalid), so that no
+/// object can have it.
+fn names_nothing(error: &object_store::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::InvalidFilename
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }

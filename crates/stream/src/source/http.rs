@@ -7,39 +7,58 @@
 //! - `POST /records`: the body is one record;
 //! - `POST /records/batch`: the body is JSON lines, one record per line.
 //!
-//! A body over `max_body_bytes` gets 413; when the sink's buffers are full (the channel to it
-//! is full) the request gets 429 with `Retry-After`, and nothing of it is kept.
+//! A body over `max_body_bytes` gets 413. A 200 means the records are stored: they are in the
+//! source's write-ahead log ([`crate::wal`]), synced to disk, and stay there until the objects
+//! holding them are published; the sink reads them from the log, so a slow sink holds them on
+//! disk, not in memory, and a restart delivers them again with the same sequence numbers, so
+//! the firehose sink publishes each exactly once. Requests arriving during a sync share the
+//! next one (group commit). When the log holds `max_buffered_bytes` (or the disk is so slow
+//! that requests queue up), the request gets 429 with `Retry-After` and nothing of it is
+//! kept. A client that retries until it gets a 200 gets every record at least once; a
+//! duplicate comes only from a retry of a request whose answer was lost.
 //!
 //! Under `pipectl serve` the same requests are also answered on the daemon's API at
 //! `/streams/{pipeline}/{source}/...` (e.g. `POST /streams/clicks/put/records`).
-//!
-//! Guarantees: a 200 means the records are in the sink's memory, not yet in the lake: a crash
-//! before the next flush loses them (at most once). A client that retries until it gets a
-//! 200 gets at-least-once delivery; a retry after a lost 200 may duplicate records.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 
 use base64::Engine as _;
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use pipectl_engine::{Error, Result};
 use pipectl_spec::types::HttpSource;
 
-use super::StreamSource;
-use crate::record::{Batch, Record};
+use super::{Started, StreamSource};
+use crate::firehose::pending::Pending;
+use crate::record::{Ack, Batch, Replay};
+use crate::wal::{self, Wal};
 
 /// Records one PutRecordBatch may carry (Firehose's limit).
 const MAX_BATCH_RECORDS: usize = 500;
+
+/// One sync covers the requests waiting when it starts, up to about this many bytes.
+const GROUP_BYTES: u64 = 1024 * 1024;
+
+/// Bytes of requests waiting for the log at most (beyond one request), so memory stays bounded
+/// when the sink falls behind: more get 429.
+const QUEUE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Bytes of records the sink gets from the log at a time (at most one batch more for a
+/// record bigger than that).
+const READ_BYTES: usize = 1024 * 1024;
 
 /// Direct PUT endpoints of the streaming runs in this process, by `pipeline/source`, so that
 /// `pipectl serve` answers them on its own API as well (see [`dispatch`]). Process-wide because
@@ -87,22 +106,28 @@ pub async fn dispatch(
     Some(handle(&shared, Request::from_parts(parts, body)).await)
 }
 
-/// A bound Direct PUT endpoint.
+/// A bound Direct PUT endpoint with its write-ahead log.
 pub struct HttpStream {
     pipeline: String,
     name: String,
     listener: tokio::net::TcpListener,
     token: Option<String>,
     max_body_bytes: usize,
+    max_log_bytes: u64,
+    wal: Arc<Wal>,
 }
 
 impl HttpStream {
-    /// Binds the listen address; `token` is the bearer token (`${env:...}` already resolved).
+    /// Opens the write-ahead log in `log_dir` and binds the listen address; `token` is the
+    /// bearer token (`${env:...}` already resolved); `previous` is the sink's record of objects
+    /// in flight, which says how far the log's records are published.
     pub async fn bind(
         pipeline: &str,
         name: &str,
         spec: &HttpSource,
         token: Option<String>,
+        log_dir: &Path,
+        previous: &Pending,
     ) -> Result<Self> {
         let addr: SocketAddr = spec.listen.parse().map_err(|_| {
             Error::user(format!(
@@ -110,58 +135,106 @@ impl HttpStream {
                 spec.listen
             ))
         })?;
+        let reserved = previous.entries.iter().map(|e| e.last).max().unwrap_or(0);
+        let (dir, acked) = (log_dir.to_owned(), previous.acked);
+        // Segments of an eighth of the bound: acknowledged records leave the disk in steps
+        // small enough for the bound to mean something.
+        let segment_bytes = (spec.max_buffered_bytes / 8).clamp(64 * 1024, 32 * 1024 * 1024);
+        let wal =
+            tokio::task::spawn_blocking(move || Wal::open(&dir, acked, reserved, segment_bytes))
+                .await
+                .map_err(|e| Error::internal(format!("opening the write-ahead log: {e}")))?
+                .map_err(|e| e.context(format!("source `{name}`")))?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| Error::external(format!("source `{name}`: cannot listen on {addr}"), e))?;
-        tracing::info!(source = %name, %addr, "Direct PUT endpoint listening");
+        tracing::info!(source = %name, %addr, log = %wal.dir().display(), held_bytes = wal.held(), "Direct PUT endpoint listening");
         Ok(HttpStream {
             pipeline: pipeline.to_owned(),
             name: name.to_owned(),
             listener,
             token,
             max_body_bytes: spec.max_body_bytes,
+            max_log_bytes: spec.max_buffered_bytes,
+            wal: Arc::new(wal),
         })
     }
 }
 
 struct Shared {
-    /// The next sequence number, locked together with the send so sequence numbers reach
-    /// the sink in order.
-    out: std::sync::Mutex<(u64, mpsc::Sender<Batch>)>,
+    log: Appender,
     token: Option<String>,
     max_body_bytes: usize,
 }
 
 impl StreamSource for HttpStream {
+    fn started(&self) -> Started {
+        Started {
+            replay: Replay::SameSequence,
+            acked_through: Some(self.wal.released()),
+        }
+    }
+
     fn run(
         self: Box<Self>,
         out: mpsc::Sender<Batch>,
         cancel: CancellationToken,
     ) -> BoxFuture<'static, Result<()>> {
         Box::pin(async move {
+            let HttpStream {
+                pipeline,
+                name,
+                listener,
+                token,
+                max_body_bytes,
+                max_log_bytes,
+                wal,
+            } = *self;
+            let (tx, rx) = mpsc::unbounded_channel();
+            let queued = Arc::new(AtomicU64::new(0));
+            let (synced, synced_rx) = watch::channel(());
+            let mut committer = tokio::spawn(commit(wal.clone(), rx, queued.clone(), synced));
+            // What a stopped process left in the log comes first, then each group once synced.
+            let mut feeder = tokio::spawn(feed(wal.clone(), out, synced_rx, max_log_bytes));
             let shared = Arc::new(Shared {
-                out: std::sync::Mutex::new((0, out)),
-                token: self.token,
-                max_body_bytes: self.max_body_bytes,
+                log: Appender {
+                    tx,
+                    queued,
+                    wal,
+                    max_log_bytes,
+                },
+                token,
+                max_body_bytes,
             });
-            let key = endpoint_key(&self.pipeline, &self.name);
+            let key = endpoint_key(&pipeline, &name);
             if let Ok(mut endpoints) = ENDPOINTS.lock() {
                 endpoints.insert(key.clone(), Arc::downgrade(&shared));
             }
-            let _registered = Registered {
+            let registered = Registered {
                 key,
                 shared: Arc::downgrade(&shared),
             };
             let mut connections = tokio::task::JoinSet::new();
+            // A writer or reader that ends before the pipeline stops has failed (or the sink
+            // has stopped): the source stops too.
+            let mut ended_early = None;
             loop {
                 let accepted = tokio::select! {
                     _ = cancel.cancelled() => break,
-                    a = self.listener.accept() => a,
+                    done = &mut committer => {
+                        ended_early = Some(("writer", done));
+                        break;
+                    }
+                    done = &mut feeder => {
+                        ended_early = Some(("reader", done));
+                        break;
+                    }
+                    a = listener.accept() => a,
                 };
                 let (stream, _) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
-                        tracing::warn!(source = %self.name, "accept failed: {e}");
+                        tracing::warn!(source = %name, "accept failed: {e}");
                         continue;
                     }
                 };
@@ -183,9 +256,225 @@ impl StreamSource for HttpStream {
                     }
                 });
             }
-            // Requests in progress finish (their records reach the sink, or they get an error).
+            let joined =
+                |what: &str, done: std::result::Result<Result<()>, tokio::task::JoinError>| {
+                    done.map_err(|e| {
+                        Error::internal(format!("the write-ahead log {what} failed: {e}"))
+                    })?
+                    .map_err(|e| e.context(format!("source `{name}`")))
+                };
+            if let Some((what, done)) = ended_early {
+                connections.abort_all();
+                drop(registered);
+                return joined(what, done);
+            }
+            // Requests in progress finish (their records reach the log, or they get an error);
+            // then the writer ends, and the reader hands the sink what is left and ends,
+            // closing the sink's input.
             while connections.join_next().await.is_some() {}
-            Ok(())
+            drop(registered);
+            drop(shared);
+            joined("writer", committer.await)?;
+            joined("reader", feeder.await)
+        })
+    }
+}
+
+/// Why a request's records were not taken.
+enum Refusal {
+    /// The log is full, or its writer is behind: retry later (429).
+    Full(&'static str),
+    /// The pipeline is stopping (503).
+    Stopping,
+    /// The log could not be written (500).
+    Failed(String),
+}
+
+/// One request's records waiting for the log.
+struct Append {
+    records: Vec<Bytes>,
+    arrival: DateTime<Utc>,
+    bytes: u64,
+    /// The first sequence number given to the records, once they are synced.
+    reply: oneshot::Sender<std::result::Result<u64, Refusal>>,
+}
+
+/// Hands requests to the log's writer ([`commit`]).
+struct Appender {
+    tx: mpsc::UnboundedSender<Append>,
+    /// Bytes of requests waiting for the writer.
+    queued: Arc<AtomicU64>,
+    wal: Arc<Wal>,
+    max_log_bytes: u64,
+}
+
+impl Appender {
+    /// Stores the records of one request; returns the first sequence number given to them.
+    async fn append(
+        &self,
+        records: Vec<Bytes>,
+        arrival: DateTime<Utc>,
+    ) -> std::result::Result<u64, Refusal> {
+        let bytes: u64 = records
+            .iter()
+            .map(|r| (r.len() + wal::HEADER_BYTES) as u64)
+            .sum();
+        let queued = self.queued.load(Ordering::Relaxed);
+        let held = self.wal.held() + queued;
+        // One request always fits into an empty log or queue, however big it is.
+        if held > 0 && held + bytes > self.max_log_bytes {
+            return Err(Refusal::Full(
+                "the write-ahead log is full (max_buffered_bytes): records wait for their objects to be published",
+            ));
+        }
+        if queued > 0 && queued + bytes > QUEUE_BYTES {
+            return Err(Refusal::Full("the write-ahead log's disk is behind"));
+        }
+        self.queued.fetch_add(bytes, Ordering::Relaxed);
+        let (reply, answer) = oneshot::channel();
+        let append = Append {
+            records,
+            arrival,
+            bytes,
+            reply,
+        };
+        if self.tx.send(append).is_err() {
+            self.queued.fetch_sub(bytes, Ordering::Relaxed);
+            return Err(Refusal::Stopping);
+        }
+        answer.await.unwrap_or(Err(Refusal::Stopping))
+    }
+}
+
+/// The log's writer: writes and syncs the requests waiting, all at once (group commit), then
+/// answers them and tells the reader ([`feed`]). Ends when every [`Appender`] is gone. Fails
+/// only when a failed write could not be undone.
+async fn commit(
+    wal: Arc<Wal>,
+    mut rx: mpsc::UnboundedReceiver<Append>,
+    queued: Arc<AtomicU64>,
+    synced: watch::Sender<()>,
+) -> Result<()> {
+    while let Some(first) = rx.recv().await {
+        let mut bytes = first.bytes;
+        let mut group = vec![first];
+        while bytes < GROUP_BYTES {
+            match rx.try_recv() {
+                Ok(a) => {
+                    bytes += a.bytes;
+                    group.push(a);
+                }
+                Err(_) => break,
+            }
+        }
+        let log = wal.clone();
+        let (group, written) = tokio::task::spawn_blocking(move || {
+            let parts: Vec<(&[Bytes], DateTime<Utc>)> =
+                group.iter().map(|a| (&a.records[..], a.arrival)).collect();
+            let written = log.append(&parts);
+            (group, written)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("the write-ahead log writer failed: {e}")))?;
+        queued.fetch_sub(bytes, Ordering::Relaxed);
+        match written {
+            Ok(mut first) => {
+                synced.send_replace(());
+                for a in group {
+                    // Synced: the answer is 200, whatever happens to the sink from here on.
+                    let _ = a.reply.send(Ok(first));
+                    first += a.records.len() as u64;
+                }
+            }
+            Err(e) => {
+                tracing::error!(log = %wal.dir().display(), "{e}");
+                let message = e.to_string();
+                for a in group {
+                    let _ = a.reply.send(Err(Refusal::Failed(message.clone())));
+                }
+                if wal.broken() {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The log's reader: hands the sink every record in the log, oldest first, then each group the
+/// writer syncs, waiting while the sink's input is full (the records wait on disk meanwhile).
+/// Ends once the writer has ended and everything is handed over, or when the sink has stopped
+/// (what it did not take stays in the log for the next run).
+async fn feed(
+    wal: Arc<Wal>,
+    out: mpsc::Sender<Batch>,
+    mut synced: watch::Receiver<()>,
+    max_log_bytes: u64,
+) -> Result<()> {
+    let mut reader = wal.reader();
+    let mut writer_done = false;
+    // The last record of the batch that last asked the sink to flush: no new ask until it is
+    // acknowledged.
+    let mut flush_asked: Option<u64> = None;
+    loop {
+        // Seen before reading: a group synced from here on wakes the wait below.
+        synced.borrow_and_update();
+        let log = wal.clone();
+        let (records, back) = tokio::task::spawn_blocking(move || {
+            let records = reader.next_batch(&log, READ_BYTES);
+            (records, reader)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("reading the write-ahead log: {e}")))?;
+        reader = back;
+        let records = records?;
+        let Some(through) = records.last().map(|r| r.seq) else {
+            if writer_done {
+                return Ok(());
+            }
+            if synced.changed().await.is_err() {
+                // The writer has ended: one more read takes what it synced last.
+                writer_done = true;
+            }
+            continue;
+        };
+        // A log half full holds records behind buffers waiting for their interval: flush them.
+        let flush = wal.held() > max_log_bytes / 2
+            && flush_asked.is_none_or(|asked| wal.released() >= asked);
+        if flush {
+            flush_asked = Some(through);
+        }
+        let batch = Batch {
+            records,
+            ack: Some(Box::new(LogAck {
+                wal: wal.clone(),
+                through,
+            })),
+            flush,
+        };
+        if out.send(batch).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// Releases the log's records up to `through` once their objects are published.
+struct LogAck {
+    wal: Arc<Wal>,
+    through: u64,
+}
+
+impl Ack for LogAck {
+    fn cumulative(&self) -> bool {
+        true
+    }
+
+    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
+        Box::pin(async move {
+            let LogAck { wal, through } = *self;
+            tokio::task::spawn_blocking(move || wal.release(through))
+                .await
+                .map_err(|e| Error::internal(format!("releasing write-ahead log records: {e}")))?
         })
     }
 }
@@ -366,49 +655,29 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
         );
     }
     let n = payloads.len() as u64;
-    let arrival = chrono::Utc::now();
-    let first = {
-        let Ok(mut out) = shared.out.lock() else {
+    let first = match shared.log.append(payloads, Utc::now()).await {
+        Ok(first) => first,
+        Err(Refusal::Full(why)) => {
+            return failure(
+                StatusCode::TOO_MANY_REQUESTS,
+                "ServiceUnavailableException",
+                &format!("{why}; retry after a second"),
+            );
+        }
+        Err(Refusal::Stopping) => {
+            return failure(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailableException",
+                "the pipeline is stopping",
+            );
+        }
+        Err(Refusal::Failed(message)) => {
             return failure(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "InternalFailure",
-                "the source is broken",
+                &format!("the records were not stored: {message}"),
             );
-        };
-        let first = out.0 + 1;
-        let records: Vec<Record> = payloads
-            .into_iter()
-            .enumerate()
-            .map(|(i, data)| Record {
-                seq: first + i as u64,
-                arrival,
-                data,
-            })
-            .collect();
-        // Never wait for room: a client told to slow down retries; a waiting one holds a connection.
-        match out.1.try_send(Batch {
-            records,
-            ack: None,
-            flush: false,
-        }) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                return failure(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "ServiceUnavailableException",
-                    "buffers are full; retry after a second",
-                );
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                return failure(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "ServiceUnavailableException",
-                    "the pipeline is stopping",
-                );
-            }
         }
-        out.0 += n;
-        first
     };
     let ids: Vec<serde_json::Value> = (first..first + n)
         .map(|s| serde_json::json!({"RecordId": s.to_string()}))

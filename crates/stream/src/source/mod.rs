@@ -6,6 +6,8 @@ pub mod http;
 pub mod mqtt;
 pub mod nats;
 
+use std::path::Path;
+
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -16,6 +18,7 @@ use pipectl_spec::types::{
     FirehoseSink, GeneratorSource, HttpSource, MqttSource, NatsSource, Source as SourceSpec,
 };
 
+use crate::firehose::pending::Pending;
 use crate::record::{Batch, Replay};
 
 /// What a source knows when it starts.
@@ -66,8 +69,11 @@ pub struct ConnectInput<'a> {
     pub name: &'a str,
     /// The pipeline's connections.
     pub connections: &'a Connections,
-    /// The position the sink's own record says is published and acknowledged (0 if none).
-    pub acked: u64,
+    /// The sink's own record of what is published and acknowledged (empty if none).
+    pub previous: &'a Pending,
+    /// The state directory, under which a Direct PUT source keeps its write-ahead log (see
+    /// [`HttpSource::log_dir`]).
+    pub state_dir: &'a Path,
     /// Looks up `${env:NAME}` values outside connections (an HTTP source's token).
     pub env: &'a (dyn Fn(&str) -> Option<String> + Sync),
 }
@@ -75,7 +81,8 @@ pub struct ConnectInput<'a> {
 /// One streaming source type: how it connects and how it resumes after a restart.
 pub trait StreamConnector: Send + Sync {
     /// Whether records come back with the same sequence numbers after a restart, so the
-    /// sink's own record of what is pending says where to resume (JetStream).
+    /// sink's own record of what is pending says where to resume (JetStream, a Direct PUT
+    /// write-ahead log).
     fn resumes_from_sink(&self) -> bool {
         false
     }
@@ -130,7 +137,7 @@ impl StreamConnector for NatsConnector<'_> {
                 input.name,
                 self.0,
                 input.connections,
-                input.acked,
+                input.previous.acked,
             )
             .await?;
             Ok(Box::new(stream) as Box<dyn StreamSource>)
@@ -160,6 +167,10 @@ impl StreamConnector for MqttConnector<'_> {
 struct HttpConnector<'a>(&'a HttpSource);
 
 impl StreamConnector for HttpConnector<'_> {
+    fn resumes_from_sink(&self) -> bool {
+        true
+    }
+
     fn connect<'a>(
         &'a self,
         input: ConnectInput<'a>,
@@ -174,7 +185,16 @@ impl StreamConnector for HttpConnector<'_> {
                 })?),
                 None => None,
             };
-            let stream = http::HttpStream::bind(input.pipeline, name, self.0, token).await?;
+            let log_dir = HttpSource::log_dir(input.state_dir, input.pipeline, name);
+            let stream = http::HttpStream::bind(
+                input.pipeline,
+                name,
+                self.0,
+                token,
+                &log_dir,
+                input.previous,
+            )
+            .await?;
             Ok(Box::new(stream) as Box<dyn StreamSource>)
         })
     }

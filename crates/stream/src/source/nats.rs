@@ -4,6 +4,11 @@
 //! (with a confirmed "double ack") only after every record up to it is in a published object.
 //! Unacknowledged messages come back after a restart with the same stream sequence numbers and
 //! server timestamps, which is what lets the sink rewrite the same objects.
+//!
+//! One durable has one reader. A run that finds another process pulling from its durable
+//! refuses to start, and a run whose durable is deleted or recreated under it (by a process
+//! that started anyway) stops with an error: two readers would split the stream between them,
+//! and one's cumulative acknowledgement could acknowledge what the other still holds.
 
 use std::time::Duration;
 
@@ -25,9 +30,17 @@ use crate::record::{Ack, Batch, Record, Replay};
 /// buffers for up to the sink's interval, and redeliveries before a restart are dropped anyway.
 const ACK_WAIT: Duration = Duration::from_secs(3600);
 
+/// How long one pull request waits on the server. A process that stopped leaves its requests
+/// waiting at most this long; a live one renews them.
+const PULL_EXPIRES: Duration = Duration::from_secs(10);
+
+/// How often a running source checks that its durable is still the one it created.
+const OWNER_CHECK_EVERY: Duration = Duration::from_secs(5);
+
 /// A connected JetStream consumer.
 pub struct NatsStream {
     name: String,
+    durable: String,
     consumer: jetstream::consumer::Consumer<pull::Config>,
     acked_through: u64,
     pull_batch: usize,
@@ -93,6 +106,11 @@ impl NatsStream {
         // floor instead, so they come back at once; everything below the floor is delivered.
         let floor = match stream.consumer_info(&durable).await {
             Ok(info) => {
+                let info = if info.num_waiting > 0 {
+                    wait_until_unread(&stream, &durable, name, info).await?
+                } else {
+                    info
+                };
                 let floor = info.ack_floor.stream_sequence;
                 stream.delete_consumer(&durable).await.map_err(|e| {
                     Error::external(
@@ -132,6 +150,7 @@ impl NatsStream {
             })?;
         Ok(NatsStream {
             name: name.to_owned(),
+            durable,
             acked_through: floor,
             consumer,
             pull_batch: spec.pull_batch,
@@ -171,12 +190,16 @@ impl StreamSource for NatsStream {
     ) -> BoxFuture<'static, Result<()>> {
         Box::pin(async move {
             let name = self.name;
+            let durable = self.durable;
+            let created = self.consumer.cached_info().created;
+            let mut owner_check = tokio::time::interval(OWNER_CHECK_EVERY);
+            owner_check.tick().await;
             let mut messages = self
                 .consumer
                 .stream()
                 .max_messages_per_batch(self.pull_batch)
                 .heartbeat(Duration::from_secs(5))
-                .expires(Duration::from_secs(10))
+                .expires(PULL_EXPIRES)
                 .messages()
                 .await
                 .map_err(|e| {
@@ -191,6 +214,10 @@ impl StreamSource for NatsStream {
                 let next = if records.is_empty() {
                     tokio::select! {
                         _ = cancel.cancelled() => return Ok(()),
+                        _ = owner_check.tick() => {
+                            check_still_ours(&self.consumer, &name, &durable, created).await?;
+                            continue;
+                        }
                         m = messages.next() => m,
                     }
                 } else {
@@ -204,7 +231,11 @@ impl StreamSource for NatsStream {
                 };
                 let Some(message) = next else { return Ok(()) };
                 let message = message.map_err(|e| {
-                    Error::external(format!("source `{name}`: JetStream pull failed"), e)
+                    if e.kind() == pull::MessagesErrorKind::ConsumerDeleted {
+                        taken_over(&name, &durable, "was deleted")
+                    } else {
+                        Error::external(format!("source `{name}`: JetStream pull failed"), e)
+                    }
                 })?;
                 let (seq, published) = match message.info() {
                     Ok(info) => (info.stream_sequence, info.published),
@@ -229,6 +260,71 @@ impl StreamSource for NatsStream {
             }
         })
     }
+}
+
+/// Waits for the pull requests waiting on `durable` to expire: a process that stopped leaves
+/// them for up to [`PULL_EXPIRES`]. Requests still waiting after that come from a live reader,
+/// and the run refuses to start.
+async fn wait_until_unread(
+    stream: &stream::Stream,
+    durable: &str,
+    name: &str,
+    mut info: jetstream::consumer::Info,
+) -> Result<jetstream::consumer::Info> {
+    let deadline = tokio::time::Instant::now() + PULL_EXPIRES + Duration::from_secs(2);
+    while info.num_waiting > 0 {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::user(format!(
+                "source `{name}`: JetStream consumer `{durable}` is being read by another process \
+                 ({} pull requests kept waiting for more than {} s). Two readers of one durable \
+                 split the stream between them; stop the other run of this pipeline, or give \
+                 this source its own `durable:`",
+                info.num_waiting,
+                (PULL_EXPIRES + Duration::from_secs(2)).as_secs()
+            )));
+        }
+        tracing::info!(source = %name, %durable, waiting = info.num_waiting, "waiting for the pull requests of a stopped reader to expire");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        info = stream.consumer_info(durable).await.map_err(|e| {
+            Error::external(
+                format!("source `{name}`: cannot read JetStream consumer `{durable}`"),
+                e,
+            )
+        })?;
+    }
+    Ok(info)
+}
+
+/// Fails when `durable` is no longer the consumer this run created (deleted, or deleted and
+/// created again by another process).
+async fn check_still_ours(
+    consumer: &jetstream::consumer::Consumer<pull::Config>,
+    name: &str,
+    durable: &str,
+    created: async_nats::datetime::DateTime,
+) -> Result<()> {
+    match consumer.get_info().await {
+        Ok(info) if info.created == created => Ok(()),
+        Ok(_) => Err(taken_over(name, durable, "was created again")),
+        Err(e) if e.kind() == jetstream::context::ConsumerInfoErrorKind::NotFound => {
+            Err(taken_over(name, durable, "was deleted"))
+        }
+        // A passing server or network problem: the pull itself reports lasting ones.
+        Err(e) => {
+            tracing::warn!(source = %name, %durable, "cannot check the JetStream consumer: {e}");
+            Ok(())
+        }
+    }
+}
+
+/// The error of a run whose durable another process took.
+fn taken_over(name: &str, durable: &str, what: &str) -> Error {
+    Error::user(format!(
+        "source `{name}`: JetStream consumer `{durable}` {what} while this run was reading it, \
+         most likely by another run of this pipeline on the same durable; this run stops so that \
+         the two do not split the stream. Run one process per pipeline, or give each its own \
+         `durable:`"
+    ))
 }
 
 async fn send(
