@@ -90,8 +90,8 @@ pub fn connector(spec: &SourceSpec) -> Box<dyn SourceConnector + '_> {
         SourceSpec::Mysql(s) => Box::new(database::ServerConnector::<mysql::Mysql>::new(s)),
         SourceSpec::Generator(s) => Box::new(generator::Connector(s)),
         SourceSpec::Files(s) => Box::new(files::Connector(s)),
-        SourceSpec::Nats(s) => Box::new(streamed::Nats(s)),
-        SourceSpec::Mqtt(s) => Box::new(streamed::Mqtt(s)),
-        SourceSpec::Http(s) => Box::new(streamed::Http(s)),
+        SourceSpec::Nats(s) => Box::new(streamed::Streamed(s)),
+        SourceSpec::Mqtt(s) => Box::new(streamed::Streamed(s)),
+        SourceSpec::Http(s) => Box::new(streamed::Streamed(s)),
     }
 }

@@ -72,7 +72,7 @@ impl SourceConnector for Connector<'_> {
             ],
             ..SourcePlan::default()
         };
-        Box::pin(async move { plan })
+        Box::pin(std::future::ready(plan))
     }
 }
 
@@ -166,11 +166,7 @@ struct Pending {
 }
 
 impl super::Source for FilesSource {
-    fn run(
-        self: Box<Self>,
-        ctx: StepContext,
-        out: Output,
-    ) -> BoxFuture<'static, Result<super::Reached>> {
+    fn run(self: Box<Self>, ctx: StepContext, out: Output) -> super::Running {
         Box::pin(async move {
             let FilesSource { name, spec } = *self;
             let run = ctx.run.clone();

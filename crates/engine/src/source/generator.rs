@@ -62,7 +62,7 @@ impl SourceConnector for Connector<'_> {
             tables: vec![table],
             ..SourcePlan::default()
         };
-        Box::pin(async move { plan })
+        Box::pin(std::future::ready(plan))
     }
 }
 
@@ -141,11 +141,7 @@ pub fn infer_schema(sample: &str) -> Result<SchemaRef> {
 }
 
 impl super::Source for GeneratorSource {
-    fn run(
-        self: Box<Self>,
-        ctx: StepContext,
-        out: Output,
-    ) -> BoxFuture<'static, Result<super::Reached>> {
+    fn run(self: Box<Self>, ctx: StepContext, out: Output) -> super::Running {
         Box::pin(async move {
             let GeneratorSource {
                 table,

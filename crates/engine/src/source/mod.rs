@@ -25,11 +25,14 @@ use crate::error::Result;
 /// when the run succeeds.
 pub type Reached = Vec<Bookmark>;
 
+/// A running source: it ends with the bookmarks it reached.
+pub type Running = BoxFuture<'static, Result<Reached>>;
+
 /// A source step, built from the spec and run once.
 pub trait Source: Send {
     /// Reads everything this run should read and sends it to `out`, ending each table with
     /// [`crate::table::Message::EndOfTable`]; returns the bookmarks it reached.
-    fn run(self: Box<Self>, ctx: StepContext, out: Output) -> BoxFuture<'static, Result<Reached>>;
+    fn run(self: Box<Self>, ctx: StepContext, out: Output) -> Running;
 }
 
 /// Builds the source for a spec entry. No I/O happens until [`Source::run`].

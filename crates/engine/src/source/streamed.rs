@@ -12,82 +12,70 @@ use super::connector::{PlanInput, SourceConnector, SourcePlan};
 use crate::error::{Error, Result};
 use crate::plan::PlanRead;
 
-/// The batch executor's answer for a streaming source.
-fn streaming_only(name: &str, type_name: &str) -> Result<Box<dyn Source>> {
-    Err(Error::user(format!(
-        "source `{name}` is a `{type_name}` stream: it runs in streaming mode, delivered by a `firehose` sink"
-    )))
+/// A streaming source's spec: its type name and what it reads, in words.
+pub trait StreamSpec: Send + Sync {
+    /// The spec's `type`.
+    const TYPE: &'static str;
+
+    /// What the step `step` of `pipeline` reads, for the plan.
+    fn describe(&self, pipeline: &str, step: &str) -> String;
 }
 
-/// The plan of a stream: one read described by `query`.
-fn stream_plan<'a>(step: &str, query: String) -> BoxFuture<'a, SourcePlan> {
-    let plan = SourcePlan {
-        reads: vec![PlanRead {
-            table: step.to_owned(),
-            query,
-            columns: Vec::new(),
-            params: Vec::new(),
-        }],
-        ..SourcePlan::default()
-    };
-    Box::pin(async move { plan })
-}
+impl StreamSpec for NatsSource {
+    const TYPE: &'static str = "nats";
 
-/// The `nats` source: a JetStream consumer.
-pub struct Nats<'a>(pub &'a NatsSource);
-
-impl SourceConnector for Nats<'_> {
-    fn batch(&self, name: &str) -> Result<Box<dyn Source>> {
-        streaming_only(name, "nats")
-    }
-
-    fn plan<'a>(&'a self, input: &'a PlanInput<'a>) -> BoxFuture<'a, SourcePlan> {
-        let n = self.0;
-        stream_plan(
-            input.step,
-            format!(
-                "JetStream stream {} subject {} durable {} until stopped",
-                n.stream,
-                n.subject.as_deref().unwrap_or(">"),
-                n.durable_name(&input.pipeline.name, input.step)
-            ),
+    fn describe(&self, pipeline: &str, step: &str) -> String {
+        format!(
+            "JetStream stream {} subject {} durable {} until stopped",
+            self.stream,
+            self.subject.as_deref().unwrap_or(">"),
+            self.durable_name(pipeline, step)
         )
     }
 }
 
-/// The `mqtt` source: one topic at QoS 1.
-pub struct Mqtt<'a>(pub &'a MqttSource);
+impl StreamSpec for MqttSource {
+    const TYPE: &'static str = "mqtt";
 
-impl SourceConnector for Mqtt<'_> {
-    fn batch(&self, name: &str) -> Result<Box<dyn Source>> {
-        streaming_only(name, "mqtt")
+    fn describe(&self, _pipeline: &str, _step: &str) -> String {
+        format!("MQTT topic {} (QoS 1) until stopped", self.topic)
     }
+}
 
-    fn plan<'a>(&'a self, input: &'a PlanInput<'a>) -> BoxFuture<'a, SourcePlan> {
-        stream_plan(
-            input.step,
-            format!("MQTT topic {} (QoS 1) until stopped", self.0.topic),
+impl StreamSpec for HttpSource {
+    const TYPE: &'static str = "http";
+
+    fn describe(&self, pipeline: &str, step: &str) -> String {
+        format!(
+            "HTTP PutRecord/PutRecordBatch on {} until stopped; records answered 200 wait in the write-ahead log {} under the state directory (at most {} bytes)",
+            self.listen,
+            HttpSource::log_dir(Path::new(""), pipeline, step).display(),
+            self.max_buffered_bytes
         )
     }
 }
 
-/// The `http` source: Firehose Direct PUT.
-pub struct Http<'a>(pub &'a HttpSource);
+/// The connector of a streaming source, bound to its spec.
+pub struct Streamed<'a, S>(pub &'a S);
 
-impl SourceConnector for Http<'_> {
+impl<S: StreamSpec> SourceConnector for Streamed<'_, S> {
     fn batch(&self, name: &str) -> Result<Box<dyn Source>> {
-        streaming_only(name, "http")
+        Err(Error::user(format!(
+            "source `{name}` is a `{}` stream: it runs in streaming mode, delivered by a `firehose` sink",
+            S::TYPE
+        )))
     }
 
     fn plan<'a>(&'a self, input: &'a PlanInput<'a>) -> BoxFuture<'a, SourcePlan> {
-        stream_plan(
-            input.step,
-            format!(
-                "HTTP PutRecord/PutRecordBatch on {} until stopped; records answered 200 wait in the write-ahead log {} under the state directory (at most {} bytes)",
-                self.0.listen,
-                HttpSource::log_dir(Path::new(""), &input.pipeline.name, input.step).display(),
-                self.0.max_buffered_bytes
-            ),
-        )
+        let plan = SourcePlan {
+            reads: vec![PlanRead {
+                table: input.step.to_owned(),
+                query: self.0.describe(&input.pipeline.name, input.step),
+                columns: Vec::new(),
+                params: Vec::new(),
+            }],
+            ..SourcePlan::default()
+        };
+        Box::pin(std::future::ready(plan))
     }
 }

@@ -78,6 +78,9 @@ pub struct ConnectInput<'a> {
     pub env: &'a (dyn Fn(&str) -> Option<String> + Sync),
 }
 
+/// A source being connected.
+pub type Connecting<'a> = BoxFuture<'a, Result<Box<dyn StreamSource>>>;
+
 /// One streaming source type: how it connects and how it resumes after a restart.
 pub trait StreamConnector: Send + Sync {
     /// Whether records come back with the same sequence numbers after a restart, so the
@@ -93,10 +96,7 @@ pub trait StreamConnector: Send + Sync {
     }
 
     /// Connects (or binds) the source.
-    fn connect<'a>(
-        &'a self,
-        input: ConnectInput<'a>,
-    ) -> BoxFuture<'a, Result<Box<dyn StreamSource>>>;
+    fn connect<'a>(&'a self, input: ConnectInput<'a>) -> Connecting<'a>;
 }
 
 /// The streaming registry: the connector of every source type that streams. The match lists
@@ -127,10 +127,7 @@ impl StreamConnector for NatsConnector<'_> {
         true
     }
 
-    fn connect<'a>(
-        &'a self,
-        input: ConnectInput<'a>,
-    ) -> BoxFuture<'a, Result<Box<dyn StreamSource>>> {
+    fn connect<'a>(&'a self, input: ConnectInput<'a>) -> Connecting<'a> {
         Box::pin(async move {
             let stream = nats::NatsStream::connect(
                 input.pipeline,
@@ -152,10 +149,7 @@ impl StreamConnector for MqttConnector<'_> {
         mqtt::early_flush_warning(source, self.0, sink, sink_spec)
     }
 
-    fn connect<'a>(
-        &'a self,
-        input: ConnectInput<'a>,
-    ) -> BoxFuture<'a, Result<Box<dyn StreamSource>>> {
+    fn connect<'a>(&'a self, input: ConnectInput<'a>) -> Connecting<'a> {
         Box::pin(async move {
             let stream =
                 mqtt::MqttStream::connect(input.pipeline, input.name, self.0, input.connections)?;
@@ -171,10 +165,7 @@ impl StreamConnector for HttpConnector<'_> {
         true
     }
 
-    fn connect<'a>(
-        &'a self,
-        input: ConnectInput<'a>,
-    ) -> BoxFuture<'a, Result<Box<dyn StreamSource>>> {
+    fn connect<'a>(&'a self, input: ConnectInput<'a>) -> Connecting<'a> {
         Box::pin(async move {
             let name = input.name;
             let token = match &self.0.token {
@@ -203,10 +194,7 @@ impl StreamConnector for HttpConnector<'_> {
 struct GeneratorConnector<'a>(&'a GeneratorSource);
 
 impl StreamConnector for GeneratorConnector<'_> {
-    fn connect<'a>(
-        &'a self,
-        input: ConnectInput<'a>,
-    ) -> BoxFuture<'a, Result<Box<dyn StreamSource>>> {
+    fn connect<'a>(&'a self, input: ConnectInput<'a>) -> Connecting<'a> {
         let built = generator::GeneratorStream::new(input.name, self.0);
         Box::pin(async move { Ok(Box::new(built?) as Box<dyn StreamSource>) })
     }

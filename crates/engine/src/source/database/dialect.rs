@@ -6,12 +6,12 @@
 
 use std::future::Future;
 
-use pipectl_spec::types::DatabaseSource;
-use pipectl_state::Bookmark;
+use pipectl_spec::types::{DatabaseSource, QuerySpec};
 
-use super::plan::{Listing, Statement, TablePlan};
+use super::plan::{DbColumn, Relation, Statement, TablePlan};
 use super::read::TableWriter;
 use crate::error::Result;
+use crate::table::TableId;
 
 /// How long a statement runs before sqlx logs it as slow, and at what level. A full load reads
 /// a table in one long statement: a slow statement is the normal case, so it is logged for
@@ -25,18 +25,26 @@ pub trait Dialect: Send + Sync + 'static {
     const NAME: &'static str;
 
     /// Quotes an identifier so that any name (spaces, quotes, capitals, unicode) is read as
-    /// that name and can never end the identifier early and inject SQL.
-    fn quote(name: &str) -> String;
+    /// that name and can never end the identifier early and inject SQL. By default as standard
+    /// SQL does: wrapped in `"`, inner quotes doubled.
+    fn quote(name: &str) -> String {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
 
-    /// The placeholder of the `n`th bound parameter (1-based).
-    fn placeholder(n: usize) -> String;
+    /// The placeholder of the `n`th bound parameter (1-based); by default `?`.
+    fn placeholder(_n: usize) -> String {
+        "?".to_owned()
+    }
 
     /// A (quoted) key column as text in the database's exact output form.
     fn key_as_text(quoted: &str) -> String;
 
     /// A text parameter cast to a key column's declared type, so the comparison is typed and
-    /// exact. `declared` comes from the catalog, never from the spec.
-    fn cast_param(placeholder: &str, declared: &str) -> String;
+    /// exact. `declared` comes from the catalog, never from the spec. By default the
+    /// placeholder as it is, for databases whose column affinity converts it.
+    fn cast_param(placeholder: &str, _declared: &str) -> String {
+        placeholder.to_owned()
+    }
 
     /// The condition that a (quoted) key is at least `seconds` (a placeholder) in the past.
     fn settled(quoted: &str, seconds: &str) -> String;
@@ -57,16 +65,33 @@ pub trait Server: Dialect {
     /// Connects and fixes the session settings values are read in.
     fn connect(url: &str) -> impl Future<Output = Result<Self::Conn>> + Send;
 
-    /// Lists what the source reads from the catalog: the tables its rules select (by schema,
-    /// then name), then its queries, each with the stored bookmark attached.
-    fn list_tables(
-        source: &str,
-        spec: &DatabaseSource,
-        conn: &mut Self::Conn,
-        stored: &(dyn Fn(&str) -> Option<Bookmark> + Sync),
-    ) -> impl Future<Output = Result<Listing<TablePlan>>> + Send;
+    /// The tables and views the catalog lists, by schema, then name (system schemas left out).
+    fn relations(conn: &mut Self::Conn) -> impl Future<Output = Result<Vec<Relation>>> + Send;
 
-    /// Starts a read-only transaction that sees one consistent snapshot.
+    /// The columns of a listed table or view, as they are read.
+    fn table_columns(
+        conn: &mut Self::Conn,
+        relation: &Relation,
+        table: &TableId,
+        spec: &DatabaseSource,
+    ) -> impl Future<Output = Result<Vec<DbColumn>>> + Send;
+
+    /// The schema a query's table lands in when the spec names none.
+    fn query_schema(conn: &mut Self::Conn) -> impl Future<Output = Result<Option<String>>> + Send;
+
+    /// The columns of a query, as they are read.
+    fn query_columns(
+        conn: &mut Self::Conn,
+        query: &QuerySpec,
+        table: &TableId,
+        spec: &DatabaseSource,
+    ) -> impl Future<Output = Result<Vec<DbColumn>>> + Send;
+
+    /// The statements that start a read-only transaction seeing one consistent snapshot, each
+    /// with what failed when it fails.
+    const SNAPSHOT: &'static [(&'static str, &'static str)];
+
+    /// Starts the snapshot ([`Server::SNAPSHOT`]).
     fn begin_snapshot(conn: &mut Self::Conn) -> impl Future<Output = Result<()>> + Send;
 
     /// Ends the snapshot and closes the connection (errors are of no consequence: the rows
@@ -99,6 +124,79 @@ pub trait Server: Dialect {
         writer: &mut TableWriter<'_>,
     ) -> impl Future<Output = Result<()>> + Send;
 }
+
+/// The [`Server`] items that read the same for every sqlx driver (only the connection type
+/// differs), expanded inside each server's `impl Server`: the connection type; connecting and
+/// reading the catalog by the folder's convention (`connect` in its `mod.rs`; `relations`,
+/// `table_columns` and `query_columns` in its `catalog.rs`);
+/// ending the snapshot, closing, and the one-row integer queries.
+macro_rules! sqlx_server_calls {
+    ($conn:ty) => {
+        type Conn = $conn;
+
+        async fn connect(url: &str) -> $crate::error::Result<$conn> {
+            connect(url).await
+        }
+
+        async fn relations(
+            conn: &mut $conn,
+        ) -> $crate::error::Result<Vec<$crate::source::database::Relation>> {
+            catalog::relations(conn).await
+        }
+
+        async fn table_columns(
+            conn: &mut $conn,
+            relation: &$crate::source::database::Relation,
+            table: &$crate::table::TableId,
+            spec: &pipectl_spec::types::DatabaseSource,
+        ) -> $crate::error::Result<Vec<$crate::source::database::DbColumn>> {
+            catalog::table_columns(conn, relation, table, spec).await
+        }
+
+        async fn query_columns(
+            conn: &mut $conn,
+            query: &pipectl_spec::types::QuerySpec,
+            table: &$crate::table::TableId,
+            spec: &pipectl_spec::types::DatabaseSource,
+        ) -> $crate::error::Result<Vec<$crate::source::database::DbColumn>> {
+            catalog::query_columns(conn, query, table, spec).await
+        }
+
+        async fn begin_snapshot(conn: &mut $conn) -> $crate::error::Result<()> {
+            use sqlx::Executor as _;
+            for (sql, failed) in Self::SNAPSHOT {
+                conn.execute(*sql)
+                    .await
+                    .map_err(|e| $crate::error::Error::external(*failed, e))?;
+            }
+            Ok(())
+        }
+
+        async fn end_snapshot(mut conn: $conn) {
+            use sqlx::{Connection as _, Executor as _};
+            conn.execute("commit").await.ok();
+            conn.close().await.ok();
+        }
+
+        async fn close(conn: $conn) {
+            use sqlx::Connection as _;
+            conn.close().await.ok();
+        }
+
+        async fn count(conn: &mut $conn, sql: &str) -> sqlx::Result<i64> {
+            let (n,): (i64,) = sqlx::query_as(sql).fetch_one(conn).await?;
+            Ok(n)
+        }
+
+        async fn bounds(
+            conn: &mut $conn,
+            sql: &str,
+        ) -> sqlx::Result<$crate::source::database::Bounds> {
+            sqlx::query_as(sql).fetch_one(conn).await
+        }
+    };
+}
+pub(crate) use sqlx_server_calls;
 
 #[cfg(test)]
 mod tests {

@@ -18,7 +18,10 @@ pub use columns::{ColumnValues, SqlValue, finish_batch};
 pub use connector::ServerConnector;
 pub use dialect::{Bounds, Dialect, SLOW_STATEMENT, Server};
 pub use plan::{
-    BookmarkPlan, ColumnKind, DbColumn, Listing, Selection, Statement, TablePlan, plan_table,
-    settings_for, split_ranges,
+    BookmarkPlan, ColumnKind, DbColumn, Listing, Relation, Selection, Statement, TablePlan,
+    plan_table, settings_for, split_ranges,
 };
-pub use read::{DatabaseSourceStep, TableOutcome, TableWriter, plan_tables, read_table};
+pub use read::{
+    DatabaseSourceStep, TableOutcome, TableWriter, bound, plan_tables, read_fetched, read_table,
+    value_error,
+};

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use pipectl_spec::types::{
     BookmarkSpec, DatabaseSource, InfinityPolicy, NullKeyPolicy, SplitSpec, TableSettings,
-    TableType,
+    TableType, UnmappedTypes,
 };
 use pipectl_state::Bookmark;
 
@@ -36,6 +36,49 @@ pub struct DbColumn {
     pub kind: ColumnKind,
     /// The select-list expression.
     pub select: String,
+}
+
+impl DbColumn {
+    /// A column read under its database name.
+    pub fn new(name: String, declared: String, kind: ColumnKind, select: String) -> Self {
+        DbColumn {
+            source: name.clone(),
+            name,
+            declared,
+            kind,
+            select,
+        }
+    }
+
+    /// How a column of a type with no faithful mapping is read: as text (`as_text`, its select
+    /// expression) with `unmapped_types: text`, or not at all, with an error saying what to do.
+    pub fn unmapped(
+        policy: UnmappedTypes,
+        table: &TableId,
+        name: &str,
+        declared: &str,
+        as_text: String,
+    ) -> Result<(ColumnKind, String)> {
+        match policy {
+            UnmappedTypes::Text => Ok((ColumnKind::Text, as_text)),
+            UnmappedTypes::Fail => Err(Error::user(format!(
+                "table {table}, column `{name}`: type `{declared}` cannot be mapped; set `unmapped_types: text` on the source to land it as text, or cast it in a `queries:` entry"
+            ))),
+        }
+    }
+}
+
+/// A table or view a catalog lists.
+#[derive(Debug, Clone)]
+pub struct Relation {
+    /// The catalog's id of it (PostgreSQL's oid), or 0.
+    pub id: i64,
+    /// Its schema.
+    pub schema: String,
+    /// Its name.
+    pub name: String,
+    /// Whether it is a view.
+    pub view: bool,
 }
 
 /// How a column's values are decoded; each dialect reads its wire format into these.
@@ -378,6 +421,12 @@ impl<'a> Selection<'a> {
             spec,
             hits: vec![(0, 0); spec.include.len()],
         }
+    }
+
+    /// Whether the database's tables are listed at all: with include rules, or without
+    /// queries (a source of queries only reads its queries).
+    pub fn lists_tables(&self) -> bool {
+        !self.spec.include.is_empty() || self.spec.queries.is_empty()
     }
 
     /// Whether `schema.table` (a view when `view`) is read: an include rule selects it (no

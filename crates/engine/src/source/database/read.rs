@@ -6,18 +6,17 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use chrono::Utc;
-use futures::StreamExt;
-use futures::future::BoxFuture;
+use futures::{StreamExt, TryStreamExt};
 use pipectl_spec::types::DatabaseSource;
 use pipectl_state::Bookmark;
 
 use super::columns::{ColumnValues, finish_batch};
 use super::dialect::Server;
-use super::plan::{Listing, TablePlan, split_ranges};
+use super::plan::{DbColumn, Listing, Selection, Statement, TablePlan, plan_table, split_ranges};
 use crate::context::{Backfill, Output, StepContext};
 use crate::error::{Error, Result};
 use crate::source::key_type::check_range;
-use crate::source::{Reached, Source};
+use crate::source::{Running, Source};
 use crate::table::{Message, TableId};
 
 /// A source step reading a database server.
@@ -49,11 +48,57 @@ pub async fn plan_tables<D: Server>(
     in_ranges: bool,
 ) -> Result<Listing<TablePlan>> {
     let mut conn = D::connect(url).await?;
-    let mut listing = D::list_tables(source, spec, &mut conn, stored).await?;
+    let mut listing = list_tables::<D>(&mut conn, source, spec, stored).await?;
     if in_ranges {
         listing.plans = split_plans::<D>(listing.plans, &mut conn).await?;
     }
     Ok(listing)
+}
+
+/// Lists what a server source reads from its catalog: the tables its rules select (by schema,
+/// then name), then its queries, each with the stored bookmark attached.
+pub async fn list_tables<D: Server>(
+    conn: &mut D::Conn,
+    source: &str,
+    spec: &DatabaseSource,
+    stored: &(dyn Fn(&str) -> Option<Bookmark> + Sync),
+) -> Result<Listing<TablePlan>> {
+    let mut selection = Selection::new(spec);
+    let mut plans = Vec::new();
+    if selection.lists_tables() {
+        for relation in D::relations(conn).await? {
+            if !selection.select(&relation.schema, &relation.name, relation.view) {
+                continue;
+            }
+            let table = TableId {
+                source: source.to_owned(),
+                schema: relation.schema.clone(),
+                name: relation.name.clone(),
+            };
+            let columns = D::table_columns(conn, &relation, &table, spec).await?;
+            let from = format!(
+                "{}.{}",
+                D::quote(&relation.schema),
+                D::quote(&relation.name)
+            );
+            plans.push(plan_table::<D>(source, spec, table, columns, from, stored)?);
+        }
+    }
+    for query in &spec.queries {
+        let schema = match &query.schema {
+            Some(schema) => Some(schema.clone()),
+            None => D::query_schema(conn).await?,
+        };
+        let table = TableId {
+            source: source.to_owned(),
+            schema: schema.unwrap_or_default(),
+            name: query.table.clone(),
+        };
+        let columns = D::query_columns(conn, query, &table, spec).await?;
+        let from = format!("({}) as q", query.sql);
+        plans.push(plan_table::<D>(source, spec, table, columns, from, stored)?);
+    }
+    Ok(selection.listing(plans))
 }
 
 /// Replaces each split table's plan with one plan per range of its split column, from the
@@ -148,6 +193,60 @@ pub async fn read_table<D: Server>(
     Ok(moved)
 }
 
+/// `statement`'s SQL with its parameters bound, all as text.
+pub fn bound<'q, DB>(
+    statement: &'q Statement,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    DB: sqlx::Database,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    statement
+        .params
+        .iter()
+        .fold(sqlx::query(&statement.sql), |query, p| query.bind(p))
+}
+
+/// Decodes the rows of a prepared query (each value in the driver's binary form) into
+/// `writer` with the dialect's `decode`.
+pub async fn read_fetched<R, S, F>(
+    mut rows: S,
+    plan: &TablePlan,
+    writer: &mut TableWriter<'_>,
+    decode: F,
+) -> Result<()>
+where
+    R: sqlx::Row,
+    S: futures::Stream<Item = sqlx::Result<R>> + Unpin,
+    for<'r> &'r [u8]: sqlx::Decode<'r, R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+    F: Fn(&DbColumn, Option<&[u8]>, &mut ColumnValues) -> std::result::Result<(), String>,
+{
+    while let Some(row) = rows
+        .try_next()
+        .await
+        .map_err(|e| Error::external("reading rows failed", e))?
+    {
+        let number = writer.start_row();
+        for (i, (column, values)) in plan.columns.iter().zip(writer.columns()).enumerate() {
+            let raw: Option<&[u8]> = row
+                .try_get_unchecked(i)
+                .map_err(|e| Error::external("decoding a value failed", e))?;
+            decode(column, raw, values).map_err(|m| value_error(plan, column, number, &m))?;
+        }
+        writer.end_row().await?;
+    }
+    Ok(())
+}
+
+/// A value that does not decode: where it is, and why.
+pub fn value_error(plan: &TablePlan, column: &DbColumn, row: u64, message: &str) -> Error {
+    Error::user(format!(
+        "{}: row {row}, column `{}` ({}): {message}",
+        plan.table, column.name, column.declared
+    ))
+}
+
 /// The rows of one table on their way out: Arrow builders filled row by row, sent as a batch
 /// whenever `batch_rows` are full, and the end of the table.
 pub struct TableWriter<'a> {
@@ -212,7 +311,7 @@ impl<'a> TableWriter<'a> {
 }
 
 impl<D: Server> Source for DatabaseSourceStep<D> {
-    fn run(self: Box<Self>, ctx: StepContext, out: Output) -> BoxFuture<'static, Result<Reached>> {
+    fn run(self: Box<Self>, ctx: StepContext, out: Output) -> Running {
         Box::pin(async move {
             let url = ctx
                 .run

@@ -1,119 +1,113 @@
 //! MySQL's and MariaDB's catalog (`information_schema`): the tables and views a source
 //! selects, their columns, and how each declared column type lands in Arrow.
 
-use pipectl_spec::types::{DatabaseSource, MysqlTime, UnmappedTypes};
-use pipectl_state::Bookmark;
+use pipectl_spec::types::{DatabaseSource, MysqlTime, QuerySpec};
 use sqlx::mysql::MySqlConnection;
 use sqlx::{Executor, Row};
 
 use super::Mysql;
 use crate::error::{Error, Result};
-use crate::source::database::{
-    ColumnKind, DbColumn, Dialect, Listing, Selection, TablePlan, plan_table,
-};
+use crate::source::database::{ColumnKind, DbColumn, Dialect, Relation};
 use crate::table::TableId;
 
 /// System schemas never selected by `%` rules.
 const SYSTEM_SCHEMAS: &[&str] = &["mysql", "information_schema", "performance_schema", "sys"];
 
-/// Lists what the source reads: the tables its rules select (by schema, then name), then its
-/// queries, each with the stored bookmark attached.
-pub(super) async fn list_tables(
-    source: &str,
-    spec: &DatabaseSource,
+/// The tables and views of `information_schema.tables`, by schema and name, without the
+/// system schemas.
+pub(super) async fn relations(conn: &mut MySqlConnection) -> Result<Vec<Relation>> {
+    let tables: Vec<(String, String, bool)> = sqlx::query_as(
+        "select cast(table_schema as char), cast(table_name as char), table_type in ('VIEW', 'SYSTEM VIEW') from information_schema.tables order by 1, 2",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| Error::external("cannot list MySQL tables", e))?;
+    Ok(tables
+        .into_iter()
+        .filter(|(schema, _, _)| !SYSTEM_SCHEMAS.contains(&schema.as_str()))
+        .map(|(schema, name, view)| Relation {
+            id: 0,
+            schema,
+            name,
+            view,
+        })
+        .collect())
+}
+
+/// The columns of a listed table or view, from `information_schema.columns`.
+pub(super) async fn table_columns(
     conn: &mut MySqlConnection,
-    stored: &(dyn Fn(&str) -> Option<Bookmark> + Sync),
-) -> Result<Listing<TablePlan>> {
-    let mut plans = Vec::new();
-    let mut selection = Selection::new(spec);
-    if !spec.include.is_empty() || spec.queries.is_empty() {
-        let tables: Vec<(String, String, bool)> = sqlx::query_as(
-            "select cast(table_schema as char), cast(table_name as char), table_type in ('VIEW', 'SYSTEM VIEW') from information_schema.tables order by 1, 2",
+    relation: &Relation,
+    table: &TableId,
+    spec: &DatabaseSource,
+) -> Result<Vec<DbColumn>> {
+    let declared: Vec<(String, String)> = sqlx::query_as(
+        "select cast(column_name as char), cast(column_type as char) from information_schema.columns where table_schema = ? and table_name = ? order by ordinal_position",
+    )
+    .bind(&relation.schema)
+    .bind(&relation.name)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| Error::external(format!("cannot read the columns of {table}"), e))?;
+    columns_of(declared, table, spec)
+}
+
+/// The schema a query's table lands in when the spec names none: the connection's database.
+pub(super) async fn query_schema(conn: &mut MySqlConnection) -> Result<Option<String>> {
+    let (database,): (Option<String>,) = sqlx::query_as("select cast(database() as char)")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| Error::external("cannot inspect a query", e))?;
+    Ok(database)
+}
+
+/// The columns of a query.
+pub(super) async fn query_columns(
+    conn: &mut MySqlConnection,
+    query: &QuerySpec,
+    table: &TableId,
+    spec: &DatabaseSource,
+) -> Result<Vec<DbColumn>> {
+    // An empty temporary table built from the query reports its columns' full declared
+    // types (decimal precision and scale included).
+    conn.execute("drop temporary table if exists pipectl_query")
+        .await
+        .map_err(|e| Error::external("cannot inspect a query", e))?;
+    conn.execute(
+        format!(
+            "create temporary table pipectl_query as select * from ({}) as q limit 0",
+            query.sql
         )
+        .as_str(),
+    )
+    .await
+    .map_err(|e| {
+        Error::user(format!(
+            "query for table `{}` does not run: {e}",
+            query.table
+        ))
+    })?;
+    let rows = sqlx::query("show columns from pipectl_query")
         .fetch_all(&mut *conn)
         .await
-        .map_err(|e| Error::external("cannot list MySQL tables", e))?;
-        for (schema, name, view) in tables {
-            if SYSTEM_SCHEMAS.contains(&schema.as_str()) || !selection.select(&schema, &name, view)
-            {
-                continue;
-            }
-            let table = TableId {
-                source: source.to_owned(),
-                schema: schema.clone(),
-                name: name.clone(),
-            };
-            let declared: Vec<(String, String)> = sqlx::query_as(
-                "select cast(column_name as char), cast(column_type as char) from information_schema.columns where table_schema = ? and table_name = ? order by ordinal_position",
-            )
-            .bind(&schema)
-            .bind(&name)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(|e| Error::external(format!("cannot read the columns of {table}"), e))?;
-            let columns = columns_of(declared, &table, spec)?;
-            let from = format!("{}.{}", Mysql::quote(&schema), Mysql::quote(&name));
-            plans.push(plan_table::<Mysql>(
-                source, spec, table, columns, from, stored,
-            )?);
-        }
+        .map_err(|e| Error::external("cannot inspect a query", e))?;
+    let mut declared = Vec::new();
+    for row in rows {
+        let name: &[u8] = row
+            .try_get_unchecked(0)
+            .map_err(|e| Error::external("cannot inspect a query", e))?;
+        let ty: &[u8] = row
+            .try_get_unchecked(1)
+            .map_err(|e| Error::external("cannot inspect a query", e))?;
+        declared.push((
+            String::from_utf8_lossy(name).into_owned(),
+            String::from_utf8_lossy(ty).into_owned(),
+        ));
     }
-    for query in &spec.queries {
-        let (database,): (Option<String>,) = sqlx::query_as("select cast(database() as char)")
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(|e| Error::external("cannot inspect a query", e))?;
-        let table = TableId {
-            source: source.to_owned(),
-            schema: query.schema.clone().or(database).unwrap_or_default(),
-            name: query.table.clone(),
-        };
-        // An empty temporary table built from the query reports its columns' full declared
-        // types (decimal precision and scale included).
-        conn.execute("drop temporary table if exists pipectl_query")
-            .await
-            .map_err(|e| Error::external("cannot inspect a query", e))?;
-        conn.execute(
-            format!(
-                "create temporary table pipectl_query as select * from ({}) as q limit 0",
-                query.sql
-            )
-            .as_str(),
-        )
+    conn.execute("drop temporary table pipectl_query")
         .await
-        .map_err(|e| {
-            Error::user(format!(
-                "query for table `{}` does not run: {e}",
-                query.table
-            ))
-        })?;
-        let rows = sqlx::query("show columns from pipectl_query")
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(|e| Error::external("cannot inspect a query", e))?;
-        let mut declared = Vec::new();
-        for row in rows {
-            let name: &[u8] = row
-                .try_get_unchecked(0)
-                .map_err(|e| Error::external("cannot inspect a query", e))?;
-            let ty: &[u8] = row
-                .try_get_unchecked(1)
-                .map_err(|e| Error::external("cannot inspect a query", e))?;
-            declared.push((
-                String::from_utf8_lossy(name).into_owned(),
-                String::from_utf8_lossy(ty).into_owned(),
-            ));
-        }
-        conn.execute("drop temporary table pipectl_query")
-            .await
-            .map_err(|e| Error::external("cannot inspect a query", e))?;
-        let columns = columns_of(declared, &table, spec)?;
-        let from = format!("({}) as q", query.sql);
-        plans.push(plan_table::<Mysql>(
-            source, spec, table, columns, from, stored,
-        )?);
-    }
-    Ok(selection.listing(plans))
+        .map_err(|e| Error::external("cannot inspect a query", e))?;
+    columns_of(declared, table, spec)
 }
 
 /// Spatial types, landed (with `unmapped_types: text`) as well-known text.
@@ -149,22 +143,9 @@ fn columns_of(
                 }
                 Some(Some(kind)) => (kind, quoted),
                 Some(None) => (ColumnKind::Text, as_text),
-                None => match spec.unmapped_types {
-                    UnmappedTypes::Text => (ColumnKind::Text, as_text),
-                    UnmappedTypes::Fail => {
-                        return Err(Error::user(format!(
-                            "table {table}, column `{name}`: type `{declared}` cannot be mapped; set `unmapped_types: text` on the source to land it as text, or cast it in a `queries:` entry"
-                        )));
-                    }
-                },
+                None => DbColumn::unmapped(spec.unmapped_types, table, &name, &declared, as_text)?,
             };
-            Ok(DbColumn {
-                source: name.clone(),
-                name,
-                declared,
-                kind,
-                select,
-            })
+            Ok(DbColumn::new(name, declared, kind, select))
         })
         .collect()
 }

@@ -9,14 +9,13 @@ pub mod read;
 
 use std::str::FromStr;
 
-use pipectl_spec::types::DatabaseSource;
-use pipectl_state::Bookmark;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
-use sqlx::{ConnectOptions, Connection, Executor, Row};
+use sqlx::{ConnectOptions, Connection, Row};
 
 use crate::error::{Error, Result};
+use crate::source::database::dialect::sqlx_server_calls;
 use crate::source::database::{
-    Bounds, Dialect, Listing, SLOW_STATEMENT, Server, Statement, TablePlan, TableWriter,
+    Dialect, SLOW_STATEMENT, Server, Statement, TablePlan, TableWriter, bound, read_fetched,
 };
 
 /// MySQL and MariaDB.
@@ -27,10 +26,6 @@ impl Dialect for Mysql {
 
     fn quote(name: &str) -> String {
         format!("`{}`", name.replace('`', "``"))
-    }
-
-    fn placeholder(_n: usize) -> String {
-        "?".to_owned()
     }
 
     fn key_as_text(quoted: &str) -> String {
@@ -70,54 +65,28 @@ pub async fn connect(url: &str) -> Result<MySqlConnection> {
 }
 
 impl Server for Mysql {
-    type Conn = MySqlConnection;
+    sqlx_server_calls!(MySqlConnection);
 
-    async fn connect(url: &str) -> Result<MySqlConnection> {
-        connect(url).await
+    async fn query_schema(conn: &mut MySqlConnection) -> Result<Option<String>> {
+        catalog::query_schema(conn).await
     }
 
-    async fn list_tables(
-        source: &str,
-        spec: &DatabaseSource,
-        conn: &mut MySqlConnection,
-        stored: &(dyn Fn(&str) -> Option<Bookmark> + Sync),
-    ) -> Result<Listing<TablePlan>> {
-        catalog::list_tables(source, spec, conn, stored).await
-    }
-
-    async fn begin_snapshot(conn: &mut MySqlConnection) -> Result<()> {
-        conn.execute("set session transaction isolation level repeatable read")
-            .await
-            .map_err(|e| Error::external("cannot set the isolation level", e))?;
-        conn.execute("start transaction with consistent snapshot, read only")
-            .await
-            .map_err(|e| Error::external("cannot start a snapshot", e))?;
-        Ok(())
-    }
-
-    async fn end_snapshot(mut conn: MySqlConnection) {
-        conn.execute("commit").await.ok();
-        conn.close().await.ok();
-    }
-
-    async fn close(conn: MySqlConnection) {
-        conn.close().await.ok();
-    }
-
-    async fn count(conn: &mut MySqlConnection, sql: &str) -> sqlx::Result<i64> {
-        let (n,): (i64,) = sqlx::query_as(sql).fetch_one(conn).await?;
-        Ok(n)
-    }
+    const SNAPSHOT: &'static [(&'static str, &'static str)] = &[
+        (
+            "set session transaction isolation level repeatable read",
+            "cannot set the isolation level",
+        ),
+        (
+            "start transaction with consistent snapshot, read only",
+            "cannot start a snapshot",
+        ),
+    ];
 
     async fn key_texts(
         conn: &mut MySqlConnection,
         statement: &Statement,
     ) -> sqlx::Result<Option<Vec<String>>> {
-        let mut query = sqlx::query(&statement.sql);
-        for p in &statement.params {
-            query = query.bind(p);
-        }
-        let Some(row) = query.fetch_optional(conn).await? else {
+        let Some(row) = bound(statement).fetch_optional(conn).await? else {
             return Ok(None);
         };
         // Read as bytes: MySQL sends `cast(... as char)` in the connection's character set.
@@ -130,16 +99,13 @@ impl Server for Mysql {
             .map(Some)
     }
 
-    async fn bounds(conn: &mut MySqlConnection, sql: &str) -> sqlx::Result<Bounds> {
-        sqlx::query_as(sql).fetch_one(conn).await
-    }
-
     async fn read_rows(
         conn: &mut MySqlConnection,
         plan: &TablePlan,
         statement: &Statement,
         writer: &mut TableWriter<'_>,
     ) -> Result<()> {
-        read::read_rows(conn, plan, statement, writer).await
+        let rows = bound(statement).fetch(&mut *conn);
+        read_fetched(rows, plan, writer, read::decode_value).await
     }
 }

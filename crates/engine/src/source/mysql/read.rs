@@ -3,57 +3,14 @@
 
 use arrow::compute::kernels::cast_utils::parse_decimal;
 use arrow::datatypes::Decimal128Type;
-use futures::TryStreamExt;
-use sqlx::Row;
-use sqlx::mysql::MySqlConnection;
 
-use crate::error::{Error, Result};
-use crate::source::database::{
-    ColumnKind, ColumnValues, DbColumn, Statement, TablePlan, TableWriter,
-};
+use crate::source::database::{ColumnKind, ColumnValues, DbColumn};
 
 /// The Unix epoch, which Arrow dates and timestamps count from.
 const EPOCH: chrono::NaiveDate = match chrono::NaiveDate::from_ymd_opt(1970, 1, 1) {
     Some(d) => d,
     None => panic!("1970-01-01 is a valid date"),
 };
-
-/// Runs `statement` and decodes its rows into `writer`.
-pub(super) async fn read_rows(
-    conn: &mut MySqlConnection,
-    plan: &TablePlan,
-    statement: &Statement,
-    writer: &mut TableWriter<'_>,
-) -> Result<()> {
-    {
-        let mut query = sqlx::query(&statement.sql);
-        for p in &statement.params {
-            query = query.bind(p);
-        }
-        let mut stream = query.fetch(&mut *conn);
-        loop {
-            let row = stream
-                .try_next()
-                .await
-                .map_err(|e| Error::external("reading rows failed", e))?;
-            let Some(row) = row else { break };
-            let rows = writer.start_row();
-            for (i, (column, values)) in plan.columns.iter().zip(writer.columns()).enumerate() {
-                let raw: Option<&[u8]> = row
-                    .try_get_unchecked(i)
-                    .map_err(|e| Error::external("decoding a value failed", e))?;
-                decode_value(column, raw, values).map_err(|m| {
-                    Error::user(format!(
-                        "{}: row {rows}, column `{}` ({}): {m}",
-                        plan.table, column.name, column.declared
-                    ))
-                })?;
-            }
-            writer.end_row().await?;
-        }
-    }
-    Ok(())
-}
 
 /// A little-endian integer of 1 to 8 bytes, sign-extended when `signed`.
 fn le_int(v: &[u8], signed: bool) -> std::result::Result<u64, String> {
@@ -69,7 +26,7 @@ fn le_int(v: &[u8], signed: bool) -> std::result::Result<u64, String> {
 }
 
 /// Decodes one value in MySQL's binary protocol format.
-fn decode_value(
+pub(super) fn decode_value(
     column: &DbColumn,
     raw: Option<&[u8]>,
     out: &mut ColumnValues,

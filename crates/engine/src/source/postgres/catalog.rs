@@ -1,16 +1,13 @@
 //! PostgreSQL's catalog: the tables and views a source selects, their columns, and how each
 //! `pg_type` lands in Arrow (natively, or selected as text).
 
-use pipectl_spec::types::{DatabaseSource, UnmappedTypes};
-use pipectl_state::Bookmark;
+use pipectl_spec::types::{DatabaseSource, QuerySpec, UnmappedTypes};
 use sqlx::Executor;
 use sqlx::postgres::PgConnection;
 
 use super::Postgres;
 use crate::error::{Error, Result};
-use crate::source::database::{
-    ColumnKind, DbColumn, Dialect, Listing, Selection, TablePlan, plan_table,
-};
+use crate::source::database::{ColumnKind, DbColumn, Dialect, Relation};
 use crate::table::TableId;
 
 /// One catalog row describing a column.
@@ -21,75 +18,67 @@ const COLUMNS_SQL: &str = "select a.attname::text, format_type(a.atttypid, a.att
      join pg_type bt on bt.oid = case when t.typtype = 'd' then t.typbasetype else t.oid end \
      where a.attrelid = $1::oid and a.attnum > 0 and not a.attisdropped order by a.attnum";
 
-/// Lists what the source reads: the tables its rules select (by schema, then name), then its
-/// queries, each with the stored bookmark attached.
-pub(super) async fn list_tables(
-    source: &str,
-    spec: &DatabaseSource,
+/// The tables, views and foreign tables of `pg_class`, by schema and name (not partitions:
+/// their parent is read; not the system schemas).
+pub(super) async fn relations(conn: &mut PgConnection) -> Result<Vec<Relation>> {
+    let tables: Vec<(i64, String, String, bool)> = sqlx::query_as(
+        "select c.oid::int8, n.nspname::text, c.relname::text, c.relkind in ('v', 'm') from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+         where c.relkind in ('r', 'p', 'v', 'm', 'f') and not c.relispartition \
+         and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_toast%' and n.nspname not like 'pg\\_temp%' \
+         order by 2, 3",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| Error::external("cannot list PostgreSQL tables", e))?;
+    Ok(tables
+        .into_iter()
+        .map(|(id, schema, name, view)| Relation {
+            id,
+            schema,
+            name,
+            view,
+        })
+        .collect())
+}
+
+/// The columns of a listed table or view.
+pub(super) async fn table_columns(
     conn: &mut PgConnection,
-    stored: &(dyn Fn(&str) -> Option<Bookmark> + Sync),
-) -> Result<Listing<TablePlan>> {
-    let mut plans = Vec::new();
-    let mut selection = Selection::new(spec);
-    if !spec.include.is_empty() || spec.queries.is_empty() {
-        let tables: Vec<(i64, String, String, bool)> = sqlx::query_as(
-            "select c.oid::int8, n.nspname::text, c.relname::text, c.relkind in ('v', 'm') from pg_class c join pg_namespace n on n.oid = c.relnamespace \
-             where c.relkind in ('r', 'p', 'v', 'm', 'f') and not c.relispartition \
-             and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_toast%' and n.nspname not like 'pg\\_temp%' \
-             order by 2, 3",
-        )
-        .fetch_all(&mut *conn)
+    relation: &Relation,
+    table: &TableId,
+    spec: &DatabaseSource,
+) -> Result<Vec<DbColumn>> {
+    columns_of(conn, relation.id, table, spec.unmapped_types).await
+}
+
+/// The columns of a query. A temporary view gives them with their full declared types
+/// (numeric precision and scale included), which a statement description does not.
+pub(super) async fn query_columns(
+    conn: &mut PgConnection,
+    query: &QuerySpec,
+    table: &TableId,
+    spec: &DatabaseSource,
+) -> Result<Vec<DbColumn>> {
+    conn.execute("drop view if exists pg_temp.pipectl_query")
         .await
-        .map_err(|e| Error::external("cannot list PostgreSQL tables", e))?;
-        for (oid, schema, name, view) in tables {
-            if !selection.select(&schema, &name, view) {
-                continue;
-            }
-            let table = TableId {
-                source: source.to_owned(),
-                schema: schema.clone(),
-                name: name.clone(),
-            };
-            let columns = columns_of(conn, oid, &table, spec.unmapped_types).await?;
-            let from = format!("{}.{}", Postgres::quote(&schema), Postgres::quote(&name));
-            plans.push(plan_table::<Postgres>(
-                source, spec, table, columns, from, stored,
-            )?);
-        }
-    }
-    for query in &spec.queries {
-        let table = TableId {
-            source: source.to_owned(),
-            schema: query.schema.clone().unwrap_or_else(|| "public".to_owned()),
-            name: query.table.clone(),
-        };
-        // A temporary view gives the query's columns with their full declared types
-        // (numeric precision and scale included), which a statement description does not.
-        conn.execute("drop view if exists pg_temp.pipectl_query")
-            .await
-            .map_err(|e| Error::external("cannot inspect a query", e))?;
-        conn.execute(format!("create temporary view pipectl_query as {}", query.sql).as_str())
-            .await
-            .map_err(|e| {
-                Error::user(format!(
-                    "query for table `{}` does not run: {e}",
-                    query.table
-                ))
-            })?;
-        let (oid,): (i64,) = sqlx::query_as("select 'pg_temp.pipectl_query'::regclass::oid::int8")
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(|e| Error::external("cannot inspect a query", e))?;
-        let columns = columns_of(conn, oid, &table, spec.unmapped_types).await?;
-        conn.execute("drop view pg_temp.pipectl_query")
-            .await
-            .map_err(|e| Error::external("cannot inspect a query", e))?;
-        let from = format!("({}) as q", query.sql);
-        plans.push(plan_table::<Postgres>(
-            source, spec, table, columns, from, stored,
-        )?);
-    }
-    Ok(selection.listing(plans))
+        .map_err(|e| Error::external("cannot inspect a query", e))?;
+    conn.execute(format!("create temporary view pipectl_query as {}", query.sql).as_str())
+        .await
+        .map_err(|e| {
+            Error::user(format!(
+                "query for table `{}` does not run: {e}",
+                query.table
+            ))
+        })?;
+    let (oid,): (i64,) = sqlx::query_as("select 'pg_temp.pipectl_query'::regclass::oid::int8")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| Error::external("cannot inspect a query", e))?;
+    let columns = columns_of(conn, oid, table, spec.unmapped_types).await?;
+    conn.execute("drop view pg_temp.pipectl_query")
+        .await
+        .map_err(|e| Error::external("cannot inspect a query", e))?;
+    Ok(columns)
 }
 
 async fn columns_of(
@@ -116,22 +105,12 @@ async fn columns_of(
                     ColumnKind::Text,
                     format!("array_to_json({quoted})::text as {quoted}"),
                 ),
-                Mapping::Unmapped => match unmapped {
-                    UnmappedTypes::Text => (ColumnKind::Text, format!("{quoted}::text as {quoted}")),
-                    UnmappedTypes::Fail => {
-                        return Err(Error::user(format!(
-                            "table {table}, column `{name}`: type `{declared}` cannot be mapped; set `unmapped_types: text` on the source to land it as text, or cast it in a `queries:` entry"
-                        )));
-                    }
-                },
+                Mapping::Unmapped => {
+                    let as_text = format!("{quoted}::text as {quoted}");
+                    DbColumn::unmapped(unmapped, table, &name, &declared, as_text)?
+                }
             };
-            Ok(DbColumn {
-                source: name.clone(),
-                name,
-                declared,
-                kind,
-                select,
-            })
+            Ok(DbColumn::new(name, declared, kind, select))
         })
         .collect()
 }

@@ -9,14 +9,13 @@ pub mod read;
 
 use std::str::FromStr;
 
-use pipectl_spec::types::DatabaseSource;
-use pipectl_state::Bookmark;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection, Executor, Row};
 
 use crate::error::{Error, Result};
+use crate::source::database::dialect::sqlx_server_calls;
 use crate::source::database::{
-    Bounds, Dialect, Listing, SLOW_STATEMENT, Server, Statement, TablePlan, TableWriter,
+    Dialect, SLOW_STATEMENT, Server, Statement, TablePlan, TableWriter, bound,
 };
 
 /// PostgreSQL.
@@ -24,10 +23,6 @@ pub struct Postgres;
 
 impl Dialect for Postgres {
     const NAME: &'static str = "postgres";
-
-    fn quote(name: &str) -> String {
-        format!("\"{}\"", name.replace('"', "\"\""))
-    }
 
     fn placeholder(n: usize) -> String {
         format!("${n}")
@@ -67,61 +62,28 @@ pub async fn connect(url: &str) -> Result<PgConnection> {
 }
 
 impl Server for Postgres {
-    type Conn = PgConnection;
+    sqlx_server_calls!(PgConnection);
 
-    async fn connect(url: &str) -> Result<PgConnection> {
-        connect(url).await
+    async fn query_schema(_conn: &mut PgConnection) -> Result<Option<String>> {
+        Ok(Some("public".to_owned()))
     }
 
-    async fn list_tables(
-        source: &str,
-        spec: &DatabaseSource,
-        conn: &mut PgConnection,
-        stored: &(dyn Fn(&str) -> Option<Bookmark> + Sync),
-    ) -> Result<Listing<TablePlan>> {
-        catalog::list_tables(source, spec, conn, stored).await
-    }
-
-    async fn begin_snapshot(conn: &mut PgConnection) -> Result<()> {
-        conn.execute("begin isolation level repeatable read read only")
-            .await
-            .map_err(|e| Error::external("cannot start a snapshot", e))?;
-        Ok(())
-    }
-
-    async fn end_snapshot(mut conn: PgConnection) {
-        conn.execute("commit").await.ok();
-        conn.close().await.ok();
-    }
-
-    async fn close(conn: PgConnection) {
-        conn.close().await.ok();
-    }
-
-    async fn count(conn: &mut PgConnection, sql: &str) -> sqlx::Result<i64> {
-        let (n,): (i64,) = sqlx::query_as(sql).fetch_one(conn).await?;
-        Ok(n)
-    }
+    const SNAPSHOT: &'static [(&'static str, &'static str)] = &[(
+        "begin isolation level repeatable read read only",
+        "cannot start a snapshot",
+    )];
 
     async fn key_texts(
         conn: &mut PgConnection,
         statement: &Statement,
     ) -> sqlx::Result<Option<Vec<String>>> {
-        let mut query = sqlx::query(&statement.sql);
-        for p in &statement.params {
-            query = query.bind(p);
-        }
-        let Some(row) = query.fetch_optional(conn).await? else {
+        let Some(row) = bound(statement).fetch_optional(conn).await? else {
             return Ok(None);
         };
         (0..row.len())
             .map(|i| row.try_get(i))
             .collect::<sqlx::Result<_>>()
             .map(Some)
-    }
-
-    async fn bounds(conn: &mut PgConnection, sql: &str) -> sqlx::Result<Bounds> {
-        sqlx::query_as(sql).fetch_one(conn).await
     }
 
     async fn read_rows(

@@ -8,12 +8,12 @@
 use bytes::BytesMut;
 use futures::TryStreamExt;
 use pipectl_spec::types::InfinityPolicy;
-use sqlx::Row;
 use sqlx::postgres::PgConnection;
 
 use crate::error::{Error, Result};
 use crate::source::database::{
-    ColumnKind, ColumnValues, DbColumn, Statement, TablePlan, TableWriter,
+    ColumnKind, ColumnValues, DbColumn, Statement, TablePlan, TableWriter, bound, read_fetched,
+    value_error,
 };
 
 /// Days from 1970-01-01 to PostgreSQL's epoch, 2000-01-01.
@@ -98,36 +98,13 @@ pub(super) async fn read_rows(
             .is_some()
         {}
     } else {
-        let mut query = sqlx::query(&statement.sql);
-        for p in &statement.params {
-            query = query.bind(p);
-        }
-        let mut stream = query.fetch(&mut *conn);
-        loop {
-            let row = stream
-                .try_next()
-                .await
-                .map_err(|e| Error::external("reading rows failed", e))?;
-            let Some(row) = row else { break };
-            let number = writer.start_row();
-            for (i, (column, values)) in plan.columns.iter().zip(writer.columns()).enumerate() {
-                let raw: Option<&[u8]> = row
-                    .try_get_unchecked(i)
-                    .map_err(|e| Error::external("decoding a value failed", e))?;
-                decode_value(column, raw, values, plan.infinity)
-                    .map_err(|m| value_error(plan, column, number, &m))?;
-            }
-            writer.end_row().await?;
-        }
+        let rows = bound(statement).fetch(&mut *conn);
+        read_fetched(rows, plan, writer, |column, raw, values| {
+            decode_value(column, raw, values, plan.infinity)
+        })
+        .await?;
     }
     Ok(())
-}
-
-fn value_error(plan: &TablePlan, column: &DbColumn, row: u64, message: &str) -> Error {
-    Error::user(format!(
-        "{}: row {row}, column `{}` ({}): {message}",
-        plan.table, column.name, column.declared
-    ))
 }
 
 /// Length of the COPY header once it is all in `buf`.

@@ -19,7 +19,7 @@ pub async fn plan_tables(
 ) -> Result<Listing<TablePlan>> {
     let mut plans = Vec::new();
     let mut selection = Selection::new(spec);
-    if !spec.include.is_empty() || spec.queries.is_empty() {
+    if selection.lists_tables() {
         let names: Vec<(String, bool)> = sqlx::query_as(
             "select name, type = 'view' from sqlite_schema where type in ('table', 'view') and name not like 'sqlite\\_%' escape '\\' order by name",
         )
@@ -131,12 +131,10 @@ fn columns_of(declared: Vec<(String, String)>) -> Result<Vec<DbColumn>> {
     }
     Ok(declared
         .into_iter()
-        .map(|(name, declared)| DbColumn {
-            kind: kind_for_declared(&declared),
-            select: Sqlite::quote(&name),
-            source: name.clone(),
-            name,
-            declared,
+        .map(|(name, declared)| {
+            let kind = kind_for_declared(&declared);
+            let select = Sqlite::quote(&name);
+            DbColumn::new(name, declared, kind, select)
         })
         .collect())
 }

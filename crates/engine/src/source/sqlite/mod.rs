@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::plan::PlanRead;
 use crate::source::connector::{PlanInput, SourceConnector, SourcePlan};
 use crate::source::database::Dialect;
-use crate::source::{Reached, Source};
+use crate::source::{Running, Source};
 
 pub use catalog::{arrow_type_for_declared, kind_for_declared, plan_tables};
 
@@ -90,23 +90,8 @@ pub struct Sqlite;
 impl Dialect for Sqlite {
     const NAME: &'static str = "sqlite";
 
-    /// Wrapped in `"` with inner quotes doubled, so no name can end the identifier early and
-    /// inject SQL.
-    fn quote(name: &str) -> String {
-        format!("\"{}\"", name.replace('"', "\"\""))
-    }
-
-    fn placeholder(n: usize) -> String {
-        format!("?{n}")
-    }
-
     fn key_as_text(quoted: &str) -> String {
         format!("cast({quoted} as text)")
-    }
-
-    fn cast_param(placeholder: &str, _declared: &str) -> String {
-        // SQLite compares by storage class and affinity: the column's affinity converts it.
-        placeholder.to_owned()
     }
 
     fn settled(quoted: &str, seconds: &str) -> String {
@@ -149,7 +134,7 @@ pub async fn connect(path: &Path) -> Result<SqliteConnection> {
 }
 
 impl Source for SqliteSource {
-    fn run(self: Box<Self>, ctx: StepContext, out: Output) -> BoxFuture<'static, Result<Reached>> {
+    fn run(self: Box<Self>, ctx: StepContext, out: Output) -> Running {
         Box::pin(async move {
             let path = ctx.run.connections.sqlite_path(&self.spec.connection)?;
             let mut conn = connect(&path).await?;
