@@ -3,6 +3,7 @@
 
 mod maintenance;
 mod merge;
+mod pg_oracle;
 mod readers;
 mod s3;
 mod write;
