@@ -46,10 +46,12 @@ impl StreamSpec for HttpSource {
     const TYPE: &'static str = "http";
 
     fn describe(&self, pipeline: &str, step: &str) -> String {
+        // Relative to the state directory, which `plan` does not know.
+        let log = HttpSource::log_dir(Path::new(""), pipeline, step);
         format!(
             "HTTP PutRecord/PutRecordBatch on {} until stopped; records answered 200 wait in the write-ahead log {} under the state directory (at most {} bytes)",
             self.listen,
-            HttpSource::log_dir(Path::new(""), pipeline, step).display(),
+            log.display(),
             self.max_buffered_bytes
         )
     }
