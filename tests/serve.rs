@@ -665,14 +665,18 @@ sinks:
         .map(|n| format!("{{\"n\":{n}}}"))
         .collect::<Vec<_>>()
         .join("\n");
-    // Without the bearer token: 401. With it (raw HTTP, as any client): 200.
-    let unauthorized = pipectl_serve::client::request(
-        addr,
-        "POST",
-        "/streams/puts/put/records/batch",
-        Some(&batch),
-    )
-    .unwrap();
+    // Without the bearer token: 401 (once the source is registered: 404 before). With it
+    // (raw HTTP, as any client): 200.
+    let unauthorized = wait_for(Duration::from_secs(20), "the Direct PUT source", || {
+        pipectl_serve::client::request(
+            addr,
+            "POST",
+            "/streams/puts/put/records/batch",
+            Some(&batch),
+        )
+        .ok()
+        .filter(|answer| answer.status != 404)
+    });
     assert_eq!(unauthorized.status, 401, "{}", unauthorized.body);
     let accepted = wait_for(Duration::from_secs(20), "the Direct PUT source", || {
         use std::io::{Read, Write};

@@ -214,21 +214,27 @@ sinks:
     )
 }
 
+/// Writes `pipeline.yaml` in `dir`: [`nats_spec`] with `sink_extra`.
+fn write_nats_pipeline(dir: &Path, stream: &str, subject: &str, sink_extra: &str) {
+    std::fs::write(
+        dir.join("pipeline.yaml"),
+        nats_spec(stream, subject, sink_extra),
+    )
+    .unwrap();
+}
+
 #[test]
 fn nats_records_land_once_under_the_prefix_and_bad_ones_in_error_envelopes() {
     let Some((rt, js, stream, subject)) = fresh_jetstream("PIPECTL_T1_") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("pipeline.yaml"),
-        nats_spec(
-            &stream,
-            &subject,
-            "    prefix: \"rentals/!{timestamp:yyyy/MM/dd}/\"\n    error_output_prefix: \"errors/!{firehose:error-output-type}/!{timestamp:yyyy}/\"\n    max_bytes: 2048\n    interval_secs: 1\n",
-        ),
-    )
-    .unwrap();
+    write_nats_pipeline(
+        dir.path(),
+        &stream,
+        &subject,
+        "    prefix: \"rentals/!{timestamp:yyyy/MM/dd}/\"\n    error_output_prefix: \"errors/!{firehose:error-output-type}/!{timestamp:yyyy}/\"\n    max_bytes: 2048\n    interval_secs: 1\n",
+    );
     let mut payloads: Vec<String> = (1..=300)
         .map(|n| format!(r#"{{"n":{n},"eventType":"rent"}}"#))
         .collect();
@@ -429,15 +435,12 @@ fn kill_9_at_random_moments_leaves_every_record_in_the_lake_exactly_once() {
     };
     let dir = tempfile::tempdir().unwrap();
     // Small buffers, three partitions and errors: many flushes, so kills land in every phase.
-    std::fs::write(
-        dir.path().join("pipeline.yaml"),
-        nats_spec(
-            &stream,
-            &subject,
-            "    prefix: \"soak/!{partitionKeyFromQuery:kind}/!{firehose:random-string}/\"\n    error_output_prefix: \"errors/!{firehose:error-output-type}/\"\n    partition_keys: {kind: .kind}\n    max_bytes: 3000\n    interval_secs: 0.2\n",
-        ),
-    )
-    .unwrap();
+    write_nats_pipeline(
+        dir.path(),
+        &stream,
+        &subject,
+        "    prefix: \"soak/!{partitionKeyFromQuery:kind}/!{firehose:random-string}/\"\n    error_output_prefix: \"errors/!{firehose:error-output-type}/\"\n    partition_keys: {kind: .kind}\n    max_bytes: 3000\n    interval_secs: 0.2\n",
+    );
     const TOTAL: u64 = 30_000;
     let producer = {
         let subject = subject.clone();
@@ -1353,15 +1356,12 @@ fn an_object_recorded_in_flight_but_never_written_is_rebuilt_from_the_redelivere
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("pipeline.yaml"),
-        nats_spec(
-            &stream,
-            &subject,
-            "    prefix: \"raw/\"\n    interval_secs: 1\n",
-        ),
-    )
-    .unwrap();
+    write_nats_pipeline(
+        dir.path(),
+        &stream,
+        &subject,
+        "    prefix: \"raw/\"\n    interval_secs: 1\n",
+    );
     publish(
         &rt,
         &js,
@@ -1495,15 +1495,12 @@ fn an_interrupted_streaming_run_says_what_it_had_published() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("pipeline.yaml"),
-        nats_spec(
-            &stream,
-            &subject,
-            "    prefix: \"rentals/\"\n    max_bytes: 2048\n    interval_secs: 0.3\n",
-        ),
-    )
-    .unwrap();
+    write_nats_pipeline(
+        dir.path(),
+        &stream,
+        &subject,
+        "    prefix: \"rentals/\"\n    max_bytes: 2048\n    interval_secs: 0.3\n",
+    );
     let payloads: Vec<String> = (1..=300)
         .map(|n| format!(r#"{{"n":{n},"eventType":"rent"}}"#))
         .collect();

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use pipectl_state::{Bookmark, StateStore};
+use pipectl_state::StateStore;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -32,8 +32,6 @@ pub struct RunContext {
     pub connections: Arc<Connections>,
     /// Run history and bookmarks; sources read their stored positions from it.
     pub state: Arc<dyn StateStore>,
-    /// Positions sources reached; the executor commits them with the run, only if it succeeds.
-    pub new_bookmarks: Mutex<Vec<Bookmark>>,
     /// Set for a backfill run: bookmarked tables read a range of their first key instead.
     pub backfill: Option<Backfill>,
     /// `--strict`: an include rule that matches no table fails the run instead of warning.
@@ -63,7 +61,7 @@ impl Backfill {
 impl RunContext {
     /// A fresh context for one attempt of the run: same run, connections and state, a
     /// cancellation token that the run's token cancels but that cancelling does not propagate
-    /// up from, and no bookmark positions yet.
+    /// up from.
     pub fn attempt(&self) -> RunContext {
         RunContext {
             run_id: self.run_id.clone(),
@@ -72,7 +70,6 @@ impl RunContext {
             cancel: self.cancel.child_token(),
             connections: self.connections.clone(),
             state: self.state.clone(),
-            new_bookmarks: Mutex::new(Vec::new()),
             backfill: self.backfill.clone(),
             strict: self.strict,
         }

@@ -24,7 +24,7 @@ use object_store::path::Path as StorePath;
 use pipectl_spec::LoadedSpec;
 use pipectl_spec::dag::StepKind;
 use pipectl_state::{
-    PublishEntry, RetiredObject, RunRecord, RunStatus, StateStore, StepRecord, new_run_id,
+    Bookmark, PublishEntry, RetiredObject, RunRecord, RunStatus, StateStore, StepRecord, new_run_id,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -97,7 +97,6 @@ pub fn prepare(
         cancel: options.cancel,
         connections,
         state: state.clone(),
-        new_bookmarks: std::sync::Mutex::new(Vec::new()),
         backfill: None,
         strict: options.strict,
     });
@@ -123,6 +122,8 @@ pub fn prepare(
 /// What one step task returns.
 enum StepOutcome {
     Done,
+    /// A source's finish: the bookmarks it reached, committed with the run.
+    Read(Vec<Bookmark>),
     Staged(Vec<StagedFile>),
 }
 
@@ -213,6 +214,7 @@ impl PreparedRun {
         let mut tasks = self.spawn_steps(&context)?;
         let mut errors: BTreeMap<String, Error> = BTreeMap::new();
         let mut staged: Vec<StagedFile> = Vec::new();
+        let mut reached: Vec<Bookmark> = Vec::new();
         while let Some(joined) = tasks.join_next().await {
             let (name, result) = match joined {
                 Ok(r) => r,
@@ -223,6 +225,7 @@ impl PreparedRun {
             };
             match result {
                 Ok(StepOutcome::Done) => tracing::debug!(step = %name, "step finished"),
+                Ok(StepOutcome::Read(bookmarks)) => reached.extend(bookmarks),
                 Ok(StepOutcome::Staged(files)) => staged.extend(files),
                 Err(e) => {
                     // The first real failure cancels the rest; their cancellations are not news.
@@ -273,11 +276,7 @@ impl PreparedRun {
 
         record.status = RunStatus::Committing;
         // Saved with the manifest, so a recovery that finishes this publish also moves them.
-        record.bookmarks = context
-            .new_bookmarks
-            .lock()
-            .map(|b| b.clone())
-            .map_err(|_| Error::internal("bookmark list poisoned"))?;
+        record.bookmarks = reached;
         record.publish = staged
             .iter()
             .map(|f| PublishEntry {
@@ -399,7 +398,7 @@ impl PreparedRun {
                     let out = output_for(&name, &metrics);
                     tasks.spawn(async move {
                         metrics.start();
-                        let result = built.run(ctx, out).await.map(|_| StepOutcome::Done);
+                        let result = built.run(ctx, out).await.map(StepOutcome::Read);
                         metrics.finish();
                         (name, result)
                     });
@@ -455,16 +454,13 @@ impl PreparedRun {
 fn database_table(spec: &LoadedSpec, stream: &str) -> Option<TableId> {
     let (source, rest) = stream.split_once('.')?;
     let (schema, name) = rest.split_once('.')?;
-    match spec.pipeline.sources.get(source)? {
-        pipectl_spec::types::Source::Postgres(_) | pipectl_spec::types::Source::Mysql(_) => {
-            Some(TableId {
-                source: source.to_owned(),
-                schema: schema.to_owned(),
-                name: name.to_owned(),
-            })
-        }
-        _ => None,
-    }
+    crate::source::connector::connector(spec.pipeline.sources.get(source)?)
+        .bookmarks_tables()
+        .then(|| TableId {
+            source: source.to_owned(),
+            schema: schema.to_owned(),
+            name: name.to_owned(),
+        })
 }
 
 /// The run-history record of a step: its counters now, `status` and `error`.

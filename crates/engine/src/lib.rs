@@ -12,7 +12,6 @@ pub mod crawl;
 pub mod error;
 pub mod executor;
 pub mod plan;
-pub mod rows;
 pub mod sink;
 pub mod source;
 pub mod table;

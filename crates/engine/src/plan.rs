@@ -6,14 +6,14 @@ use std::path::Path;
 use chrono::Utc;
 use pipectl_spec::LoadedSpec;
 use pipectl_spec::dag::StepKind;
-use pipectl_spec::types::{Format, Sink, Source};
+use pipectl_spec::types::{Format, Sink};
 use pipectl_state::Bookmark;
 use serde::Serialize;
 
 use crate::connect::Connections;
 use crate::sink::{render_key, writer};
-use crate::source::database::{self, Dialect};
-use crate::source::sqlite;
+use crate::source;
+use crate::source::PlanInput;
 use crate::table::TableId;
 
 /// The plan of one pipeline.
@@ -157,169 +157,18 @@ pub async fn build_with_bookmarks(
                     continue;
                 };
                 plan_step.settings = serde_json::to_value(source).unwrap_or_default();
-                match source {
-                    Source::Sqlite(db) => {
-                        let path = connections
-                            .as_ref()
-                            .ok()
-                            .and_then(|c| c.sqlite_path(&db.connection).ok());
-                        match (live, path) {
-                            (false, _) => plan_step.notes.push("tables are listed when the database is inspected (run without --offline)".to_owned()),
-                            (true, None) => plan_step.notes.push("the connection could not be resolved (is an environment variable missing?)".to_owned()),
-                            (true, Some(path)) => match sqlite::connect(&path).await {
-                                Err(e) => plan_step.notes.push(format!("cannot inspect the database: {e}")),
-                                Ok(mut conn) => match sqlite::plan_tables(&step.name, db, &mut conn).await {
-                                    Err(e) => plan_step.notes.push(format!("cannot list tables: {e}")),
-                                    Ok(listing) => {
-                                        if listing.plans.is_empty() {
-                                            plan_step.notes.push("the selection rules match no table".to_owned());
-                                        }
-                                        plan_step.warnings = listing.unmatched_rules;
-                                        for p in listing.plans {
-                                            plan_step.reads.push(PlanRead {
-                                                table: p.table.to_string(),
-                                                query: p.sql.clone(),
-                                                columns: p.schema.fields().iter().map(|f| format!("{} {}", f.name(), f.data_type())).collect(),
-                                                params: Vec::new(),
-                                            });
-                                            tables.push(p.table);
-                                        }
-                                    }
-                                },
-                            },
-                        }
-                    }
-                    Source::Postgres(db) | Source::Mysql(db) => {
-                        let dialect = match source {
-                            Source::Postgres(_) => Dialect::Postgres,
-                            _ => Dialect::Mysql,
-                        };
-                        let url = connections
-                            .as_ref()
-                            .ok()
-                            .and_then(|c| c.database_url(&db.connection, dialect.name()).ok());
-                        match (live, url) {
-                            (false, _) => plan_step.notes.push("tables are listed when the database is inspected (run without --offline)".to_owned()),
-                            (true, None) => plan_step.notes.push("the connection could not be resolved (is an environment variable missing?)".to_owned()),
-                            (true, Some(url)) => {
-                                let stored = |stream: &str| {
-                                    bookmarks.iter().find(|b| b.stream == stream).cloned()
-                                };
-                                match database::plan_tables(dialect, &step.name, db, &url, &stored, false).await {
-                                    Err(e) => plan_step.notes.push(format!("cannot list tables: {e}")),
-                                    Ok(listing) => {
-                                        if listing.plans.is_empty() {
-                                            plan_step.notes.push("the selection rules match no table".to_owned());
-                                        }
-                                        plan_step.warnings = listing.unmatched_rules;
-                                        for p in listing.plans {
-                                            let statement = p.read_statement(dialect);
-                                            if let Some(b) = &p.bookmark {
-                                                plan_step.notes.push(match &b.previous {
-                                                    Some(prev) => format!("{}: incremental from bookmark ({}) set by run {}", p.table, prev.keys.join(", "), prev.run_id),
-                                                    None => format!("{}: first incremental run, everything is read and the bookmark ({}) recorded", p.table, b.spec.keys.join(", ")),
-                                                });
-                                            }
-                                            if let Some(split) = &p.split {
-                                                plan_step.notes.push(format!("{}: read in {} ranges of `{}` over {} connections at once", p.table, split.parts, split.column, split.parts));
-                                            }
-                                            plan_step.reads.push(PlanRead {
-                                                table: p.table.to_string(),
-                                                query: statement.sql,
-                                                columns: p.columns.iter().map(|c| format!("{} {} ({})", c.name, c.kind.arrow_type(), c.declared)).collect(),
-                                                params: statement.params,
-                                            });
-                                            tables.push(p.table);
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    Source::Generator(g) => {
-                        let table = TableId {
-                            source: step.name.clone(),
-                            schema: step.name.clone(),
-                            name: g.table.clone().unwrap_or_else(|| step.name.clone()),
-                        };
-                        let mut what = Vec::new();
-                        if let Some(c) = g.count {
-                            what.push(format!("{c} records"));
-                        }
-                        if let Some(d) = g.duration_secs {
-                            what.push(format!("for {d} s"));
-                        }
-                        match g.rate_per_sec {
-                            Some(r) => what.push(format!("at {r} records/s")),
-                            None => what.push("as fast as the pipeline takes them".to_owned()),
-                        }
-                        plan_step.reads.push(PlanRead {
-                            table: table.to_string(),
-                            query: format!("generate {}", what.join(" ")),
-                            columns: g
-                                .columns
-                                .iter()
-                                .map(|c| format!("{} {}", c.name, c.data_type))
-                                .collect(),
-                            params: Vec::new(),
-                        });
-                        tables.push(table);
-                    }
-                    Source::Nats(n) => plan_step.reads.push(PlanRead {
-                        table: step.name.clone(),
-                        query: format!(
-                            "JetStream stream {} subject {} durable {} until stopped",
-                            n.stream,
-                            n.subject.as_deref().unwrap_or(">"),
-                            n.durable_name(&pipeline.name, &step.name)
-                        ),
-                        columns: Vec::new(),
-                        params: Vec::new(),
-                    }),
-                    Source::Mqtt(m) => plan_step.reads.push(PlanRead {
-                        table: step.name.clone(),
-                        query: format!("MQTT topic {} (QoS 1) until stopped", m.topic),
-                        columns: Vec::new(),
-                        params: Vec::new(),
-                    }),
-                    Source::Http(h) => plan_step.reads.push(PlanRead {
-                        table: step.name.clone(),
-                        query: format!(
-                            "HTTP PutRecord/PutRecordBatch on {} until stopped; records answered 200 wait in the write-ahead log {} under the state directory (at most {} bytes)",
-                            h.listen,
-                            pipectl_spec::types::HttpSource::log_dir(
-                                std::path::Path::new(""),
-                                &pipeline.name,
-                                &step.name
-                            )
-                            .display(),
-                            h.max_buffered_bytes
-                        ),
-                        columns: Vec::new(),
-                        params: Vec::new(),
-                    }),
-                    Source::Files(f) => {
-                        plan_step.reads.push(PlanRead {
-                            table: f
-                                .table
-                                .clone()
-                                .unwrap_or_else(|| "(one per folder)".to_owned()),
-                            query: format!(
-                                "{:?} files under {}/{} not read before (look-back {} s)",
-                                f.format,
-                                connections_display(pipeline, &f.connection),
-                                f.prefix,
-                                f.look_back_secs
-                            )
-                            .to_lowercase(),
-                            columns: Vec::new(),
-                            params: Vec::new(),
-                        });
-                        plan_step.notes.push(
-                            "the bookmark of files read commits with the run; a malformed file is skipped and reported".to_owned(),
-                        );
-                    }
-                }
+                let input = PlanInput {
+                    pipeline,
+                    step: &step.name,
+                    connections: connections.as_ref().ok(),
+                    live,
+                    bookmarks,
+                };
+                let planned = source::connector(source).plan(&input).await;
+                plan_step.reads = planned.reads;
+                plan_step.notes = planned.notes;
+                plan_step.warnings = planned.warnings;
+                tables = planned.tables;
             }
             StepKind::Transform => {
                 if let Some(t) = pipeline.transforms.get(&step.name) {
@@ -426,7 +275,7 @@ pub async fn build_with_bookmarks(
     plan
 }
 
-fn connections_display(pipeline: &pipectl_spec::types::Pipeline, name: &str) -> String {
+pub(crate) fn connections_display(pipeline: &pipectl_spec::types::Pipeline, name: &str) -> String {
     pipeline
         .connections
         .get(name)

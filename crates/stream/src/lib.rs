@@ -27,7 +27,7 @@ use pipectl_engine::executor::{self, StepProgress};
 use pipectl_engine::{Error, Result};
 use pipectl_spec::LoadedSpec;
 use pipectl_spec::dag::StepKind;
-use pipectl_spec::types::{Sink, Source as SourceSpec};
+use pipectl_spec::types::Sink;
 
 use firehose::pending::{Pending, PendingStore};
 use pipectl_state::{RunRecord, RunStatus, StateStore, StepRecord, new_run_id};
@@ -224,35 +224,33 @@ impl StreamRun {
                 ),
                 None => step,
             };
+            let connector = source::connector(source_name, source_spec)
+                .map_err(|e| (source_name.clone(), e))?;
             // Sources that replay with the same sequence numbers (JetStream, a Direct PUT
             // write-ahead log) resume from the sink's record.
-            let resume = match source_spec {
-                SourceSpec::Nats(_) | SourceSpec::Http(_) => {
-                    let store = PendingStore::new(handle.clone(), &pipeline.name, sink_name);
-                    let previous = store.load().await.map_err(|e| (sink_name.clone(), e))?;
-                    Some((store, previous))
-                }
-                _ => None,
+            let resume = if connector.resumes_from_sink() {
+                let store = PendingStore::new(handle.clone(), &pipeline.name, sink_name);
+                let previous = store.load().await.map_err(|e| (sink_name.clone(), e))?;
+                Some((store, previous))
+            } else {
+                None
             };
-            if let SourceSpec::Mqtt(mqtt) = source_spec
-                && let Some(warning) =
-                    source::mqtt::early_flush_warning(source_name, mqtt, sink_name, spec)
-            {
+            if let Some(warning) = connector.warning(source_name, sink_name, spec) {
                 tracing::warn!("{warning}");
             }
             let empty = Pending::default();
             let previous = resume.as_ref().map_or(&empty, |(_, p)| p);
-            let source = source::connect(
-                &pipeline.name,
-                source_name,
-                source_spec,
-                &self.connections,
-                previous,
-                &self.state_dir,
-                self.env.as_ref(),
-            )
-            .await
-            .map_err(|e| (source_name.clone(), e))?;
+            let source = connector
+                .connect(source::ConnectInput {
+                    pipeline: &pipeline.name,
+                    name: source_name,
+                    connections: &self.connections,
+                    previous,
+                    state_dir: &self.state_dir,
+                    env: self.env.as_ref(),
+                })
+                .await
+                .map_err(|e| (source_name.clone(), e))?;
             let started = source.started();
             let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
             let cancel = self.cancel.clone();

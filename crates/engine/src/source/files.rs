@@ -36,7 +36,45 @@ use crate::crawl::{DataObject, list_data_objects};
 use crate::error::{Error, Result};
 use crate::table::{Message, TableId};
 
+use super::connector::{PlanInput, SourceConnector, SourcePlan};
 use super::delimited;
+use crate::plan::{PlanRead, connections_display};
+
+/// The `files` source's connector, bound to its spec.
+pub struct Connector<'a>(pub &'a FilesSpec);
+
+impl SourceConnector for Connector<'_> {
+    fn batch(&self, name: &str) -> Result<Box<dyn super::Source>> {
+        Ok(Box::new(FilesSource::new(name, self.0.clone())))
+    }
+
+    fn plan<'a>(&'a self, input: &'a PlanInput<'a>) -> BoxFuture<'a, SourcePlan> {
+        let f = self.0;
+        let plan = SourcePlan {
+            reads: vec![PlanRead {
+                table: f
+                    .table
+                    .clone()
+                    .unwrap_or_else(|| "(one per folder)".to_owned()),
+                query: format!(
+                    "{:?} files under {}/{} not read before (look-back {} s)",
+                    f.format,
+                    connections_display(input.pipeline, &f.connection),
+                    f.prefix,
+                    f.look_back_secs
+                )
+                .to_lowercase(),
+                columns: Vec::new(),
+                params: Vec::new(),
+            }],
+            notes: vec![
+                "the bookmark of files read commits with the run; a malformed file is skipped and reported".to_owned(),
+            ],
+            ..SourcePlan::default()
+        };
+        Box::pin(std::future::ready(plan))
+    }
+}
 
 /// Bookmark key names (the values are the mark and the list).
 const KEYS: [&str; 2] = ["modified", "files"];
@@ -128,7 +166,7 @@ struct Pending {
 }
 
 impl super::Source for FilesSource {
-    fn run(self: Box<Self>, ctx: StepContext, out: Output) -> BoxFuture<'static, Result<()>> {
+    fn run(self: Box<Self>, ctx: StepContext, out: Output) -> super::Running {
         Box::pin(async move {
             let FilesSource { name, spec } = *self;
             let run = ctx.run.clone();
@@ -299,6 +337,7 @@ impl super::Source for FilesSource {
                 .map(|m| m.meta.last_modified)
                 .chain(position.mark)
                 .max();
+            let mut reached = Vec::new();
             if let (Some(mark), None) = (mark, &run.backfill) {
                 let window_start = (mark - look_back).timestamp_micros();
                 let mut keep: Vec<&Seen> = all
@@ -308,27 +347,24 @@ impl super::Source for FilesSource {
                     .collect();
                 keep.sort();
                 keep.dedup();
-                run.new_bookmarks
-                    .lock()
-                    .map_err(|_| Error::internal("bookmark list poisoned"))?
-                    .push(Bookmark {
-                        pipeline: run.pipeline.clone(),
-                        stream,
-                        keys: KEYS.iter().map(|k| (*k).to_owned()).collect(),
-                        key_types: Vec::new(),
-                        values: vec![
-                            json!(mark.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
-                            Value::Array(
-                                keep.iter()
-                                    .map(|s| json!([s.key, s.size, s.modified_micros]))
-                                    .collect(),
-                            ),
-                        ],
-                        run_id: run.run_id.clone(),
-                        updated_at: Utc::now(),
-                    });
+                reached.push(Bookmark {
+                    pipeline: run.pipeline.clone(),
+                    stream,
+                    keys: KEYS.iter().map(|k| (*k).to_owned()).collect(),
+                    key_types: Vec::new(),
+                    values: vec![
+                        json!(mark.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+                        Value::Array(
+                            keep.iter()
+                                .map(|s| json!([s.key, s.size, s.modified_micros]))
+                                .collect(),
+                        ),
+                    ],
+                    run_id: run.run_id.clone(),
+                    updated_at: Utc::now(),
+                });
             }
-            Ok(())
+            Ok(reached)
         })
     }
 }

@@ -17,7 +17,54 @@ use tokio::time::Instant;
 use crate::arrow_eval::declared_schema;
 use crate::context::{Output, StepContext};
 use crate::error::{Error, Result};
+use crate::plan::PlanRead;
 use crate::table::{Message, TableId};
+
+use super::connector::{PlanInput, SourceConnector, SourcePlan};
+
+/// The `generator` source's connector, bound to its spec.
+pub struct Connector<'a>(pub &'a GeneratorSpec);
+
+impl SourceConnector for Connector<'_> {
+    fn batch(&self, name: &str) -> Result<Box<dyn super::Source>> {
+        Ok(Box::new(GeneratorSource::new(name, self.0.clone())?))
+    }
+
+    fn plan<'a>(&'a self, input: &'a PlanInput<'a>) -> BoxFuture<'a, SourcePlan> {
+        let g = self.0;
+        let table = TableId {
+            source: input.step.to_owned(),
+            schema: input.step.to_owned(),
+            name: g.table.clone().unwrap_or_else(|| input.step.to_owned()),
+        };
+        let mut what = Vec::new();
+        if let Some(c) = g.count {
+            what.push(format!("{c} records"));
+        }
+        if let Some(d) = g.duration_secs {
+            what.push(format!("for {d} s"));
+        }
+        match g.rate_per_sec {
+            Some(r) => what.push(format!("at {r} records/s")),
+            None => what.push("as fast as the pipeline takes them".to_owned()),
+        }
+        let plan = SourcePlan {
+            reads: vec![PlanRead {
+                table: table.to_string(),
+                query: format!("generate {}", what.join(" ")),
+                columns: g
+                    .columns
+                    .iter()
+                    .map(|c| format!("{} {}", c.name, c.data_type))
+                    .collect(),
+                params: Vec::new(),
+            }],
+            tables: vec![table],
+            ..SourcePlan::default()
+        };
+        Box::pin(std::future::ready(plan))
+    }
+}
 
 /// Records rendered to infer the schema when the spec declares no columns.
 const INFER_SAMPLE: usize = 100;
@@ -94,7 +141,7 @@ pub fn infer_schema(sample: &str) -> Result<SchemaRef> {
 }
 
 impl super::Source for GeneratorSource {
-    fn run(self: Box<Self>, ctx: StepContext, out: Output) -> BoxFuture<'static, Result<()>> {
+    fn run(self: Box<Self>, ctx: StepContext, out: Output) -> super::Running {
         Box::pin(async move {
             let GeneratorSource {
                 table,
@@ -103,7 +150,7 @@ impl super::Source for GeneratorSource {
                 declared,
             } = *self;
             if ctx.run.backfill.as_ref().is_some_and(|b| !b.reads(&table)) {
-                return Ok(());
+                return Ok(Vec::new());
             }
             let table = Arc::new(table);
             let mut ctx = RenderContext::new(spec.seed);
@@ -157,7 +204,9 @@ impl super::Source for GeneratorSource {
                     }
                 }
             }
-            out.send(Message::EndOfTable(table)).await
+            out.send(Message::EndOfTable(table)).await?;
+            // Generated records have no position to resume from.
+            Ok(Vec::new())
         })
     }
 }

@@ -1,5 +1,6 @@
 //! Sources: steps that read data and emit record batches.
 
+pub mod connector;
 pub mod database;
 pub mod delimited;
 pub mod files;
@@ -8,41 +9,33 @@ pub mod key_type;
 pub mod mysql;
 pub mod postgres;
 pub mod sqlite;
+pub mod streamed;
+
+pub use connector::{PlanInput, SourceConnector, SourcePlan, connector};
 
 use futures::future::BoxFuture;
 use pipectl_spec::types::Source as SourceSpec;
+use pipectl_state::Bookmark;
 
 use crate::context::{Output, StepContext};
-use crate::error::{Error, Result};
+use crate::error::Result;
+
+/// The positions a source reached in one run. The source hands them back instead of storing
+/// them: the executor saves them in the same state transaction that commits the run, and only
+/// when the run succeeds.
+pub type Reached = Vec<Bookmark>;
+
+/// A running source: it ends with the bookmarks it reached.
+pub type Running = BoxFuture<'static, Result<Reached>>;
 
 /// A source step, built from the spec and run once.
 pub trait Source: Send {
     /// Reads everything this run should read and sends it to `out`, ending each table with
-    /// [`crate::table::Message::EndOfTable`].
-    fn run(self: Box<Self>, ctx: StepContext, out: Output) -> BoxFuture<'static, Result<()>>;
+    /// [`crate::table::Message::EndOfTable`]; returns the bookmarks it reached.
+    fn run(self: Box<Self>, ctx: StepContext, out: Output) -> Running;
 }
 
 /// Builds the source for a spec entry. No I/O happens until [`Source::run`].
 pub fn build(name: &str, spec: &SourceSpec) -> Result<Box<dyn Source>> {
-    Ok(match spec {
-        SourceSpec::Sqlite(db) => Box::new(sqlite::SqliteSource::new(name, db.clone())),
-        SourceSpec::Postgres(db) => Box::new(database::DatabaseSourceStep::new(
-            name,
-            database::Dialect::Postgres,
-            db.clone(),
-        )),
-        SourceSpec::Mysql(db) => Box::new(database::DatabaseSourceStep::new(
-            name,
-            database::Dialect::Mysql,
-            db.clone(),
-        )),
-        SourceSpec::Generator(g) => Box::new(generator::GeneratorSource::new(name, g.clone())?),
-        SourceSpec::Files(f) => Box::new(files::FilesSource::new(name, f.clone())),
-        SourceSpec::Nats(_) | SourceSpec::Mqtt(_) | SourceSpec::Http(_) => {
-            return Err(Error::user(format!(
-                "source `{name}` is a `{}` stream: it runs in streaming mode, delivered by a `firehose` sink",
-                spec.type_name()
-            )));
-        }
-    })
+    connector::connector(spec).batch(name)
 }

@@ -15,7 +15,15 @@ pub const MQTT_SCHEMES: &[&str] = &["mqtt"];
 
 /// Whether a source produces an unbounded stream that only a `firehose` sink can deliver.
 pub fn is_stream_source(source: &Source) -> bool {
-    matches!(source, Source::Nats(_) | Source::Mqtt(_) | Source::Http(_))
+    // Every type listed, no catch-all: a new source type must say whether it streams.
+    match source {
+        Source::Nats(_) | Source::Mqtt(_) | Source::Http(_) => true,
+        Source::Sqlite(_)
+        | Source::Postgres(_)
+        | Source::Mysql(_)
+        | Source::Generator(_)
+        | Source::Files(_) => false,
+    }
 }
 
 /// Whether the pipeline runs in streaming mode: it has a `firehose` sink.

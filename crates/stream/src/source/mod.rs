@@ -14,7 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use pipectl_engine::connect::Connections;
 use pipectl_engine::{Error, Result};
-use pipectl_spec::types::{HttpSource, Source as SourceSpec};
+use pipectl_spec::types::{
+    FirehoseSink, GeneratorSource, HttpSource, MqttSource, NatsSource, Source as SourceSpec,
+};
 
 use crate::firehose::pending::Pending;
 use crate::record::{Batch, Replay};
@@ -59,46 +61,141 @@ async fn hand_over(
     }
 }
 
-/// Connects the source of a streaming pipeline. `previous` is the sink's own record of what is
-/// published and acknowledged (empty if none); a Direct PUT source keeps its write-ahead log
-/// under `state_dir` (see [`HttpSource::log_dir`]).
-pub async fn connect(
-    pipeline: &str,
-    name: &str,
-    spec: &SourceSpec,
-    connections: &Connections,
-    previous: &Pending,
-    state_dir: &Path,
-    env: &(dyn Fn(&str) -> Option<String> + Sync),
-) -> Result<Box<dyn StreamSource>> {
-    match spec {
-        SourceSpec::Nats(n) => Ok(Box::new(
-            nats::NatsStream::connect(pipeline, name, n, connections, previous.acked).await?,
-        )),
-        SourceSpec::Generator(g) => Ok(Box::new(generator::GeneratorStream::new(name, g)?)),
-        SourceSpec::Http(h) => {
-            let token = match &h.token {
-                Some(t) => Some(pipectl_spec::env::interpolate(t, env).map_err(|var| {
+/// What connecting a streaming source needs.
+pub struct ConnectInput<'a> {
+    /// The pipeline's name.
+    pub pipeline: &'a str,
+    /// The source step's name.
+    pub name: &'a str,
+    /// The pipeline's connections.
+    pub connections: &'a Connections,
+    /// The sink's own record of what is published and acknowledged (empty if none).
+    pub previous: &'a Pending,
+    /// The state directory, under which a Direct PUT source keeps its write-ahead log (see
+    /// [`HttpSource::log_dir`]).
+    pub state_dir: &'a Path,
+    /// Looks up `${env:NAME}` values outside connections (an HTTP source's token).
+    pub env: &'a (dyn Fn(&str) -> Option<String> + Sync),
+}
+
+/// A source being connected.
+pub type Connecting<'a> = BoxFuture<'a, Result<Box<dyn StreamSource>>>;
+
+/// One streaming source type: how it connects and how it resumes after a restart.
+pub trait StreamConnector: Send + Sync {
+    /// Whether records come back with the same sequence numbers after a restart, so the
+    /// sink's own record of what is pending says where to resume (JetStream, a Direct PUT
+    /// write-ahead log).
+    fn resumes_from_sink(&self) -> bool {
+        false
+    }
+
+    /// A warning about how the sink `sink` (spec `sink_spec`) delivers this source, if any.
+    fn warning(&self, _source: &str, _sink: &str, _sink_spec: &FirehoseSink) -> Option<String> {
+        None
+    }
+
+    /// Connects (or binds) the source.
+    fn connect<'a>(&'a self, input: ConnectInput<'a>) -> Connecting<'a>;
+}
+
+/// The streaming registry: the connector of every source type that streams. The match lists
+/// every type, with no catch-all, so a new source type must say here whether it streams or the
+/// crate does not compile.
+pub fn connector<'a>(name: &str, spec: &'a SourceSpec) -> Result<Box<dyn StreamConnector + 'a>> {
+    Ok(match spec {
+        SourceSpec::Nats(n) => Box::new(NatsConnector(n)),
+        SourceSpec::Mqtt(m) => Box::new(MqttConnector(m)),
+        SourceSpec::Http(h) => Box::new(HttpConnector(h)),
+        SourceSpec::Generator(g) => Box::new(GeneratorConnector(g)),
+        SourceSpec::Sqlite(_)
+        | SourceSpec::Postgres(_)
+        | SourceSpec::Mysql(_)
+        | SourceSpec::Files(_) => {
+            return Err(Error::user(format!(
+                "source `{name}`: `{}` sources cannot be delivered by this version yet",
+                spec.type_name()
+            )));
+        }
+    })
+}
+
+struct NatsConnector<'a>(&'a NatsSource);
+
+impl StreamConnector for NatsConnector<'_> {
+    fn resumes_from_sink(&self) -> bool {
+        true
+    }
+
+    fn connect<'a>(&'a self, input: ConnectInput<'a>) -> Connecting<'a> {
+        Box::pin(async move {
+            let stream = nats::NatsStream::connect(
+                input.pipeline,
+                input.name,
+                self.0,
+                input.connections,
+                input.previous.acked,
+            )
+            .await?;
+            Ok(Box::new(stream) as Box<dyn StreamSource>)
+        })
+    }
+}
+
+struct MqttConnector<'a>(&'a MqttSource);
+
+impl StreamConnector for MqttConnector<'_> {
+    fn warning(&self, source: &str, sink: &str, sink_spec: &FirehoseSink) -> Option<String> {
+        mqtt::early_flush_warning(source, self.0, sink, sink_spec)
+    }
+
+    fn connect<'a>(&'a self, input: ConnectInput<'a>) -> Connecting<'a> {
+        Box::pin(async move {
+            let stream =
+                mqtt::MqttStream::connect(input.pipeline, input.name, self.0, input.connections)?;
+            Ok(Box::new(stream) as Box<dyn StreamSource>)
+        })
+    }
+}
+
+struct HttpConnector<'a>(&'a HttpSource);
+
+impl StreamConnector for HttpConnector<'_> {
+    fn resumes_from_sink(&self) -> bool {
+        true
+    }
+
+    fn connect<'a>(&'a self, input: ConnectInput<'a>) -> Connecting<'a> {
+        Box::pin(async move {
+            let name = input.name;
+            let token = match &self.0.token {
+                Some(t) => Some(pipectl_spec::env::interpolate(t, input.env).map_err(|var| {
                     Error::user(format!(
                         "source `{name}`: token uses environment variable `{var}`, which is not set"
                     ))
                 })?),
                 None => None,
             };
-            let log_dir = HttpSource::log_dir(state_dir, pipeline, name);
-            Ok(Box::new(
-                http::HttpStream::bind(pipeline, name, h, token, &log_dir, previous).await?,
-            ))
-        }
-        SourceSpec::Mqtt(m) => Ok(Box::new(mqtt::MqttStream::connect(
-            pipeline,
-            name,
-            m,
-            connections,
-        )?)),
-        other => Err(Error::user(format!(
-            "source `{name}`: `{}` sources cannot be delivered by this version yet",
-            other.type_name()
-        ))),
+            let log_dir = HttpSource::log_dir(input.state_dir, input.pipeline, name);
+            let stream = http::HttpStream::bind(
+                input.pipeline,
+                name,
+                self.0,
+                token,
+                &log_dir,
+                input.previous,
+            )
+            .await?;
+            Ok(Box::new(stream) as Box<dyn StreamSource>)
+        })
+    }
+}
+
+struct GeneratorConnector<'a>(&'a GeneratorSource);
+
+impl StreamConnector for GeneratorConnector<'_> {
+    fn connect<'a>(&'a self, input: ConnectInput<'a>) -> Connecting<'a> {
+        let built = generator::GeneratorStream::new(input.name, self.0);
+        Box::pin(async move { Ok(Box::new(built?) as Box<dyn StreamSource>) })
     }
 }
