@@ -111,4 +111,14 @@ mod tests {
             .expect("the glob match did not finish in 5 s");
         assert!(!matched);
     }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*.csv", "a.csv"));
+        assert!(!glob_match("*.csv", "x/a.csv"));
+        assert!(glob_match("**/*.csv", "x/y/a.csv"));
+        assert!(glob_match("**/*.csv", "a.csv"));
+        assert!(glob_match("film/**", "film/a/b.parquet"));
+        assert!(!glob_match("film/**", "films/a"));
+    }
 }
