@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use pipectl_serve::scheduler::Trigger;
 use serde_json::Value;
 
 use crate::common::{files_under, output, pipectl};
@@ -492,8 +493,16 @@ fn a_restarted_daemon_catches_up_on_the_latest_missed_fire_time() {
     assert_eq!(stdout.trim(), "[]");
     assert!(daemon.terminate().success());
 
-    // Down for a few fire times: the next start runs the latest missed one, once.
-    std::thread::sleep(Duration::from_millis(2500));
+    // Down for a few fire times: the next start runs the latest missed one, once. Two
+    // per-second fire times after the newest one in the history must have passed.
+    let last_fire = runs(dir, "ticks")
+        .iter()
+        .filter_map(|r| Trigger::fire_time_of(r["trigger"].as_str()?))
+        .max()
+        .expect("a scheduled run's fire time in the history");
+    wait_for(Duration::from_secs(20), "two missed fire times", || {
+        (chrono::Utc::now() >= last_fire + chrono::Duration::seconds(2)).then_some(())
+    });
     let daemon = Daemon::start(dir, &[]);
     let caught_up = wait_for(Duration::from_secs(20), "a catch-up run", || {
         let runs = runs(dir, "ticks");

@@ -14,6 +14,8 @@ pub mod keys;
 pub mod parquet;
 pub mod pending;
 pub mod route;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write as _;
