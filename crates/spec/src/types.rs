@@ -672,10 +672,66 @@ pub struct ObjectStoreSink {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_file_rows: Option<u64>,
-    /// What a run does to the files earlier runs left under a table's key: keep them
-    /// (`append`, the default) or replace them (`full_refresh`).
+    /// What a run does to the data earlier runs left under a table's key: keep it (`append`,
+    /// the default), replace it (`full_refresh`), or upsert by key (`merge`, Delta tables only).
     #[serde(default)]
     pub mode: WriteMode,
+    /// Delta tables: partition columns of a table the sink creates (folders `col=value/`).
+    /// The columns must be in the data; an existing table keeps its own partitioning.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partition_by: Vec<String>,
+    /// Delta tables with `mode: merge`: how rows are matched, ordered and deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge: Option<MergeSettings>,
+    /// Delta tables: what a run does when its columns differ from the table's. Default `evolve`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<SchemaPolicy>,
+}
+
+/// How a `merge` sink upserts into a Delta table.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeSettings {
+    /// Columns that identify a row. The data must have them and they must never be NULL.
+    #[schemars(length(min = 1))]
+    pub keys: Vec<String>,
+    /// Columns ordering the changes of one key, compared in order (NULL lowest): the row with
+    /// the highest wins within a run's data and against the table; a tie goes to the later
+    /// row. Empty: the last row of a key wins and always replaces the table's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sequence_by: Vec<String>,
+    /// A condition over the incoming row that makes it a delete, e.g. `op = 'D'`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_when: Option<String>,
+    /// What a delete does: remove the row (`hard`, the default) or keep it with
+    /// `_deleted_at` set (`soft`), so that a stale change arriving later still loses to it.
+    #[serde(default)]
+    pub deletes: DeleteMode,
+}
+
+/// What a merge's delete does to the table's row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeleteMode {
+    /// The row is removed.
+    #[default]
+    Hard,
+    /// The row stays, with `_deleted_at` set.
+    Soft,
+}
+
+/// What a Delta sink does when the data's columns differ from the table's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemaPolicy {
+    /// New columns are added to the table (NULL in older rows), safe widenings (int32 to
+    /// int64, float32 to float64, a decimal to a wider one) are applied, columns the data
+    /// lacks stay (NULL in the new rows).
+    #[default]
+    Evolve,
+    /// Any difference fails the run, naming the column, the table's type and the data's;
+    /// nothing is committed.
+    Strict,
 }
 
 /// How a sink's run treats the data already under each table's key.
@@ -689,6 +745,8 @@ pub enum WriteMode {
     /// that this run did not write is deleted, after the new files are in place. The key must
     /// not contain `{run_id}` or `{date}`, which would give every run a new folder.
     FullRefresh,
+    /// Upsert by key into a Delta table (`format: {type: delta}` and `merge:` settings).
+    Merge,
 }
 
 /// Output file format. `type` picks the kind.
@@ -701,6 +759,29 @@ pub enum Format {
     Jsonl(JsonlFormat),
     /// Apache Parquet, with the Arrow schema embedded.
     Parquet(ParquetFormat),
+    /// A Delta Lake table per `{table}` key (Parquet data files and a transaction log):
+    /// every run is one atomic commit, readable by Spark, DuckDB, Python `deltalake` and
+    /// `pipectl query`.
+    Delta(DeltaFormat),
+}
+
+/// Delta Lake options. Partitioning and the schema policy may also be given on the sink.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeltaFormat {
+    /// Partition columns of a table the sink creates (same as the sink's `partition_by`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partition_by: Vec<String>,
+    /// What a run does when its columns differ from the table's (same as the sink's `schema`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<SchemaPolicy>,
+    /// Size data files are cut at, in bytes. Default 128 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub target_file_size: Option<u64>,
+    /// Page compression codec of the data files.
+    #[serde(default)]
+    pub compression: ParquetCompression,
 }
 
 /// CSV options.

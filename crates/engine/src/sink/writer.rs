@@ -48,7 +48,7 @@ pub fn extension(format: &Format) -> &'static str {
         Format::Csv(_) => "csv",
         Format::Jsonl(j) if j.compression == TextCompression::Gzip => "jsonl.gz",
         Format::Jsonl(_) => "jsonl",
-        Format::Parquet(_) => "parquet",
+        Format::Parquet(_) | Format::Delta(_) => "parquet",
     }
 }
 
@@ -64,6 +64,11 @@ pub fn open(
         Error::external(format!("cannot start writing {path}"), e)
     };
     Ok(match format {
+        Format::Delta(_) => {
+            return Err(Error::internal(format!(
+                "{path}: Delta tables are not written as single files"
+            )));
+        }
         Format::Parquet(p) => {
             let props = parquet_properties(p, first)?;
             let object = BufWriter::with_capacity(store, path.clone(), PART_BYTES);

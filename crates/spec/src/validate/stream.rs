@@ -230,7 +230,7 @@ impl Validator<'_> {
             );
         }
         match &s.format {
-            Format::Csv(_) => self.error(
+            Format::Csv(_) | Format::Delta(_) => self.error(
                 &[base[0].clone(), base[1].clone(), key("format"), key("type")],
                 "firehose sinks write `jsonl` or `parquet`",
                 None,

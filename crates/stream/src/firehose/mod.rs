@@ -115,7 +115,7 @@ impl FirehoseStep {
                 p,
                 &spec.columns,
             )?)),
-            Format::Csv(_) => {
+            Format::Csv(_) | Format::Delta(_) => {
                 return Err(Error::user(format!(
                     "sink `{name}`: firehose sinks write `jsonl` or `parquet`"
                 )));
