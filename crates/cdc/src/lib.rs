@@ -40,3 +40,6 @@ pub use change::{Change, ChangeDecoder, Event, Op, Relation, Transaction, TypeOp
 pub use error::{Error, Result};
 pub use lsn::Lsn;
 pub use records::{ChangeColumns, to_record_batches};
+
+#[cfg(test)]
+mod tests;

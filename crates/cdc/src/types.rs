@@ -153,11 +153,13 @@ pub struct TypeCatalog {
     types: HashMap<u32, CustomType>,
 }
 
-/// Reads one row per non-built-in type, for [`TypeCatalog::insert_row`]: `oid` (int8),
-/// `typtype` (text), `typcategory` (text), `typbasetype` (int8), `typtypmod` (int4),
-/// `typelem` (int8), `schema.name` (text).
+/// Reads one [`CatalogRow`] per non-built-in type, for [`TypeCatalog::insert_row`].
 pub const CATALOG_SQL: &str = "select t.oid::int8, t.typtype::text, t.typcategory::text, t.typbasetype::int8, t.typtypmod, t.typelem::int8, format('%s.%s', n.nspname, t.typname) \
      from pg_type t join pg_namespace n on n.oid = t.typnamespace where t.oid >= 16384";
+
+/// A row of [`CATALOG_SQL`]: `oid`, `typtype`, `typcategory`, `typbasetype`, `typtypmod`,
+/// `typelem`, `schema.name`.
+pub type CatalogRow = (i64, String, String, i64, i32, i64, String);
 
 impl TypeCatalog {
     /// Adds a type.
@@ -166,17 +168,11 @@ impl TypeCatalog {
     }
 
     /// Adds a row of [`CATALOG_SQL`].
-    pub fn insert_row(
-        &mut self,
-        oid: u32,
-        typtype: &str,
-        category: &str,
-        base_oid: u32,
-        type_modifier: i32,
-        element_oid: u32,
-        name: String,
-    ) {
-        let ty = match (typtype, category) {
+    pub fn insert_row(&mut self, row: CatalogRow) {
+        let (oid, typtype, category, base_oid, type_modifier, element_oid, name) = row;
+        // OIDs are unsigned 32-bit; the query casts them to int8 because sqlx has no `oid` type.
+        let (oid, base_oid, element_oid) = (oid as u32, base_oid as u32, element_oid as u32);
+        let ty = match (typtype.as_str(), category.as_str()) {
             ("d", _) => CustomType::Domain {
                 base_oid,
                 type_modifier,
@@ -504,7 +500,7 @@ fn parse_float(text: &str) -> Option<f64> {
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
     let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let bytes = hex.as_bytes();
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return None;
     }
     bytes
@@ -860,18 +856,43 @@ mod tests {
     #[test]
     fn catalog_resolves_domains_enums_and_custom_arrays() {
         let mut c = TypeCatalog::default();
-        c.insert_row(
+        let typmod = ((10 << 16) | 2) + 4;
+        c.insert_row((
             16400,
-            "d",
-            "N",
+            "d".into(),
+            "N".into(),
             1700,
-            ((10 << 16) | 2) + 4,
+            typmod,
             0,
-            "public.money2".into(),
-        );
-        c.insert_row(16401, "e", "E", 0, -1, 0, "public.mood".into());
-        c.insert_row(16402, "b", "A", 0, -1, 16401, "public._mood".into());
-        c.insert_row(16403, "c", "C", 0, -1, 0, "public.pair".into());
+            "public.m".into(),
+        ));
+        c.insert_row((
+            16401,
+            "e".into(),
+            "E".into(),
+            0,
+            -1,
+            0,
+            "public.mood".into(),
+        ));
+        c.insert_row((
+            16402,
+            "b".into(),
+            "A".into(),
+            0,
+            -1,
+            16401,
+            "public._mood".into(),
+        ));
+        c.insert_row((
+            16403,
+            "c".into(),
+            "C".into(),
+            0,
+            -1,
+            0,
+            "public.pair".into(),
+        ));
         assert_eq!(map_type(16400, -1, &c), Ok(ColumnType::Decimal(10, 2)));
         assert_eq!(map_type(16401, -1, &c), Ok(ColumnType::Text));
         assert_eq!(
