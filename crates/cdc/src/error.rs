@@ -17,6 +17,10 @@ pub enum Error {
     /// A column's type has no faithful Arrow mapping and the policy says to fail.
     #[error("{0}")]
     Unmapped(String),
+    /// The replication connection failed or the server refused a command; the message says
+    /// which.
+    #[error("{0}")]
+    Connection(String),
     /// Arrow refused a batch (a bug: the builders follow the schema).
     #[error("building Arrow arrays failed: {0}")]
     Arrow(#[from] arrow::error::ArrowError),

@@ -34,12 +34,14 @@ pub mod error;
 pub mod lsn;
 pub mod pgoutput;
 pub mod records;
+pub mod stream;
 pub mod types;
 
 pub use change::{Change, ChangeDecoder, Event, Op, Relation, Transaction, TypeOptions};
 pub use error::{Error, Result};
 pub use lsn::Lsn;
 pub use records::{ChangeColumns, to_record_batches};
+pub use stream::{ReplicationStream, Snapshot, StreamSettings};
 
 #[cfg(test)]
 mod tests;

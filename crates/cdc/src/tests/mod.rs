@@ -2,8 +2,9 @@
 //! `scripts/test.sh`), whose URL is in `PIPECTL_TEST_PG_LOGICAL_URL`.
 
 mod pg_logical;
+mod stream;
 
-use sqlx::{Connection, PgConnection};
+use sqlx::{Connection, Executor, PgConnection};
 
 /// Marks the running test skipped, as the integration tests' `common::skip` does: a `SKIP`
 /// line on stderr and in `PIPECTL_TEST_SKIP_LOG`, which `scripts/test.sh` summarises.
@@ -42,7 +43,10 @@ async fn logical_cluster() -> Option<PgConnection> {
         return None;
     };
     match PgConnection::connect(&url).await {
-        Ok(conn) => Some(conn),
+        Ok(mut conn) => {
+            drop_stale(&mut conn).await;
+            Some(conn)
+        }
         Err(e) if !services_required() => {
             skip(&format!("no logical cluster at {url}: {e}"));
             None
@@ -64,4 +68,37 @@ fn unique(prefix: &str) -> String {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos())
     )
+}
+
+/// Drops what tests of processes that are gone left behind (a failed test does not clean
+/// up): an inactive slot keeps WAL on the shared cluster forever. Their names start with
+/// [`unique`]'s `prefix_pid_`; a live pid may be another test run's, so it is kept.
+async fn drop_stale(conn: &mut PgConnection) {
+    let slots: Vec<(String,)> =
+        sqlx::query_as("select slot_name::text from pg_replication_slots where not active")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+    for (slot,) in slots {
+        let mut parts = slot.split('_');
+        let (Some("cdc" | "cdcs"), Some(pid)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_err() || std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        // Another run may drop it at the same moment: errors are fine here.
+        let _ = sqlx::query("select pg_drop_replication_slot($1)")
+            .bind(&slot)
+            .execute(&mut *conn)
+            .await;
+        let _ = conn
+            .execute(
+                format!(
+                    "drop publication if exists {slot}_pub; drop schema if exists {slot} cascade"
+                )
+                .as_str(),
+            )
+            .await;
+    }
 }
