@@ -74,7 +74,7 @@ pub struct Relation {
 }
 
 impl Relation {
-    /// `schema.name`, quoted where needed, for messages.
+    /// `schema.name`, for messages.
     pub fn display_name(&self) -> String {
         format!("{}.{}", self.schema, self.name)
     }

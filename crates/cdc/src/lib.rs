@@ -13,19 +13,31 @@
 //! - [`types`]: the Arrow type mapping, the batch PostgreSQL source's (see the module doc for
 //!   how the two should become one), and text-format values converted exactly;
 //! - [`records`]: change records as Arrow record batches, one per table, with the change
-//!   columns ([`ChangeColumns`]).
+//!   columns ([`ChangeColumns`]);
+//! - [`stream`]: a slot's stream over `pgwire-replication`: publication and slot created when
+//!   missing, the slot's exported snapshot handed out for the initial copy before
+//!   `START_REPLICATION`, decoded transactions, standby status feedback of applied LSNs.
+//!
+//! The batch PostgreSQL source in pipectl-engine maps types by name from its catalog query;
+//! this crate maps pgoutput's type OIDs to the same Arrow types ([`types`]). When the engine
+//! gains the CDC source, one of the two should use the other's table.
 //!
 //! Still to come (issue 15), in the crates that own each part:
-//! - the replication connection (`START_REPLICATION` from an LSN, standby status feedback
-//!   with the applied LSN, heartbeats), slot and publication created if missing, and the
-//!   initial snapshot in the slot's exported snapshot;
 //! - the spec's source type `postgres_cdc` (connection, include/exclude tables, publication,
 //!   slot, `snapshot: initial | never | when_needed`) in pipectl-spec, with `plan` showing
-//!   the tables and their replica identity;
-//! - applying changes into Delta tables by merge ordered by (LSN, position), and DMS-style
-//!   change files through the object_store sink;
+//!   the tables and their replica identity, and `wal_level`/privilege/replica identity checks;
+//! - the initial copy itself (binary COPY of each table inside the exported snapshot, as full
+//!   loads do) and restarting an interrupted snapshot;
+//! - applying changes into Delta tables by merge ordered by (LSN, position), keeping the
+//!   table's value for unchanged TOASTed columns, and DMS-style change files through the
+//!   object_store sink;
 //! - bookmarks of LSNs: the slot's confirmed flush LSN advances only after a sink committed;
-//! - `serve` supervision of long-running CDC pipelines and `--until current` catch-up runs;
+//! - `serve` supervision of long-running CDC pipelines, heartbeats, lag metrics and
+//!   `--until current` catch-up runs;
+//! - types created while streaming: the catalog is read once at connect, so a Relation using
+//!   a type created later maps it by the `unmapped_types` policy until the next connect;
+//! - binary tuple values: decoded by [`pgoutput`], refused by [`records`] (the stream asks
+//!   for text);
 //! - MySQL/MariaDB binlog CDC (issue 16) reusing [`Change`] and [`records`].
 #![warn(missing_docs, unreachable_pub)]
 

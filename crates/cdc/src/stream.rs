@@ -1,8 +1,8 @@
 //! The logical replication stream of one slot, decoded into committed transactions.
 //!
 //! [`ReplicationStream::open`] connects with `pgwire-replication` in a gated session (the
-//! replication connection authenticates and waits), creates the slot when it is missing and
-//! reads the type catalog there, all before `START_REPLICATION`. A slot created here comes
+//! replication connection authenticates and waits), creates the publication and the slot
+//! when they are missing and reads the type catalog there, all before `START_REPLICATION`. A slot created here comes
 //! with an exported snapshot ([`Snapshot`]): the server keeps it valid until the next command
 //! on this replication connection, so the caller copies the tables in it on another
 //! connection (`SET TRANSACTION SNAPSHOT`) and only then calls
@@ -38,8 +38,11 @@ pub struct StreamSettings {
     pub database: String,
     /// The replication slot, created when missing.
     pub slot: String,
-    /// The publication naming the tables (see [`publication_sql`]).
+    /// The publication naming the tables, created for `tables` when missing.
     pub publication: String,
+    /// The tables (schema, name) a missing publication is created for; with none, a missing
+    /// publication is an error.
+    pub tables: Vec<(String, String)>,
     /// Where to start; `None` resumes at the slot's confirmed position.
     pub start_lsn: Option<Lsn>,
     /// How often applied positions are reported to the server.
@@ -67,8 +70,7 @@ pub struct ReplicationStream {
     started: bool,
 }
 
-/// `CREATE PUBLICATION` for `tables` (quoted `schema.table` names), for a caller that
-/// creates the publication when it is missing (`pg_publication` has no row named so).
+/// `CREATE PUBLICATION` for `tables` (quoted `schema.table` names).
 pub fn publication_sql(publication: &str, tables: &[(String, String)]) -> String {
     let list: Vec<String> = tables
         .iter()
@@ -118,6 +120,27 @@ impl ReplicationStream {
         let mut client = ReplicationClient::connect_gated(config)
             .await
             .map_err(|e| replication_error("cannot open the replication connection", e))?;
+        let publication = &settings.publication;
+        let published = client
+            .simple_query(&format!(
+                "SELECT 1 FROM pg_publication WHERE pubname = {}",
+                quote_literal(publication)
+            ))
+            .await
+            .map_err(|e| replication_error("cannot list publications", e))?;
+        if published.is_empty() {
+            if settings.tables.is_empty() {
+                return Err(Error::Connection(format!(
+                    "publication {publication} does not exist and no tables were given to create it for; create it with CREATE PUBLICATION {publication} FOR TABLE ..."
+                )));
+            }
+            client
+                .simple_query(&publication_sql(publication, &settings.tables))
+                .await
+                .map_err(|e| {
+                    replication_error(&format!("cannot create publication {publication}"), e)
+                })?;
+        }
         let slot = settings.slot.clone();
         let exists = client
             .simple_query(&format!(
@@ -144,7 +167,12 @@ impl ReplicationStream {
                 ))
                 .await
                 .map_err(|e| {
-                    replication_error(&format!("cannot create replication slot {slot}"), e)
+                    replication_error(
+                        &format!(
+                            "cannot create replication slot {slot} (the server needs wal_level = logical, a free slot under max_replication_slots and a user with REPLICATION)"
+                        ),
+                        e,
+                    )
                 })?;
             // slot_name, consistent_point, snapshot_name, output_plugin
             let row = rows.first().filter(|r| r.len() >= 3).ok_or_else(|| {

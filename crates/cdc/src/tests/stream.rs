@@ -8,11 +8,10 @@ use sqlx::{Executor, PgConnection};
 
 use super::{logical_cluster, unique};
 use crate::pgoutput::Value;
-use crate::stream::publication_sql;
 use crate::{Event, Lsn, Op, ReplicationStream, StreamSettings, Transaction, TypeOptions};
 
 /// Stream settings for the cluster in `PIPECTL_TEST_PG_LOGICAL_URL`.
-fn settings(slot: &str, publication: &str, application_name: &str) -> StreamSettings {
+fn settings(slot: &str, publication: &str, schema: &str) -> StreamSettings {
     let url = std::env::var("PIPECTL_TEST_PG_LOGICAL_URL").unwrap();
     let url = url::Url::parse(&url).unwrap();
     StreamSettings {
@@ -23,9 +22,10 @@ fn settings(slot: &str, publication: &str, application_name: &str) -> StreamSett
         database: url.path().trim_start_matches('/').to_owned(),
         slot: slot.to_owned(),
         publication: publication.to_owned(),
+        tables: vec![(schema.to_owned(), "items".to_owned())],
         start_lsn: None,
         status_interval: Duration::from_millis(100),
-        application_name: application_name.to_owned(),
+        application_name: schema.to_owned(),
         types: TypeOptions::default(),
     }
 }
@@ -125,14 +125,21 @@ async fn a_new_slot_snapshot_then_streamed_changes_meet_without_gap_or_duplicate
     )
     .await
     .unwrap();
-    conn.execute(publication_sql(&publication, &[(schema.clone(), "items".to_owned())]).as_str())
-        .await
-        .unwrap();
 
-    let (mut stream, snapshot) = ReplicationStream::open(&settings(&slot, &publication, &slot))
+    let (mut stream, snapshot) = ReplicationStream::open(&settings(&slot, &publication, &schema))
         .await
         .unwrap();
     let snapshot = snapshot.expect("a new slot exports its snapshot");
+    let (created,): (i64,) =
+        sqlx::query_as("select count(*) from pg_publication_tables where pubname = $1")
+            .bind(&publication)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(
+        created, 1,
+        "the missing publication was created for the table"
+    );
     assert!(snapshot.consistent_point > Lsn(0));
 
     // Committed after the slot's consistent point: streamed, not in the snapshot.
@@ -211,7 +218,7 @@ async fn a_new_slot_snapshot_then_streamed_changes_meet_without_gap_or_duplicate
     conn.execute(format!("insert into {schema}.items values (7, 'seven', 7.70)").as_str())
         .await
         .unwrap();
-    let (mut again, snapshot) = ReplicationStream::open(&settings(&slot, &publication, &slot))
+    let (mut again, snapshot) = ReplicationStream::open(&settings(&slot, &publication, &schema))
         .await
         .unwrap();
     assert!(snapshot.is_none(), "an existing slot exports no snapshot");
@@ -229,4 +236,22 @@ async fn a_new_slot_snapshot_then_streamed_changes_meet_without_gap_or_duplicate
     conn.execute(format!("drop publication {publication}; drop schema {schema} cascade").as_str())
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_missing_publication_without_tables_is_an_error_that_says_what_to_do() {
+    let Some(_conn) = logical_cluster().await else {
+        return;
+    };
+    let name = unique("cdcs");
+    let mut s = settings(&name, &format!("{name}_pub"), &name);
+    s.tables.clear();
+    let err = match ReplicationStream::open(&s).await {
+        Ok(_) => panic!("opened a stream without a publication"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("does not exist") && err.contains("CREATE PUBLICATION"),
+        "{err}"
+    );
 }
