@@ -9,7 +9,9 @@
 //! - A delete carries the old row as the server sent it: the replica identity key (other
 //!   columns NULL), or the whole row with `REPLICA IDENTITY FULL`.
 //! - An update that changed the replica identity key (pgoutput then sends the old key) becomes
-//!   a delete of the old key followed by the update, so a merge by key removes the old row.
+//!   a delete of the old key followed by the update, so a merge by key removes the old row;
+//!   with `REPLICA IDENTITY FULL` the same holds when the primary key's values changed (the
+//!   caller names the primary key: [`ChangeDecoder::set_primary_key`]).
 //! - A TOASTed value an update left unchanged is not sent by the server: it takes the old
 //!   row's value when the server sent one (`REPLICA IDENTITY FULL`), else it stays
 //!   [`Value::Unchanged`] and the change records list the column as unchanged, so a merge
@@ -154,6 +156,7 @@ pub struct ChangeDecoder {
     options: TypeOptions,
     catalog: TypeCatalog,
     relations: HashMap<u32, Arc<Relation>>,
+    primary_keys: HashMap<u32, Vec<String>>,
     open: Option<Transaction>,
 }
 
@@ -164,6 +167,7 @@ impl ChangeDecoder {
             options,
             catalog,
             relations: HashMap::new(),
+            primary_keys: HashMap::new(),
             open: None,
         }
     }
@@ -172,6 +176,13 @@ impl ChangeDecoder {
     /// pushing the Relation that uses them.
     pub fn catalog_mut(&mut self) -> &mut TypeCatalog {
         &mut self.catalog
+    }
+
+    /// Names the primary key columns of the table with `oid`. With `REPLICA IDENTITY FULL`
+    /// the server flags every column as key, so only this tells an update that changed the
+    /// primary key (a delete and an update) from one that did not.
+    pub fn set_primary_key(&mut self, oid: u32, columns: Vec<String>) {
+        self.primary_keys.insert(oid, columns);
     }
 
     /// The value conversion options.
@@ -237,8 +248,14 @@ impl ChangeDecoder {
                         }
                     }
                 }
-                if let Some(OldTuple::Key(key)) = old {
-                    self.add(relation.clone(), Op::Delete, key)?;
+                match old {
+                    Some(OldTuple::Key(key)) => self.add(relation.clone(), Op::Delete, key)?,
+                    Some(OldTuple::Full(old))
+                        if self.primary_key_changed(&relation, &old, &new) =>
+                    {
+                        self.add(relation.clone(), Op::Delete, old)?
+                    }
+                    _ => {}
                 }
                 self.add(relation, Op::Update, new)?;
             }
@@ -275,6 +292,18 @@ impl ChangeDecoder {
             }
         }
         Ok(None)
+    }
+
+    /// Whether the primary key's values differ between a full old row and the new row.
+    fn primary_key_changed(&self, relation: &Relation, old: &Tuple, new: &Tuple) -> bool {
+        let Some(key) = self.primary_keys.get(&relation.oid) else {
+            return false;
+        };
+        relation
+            .columns
+            .iter()
+            .enumerate()
+            .any(|(i, c)| key.contains(&c.name) && old.get(i) != new.get(i))
     }
 
     fn open_tx(&mut self, what: &str) -> Result<&mut Transaction> {
@@ -458,6 +487,35 @@ mod tests {
             commit(),
         ]);
         assert_eq!(tx.changes[0].values, vec![t("1"), t("long")]);
+    }
+
+    #[test]
+    fn a_primary_key_change_under_full_identity_is_a_delete_and_an_update() {
+        let mut d = ChangeDecoder::default();
+        d.set_primary_key(1, vec!["id".into()]);
+        let mut txs = Vec::new();
+        for m in [
+            relation(ReplicaIdentity::Full),
+            begin(),
+            Message::Update {
+                relation: 1,
+                old: Some(OldTuple::Full(vec![t("1"), t("a")])),
+                new: vec![t("2"), t("a")],
+            },
+            Message::Update {
+                relation: 1,
+                old: Some(OldTuple::Full(vec![t("2"), t("a")])),
+                new: vec![t("2"), t("b")],
+            },
+            commit(),
+        ] {
+            if let Some(Event::Commit(tx)) = d.push(m).unwrap() {
+                txs.push(tx);
+            }
+        }
+        let ops: Vec<_> = txs[0].changes.iter().map(|c| c.op).collect();
+        assert_eq!(ops, [Op::Delete, Op::Update, Op::Update]);
+        assert_eq!(txs[0].changes[0].values, vec![t("1"), t("a")]);
     }
 
     #[test]

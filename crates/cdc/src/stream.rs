@@ -83,6 +83,20 @@ pub fn publication_sql(publication: &str, tables: &[(String, String)]) -> String
     )
 }
 
+/// The primary key columns of the publication's tables, one row (table OID as int8, column
+/// name) per column, for [`ChangeDecoder::set_primary_key`].
+pub fn primary_keys_sql(publication: &str) -> String {
+    format!(
+        "SELECT c.oid::int8, a.attname::text FROM pg_publication_tables pt \
+         JOIN pg_namespace n ON n.nspname = pt.schemaname \
+         JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename \
+         JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary \
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey) \
+         WHERE pt.pubname = {} ORDER BY 1, array_position(i.indkey::int2[], a.attnum)",
+        quote_literal(publication)
+    )
+}
+
 fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
@@ -157,6 +171,26 @@ impl ReplicationStream {
         for row in rows {
             catalog.insert_row(catalog_row(&row)?);
         }
+        let rows = client
+            .simple_query(&primary_keys_sql(publication))
+            .await
+            .map_err(|e| replication_error("cannot read the tables' primary keys", e))?;
+        let mut primary_keys: Vec<(u32, Vec<String>)> = Vec::new();
+        for row in rows {
+            let text = |i: usize| {
+                row.get(i)
+                    .and_then(|v| v.as_ref())
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .ok_or_else(|| Error::Protocol("a primary key row does not parse".to_owned()))
+            };
+            let oid: u32 = text(0)?
+                .parse()
+                .map_err(|_| Error::Protocol("a primary key row does not parse".to_owned()))?;
+            match primary_keys.last_mut() {
+                Some((last, columns)) if *last == oid => columns.push(text(1)?),
+                _ => primary_keys.push((oid, vec![text(1)?])),
+            }
+        }
         // Creating the slot comes last: its exported snapshot lives only until the next
         // command on this connection, which must be START_REPLICATION.
         let snapshot = if exists.is_empty() {
@@ -192,9 +226,13 @@ impl ReplicationStream {
         } else {
             None
         };
+        let mut decoder = ChangeDecoder::new(settings.types, catalog);
+        for (oid, columns) in primary_keys {
+            decoder.set_primary_key(oid, columns);
+        }
         let stream = ReplicationStream {
             client,
-            decoder: ChangeDecoder::new(settings.types, catalog),
+            decoder,
             slot,
             started: false,
         };

@@ -40,6 +40,13 @@ async fn slot_events(
         catalog.insert_row(row);
     }
     let mut decoder = ChangeDecoder::new(TypeOptions::default(), catalog);
+    let keys: Vec<(i64, String)> = sqlx::query_as(&crate::stream::primary_keys_sql(publication))
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+    for (oid, column) in keys {
+        decoder.set_primary_key(oid as u32, vec![column]);
+    }
     let mut events = Vec::new();
     for (lsn, data) in rows {
         let message = decode(&data).unwrap_or_else(|e| panic!("message at {lsn}: {e}"));
@@ -195,6 +202,13 @@ async fn pgoutput_bytes_from_a_real_slot_decode_to_the_changes_made() {
     )
     .await
     .unwrap();
+    // A primary key change under REPLICA IDENTITY FULL.
+    conn.execute(format!("insert into {schema}.full_rows values (5, 5, 'five')").as_str())
+        .await
+        .unwrap();
+    conn.execute(format!("update {schema}.full_rows set id = 6 where id = 5").as_str())
+        .await
+        .unwrap();
     // A message outside a transaction is written without a flush: the commit after it makes
     // it readable.
     conn.execute("select pg_logical_emit_message(false, 'pipectl', 'outside')")
@@ -212,7 +226,7 @@ async fn pgoutput_bytes_from_a_real_slot_decode_to_the_changes_made() {
 
     let events = slot_events(&mut conn, &slot, &publication, &schema).await;
     let txs = commits(&events);
-    assert_eq!(txs.len(), 6, "six committed transactions: {events:#?}");
+    assert_eq!(txs.len(), 8, "eight committed transactions: {events:#?}");
     // Commit order is LSN order, and each change carries its commit's LSN and time.
     for pair in txs.windows(2) {
         assert!(pair[0].commit_lsn < pair[1].commit_lsn);
@@ -343,10 +357,20 @@ async fn pgoutput_bytes_from_a_real_slot_decode_to_the_changes_made() {
         assert_eq!(change.values[2], Value::Text(doc_text.clone().into_bytes()));
     }
 
-    // The message outside a transaction, then 6: the transactional message and the truncate.
-    assert_eq!(ops(txs[5]), [("kinds", Op::Truncate, 1)]);
+    // 6 and 7: the primary key change is a delete of the old row and the update.
+    assert_eq!(ops(txs[5]), [("full_rows", Op::Insert, 1)]);
     assert_eq!(
-        txs[5].messages,
+        ops(txs[6]),
+        [("full_rows", Op::Delete, 1), ("full_rows", Op::Update, 2)]
+    );
+    let b = batch(&txs[6].changes);
+    let ids = b.column_by_name("id").unwrap().as_primitive::<Int32Type>();
+    assert_eq!((ids.value(0), ids.value(1)), (5, 6));
+
+    // The message outside a transaction, then 8: the transactional message and the truncate.
+    assert_eq!(ops(txs[7]), [("kinds", Op::Truncate, 1)]);
+    assert_eq!(
+        txs[7].messages,
         [("pipectl".to_owned(), b"inside".to_vec())]
     );
     assert!(matches!(
