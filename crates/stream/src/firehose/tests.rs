@@ -220,6 +220,7 @@ async fn a_batch_is_acknowledged_only_once_every_record_up_to_it_is_published() 
             first: 1,
             last: 2,
             count: 2,
+            delta: None,
         }]
     );
 
@@ -249,6 +250,7 @@ async fn a_restart_rebuilds_a_missing_object_and_skips_a_published_one() {
         first: 1,
         last: 3,
         count: 2,
+        delta: None,
     };
     let missing = Entry {
         key: data_key("buy", 2, 4),
@@ -256,6 +258,7 @@ async fn a_restart_rebuilds_a_missing_object_and_skips_a_published_one() {
         first: 2,
         last: 4,
         count: 2,
+        delta: None,
     };
     // The stopped process published `rent` (1, 3) but not `buy` (2, 4). Its object holds a
     // marker, so a rewrite would show.
