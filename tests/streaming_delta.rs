@@ -355,7 +355,7 @@ fn kill_9_while_streaming_into_delta_loses_and_duplicates_nothing() {
         })
     };
     let mut random = Xorshift::from_clock("delta soak");
-    let (mut applied_again, mut rebuilt) = (0, 0);
+    let (mut committed_late, mut already, mut rebuilt) = (0, 0, 0);
     let mut kills = 0;
     while !producer.is_finished() || kills < 8 {
         let mut child = pipectl(dir.path())
@@ -369,12 +369,17 @@ fn kill_9_while_streaming_into_delta_loses_and_duplicates_nothing() {
         child.kill().unwrap();
         kills += 1;
         let (_, _, stderr) = finish(child);
-        applied_again += stderr.matches("committing a flush a stopped process").count();
+        committed_late += stderr
+            .matches("committed a flush a stopped process prepared")
+            .count();
+        already += stderr
+            .matches("skipping records a stopped process already committed")
+            .count();
         rebuilt += stderr.matches("rebuilding an object").count();
     }
     producer.join().unwrap();
     eprintln!(
-        "{kills} kills; restarts applied {applied_again} recorded commits again and rebuilt {rebuilt} unrecorded ones"
+        "{kills} kills; restarts committed {committed_late} recorded commits, found {already} already in the log and rebuilt {rebuilt} unrecorded flushes"
     );
     let child = start(dir.path());
     wait_until(Duration::from_secs(120), "every record acknowledged", || {

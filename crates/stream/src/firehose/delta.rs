@@ -28,6 +28,17 @@ pub struct Applied {
     pub files: u64,
     /// Their bytes.
     pub bytes: u64,
+    /// Whether this call made the commit (`false`: the log had it, or there was nothing).
+    pub committed: bool,
+}
+
+impl Applied {
+    const NOTHING: Applied = Applied {
+        rows: 0,
+        files: 0,
+        bytes: 0,
+        committed: false,
+    };
 }
 
 /// The Delta tables of one firehose sink.
@@ -227,25 +238,19 @@ impl DeltaOutput {
         match outcome {
             ApplyOutcome::Committed { version } => {
                 tracing::debug!(sink = %sink, table = %intent.table, version, txn = intent.txn.version, rows, "committed");
-                Ok(Applied { rows, files, bytes })
+                Ok(Applied {
+                    rows,
+                    files,
+                    bytes,
+                    committed: true,
+                })
             }
-            ApplyOutcome::NothingToCommit => Ok(Applied {
-                rows: 0,
-                files: 0,
-                bytes: 0,
-            }),
+            ApplyOutcome::NothingToCommit => Ok(Applied::NOTHING),
             ApplyOutcome::AlreadyApplied { txn_version } if fresh => Err(Error::user(format!(
                 "sink `{sink}`: table {}: its log already holds transaction {} at version {txn_version}, beyond the records just flushed (sequence up to {}); the source's sequence numbers went backwards (was the stream recreated?). Write to a new table root, or a new sink name, so these records are not lost",
                 intent.table, intent.txn.app_id, intent.txn.version
             ))),
-            ApplyOutcome::AlreadyApplied { txn_version } => {
-                tracing::info!(sink = %sink, table = %intent.table, txn_version, "the flush was committed before a restart; nothing to commit");
-                Ok(Applied {
-                    rows: 0,
-                    files: 0,
-                    bytes: 0,
-                })
-            }
+            ApplyOutcome::AlreadyApplied { .. } => Ok(Applied::NOTHING),
         }
     }
 

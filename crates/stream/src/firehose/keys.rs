@@ -203,7 +203,12 @@ pub fn preview(
         let keys = ObjectKeys::new(&pipeline.name, name, spec)?;
         let router = Router::new(spec, keys.prefix().event_time_format(), keys.tz())
             .with_value_budget(keys.prefix().partition_value_budget());
+        let delta = matches!(spec.format, Format::Delta(_));
         let object = |dest: &Dest, event_time: Option<DateTime<Utc>>| {
+            if delta && matches!(dest, Dest::Data { .. }) {
+                // Data goes into the Delta table under this root (one commit per flush).
+                return format!("{}/", keys.table_root(dest));
+            }
             keys.key(&ObjectInfo {
                 dest,
                 first: 1,
@@ -225,7 +230,7 @@ pub fn preview(
         if !spec.partition_keys.is_empty() || spec.event_time.is_some() {
             types.push(ErrorOutputType::PartitioningFailed);
         }
-        if matches!(spec.format, Format::Parquet(_)) {
+        if matches!(spec.format, Format::Parquet(_) | Format::Delta(_)) {
             types.push(ErrorOutputType::FormatConversionFailed);
         }
         for t in types {

@@ -597,8 +597,12 @@ impl FirehoseStep {
         };
         match &flush.intent {
             Some(intent) => {
-                tracing::info!(sink = %self.name, table = %intent.table, "committing a flush a stopped process prepared (once: its transaction says whether it is in the log)");
                 let applied = out.apply(&flush.root, intent, false).await?;
+                if applied.committed {
+                    tracing::info!(sink = %self.name, table = %intent.table, txn = intent.txn.version, "committed a flush a stopped process prepared but did not commit");
+                } else {
+                    tracing::info!(sink = %self.name, table = %intent.table, txn = intent.txn.version, "skipping records a stopped process already committed (the table's log has the flush's transaction)");
+                }
                 self.count_commit(&applied);
                 Ok(true)
             }
