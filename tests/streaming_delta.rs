@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use crate::common::{pipectl, services_required, skip};
 use crate::streaming::{
-    Xorshift, finish, fresh_jetstream, lines_under, nats_url, publish, rt, signal,
-    start, wait_until,
+    Xorshift, finish, fresh_jetstream, lines_under, nats_url, publish, rt, signal, start,
+    wait_until,
 };
 
 /// The interpreter of the Delta readers' virtualenv (`scripts/delta-readers.sh install`), or
@@ -220,7 +220,10 @@ fn jetstream_into_delta_tables_reads_back_with_deltalake_one_commit_per_flush() 
         })
         .collect();
     payloads.insert(100, "not json".to_owned());
-    payloads.insert(200, r#"{"n":"not a number","table":"t0","kind":"k0"}"#.to_owned());
+    payloads.insert(
+        200,
+        r#"{"n":"not a number","table":"t0","kind":"k0"}"#.to_owned(),
+    );
     publish(&rt, &js, &format!("{subject}.e"), payloads);
 
     let child = start(dir.path());
@@ -333,7 +336,11 @@ fn kill_9_while_streaming_into_delta_loses_and_duplicates_nothing() {
                     let payload = if n % 1000 == 0 {
                         format!("broken {n}")
                     } else {
-                        format!(r#"{{"n":{n},"kind":"k{}","pad":"{}"}}"#, n % 3, "x".repeat(20))
+                        format!(
+                            r#"{{"n":{n},"kind":"k{}","pad":"{}"}}"#,
+                            n % 3,
+                            "x".repeat(20)
+                        )
                     };
                     acks.push_back(
                         js.publish(format!("{subject}.n"), payload.into())
@@ -382,9 +389,11 @@ fn kill_9_while_streaming_into_delta_loses_and_duplicates_nothing() {
         "{kills} kills; restarts committed {committed_late} recorded commits, found {already} already in the log and rebuilt {rebuilt} unrecorded flushes"
     );
     let child = start(dir.path());
-    wait_until(Duration::from_secs(120), "every record acknowledged", || {
-        acked(&rt, &js, &stream) >= TOTAL
-    });
+    wait_until(
+        Duration::from_secs(120),
+        "every record acknowledged",
+        || acked(&rt, &js, &stream) >= TOTAL,
+    );
     signal(&child, "-TERM");
     let (code, _, stderr) = finish(child);
     assert_eq!(code, 0, "{stderr}");

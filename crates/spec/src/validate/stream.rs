@@ -334,7 +334,9 @@ impl Validator<'_> {
                     self.error(
                         &path,
                         format!("partition column `{column}` is not one of the sink's `columns`"),
-                        Some("declare it in `columns`, or remove it from `partition_by`".to_owned()),
+                        Some(
+                            "declare it in `columns`, or remove it from `partition_by`".to_owned(),
+                        ),
                     );
                 }
             }

@@ -217,7 +217,12 @@ impl DeltaOutput {
     /// `fresh` says the intent was prepared by this process from records never flushed
     /// before: the log having it then means the source's sequence numbers went backwards,
     /// and committing nothing would lose the records, so that is an error.
-    pub async fn apply(&mut self, root: &str, intent: &CommitIntent, fresh: bool) -> Result<Applied> {
+    pub async fn apply(
+        &mut self,
+        root: &str,
+        intent: &CommitIntent,
+        fresh: bool,
+    ) -> Result<Applied> {
         let sink = self.sink.clone();
         let table = self.table(root).await?;
         let outcome = table

@@ -581,7 +581,7 @@ impl FirehoseStep {
         let out: &mut delta::DeltaOutput = match &self.delta {
             Some(d) => {
                 guard = d.lock().await;
-                &mut *guard
+                &mut guard
             }
             // The sink writes another format now: the recorded commit is finished all the same.
             None => {
@@ -615,8 +615,12 @@ impl FirehoseStep {
 
     fn count_commit(&self, applied: &delta::Applied) {
         self.metrics.rows.fetch_add(applied.rows, Ordering::Relaxed);
-        self.metrics.bytes.fetch_add(applied.bytes, Ordering::Relaxed);
-        self.metrics.extra.fetch_add(applied.files, Ordering::Relaxed);
+        self.metrics
+            .bytes
+            .fetch_add(applied.bytes, Ordering::Relaxed);
+        self.metrics
+            .extra
+            .fetch_add(applied.files, Ordering::Relaxed);
     }
 
     fn compression(&self) -> TextCompression {
@@ -683,7 +687,10 @@ impl FirehoseStep {
             state.held = state.held.saturating_sub(b.body.len() as u64);
             if let (Some(out), Dest::Data { .. }) = (&self.delta, &b.dest) {
                 let root = self.keys.table_root(&b.dest);
-                let (first, last) = b.replay.as_ref().map_or((b.first, b.last), |e| (e.first, e.last));
+                let (first, last) = b
+                    .replay
+                    .as_ref()
+                    .map_or((b.first, b.last), |e| (e.first, e.last));
                 let mut out = out.lock().await;
                 let version = out
                     .version(&root, last, state.replay == Replay::SameSequence)

@@ -29,6 +29,9 @@ pub struct ParquetEncoder {
     left_out: BTreeMap<String, u64>,
 }
 
+/// Records that could not be converted: their index in the buffer and why.
+type Rejected = Vec<(usize, String)>;
+
 /// One buffer decoded into Arrow batches, for Delta output.
 pub struct Decoded {
     /// The records that fit, in buffer order.
@@ -146,7 +149,7 @@ impl ParquetEncoder {
         schema: &SchemaRef,
         body: &[u8],
         mut take: impl FnMut(RecordBatch) -> Result<()>,
-    ) -> Result<(Vec<(usize, String)>, Vec<String>)> {
+    ) -> Result<(Rejected, Vec<String>)> {
         let mut rejected = Vec::new();
         let mut new_left_out = Vec::new();
         let mut first_line = 0;
