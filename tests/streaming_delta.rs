@@ -485,6 +485,26 @@ sinks:
             &crate::streaming::put_record_batch(first..=first + 29)
         ));
     }
+    // Records with a field the table does not have yet: `schema: evolve` (the default) adds
+    // the column; the earlier rows have NULL in it.
+    let later: Vec<String> = (151..=160u64)
+        .map(|n| {
+            format!(
+                r#"{{"Data":"{}"}}"#,
+                crate::streaming::b64(&format!(
+                    r#"{{"n":{n},"kind":"k{}","extra":"e{n}"}}"#,
+                    n % 3
+                ))
+            )
+        })
+        .collect();
+    assert!(!crate::streaming::put_until_stored(
+        port,
+        &format!(
+            r#"{{"DeliveryStreamName":"x","Records":[{}]}}"#,
+            later.join(",")
+        )
+    ));
     let root = dir.path().join("lake/events");
     wait_until(Duration::from_secs(30), "a commit", || {
         root.join("_delta_log").exists()
@@ -498,7 +518,16 @@ sinks:
         rows.iter()
             .map(|r| r["n"].as_u64().unwrap())
             .collect::<Vec<_>>(),
-        (1..=150).collect::<Vec<_>>()
+        (1..=160).collect::<Vec<_>>()
     );
+    for row in &rows {
+        let n = row["n"].as_u64().unwrap();
+        assert_eq!(row["kind"], format!("k{}", n % 3));
+        if n > 150 {
+            assert_eq!(row["extra"], format!("e{n}"));
+        } else {
+            assert_eq!(row["extra"], Value::Null);
+        }
+    }
     assert!(assert_txns_once(&root) >= 2);
 }

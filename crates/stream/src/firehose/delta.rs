@@ -252,7 +252,7 @@ impl DeltaOutput {
             }
             ApplyOutcome::NothingToCommit => Ok(Applied::NOTHING),
             ApplyOutcome::AlreadyApplied { txn_version } if fresh => Err(Error::user(format!(
-                "sink `{sink}`: table {}: its log already holds transaction {} at version {txn_version}, beyond the records just flushed (sequence up to {}); the source's sequence numbers went backwards (was the stream recreated?). Write to a new table root, or a new sink name, so these records are not lost",
+                "sink `{sink}`: table {}: its log already holds transaction {} at version {txn_version}, beyond the records just flushed (sequence up to {}); the source's sequence numbers went backwards (a JetStream stream deleted and recreated, or a Direct PUT write-ahead log deleted). Write to a new table root, or a new sink name, so these records are not lost",
                 intent.table, intent.txn.app_id, intent.txn.version
             ))),
             ApplyOutcome::AlreadyApplied { .. } => Ok(Applied::NOTHING),

@@ -194,7 +194,7 @@ impl FirehoseStep {
                 format!("`{name}` ({records} {unit})")
             })
             .collect();
-        tracing::warn!(sink = %self.name, "fields not in the Parquet schema were left out: {}", fields.join(", "));
+        tracing::warn!(sink = %self.name, "fields not in the {} were left out: {}", self.schema_noun(), fields.join(", "));
     }
 
     /// Counts the records arriving from the source in the source's counters.
@@ -494,9 +494,18 @@ impl FirehoseStep {
         Ok(encoded.object.map(|o| (o, rows)))
     }
 
+    /// What the records are converted to, for messages.
+    fn schema_noun(&self) -> &'static str {
+        if self.delta.is_some() {
+            "Delta table's columns"
+        } else {
+            "Parquet schema"
+        }
+    }
+
     fn warn_left_out(&self, fields: &[String]) {
         for field in fields {
-            tracing::warn!(sink = %self.name, %field, "field `{field}` is not in the Parquet schema: its values are left out (counted; the total is reported when the run stops)");
+            tracing::warn!(sink = %self.name, %field, "field `{field}` is not in the {}: its values are left out (counted; the total is reported when the run stops)", self.schema_noun());
         }
     }
 
