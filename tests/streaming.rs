@@ -163,6 +163,31 @@ pub(crate) fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> boo
     }
 }
 
+/// Counts the records a `pipectl run` at `pipectl_stream::firehose=debug` says its sink took,
+/// reading its stderr on a thread (which also keeps the pipe from filling up).
+fn records_received(
+    stderr: std::process::ChildStderr,
+) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+    use std::io::BufRead;
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = count.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if !line.contains("records received") {
+                continue;
+            }
+            let n = line
+                .split_once("records=")
+                .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+            counter.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    count
+}
+
 pub(crate) fn start(dir: &Path) -> Child {
     pipectl(dir)
         .args(["run", "pipeline.yaml"])
@@ -1071,7 +1096,16 @@ sinks:
         .status()
         .expect("mosquitto_sub (mosquitto-clients) runs");
     assert!(status.success());
-    let mut child = start(dir.path());
+    // At debug level the sink logs each batch it takes (`records received records=N`), so the
+    // test can see the last records reach the buffer before it kills the process.
+    let mut child = pipectl(dir.path())
+        .args(["run", "pipeline.yaml"])
+        .env("RUST_LOG", "pipectl_stream::firehose=debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let received = records_received(child.stderr.take().unwrap());
     // More than the broker's in-flight window (20): the sink flushes whenever the window is
     // full instead of waiting 600 s, since no more can arrive until those are acknowledged.
     // How the records fall into batches varies, so up to 19 may be left in the buffer.
@@ -1101,13 +1135,15 @@ sinks:
             .map(|n| format!(r#"{{"n":{n}}}"#))
             .collect::<Vec<_>>(),
     );
-    std::thread::sleep(Duration::from_millis(1000));
+    wait_until(Duration::from_secs(30), "all records in the sink", || {
+        received.load(std::sync::atomic::Ordering::SeqCst) >= total as u64
+    });
     child.kill().unwrap();
     let _ = child.wait();
     assert_eq!(
         numbers(&lines_under(&lake, ".jsonl")).len(),
         last,
-        "the last 19 were not published"
+        "the last 19 reached the sink but were not published"
     );
     std::fs::write(dir.path().join("pipeline.yaml"), spec(1)).unwrap();
     let child = start(dir.path());

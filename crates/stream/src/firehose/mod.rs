@@ -325,6 +325,8 @@ impl FirehoseStep {
             let bytes: usize = batch.records.iter().map(|r| r.data.len()).sum();
             m.add(batch.records.len() as u64, bytes as u64);
         }
+        // Tests (and users at -v) can tell records reached the sink, unacknowledged, in buffers.
+        tracing::debug!(sink = %self.name, records = batch.records.len(), "records received");
         let flush = batch.flush;
         self.route_batch(state, batch).await?;
         if flush {
