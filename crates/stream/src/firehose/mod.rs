@@ -748,6 +748,14 @@ impl FirehoseStep {
                 let applied = out.apply(root, intent, *fresh).await?;
                 self.count_commit(&applied);
             }
+            // Every recorded commit is in its table's log now, whose transaction alone says
+            // so after a restart: the record need not carry the commits any longer (the next
+            // save drops them, keeping the record small while acknowledgements wait).
+            for entry in &mut state.in_flight {
+                if let Some(flush) = &mut entry.delta {
+                    flush.intent = None;
+                }
+            }
         }
         if let Some(published) = &self.published {
             published.notify_one();

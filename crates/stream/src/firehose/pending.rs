@@ -9,7 +9,9 @@
 //! A flush into a Delta table is recorded twice: with its sequence range before its data files
 //! are written, then with the commit they make ([`DeltaFlush`]) before it is applied. On
 //! restart a recorded commit is applied again (at most once: it carries the range's end as its
-//! transaction version), and a range without one is rebuilt like a missing object.
+//! transaction version). Once applied, the commit is dropped from the record; a range without
+//! one is in the table if the log's transaction has reached the range's end, and is rebuilt
+//! like a missing object otherwise.
 
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
@@ -43,9 +45,11 @@ pub struct DeltaFlush {
     /// The transaction app id its commit carries (`<pipeline>/<sink>/<table root>`); the
     /// commit's version is the entry's `last`.
     pub app_id: String,
-    /// The commit, once its data files are written (`None`: they were being written, and
-    /// the range is rebuilt from the redelivered records). Applying it again after a crash
-    /// commits it once: the log's transaction for `app_id` says whether it is there.
+    /// The commit, from when its data files are written until it is applied. Applying it
+    /// again after a crash commits it once: the log's transaction for `app_id` says whether
+    /// it is there. `None`: either the commit was applied (the log's transaction version is
+    /// at least `last`), or its files were being written (the range is rebuilt from the
+    /// redelivered records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intent: Option<pipectl_delta::CommitIntent>,
 }
