@@ -532,3 +532,132 @@ sinks:
     }
     assert!(assert_txns_once(&root) >= 2);
 }
+
+/// A generator (sequence numbers restart with each run) into a Delta table on S3 (the local
+/// S3 server), run twice: both runs' rows are in the table, read by Python `deltalake` over
+/// S3, and the second run's transaction versions continue after the first's.
+#[test]
+fn a_generator_streams_into_a_delta_table_on_s3_across_runs() {
+    let Some(python) = readers_python() else {
+        return;
+    };
+    let Some((endpoint, bucket)) = crate::common::s3_server() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = crate::streaming::unique("firehose-delta-");
+    std::fs::write(
+        dir.path().join("pipeline.yaml"),
+        format!(
+            r#"version: 1
+name: gen-delta
+connections:
+  lake:
+    url: s3://{bucket}/{prefix}
+    endpoint: ${{env:PIPECTL_TEST_S3_ENDPOINT}}
+    access_key_id: ${{env:AWS_ACCESS_KEY_ID}}
+    secret_access_key: ${{env:AWS_SECRET_ACCESS_KEY}}
+    allow_http: true
+sources:
+  rentals:
+    type: generator
+    template: '{{"n": {{{{random.number({{"min":1,"max":9}})}}}}, "eventType": "{{{{random.arrayElement(["rent","buy"])}}}}"}}'
+    count: 300
+    rate_per_sec: 3000
+sinks:
+  out:
+    type: firehose
+    inputs: [rentals]
+    connection: lake
+    format: {{type: delta, partition_by: [eventType]}}
+    prefix: "tables/rentals/"
+    error_output_prefix: "errors/!{{firehose:error-output-type}}/"
+    max_records: 100
+    interval_secs: 60
+"#
+        ),
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let (out, stdout, stderr) =
+            crate::common::output(pipectl(dir.path()).args(["run", "pipeline.yaml"]));
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+    }
+    const SCRIPT: &str = r#"
+import json, os, sys
+from deltalake import DeltaTable
+options = {
+    "AWS_ENDPOINT_URL": os.environ["PIPECTL_TEST_S3_ENDPOINT"],
+    "AWS_ACCESS_KEY_ID": os.environ["AWS_ACCESS_KEY_ID"],
+    "AWS_SECRET_ACCESS_KEY": os.environ["AWS_SECRET_ACCESS_KEY"],
+    "AWS_REGION": os.environ.get("AWS_REGION", "us-east-1"),
+    "AWS_ALLOW_HTTP": "true",
+}
+t = DeltaTable(sys.argv[1], storage_options=options)
+rows = t.to_pyarrow_table().to_pylist()
+print(json.dumps({"rows": rows, "partitions": t.metadata().partition_columns, "version": t.version()}))
+# The S3 client's threads sometimes abort the interpreter's teardown: leave without one.
+sys.stdout.flush()
+os._exit(0)
+"#;
+    let out = Command::new(&python)
+        .args(["-c", SCRIPT])
+        .arg(format!("s3://{bucket}/{prefix}/tables/rentals"))
+        .env("PIPECTL_TEST_S3_ENDPOINT", &endpoint)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "deltalake could not read the table: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = read["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 600, "both runs' rows");
+    for row in rows {
+        let n = row["n"].as_u64().unwrap();
+        assert!((1..=9).contains(&n), "{row}");
+        assert!(["rent", "buy"].contains(&row["eventType"].as_str().unwrap()));
+    }
+    assert_eq!(read["partitions"], serde_json::json!(["eventType"]));
+    // Three flushes of 100 records per run: six commits, versions 0 to 5.
+    assert_eq!(read["version"], 5);
+    // Each carries a transaction; the second run's continue after the first's.
+    let store = object_store::aws::AmazonS3Builder::from_env()
+        .with_bucket_name(&bucket)
+        .with_endpoint(&endpoint)
+        .with_allow_http(true)
+        .with_virtual_hosted_style_request(false)
+        .with_region("us-east-1")
+        .build()
+        .unwrap();
+    let versions: Vec<i64> = rt().block_on(async {
+        use futures::TryStreamExt as _;
+        use object_store::{ObjectStore as _, ObjectStoreExt as _};
+        let log = object_store::path::Path::from(format!("{prefix}/tables/rentals/_delta_log"));
+        let mut commits: Vec<_> = store
+            .list(Some(&log))
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.location)
+            .filter(|l| l.as_ref().ends_with(".json"))
+            .collect();
+        commits.sort();
+        let mut versions = Vec::new();
+        for commit in commits {
+            let body = store.get(&commit).await.unwrap().bytes().await.unwrap();
+            for line in String::from_utf8(body.to_vec()).unwrap().lines() {
+                let action: Value = serde_json::from_str(line).unwrap();
+                if let Some(v) = action["txn"]["version"].as_i64() {
+                    assert_eq!(action["txn"]["appId"], "gen-delta/out/tables/rentals");
+                    versions.push(v);
+                }
+            }
+        }
+        versions
+    });
+    assert_eq!(versions.len(), 6, "{versions:?}");
+    assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
+}
