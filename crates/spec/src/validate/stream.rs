@@ -293,6 +293,23 @@ impl Validator<'_> {
                 Some("remove it: rows are partitioned inside a table with `format: {type: delta, partition_by: [column]}`; `!{partitionKeyFromQuery:...}` may pick one of several tables".to_owned()),
             );
         }
+        // One partition key per folder: two in one folder name could render the same name
+        // from different values, sending two destinations' ranges into one table.
+        let mut offset = 0;
+        for segment in s.prefix.split('/') {
+            let mut keys = segment.match_indices("!{partitionKeyFromQuery:");
+            if let (Some(_), Some((second, _))) = (keys.next(), keys.next()) {
+                let column = s.prefix[..offset + second].chars().count() + 1;
+                self.error_in_text(
+                    &at("prefix"),
+                    1,
+                    column,
+                    "prefix: with `format: delta` each `!{partitionKeyFromQuery:...}` needs a folder of its own (the table root's folders name tables)".to_owned(),
+                    Some("put a `/` between them, e.g. `tables/!{partitionKeyFromQuery:tenant}/!{partitionKeyFromQuery:kind}/`".to_owned()),
+                );
+            }
+            offset += segment.len() + 1;
+        }
         let root = s.prefix.trim_matches('/');
         if root.is_empty() {
             self.error(

@@ -202,7 +202,8 @@ pub fn preview(
         };
         let keys = ObjectKeys::new(&pipeline.name, name, spec)?;
         let router = Router::new(spec, keys.prefix().event_time_format(), keys.tz())
-            .with_value_budget(keys.prefix().partition_value_budget());
+            .with_value_budget(keys.prefix().partition_value_budget())
+            .for_table_roots(matches!(spec.format, Format::Delta(_)));
         let delta = matches!(spec.format, Format::Delta(_));
         let object = |dest: &Dest, event_time: Option<DateTime<Utc>>| {
             if delta && matches!(dest, Dest::Data { .. }) {

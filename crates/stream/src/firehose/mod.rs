@@ -148,7 +148,8 @@ impl FirehoseStep {
             _ => None,
         };
         let router = Router::new(spec, keys.prefix().event_time_format(), keys.tz())
-            .with_value_budget(keys.prefix().partition_value_budget());
+            .with_value_budget(keys.prefix().partition_value_budget())
+            .for_table_roots(matches!(spec.format, Format::Delta(_)));
         Ok(FirehoseStep {
             name: name.to_owned(),
             run_id: run_id.to_owned(),
