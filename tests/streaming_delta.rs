@@ -446,7 +446,8 @@ fn rt_block<F: std::future::Future>(f: F) -> F::Output {
     rt().block_on(f)
 }
 
-/// Direct PUT into a Delta table: what was answered 200 is in the table after a SIGTERM.
+/// Direct PUT into a Delta table: what was answered 200 is in the table after a SIGTERM, a
+/// new field becomes a column, and a second run appends to the same table.
 #[test]
 fn direct_put_into_delta_lands_in_the_table() {
     let Some(python) = readers_python() else {
@@ -513,18 +514,29 @@ sinks:
     signal(&child, "-TERM");
     let (code, stdout, stderr) = finish(child);
     assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    // A second run continues the table: the write-ahead log's sequence numbers, and so the
+    // transaction versions, keep growing across restarts.
+    let child = start(dir.path());
+    crate::streaming::wait_for_port(port);
+    assert!(!crate::streaming::put_until_stored(
+        port,
+        &crate::streaming::put_record_batch(161..=200)
+    ));
+    signal(&child, "-TERM");
+    let (code, stdout, stderr) = finish(child);
+    assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
     let (rows, partitions, _) = read_table(&python, &root);
     assert_eq!(partitions, ["kind"]);
     assert_eq!(
         rows.iter()
             .map(|r| r["n"].as_u64().unwrap())
             .collect::<Vec<_>>(),
-        (1..=160).collect::<Vec<_>>()
+        (1..=200).collect::<Vec<_>>()
     );
     for row in &rows {
         let n = row["n"].as_u64().unwrap();
         assert_eq!(row["kind"], format!("k{}", n % 3));
-        if n > 150 {
+        if (151..=160).contains(&n) {
             assert_eq!(row["extra"], format!("e{n}"));
         } else {
             assert_eq!(row["extra"], Value::Null);
