@@ -6,7 +6,7 @@
 //! says which flushes are in the table: a commit prepared before a crash and applied again
 //! afterwards is made at most once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Schema, SchemaRef};
@@ -166,7 +166,9 @@ impl DeltaOutput {
             .as_ref()
             .map(|s| s.fields().iter().cloned().collect())
             .unwrap_or_default();
-        if current.is_none() || policy == SchemaPolicy::Evolve {
+        let known: HashSet<&str> = fields.iter().map(|f| f.name().as_str()).collect();
+        // Inference reads every value: only a buffer with a field the table lacks needs it.
+        if current.is_none() || (policy == SchemaPolicy::Evolve && has_new_fields(body, &known)) {
             let inferred = super::parquet::infer(body)?;
             for field in inferred.fields() {
                 if field.data_type() != &DataType::Null
@@ -262,6 +264,15 @@ impl DeltaOutput {
     fn error(&self, root: &str, e: pipectl_delta::Error) -> Error {
         delta_error(&self.sink, root, e)
     }
+}
+
+/// Whether a record of `body` has a top-level field not in `known`. Lines that are not JSON
+/// objects do not count: decoding sends them to the error output.
+fn has_new_fields(body: &[u8], known: &HashSet<&str>) -> bool {
+    super::parquet::lines(body).any(|line| {
+        serde_json::from_slice::<HashMap<String, serde::de::IgnoredAny>>(line)
+            .is_ok_and(|fields| fields.keys().any(|k| !known.contains(k.as_str())))
+    })
 }
 
 /// A Delta error of this sink, whose own message names the table and what to do.
