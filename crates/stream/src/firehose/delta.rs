@@ -80,13 +80,8 @@ impl DeltaOutput {
     }
 
     /// The transaction app id of the table at `root` (relative to the connection).
-    pub fn app_id(&self, root: &str) -> String {
+    fn app_id(&self, root: &str) -> String {
         Txn::new(&self.pipeline, &self.sink, root, 0).app_id
-    }
-
-    /// The store path of the table root `root`, as recorded in the pending record.
-    pub fn root_key(&self, root: &str) -> String {
-        self.handle.path(root).to_string()
     }
 
     /// The table at `root`, opened once.
