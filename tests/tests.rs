@@ -18,3 +18,4 @@ mod s3;
 mod schema;
 mod serve;
 mod streaming;
+mod streaming_delta;
