@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::common::{output, pipectl, services_required};
+use crate::common::{output, pipectl};
 use crate::lake::{catalog_json, columns_of, crawl, ok, query, table_names, write, write_parquet};
 
 /// `len` bytes that are not text, the same on every run: a date cut by an invalid byte at
@@ -57,30 +57,12 @@ fn warnings(report: &Value) -> String {
 /// Rows of `sql` run by DuckDB (the PyPI package `scripts/delta-readers.sh` installs) as JSON
 /// arrays, or `None` when it is not installed (outside CI).
 fn duckdb(sql: &str) -> Option<Vec<Value>> {
-    let python = std::env::var_os("PIPECTL_DELTA_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-            Path::new(&home).join(".cache/pipectl-tools/delta-readers-venv/bin/python")
-        });
-    if !python.exists() {
-        assert!(
-            !services_required(),
-            "{} is missing: run `bash scripts/delta-readers.sh install`",
-            python.display()
-        );
-        eprintln!(
-            "skipping the DuckDB comparison: {} is missing",
-            python.display()
-        );
-        return None;
-    }
-    let out = std::process::Command::new(python)
-        .args([
-            "-c",
-            "import duckdb, json, sys; print(json.dumps(duckdb.sql(sys.argv[1]).fetchall(), default=str))",
-            sql,
-        ])
+    let python = crate::common::delta_readers_python()?;
+    let out = crate::common::python_script(
+        &python,
+        "import duckdb, json, sys; print(json.dumps(duckdb.sql(sys.argv[1]).fetchall(), default=str))",
+    )
+    .arg(sql)
         .output()
         .expect("python runs");
     assert!(

@@ -4,40 +4,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use async_nats::jetstream;
 use serde_json::Value;
 
-use crate::common::{pipectl, services_required, skip};
+use crate::common::pipectl;
 use crate::streaming::{
     Xorshift, finish, fresh_jetstream, lines_under, nats_url, publish, rt, signal, start,
     wait_until,
 };
-
-/// The interpreter of the Delta readers' virtualenv (`scripts/delta-readers.sh install`), or
-/// `None` (skip) outside CI when it is missing.
-fn readers_python() -> Option<PathBuf> {
-    let python = std::env::var_os("PIPECTL_DELTA_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-            Path::new(&home).join(".cache/pipectl-tools/delta-readers-venv/bin/python")
-        });
-    if python.exists() {
-        return Some(python);
-    }
-    let why = format!(
-        "{} is missing: run `bash scripts/delta-readers.sh install`",
-        python.display()
-    );
-    if services_required() {
-        panic!("the Delta readers are required here: {why}");
-    }
-    skip(&why);
-    None
-}
 
 /// The rows of the Delta table at `root` as the Python `deltalake` package reads them (JSON
 /// objects, sorted by `n`), with the table's partition columns and its Arrow types.
@@ -58,8 +35,7 @@ print(json.dumps({
     "types": {f.name: str(f.type) for f in data.schema},
 }))
 "#;
-    let out = Command::new(python)
-        .args(["-c", SCRIPT])
+    let out = crate::common::python_script(python, SCRIPT)
         .arg(root)
         .output()
         .unwrap();
@@ -176,7 +152,7 @@ sinks:
 /// per flush, bad records in error objects, everything acknowledged.
 #[test]
 fn jetstream_into_delta_tables_reads_back_with_deltalake_one_commit_per_flush() {
-    let Some(python) = readers_python() else {
+    let Some(python) = crate::common::delta_readers_python() else {
         return;
     };
     let Some((rt, js, stream, subject)) = fresh_jetstream("PIPECTL_DELTA1_") else {
@@ -302,7 +278,7 @@ fn jetstream_into_delta_tables_reads_back_with_deltalake_one_commit_per_flush() 
 /// log twice.
 #[test]
 fn kill_9_while_streaming_into_delta_loses_and_duplicates_nothing() {
-    let Some(python) = readers_python() else {
+    let Some(python) = crate::common::delta_readers_python() else {
         return;
     };
     let Some((rt, js, stream, subject)) = fresh_jetstream("PIPECTL_DELTA_SOAK_") else {
@@ -450,7 +426,7 @@ fn rt_block<F: std::future::Future>(f: F) -> F::Output {
 /// new field becomes a column, and a second run appends to the same table.
 #[test]
 fn direct_put_into_delta_lands_in_the_table() {
-    let Some(python) = readers_python() else {
+    let Some(python) = crate::common::delta_readers_python() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -550,7 +526,7 @@ sinks:
 /// S3, and the second run's transaction versions continue after the first's.
 #[test]
 fn a_generator_streams_into_a_delta_table_on_s3_across_runs() {
-    let Some(python) = readers_python() else {
+    let Some(python) = crate::common::delta_readers_python() else {
         return;
     };
     let Some((endpoint, bucket)) = crate::common::s3_server() else {
@@ -608,12 +584,8 @@ options = {
 t = DeltaTable(sys.argv[1], storage_options=options)
 rows = t.to_pyarrow_table().to_pylist()
 print(json.dumps({"rows": rows, "partitions": t.metadata().partition_columns, "version": t.version()}))
-# The S3 client's threads sometimes abort the interpreter's teardown: leave without one.
-sys.stdout.flush()
-os._exit(0)
 "#;
-    let out = Command::new(&python)
-        .args(["-c", SCRIPT])
+    let out = crate::common::python_script(&python, SCRIPT)
         .arg(format!("s3://{bucket}/{prefix}/tables/rentals"))
         .env("PIPECTL_TEST_S3_ENDPOINT", &endpoint)
         .output()

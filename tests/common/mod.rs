@@ -151,3 +151,40 @@ pub fn wait_for_staging(lake: &Path) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// The interpreter of the Delta readers' virtualenv (Python `deltalake`, DuckDB with its delta
+/// extension; `scripts/delta-readers.sh install`), or `None` after marking the test skipped
+/// when it is missing outside CI.
+pub fn delta_readers_python() -> Option<PathBuf> {
+    let python = std::env::var_os("PIPECTL_DELTA_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+            Path::new(&home).join(".cache/pipectl-tools/delta-readers-venv/bin/python")
+        });
+    if python.exists() {
+        return Some(python);
+    }
+    let why = format!(
+        "{} is missing: run `bash scripts/delta-readers.sh install`",
+        python.display()
+    );
+    assert!(
+        !services_required(),
+        "the Delta readers are required here: {why}"
+    );
+    skip(&why);
+    None
+}
+
+/// `python -c SCRIPT` for a reader script. The script's output is flushed and the interpreter
+/// leaves with `os._exit`: the deltalake package's threads sometimes abort Python's teardown
+/// ("terminate called without an active exception", delta-io/delta-rs#2184) after the script
+/// succeeded. An exception still exits non-zero with its traceback.
+pub fn python_script(python: &Path, script: &str) -> Command {
+    let mut cmd = Command::new(python);
+    cmd.arg("-c").arg(format!(
+        "{script}\nimport os as _os, sys as _sys\n_sys.stdout.flush()\n_os._exit(0)\n"
+    ));
+    cmd
+}
