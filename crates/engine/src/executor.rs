@@ -589,16 +589,15 @@ async fn publish(
 /// Deletes a run's staging folder in every sink's store. Best effort: leftovers are harmless
 /// (readers skip `_pipectl/`) and are retried by the next recovery.
 async fn discard_staging(connections: &Connections, spec: &LoadedSpec, run_id: &str) {
-    let mut seen = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
     for sink in spec.pipeline.sinks.values() {
-        let pipectl_spec::types::Sink::ObjectStore(s) = sink else {
-            continue;
-        };
-        if seen.contains(&s.connection) {
+        let connector = sink::connector(sink);
+        let output = connector.output();
+        if !output.stages || seen.iter().any(|c| c == output.connection) {
             continue;
         }
-        seen.push(s.connection.clone());
-        if let Ok(handle) = connections.object_store(&s.connection) {
+        seen.push(output.connection.to_owned());
+        if let Ok(handle) = connections.object_store(output.connection) {
             delete_prefix(&handle, &staging_prefix(run_id)).await;
         }
     }
