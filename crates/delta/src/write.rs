@@ -49,6 +49,8 @@ pub struct TableWriter {
     writer: Option<DeltaWriter>,
     removes: Vec<Remove>,
     rows: u64,
+    /// Page compression of the data files.
+    compression: Compression,
 }
 
 impl TableWriter {
@@ -60,7 +62,14 @@ impl TableWriter {
             writer: None,
             removes: Vec::new(),
             rows: 0,
+            compression: Compression::SNAPPY,
         }
+    }
+
+    /// Writes the data files with `compression` (default: Snappy, as Delta writers do).
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
     }
 
     /// A writer that only rewrites the table's rows into files of the widened `target`
@@ -70,7 +79,13 @@ impl TableWriter {
         target: SchemaRef,
         partition_by: Vec<String>,
     ) -> Self {
-        let writer = data_writer(&table, target.clone(), &partition_by, None);
+        let writer = data_writer(
+            &table,
+            target.clone(),
+            &partition_by,
+            None,
+            Compression::SNAPPY,
+        );
         // Never committed with this txn: the rewrite commits without one (`commit_write`).
         let txn = Txn {
             app_id: String::new(),
@@ -92,6 +107,7 @@ impl TableWriter {
             writer: Some(writer),
             removes: Vec::new(),
             rows: 0,
+            compression: Compression::SNAPPY,
         }
     }
 
@@ -135,6 +151,7 @@ impl TableWriter {
             plan.target.clone(),
             &self.options.partition_by,
             self.options.target_file_size,
+            self.compression,
         ));
         let rewrite = plan.widens() && self.options.mode == WriteMode::Append;
         self.plan = Some(plan);
@@ -215,9 +232,10 @@ pub(crate) fn data_writer(
     target: SchemaRef,
     partition_by: &[String],
     target_file_size: Option<u64>,
+    compression: Compression,
 ) -> DeltaWriter {
     let properties = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
+        .set_compression(compression)
         .build();
     let config = WriterConfig::new(
         target,

@@ -1,9 +1,12 @@
 //! Sinks: steps that write batches into the lake.
 //!
-//! Files are written under a staging prefix (`_pipectl/staging/<run id>/...`) that readers
-//! ignore, and only moved to their final keys by the executor after every step succeeded
-//! (see [`crate::executor`]). A failed or killed run leaves nothing where readers look.
+//! Sinks write what readers do not see yet (files under a staging prefix
+//! `_pipectl/staging/<run id>/...` that readers ignore; Delta data files without a log entry)
+//! and hand back commit intents, which the executor saves and applies only after every step
+//! succeeded (see [`commit`] and [`crate::executor`]). A failed or killed run leaves nothing
+//! where readers look.
 
+pub mod commit;
 pub mod connector;
 pub mod csv;
 mod delta;
@@ -11,6 +14,7 @@ mod firehose;
 mod object_store;
 pub mod writer;
 
+pub use commit::{CommitIntent, DeltaCommit};
 pub use connector::{SinkConnector, SinkOutput, SinkPlan, SinkPlanInput, connector};
 
 use ::object_store::path::Path;
@@ -46,12 +50,15 @@ pub struct StagedFile {
 
 /// A sink step.
 pub trait Sink: Send {
-    /// Writes everything that arrives on `input` to staging; returns the staged files.
+    /// Writes everything that arrives on `input` where readers do not see it yet (staging, or
+    /// data files without a log entry); returns the commit intents that make it visible, which
+    /// the executor saves and then applies (see [`commit`]). A sink that fails or is cancelled
+    /// deletes what it wrote and returns no intent.
     fn run(
         self: Box<Self>,
         ctx: StepContext,
         input: mpsc::Receiver<Message>,
-    ) -> BoxFuture<'static, Result<Vec<StagedFile>>>;
+    ) -> BoxFuture<'static, Result<Vec<CommitIntent>>>;
 }
 
 /// Builds the sink for a spec entry. `firehose` sinks belong to streaming pipelines, which

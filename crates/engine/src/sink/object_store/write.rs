@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use crate::context::StepContext;
 use crate::error::{Error, Result};
 use crate::sink::writer::{self, FileWriter};
-use crate::sink::{Sink, StagedFile, render_key, staging_prefix};
+use crate::sink::{CommitIntent, Sink, StagedFile, render_key, staging_prefix};
 use crate::table::{Message, TableId};
 
 /// The write loop of an `object_store` sink with a file format.
@@ -34,7 +34,7 @@ impl Sink for FilesSink {
         self: Box<Self>,
         ctx: StepContext,
         mut input: mpsc::Receiver<Message>,
-    ) -> BoxFuture<'static, Result<Vec<StagedFile>>> {
+    ) -> BoxFuture<'static, Result<Vec<CommitIntent>>> {
         Box::pin(async move {
             let handle = ctx.run.connections.object_store(&self.spec.connection)?;
             let run = &ctx.run;
@@ -132,7 +132,7 @@ impl Sink for FilesSink {
             for (table, file) in std::mem::take(&mut open) {
                 staged.push(close(&self.spec.connection, &table, file, &ctx).await?);
             }
-            Ok(staged)
+            Ok(staged.into_iter().map(CommitIntent::File).collect())
         })
     }
 }
