@@ -1321,7 +1321,7 @@ impl Validator<'_> {
                 &at("delete_when"),
                 1,
                 e.column,
-                format!("delete_when: {}", e.message),
+                format!("not a condition: {}", e.message),
                 e.help,
             );
         }
