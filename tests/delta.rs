@@ -349,6 +349,40 @@ sinks:
     }
     // Partition folders, Hive style.
     assert!(root.join("name=a").is_dir(), "no partition folder name=a");
+
+    // A new column: `schema: strict` fails naming it and commits nothing; `evolve` adds it.
+    exec("alter table t add column extra text; update t set extra = 'x' || id;");
+    let strict = spec_text("append").replace(
+        "partition_by: [name] }",
+        "partition_by: [name] }\n    schema: strict",
+    );
+    let spec = write_spec(dir.path(), &strict);
+    let before = commits(&root);
+    let message = run_fails(dir.path(), &spec);
+    assert!(
+        message.contains("step `out`") && message.contains("main.t") && message.contains("extra"),
+        "{message}"
+    );
+    assert_eq!(commits(&root), before);
+    let spec = write_spec(dir.path(), &strict.replace("strict", "evolve"));
+    run_ok(dir.path(), &spec);
+    let read = read_table(&python, &root);
+    for reader in ["deltalake", "duckdb"] {
+        let mut extras: Vec<String> = read[reader]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| format!("{}:{}", r["id"], r["extra"]))
+            .collect();
+        extras.sort();
+        assert_eq!(
+            extras,
+            [
+                "1:\"x1\"", "1:null", "3:\"x3\"", "3:null", "4:\"x4\"", "4:null"
+            ],
+            "{reader}: {read}"
+        );
+    }
     assert_txns_once(&root);
 }
 
@@ -434,6 +468,17 @@ fn postgres_changes_merge_into_delta_incrementally_and_equal_the_source() {
         ),
     );
     let root = dir.path().join("lake/tables/changes");
+    let (out, plan, stderr) = output(pipectl(dir.path()).args(["plan"]).arg(&spec));
+    assert!(out.status.success(), "{stderr}");
+    for line in [
+        "mode: merge (one commit upserting by key)",
+        "MERGE ON target.id = source.id",
+        "WHEN MATCHED AND (op = 'D') AND (source.ord) >= (target.ord) THEN DELETE",
+        "WHEN NOT MATCHED AND NOT (op = 'D') THEN INSERT *",
+        "/tables/changes/",
+    ] {
+        assert!(plan.contains(line), "the plan lacks {line:?}:\n{plan}");
+    }
     let mut next = 0;
     for round in 0..4 {
         let after = next;
@@ -496,6 +541,7 @@ fn bad_input_fails_the_run_naming_step_table_and_column_and_commits_nothing() {
         let state = state_json(dir.path());
         let versions = commits(&root);
         let message = run_fails(dir.path(), &spec);
+        eprintln!("{message}");
         assert!(
             message.contains("step `out`") && message.contains("ev") && message.contains(column),
             "the error names the step, table and column {column}: {message}"
@@ -520,6 +566,7 @@ fn bad_input_fails_the_run_naming_step_table_and_column_and_commits_nothing() {
     );
     let state = state_json(dir.path());
     let message = run_fails(dir.path(), &spec);
+    eprintln!("{message}");
     assert!(
         message.contains("step `out`") && message.contains("foreign/ev"),
         "{message}"

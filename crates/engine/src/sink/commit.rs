@@ -256,3 +256,115 @@ async fn publish(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use pipectl_delta::{SchemaPolicy, Txn, WriteMode, WriteOptions};
+    use pipectl_state::{RunRecord, RunStatus, SledStore, StateStore};
+
+    use super::*;
+
+    const SPEC: &str = r#"version: 1
+name: p
+connections:
+  lake: { url: "file://lake" }
+sources:
+  gen: { type: generator, template: "{}", count: 1 }
+sinks:
+  out:
+    type: object_store
+    inputs: [gen]
+    connection: lake
+    key: "t/{table}/"
+    format: { type: delta }
+"#;
+
+    fn batch(ids: &[i64]) -> RecordBatch {
+        RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)])),
+            vec![Arc::new(Int64Array::from(ids.to_vec()))],
+        )
+        .unwrap()
+    }
+
+    /// A run killed after saving its manifest and before applying it (or after applying but
+    /// before committing the run) is finished by `recover`, which applies the saved intent once
+    /// however often it runs; a discarded intent deletes its files.
+    #[tokio::test]
+    async fn recover_applies_a_saved_delta_intent_exactly_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = pipectl_spec::load_str("p.yaml", SPEC).unwrap();
+        let connections = Connections::resolve(&spec.pipeline, dir.path(), |_| None).unwrap();
+        let handle = connections.object_store("lake").unwrap();
+        let root = handle.path("t/events");
+        let table = DeltaTable::open(delta::location(&handle, root.clone()))
+            .await
+            .unwrap();
+        let prepare = |version: i64, ids: Vec<i64>| {
+            let table = table.clone();
+            async move {
+                let mut writer = table.writer(WriteOptions {
+                    mode: WriteMode::Append,
+                    partition_by: Vec::new(),
+                    schema: SchemaPolicy::Evolve,
+                    target_file_size: None,
+                    txn: Txn::new("p", "out", "t/events", version),
+                });
+                writer.write(&batch(&ids)).await.unwrap();
+                writer.finish().await.unwrap()
+            }
+        };
+        let commit = DeltaCommit {
+            connection: "lake".into(),
+            root: root.to_string(),
+            table: "main.events".into(),
+            intent: prepare(1, vec![1, 2, 3]).await,
+        };
+
+        let state = SledStore::temporary().unwrap();
+        let mut run = RunRecord::new("r1", "p", "h", chrono::Utc::now(), "manual");
+        state.begin_run(&run).unwrap();
+        run.status = RunStatus::Committing;
+        run.table_commits = vec![commit.to_manifest().unwrap()];
+        state.save_run(&run).unwrap();
+
+        // Applied once already (killed before the run was committed), then recovered twice.
+        commit.apply(&connections).await.unwrap();
+        let recovered = crate::executor::recover(&state, &spec, &connections)
+            .await
+            .unwrap();
+        assert_eq!(recovered.len(), 1);
+        assert_eq!(recovered[0].status, RunStatus::Succeeded);
+        crate::executor::recover(&state, &spec, &connections)
+            .await
+            .unwrap();
+        let mut read = DeltaTable::open(delta::location(&handle, root.clone()))
+            .await
+            .unwrap();
+        assert_eq!(read.version(), Some(0), "one commit");
+        assert_eq!(read.txn_version("p/out/t/events").await.unwrap(), Some(1));
+        assert!(matches!(
+            commit.apply(&connections).await.unwrap(),
+            ApplyOutcome::AlreadyApplied { txn_version: 1 }
+        ));
+
+        // A second run's intent, discarded: its data file is gone and nothing is committed.
+        let discarded = DeltaCommit {
+            intent: prepare(2, vec![4]).await,
+            ..commit.clone()
+        };
+        let pipectl_delta::IntentAction::Write(write) = &discarded.intent.action else {
+            panic!("a write intent");
+        };
+        let file = dir.path().join("lake/t/events").join(&write.adds[0].path);
+        assert!(file.exists());
+        discarded.discard(&connections).await;
+        assert!(!file.exists());
+        read.refresh().await.unwrap();
+        assert_eq!(read.version(), Some(0));
+    }
+}
