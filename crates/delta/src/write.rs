@@ -49,8 +49,8 @@ pub struct TableWriter {
     writer: Option<DeltaWriter>,
     removes: Vec<Remove>,
     rows: u64,
-    /// Page compression of the data files.
-    compression: Compression,
+    /// Parquet settings of the data files (`None`: Snappy, the defaults otherwise).
+    properties: Option<WriterProperties>,
 }
 
 impl TableWriter {
@@ -62,13 +62,14 @@ impl TableWriter {
             writer: None,
             removes: Vec::new(),
             rows: 0,
-            compression: Compression::SNAPPY,
+            properties: None,
         }
     }
 
-    /// Writes the data files with `compression` (default: Snappy, as Delta writers do).
-    pub fn with_compression(mut self, compression: Compression) -> Self {
-        self.compression = compression;
+    /// Writes the data files with `properties` (compression, per-column encodings) instead of
+    /// the default (Snappy, as Delta writers do). Takes effect from the first batch on.
+    pub fn with_properties(mut self, properties: WriterProperties) -> Self {
+        self.properties = Some(properties);
         self
     }
 
@@ -79,13 +80,7 @@ impl TableWriter {
         target: SchemaRef,
         partition_by: Vec<String>,
     ) -> Self {
-        let writer = data_writer(
-            &table,
-            target.clone(),
-            &partition_by,
-            None,
-            Compression::SNAPPY,
-        );
+        let writer = data_writer(&table, target.clone(), &partition_by, None, None);
         // Never committed with this txn: the rewrite commits without one (`commit_write`).
         let txn = Txn {
             app_id: String::new(),
@@ -107,7 +102,7 @@ impl TableWriter {
             writer: Some(writer),
             removes: Vec::new(),
             rows: 0,
-            compression: Compression::SNAPPY,
+            properties: None,
         }
     }
 
@@ -151,7 +146,7 @@ impl TableWriter {
             plan.target.clone(),
             &self.options.partition_by,
             self.options.target_file_size,
-            self.compression,
+            self.properties.clone(),
         ));
         let rewrite = plan.widens() && self.options.mode == WriteMode::Append;
         self.plan = Some(plan);
@@ -232,11 +227,13 @@ pub(crate) fn data_writer(
     target: SchemaRef,
     partition_by: &[String],
     target_file_size: Option<u64>,
-    compression: Compression,
+    properties: Option<WriterProperties>,
 ) -> DeltaWriter {
-    let properties = WriterProperties::builder()
-        .set_compression(compression)
-        .build();
+    let properties = properties.unwrap_or_else(|| {
+        WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build()
+    });
     let config = WriterConfig::new(
         target,
         partition_by.to_vec(),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use ::object_store::path::Path as StorePath;
 use pipectl_delta::{DeleteMode, ErrorClass as DeltaClass, MergeSpec, SchemaPolicy, TableLocation};
-use pipectl_spec::types::{self, DeltaFormat, ObjectStoreSink, ParquetCompression, WriteMode};
+use pipectl_spec::types::{self, DeltaFormat, ObjectStoreSink, ParquetFormat, WriteMode};
 
 use crate::connect::StoreHandle;
 use crate::crawl::Layout;
@@ -23,6 +23,9 @@ pub(crate) struct Connector<'a> {
     pub(crate) format: &'a DeltaFormat,
 }
 
+/// Rows per row group of the data files: the `parquet` format's default.
+const ROW_GROUP_ROWS: usize = 122_880;
+
 /// A Delta sink's settings, with the ones that may be given on the sink or in the format
 /// merged (validation checked that both agree) and defaults filled in.
 #[derive(Debug, Clone)]
@@ -33,7 +36,8 @@ pub(crate) struct Settings {
     pub(crate) partition_by: Vec<String>,
     pub(crate) schema: SchemaPolicy,
     pub(crate) target_file_size: Option<u64>,
-    pub(crate) compression: parquet::basic::Compression,
+    /// Page compression and row groups of the data files.
+    pub(crate) parquet: ParquetFormat,
     pub(crate) merge: Option<MergeSpec>,
 }
 
@@ -66,7 +70,10 @@ impl Connector<'_> {
             partition_by,
             schema,
             target_file_size: Some(self.format.target_file_size.unwrap_or(128 * 1024 * 1024)),
-            compression: compression(self.format.compression),
+            parquet: ParquetFormat {
+                compression: self.format.compression,
+                row_group_rows: ROW_GROUP_ROWS,
+            },
             merge,
         }
     }
@@ -139,16 +146,6 @@ impl SinkConnector for Connector<'_> {
             delta: true,
             stages: true,
         }
-    }
-}
-
-fn compression(c: ParquetCompression) -> parquet::basic::Compression {
-    use parquet::basic::{Compression, GzipLevel, ZstdLevel};
-    match c {
-        ParquetCompression::None => Compression::UNCOMPRESSED,
-        ParquetCompression::Snappy => Compression::SNAPPY,
-        ParquetCompression::Zstd => Compression::ZSTD(ZstdLevel::default()),
-        ParquetCompression::Gzip => Compression::GZIP(GzipLevel::default()),
     }
 }
 

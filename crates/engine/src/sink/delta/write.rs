@@ -17,7 +17,7 @@ use super::{Settings, engine_error, location};
 use crate::connect::StoreHandle;
 use crate::context::StepContext;
 use crate::error::{Error, Result};
-use crate::sink::{CommitIntent, DeltaCommit, Sink, render_key, staging_prefix};
+use crate::sink::{CommitIntent, DeltaCommit, Sink, render_key, staging_prefix, writer};
 use crate::table::{Message, TableId};
 
 /// The write loop of an `object_store` sink with `format: delta`.
@@ -95,7 +95,7 @@ impl Run<'_> {
                 Some(Message::EndOfTable(table)) => {
                     if !self.open.contains_key(&table) {
                         // A table without rows: a full refresh still empties it.
-                        self.start(&table).await?;
+                        self.start(&table, None).await?;
                     }
                     self.finish(&table).await?;
                 }
@@ -110,7 +110,7 @@ impl Run<'_> {
 
     async fn write(&mut self, table: &Arc<TableId>, batch: &RecordBatch) -> Result<()> {
         if !self.open.contains_key(table) {
-            self.start(table).await?;
+            self.start(table, Some(batch)).await?;
         }
         let open = self
             .open
@@ -129,8 +129,9 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Opens the table of `table`'s root and a writer for it, with this run's `txn`.
-    async fn start(&mut self, table: &Arc<TableId>) -> Result<()> {
+    /// Opens the table of `table`'s root and a writer for it, with this run's `txn`. The
+    /// table's `first` batch picks the data files' column encodings, as for Parquet files.
+    async fn start(&mut self, table: &Arc<TableId>, first: Option<&RecordBatch>) -> Result<()> {
         let settings = &self.sink.settings;
         let run = &self.ctx.run;
         let date = run.started_at.format("%Y-%m-%d").to_string();
@@ -157,17 +158,18 @@ impl Run<'_> {
                 } else {
                     pipectl_delta::WriteMode::Append
                 };
-                Writer::Table(
-                    delta
-                        .writer(WriteOptions {
-                            mode,
-                            partition_by: settings.partition_by.clone(),
-                            schema: settings.schema,
-                            target_file_size: settings.target_file_size,
-                            txn,
-                        })
-                        .with_compression(settings.compression),
-                )
+                let mut table_writer = delta.writer(WriteOptions {
+                    mode,
+                    partition_by: settings.partition_by.clone(),
+                    schema: settings.schema,
+                    target_file_size: settings.target_file_size,
+                    txn,
+                });
+                if let Some(first) = first {
+                    let properties = writer::parquet_properties(&settings.parquet, first)?;
+                    table_writer = table_writer.with_properties(properties);
+                }
+                Writer::Table(table_writer)
             }
             WriteMode::Merge => {
                 let spec = settings.merge.clone().ok_or_else(|| {
