@@ -49,6 +49,8 @@ pub struct TableWriter {
     writer: Option<DeltaWriter>,
     removes: Vec<Remove>,
     rows: u64,
+    /// Parquet settings of the data files (`None`: Snappy, the defaults otherwise).
+    properties: Option<WriterProperties>,
 }
 
 impl TableWriter {
@@ -60,7 +62,15 @@ impl TableWriter {
             writer: None,
             removes: Vec::new(),
             rows: 0,
+            properties: None,
         }
+    }
+
+    /// Writes the data files with `properties` (compression, per-column encodings) instead of
+    /// the default (Snappy, as Delta writers do). Takes effect from the first batch on.
+    pub fn with_properties(mut self, properties: WriterProperties) -> Self {
+        self.properties = Some(properties);
+        self
     }
 
     /// A writer that only rewrites the table's rows into files of the widened `target`
@@ -70,7 +80,7 @@ impl TableWriter {
         target: SchemaRef,
         partition_by: Vec<String>,
     ) -> Self {
-        let writer = data_writer(&table, target.clone(), &partition_by, None);
+        let writer = data_writer(&table, target.clone(), &partition_by, None, None);
         // Never committed with this txn: the rewrite commits without one (`commit_write`).
         let txn = Txn {
             app_id: String::new(),
@@ -92,6 +102,7 @@ impl TableWriter {
             writer: Some(writer),
             removes: Vec::new(),
             rows: 0,
+            properties: None,
         }
     }
 
@@ -135,6 +146,7 @@ impl TableWriter {
             plan.target.clone(),
             &self.options.partition_by,
             self.options.target_file_size,
+            self.properties.clone(),
         ));
         let rewrite = plan.widens() && self.options.mode == WriteMode::Append;
         self.plan = Some(plan);
@@ -215,10 +227,13 @@ pub(crate) fn data_writer(
     target: SchemaRef,
     partition_by: &[String],
     target_file_size: Option<u64>,
+    properties: Option<WriterProperties>,
 ) -> DeltaWriter {
-    let properties = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .build();
+    let properties = properties.unwrap_or_else(|| {
+        WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build()
+    });
     let config = WriterConfig::new(
         target,
         partition_by.to_vec(),

@@ -1,31 +1,34 @@
 //! Runs a pipeline's DAG: one tokio task per step, bounded channels between them, then the
 //! commit protocol that makes a run's output appear all at once or not at all.
 //!
-//! Commit protocol:
-//! 1. Sinks write every file under `_pipectl/staging/<run id>/` (readers skip `_` folders).
-//! 2. When every step succeeded, the run is saved as `Committing` with its publish manifest
-//!    (staged -> final key for every file); the save is durable before anything moves.
-//! 3. Files are moved to their final keys (an atomic rename on local disks).
+//! Commit protocol (two phases, [`crate::sink::commit`]):
+//! 1. Sinks write what readers do not see yet: files under `_pipectl/staging/<run id>/`
+//!    (readers skip `_` folders), Delta data files without a log entry. Each sink hands back
+//!    its commit intents.
+//! 2. When every step succeeded, the run is saved as `Committing` with every intent (staged ->
+//!    final key for every file, the Delta commits with their `txn`); the save is durable before
+//!    any intent is applied.
+//! 3. The intents are applied: files moved to their final keys (an atomic rename on local
+//!    disks), then one commit per Delta table.
 //! 4. The run is committed as `Succeeded` together with any bookmark updates, in one state
 //!    transaction.
 //!
 //! A process killed in step 1 leaves a `Running` run: the next run of the pipeline marks it
 //! `Interrupted` and deletes its staging folder. Killed in step 3, it leaves a `Committing` run
-//! whose manifest the next run finishes (moves are idempotent: a file already moved is skipped).
+//! whose intents the next run applies again (idempotent: a file already moved is skipped, a
+//! Delta table whose log holds the commit's `txn` version is not committed again). A failed or
+//! cancelled run discards its intents.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use chrono::Utc;
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
-use object_store::path::Path as StorePath;
 use pipectl_spec::LoadedSpec;
 use pipectl_spec::dag::StepKind;
-use pipectl_state::{
-    Bookmark, PublishEntry, RetiredObject, RunRecord, RunStatus, StateStore, StepRecord, new_run_id,
-};
+use pipectl_state::{Bookmark, RunRecord, RunStatus, StateStore, StepRecord, new_run_id};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -34,7 +37,8 @@ use crate::connect::{Connections, StoreHandle};
 pub use crate::context::Backfill;
 use crate::context::{CHANNEL_CAPACITY, Output, RunContext, StepContext, StepMetrics};
 use crate::error::{Error, ErrorClass, Result};
-use crate::sink::{self, StagedFile, staging_prefix};
+use crate::sink::commit::{self, CommitIntent, DeltaCommit, Manifest};
+use crate::sink::{self, staging_prefix};
 use crate::table::{Message, TableId};
 use crate::{source, transform};
 
@@ -124,7 +128,8 @@ enum StepOutcome {
     Done,
     /// A source's finish: the bookmarks it reached, committed with the run.
     Read(Vec<Bookmark>),
-    Staged(Vec<StagedFile>),
+    /// A sink's finish: what it prepared, committed with the run.
+    Staged(Vec<CommitIntent>),
 }
 
 impl PreparedRun {
@@ -213,7 +218,7 @@ impl PreparedRun {
         let context = Arc::new(self.context.attempt());
         let mut tasks = self.spawn_steps(&context)?;
         let mut errors: BTreeMap<String, Error> = BTreeMap::new();
-        let mut staged: Vec<StagedFile> = Vec::new();
+        let mut staged: Vec<CommitIntent> = Vec::new();
         let mut reached: Vec<Bookmark> = Vec::new();
         while let Some(joined) = tasks.join_next().await {
             let (name, result) = match joined {
@@ -266,6 +271,14 @@ impl PreparedRun {
             // Info, not a warning: the error is the run's result, which whoever started the
             // run reports (the summary, the daemon's log); a warning here printed it twice.
             tracing::info!(run = %self.run_id, %status, error = %message, "run did not succeed; discarding staged files");
+            let tables: Vec<DeltaCommit> = staged
+                .into_iter()
+                .filter_map(|i| match i {
+                    CommitIntent::Delta(d) => Some(d),
+                    CommitIntent::File(_) => None,
+                })
+                .collect();
+            commit::discard(&self.context.connections, &tables).await;
             discard_staging(&self.context.connections, &self.spec, &self.run_id).await;
             record.status = status;
             record.error = Some(message);
@@ -277,18 +290,20 @@ impl PreparedRun {
         record.status = RunStatus::Committing;
         // Saved with the manifest, so a recovery that finishes this publish also moves them.
         record.bookmarks = reached;
-        record.publish = staged
-            .iter()
-            .map(|f| PublishEntry {
-                connection: f.connection.clone(),
-                staged: f.staged.to_string(),
-                final_key: f.final_path.to_string(),
-            })
-            .collect();
-        record.retire = retired_objects(&self.context.connections, &staged).await?;
+        let manifest = Manifest::of(&self.context.connections, staged).await?;
+        record.table_commits = manifest.tables_json()?;
+        record.publish = manifest.publish;
+        record.retire = manifest.retire;
         state_call(state.save_run(&record))?;
-        tracing::info!(run = %self.run_id, files = record.publish.len(), replaced = record.retire.len(), "publishing");
-        if let Err(e) = publish(&self.context.connections, &record.publish, &record.retire).await {
+        tracing::info!(run = %self.run_id, files = record.publish.len(), replaced = record.retire.len(), tables = manifest.tables.len(), "publishing");
+        if let Err(e) = commit::apply(
+            &self.context.connections,
+            &record.publish,
+            &record.retire,
+            &manifest.tables,
+        )
+        .await
+        {
             // The manifest is durable: the next run of this pipeline finishes the publish.
             record.error = Some(format!(
                 "publishing failed; the next run of this pipeline will finish it: {}",
@@ -507,98 +522,24 @@ pub fn state_call<T>(result: std::result::Result<T, pipectl_state::StateError>) 
     result.map_err(|e| Error::external(e.to_string(), e))
 }
 
-/// What a full refresh replaces: every object under a replaced table's key that this run does
-/// not publish. Listed before the manifest is saved, so a recovery deletes the same objects.
-async fn retired_objects(
-    connections: &Connections,
-    staged: &[StagedFile],
-) -> Result<Vec<RetiredObject>> {
-    let mut prefixes: BTreeMap<(&str, &StorePath), BTreeSet<&StorePath>> = BTreeMap::new();
-    for file in staged {
-        if let Some(prefix) = &file.replaces {
-            prefixes
-                .entry((file.connection.as_str(), prefix))
-                .or_default()
-                .insert(&file.final_path);
-        }
-    }
-    let mut retired = Vec::new();
-    for ((connection, prefix), keep) in prefixes {
-        let handle = connections.object_store(connection)?;
-        let mut listing = handle.store.list(Some(prefix));
-        while let Some(meta) = listing.next().await {
-            let meta = meta.map_err(|e| {
-                Error::external(
-                    format!("cannot list {prefix} in {} to replace it", handle.display),
-                    e,
-                )
-            })?;
-            if !keep.contains(&meta.location) {
-                retired.push(RetiredObject {
-                    connection: connection.to_owned(),
-                    key: meta.location.to_string(),
-                });
-            }
-        }
-    }
-    Ok(retired)
-}
-
-/// Moves staged files to their final keys, then deletes what a full refresh replaces. A file
-/// no longer staged but present at its final key was moved by an earlier attempt and is
-/// skipped, and a replaced object already gone is fine, so publishing can be repeated.
-async fn publish(
-    connections: &Connections,
-    entries: &[PublishEntry],
-    retire: &[RetiredObject],
-) -> Result<()> {
-    for entry in entries {
-        let handle = connections.object_store(&entry.connection)?;
-        // Manifest keys are stored in their encoded form (`%60` for a backtick): parse, don't re-encode.
-        let parse = |key: &str| StorePath::parse(key).unwrap_or_else(|_| StorePath::from(key));
-        let from = parse(&entry.staged);
-        let to = parse(&entry.final_key);
-        match handle.store.rename(&from, &to).await {
-            Ok(()) => {}
-            Err(object_store::Error::NotFound { .. }) if handle.store.head(&to).await.is_ok() => {}
-            Err(e) => {
-                return Err(Error::external(
-                    format!("cannot publish {to} in {}", handle.display),
-                    e,
-                ));
-            }
-        }
-    }
-    for object in retire {
-        let handle = connections.object_store(&object.connection)?;
-        let path =
-            StorePath::parse(&object.key).unwrap_or_else(|_| StorePath::from(object.key.as_str()));
-        match handle.store.delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => {
-                return Err(Error::external(
-                    format!("cannot delete the replaced {path} in {}", handle.display),
-                    e,
-                ));
-            }
-        }
-    }
-    Ok(())
+/// Applies a `Committing` run's saved intents again.
+async fn recommit(connections: &Connections, run: &RunRecord) -> Result<()> {
+    let tables = commit::tables_of(run)?;
+    commit::apply(connections, &run.publish, &run.retire, &tables).await
 }
 
 /// Deletes a run's staging folder in every sink's store. Best effort: leftovers are harmless
 /// (readers skip `_pipectl/`) and are retried by the next recovery.
 async fn discard_staging(connections: &Connections, spec: &LoadedSpec, run_id: &str) {
-    let mut seen = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
     for sink in spec.pipeline.sinks.values() {
-        let pipectl_spec::types::Sink::ObjectStore(s) = sink else {
-            continue;
-        };
-        if seen.contains(&s.connection) {
+        let connector = sink::connector(sink);
+        let output = connector.output();
+        if !output.stages || seen.iter().any(|c| c == output.connection) {
             continue;
         }
-        seen.push(s.connection.clone());
-        if let Ok(handle) = connections.object_store(&s.connection) {
+        seen.push(output.connection.to_owned());
+        if let Ok(handle) = connections.object_store(output.connection) {
             delete_prefix(&handle, &staging_prefix(run_id)).await;
         }
     }
@@ -640,7 +581,7 @@ pub async fn recover(
         }
         tracing::warn!(run = %run.id, status = %run.status, "recovering a run a stopped process left behind");
         match run.status {
-            RunStatus::Committing => match publish(connections, &run.publish, &run.retire).await {
+            RunStatus::Committing => match recommit(connections, &run).await {
                 Ok(()) => {
                     run.status = RunStatus::Succeeded;
                     run.error = Some(

@@ -6,12 +6,11 @@ use std::path::Path;
 use chrono::Utc;
 use pipectl_spec::LoadedSpec;
 use pipectl_spec::dag::StepKind;
-use pipectl_spec::types::{Format, Sink};
 use pipectl_state::Bookmark;
 use serde::Serialize;
 
 use crate::connect::Connections;
-use crate::sink::{render_key, writer};
+use crate::sink::{self, SinkPlanInput};
 use crate::source;
 use crate::source::PlanInput;
 use crate::table::TableId;
@@ -181,41 +180,17 @@ pub async fn build_with_bookmarks(
                     continue;
                 };
                 plan_step.settings = serde_json::to_value(sink).unwrap_or_default();
-                let s = match sink {
-                    Sink::ObjectStore(s) => s,
-                    Sink::Firehose(f) => {
-                        let display = connections_display(pipeline, &f.connection);
-                        plan_step.writes.push(PlanWrite {
-                            table: step.inputs.join(", "),
-                            key: format!("{display}/{}", f.prefix),
-                        });
-                        plan_step.notes.push(format!(
-                            "buffers flush every {} s or {} bytes; objects are published, then messages acknowledged",
-                            f.interval_secs, f.max_bytes
-                        ));
-                        tables_of.insert(step.name.clone(), Vec::new());
-                        steps.push(plan_step);
-                        continue;
-                    }
-                };
                 tables = upstream_tables(&tables_of, &step.inputs);
-                let ext = writer::extension(&s.format);
-                for t in &tables {
-                    let key = render_key(&s.key, &pipeline.name, t, "{run_id}", &today);
-                    plan_step.writes.push(PlanWrite {
-                        table: t.to_string(),
-                        key: format!(
-                            "{}/{key}part-{{run_id}}-0001.{ext}",
-                            connections_display(pipeline, &s.connection)
-                        ),
-                    });
-                }
-                if matches!(
-                    s.format,
-                    Format::Csv(_) | Format::Jsonl(_) | Format::Parquet(_)
-                ) {
-                    plan_step.notes.push("files are staged under _pipectl/staging/ and published when the whole run succeeds".to_owned());
-                }
+                let planned = sink::connector(sink).plan(&SinkPlanInput {
+                    pipeline,
+                    step: &step.name,
+                    inputs: &step.inputs,
+                    tables: &tables,
+                    today: &today,
+                });
+                plan_step.writes = planned.writes;
+                plan_step.notes = planned.notes;
+                tables = planned.tables;
             }
             StepKind::Crawler => {
                 if let Some(c) = pipeline.crawlers.get(&step.name) {

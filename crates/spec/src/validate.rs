@@ -475,7 +475,10 @@ impl Validator<'_> {
                     );
                     self.sink_key(&base, &s.key);
                     self.format(&base, &s.format);
-                    if s.mode == crate::types::WriteMode::FullRefresh {
+                    // A Delta table's root is checked by `table_options`.
+                    if s.mode == crate::types::WriteMode::FullRefresh
+                        && !matches!(s.format, Format::Delta(_))
+                    {
                         self.full_refresh_key(&base, &s.key);
                     }
                     self.table_options(&base, s);
@@ -1186,32 +1189,141 @@ impl Validator<'_> {
     }
 
     /// Checks the options that only Delta tables take (`mode: merge`, `merge`,
-    /// `partition_by`, `schema`) are not given for file formats.
+    /// `partition_by`, `schema`) are not given for file formats, and that a Delta sink's are
+    /// consistent.
     fn table_options(&mut self, base: &[PathSeg], s: &crate::types::ObjectStoreSink) {
-        if matches!(s.format, Format::Delta(_)) {
+        let at = |fields: &[&str]| {
+            let mut path = base.to_vec();
+            path.extend(fields.iter().map(|f| key(f)));
+            path
+        };
+        let Format::Delta(delta) = &s.format else {
+            let help = || Some("use `format: {type: delta}`".to_owned());
+            if s.mode == crate::types::WriteMode::Merge {
+                self.error(&at(&["mode"]), "`mode: merge` needs a Delta table", help());
+            }
+            for (field, given) in [
+                ("merge", s.merge.is_some()),
+                ("partition_by", !s.partition_by.is_empty()),
+                ("schema", s.schema.is_some()),
+            ] {
+                if given {
+                    self.error(
+                        &at(&[field]),
+                        format!("`{field}` applies to Delta tables"),
+                        help(),
+                    );
+                }
+            }
             return;
+        };
+        self.delta_table_key(&at(&["key"]), &s.key);
+        match (&s.merge, s.mode == crate::types::WriteMode::Merge) {
+            (None, true) => self.error(
+                &at(&["mode"]),
+                "`mode: merge` needs `merge:` settings saying which columns identify a row",
+                Some("add e.g. `merge: { keys: [id] }`".to_owned()),
+            ),
+            (Some(_), false) => self.error(
+                &at(&["merge"]),
+                "`merge:` settings apply only with `mode: merge`",
+                Some("add `mode: merge`, or remove `merge:`".to_owned()),
+            ),
+            (Some(m), true) => self.merge_settings(&at(&["merge"]), m),
+            (None, false) => {}
         }
+        if !s.partition_by.is_empty()
+            && !delta.partition_by.is_empty()
+            && s.partition_by != delta.partition_by
+        {
+            self.error(
+                &at(&["partition_by"]),
+                format!(
+                    "the sink says partition_by [{}] but its format says [{}]",
+                    s.partition_by.join(", "),
+                    delta.partition_by.join(", ")
+                ),
+                Some("give `partition_by` in one place".to_owned()),
+            );
+        }
+        for (path, columns) in [
+            (at(&["partition_by"]), &s.partition_by),
+            (at(&["format", "partition_by"]), &delta.partition_by),
+        ] {
+            for (i, column) in columns.iter().enumerate() {
+                let mut path = path.clone();
+                path.push(PathSeg::Index(i));
+                if column.is_empty() {
+                    self.error(&path, "empty partition column name", None);
+                } else if columns[..i].contains(column) {
+                    self.error(
+                        &path,
+                        format!("partition column `{column}` is listed twice"),
+                        None,
+                    );
+                }
+            }
+        }
+        if let (Some(a), Some(b)) = (s.schema, delta.schema)
+            && a != b
+        {
+            self.error(
+                &at(&["schema"]),
+                "the sink's `schema` policy and its format's differ",
+                Some("give `schema` in one place".to_owned()),
+            );
+        }
+    }
+
+    /// A Delta sink's key is the root of one table, the same from run to run.
+    fn delta_table_key(&mut self, path: &[PathSeg], template: &str) {
+        for placeholder in ["{run_id}", "{date}"] {
+            if let Some(at) = template.find(placeholder) {
+                self.error_in_text(
+                    path,
+                    1,
+                    template[..at].chars().count() + 1,
+                    format!("a Delta sink's key is a table root that every run commits to, but `{placeholder}` gives every run a new root"),
+                    Some("remove the placeholder; partition by a column instead (`partition_by`)".to_owned()),
+                );
+            }
+        }
+    }
+
+    fn merge_settings(&mut self, base: &[PathSeg], m: &crate::types::MergeSettings) {
         let at = |field: &str| {
             let mut path = base.to_vec();
             path.push(key(field));
             path
         };
-        let help = || Some("use `format: {type: delta}`".to_owned());
-        if s.mode == crate::types::WriteMode::Merge {
-            self.error(&at("mode"), "`mode: merge` needs a Delta table", help());
+        if m.keys.is_empty() {
+            self.error(
+                &at("keys"),
+                "`merge.keys` names no column",
+                Some("name the columns that identify a row, e.g. `keys: [id]`".to_owned()),
+            );
         }
-        for (field, given) in [
-            ("merge", s.merge.is_some()),
-            ("partition_by", !s.partition_by.is_empty()),
-            ("schema", s.schema.is_some()),
-        ] {
-            if given {
-                self.error(
-                    &at(field),
-                    format!("`{field}` applies to Delta tables"),
-                    help(),
-                );
+        for (field, columns) in [("keys", &m.keys), ("sequence_by", &m.sequence_by)] {
+            for (i, column) in columns.iter().enumerate() {
+                let mut path = at(field);
+                path.push(PathSeg::Index(i));
+                if column.is_empty() {
+                    self.error(&path, "empty column name", None);
+                } else if columns[..i].contains(column) {
+                    self.error(&path, format!("column `{column}` is listed twice"), None);
+                }
             }
+        }
+        if let Some(condition) = &m.delete_when
+            && let Err(e) = expr::parse_expr(condition)
+        {
+            self.error_in_text(
+                &at("delete_when"),
+                1,
+                e.column,
+                format!("not a condition: {}", e.message),
+                e.help,
+            );
         }
     }
 
@@ -1233,13 +1345,8 @@ impl Validator<'_> {
                     self.error(&path, problem, Some(NULL_VALUE_HELP.to_owned()));
                 }
             }
-            Format::Parquet(_) | Format::Jsonl(_) => {}
-            // Being built (issue 14): refused until the sinks can write it.
-            Format::Delta(_) => self.error(
-                &path,
-                "the `delta` format is not available in this build yet".to_owned(),
-                Some("use `parquet`".to_owned()),
-            ),
+            // A Delta sink's options are checked with the sink's (`table_options`).
+            Format::Parquet(_) | Format::Jsonl(_) | Format::Delta(_) => {}
         }
     }
 }

@@ -144,6 +144,11 @@ pub struct RunRecord {
     /// `Committing`, so a recovery that finishes the publish also moves the bookmarks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bookmarks: Vec<Bookmark>,
+    /// Table commits (Delta Lake) to apply with this run, written with the manifest when it
+    /// enters `Committing`. Each is kept as the engine wrote it (JSON the state store does not
+    /// read), so the state crate needs no table-format types; applying one is idempotent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub table_commits: Vec<serde_json::Value>,
     /// A streaming run: its sinks publish objects while it runs, so a run that stops early
     /// (even by kill -9) keeps what its steps' records say it published.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -172,6 +177,7 @@ impl RunRecord {
             publish: Vec::new(),
             retire: Vec::new(),
             bookmarks: Vec::new(),
+            table_commits: Vec::new(),
             streaming: false,
         }
     }

@@ -31,13 +31,12 @@ use std::sync::Arc;
 use chrono::Utc;
 use object_store::ObjectStore;
 use object_store::path::Path as StorePath;
-use pipectl_spec::types::{
-    CatalogCrawler, Format, Pipeline, RecrawlPolicy, SchemaChangePolicy, Sink,
-};
+use pipectl_spec::types::{CatalogCrawler, Pipeline, RecrawlPolicy, SchemaChangePolicy};
 use pipectl_state::{CatalogStorage, CatalogStore};
 
 use crate::connect::Connections;
 use crate::error::{Error, Result};
+use crate::sink::SinkOutput;
 pub use glob::glob_match;
 use layout::{by_template, group_leaves, split, unique_name, warn_empty_folders};
 pub use layout::{sanitize, static_prefix};
@@ -212,33 +211,17 @@ pub async fn run_step(
 ) -> Result<CrawlReport> {
     let mut targets = Vec::new();
     for input in &spec.inputs {
-        let mut csv_null_value = String::new();
-        let (connection, prefix, layout) = match pipeline.sinks.get(input) {
-            Some(Sink::ObjectStore(sink)) => {
-                if let Format::Csv(csv) = &sink.format {
-                    csv_null_value = csv.null_value.clone();
-                }
-                (
-                    &sink.connection,
-                    String::new(),
-                    Layout::Template(sink.key.clone()),
-                )
-            }
-            // A delivery stream's prefix up to its first expression is one table; the folders
-            // its timestamps make below it are plain partitions.
-            Some(Sink::Firehose(sink)) => {
-                let fixed = sink.prefix.split("!{").next().unwrap_or_default();
-                let folder = fixed.rsplit_once('/').map(|(f, _)| f).unwrap_or_default();
-                (
-                    &sink.connection,
-                    folder.to_owned(),
-                    Layout::Guess {
-                        table_level: Some(0),
-                    },
-                )
-            }
-            None => return Err(Error::user(format!("input `{input}` is not a sink"))),
+        let Some(sink) = pipeline.sinks.get(input) else {
+            return Err(Error::user(format!("input `{input}` is not a sink")));
         };
+        let connector = crate::sink::connector(sink);
+        let SinkOutput {
+            connection,
+            prefix,
+            layout,
+            csv_null_value,
+            ..
+        } = connector.output();
         let handle = connections.object_store(connection)?;
         let (base_url, storage) = connections.catalog_location(connection)?;
         targets.push(CrawlTarget {
