@@ -84,28 +84,6 @@ impl Drop for Pg {
     }
 }
 
-/// The readers' interpreter, or `None` (after a skip) when it is missing outside CI.
-fn readers() -> Option<PathBuf> {
-    let python = std::env::var_os("PIPECTL_DELTA_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-            Path::new(&home).join(".cache/pipectl-tools/delta-readers-venv/bin/python")
-        });
-    if python.exists() {
-        return Some(python);
-    }
-    let why = format!(
-        "{} is missing: run `bash scripts/delta-readers.sh install`",
-        python.display()
-    );
-    if services_required() {
-        panic!("the Delta readers are required: {why}");
-    }
-    skip(&why);
-    None
-}
-
 /// Both readers' view of the table at `root`: `{"deltalake": {version, types, rows},
 /// "duckdb": {types, rows}}`, rows sorted by `id` in a canonical text form.
 fn read_table(python: &Path, root: &Path) -> Value {
@@ -131,8 +109,7 @@ fn deltalake_ids(python: &Path, root: &Path) -> Vec<i64> {
                   t = deltalake.DeltaTable(sys.argv[1])\n\
                   ids = t.to_pyarrow_table(columns=['id']).column('id').to_pylist()\n\
                   print(json.dumps(sorted(ids)))\n";
-    let out = std::process::Command::new(python)
-        .args(["-c", script])
+    let out = crate::common::python_script(python, script)
         .arg(root)
         .output()
         .unwrap();
@@ -260,7 +237,9 @@ fn postgres_to_delta_values_equal_the_source_for_both_readers() {
     let Some(mut pg) = Pg::connect("pipectl_delta_types") else {
         return;
     };
-    let Some(python) = readers() else { return };
+    let Some(python) = crate::common::delta_readers_python() else {
+        return;
+    };
     let s = pg.schema.clone();
     pg.exec(&format!(
         "create table \"{s}\".items (id bigint primary key, amount numeric(12,3), at timestamptz, note text, day date, ok boolean);
@@ -293,7 +272,9 @@ fn postgres_to_delta_values_equal_the_source_for_both_readers() {
 
 #[test]
 fn sqlite_to_delta_append_then_full_refresh_replaces_in_one_commit() {
-    let Some(python) = readers() else { return };
+    let Some(python) = crate::common::delta_readers_python() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("src.db");
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -455,7 +436,9 @@ fn postgres_changes_merge_into_delta_incrementally_and_equal_the_source() {
     let Some(mut pg) = Pg::connect("pipectl_delta_merge") else {
         return;
     };
-    let Some(python) = readers() else { return };
+    let Some(python) = crate::common::delta_readers_python() else {
+        return;
+    };
     setup_changes(&mut pg);
     let dir = tempfile::tempdir().unwrap();
     let spec = write_spec(
@@ -613,7 +596,9 @@ fn kill_9_during_a_full_load_and_a_merge_then_rerun_commits_every_row_once() {
     let Some(mut pg) = Pg::connect("pipectl_delta_kill") else {
         return;
     };
-    let Some(python) = readers() else { return };
+    let Some(python) = crate::common::delta_readers_python() else {
+        return;
+    };
     let s = pg.schema.clone();
     let rows: i64 = std::env::var("PIPECTL_DELTA_KILL_ROWS")
         .ok()
