@@ -66,8 +66,8 @@ pub use location::TableLocation;
 pub use merge::{DELETED_AT, DeleteMode, MergeOptions, MergeSpec, MergeWriter};
 pub use schema::{SchemaChange, SchemaPolicy};
 pub use table::{
-    AsOf, CompactOptions, CompactReport, DeltaTable, HistoryEntry, TableInfo, VacuumOptions,
-    VacuumReport,
+    AsOf, CompactOptions, CompactReport, DeltaTable, HistoryEntry, PartitionInfo, TableInfo,
+    VacuumOptions, VacuumReport,
 };
 pub use write::{TableWriter, WriteOptions};
 
