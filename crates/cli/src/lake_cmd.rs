@@ -450,6 +450,7 @@ pub(crate) fn query(
     database: Option<&str>,
     format: QueryFormat,
     skip_unreadable: bool,
+    as_of: pipectl_query::AsOf,
 ) -> Result<ExitCode> {
     let tables: Vec<CatalogTable> = match open_state(state_dir) {
         Ok(store) => store.tables(None)?,
@@ -473,7 +474,7 @@ pub(crate) fn query(
         ))
         .into());
     }
-    let lake = pipectl_query::Lake::new(&tables, database, env_lookup)?;
+    let lake = pipectl_query::Lake::new(&tables, database, env_lookup)?.with_as_of(as_of);
     // A corrupt file can make a reader panic; the query reports it as an error naming the
     // file, so the panic itself is not printed.
     let default_hook = std::panic::take_hook();

@@ -148,6 +148,11 @@ enum Command {
         /// instead of failing on the first.
         #[arg(long)]
         skip_unreadable: bool,
+        /// Read Delta tables as they were at this version (a number) or time (RFC 3339, e.g.
+        /// `2026-12-01T10:00:00Z`: the newest version committed then). Other tables are read
+        /// as they are now.
+        #[arg(long, value_parser = parse_as_of)]
+        as_of: Option<pipectl_query::AsOf>,
     },
     /// Print the JSON Schema of pipeline files (for editors and CI).
     Schema,
@@ -374,12 +379,14 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             database,
             format,
             skip_unreadable,
+            as_of,
         } => lake_cmd::query(
             &cli.state_dir,
             &sql,
             database.as_deref(),
             format,
             skip_unreadable,
+            as_of.unwrap_or_default(),
         ),
         Command::Schema => {
             print_out(&(serde_json::to_string_pretty(&pipectl_spec::json_schema())? + "\n"))?;
@@ -623,6 +630,10 @@ fn env_lookup(name: &str) -> Option<String> {
 struct KeysAt {
     at: chrono::DateTime<chrono::Utc>,
     record: Option<String>,
+}
+
+fn parse_as_of(text: &str) -> Result<pipectl_query::AsOf, String> {
+    pipectl_query::parse_as_of(text)
 }
 
 fn parse_instant(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
