@@ -45,16 +45,25 @@ pub(crate) fn orders(ids: &[i64]) -> RecordBatch {
                 .with_precision_and_scale(12, 3)
                 .unwrap(),
         ),
-        Arc::new(StringArray::from_iter_values(
-            ids.iter()
-                .map(|i| if i % 2 == 0 { "2026-01-02" } else { "2026-01-01" }),
-        )),
+        Arc::new(StringArray::from_iter_values(ids.iter().map(|i| {
+            if i % 2 == 0 {
+                "2026-01-02"
+            } else {
+                "2026-01-01"
+            }
+        }))),
     ];
     RecordBatch::try_new(schema, columns).unwrap()
 }
 
 /// Commits `batches` (each its own data file) to the table at `dir/root` in one commit.
-pub(crate) fn commit(dir: &Path, root: &str, mode: WriteMode, version: i64, batches: &[RecordBatch]) {
+pub(crate) fn commit(
+    dir: &Path,
+    root: &str,
+    mode: WriteMode,
+    version: i64,
+    batches: &[RecordBatch],
+) {
     let location = location(dir, root);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -82,10 +91,20 @@ fn ids(rows: &[Value]) -> Vec<i64> {
 fn a_crawled_delta_table_is_catalogued_from_its_log_and_queried_with_time_travel() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    commit(dir, "lake/orders", WriteMode::Append, 1, &[orders(&[1, 2, 3, 4])]);
+    commit(
+        dir,
+        "lake/orders",
+        WriteMode::Append,
+        1,
+        &[orders(&[1, 2, 3, 4])],
+    );
     commit(dir, "lake/orders", WriteMode::Append, 2, &[orders(&[5, 6])]);
     // A file the log does not list (left by a crashed writer): not part of the table.
-    std::fs::write(dir.join("lake/orders/dt=2026-01-01/stray.parquet"), b"not parquet").unwrap();
+    std::fs::write(
+        dir.join("lake/orders/dt=2026-01-01/stray.parquet"),
+        b"not parquet",
+    )
+    .unwrap();
 
     let lake = format!("file://{}/lake", dir.display());
     ok(dir, &["crawl", "--path", &lake, "--database", "sales"]);
@@ -107,9 +126,15 @@ fn a_crawled_delta_table_is_catalogued_from_its_log_and_queried_with_time_travel
     );
     let partitions = t["partitions"].as_array().unwrap();
     assert_eq!(partitions.len(), 2, "{t:#}");
-    let files: u64 = partitions.iter().map(|p| p["files"].as_u64().unwrap()).sum();
+    let files: u64 = partitions
+        .iter()
+        .map(|p| p["files"].as_u64().unwrap())
+        .sum();
     assert_eq!(files, 4, "two commits, two partitions each: {t:#}");
-    assert!(t["skipped_files"].is_null(), "nothing guessed from files: {t:#}");
+    assert!(
+        t["skipped_files"].is_null(),
+        "nothing guessed from files: {t:#}"
+    );
     let commits = t["delta"]["commits"].as_array().unwrap();
     assert_eq!(commits.len(), 2);
     assert_eq!(commits[0]["version"], 1);
@@ -177,7 +202,11 @@ fn a_crawled_delta_table_is_catalogued_from_its_log_and_queried_with_time_travel
             first_commit,
         ],
     );
-    assert_eq!(serde_json::from_str::<Value>(&at).unwrap()[0]["n"], 4, "{at}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&at).unwrap()[0]["n"],
+        4,
+        "{at}"
+    );
 
     // A version the table does not have.
     let (out, _, stderr) = output(pipectl(dir).args([
@@ -205,4 +234,154 @@ fn a_crawled_delta_table_is_catalogued_from_its_log_and_queried_with_time_travel
         serde_json::json!(["Delta version 1 -> 2"])
     );
     assert_eq!(ids(&query(dir, "sales", "select id from orders")), [9]);
+}
+
+/// A pipeline whose `object_store` sink `lake` writes tables under `lake/{table}/`.
+pub(crate) const SHOP: &str = r#"version: 1
+name: shop
+connections:
+  lake: { url: file://lake }
+sources:
+  gen: { type: generator, count: 1, template: '{"a": 1}' }
+sinks:
+  lake:
+    type: object_store
+    inputs: [gen]
+    connection: lake
+    key: "{table}/"
+    format: { type: parquet }
+"#;
+
+/// The readers' Python (`scripts/delta-readers.sh install`), or `None` when the test may skip.
+fn readers_python() -> Option<std::path::PathBuf> {
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+    let python = std::env::var_os("PIPECTL_DELTA_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(&home).join(".cache/pipectl-tools/delta-readers-venv/bin/python")
+        });
+    if python.exists() {
+        return Some(python);
+    }
+    let reason = format!(
+        "{} is missing: run `bash scripts/delta-readers.sh install`",
+        python.display()
+    );
+    assert!(!crate::common::services_required(), "{reason}");
+    crate::common::skip(&reason);
+    None
+}
+
+/// The table at `root` as the Python `deltalake` package reads it: sorted ids, file count.
+fn read_with_deltalake(python: &Path, root: &Path) -> (Vec<i64>, usize) {
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(
+            "import sys, json\nfrom deltalake import DeltaTable\nt = DeltaTable(sys.argv[1])\n\
+             ids = sorted(t.to_pyarrow_table().column('id').to_pylist())\n\
+             print(json.dumps([ids, len(t.file_uris())]))",
+        )
+        .arg(root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "deltalake failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn compact_and_vacuum_maintain_the_delta_tables_of_a_pipelines_sinks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("shop.yaml"), SHOP).unwrap();
+    for i in 0..6 {
+        commit(
+            dir,
+            "lake/orders",
+            WriteMode::Append,
+            i + 1,
+            &[orders(&[i * 2, i * 2 + 1])],
+        );
+    }
+    // Not a Delta table: left alone.
+    crate::lake::write_parquet(&dir.join("lake/plain/part-1.parquet"), 0, 3);
+    let root = dir.join("lake/orders");
+    let python = readers_python();
+
+    let text = ok(dir, &["compact", "shop.yaml", "--sink", "lake"]);
+    assert!(
+        text.contains("sink lake, table orders (file://lake/orders): compacted 12 files (")
+            && text.contains("into 2 (")
+            && text.contains("in 2 partitions; version 5 -> 6"),
+        "{text}"
+    );
+    assert!(!text.contains("plain"), "{text}");
+    let expected: Vec<i64> = (0..12).collect();
+    if let Some(python) = &python {
+        assert_eq!(read_with_deltalake(python, &root), (expected.clone(), 2));
+    }
+    let again = ok(dir, &["compact", "shop.yaml", "--format", "json"]);
+    let again: Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(again[0]["version_after"], 6, "{again:#}");
+    assert_eq!(again[0]["files_after"], 2, "{again:#}");
+
+    // The default retention (7 days) keeps the replaced files for time travel.
+    let kept = ok(dir, &["vacuum", "shop.yaml"]);
+    assert!(
+        kept.contains(
+            "deleted 0 files that left the table more than 7d ago; version 6 keeps its 2 files"
+        ),
+        "{kept}"
+    );
+    let dry = ok(
+        dir,
+        &["vacuum", "shop.yaml", "--retention", "0s", "--dry-run"],
+    );
+    assert!(dry.contains("would delete 12 files"), "{dry}");
+    let parquet_files = || {
+        crate::common::files_under(&root)
+            .into_iter()
+            .filter(|f| f.ends_with(".parquet"))
+            .count()
+    };
+    assert_eq!(parquet_files(), 14);
+    let done = ok(
+        dir,
+        &[
+            "vacuum",
+            "shop.yaml",
+            "--table",
+            "orders",
+            "--retention",
+            "0s",
+        ],
+    );
+    assert!(done.contains("deleted 12 files"), "{done}");
+    assert_eq!(parquet_files(), 2);
+    if let Some(python) = &python {
+        assert_eq!(read_with_deltalake(python, &root), (expected, 2));
+    }
+
+    // Bad selections name the file, sink and table.
+    for (args, message) in [
+        (
+            vec!["compact", "shop.yaml", "--sink", "nope"],
+            "shop.yaml has no sink `nope`; its sinks: lake",
+        ),
+        (
+            vec!["vacuum", "shop.yaml", "--table", "plain"],
+            "no Delta table `plain` under its object_store sinks of shop.yaml",
+        ),
+        (
+            vec!["vacuum", "shop.yaml", "--retention", "7 days"],
+            "`7 days` is not a duration",
+        ),
+    ] {
+        let (out, _, stderr) = output(pipectl(dir).args(&args));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
 }

@@ -5,6 +5,7 @@
 
 mod generate_cmd;
 mod lake_cmd;
+mod maintenance_cmd;
 mod progress;
 mod render;
 mod serve;
@@ -154,6 +155,12 @@ enum Command {
         #[arg(long, value_parser = parse_as_of)]
         as_of: Option<pipectl_query::AsOf>,
     },
+    /// Compact the Delta tables of a pipeline's object_store sinks: small files bin-packed,
+    /// per partition, into files of about a target size (one commit per table; rows unchanged).
+    Compact(maintenance_cmd::CompactArgs),
+    /// Delete files the Delta tables of a pipeline's object_store sinks no longer need: those
+    /// that left a table longer ago than the retention. The newest version's files stay.
+    Vacuum(maintenance_cmd::VacuumArgs),
     /// Print the JSON Schema of pipeline files (for editors and CI).
     Schema,
     /// Publish records from a template at a fixed rate to NATS, MQTT or a Direct PUT endpoint
@@ -374,6 +381,8 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         Command::Generate(args) => generate_cmd::run(args),
         Command::Catalog { action, format } => lake_cmd::catalog(&cli.state_dir, action, format),
         Command::Crawl(args) => lake_cmd::crawl(&cli.state_dir, args),
+        Command::Compact(args) => maintenance_cmd::compact(args),
+        Command::Vacuum(args) => maintenance_cmd::vacuum(args),
         Command::Query {
             sql,
             database,

@@ -347,7 +347,10 @@ impl Lake {
         Ok(())
     }
 
-    async fn delta_provider(&self, entry: &DeltaEntry) -> Result<Arc<dyn TableProvider>, QueryError> {
+    async fn delta_provider(
+        &self,
+        entry: &DeltaEntry,
+    ) -> Result<Arc<dyn TableProvider>, QueryError> {
         let table = &entry.table;
         let opened = DeltaTable::open_as_of(entry.location.clone(), self.as_of).await;
         let opened = match opened {
@@ -363,15 +366,16 @@ impl Lake {
                 };
                 let wanted = match self.as_of {
                     AsOf::Version(v) => format!("no version {v}"),
-                    AsOf::Timestamp(t) => format!("no version committed at or before {}", t.to_rfc3339()),
+                    AsOf::Timestamp(t) => {
+                        format!("no version committed at or before {}", t.to_rfc3339())
+                    }
                     AsOf::Latest => String::new(),
                 };
                 return Err(table_error(
                     table,
                     format!(
                         "the Delta table has {wanted} (its newest is {newest}); list its versions with `pipectl catalog history {}.{}`",
-                        table.database,
-                        table.name
+                        table.database, table.name
                     ),
                 ));
             }
@@ -527,7 +531,10 @@ fn delta_location(
     let store = stores.get(&key).ok_or_else(|| {
         table_error(
             table,
-            format!("no store for {}: only file:// and s3:// tables can be queried", table.location),
+            format!(
+                "no store for {}: only file:// and s3:// tables can be queried",
+                table.location
+            ),
         )
     })?;
     let root = StorePath::from_url_path(url.path()).map_err(|e| table_error(table, e))?;
