@@ -385,3 +385,67 @@ fn compact_and_vacuum_maintain_the_delta_tables_of_a_pipelines_sinks() {
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn serve_runs_the_maintenance_section_on_its_own_schedule_and_records_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("pipelines")).unwrap();
+    let spec = SHOP.replace("file://lake", "file://../lake")
+        + "maintenance:\n  schedule: \"* * * * * *\"\n  compact: { target_file_size: 100000000 }\n  vacuum: { retention: 0s }\n";
+    std::fs::write(dir.join("pipelines/shop.yaml"), spec).unwrap();
+    for i in 0..4 {
+        commit(
+            dir,
+            "lake/orders",
+            WriteMode::Append,
+            i + 1,
+            &[orders(&[i * 2, i * 2 + 1])],
+        );
+    }
+    let root = dir.join("lake/orders");
+    let parquet_files = || {
+        crate::common::files_under(&root)
+            .into_iter()
+            .filter(|f| f.ends_with(".parquet"))
+            .count()
+    };
+    assert_eq!(parquet_files(), 8);
+    let python = readers_python();
+
+    let daemon = crate::serve::Daemon::start(dir, &[]);
+    let run = crate::serve::wait_for(
+        std::time::Duration::from_secs(60),
+        "a maintenance pass that compacted and vacuumed the table",
+        || {
+            let runs = crate::serve::runs(dir, "shop");
+            runs.into_iter().find(|r| {
+                r["trigger"] == "maintenance"
+                    && r["status"] == "succeeded"
+                    && r["steps"].as_array().is_some_and(|steps| {
+                        steps.iter().any(|s| {
+                            s["name"] == "vacuum lake/orders" && s["objects"].as_u64() == Some(8)
+                        })
+                    })
+            })
+        },
+    );
+    let status = daemon.terminate();
+    assert!(status.success());
+    let steps: Vec<&str> = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        ["compact lake/orders", "vacuum lake/orders"],
+        "{run:#}"
+    );
+    assert_eq!(run["steps"][0]["objects"], 2, "{run:#}");
+    assert_eq!(parquet_files(), 2);
+    if let Some(python) = &python {
+        assert_eq!(read_with_deltalake(python, &root), ((0..8).collect(), 2));
+    }
+}

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use crate::api::{self, ApiState};
 use crate::clock::SystemClock;
 use crate::cron::CronSchedule;
+use crate::maintenance::Maintenance;
 use crate::metrics::Metrics;
 use crate::policy::RunPolicy;
 use crate::runner::{EngineRunner, EnvLookup, LoadedPipeline, prune};
@@ -106,11 +107,13 @@ pub async fn serve(
         metrics.clone(),
         env.clone(),
     );
+    let maintenance = Maintenance::new(state.clone(), env.clone());
     let mut files = Files::new(
         options.dir.clone(),
         state.clone(),
         scheduler.clone(),
         streams.clone(),
+        maintenance.clone(),
         metrics.clone(),
         env.clone(),
         options.notice.clone(),
@@ -161,7 +164,8 @@ pub async fn serve(
     // Streams flush and publish while batch runs get their grace period.
     tokio::join!(
         streams.stop_all(options.grace),
-        scheduler.shutdown(options.grace)
+        scheduler.shutdown(options.grace),
+        maintenance.stop_all()
     );
     let _ = scheduler_task.await;
     server.abort();
@@ -252,6 +256,7 @@ struct Files {
     state: Arc<dyn StateStore>,
     scheduler: Scheduler<LoadedPipeline>,
     streams: Streams,
+    maintenance: Maintenance,
     metrics: Arc<Metrics>,
     env: EnvLookup,
     notice: Notice,
@@ -272,6 +277,7 @@ impl Files {
         state: Arc<dyn StateStore>,
         scheduler: Scheduler<LoadedPipeline>,
         streams: Streams,
+        maintenance: Maintenance,
         metrics: Arc<Metrics>,
         env: EnvLookup,
         notice: Notice,
@@ -281,6 +287,7 @@ impl Files {
             state,
             scheduler,
             streams,
+            maintenance,
             metrics,
             env,
             notice,
@@ -475,6 +482,12 @@ impl Files {
                 if streaming { "streaming " } else { "" }
             ));
         }
+        if let Err(e) = self
+            .maintenance
+            .start(&path.display().to_string(), loaded.clone())
+        {
+            (self.notice)(&format!("pipectl serve: {e}"));
+        }
         if let Ok(mut r) = self.registry.lock() {
             r.insert(name.clone(), canonical);
         }
@@ -485,6 +498,7 @@ impl Files {
 
     async fn unload(&mut self, name: &str) {
         self.scheduler.remove(name);
+        self.maintenance.stop(name);
         self.streams.stop(name).await;
         self.loaded.remove(name);
         if let Some(w) = self.watchers.remove(name) {
