@@ -50,6 +50,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod error;
+mod footer;
 mod intent;
 mod location;
 mod merge;
@@ -59,6 +60,7 @@ mod table;
 mod write;
 
 pub use error::{Error, ErrorClass, Result};
+pub use footer::parquet_footer_schema;
 pub use intent::{
     ApplyOutcome, CommitIntent, IntentAction, MergeIntent, Txn, WriteIntent, WriteMode,
 };

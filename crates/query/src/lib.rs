@@ -54,8 +54,7 @@ use futures::{FutureExt, StreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
-use pipectl_delta::{DeltaTable, TableLocation};
-use pipectl_engine::crawl::infer::parquet_schema;
+use pipectl_delta::{DeltaTable, TableLocation, parquet_footer_schema};
 use pipectl_state::hive_type::HiveType;
 use pipectl_state::{CatalogTable, TableStatus};
 
@@ -608,7 +607,7 @@ async fn check_file(
             Err(e) => return Some(e.to_string()),
         };
         let meta = &file.object_meta;
-        if let Err(e) = parquet_schema(&store, &meta.location, meta.size).await {
+        if let Err(e) = parquet_footer_schema(&store, &meta.location, meta.size).await {
             return Some(e);
         }
     }

@@ -107,17 +107,16 @@ pub async fn serve(
         metrics.clone(),
         env.clone(),
     );
-    let maintenance = Maintenance::new(state.clone(), env.clone());
     let mut files = Files::new(
         options.dir.clone(),
         state.clone(),
         scheduler.clone(),
         streams.clone(),
-        maintenance.clone(),
         metrics.clone(),
         env.clone(),
         options.notice.clone(),
     );
+    let maintenance = files.maintenance.clone();
     files.scan(true).await;
     // The address is announced only after recovery, so clients never see half-recovered state.
     let info = serde_json::json!({ "addr": addr.to_string(), "pid": std::process::id() });
@@ -277,17 +276,16 @@ impl Files {
         state: Arc<dyn StateStore>,
         scheduler: Scheduler<LoadedPipeline>,
         streams: Streams,
-        maintenance: Maintenance,
         metrics: Arc<Metrics>,
         env: EnvLookup,
         notice: Notice,
     ) -> Self {
         Files {
             dir,
+            maintenance: Maintenance::new(state.clone(), env.clone()),
             state,
             scheduler,
             streams,
-            maintenance,
             metrics,
             env,
             notice,
