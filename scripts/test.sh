@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: checks (and starts) the local services, starts a local S3 server
-# (moto) for the S3 tests, installs the independent Delta readers (Python deltalake, DuckDB)
-# for the Delta tests, then runs every test with cargo-nextest. Extra arguments go to
+# (moto) for the S3 tests and a private PostgreSQL cluster with wal_level=logical for the CDC
+# tests (scripts/pg-logical.sh), installs the independent Delta readers (Python deltalake,
+# DuckDB) for the Delta tests, then runs every test with cargo-nextest. Extra arguments go to
 # `cargo nextest run`, e.g. `bash scripts/test.sh s3::` to run the S3 tests only.
 #
 # Under CI (CI=true) a missing service is an error and the tests are told to fail rather than
@@ -63,6 +64,18 @@ elif [[ "$in_ci" == true ]]; then
     exit 1
 else
     log "warning: no local S3 server; the S3 tests will skip"
+fi
+
+# The change data capture tests need wal_level=logical, which the machine's server does not
+# have: they get a private cluster. It is left running at exit (a later run reuses it in 0.1 s),
+# because two test runs at once share it and one must not stop the other's.
+if bash "$ROOT/scripts/pg-logical.sh" start; then
+    eval "$(bash "$ROOT/scripts/pg-logical.sh" env)"
+elif [[ "$in_ci" == true ]]; then
+    log "error: the logical-replication PostgreSQL cluster did not start (see above)"
+    exit 1
+else
+    log "warning: no logical-replication PostgreSQL cluster; the CDC tests will skip"
 fi
 
 # The Delta tests read what pipectl writes with other implementations too.

@@ -771,13 +771,7 @@ sinks:
         &schema["pipectl_".len()..]
     );
     let spec = write_spec(dir.path(), &spec);
-    let (out, stdout, stderr) = output(
-        pipectl(dir.path())
-            .args(["plan", "--format", "json"])
-            .arg(&spec),
-    );
-    assert!(out.status.success(), "{stderr}");
-    let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let plan = crate::common::plan_json(dir.path(), &spec);
     let reads: Vec<String> = plan["steps"][0]["reads"]
         .as_array()
         .unwrap()

@@ -728,18 +728,9 @@ fn lake_example_end_to_end() {
 
 #[test]
 fn s3_lake_is_crawled_and_queried() {
-    let Ok(endpoint) = std::env::var("PIPECTL_TEST_S3_ENDPOINT") else {
-        assert!(
-            !crate::common::services_required(),
-            "PIPECTL_TEST_S3_ENDPOINT is not set: start the S3 server with scripts/s3-server.sh"
-        );
-        crate::common::skip(
-            "PIPECTL_TEST_S3_ENDPOINT not set (scripts/test.sh starts a local S3 server)",
-        );
+    let Some((endpoint, bucket)) = crate::common::s3_server() else {
         return;
     };
-    let bucket =
-        std::env::var("PIPECTL_TEST_S3_BUCKET").unwrap_or_else(|_| "pipectl-test".to_owned());
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let prefix = format!(

@@ -30,13 +30,7 @@ fn regex_free_hash(text: &str) -> String {
 fn plan_json_lists_tables_sql_and_keys() {
     let dir = tempfile::tempdir().unwrap();
     let spec = copy_quickstart(dir.path());
-    let (out, stdout, stderr) = output(
-        pipectl(dir.path())
-            .args(["plan", "--format", "json"])
-            .arg(&spec),
-    );
-    assert!(out.status.success(), "{stderr}");
-    let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let plan = crate::common::plan_json(dir.path(), &spec);
     let steps = plan["steps"].as_array().unwrap();
     let names: Vec<&str> = steps.iter().map(|s| s["name"].as_str().unwrap()).collect();
     // Topological: every step after its inputs.

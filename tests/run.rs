@@ -1,7 +1,7 @@
 //! `pipectl run` and `pipectl runs`: atomic publishing, crash recovery, history, locking, secrets.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::{copy_quickstart, files_under, output, pipectl};
 
@@ -109,14 +109,7 @@ fn a_killed_run_leaves_nothing_visible_and_the_next_run_cleans_up() {
         .spawn()
         .unwrap();
     // Wait until the sink has started writing to staging, then kill -9.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !files_under(&dir.path().join("lake"))
-        .iter()
-        .any(|f| f.starts_with("_pipectl/staging/"))
-    {
-        assert!(Instant::now() < deadline, "the run never started writing");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    crate::common::wait_for_staging(&dir.path().join("lake"));
     std::thread::sleep(Duration::from_millis(300));
     child.kill().unwrap();
     child.wait().unwrap();
@@ -169,14 +162,7 @@ fn a_second_process_gets_a_clear_lock_error() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !files_under(&dir.path().join("lake"))
-        .iter()
-        .any(|f| f.starts_with("_pipectl/staging/"))
-    {
-        assert!(Instant::now() < deadline, "the run never started writing");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    crate::common::wait_for_staging(&dir.path().join("lake"));
     let (out, _, stderr) = output(pipectl(dir.path()).arg("runs"));
     child.wait().unwrap();
     assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -305,14 +291,7 @@ fn stop_mid_run(signal: &str, code: i32) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !files_under(&dir.path().join("lake"))
-        .iter()
-        .any(|f| f.starts_with("_pipectl/staging/"))
-    {
-        assert!(Instant::now() < deadline, "the run never started writing");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    crate::common::wait_for_staging(&dir.path().join("lake"));
     let status = std::process::Command::new("kill")
         .args([signal, &child.id().to_string()])
         .status()

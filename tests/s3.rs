@@ -8,22 +8,13 @@ use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::common::{output, pipectl, services_required};
+use crate::common::{output, pipectl};
 
 #[test]
 fn parquet_lands_in_s3_and_staging_is_cleaned() {
-    let Ok(endpoint) = std::env::var("PIPECTL_TEST_S3_ENDPOINT") else {
-        assert!(
-            !services_required(),
-            "PIPECTL_TEST_S3_ENDPOINT is not set: start the S3 server with scripts/s3-server.sh"
-        );
-        crate::common::skip(
-            "PIPECTL_TEST_S3_ENDPOINT not set (scripts/test.sh starts a local S3 server)",
-        );
+    let Some((endpoint, bucket)) = crate::common::s3_server() else {
         return;
     };
-    let bucket =
-        std::env::var("PIPECTL_TEST_S3_BUCKET").unwrap_or_else(|_| "pipectl-test".to_owned());
     let dir = tempfile::tempdir().unwrap();
     let prefix = format!("t-{}", std::process::id());
     let spec = dir.path().join("s3.yaml");

@@ -12,11 +12,11 @@ use base64::Engine as _;
 
 use crate::common::{files_under, pipectl, services_required};
 
-fn nats_url() -> String {
+pub(crate) fn nats_url() -> String {
     std::env::var("PIPECTL_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
 }
 
-fn rt() -> tokio::runtime::Runtime {
+pub(crate) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -40,7 +40,7 @@ fn jetstream() -> Option<(tokio::runtime::Runtime, jetstream::Context)> {
 /// A JetStream connection and a fresh stream of its own: the runtime, the context, the stream's
 /// name (`prefix` and a unique suffix) and its subject (the name in lower case; the stream
 /// captures `subject.>`). `None` (skip) as [`jetstream`].
-fn fresh_jetstream(
+pub(crate) fn fresh_jetstream(
     prefix: &str,
 ) -> Option<(tokio::runtime::Runtime, jetstream::Context, String, String)> {
     let (rt, js) = jetstream()?;
@@ -59,7 +59,7 @@ fn fresh_jetstream(
     Some((rt, js, stream, subject))
 }
 
-fn publish(
+pub(crate) fn publish(
     rt: &tokio::runtime::Runtime,
     js: &jetstream::Context,
     subject: &str,
@@ -76,7 +76,7 @@ fn publish(
     });
 }
 
-fn ack_floor(
+pub(crate) fn ack_floor(
     rt: &tokio::runtime::Runtime,
     js: &jetstream::Context,
     stream: &str,
@@ -90,15 +90,15 @@ fn ack_floor(
     })
 }
 
-fn unique(tag: &str) -> String {
+pub(crate) fn unique(tag: &str) -> String {
     format!("{tag}{}{}", std::process::id(), fastrand_suffix())
 }
 
 /// A small seeded random sequence (xorshift), its seed printed so a failure can be replayed.
-struct Xorshift(u64);
+pub(crate) struct Xorshift(u64);
 
 impl Xorshift {
-    fn from_clock(what: &str) -> Self {
+    pub(crate) fn from_clock(what: &str) -> Self {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -108,7 +108,7 @@ impl Xorshift {
         Xorshift(seed)
     }
 
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -146,7 +146,7 @@ pub(crate) fn lines_under(dir: &Path, ext: &str) -> Vec<(String, String)> {
     out
 }
 
-fn numbers(lines: &[(String, String)]) -> BTreeMap<u64, usize> {
+pub(crate) fn numbers(lines: &[(String, String)]) -> BTreeMap<u64, usize> {
     let mut seen = BTreeMap::new();
     for (_, line) in lines {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -155,7 +155,7 @@ fn numbers(lines: &[(String, String)]) -> BTreeMap<u64, usize> {
     seen
 }
 
-fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
         assert!(start.elapsed() < limit, "timed out waiting for {what}");
@@ -163,7 +163,32 @@ fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn start(dir: &Path) -> Child {
+/// Counts the records a `pipectl run` at `pipectl_stream::firehose=debug` says its sink took,
+/// reading its stderr on a thread (which also keeps the pipe from filling up).
+fn records_received(
+    stderr: std::process::ChildStderr,
+) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+    use std::io::BufRead;
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = count.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if !line.contains("records received") {
+                continue;
+            }
+            let n = line
+                .split_once("records=")
+                .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+            counter.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    count
+}
+
+pub(crate) fn start(dir: &Path) -> Child {
     pipectl(dir)
         .args(["run", "pipeline.yaml"])
         .stdout(Stdio::piped())
@@ -712,7 +737,7 @@ sinks:
 }
 
 /// A `PutRecordBatch` body of records `{"n": ..., "kind": ...}` for the numbers given.
-fn put_record_batch(numbers: std::ops::RangeInclusive<u64>) -> String {
+pub(crate) fn put_record_batch(numbers: std::ops::RangeInclusive<u64>) -> String {
     let records: Vec<String> = numbers
         .map(|n| {
             format!(
@@ -730,7 +755,7 @@ fn put_record_batch(numbers: std::ops::RangeInclusive<u64>) -> String {
 /// Sends a `PutRecordBatch` until it is answered 200, retrying 429s, 5xx answers and broken
 /// connections as a Firehose producer does; returns whether some attempt was left without an
 /// answer (then the batch may be stored twice).
-fn put_until_stored(port: u16, body: &str) -> bool {
+pub(crate) fn put_until_stored(port: u16, body: &str) -> bool {
     let target = ("X-Amz-Target", "Firehose_20150804.PutRecordBatch");
     let mut unanswered = false;
     loop {
@@ -1071,7 +1096,16 @@ sinks:
         .status()
         .expect("mosquitto_sub (mosquitto-clients) runs");
     assert!(status.success());
-    let mut child = start(dir.path());
+    // At debug level the sink logs each batch it takes (`records received records=N`), so the
+    // test can see the last records reach the buffer before it kills the process.
+    let mut child = pipectl(dir.path())
+        .args(["run", "pipeline.yaml"])
+        .env("RUST_LOG", "pipectl_stream::firehose=debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let received = records_received(child.stderr.take().unwrap());
     // More than the broker's in-flight window (20): the sink flushes whenever the window is
     // full instead of waiting 600 s, since no more can arrive until those are acknowledged.
     // How the records fall into batches varies, so up to 19 may be left in the buffer.
@@ -1101,13 +1135,15 @@ sinks:
             .map(|n| format!(r#"{{"n":{n}}}"#))
             .collect::<Vec<_>>(),
     );
-    std::thread::sleep(Duration::from_millis(1000));
+    wait_until(Duration::from_secs(30), "all records in the sink", || {
+        received.load(std::sync::atomic::Ordering::SeqCst) >= total as u64
+    });
     child.kill().unwrap();
     let _ = child.wait();
     assert_eq!(
         numbers(&lines_under(&lake, ".jsonl")).len(),
         last,
-        "the last 19 were not published"
+        "the last 19 reached the sink but were not published"
     );
     std::fs::write(dir.path().join("pipeline.yaml"), spec(1)).unwrap();
     let child = start(dir.path());

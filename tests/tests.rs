@@ -19,3 +19,4 @@ mod s3;
 mod schema;
 mod serve;
 mod streaming;
+mod streaming_delta;

@@ -113,3 +113,41 @@ pub fn services_required() -> bool {
     std::env::var("CI").as_deref() == Ok("true")
         || std::env::var("PIPECTL_TEST_REQUIRE_SERVICES").as_deref() == Ok("1")
 }
+
+/// `pipectl plan --format json SPEC` in `dir`, asserted to succeed, as JSON.
+pub fn plan_json(dir: &Path, spec: &Path) -> serde_json::Value {
+    let (out, stdout, stderr) = output(pipectl(dir).args(["plan", "--format", "json"]).arg(spec));
+    assert!(out.status.success(), "{stderr}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
+/// The local S3 server's endpoint and bucket (`scripts/s3-server.sh`, started by
+/// `scripts/test.sh`), or `None` after marking the test skipped; fails instead in CI.
+pub fn s3_server() -> Option<(String, String)> {
+    let Ok(endpoint) = std::env::var("PIPECTL_TEST_S3_ENDPOINT") else {
+        assert!(
+            !services_required(),
+            "PIPECTL_TEST_S3_ENDPOINT is not set: start the S3 server with scripts/s3-server.sh"
+        );
+        skip("PIPECTL_TEST_S3_ENDPOINT not set (scripts/test.sh starts a local S3 server)");
+        return None;
+    };
+    let bucket =
+        std::env::var("PIPECTL_TEST_S3_BUCKET").unwrap_or_else(|_| "pipectl-test".to_owned());
+    Some((endpoint, bucket))
+}
+
+/// Waits (up to 20 s) until a run has started writing under `lake`'s staging folder.
+pub fn wait_for_staging(lake: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !files_under(lake)
+        .iter()
+        .any(|f| f.starts_with("_pipectl/staging/"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never started writing"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

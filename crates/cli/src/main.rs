@@ -305,13 +305,10 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             limit,
             format,
         } => {
-            let store = match open_state(&cli.state_dir) {
+            let store = match open_state_or_daemon(&cli.state_dir)? {
                 Ok(store) => store,
-                Err(e) => {
-                    // The daemon holds the state: ask it instead.
-                    let Some(addr) = serve::locked_daemon(&cli.state_dir, &e) else {
-                        return Err(e);
-                    };
+                // The daemon holds the state: ask it instead.
+                Err(addr) => {
                     return match action {
                         Some(RunsAction::Show { id, format }) => {
                             serve::runs_show(addr, &id, format)
@@ -364,13 +361,10 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             pipeline,
             format,
         } => {
-            let store = match open_state(&cli.state_dir) {
+            let store = match open_state_or_daemon(&cli.state_dir)? {
                 Ok(store) => store,
-                Err(e) => {
-                    // The daemon holds the state: it runs this same command on its store.
-                    let Some(addr) = serve::locked_daemon(&cli.state_dir, &e) else {
-                        return Err(e);
-                    };
+                // The daemon holds the state: it runs this same command on its store.
+                Err(addr) => {
                     print_out(&serve::forward(addr, std::env::args().skip(1).collect())?)?;
                     return Ok(ExitCode::SUCCESS);
                 }
@@ -479,6 +473,17 @@ fn print_out(text: &str) -> Result<()> {
 
 fn open_state(dir: &Path) -> Result<SledStore> {
     Ok(SledStore::open(dir)?)
+}
+
+/// The state store, or (`Err`) the address of the running `pipectl serve` that holds its lock,
+/// for commands that the daemon can answer instead.
+fn open_state_or_daemon(
+    dir: &Path,
+) -> Result<std::result::Result<SledStore, std::net::SocketAddr>> {
+    match open_state(dir) {
+        Ok(store) => Ok(Ok(store)),
+        Err(e) => serve::locked_daemon(dir, &e).map(Err).ok_or(e),
+    }
 }
 
 /// The spec files named by `paths` (folders searched recursively for .yaml/.yml), sorted.

@@ -68,6 +68,16 @@ impl<'s> Checker<'s> {
             .push(Diagnostic::error(node.pos, path_to_string(path), message).with_help_opt(help));
     }
 
+    /// Reports a node whose YAML type is none of the schema's `types`.
+    fn wrong_type(&mut self, node: &Node, path: &[PathSeg], types: &[&str], help: Option<String>) {
+        let message = format!(
+            "expected {}, found {}",
+            describe_types(types),
+            node.describe()
+        );
+        self.error(node, path, message, help);
+    }
+
     fn check(&mut self, node: &Node, schema: &'s Value, path: &mut Vec<PathSeg>) -> Option<Value> {
         let schema = self.resolve(schema);
         if let Some(branches) = schema
@@ -127,16 +137,7 @@ impl<'s> Checker<'s> {
                     } else {
                         None
                     };
-                    self.error(
-                        node,
-                        path,
-                        format!(
-                            "expected {}, found {}",
-                            describe_types(&types),
-                            node.describe()
-                        ),
-                        help,
-                    );
+                    self.wrong_type(node, path, &types, help);
                     None
                 }
             },
@@ -146,16 +147,7 @@ impl<'s> Checker<'s> {
                      see examples/quickstart"
                         .to_owned()
                 });
-                self.error(
-                    node,
-                    path,
-                    format!(
-                        "expected {}, found {}",
-                        describe_types(&types),
-                        node.describe()
-                    ),
-                    help,
-                );
+                self.wrong_type(node, path, &types, help);
                 None
             }
         }

@@ -5,7 +5,7 @@
 use super::{OBJECT_STORE_SCHEMES, Validator, key};
 use crate::env::env_refs;
 use crate::lang::prefix::{Prefix, PrefixError};
-use crate::types::{FirehoseSink, Format, Pipeline, Sink, Source};
+use crate::types::{DeltaFormat, FirehoseSink, Format, Pipeline, Sink, Source};
 use crate::yaml::PathSeg;
 
 /// URL schemes `nats` sources accept.
@@ -229,10 +229,13 @@ impl Validator<'_> {
                 Some("use an IANA name such as `Europe/Berlin` or `UTC`".to_owned()),
             );
         }
+        if let Format::Delta(d) = &s.format {
+            self.firehose_delta(&base, s, d);
+        }
         match &s.format {
-            Format::Csv(_) | Format::Delta(_) => self.error(
+            Format::Csv(_) => self.error(
                 &[base[0].clone(), base[1].clone(), key("format"), key("type")],
-                "firehose sinks write `jsonl` or `parquet`",
+                "firehose sinks write `jsonl`, `parquet` or `delta`",
                 None,
             ),
             Format::Jsonl(_) if !s.columns.is_empty() => self.error(
@@ -245,11 +248,15 @@ impl Validator<'_> {
                 "`catalog_table` applies to `parquet` output",
                 Some("remove it, or use `format: {type: parquet}`".to_owned()),
             ),
-            Format::Parquet(_) if s.catalog_table.is_some() && !s.columns.is_empty() => self.error(
-                &at("catalog_table"),
-                "a sink takes its Parquet schema from `columns` or from `catalog_table`, not both",
-                Some("remove one of them".to_owned()),
-            ),
+            Format::Parquet(_) | Format::Delta(_)
+                if s.catalog_table.is_some() && !s.columns.is_empty() =>
+            {
+                self.error(
+                    &at("catalog_table"),
+                    "a sink takes its schema from `columns` or from `catalog_table`, not both",
+                    Some("remove one of them".to_owned()),
+                )
+            }
             _ => {}
         }
         for (i, column) in s.columns.iter().enumerate() {
@@ -266,6 +273,90 @@ impl Validator<'_> {
                 None => {}
             },
             _ => self.error(&at("inputs"), "a firehose sink delivers exactly one source", Some("add one firehose sink per source".to_owned())),
+        }
+    }
+
+    /// Checks a firehose sink writing Delta tables: its prefix names table roots, which must
+    /// stay the same from one flush to the next, and its error output lies outside them.
+    fn firehose_delta(&mut self, base: &[PathSeg], s: &FirehoseSink, d: &DeltaFormat) {
+        let at = |k: &str| {
+            let mut path = base.to_vec();
+            path.push(key(k));
+            path
+        };
+        for (column, expression) in varying_expressions(&s.prefix) {
+            self.error_in_text(
+                &at("prefix"),
+                1,
+                column,
+                format!("prefix: `{expression}` changes from one flush to the next, but with `format: delta` the prefix names a Delta table root, which must stay the same"),
+                Some("remove it: rows are partitioned inside a table with `format: {type: delta, partition_by: [column]}`; `!{partitionKeyFromQuery:...}` may pick one of several tables".to_owned()),
+            );
+        }
+        // One partition key per folder: two in one folder name could render the same name
+        // from different values, sending two destinations' ranges into one table.
+        let mut offset = 0;
+        for segment in s.prefix.split('/') {
+            let mut keys = segment.match_indices("!{partitionKeyFromQuery:");
+            if let (Some(_), Some((second, _))) = (keys.next(), keys.next()) {
+                let column = s.prefix[..offset + second].chars().count() + 1;
+                self.error_in_text(
+                    &at("prefix"),
+                    1,
+                    column,
+                    "prefix: with `format: delta` each `!{partitionKeyFromQuery:...}` needs a folder of its own (the table root's folders name tables)".to_owned(),
+                    Some("put a `/` between them, e.g. `tables/!{partitionKeyFromQuery:tenant}/!{partitionKeyFromQuery:kind}/`".to_owned()),
+                );
+            }
+            offset += segment.len() + 1;
+        }
+        let root = s.prefix.trim_matches('/');
+        if root.is_empty() {
+            self.error(
+                &at("prefix"),
+                "with `format: delta` the prefix names the Delta table root and cannot be empty",
+                Some("e.g. `prefix: lake/events/`".to_owned()),
+            );
+        }
+        match &s.error_output_prefix {
+            // A prefix with expressions is told to get one already.
+            None if s.prefix.contains("!{") => {}
+            None => self.error(
+                &at("format"),
+                "a firehose sink writing `delta` needs an `error_output_prefix`: the default one lies inside the table root, where files that are not the table's do not belong",
+                Some("e.g. `error_output_prefix: errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd}/`".to_owned()),
+            ),
+            Some(errors)
+                if !root.is_empty()
+                    && !root.contains("!{")
+                    && (errors.trim_matches('/') == root
+                        || errors.trim_start_matches('/').starts_with(&format!("{root}/"))) =>
+            {
+                self.error_in_text(
+                    &at("error_output_prefix"),
+                    1,
+                    1,
+                    format!("error prefix: `{errors}` lies inside the Delta table root `{root}/`"),
+                    Some("put error output beside the table, e.g. `errors/!{firehose:error-output-type}/`".to_owned()),
+                )
+            }
+            Some(_) => {}
+        }
+        if !s.columns.is_empty() {
+            for (i, column) in d.partition_by.iter().enumerate() {
+                if !s.columns.iter().any(|c| &c.name == column) {
+                    let mut path = at("format");
+                    path.push(key("partition_by"));
+                    path.push(PathSeg::Index(i));
+                    self.error(
+                        &path,
+                        format!("partition column `{column}` is not one of the sink's `columns`"),
+                        Some(
+                            "declare it in `columns`, or remove it from `partition_by`".to_owned(),
+                        ),
+                    );
+                }
+            }
         }
     }
 
@@ -326,6 +417,31 @@ impl Validator<'_> {
             self.error(&[key("sinks")], "a pipeline with a `firehose` sink runs until stopped and cannot also have `object_store` sinks", Some("put batch loads in their own pipeline file".to_owned()));
         }
     }
+}
+
+/// The `!{...}` expressions of a prefix whose value changes with time or per object (times,
+/// random strings), with the column (1-based, in characters) where each starts.
+fn varying_expressions(prefix: &str) -> Vec<(usize, String)> {
+    let mut found = Vec::new();
+    let mut rest = prefix;
+    let mut offset = 0;
+    while let Some(start) = rest.find("!{") {
+        let Some(len) = rest[start..].find('}') else {
+            break;
+        };
+        let expression = &rest[start..start + len + 1];
+        let inner = expression[2..expression.len() - 1].trim();
+        if inner.starts_with("timestamp:")
+            || inner.starts_with("eventTimestamp:")
+            || inner == "firehose:random-string"
+        {
+            let column = prefix[..offset + start].chars().count() + 1;
+            found.push((column, expression.to_owned()));
+        }
+        offset += start + len + 1;
+        rest = &rest[start + len + 1..];
+    }
+    found
 }
 
 fn input_path(base: &[PathSeg], i: usize) -> Vec<PathSeg> {

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use pipectl_engine::{Error, Result};
-use pipectl_spec::lang::prefix::{Prefix, RenderValues};
+use pipectl_spec::lang::prefix::{Prefix, PrefixKind, RenderValues};
 use pipectl_spec::types::{FirehoseSink, Format, Pipeline, Sink, TextCompression};
 
 use super::route::{Dest, ErrorOutputType, Router};
@@ -57,7 +57,12 @@ impl ObjectKeys {
                     .unwrap_or_default()
             ))
         };
-        let prefix = Prefix::data(&spec.prefix, &keys).map_err(|e| invalid("prefix", e))?;
+        // A Delta table root is the prefix as written: no arrival-time folders are appended.
+        let prefix = match &spec.format {
+            Format::Delta(_) => Prefix::parse(&spec.prefix, PrefixKind::Data, &keys),
+            _ => Prefix::data(&spec.prefix, &keys),
+        }
+        .map_err(|e| invalid("prefix", e))?;
         let error_prefix = Prefix::error(spec.error_output_prefix.as_deref(), &spec.prefix, &keys)
             .map_err(|e| invalid("error_output_prefix", e))?;
         let tz = match &spec.time_zone {
@@ -82,6 +87,11 @@ impl ObjectKeys {
         })
     }
 
+    /// The pipeline's name.
+    pub fn pipeline(&self) -> &str {
+        &self.pipeline
+    }
+
     /// The data prefix as Firehose evaluates it.
     pub fn prefix(&self) -> &Prefix {
         &self.prefix
@@ -90,6 +100,32 @@ impl ObjectKeys {
     /// The time zone prefixes are rendered in.
     pub fn tz(&self) -> chrono_tz::Tz {
         self.tz
+    }
+
+    /// The root of the Delta table records of `dest` go to, relative to the sink's connection
+    /// and without a trailing `/` (`format: delta`, whose prefix has no time or random
+    /// expressions, only partition keys).
+    pub fn table_root(&self, dest: &Dest) -> String {
+        let values: &[String] = match dest {
+            Dest::Data { keys, .. } => keys,
+            Dest::Error(_) => &[],
+        };
+        let lookup = |name: &str| -> Option<&str> {
+            self.key_names
+                .iter()
+                .position(|n| n == name)
+                .and_then(|i| values.get(i))
+                .map(String::as_str)
+        };
+        let now = Utc::now().with_timezone(&self.tz);
+        let root = self.prefix.render(&RenderValues {
+            arrival: &now,
+            event_time: None,
+            random_seed: 0,
+            error_output_type: "",
+            partition_key: &lookup,
+        });
+        root.trim_matches('/').to_owned()
     }
 
     /// The key of an object, relative to the sink's connection.
@@ -166,8 +202,14 @@ pub fn preview(
         };
         let keys = ObjectKeys::new(&pipeline.name, name, spec)?;
         let router = Router::new(spec, keys.prefix().event_time_format(), keys.tz())
-            .with_value_budget(keys.prefix().partition_value_budget());
+            .with_value_budget(keys.prefix().partition_value_budget())
+            .for_table_roots(matches!(spec.format, Format::Delta(_)));
+        let delta = matches!(spec.format, Format::Delta(_));
         let object = |dest: &Dest, event_time: Option<DateTime<Utc>>| {
+            if delta && matches!(dest, Dest::Data { .. }) {
+                // Data goes into the Delta table under this root (one commit per flush).
+                return format!("{}/", keys.table_root(dest));
+            }
             keys.key(&ObjectInfo {
                 dest,
                 first: 1,
@@ -189,7 +231,7 @@ pub fn preview(
         if !spec.partition_keys.is_empty() || spec.event_time.is_some() {
             types.push(ErrorOutputType::PartitioningFailed);
         }
-        if matches!(spec.format, Format::Parquet(_)) {
+        if matches!(spec.format, Format::Parquet(_) | Format::Delta(_)) {
             types.push(ErrorOutputType::FormatConversionFailed);
         }
         for t in types {

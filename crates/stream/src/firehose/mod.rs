@@ -9,7 +9,14 @@
 //!
 //! Object names come from the sequence range they hold, so after a crash the redelivered
 //! records are either recognised as published (and skipped) or rebuilt into the same object.
+//!
+//! With `format: delta` ([`delta`]) a data buffer becomes one commit to the Delta table its
+//! prefix names: the record is saved with the buffer's range, the data files are written, the
+//! record is saved again with the commit, the commit is applied (its transaction version is the
+//! range's end, so applying it again after a crash commits nothing more), then the batches are
+//! acknowledged. Error output stays objects, as for the other formats.
 
+pub mod delta;
 pub mod keys;
 pub mod parquet;
 pub mod pending;
@@ -32,12 +39,12 @@ use tokio_util::sync::CancellationToken;
 use pipectl_engine::connect::StoreHandle;
 use pipectl_engine::context::StepMetrics;
 use pipectl_engine::{Error, Result};
-use pipectl_spec::types::{FirehoseSink, Format, TextCompression};
+use pipectl_spec::types::{DeltaFormat, FirehoseSink, Format, ParquetFormat, TextCompression};
 
 use crate::record::{Ack, Batch, Record, Replay};
 use crate::source::Started;
 use keys::{ObjectInfo, ObjectKeys};
-use pending::{Entry, Pending, PendingStore};
+use pending::{DeltaFlush, Entry, Pending, PendingStore};
 use route::{Dest, Router};
 
 /// How long a stopping sink waits for its source to stop.
@@ -57,8 +64,11 @@ pub struct FirehoseStep {
     metrics: Arc<StepMetrics>,
     /// The source's counters: what arrives is counted here, with no extra hop between them.
     source_metrics: Option<Arc<StepMetrics>>,
-    /// Set for Parquet output; locked only while a buffer is converted (no await inside).
+    /// Set for Parquet and Delta output; locked only while a buffer is converted (no await
+    /// inside).
     parquet: Option<std::sync::Mutex<parquet::ParquetEncoder>>,
+    /// Set for Delta output: the tables, locked while a flush is prepared or committed.
+    delta: Option<tokio::sync::Mutex<delta::DeltaOutput>>,
     /// Told after each flush that published objects, so the run's history says so at once.
     published: Option<Arc<Notify>>,
 }
@@ -115,14 +125,31 @@ impl FirehoseStep {
                 p,
                 &spec.columns,
             )?)),
-            Format::Csv(_) | Format::Delta(_) => {
+            // Records become Arrow rows as for Parquet; the Delta writer makes the files.
+            Format::Delta(d) => Some(std::sync::Mutex::new(parquet::ParquetEncoder::new(
+                name,
+                &delta_parquet_format(d),
+                &spec.columns,
+            )?)),
+            Format::Csv(_) => {
                 return Err(Error::user(format!(
-                    "sink `{name}`: firehose sinks write `jsonl` or `parquet`"
+                    "sink `{name}`: firehose sinks write `jsonl`, `parquet` or `delta`"
                 )));
             }
         };
+        let delta = match &spec.format {
+            Format::Delta(d) => Some(tokio::sync::Mutex::new(delta::DeltaOutput::new(
+                pipeline,
+                name,
+                handle.clone(),
+                d,
+                !spec.columns.is_empty() || spec.catalog_table.is_some(),
+            ))),
+            _ => None,
+        };
         let router = Router::new(spec, keys.prefix().event_time_format(), keys.tz())
-            .with_value_budget(keys.prefix().partition_value_budget());
+            .with_value_budget(keys.prefix().partition_value_budget())
+            .for_table_roots(matches!(spec.format, Format::Delta(_)));
         Ok(FirehoseStep {
             name: name.to_owned(),
             run_id: run_id.to_owned(),
@@ -134,17 +161,21 @@ impl FirehoseStep {
             source_metrics: None,
             published: None,
             parquet,
+            delta,
         })
     }
 
     /// Converts to Parquet with this schema (a catalog table's) instead of the declared or
     /// inferred one.
     pub fn with_parquet_schema(mut self, schema: arrow::datatypes::SchemaRef) -> Self {
-        if let Format::Parquet(p) = &self.spec.format {
-            self.parquet = Some(std::sync::Mutex::new(parquet::ParquetEncoder::with_schema(
-                p, schema,
-            )));
-        }
+        let format = match &self.spec.format {
+            Format::Parquet(p) => p.clone(),
+            Format::Delta(d) => delta_parquet_format(d),
+            _ => return self,
+        };
+        self.parquet = Some(std::sync::Mutex::new(parquet::ParquetEncoder::with_schema(
+            &format, schema,
+        )));
         self
     }
 
@@ -164,7 +195,7 @@ impl FirehoseStep {
                 format!("`{name}` ({records} {unit})")
             })
             .collect();
-        tracing::warn!(sink = %self.name, "fields not in the Parquet schema were left out: {}", fields.join(", "));
+        tracing::warn!(sink = %self.name, "fields not in the {} were left out: {}", self.schema_noun(), fields.join(", "));
     }
 
     /// Counts the records arriving from the source in the source's counters.
@@ -209,11 +240,19 @@ impl FirehoseStep {
             pending: None,
         };
         if let Some((store, previous)) = resume.filter(|_| started.replay == Replay::SameSequence) {
-            for entry in previous.entries {
+            let mut entries = previous.entries;
+            // A table's commits are applied in the order of their ranges: its transaction
+            // version only grows.
+            entries.sort_by_key(|e| e.last);
+            for entry in entries {
                 if entry.last <= floor {
                     continue;
                 }
-                if store.published(&entry).await? {
+                let published = match &entry.delta {
+                    Some(flush) => self.recover_commit(&entry, flush).await?,
+                    None => store.published(&entry).await?,
+                };
+                if published {
                     tracing::info!(sink = %self.name, key = %entry.key, "skipping records already published before a restart");
                     state.published.push(entry);
                 } else {
@@ -287,6 +326,8 @@ impl FirehoseStep {
             let bytes: usize = batch.records.iter().map(|r| r.data.len()).sum();
             m.add(batch.records.len() as u64, bytes as u64);
         }
+        // Tests (and users at -v) can tell records reached the sink, unacknowledged, in buffers.
+        tracing::debug!(sink = %self.name, records = batch.records.len(), "records received");
         let flush = batch.flush;
         self.route_batch(state, batch).await?;
         if flush {
@@ -408,8 +449,12 @@ impl FirehoseStep {
         self.publish(state, flushed, Vec::new()).await
     }
 
-    /// The object key of a buffer, as a path in the sink's store.
+    /// The object key of a buffer, as a path in the sink's store: for Delta output, a data
+    /// buffer's table root.
     fn object_key(&self, b: &Buffer, tag: Option<&str>) -> String {
+        if self.delta.is_some() && matches!(b.dest, Dest::Data { .. }) {
+            return self.handle.path(&self.keys.table_root(&b.dest)).to_string();
+        }
         let key = self.keys.key(&ObjectInfo {
             dest: &b.dest,
             first: b.first,
@@ -446,13 +491,40 @@ impl FirehoseStep {
             .map_err(|_| Error::internal("parquet encoder poisoned"))?
             .encode(&b.body)
             .map_err(|e| e.context(format!("sink `{}`", self.name)))?;
-        for field in &encoded.new_left_out {
-            tracing::warn!(sink = %self.name, %field, "field `{field}` is not in the Parquet schema: its values are left out (counted; the total is reported when the run stops)");
+        self.warn_left_out(&encoded.new_left_out);
+        self.write_rejected(b, &encoded.rejected, tag).await?;
+        let rows = b.count - encoded.rejected.len() as u64;
+        Ok(encoded.object.map(|o| (o, rows)))
+    }
+
+    /// What the records are converted to, for messages.
+    fn schema_noun(&self) -> &'static str {
+        if self.delta.is_some() {
+            "Delta table's columns"
+        } else {
+            "Parquet schema"
         }
-        if !encoded.rejected.is_empty() {
+    }
+
+    fn warn_left_out(&self, fields: &[String]) {
+        for field in fields {
+            tracing::warn!(sink = %self.name, %field, "field `{field}` is not in the {}: its values are left out (counted; the total is reported when the run stops)", self.schema_noun());
+        }
+    }
+
+    /// Writes the records of `b` that did not fit the schema to the error prefix, under a
+    /// key derived from the buffer's sequence range, so a rebuild after a crash rewrites the
+    /// same error object.
+    async fn write_rejected(
+        &self,
+        b: &Buffer,
+        rejected: &[(usize, String)],
+        tag: Option<&str>,
+    ) -> Result<()> {
+        if !rejected.is_empty() {
             let lines: Vec<&[u8]> = parquet::lines(&b.body).collect();
             let mut body = Vec::new();
-            for (i, reason) in &encoded.rejected {
+            for (i, reason) in rejected {
                 let record = Record {
                     seq: 0,
                     arrival: b.oldest,
@@ -470,7 +542,7 @@ impl FirehoseStep {
                 body: Vec::new(),
                 first: b.first,
                 last: b.last,
-                count: encoded.rejected.len() as u64,
+                count: rejected.len() as u64,
                 oldest: b.oldest,
                 event_time: None,
                 opened: b.opened,
@@ -480,8 +552,87 @@ impl FirehoseStep {
             self.put(&key, body).await?;
             self.metrics.rows.fetch_add(errors.count, Ordering::Relaxed);
         }
-        let rows = b.count - encoded.rejected.len() as u64;
-        Ok(encoded.object.map(|o| (o, rows)))
+        Ok(())
+    }
+
+    /// A Delta data buffer's records as Arrow batches of the table's schema (see
+    /// [`delta::DeltaOutput::schema`]); records that do not fit go to the error prefix.
+    async fn decode_rows(
+        &self,
+        out: &mut delta::DeltaOutput,
+        root: &str,
+        b: &Buffer,
+        tag: Option<&str>,
+    ) -> Result<Vec<arrow::record_batch::RecordBatch>> {
+        let encoder = self
+            .parquet
+            .as_ref()
+            .ok_or_else(|| Error::internal("a Delta sink without its decoder"))?;
+        let declared = encoder
+            .lock()
+            .map_err(|_| Error::internal("parquet encoder poisoned"))?
+            .schema()
+            .cloned();
+        let schema = out.schema(root, declared.as_ref(), &b.body).await?;
+        let decoded = encoder
+            .lock()
+            .map_err(|_| Error::internal("parquet encoder poisoned"))?
+            .decode(&schema, &b.body)
+            .map_err(|e| e.context(format!("sink `{}`", self.name)))?;
+        self.warn_left_out(&decoded.new_left_out);
+        self.write_rejected(b, &decoded.rejected, tag).await?;
+        Ok(decoded.batches)
+    }
+
+    /// After a restart: whether the range of a Delta flush the stopped process recorded is in
+    /// its table. A recorded commit is applied again (the log's transaction makes that commit
+    /// at most once); a range recorded without one was not committed and is rebuilt.
+    async fn recover_commit(&self, entry: &Entry, flush: &DeltaFlush) -> Result<bool> {
+        let mut transient;
+        let mut guard;
+        let out: &mut delta::DeltaOutput = match &self.delta {
+            Some(d) => {
+                guard = d.lock().await;
+                &mut guard
+            }
+            // The sink writes another format now: the recorded commit is finished all the same.
+            None => {
+                transient = delta::DeltaOutput::new(
+                    self.keys.pipeline(),
+                    &self.name,
+                    self.handle.clone(),
+                    &DeltaFormat::default(),
+                    false,
+                );
+                &mut transient
+            }
+        };
+        match &flush.intent {
+            Some(intent) => {
+                let applied = out.apply(&flush.root, intent, false).await?;
+                if applied.committed {
+                    tracing::info!(sink = %self.name, table = %intent.table, txn = intent.txn.version, "committed a flush a stopped process prepared but did not commit");
+                } else {
+                    tracing::info!(sink = %self.name, table = %intent.table, txn = intent.txn.version, "skipping records a stopped process already committed (the table's log has the flush's transaction)");
+                }
+                self.count_commit(&applied);
+                Ok(true)
+            }
+            None => Ok(out
+                .committed(&flush.root)
+                .await?
+                .is_some_and(|v| v >= i64::try_from(entry.last).unwrap_or(i64::MAX))),
+        }
+    }
+
+    fn count_commit(&self, applied: &delta::Applied) {
+        self.metrics.rows.fetch_add(applied.rows, Ordering::Relaxed);
+        self.metrics
+            .bytes
+            .fetch_add(applied.bytes, Ordering::Relaxed);
+        self.metrics
+            .extra
+            .fetch_add(applied.files, Ordering::Relaxed);
     }
 
     fn compression(&self) -> TextCompression {
@@ -511,6 +662,7 @@ impl FirehoseStep {
                     first: b.first,
                     last: b.last,
                     count: b.count,
+                    delta: self.delta_flush(&b.dest),
                 });
             }
             objects.push((key, b));
@@ -529,6 +681,7 @@ impl FirehoseStep {
                 tracing::info!(sink = %self.name, old = %entry.key, new = %key, "the prefix changed since a stopped process recorded this object; writing it under the new key");
                 if let Some(e) = state.in_flight.iter_mut().find(|e| e.key == entry.key) {
                     e.key = key.clone();
+                    e.delta = self.delta_flush(&b.dest);
                 }
             }
             objects.push((key, b));
@@ -539,13 +692,71 @@ impl FirehoseStep {
         if let Some(store) = &state.pending {
             store.save(&state.record()).await?;
         }
+        // Delta commits prepared (data files written, nothing committed yet): the table root,
+        // the commit, and whether its records were never flushed before.
+        let mut commits = Vec::new();
         for (key, mut b) in objects {
             state.held = state.held.saturating_sub(b.body.len() as u64);
+            if let (Some(out), Dest::Data { .. }) = (&self.delta, &b.dest) {
+                let root = self.keys.table_root(&b.dest);
+                let (first, last) = b
+                    .replay
+                    .as_ref()
+                    .map_or((b.first, b.last), |e| (e.first, e.last));
+                let mut out = out.lock().await;
+                let version = out
+                    .version(&root, last, state.replay == Replay::SameSequence)
+                    .await?;
+                let batches = self.decode_rows(&mut out, &root, &b, tag).await?;
+                let intent = out.prepare(&root, &batches, version).await?;
+                let partition = partition_id(&b.dest);
+                if let Some(e) = state
+                    .in_flight
+                    .iter_mut()
+                    .find(|e| e.partition == partition && e.first == first && e.last == last)
+                {
+                    e.delta = Some(DeltaFlush {
+                        root: root.clone(),
+                        app_id: intent.txn.app_id.clone(),
+                        intent: Some(intent.clone()),
+                    });
+                }
+                commits.push((root, intent, b.replay.is_none()));
+                continue;
+            }
+            if self.delta.is_some() && b.count == 0 && b.replay.is_some() {
+                // A recorded Delta flush none of whose records came back: nothing to commit.
+                continue;
+            }
             let Some((body, rows)) = self.encode(&mut b, tag).await? else {
                 continue;
             };
             self.put(&key, body).await?;
             self.metrics.rows.fetch_add(rows, Ordering::Relaxed);
+        }
+        if let Some(out) = &self.delta
+            && !commits.is_empty()
+        {
+            // The commits are recorded before any is applied: after a crash they are applied
+            // again (at most once each) instead of rebuilt.
+            if let Some(store) = &state.pending {
+                store.save(&state.record()).await?;
+            }
+            // A table's transaction version only grows: its commits go in range order.
+            commits.sort_by_key(|(_, intent, _)| intent.txn.version);
+            let mut out = out.lock().await;
+            for (root, intent, fresh) in &commits {
+                let applied = out.apply(root, intent, *fresh).await?;
+                self.count_commit(&applied);
+            }
+            // Every recorded commit is in its table's log now, whose transaction alone says
+            // so after a restart: the record need not carry the commits any longer (the next
+            // save drops them, keeping the record small while acknowledgements wait).
+            for entry in &mut state.in_flight {
+                if let Some(flush) = &mut entry.delta {
+                    flush.intent = None;
+                }
+            }
         }
         if let Some(published) = &self.published {
             published.notify_one();
@@ -622,6 +833,23 @@ impl FirehoseStep {
     }
 }
 
+impl FirehoseStep {
+    /// What the pending record holds of a flush into a Delta table before its files exist.
+    fn delta_flush(&self, dest: &Dest) -> Option<DeltaFlush> {
+        self.delta.as_ref()?;
+        let Dest::Data { .. } = dest else {
+            return None;
+        };
+        let root = self.keys.table_root(dest);
+        let app_id = pipectl_delta::Txn::new(self.keys.pipeline(), &self.name, &root, 0).app_id;
+        Some(DeltaFlush {
+            root,
+            app_id,
+            intent: None,
+        })
+    }
+}
+
 impl State {
     /// The record of objects in flight as it stands.
     fn record(&self) -> Pending {
@@ -642,6 +870,15 @@ fn append(buffer: &mut Buffer, record: &Record, line: &[u8]) {
     buffer.last = record.seq;
     if record.arrival < buffer.oldest {
         buffer.oldest = record.arrival;
+    }
+}
+
+/// The Parquet settings records of a Delta sink are decoded with (its files are written by the
+/// Delta writer).
+fn delta_parquet_format(d: &DeltaFormat) -> ParquetFormat {
+    ParquetFormat {
+        compression: d.compression,
+        row_group_rows: 122_880,
     }
 }
 

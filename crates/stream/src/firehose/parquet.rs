@@ -29,6 +29,19 @@ pub struct ParquetEncoder {
     left_out: BTreeMap<String, u64>,
 }
 
+/// Records that could not be converted: their index in the buffer and why.
+type Rejected = Vec<(usize, String)>;
+
+/// One buffer decoded into Arrow batches, for Delta output.
+pub struct Decoded {
+    /// The records that fit, in buffer order.
+    pub batches: Vec<RecordBatch>,
+    /// Records that could not be converted: their index in the buffer and why.
+    pub rejected: Vec<(usize, String)>,
+    /// Fields the schema lacks, first met in this buffer (their values are left out).
+    pub new_left_out: Vec<String>,
+}
+
 /// One buffer converted: the Parquet bytes, and the lines that did not fit with the reason.
 pub struct Encoded {
     /// The Parquet object, `None` when no record fit.
@@ -64,44 +77,29 @@ impl ParquetEncoder {
         &self.left_out
     }
 
+    /// The schema fixed so far: declared, a catalog table's, or inferred from an earlier buffer.
+    pub fn schema(&self) -> Option<&SchemaRef> {
+        self.schema.as_ref()
+    }
+
     /// Converts one buffer of newline-terminated JSON records.
     pub fn encode(&mut self, body: &[u8]) -> Result<Encoded> {
         let schema = match &self.schema {
             Some(s) => s.clone(),
             None => {
                 // The first buffer fixes the schema for the rest of the run.
-                let (inferred, _) = infer_json_schema_from_seekable(Cursor::new(body), None)
-                    .map_err(|e| Error::user(format!("cannot infer a Parquet schema: {e}")))?;
-                let schema = Arc::new(with_timestamps(inferred, body));
+                let schema = Arc::new(infer(body)?);
                 self.schema = Some(schema.clone());
                 schema
             }
         };
-        // Converted a chunk of records at a time: memory holds one chunk's Arrow arrays and
-        // the encoded pages, not the whole buffer decoded at once.
+        let format = self.format.clone();
         let mut writer: Option<ArrowWriter<Vec<u8>>> = None;
-        let mut rejected = Vec::new();
-        let mut new_left_out = Vec::new();
-        let mut first_line = 0;
-        for (chunk, count) in line_chunks(body, CHUNK_RECORDS) {
-            // Strict decoding fails on fields the schema lacks: only then are they looked for.
-            let batch = match decode(&schema, chunk, count, true) {
-                Ok(batch) => batch,
-                Err(_) => {
-                    let (batch, bad) =
-                        self.decode_lenient(&schema, chunk, count, &mut new_left_out)?;
-                    rejected.extend(bad.into_iter().map(|(i, e)| (first_line + i, e)));
-                    batch
-                }
-            };
-            first_line += count;
-            if batch.num_rows() == 0 {
-                continue;
-            }
+        let (rejected, new_left_out) = self.each_batch(&schema, body, |batch| {
             let writer = match &mut writer {
                 Some(w) => w,
                 None => {
-                    let props = parquet_properties(&self.format, &batch)?;
+                    let props = parquet_properties(&format, &batch)?;
                     let out = Vec::with_capacity(body.len() / 4);
                     writer.insert(
                         ArrowWriter::try_new(out, schema.clone(), Some(props))
@@ -111,8 +109,8 @@ impl ParquetEncoder {
             };
             writer
                 .write(&batch)
-                .map_err(|e| Error::internal(format!("parquet: {e}")))?;
-        }
+                .map_err(|e| Error::internal(format!("parquet: {e}")))
+        })?;
         let object = match writer {
             // Writes the footer and hands back the bytes.
             Some(w) => Some(
@@ -126,6 +124,52 @@ impl ParquetEncoder {
             rejected,
             new_left_out,
         })
+    }
+
+    /// Decodes one buffer into Arrow batches of `schema` (a Delta table's columns), with the
+    /// same handling of misfits and left-out fields as [`Self::encode`].
+    pub fn decode(&mut self, schema: &SchemaRef, body: &[u8]) -> Result<Decoded> {
+        let mut batches = Vec::new();
+        let (rejected, new_left_out) = self.each_batch(schema, body, |batch| {
+            batches.push(batch);
+            Ok(())
+        })?;
+        Ok(Decoded {
+            batches,
+            rejected,
+            new_left_out,
+        })
+    }
+
+    /// Decodes `body` a chunk of records at a time and hands each non-empty batch to `take`:
+    /// memory holds one chunk's Arrow arrays, not the whole buffer decoded at once. Returns the
+    /// records that did not fit (index in the buffer, reason) and the newly left-out fields.
+    fn each_batch(
+        &mut self,
+        schema: &SchemaRef,
+        body: &[u8],
+        mut take: impl FnMut(RecordBatch) -> Result<()>,
+    ) -> Result<(Rejected, Vec<String>)> {
+        let mut rejected = Vec::new();
+        let mut new_left_out = Vec::new();
+        let mut first_line = 0;
+        for (chunk, count) in line_chunks(body, CHUNK_RECORDS) {
+            // Strict decoding fails on fields the schema lacks: only then are they looked for.
+            let batch = match decode(schema, chunk, count, true) {
+                Ok(batch) => batch,
+                Err(_) => {
+                    let (batch, bad) =
+                        self.decode_lenient(schema, chunk, count, &mut new_left_out)?;
+                    rejected.extend(bad.into_iter().map(|(i, e)| (first_line + i, e)));
+                    batch
+                }
+            };
+            first_line += count;
+            if batch.num_rows() > 0 {
+                take(batch)?;
+            }
+        }
+        Ok((rejected, new_left_out))
     }
 
     /// Decodes a chunk leaving out fields the schema lacks (counted, new ones added to
@@ -208,6 +252,13 @@ pub fn catalog_schema(
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Arc::new(Schema::new(fields)))
+}
+
+/// The schema of a buffer's records as inferred from them, RFC 3339 text made timestamps.
+pub fn infer(body: &[u8]) -> Result<Schema> {
+    let (inferred, _) = infer_json_schema_from_seekable(Cursor::new(body), None)
+        .map_err(|e| Error::user(format!("cannot infer a schema from the records: {e}")))?;
+    Ok(with_timestamps(inferred, body))
 }
 
 /// An inferred schema with the text fields that hold an RFC 3339 time in every record of

@@ -5,6 +5,13 @@
 //! they were not acknowledged yet, are skipped. An entry whose object is missing is rebuilt
 //! from the redelivered records (every one of them comes back: none was acknowledged) and
 //! written under the same key. Either way each record lands in the lake exactly once.
+//!
+//! A flush into a Delta table is recorded twice: with its sequence range before its data files
+//! are written, then with the commit they make ([`DeltaFlush`]) before it is applied. On
+//! restart a recorded commit is applied again (at most once: it carries the range's end as its
+//! transaction version). Once applied, the commit is dropped from the record; a range without
+//! one is in the table if the log's transaction has reached the range's end, and is rebuilt
+//! like a missing object otherwise.
 
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
@@ -13,7 +20,7 @@ use pipectl_engine::connect::StoreHandle;
 use pipectl_engine::{Error, Result};
 
 /// One object of a flush.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Entry {
     /// Full object key (under the connection's prefix).
     pub key: String,
@@ -25,10 +32,30 @@ pub struct Entry {
     pub last: u64,
     /// Records in the object.
     pub count: u64,
+    /// For a flush into a Delta table (`key` is then the table root): the commit it makes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<DeltaFlush>,
+}
+
+/// A flush into a Delta table, as far as it got.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeltaFlush {
+    /// The table root, relative to the sink's connection.
+    pub root: String,
+    /// The transaction app id its commit carries (`<pipeline>/<sink>/<table root>`); the
+    /// commit's version is the entry's `last`.
+    pub app_id: String,
+    /// The commit, from when its data files are written until it is applied. Applying it
+    /// again after a crash commits it once: the log's transaction for `app_id` says whether
+    /// it is there. `None`: either the commit was applied (the log's transaction version is
+    /// at least `last`), or its files were being written (the range is rebuilt from the
+    /// redelivered records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<pipectl_delta::CommitIntent>,
 }
 
 /// What the record holds.
-#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Pending {
     /// Every sequence number up to this one is published and acknowledged. Kept here too, so
     /// a consumer lost on the server (deleted, or a crash while it was being recreated) is

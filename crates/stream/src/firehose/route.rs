@@ -63,6 +63,8 @@ pub struct Router {
     tz: chrono_tz::Tz,
     /// How many characters one record's partition values may have together.
     value_budget: Option<usize>,
+    /// Partition values name Delta table roots: see [`Router::for_table_roots`].
+    table_roots: bool,
 }
 
 #[derive(Serialize)]
@@ -101,7 +103,17 @@ impl Router {
             bucket_format: bucket_format.map(str::to_owned),
             tz,
             value_budget: None,
+            table_roots: false,
         }
+    }
+
+    /// Partition values name Delta table folders (`format: delta`): a `/` in a value is made
+    /// `_` here, as the prefix renders it, so that the records of one table share one
+    /// destination (and one buffer, whose ranges then only grow); `.` and `..`, which name no
+    /// folder of their own, go to `partitioning-failed`.
+    pub fn for_table_roots(mut self, on: bool) -> Self {
+        self.table_roots = on;
+        self
     }
 
     /// Sends records whose partition values together pass `budget` characters to
@@ -159,6 +171,18 @@ impl Router {
         let mut keys = Vec::with_capacity(self.keys.len());
         for (name, path) in &self.keys {
             match lookup(&value, path).and_then(scalar_text) {
+                Some(v) if self.table_roots && (v == "." || v == "..") => {
+                    return error(
+                        record,
+                        ErrorOutputType::PartitioningFailed,
+                        "DynamicPartitioning.InvalidTableRoot",
+                        &format!(
+                            "partition key `{name}` (.{}) is `{v}`, which cannot name a Delta table folder",
+                            path.join(".")
+                        ),
+                    );
+                }
+                Some(v) if self.table_roots && v.contains('/') => keys.push(v.replace('/', "_")),
                 Some(v) if !v.is_empty() => keys.push(v),
                 _ => {
                     return error(
@@ -340,5 +364,19 @@ mod tests {
         assert!(matches!(short.dest, Dest::Data { .. }));
         let long = router.route(&record(br#"{"kind":"abcdef"}"#));
         assert_eq!(long.dest, Dest::Error(ErrorOutputType::PartitioningFailed));
+    }
+
+    #[test]
+    fn table_root_values_share_a_destination_when_they_render_alike_and_dots_fail() {
+        let router = router(serde_json::json!({"t": ".t"})).for_table_roots(true);
+        let slash = router.route(&record(br#"{"t":"a/b"}"#));
+        let underscore = router.route(&record(br#"{"t":"a_b"}"#));
+        assert_eq!(slash.dest, underscore.dest);
+        for dots in [&br#"{"t":"."}"#[..], br#"{"t":".."}"#] {
+            assert_eq!(
+                router.route(&record(dots)).dest,
+                Dest::Error(ErrorOutputType::PartitioningFailed)
+            );
+        }
     }
 }

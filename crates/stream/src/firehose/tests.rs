@@ -220,6 +220,7 @@ async fn a_batch_is_acknowledged_only_once_every_record_up_to_it_is_published() 
             first: 1,
             last: 2,
             count: 2,
+            delta: None,
         }]
     );
 
@@ -249,6 +250,7 @@ async fn a_restart_rebuilds_a_missing_object_and_skips_a_published_one() {
         first: 1,
         last: 3,
         count: 2,
+        delta: None,
     };
     let missing = Entry {
         key: data_key("buy", 2, 4),
@@ -256,6 +258,7 @@ async fn a_restart_rebuilds_a_missing_object_and_skips_a_published_one() {
         first: 2,
         last: 4,
         count: 2,
+        delta: None,
     };
     // The stopped process published `rent` (1, 3) but not `buy` (2, 4). Its object holds a
     // marker, so a rewrite would show.
@@ -309,6 +312,179 @@ async fn a_restart_rebuilds_a_missing_object_and_skips_a_published_one() {
     assert_eq!(*acked.lock().unwrap(), vec![5]);
     assert_eq!(
         pending.load().await.unwrap(),
+        Pending {
+            acked: 5,
+            entries: Vec::new(),
+        }
+    );
+}
+
+/// A sink writing the Delta table `lake/t` (records `{"seq":..,"kind":..}`, columns inferred).
+fn delta_step(store: Arc<InMemory>, max_records: u64) -> FirehoseStep {
+    let spec: FirehoseSink = serde_json::from_value(serde_json::json!({
+        "inputs": ["events"], "connection": "lake", "format": {"type": "delta"},
+        "prefix": "t/",
+        "error_output_prefix": "errors/!{firehose:error-output-type}/",
+        "max_records": max_records,
+        "interval_secs": 3600,
+    }))
+    .unwrap();
+    FirehoseStep::new(
+        PIPELINE,
+        SINK,
+        "run-1",
+        &spec,
+        handle(store),
+        Arc::new(StepMetrics::default()),
+    )
+    .unwrap()
+}
+
+/// Each commit of the table `lake/t`: its `txn` (app id, version) and the rows it added.
+async fn delta_commits(store: &InMemory) -> Vec<(String, i64, u64)> {
+    let metas: Vec<_> = store
+        .list(Some(&StorePath::from("lake/t/_delta_log")))
+        .try_collect()
+        .await
+        .unwrap();
+    let mut logs: Vec<_> = metas
+        .into_iter()
+        .filter(|m| m.location.as_ref().ends_with(".json"))
+        .map(|m| m.location)
+        .collect();
+    logs.sort();
+    let mut commits = Vec::new();
+    for log in logs {
+        let body = store.get(&log).await.unwrap().bytes().await.unwrap();
+        let (mut txn, mut rows) = (None, 0);
+        for line in String::from_utf8(body.to_vec()).unwrap().lines() {
+            let action: serde_json::Value = serde_json::from_str(line).unwrap();
+            if let Some(t) = action.get("txn") {
+                txn = Some((
+                    t["appId"].as_str().unwrap().to_owned(),
+                    t["version"].as_i64().unwrap(),
+                ));
+            }
+            if let Some(stats) = action["add"]["stats"].as_str() {
+                let stats: serde_json::Value = serde_json::from_str(stats).unwrap();
+                rows += stats["numRecords"].as_u64().unwrap();
+            }
+        }
+        let (app, version) = txn.expect("every commit carries a txn");
+        commits.push((app, version, rows));
+    }
+    commits
+}
+
+async fn run_delta(store: &Arc<InMemory>, previous: Pending, records: Vec<Record>) -> Vec<u64> {
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(batch(records, &acked)).await.unwrap();
+    drop(tx);
+    let started = Started {
+        replay: Replay::SameSequence,
+        acked_through: None,
+    };
+    delta_step(store.clone(), 2)
+        .run(
+            started,
+            Some((pending_store(store), previous)),
+            rx,
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    acked.lock().unwrap().clone()
+}
+
+/// The crash windows of a Delta flush: a commit recorded but not applied is applied by the
+/// restart; applied but not acknowledged, it is recognised by its `txn` and not made again;
+/// recorded without its commit, the range is rebuilt and committed.
+#[tokio::test]
+async fn a_restart_applies_a_recorded_delta_commit_once_and_rebuilds_an_unrecorded_one() {
+    let store = Arc::new(InMemory::new());
+    let app_id = format!("{PIPELINE}/{SINK}/t");
+    // What a stopped process left: records 1 and 2 prepared as a commit (files written),
+    // recorded, not applied.
+    let intent = {
+        let mut out = delta::DeltaOutput::new(
+            PIPELINE,
+            SINK,
+            handle(store.clone()),
+            &DeltaFormat::default(),
+            false,
+        );
+        let body = format!("{}\n{}\n", line(1, "rent"), line(2, "rent"));
+        let schema = out.schema("t", None, body.as_bytes()).await.unwrap();
+        let mut encoder =
+            parquet::ParquetEncoder::new(SINK, &delta_parquet_format(&DeltaFormat::default()), &[])
+                .unwrap();
+        let decoded = encoder.decode(&schema, body.as_bytes()).unwrap();
+        out.prepare("t", &decoded.batches, 2).await.unwrap()
+    };
+    let recorded = Entry {
+        key: "lake/t".to_owned(),
+        partition: "data".to_owned(),
+        first: 1,
+        last: 2,
+        count: 2,
+        delta: Some(DeltaFlush {
+            root: "t".to_owned(),
+            app_id: app_id.clone(),
+            intent: Some(intent),
+        }),
+    };
+    let previous = Pending {
+        acked: 0,
+        entries: vec![recorded.clone()],
+    };
+    assert!(
+        delta_commits(&store).await.is_empty(),
+        "nothing committed yet"
+    );
+
+    // The restart commits the recorded flush, skips its redelivered records, and commits
+    // record 3 when it stops.
+    let redelivered = vec![record(1, "rent"), record(2, "rent"), record(3, "buy")];
+    assert_eq!(run_delta(&store, previous.clone(), redelivered).await, [3]);
+    assert_eq!(
+        delta_commits(&store).await,
+        [(app_id.clone(), 2, 2), (app_id.clone(), 3, 1)]
+    );
+
+    // A crash after that commit and before the acknowledgement: the same record, the same
+    // records again. Nothing is committed twice.
+    let redelivered = vec![record(1, "rent"), record(2, "rent")];
+    assert_eq!(run_delta(&store, previous, redelivered).await, [2]);
+    assert_eq!(delta_commits(&store).await.len(), 2);
+
+    // A flush recorded before its files were written (no commit): rebuilt from the records.
+    let unrecorded = Entry {
+        first: 4,
+        last: 5,
+        delta: Some(DeltaFlush {
+            root: "t".to_owned(),
+            app_id: app_id.clone(),
+            intent: None,
+        }),
+        ..recorded
+    };
+    let previous = Pending {
+        acked: 3,
+        entries: vec![unrecorded],
+    };
+    let redelivered = vec![record(4, "rent"), record(5, "buy")];
+    assert_eq!(run_delta(&store, previous, redelivered).await, [5]);
+    assert_eq!(
+        delta_commits(&store).await,
+        [
+            (app_id.clone(), 2, 2),
+            (app_id.clone(), 3, 1),
+            (app_id, 5, 2)
+        ]
+    );
+    assert_eq!(
+        pending_store(&store).load().await.unwrap(),
         Pending {
             acked: 5,
             entries: Vec::new(),
