@@ -380,6 +380,25 @@ impl Lake {
             }
             Err(e) => return Err(table_error(table, e)),
         };
+        // A time before the first commit loads the first version: refuse it, as a version
+        // committed later than asked is not the table as it was then.
+        if let AsOf::Timestamp(t) = self.as_of {
+            let info = opened.info(1).await.map_err(|e| table_error(table, e))?;
+            if let Some(committed) = info.history.first().and_then(|h| h.timestamp)
+                && committed > t
+            {
+                return Err(table_error(
+                    table,
+                    format!(
+                        "the Delta table has no version committed at or before {} (its first was committed at {}); list its versions with `pipectl catalog history {}.{}`",
+                        t.to_rfc3339(),
+                        committed.to_rfc3339(),
+                        table.database,
+                        table.name
+                    ),
+                ));
+            }
+        }
         opened
             .table_provider()
             .await
