@@ -382,9 +382,18 @@ impl Lake {
         };
         // A time before the first commit loads the first version: refuse it, as a version
         // committed later than asked is not the table as it was then.
-        if let AsOf::Timestamp(t) = self.as_of {
-            let info = opened.info(1).await.map_err(|e| table_error(table, e))?;
-            if let Some(committed) = info.history.first().and_then(|h| h.timestamp)
+        if let (AsOf::Timestamp(t), Some(loaded)) = (self.as_of, opened.version()) {
+            // The history as the newest version reads it names every commit's version.
+            let newest = DeltaTable::open(entry.location.clone())
+                .await
+                .map_err(|e| table_error(table, e))?;
+            let back = newest.version().unwrap_or(loaded).saturating_sub(loaded) as usize + 1;
+            let info = newest.info(back).await.map_err(|e| table_error(table, e))?;
+            if let Some(committed) = info
+                .history
+                .iter()
+                .find(|h| h.version == loaded)
+                .and_then(|h| h.timestamp)
                 && committed > t
             {
                 return Err(table_error(

@@ -240,7 +240,10 @@ fn delta_tables_are_read_from_their_log_at_a_version_or_time() {
         "id\n1\n2\n3\n4\n5\n"
     );
     assert_eq!(
-        rows(&lake, "select id from lake.orders where dt = 'a' order by id"),
+        rows(
+            &lake,
+            "select id from lake.orders where dt = 'a' order by id"
+        ),
         "id\n1\n3\n5\n"
     );
     let v0 = Lake::new(std::slice::from_ref(&t), Some("lake"), no_env)

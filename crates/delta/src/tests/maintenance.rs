@@ -41,9 +41,15 @@ async fn compaction_bin_packs_small_files_per_partition_keeping_every_row() {
         .collect();
     assert_eq!(
         per_partition,
-        [(vec![Some("a".to_owned())], 12), (vec![Some("b".to_owned())], 6)]
+        [
+            (vec![Some("a".to_owned())], 12),
+            (vec![Some("b".to_owned())], 6)
+        ]
     );
-    assert_eq!(info.bytes, info.partitions.iter().map(|p| p.bytes).sum::<u64>());
+    assert_eq!(
+        info.bytes,
+        info.partitions.iter().map(|p| p.bytes).sum::<u64>()
+    );
     let report = table.compact(CompactOptions::default()).await.unwrap();
     assert_eq!(report.version, Some(12));
     assert_eq!(
