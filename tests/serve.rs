@@ -39,13 +39,13 @@ sinks:
 }
 
 /// A running `pipectl serve`, killed (SIGKILL) if a test ends without stopping it.
-struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     log: PathBuf,
 }
 
 impl Daemon {
-    fn start(dir: &Path, extra: &[&str]) -> Daemon {
+    pub(crate) fn start(dir: &Path, extra: &[&str]) -> Daemon {
         Self::start_with_env(dir, extra, &[])
     }
 
@@ -77,7 +77,7 @@ impl Daemon {
         daemon
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
@@ -90,7 +90,7 @@ impl Daemon {
     }
 
     /// Sends SIGTERM and returns the exit status.
-    fn terminate(mut self) -> std::process::ExitStatus {
+    pub(crate) fn terminate(mut self) -> std::process::ExitStatus {
         self.signal("-TERM");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -123,7 +123,7 @@ fn address_file(dir: &Path) -> PathBuf {
     dir.join(".pipectl-state.daemon")
 }
 
-fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(v) = f() {
@@ -135,7 +135,7 @@ fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) ->
 }
 
 /// `pipectl runs PIPELINE --format json`, which goes through the daemon while it runs.
-fn runs(dir: &Path, pipeline: &str) -> Vec<Value> {
+pub(crate) fn runs(dir: &Path, pipeline: &str) -> Vec<Value> {
     let (out, stdout, stderr) =
         output(pipectl(dir).args(["runs", pipeline, "--limit", "100", "--format", "json"]));
     assert!(out.status.success(), "pipectl runs failed: {stderr}");

@@ -8,6 +8,7 @@ mod common;
 mod crawl_glue;
 mod database;
 mod delta;
+mod delta_read;
 mod firehose_parquet;
 mod invalid_specs;
 mod lake;

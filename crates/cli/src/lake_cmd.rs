@@ -237,6 +237,10 @@ pub(crate) fn catalog_text(
                 json(&history)?
             } else {
                 let mut out = String::new();
+                if let Some(delta) = &tb.delta {
+                    out.push_str(&delta_history(delta));
+                    out.push_str("\nschema versions in the catalog\n");
+                }
                 for v in &history {
                     out.push_str(&format!(
                         "version {}  {}  {}\n",
@@ -281,6 +285,9 @@ fn status(t: &CatalogTable) -> String {
 }
 
 fn format_name(t: &CatalogTable) -> String {
+    if let Some(delta) = &t.delta {
+        return format!("{} (version {})", t.format.kind, delta.version);
+    }
     match &t.format.compression {
         Some(c) => format!("{} ({c})", t.format.kind),
         None => t.format.kind.clone(),
@@ -333,18 +340,45 @@ fn show(t: &CatalogTable) -> String {
         t.schema_version,
         t.updated_at.format("%Y-%m-%d %H:%M:%S UTC"),
     );
+    if let Some(delta) = &t.delta {
+        out.push_str(&format!(
+            "delta       version {}{}\n",
+            delta.version,
+            delta
+                .commits
+                .first()
+                .and_then(|c| c.at)
+                .map(|at| format!(", committed {}", at.format("%Y-%m-%d %H:%M:%S UTC")))
+                .unwrap_or_default()
+        ));
+    }
     out.push_str(&format!(
         "files       {} ({})\n",
         human_count(t.files()),
         human_bytes(t.bytes())
     ));
     let mut cols = table();
-    cols.set_header(["column", "type", "partition key"]);
+    // Only a table format declares NOT NULL columns (crawled files are always nullable).
+    let declares_nulls = t.delta.is_some();
+    let mut header = vec!["column", "type", "partition key"];
+    if declares_nulls {
+        header.push("nullable");
+    }
+    cols.set_header(header);
+    let nullable = |c: &pipectl_state::CatalogColumn| if c.nullable { "yes" } else { "no" };
     for c in &t.columns {
-        cols.add_row([c.name.clone(), c.data_type.clone(), String::new()]);
+        let mut row = vec![c.name.clone(), c.data_type.clone(), String::new()];
+        if declares_nulls {
+            row.push(nullable(c).to_owned());
+        }
+        cols.add_row(row);
     }
     for c in &t.partition_keys {
-        cols.add_row([c.name.clone(), c.data_type.clone(), "yes".to_owned()]);
+        let mut row = vec![c.name.clone(), c.data_type.clone(), "yes".to_owned()];
+        if declares_nulls {
+            row.push(nullable(c).to_owned());
+        }
+        cols.add_row(row);
     }
     out.push_str(&format!("\n{cols}\n"));
     if !t.partition_keys.is_empty() {
@@ -386,6 +420,29 @@ fn show(t: &CatalogTable) -> String {
     out
 }
 
+/// A Delta table's commits as the catalog has them, newest first.
+fn delta_history(delta: &pipectl_state::DeltaLog) -> String {
+    let mut t = table();
+    t.set_header(["delta version", "committed", "operation", "parameters"]);
+    for c in &delta.commits {
+        t.add_row([
+            c.version.to_string(),
+            c.at.map(|at| at.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default(),
+            c.operation.clone(),
+            c.parameters
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ]);
+    }
+    format!(
+        "Delta table at version {} (time travel: pipectl query --as-of VERSION|TIMESTAMP)\n{t}\n",
+        delta.version
+    )
+}
+
 /// `pipectl query`.
 pub(crate) fn query(
     state_dir: &Path,
@@ -393,6 +450,7 @@ pub(crate) fn query(
     database: Option<&str>,
     format: QueryFormat,
     skip_unreadable: bool,
+    as_of: pipectl_query::AsOf,
 ) -> Result<ExitCode> {
     let tables: Vec<CatalogTable> = match open_state(state_dir) {
         Ok(store) => store.tables(None)?,
@@ -416,7 +474,7 @@ pub(crate) fn query(
         ))
         .into());
     }
-    let lake = pipectl_query::Lake::new(&tables, database, env_lookup)?;
+    let lake = pipectl_query::Lake::new(&tables, database, env_lookup)?.with_as_of(as_of);
     // A corrupt file can make a reader panic; the query reports it as an error naming the
     // file, so the panic itself is not printed.
     let default_hook = std::panic::take_hook();

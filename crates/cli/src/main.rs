@@ -5,6 +5,7 @@
 
 mod generate_cmd;
 mod lake_cmd;
+mod maintenance_cmd;
 mod progress;
 mod render;
 mod serve;
@@ -148,7 +149,18 @@ enum Command {
         /// instead of failing on the first.
         #[arg(long)]
         skip_unreadable: bool,
+        /// Read Delta tables as they were at this version (a number) or time (RFC 3339, e.g.
+        /// `2026-12-01T10:00:00Z`: the newest version committed then). Other tables are read
+        /// as they are now.
+        #[arg(long, value_parser = parse_as_of)]
+        as_of: Option<pipectl_query::AsOf>,
     },
+    /// Compact the Delta tables of a pipeline's object_store sinks: small files bin-packed,
+    /// per partition, into files of about a target size (one commit per table; rows unchanged).
+    Compact(maintenance_cmd::CompactArgs),
+    /// Delete files the Delta tables of a pipeline's object_store sinks no longer need: those
+    /// that left a table longer ago than the retention. The newest version's files stay.
+    Vacuum(maintenance_cmd::VacuumArgs),
     /// Print the JSON Schema of pipeline files (for editors and CI).
     Schema,
     /// Publish records from a template at a fixed rate to NATS, MQTT or a Direct PUT endpoint
@@ -363,17 +375,21 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         Command::Generate(args) => generate_cmd::run(args),
         Command::Catalog { action, format } => lake_cmd::catalog(&cli.state_dir, action, format),
         Command::Crawl(args) => lake_cmd::crawl(&cli.state_dir, args),
+        Command::Compact(args) => maintenance_cmd::compact(args),
+        Command::Vacuum(args) => maintenance_cmd::vacuum(args),
         Command::Query {
             sql,
             database,
             format,
             skip_unreadable,
+            as_of,
         } => lake_cmd::query(
             &cli.state_dir,
             &sql,
             database.as_deref(),
             format,
             skip_unreadable,
+            as_of.unwrap_or_default(),
         ),
         Command::Schema => {
             print_out(&(serde_json::to_string_pretty(&pipectl_spec::json_schema())? + "\n"))?;
@@ -628,6 +644,10 @@ fn env_lookup(name: &str) -> Option<String> {
 struct KeysAt {
     at: chrono::DateTime<chrono::Utc>,
     record: Option<String>,
+}
+
+fn parse_as_of(text: &str) -> Result<pipectl_query::AsOf, String> {
+    pipectl_query::parse_as_of(text)
 }
 
 fn parse_instant(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {

@@ -50,6 +50,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod error;
+mod footer;
 mod intent;
 mod location;
 mod merge;
@@ -59,6 +60,7 @@ mod table;
 mod write;
 
 pub use error::{Error, ErrorClass, Result};
+pub use footer::parquet_footer_schema;
 pub use intent::{
     ApplyOutcome, CommitIntent, IntentAction, MergeIntent, Txn, WriteIntent, WriteMode,
 };
@@ -66,8 +68,8 @@ pub use location::TableLocation;
 pub use merge::{DELETED_AT, DeleteMode, MergeOptions, MergeSpec, MergeWriter};
 pub use schema::{SchemaChange, SchemaPolicy};
 pub use table::{
-    AsOf, CompactOptions, CompactReport, DeltaTable, HistoryEntry, TableInfo, VacuumOptions,
-    VacuumReport,
+    AsOf, CompactOptions, CompactReport, DeltaTable, HistoryEntry, PartitionInfo, TableInfo,
+    VacuumOptions, VacuumReport,
 };
 pub use write::{TableWriter, WriteOptions};
 

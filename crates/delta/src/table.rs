@@ -62,8 +62,24 @@ pub struct TableInfo {
     pub files: u64,
     /// Their bytes.
     pub bytes: u64,
+    /// Files and bytes per partition, ordered by partition values (one entry with no values
+    /// for an unpartitioned table).
+    pub partitions: Vec<PartitionInfo>,
     /// The newest commits first.
     pub history: Vec<HistoryEntry>,
+}
+
+/// The data files of one partition of a version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionInfo {
+    /// Values in partition-column order, as the log writes them (`None`: NULL).
+    pub values: Vec<Option<String>>,
+    /// Data files.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// When its newest file was written.
+    pub last_modified: Option<DateTime<Utc>>,
 }
 
 /// One commit of a table's history.
@@ -570,14 +586,36 @@ impl DeltaTable {
         let snapshot = table
             .snapshot()
             .context(|| format!("table {name}: reading the log"))?;
-        let (files, bytes) = snapshot
+        let partition_columns = self.partition_columns().unwrap_or_default();
+        let by_partition = snapshot
             .snapshot()
             .file_views(self.log_store.as_ref(), None)
-            .try_fold((0u64, 0u64), |(n, b), f| async move {
-                Ok((n + 1, b + f.size() as u64))
-            })
+            .try_fold(
+                BTreeMap::<Vec<Option<String>>, PartitionInfo>::new(),
+                |mut parts, f| {
+                    let mut map = f.partition_values_map();
+                    let values: Vec<Option<String>> = partition_columns
+                        .iter()
+                        .map(|c| map.remove(c).flatten())
+                        .collect();
+                    let modified = DateTime::from_timestamp_millis(f.modification_time());
+                    let part = parts.entry(values.clone()).or_insert(PartitionInfo {
+                        values,
+                        files: 0,
+                        bytes: 0,
+                        last_modified: None,
+                    });
+                    part.files += 1;
+                    part.bytes += f.size().max(0) as u64;
+                    part.last_modified = part.last_modified.max(modified);
+                    async move { Ok(parts) }
+                },
+            )
             .await
             .context(|| format!("table {name}: listing its files"))?;
+        let partitions: Vec<PartitionInfo> = by_partition.into_values().collect();
+        let files = partitions.iter().map(|p| p.files).sum();
+        let bytes = partitions.iter().map(|p| p.bytes).sum();
         let infos: Vec<_> = table
             .history(Some(history_limit))
             .try_collect()
@@ -608,9 +646,10 @@ impl DeltaTable {
             location: name,
             version,
             schema: self.arrow_schema()?.expect("the table exists"),
-            partition_columns: self.partition_columns().unwrap_or_default(),
+            partition_columns,
             files,
             bytes,
+            partitions,
             history,
         })
     }

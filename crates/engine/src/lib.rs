@@ -11,6 +11,7 @@ pub mod context;
 pub mod crawl;
 pub mod error;
 pub mod executor;
+pub mod maintenance;
 pub mod plan;
 pub mod sink;
 pub mod source;

@@ -11,6 +11,11 @@
 //! Athena's HIVE_CANNOT_OPEN_SPLIT does); with `skip_unreadable` those files are left out and
 //! the query runs again.
 //!
+//! Delta tables (format `delta`) are read through pipectl-delta's DataFusion table, at their
+//! newest version or at [`AsOf`] (time travel): their log says which files make the version,
+//! a `WHERE` on partition columns skips other partitions' files, and file statistics skip
+//! files whose values cannot match.
+//!
 //! A leaf crate: only the CLI depends on it, so DataFusion never slows the other crates' builds.
 #![warn(missing_docs, unreachable_pub)]
 
@@ -49,13 +54,14 @@ use futures::{FutureExt, StreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
-use pipectl_engine::crawl::infer::parquet_schema;
+use pipectl_delta::{DeltaTable, TableLocation, parquet_footer_schema};
 use pipectl_state::hive_type::HiveType;
 use pipectl_state::{CatalogTable, TableStatus};
 
 use store::HidingStore;
 
 pub use output::{OutputFormat, render};
+pub use pipectl_delta::AsOf;
 
 /// Files checked at once when a query failed.
 const CHECK_CONCURRENCY: usize = 8;
@@ -115,6 +121,10 @@ pub struct QueryOutput {
 /// Everything a query needs: the catalogued tables and the default database.
 pub struct Lake {
     ctx: SessionContext,
+    /// Delta tables, opened (at `as_of`) when a query names them: their log is read then.
+    delta: Vec<DeltaEntry>,
+    /// The version Delta tables are read at.
+    as_of: AsOf,
     /// The stores tables are read through, by store URL (`file://`, `s3://bucket`).
     stores: BTreeMap<String, Arc<HidingStore>>,
     /// Each active table's location with its `database.table`, to name a file's table.
@@ -186,8 +196,19 @@ impl Lake {
                 .register_schema(name, schema.clone())
                 .map_err(|e| QueryError::Sql(e.to_string()))?;
         }
+        let mut delta = Vec::new();
+        for table in tables {
+            if table.status == TableStatus::Active && table.format.kind == DELTA {
+                delta.push(DeltaEntry {
+                    table: table.clone(),
+                    location: delta_location(table, &stores)?,
+                });
+            }
+        }
         let lake = Lake {
             ctx,
+            delta,
+            as_of: AsOf::Latest,
             stores,
             locations: tables
                 .iter()
@@ -199,6 +220,7 @@ impl Lake {
             let provider = match table.status {
                 TableStatus::Deprecated => Arc::new(DeprecatedTable::new(table)) as _,
                 TableStatus::Active if table.format.kind.is_empty() => continue,
+                TableStatus::Active if table.format.kind == DELTA => continue,
                 TableStatus::Active => {
                     for skipped in &table.skipped_files {
                         lake.hide(&format!("{}{}", table.location, skipped.key));
@@ -220,6 +242,7 @@ impl Lake {
     /// `skip_unreadable`, left out (reported in [`QueryOutput::skipped`]) and the query run
     /// again.
     pub async fn query(&self, sql: &str, skip_unreadable: bool) -> Result<QueryOutput, QueryError> {
+        self.open_delta_tables(sql).await?;
         let df = self
             .ctx
             .sql(sql)
@@ -261,6 +284,134 @@ impl Lake {
                 skipped.push(file);
             }
         }
+    }
+
+    /// Reads Delta tables at `as_of` (time travel) instead of their newest version.
+    pub fn with_as_of(mut self, as_of: AsOf) -> Self {
+        self.as_of = as_of;
+        self
+    }
+
+    /// Registers the Delta tables `sql` names, each opened at `as_of` from its log (so a
+    /// query sees the version committed when it starts). A version a table does not have is
+    /// an error naming the table and its newest version.
+    async fn open_delta_tables(&self, sql: &str) -> Result<(), QueryError> {
+        if self.delta.is_empty() {
+            return match self.as_of {
+                AsOf::Latest => Ok(()),
+                _ => Err(QueryError::Sql(
+                    "--as-of reads Delta tables at an earlier version, and the catalog has no Delta table; crawl one first".to_owned(),
+                )),
+            };
+        }
+        let state = self.ctx.state();
+        let dialect = state.config().options().sql_parser.dialect;
+        let statement = state
+            .sql_to_statement(sql, &dialect)
+            .map_err(|e| QueryError::Sql(e.to_string()))?;
+        let references = state
+            .resolve_table_references(&statement)
+            .map_err(|e| QueryError::Sql(e.to_string()))?;
+        let default_schema = state.config().options().catalog.default_schema.clone();
+        let mut named = 0;
+        for entry in &self.delta {
+            let table = &entry.table;
+            let referenced = references.iter().any(|r| {
+                r.table() == table.name
+                    && r.schema().unwrap_or(default_schema.as_str()) == table.database
+            });
+            if !referenced {
+                continue;
+            }
+            named += 1;
+            let provider = self.delta_provider(entry).await?;
+            let schema = self
+                .ctx
+                .catalog(CATALOG)
+                .and_then(|c| c.schema(&table.database))
+                .ok_or_else(|| table_error(table, "its database is not registered"))?;
+            schema
+                .deregister_table(&table.name)
+                .map_err(|e| table_error(table, e))?;
+            schema
+                .register_table(table.name.clone(), provider)
+                .map_err(|e| table_error(table, e))?;
+        }
+        if named == 0 && self.as_of != AsOf::Latest {
+            return Err(QueryError::Sql(
+                "--as-of reads Delta tables at an earlier version, and the query names none"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn delta_provider(
+        &self,
+        entry: &DeltaEntry,
+    ) -> Result<Arc<dyn TableProvider>, QueryError> {
+        let table = &entry.table;
+        let opened = DeltaTable::open_as_of(entry.location.clone(), self.as_of).await;
+        let opened = match opened {
+            Ok(t) => t,
+            Err(e) if self.as_of != AsOf::Latest => {
+                // Which versions there are, when the table itself can be read.
+                let Some(newest) = DeltaTable::open(entry.location.clone())
+                    .await
+                    .ok()
+                    .and_then(|t| t.version())
+                else {
+                    return Err(table_error(table, e));
+                };
+                let wanted = match self.as_of {
+                    AsOf::Version(v) => format!("no version {v}"),
+                    AsOf::Timestamp(t) => {
+                        format!("no version committed at or before {}", t.to_rfc3339())
+                    }
+                    AsOf::Latest => String::new(),
+                };
+                return Err(table_error(
+                    table,
+                    format!(
+                        "the Delta table has {wanted} (its newest is {newest}); list its versions with `pipectl catalog history {}.{}`",
+                        table.database, table.name
+                    ),
+                ));
+            }
+            Err(e) => return Err(table_error(table, e)),
+        };
+        // A time before the first commit loads the first version: refuse it, as a version
+        // committed later than asked is not the table as it was then.
+        if let (AsOf::Timestamp(t), Some(loaded)) = (self.as_of, opened.version()) {
+            // The history as the newest version reads it names every commit's version.
+            let newest = DeltaTable::open(entry.location.clone())
+                .await
+                .map_err(|e| table_error(table, e))?;
+            let back = newest.version().unwrap_or(loaded).saturating_sub(loaded) as usize + 1;
+            let info = newest.info(back).await.map_err(|e| table_error(table, e))?;
+            if let Some(committed) = info
+                .history
+                .iter()
+                .find(|h| h.version == loaded)
+                .and_then(|h| h.timestamp)
+                && committed > t
+            {
+                return Err(table_error(
+                    table,
+                    format!(
+                        "the Delta table has no version committed at or before {} (its first was committed at {}); list its versions with `pipectl catalog history {}.{}`",
+                        t.to_rfc3339(),
+                        committed.to_rfc3339(),
+                        table.database,
+                        table.name
+                    ),
+                ));
+            }
+        }
+        opened
+            .table_provider()
+            .await
+            .map_err(|e| table_error(table, e))
     }
 
     /// Leaves the file at `url` out of listings from now on.
@@ -385,6 +536,54 @@ impl Lake {
     }
 }
 
+/// The catalog's format name of Delta tables.
+const DELTA: &str = "delta";
+
+/// A catalogued Delta table and where its root is.
+struct DeltaEntry {
+    table: CatalogTable,
+    location: TableLocation,
+}
+
+/// The root of a catalogued Delta table in the lake's store for its location.
+fn delta_location(
+    table: &CatalogTable,
+    stores: &BTreeMap<String, Arc<HidingStore>>,
+) -> Result<TableLocation, QueryError> {
+    let url = url::Url::parse(&table.location).map_err(|e| table_error(table, e))?;
+    let key = match url.scheme() {
+        "file" => "file://".to_owned(),
+        scheme => format!("{scheme}://{}", url.host_str().unwrap_or_default()),
+    };
+    let store = stores.get(&key).ok_or_else(|| {
+        table_error(
+            table,
+            format!(
+                "no store for {}: only file:// and s3:// tables can be queried",
+                table.location
+            ),
+        )
+    })?;
+    let root = StorePath::from_url_path(url.path()).map_err(|e| table_error(table, e))?;
+    let store: Arc<dyn object_store::ObjectStore> = store.clone();
+    Ok(TableLocation::new(store, root, key))
+}
+
+/// Parses `--as-of`: a version number, or an RFC 3339 time (`2026-12-01T10:00:00Z`) meaning
+/// the newest version committed at or before it.
+pub fn parse_as_of(text: &str) -> Result<AsOf, String> {
+    if let Ok(version) = text.parse::<u64>() {
+        return Ok(AsOf::Version(version));
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| AsOf::Timestamp(t.with_timezone(&chrono::Utc)))
+        .map_err(|_| {
+            format!(
+                "`{text}` is neither a version number nor an RFC 3339 time such as 2026-12-01T10:00:00Z"
+            )
+        })
+}
+
 /// The columns a table's files hold, as Arrow fields.
 fn data_schema(table: &CatalogTable) -> Result<SchemaRef, QueryError> {
     let fields: Vec<Field> = table
@@ -436,7 +635,7 @@ async fn check_file(
             Err(e) => return Some(e.to_string()),
         };
         let meta = &file.object_meta;
-        if let Err(e) = parquet_schema(&store, &meta.location, meta.size).await {
+        if let Err(e) = parquet_footer_schema(&store, &meta.location, meta.size).await {
             return Some(e);
         }
     }

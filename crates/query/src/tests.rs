@@ -176,3 +176,116 @@ fn results_render_as_a_table_csv_or_json_and_empty_results_keep_their_columns() 
         "id,city\n"
     );
 }
+
+/// A Delta table at `dir/orders` with one commit per entry of `commits` (ids, partition `dt`
+/// = `a` for odd ids, `b` for even), catalogued as `lake.orders`.
+fn delta_table(dir: &Path, commits: &[&[i64]]) -> CatalogTable {
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    let store: Arc<dyn object_store::ObjectStore> =
+        Arc::new(LocalFileSystem::new_with_prefix(dir).unwrap());
+    let location = TableLocation::new(store, StorePath::from("orders"), "file://test");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for (i, ids) in commits.iter().enumerate() {
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("id", DataType::Int64, false),
+                Field::new("dt", DataType::Utf8, false),
+            ])),
+            vec![
+                Arc::new(Int64Array::from(ids.to_vec())),
+                Arc::new(StringArray::from_iter_values(
+                    ids.iter().map(|i| if i % 2 == 1 { "a" } else { "b" }),
+                )),
+            ],
+        )
+        .unwrap();
+        runtime.block_on(async {
+            let mut table = DeltaTable::open(location.clone()).await.unwrap();
+            let mut writer = table.writer(pipectl_delta::WriteOptions {
+                mode: pipectl_delta::WriteMode::Append,
+                partition_by: vec!["dt".to_owned()],
+                schema: pipectl_delta::SchemaPolicy::Evolve,
+                target_file_size: None,
+                txn: pipectl_delta::Txn::new("p", "s", "orders", i as i64 + 1),
+            });
+            writer.write(&batch).await.unwrap();
+            let intent = writer.finish().await.unwrap();
+            table.apply(&intent).await.unwrap();
+        });
+    }
+    table(
+        &dir.join("orders"),
+        "orders",
+        serde_json::json!({
+            "format": { "kind": "delta" },
+            "columns": [{ "name": "id", "type": "bigint", "nullable": false }],
+            "partition_keys": [{ "name": "dt", "type": "string", "nullable": false }],
+            "hive_partitions": true,
+        }),
+    )
+}
+
+#[test]
+fn delta_tables_are_read_from_their_log_at_a_version_or_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = delta_table(dir.path(), &[&[1, 2, 3], &[4, 5]]);
+    // A data file the log does not list is not read.
+    write(&dir.path().join("orders/dt=a/stray.parquet"), "junk");
+    let lake = Lake::new(std::slice::from_ref(&t), Some("lake"), no_env).unwrap();
+    assert_eq!(
+        rows(&lake, "select id from orders order by id"),
+        "id\n1\n2\n3\n4\n5\n"
+    );
+    assert_eq!(
+        rows(
+            &lake,
+            "select id from lake.orders where dt = 'a' order by id"
+        ),
+        "id\n1\n3\n5\n"
+    );
+    let v0 = Lake::new(std::slice::from_ref(&t), Some("lake"), no_env)
+        .unwrap()
+        .with_as_of(AsOf::Version(0));
+    assert_eq!(rows(&v0, "select count(*) as n from orders"), "n\n3\n");
+    let long_ago = parse_as_of("2000-01-01T00:00:00Z").unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    for (as_of, message) in [
+        (
+            AsOf::Version(5),
+            "table lake.orders: the Delta table has no version 5 (its newest is 1); list its versions with `pipectl catalog history lake.orders`",
+        ),
+        (
+            long_ago,
+            "table lake.orders: the Delta table has no version committed at or before 2000-01-01T00:00:00+00:00",
+        ),
+    ] {
+        let lake = Lake::new(std::slice::from_ref(&t), Some("lake"), no_env)
+            .unwrap()
+            .with_as_of(as_of);
+        let error = runtime
+            .block_on(lake.query("select * from orders", false))
+            .err()
+            .expect("no such version")
+            .to_string();
+        assert!(error.starts_with(message), "{error}");
+    }
+}
+
+#[test]
+fn as_of_is_a_version_or_an_rfc_3339_time() {
+    assert_eq!(parse_as_of("3"), Ok(AsOf::Version(3)));
+    assert_eq!(
+        parse_as_of("2026-12-01T10:00:00+01:00"),
+        Ok(AsOf::Timestamp(
+            chrono::DateTime::parse_from_rfc3339("2026-12-01T09:00:00Z")
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+        ))
+    );
+    assert!(parse_as_of("yesterday").unwrap_err().contains("RFC 3339"));
+}

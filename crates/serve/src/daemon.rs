@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use crate::api::{self, ApiState};
 use crate::clock::SystemClock;
 use crate::cron::CronSchedule;
+use crate::maintenance::Maintenance;
 use crate::metrics::Metrics;
 use crate::policy::RunPolicy;
 use crate::runner::{EngineRunner, EnvLookup, LoadedPipeline, prune};
@@ -115,6 +116,7 @@ pub async fn serve(
         env.clone(),
         options.notice.clone(),
     );
+    let maintenance = files.maintenance.clone();
     files.scan(true).await;
     // The address is announced only after recovery, so clients never see half-recovered state.
     let info = serde_json::json!({ "addr": addr.to_string(), "pid": std::process::id() });
@@ -161,7 +163,8 @@ pub async fn serve(
     // Streams flush and publish while batch runs get their grace period.
     tokio::join!(
         streams.stop_all(options.grace),
-        scheduler.shutdown(options.grace)
+        scheduler.shutdown(options.grace),
+        maintenance.stop_all()
     );
     let _ = scheduler_task.await;
     server.abort();
@@ -252,6 +255,7 @@ struct Files {
     state: Arc<dyn StateStore>,
     scheduler: Scheduler<LoadedPipeline>,
     streams: Streams,
+    maintenance: Maintenance,
     metrics: Arc<Metrics>,
     env: EnvLookup,
     notice: Notice,
@@ -278,6 +282,7 @@ impl Files {
     ) -> Self {
         Files {
             dir,
+            maintenance: Maintenance::new(state.clone(), env.clone()),
             state,
             scheduler,
             streams,
@@ -475,6 +480,12 @@ impl Files {
                 if streaming { "streaming " } else { "" }
             ));
         }
+        if let Err(e) = self
+            .maintenance
+            .start(&path.display().to_string(), loaded.clone())
+        {
+            (self.notice)(&format!("pipectl serve: {e}"));
+        }
         if let Ok(mut r) = self.registry.lock() {
             r.insert(name.clone(), canonical);
         }
@@ -485,6 +496,7 @@ impl Files {
 
     async fn unload(&mut self, name: &str) {
         self.scheduler.remove(name);
+        self.maintenance.stop(name);
         self.streams.stop(name).await;
         self.loaded.remove(name);
         if let Some(w) = self.watchers.remove(name) {

@@ -12,6 +12,7 @@ pub mod client;
 pub mod clock;
 pub mod cron;
 pub mod daemon;
+mod maintenance;
 pub mod metrics;
 pub mod policy;
 pub mod runner;

@@ -11,6 +11,7 @@
 pub mod check;
 pub mod dag;
 pub mod diag;
+pub mod duration;
 pub mod env;
 pub mod lang;
 pub mod types;

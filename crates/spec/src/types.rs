@@ -47,6 +47,63 @@ pub struct Pipeline {
     /// Steps that catalogue what sinks wrote, after they publish.
     #[serde(default)]
     pub crawlers: BTreeMap<String, Crawler>,
+    /// Table maintenance that `pipectl serve` runs on its own schedule: compaction and vacuum of
+    /// the Delta tables under this pipeline's `object_store` sinks (`pipectl compact` and
+    /// `pipectl vacuum` do the same on demand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<Maintenance>,
+}
+
+/// Scheduled maintenance of a pipeline's Delta tables, e.g.
+/// `{schedule: "0 3 * * *", compact: {target_file_size: 134217728}, vacuum: {retention: 7d}}`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Maintenance {
+    /// Cron expression of when maintenance runs, independent of the pipeline's own schedule:
+    /// `0 3 * * *` (daily at 03:00), or 6 fields with seconds first.
+    pub schedule: String,
+    /// IANA time zone the cron expression is read in, e.g. `Europe/Berlin`. Default `UTC`.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// Compact each table: small files bin-packed, per partition, into larger ones. Omit to not compact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compact: Option<CompactSettings>,
+    /// Vacuum each table (after compacting): delete files it no longer needs. Omit to not vacuum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vacuum: Option<VacuumSettings>,
+}
+
+/// How scheduled maintenance compacts.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompactSettings {
+    /// Size in bytes compacted files are packed to. Default 134217728 (128 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub target_file_size: Option<u64>,
+}
+
+/// How scheduled maintenance vacuums.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VacuumSettings {
+    /// Files that left a table longer ago than this are deleted: `7d`, `12h`, `30m`. Time travel
+    /// to versions younger than this keeps working; the newest version's files are never
+    /// deleted. Default `7d`.
+    #[serde(default = "default_retention")]
+    pub retention: String,
+}
+
+impl Default for VacuumSettings {
+    fn default() -> Self {
+        VacuumSettings {
+            retention: default_retention(),
+        }
+    }
+}
+
+fn default_retention() -> String {
+    "7d".to_owned()
 }
 
 /// A cron schedule for background runs by `pipectl serve`.

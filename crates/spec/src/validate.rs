@@ -13,8 +13,8 @@ use crate::diag::{Diagnostic, did_you_mean};
 use crate::env::env_refs;
 use crate::lang::{datatype, expr, template};
 use crate::types::{
-    AddColumnsTransform, Connection, Crawler, DatabaseSource, Format, GeneratorSource, Pipeline,
-    Schedule, Sink, Source, Transform,
+    AddColumnsTransform, Connection, Crawler, DatabaseSource, Format, GeneratorSource, Maintenance,
+    Pipeline, Schedule, Sink, Source, Transform,
 };
 use crate::yaml::{self, Node, NodeKind, PathSeg, Pos, Style};
 
@@ -229,6 +229,12 @@ fn partial_pipeline(
     if !map.get("schedule").is_none_or(fits::<Option<Schedule>>) {
         map.remove("schedule");
     }
+    if !map
+        .get("maintenance")
+        .is_none_or(fits::<Option<crate::types::Maintenance>>)
+    {
+        map.remove("maintenance");
+    }
     let mut dropped = Vec::new();
     // An unknown top-level key may be a misspelled section (`sinkss:`): its steps exist, so
     // steps that look unread or a pipeline that looks source-less are not reported on top.
@@ -422,6 +428,9 @@ impl Validator<'_> {
         }
         if let Some(run) = &p.run {
             self.run_settings(p, run);
+        }
+        if let Some(m) = &p.maintenance {
+            self.maintenance(p, m);
         }
         for (name, conn) in &p.connections {
             self.connection(name, conn);
@@ -741,6 +750,52 @@ impl Validator<'_> {
                 &[key("schedule"), key("queue_limit")],
                 "must be at least 1",
                 Some("how many runs may wait behind a running one (default 16)".to_owned()),
+            );
+        }
+    }
+
+    fn maintenance(&mut self, p: &Pipeline, m: &Maintenance) {
+        if let Err(e) = parse_cron(&m.schedule) {
+            self.error(
+                &[key("maintenance"), key("schedule")],
+                format!("invalid cron expression `{}`: {e}", m.schedule),
+                Some(
+                    "examples: `0 3 * * *` (daily at 03:00), `0 0 4 * * Sun` (with seconds)"
+                        .to_owned(),
+                ),
+            );
+        }
+        if chrono_tz::Tz::from_str(&m.timezone).is_err() {
+            self.error(
+                &[key("maintenance"), key("timezone")],
+                format!("unknown time zone `{}`", m.timezone),
+                Some("use an IANA name such as `Europe/Berlin` or `UTC`".to_owned()),
+            );
+        }
+        if m.compact.is_none() && m.vacuum.is_none() {
+            self.error(
+                &[key("maintenance")],
+                "maintenance does nothing: it has neither `compact` nor `vacuum`",
+                Some(
+                    "add `compact: {}` or `vacuum: {retention: 7d}`, or remove the section"
+                        .to_owned(),
+                ),
+            );
+        }
+        if let Some(v) = &m.vacuum
+            && let Err(e) = crate::duration::parse(&v.retention)
+        {
+            self.error(
+                &[key("maintenance"), key("vacuum"), key("retention")],
+                e,
+                None,
+            );
+        }
+        if !p.sinks.values().any(|s| matches!(s, Sink::ObjectStore(_))) {
+            self.error(
+                &[key("maintenance")],
+                "maintenance works on the tables of `object_store` sinks, and this pipeline has none",
+                None,
             );
         }
     }

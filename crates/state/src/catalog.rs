@@ -26,6 +26,29 @@ pub struct CatalogColumn {
     /// Hive-style type name, as Glue and Athena show it.
     #[serde(rename = "type")]
     pub data_type: String,
+    /// Whether the column may hold NULL. Only a table format that declares it (Delta) says
+    /// `false`; crawled files are always nullable.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub nullable: bool,
+}
+
+impl CatalogColumn {
+    /// A nullable column.
+    pub fn new(name: impl Into<String>, data_type: impl Into<String>) -> Self {
+        CatalogColumn {
+            name: name.into(),
+            data_type: data_type.into(),
+            nullable: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// Where a table's objects live and how to reach them again without the pipeline file.
@@ -54,7 +77,8 @@ pub struct CatalogStorage {
 /// A table's file format.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CatalogFormat {
-    /// `csv`, `json` (JSON lines) or `parquet`.
+    /// `csv`, `json` (JSON lines), `parquet`, or `delta` (a Delta Lake table: its log says
+    /// which files, columns and partitions it has; see [`CatalogTable::delta`]).
     pub kind: String,
     /// `gzip` for compressed text files; `None` for plain text and for Parquet (compressed inside).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -178,6 +202,34 @@ pub struct CatalogTable {
     /// The last crawl that looked at it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_crawl: Option<CrawlRecord>,
+    /// For a Delta table (format `delta`): the version catalogued and its recent commits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<DeltaLog>,
+}
+
+/// What the catalog keeps of a Delta table's log, read by the crawl.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeltaLog {
+    /// The table version the crawl read.
+    pub version: u64,
+    /// Its newest commits, newest first.
+    #[serde(default)]
+    pub commits: Vec<DeltaCommit>,
+}
+
+/// One commit of a Delta table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeltaCommit {
+    /// The version it made.
+    pub version: u64,
+    /// When it was committed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
+    /// `WRITE`, `MERGE`, `OPTIMIZE`, `VACUUM END`, ...
+    pub operation: String,
+    /// The operation's parameters as the log has them (mode, predicate, ...).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub parameters: std::collections::BTreeMap<String, String>,
 }
 
 impl CatalogTable {

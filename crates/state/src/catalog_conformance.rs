@@ -26,10 +26,7 @@ fn time(seconds: i64) -> DateTime<Utc> {
 }
 
 fn column(name: &str, data_type: &str) -> CatalogColumn {
-    CatalogColumn {
-        name: name.to_owned(),
-        data_type: data_type.to_owned(),
-    }
+    CatalogColumn::new(name, data_type)
 }
 
 /// A table with two columns, one partition key and two partitions, at schema `version`.
@@ -88,6 +85,7 @@ pub fn sample_table(database: &str, name: &str, version: u32) -> CatalogTable {
             at: time(i64::from(version)),
             changes: vec![format!("version {version}")],
         }),
+        delta: None,
     }
 }
 

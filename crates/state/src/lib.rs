@@ -19,7 +19,7 @@ mod store;
 
 pub use catalog::{
     CatalogColumn, CatalogDatabase, CatalogFormat, CatalogPartition, CatalogStorage, CatalogStore,
-    CatalogTable, CrawlRecord, SchemaVersion, SkippedFile, TableStatus,
+    CatalogTable, CrawlRecord, DeltaCommit, DeltaLog, SchemaVersion, SkippedFile, TableStatus,
 };
 pub use error::{BoxedCause, StateError};
 pub use model::{

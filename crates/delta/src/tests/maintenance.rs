@@ -32,7 +32,24 @@ async fn compaction_bin_packs_small_files_per_partition_keeping_every_row() {
         write_and_apply(&location, opts, &[batch]).await;
     }
     let mut table = DeltaTable::open(location.clone()).await.unwrap();
-    assert_eq!(table.info(1).await.unwrap().files, 18);
+    let info = table.info(1).await.unwrap();
+    assert_eq!(info.files, 18);
+    let per_partition: Vec<(Vec<Option<String>>, u64)> = info
+        .partitions
+        .iter()
+        .map(|p| (p.values.clone(), p.files))
+        .collect();
+    assert_eq!(
+        per_partition,
+        [
+            (vec![Some("a".to_owned())], 12),
+            (vec![Some("b".to_owned())], 6)
+        ]
+    );
+    assert_eq!(
+        info.bytes,
+        info.partitions.iter().map(|p| p.bytes).sum::<u64>()
+    );
     let report = table.compact(CompactOptions::default()).await.unwrap();
     assert_eq!(report.version, Some(12));
     assert_eq!(

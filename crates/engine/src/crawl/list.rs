@@ -1,6 +1,8 @@
 //! Listing a prefix: the objects that count as data (hidden and empty ones skipped, the
 //! include/exclude globs applied), keyed from a crawl target's base.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use object_store::path::Path as StorePath;
@@ -8,6 +10,9 @@ use object_store::path::Path as StorePath;
 use super::glob::KeyFilter;
 use super::{CrawlOptions, CrawlTarget};
 use crate::error::{Error, Result};
+
+/// The folder that makes its parent a Delta table root.
+const DELTA_LOG: &str = "_delta_log";
 
 /// One listed object, relative to its target's base.
 #[derive(Debug, Clone)]
@@ -37,33 +42,51 @@ pub async fn list_data_objects(
     include: &[String],
     exclude: &[String],
 ) -> object_store::Result<Vec<DataObject>> {
-    let mut objects = list_objects(store, folder, include, exclude).await?;
+    let (mut objects, _) = list_objects(store, folder, include, exclude).await?;
     objects.retain(|o| o.meta.size > 0);
     Ok(objects)
 }
 
-/// [`list_data_objects`] with the empty objects kept.
+/// [`list_data_objects`] with the empty objects kept, and the Delta table roots found: the
+/// folders (relative to `folder`, one entry per level) holding a `_delta_log/`. Objects under
+/// such a root are the table's (its log says which are data), so they are not listed.
 async fn list_objects(
     store: &dyn object_store::ObjectStore,
     folder: &StorePath,
     include: &[String],
     exclude: &[String],
-) -> object_store::Result<Vec<DataObject>> {
+) -> object_store::Result<(Vec<DataObject>, BTreeSet<Vec<String>>)> {
     let filter = KeyFilter::new(include, exclude).map_err(|e| object_store::Error::Generic {
         store: "include/exclude globs",
         source: Box::new(e),
     })?;
     let skip = folder.parts().count();
     let metas: Vec<object_store::ObjectMeta> = store.list(Some(folder)).try_collect().await?;
+    let relative_of = |meta: &object_store::ObjectMeta| -> Vec<String> {
+        meta.location
+            .parts()
+            .skip(skip)
+            .map(|p| p.as_ref().to_owned())
+            .collect()
+    };
+    let delta_roots: BTreeSet<Vec<String>> = metas
+        .iter()
+        .filter_map(|meta| {
+            let relative = relative_of(meta);
+            let at = relative.iter().position(|p| p == DELTA_LOG)?;
+            Some(relative[..at].to_vec())
+        })
+        .collect();
     let mut objects: Vec<DataObject> = metas
         .into_iter()
         .filter_map(|meta| {
-            let relative: Vec<String> = meta
-                .location
-                .parts()
-                .skip(skip)
-                .map(|p| p.as_ref().to_owned())
-                .collect();
+            let relative = relative_of(&meta);
+            if delta_roots
+                .iter()
+                .any(|root| relative.starts_with(root.as_slice()))
+            {
+                return None;
+            }
             if relative.is_empty()
                 || relative
                     .iter()
@@ -83,16 +106,26 @@ async fn list_objects(
         })
         .collect();
     objects.sort_by(|a, b| a.key.cmp(&b.key));
-    Ok(objects)
+    Ok((objects, delta_roots))
+}
+
+/// What a crawl's listing found under a prefix, keyed from the target's base.
+pub(super) struct Listing {
+    /// The data objects (outside Delta tables).
+    pub(super) objects: Vec<Object>,
+    /// The keys of empty objects.
+    pub(super) empty: Vec<String>,
+    /// Folders holding a `_delta_log/` (empty: the base itself).
+    pub(super) delta_roots: Vec<String>,
 }
 
 /// Lists objects under `prefix` (see [`list_data_objects`]), keyed from the target's base: the
-/// data objects, and the keys of the empty ones.
+/// data objects, the keys of the empty ones, and the Delta table roots.
 pub(super) async fn list(
     target: &CrawlTarget,
     prefix: &str,
     options: &CrawlOptions,
-) -> Result<(Vec<Object>, Vec<String>)> {
+) -> Result<Listing> {
     let prefix_parts: Vec<&str> = prefix.split('/').filter(|s| !s.is_empty()).collect();
     let folder = StorePath::from_iter(
         target
@@ -101,7 +134,7 @@ pub(super) async fn list(
             .map(|p| p.as_ref().to_owned())
             .chain(prefix_parts.iter().map(|p| (*p).to_owned())),
     );
-    let found = list_objects(
+    let (found, roots) = list_objects(
         target.store.as_ref(),
         &folder,
         &options.include,
@@ -127,5 +160,20 @@ pub(super) async fn list(
             });
         }
     }
-    Ok((objects, empty))
+    let delta_roots = roots
+        .into_iter()
+        .map(|root| {
+            prefix_parts
+                .iter()
+                .map(|p| (*p).to_owned())
+                .chain(root)
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .collect();
+    Ok(Listing {
+        objects,
+        empty,
+        delta_roots,
+    })
 }

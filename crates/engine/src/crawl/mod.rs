@@ -11,6 +11,10 @@
 //!   named `partition_0`, `partition_1`, ...); otherwise each subfolder is looked at in turn.
 //!   `table_level` fixes the depth instead.
 //!
+//! A folder holding a `_delta_log/` is a Delta table root, whoever wrote it: it is catalogued
+//! from its log (columns with their nullability, partition columns, version, files and bytes
+//! of that version), never from the files under it, which may include removed ones.
+//!
 //! Every file's schema is read (a Parquet footer, or the first 256 KiB of a text file) and the
 //! table's columns are their union; a file no classifier recognises is reported by key and left
 //! out (recorded in the table's `skipped_files`, which queries do not read).
@@ -19,6 +23,7 @@ pub mod glob;
 pub mod infer;
 pub mod types;
 
+mod delta;
 mod layout;
 mod list;
 mod policy;
@@ -40,8 +45,8 @@ use crate::sink::SinkOutput;
 pub use glob::glob_match;
 use layout::{by_template, group_leaves, split, unique_name, warn_empty_folders};
 pub use layout::{sanitize, static_prefix};
-use list::list;
 pub use list::{DataObject, list_data_objects};
+use list::{Listing, list};
 pub use policy::partition_count;
 use policy::{apply, deprecate_missing};
 use sample::sample;
@@ -152,8 +157,39 @@ pub async fn crawl(
             Layout::Template(t) => static_prefix(t),
             Layout::Guess { .. } => target.prefix.trim_matches('/').to_owned(),
         };
-        let (objects, empty) = list(target, &listed_prefix, options).await?;
+        let Listing {
+            objects,
+            empty,
+            delta_roots,
+        } = list(target, &listed_prefix, options).await?;
         report.objects += objects.len() as u64;
+        // A Delta table is catalogued from its log, whatever the layout says.
+        for root in &delta_roots {
+            let last = root.rsplit('/').next().unwrap_or_default();
+            let base_name = if last.is_empty() {
+                target
+                    .base_url
+                    .trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("table")
+            } else {
+                last
+            };
+            let name = unique_name(
+                &format!("{}{}", options.table_prefix, sanitize(base_name)),
+                root,
+                target,
+                &existing,
+                &seen_tables,
+            );
+            seen_tables.insert(name.clone());
+            let old = existing.iter().find(|t| t.name == name);
+            match delta::catalogue(&name, root, target, options, old, now, catalog).await {
+                Ok(table_report) => report.tables.push(table_report),
+                Err(e) => report.warnings.push(e.to_string()),
+            }
+        }
         // Folders already catalogued keep their schema under `recrawl: new_folders`.
         let known: BTreeSet<String> = match options.recrawl {
             RecrawlPolicy::All => BTreeSet::new(),

@@ -237,10 +237,7 @@ pub(super) fn apply(
     if apply_changes {
         table.columns = merged
             .into_iter()
-            .map(|(name, t)| CatalogColumn {
-                name,
-                data_type: t.to_string(),
-            })
+            .map(|(name, t)| CatalogColumn::new(name, t.to_string()))
             .collect();
         if found.schema_version > 0 {
             table.format = found.format.clone();

@@ -301,10 +301,7 @@ pub(super) fn build_table(
         format,
         columns: columns
             .into_iter()
-            .map(|(name, t)| CatalogColumn {
-                name,
-                data_type: t.to_string(),
-            })
+            .map(|(name, t)| CatalogColumn::new(name, t.to_string()))
             .collect(),
         partition_keys: key_columns(&keys, &partitions),
         hive_partitions: hive,
@@ -315,6 +312,7 @@ pub(super) fn build_table(
         created_at: now,
         updated_at: now,
         last_crawl: None,
+        delta: None,
     };
     Some(BuiltTable {
         table,
@@ -351,10 +349,7 @@ fn key_columns(
                 .iter()
                 .filter_map(|(_, p)| p.values.get(i).map(String::as_str))
                 .collect();
-            CatalogColumn {
-                name: k.clone(),
-                data_type: partition_type(&values).to_string(),
-            }
+            CatalogColumn::new(k.clone(), partition_type(&values).to_string())
         })
         .collect()
 }
