@@ -770,7 +770,10 @@ mod tests {
         );
         drop(store);
 
-        let reopened = SledStore::open(&state_dir).expect("reopen");
+        let reopened = retry_while_locked(|| match SledStore::open(&state_dir) {
+            Err(StateError::Locked { .. }) => None,
+            other => Some(other.expect("reopen")),
+        });
         assert_eq!(
             snapshot(&reopened),
             before,
@@ -784,7 +787,10 @@ mod tests {
         let store = SledStore::open(dir.path()).expect("open");
         conformance::write_durability_fixture(&store);
         drop(store);
-        let reopened = SledStore::open(dir.path()).expect("reopen");
+        let reopened = retry_while_locked(|| match SledStore::open(dir.path()) {
+            Err(StateError::Locked { .. }) => None,
+            other => Some(other.expect("reopen")),
+        });
         conformance::check_durability_fixture(&reopened);
     }
 
@@ -918,20 +924,44 @@ mod tests {
         );
     }
 
+    /// Calls `open` until it returns `Some` (it returns `None` while the directory is locked),
+    /// for at most 10 s.
+    fn retry_while_locked<T>(mut open: impl FnMut() -> Option<T>) -> T {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Some(value) = open() {
+                return value;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the state directory stays locked"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     #[test]
     fn store_from_a_newer_format_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SledStore::open(dir.path()).expect("open");
         drop(store);
-        {
-            let db = sled::open(dir.path()).expect("raw open");
-            db.open_tree("meta")
-                .expect("meta tree")
-                .insert(FORMAT_VERSION_KEY, &b"99"[..])
-                .expect("write version");
-            db.flush().expect("flush");
-        }
-        let err = SledStore::open(dir.path()).expect_err("format 99 is too new");
+        // sled's flusher thread lets go of the directory's lock a moment after the last handle
+        // is dropped: wait for it rather than fail on a busy machine.
+        let db = retry_while_locked(|| match sled::open(dir.path()) {
+            Err(sled::Error::Io(e)) if is_lock_conflict(&e) => None,
+            other => Some(other.expect("raw open")),
+        });
+        db.open_tree("meta")
+            .expect("meta tree")
+            .insert(FORMAT_VERSION_KEY, &b"99"[..])
+            .expect("write version");
+        db.flush().expect("flush");
+        drop(db);
+        let err = retry_while_locked(|| match SledStore::open(dir.path()) {
+            Err(StateError::Locked { .. }) => None,
+            other => Some(other),
+        })
+        .expect_err("format 99 is too new");
         assert!(
             matches!(
                 err,
