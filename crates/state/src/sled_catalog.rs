@@ -157,7 +157,7 @@ mod tests {
                 .save_table(&crate::catalog_conformance::sample_table("db", "t", 1))
                 .expect("save");
         }
-        let store = SledStore::open(dir.path()).expect("reopen");
+        let store = crate::sled_store::open_when_unlocked(dir.path());
         assert_eq!(
             store.table("db", "t").expect("table"),
             Some(crate::catalog_conformance::sample_table("db", "t", 1))

@@ -612,6 +612,33 @@ fn is_lock_conflict(err: &std::io::Error) -> bool {
         || err.to_string().contains("could not acquire lock")
 }
 
+/// Calls `open` until it returns `Some` (it returns `None` while the directory is locked),
+/// for at most 10 s. sled's flusher thread holds the directory's lock for a moment after
+/// the last handle is dropped, so tests that reopen a store wait for it.
+#[cfg(test)]
+pub(crate) fn retry_while_locked<T>(mut open: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(value) = open() {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the state directory stays locked"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Opens the store at `dir`, waiting while a just-dropped handle still holds its lock.
+#[cfg(test)]
+pub(crate) fn open_when_unlocked(dir: &Path) -> SledStore {
+    retry_while_locked(|| match SledStore::open(dir) {
+        Err(StateError::Locked { .. }) => None,
+        other => Some(other.expect("reopen")),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -770,10 +797,7 @@ mod tests {
         );
         drop(store);
 
-        let reopened = retry_while_locked(|| match SledStore::open(&state_dir) {
-            Err(StateError::Locked { .. }) => None,
-            other => Some(other.expect("reopen")),
-        });
+        let reopened = open_when_unlocked(&state_dir);
         assert_eq!(
             snapshot(&reopened),
             before,
@@ -787,10 +811,7 @@ mod tests {
         let store = SledStore::open(dir.path()).expect("open");
         conformance::write_durability_fixture(&store);
         drop(store);
-        let reopened = retry_while_locked(|| match SledStore::open(dir.path()) {
-            Err(StateError::Locked { .. }) => None,
-            other => Some(other.expect("reopen")),
-        });
+        let reopened = open_when_unlocked(dir.path());
         conformance::check_durability_fixture(&reopened);
     }
 
@@ -922,22 +943,6 @@ mod tests {
             matches!(&err, StateError::Corrupt { what, .. } if what == "bookmark films/public.film"),
             "{err:?}"
         );
-    }
-
-    /// Calls `open` until it returns `Some` (it returns `None` while the directory is locked),
-    /// for at most 10 s.
-    fn retry_while_locked<T>(mut open: impl FnMut() -> Option<T>) -> T {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            if let Some(value) = open() {
-                return value;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the state directory stays locked"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
     }
 
     #[test]
