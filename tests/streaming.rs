@@ -467,50 +467,18 @@ fn kill_9_at_random_moments_leaves_every_record_in_the_lake_exactly_once() {
         "    prefix: \"soak/!{partitionKeyFromQuery:kind}/!{firehose:random-string}/\"\n    error_output_prefix: \"errors/!{firehose:error-output-type}/\"\n    partition_keys: {kind: .kind}\n    max_bytes: 3000\n    interval_secs: 0.2\n",
     );
     const TOTAL: u64 = 30_000;
-    let producer = {
-        let subject = subject.clone();
-        std::thread::spawn(move || {
-            self::rt().block_on(async {
-                let js = jetstream::new(async_nats::connect(nats_url()).await.unwrap());
-                let mut acks = std::collections::VecDeque::new();
-                for n in 1..=TOTAL {
-                    let payload = if n % 1000 == 0 {
-                        format!("broken {n}")
-                    } else {
-                        format!(r#"{{"n":{n},"kind":"k{}"}}"#, n % 3)
-                    };
-                    acks.push_back(
-                        js.publish(format!("{subject}.n"), payload.into())
-                            .await
-                            .unwrap(),
-                    );
-                    if acks.len() > 256 {
-                        acks.pop_front().unwrap().await.unwrap();
-                    }
-                    if n % 50 == 0 {
-                        // About 2,500 records a second: the kills spread over the whole stream.
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                }
-                for a in acks {
-                    a.await.unwrap();
-                }
-            });
-        })
-    };
+    // About 2,500 records a second: the kills spread over the whole stream.
+    let producer = spawn_numbered_producer(subject.clone(), TOTAL, 20, |n| {
+        if n % 1000 == 0 {
+            format!("broken {n}")
+        } else {
+            format!(r#"{{"n":{n},"kind":"k{}"}}"#, n % 3)
+        }
+    });
     let mut random = Xorshift::from_clock("soak");
     let (mut skipped, mut rebuilt) = (0, 0);
     for _ in 0..20 {
-        let mut child = pipectl(dir.path())
-            .args(["run", "pipeline.yaml"])
-            .env("RUST_LOG", "pipectl_stream=info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(150 + random.next() % 600));
-        child.kill().unwrap();
-        let (_, _, stderr) = finish(child);
+        let stderr = run_then_kill_9(dir.path(), 150 + random.next() % 600);
         skipped += stderr.matches("skipping records already published").count();
         rebuilt += stderr.matches("rebuilding an object").count();
     }
@@ -551,6 +519,54 @@ fn kill_9_at_random_moments_leaves_every_record_in_the_lake_exactly_once() {
     assert_eq!(errors.len(), expected_errors, "{errors:?}");
     assert_eq!(ack_floor(&rt, &js, &stream, "pipectl-test"), TOTAL);
     rt.block_on(async { js.delete_stream(&stream).await.unwrap() });
+}
+
+/// Publishes the records `record(1..=total)` to `<subject>.n` on JetStream from a thread,
+/// pausing `pause_ms` after every 50 so that a test's kills spread over the stream; joins with
+/// every publish acknowledged.
+pub(crate) fn spawn_numbered_producer(
+    subject: String,
+    total: u64,
+    pause_ms: u64,
+    record: fn(u64) -> String,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        rt().block_on(async {
+            let js = jetstream::new(async_nats::connect(nats_url()).await.unwrap());
+            let mut acks = std::collections::VecDeque::new();
+            for n in 1..=total {
+                acks.push_back(
+                    js.publish(format!("{subject}.n"), record(n).into())
+                        .await
+                        .unwrap(),
+                );
+                if acks.len() > 256 {
+                    acks.pop_front().unwrap().await.unwrap();
+                }
+                if n % 50 == 0 {
+                    tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+                }
+            }
+            for a in acks {
+                a.await.unwrap();
+            }
+        });
+    })
+}
+
+/// Starts `pipectl run pipeline.yaml` in `dir` (stream logs at info), kills it with SIGKILL
+/// after `after_ms`, and returns what it printed on stderr.
+pub(crate) fn run_then_kill_9(dir: &Path, after_ms: u64) -> String {
+    let mut child = pipectl(dir)
+        .args(["run", "pipeline.yaml"])
+        .env("RUST_LOG", "pipectl_stream=info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(after_ms));
+    child.kill().unwrap();
+    finish(child).2
 }
 
 /// A free loopback port (bound, then released).

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -303,56 +302,24 @@ fn kill_9_while_streaming_into_delta_loses_and_duplicates_nothing() {
     )
     .unwrap();
     const TOTAL: u64 = 12_000;
-    let producer = {
-        let subject = subject.clone();
-        std::thread::spawn(move || {
-            rt_block(async move {
-                let js = jetstream::new(async_nats::connect(nats_url()).await.unwrap());
-                let mut acks = std::collections::VecDeque::new();
-                for n in 1..=TOTAL {
-                    let payload = if n % 1000 == 0 {
-                        format!("broken {n}")
-                    } else {
-                        format!(
-                            r#"{{"n":{n},"kind":"k{}","pad":"{}"}}"#,
-                            n % 3,
-                            "x".repeat(20)
-                        )
-                    };
-                    acks.push_back(
-                        js.publish(format!("{subject}.n"), payload.into())
-                            .await
-                            .unwrap(),
-                    );
-                    if acks.len() > 256 {
-                        acks.pop_front().unwrap().await.unwrap();
-                    }
-                    if n % 50 == 0 {
-                        // About 1,000 records a second: the kills spread over the stream.
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                }
-                for a in acks {
-                    a.await.unwrap();
-                }
-            });
-        })
-    };
+    // About 1,000 records a second: the kills spread over the stream.
+    let producer = crate::streaming::spawn_numbered_producer(subject.clone(), TOTAL, 50, |n| {
+        if n % 1000 == 0 {
+            format!("broken {n}")
+        } else {
+            format!(
+                r#"{{"n":{n},"kind":"k{}","pad":"{}"}}"#,
+                n % 3,
+                "x".repeat(20)
+            )
+        }
+    });
     let mut random = Xorshift::from_clock("delta soak");
     let (mut committed_late, mut already, mut rebuilt) = (0, 0, 0);
     let mut kills = 0;
     while !producer.is_finished() || kills < 20 {
-        let mut child = pipectl(dir.path())
-            .args(["run", "pipeline.yaml"])
-            .env("RUST_LOG", "pipectl_stream=info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(300 + random.next() % 900));
-        child.kill().unwrap();
+        let stderr = crate::streaming::run_then_kill_9(dir.path(), 300 + random.next() % 900);
         kills += 1;
-        let (_, _, stderr) = finish(child);
         committed_late += stderr
             .matches("committed a flush a stopped process prepared")
             .count();
@@ -416,10 +383,6 @@ fn acked(rt: &tokio::runtime::Runtime, js: &jetstream::Context, stream: &str) ->
             Err(_) => 0,
         }
     })
-}
-
-fn rt_block<F: std::future::Future>(f: F) -> F::Output {
-    rt().block_on(f)
 }
 
 /// Direct PUT into a Delta table: what was answered 200 is in the table after a SIGTERM, a
