@@ -1034,26 +1034,9 @@ fn kill_9_during_full_and_incremental_loads_then_rerun_publishes_every_row_once(
             next + 14_999
         ));
         next += 15_000;
-        let mut child = pipectl(dir.path())
-            .args(["run", "-q"])
-            .arg(&spec)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
         // Spread the kills over connecting, reading, staging and publishing.
-        std::thread::sleep(Duration::from_millis(
-            40 + (round * 97 + fastrand_u32() as u64) % 400,
-        ));
-        let finished = child.try_wait().unwrap().is_some();
-        if !finished {
-            // kill -9 of our own child, by its pid.
-            std::process::Command::new("kill")
-                .args(["-9", &child.id().to_string()])
-                .status()
-                .unwrap();
-        }
-        child.wait().unwrap();
+        let delay = Duration::from_millis(40 + (round * 97 + fastrand_u32() as u64) % 400);
+        let finished = !crate::common::run_and_kill(dir.path(), &spec, delay);
         *kills
             .entry(if finished { "finished" } else { "killed" })
             .or_default() += 1;

@@ -10,7 +10,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -558,28 +557,6 @@ fn bad_input_fails_the_run_naming_step_table_and_column_and_commits_nothing() {
     assert!(!dir.path().join("lake/foreign/ev/_delta_log").exists());
 }
 
-/// Starts a run and kills it (kill -9, by its pid) after `delay`, unless it finished first;
-/// returns whether it was killed.
-fn run_and_kill(dir: &Path, spec: &Path, delay: Duration) -> bool {
-    let mut child = pipectl(dir)
-        .args(["run", "-q"])
-        .arg(spec)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(delay);
-    let finished = child.try_wait().unwrap().is_some();
-    if !finished {
-        std::process::Command::new("kill")
-            .args(["-9", &child.id().to_string()])
-            .status()
-            .unwrap();
-    }
-    child.wait().unwrap();
-    !finished
-}
-
 /// Reruns until a run succeeds (a killed run's successor recovers it first).
 fn run_until_success(dir: &Path, spec: &Path) {
     for _ in 0..5 {
@@ -685,6 +662,12 @@ fn kill_9_during_a_full_load_and_a_merge_then_rerun_commits_every_row_once() {
 fn kill_at_random_moments(dir: &Path, spec: &Path, kills: u32, length: Duration) -> u32 {
     let span = (length.as_millis() as u64 * 11 / 10).max(50);
     (0..kills)
-        .filter(|_| run_and_kill(dir, spec, Duration::from_millis(20 + fastrand::u64(..span))))
+        .filter(|_| {
+            crate::common::run_and_kill(
+                dir,
+                spec,
+                Duration::from_millis(20 + fastrand::u64(..span)),
+            )
+        })
         .count() as u32
 }

@@ -188,3 +188,25 @@ pub fn python_script(python: &Path, script: &str) -> Command {
     ));
     cmd
 }
+
+/// Starts a run and kills it (kill -9, by its pid) after `delay`, unless it finished first;
+/// returns whether it was killed.
+pub fn run_and_kill(dir: &Path, spec: &Path, delay: std::time::Duration) -> bool {
+    let mut child = pipectl(dir)
+        .args(["run", "-q"])
+        .arg(spec)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    let finished = child.try_wait().unwrap().is_some();
+    if !finished {
+        Command::new("kill")
+            .args(["-9", &child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+    child.wait().unwrap();
+    !finished
+}
