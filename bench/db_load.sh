@@ -35,10 +35,6 @@ pg() { psql -q -X -v ON_ERROR_STOP=1 "$PG_URL" "$@"; }
 # shellcheck source=bench/pg_events.sh
 source "$(dirname "$0")/pg_events.sh"
 
-setup_postgres() {
-    setup_pg_events
-}
-
 setup_mariadb() {
     local have
     have=$("${mariadb_cmd[@]}" -N -e "select count(*) from pipectl_bench.events" 2>/dev/null || echo 0)
@@ -119,7 +115,7 @@ full_load() { # label spec-name
     measure "$1" "$ROWS" "$BIN" run -q "$WORK/$2.yaml"
 }
 
-setup_postgres
+setup_pg_events
 setup_mariadb
 reset_tables
 cd "$WORK"
