@@ -2,7 +2,8 @@
 # Delta benchmark (a script, not a test): pipectl's Delta merge against the Python deltalake
 # package's `merge` on the same data in the same run, and compaction of 1,000 small files.
 #
-#   bench/delta.sh            (builds crates/delta/examples/delta_bench.rs with the fast profile)
+#   bench/delta.sh            (builds crates/delta/examples/delta_bench.rs with the fast profile;
+#                              PROFILE=release reuses a `cargo install` build's target dir)
 #
 # A table of ROWS rows (default 2,000,000) gets CHANGES changes (default 100,000: 50% updates,
 # 40% inserts, 10% deletes) merged by key, the highest `seq` winning and `op = 'D'` deleting;
@@ -16,8 +17,9 @@ ROWS=${ROWS:-2000000}
 CHANGES=${CHANGES:-100000}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-(cd "$ROOT" && cargo build -q --profile fast -p pipectl-delta --example delta_bench)
-BIN=$CARGO_TARGET_DIR/fast/examples/delta_bench
+PROFILE=${PROFILE:-fast}
+(cd "$ROOT" && cargo build -q --locked --profile "$PROFILE" -p pipectl-delta --example delta_bench)
+BIN=$CARGO_TARGET_DIR/$PROFILE/examples/delta_bench
 VENV="$HOME/.cache/pipectl-tools/bench-venv"
 if ! "$VENV/bin/python" -c 'import deltalake, pyarrow' 2>/dev/null; then
     python3 -m venv "$VENV" && "$VENV/bin/pip" -q install pyarrow 'deltalake==1.6.6'
