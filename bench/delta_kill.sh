@@ -5,10 +5,10 @@
 # (the test suite runs it with 200,000 rows and 5 kills). Needs PostgreSQL and the Delta readers
 # (scripts/delta-readers.sh install).
 #
-#   bench/delta_kill.sh
+#   bench/delta_kill.sh   (builds the test binary with the whole workspace's features, as scripts/test.sh does)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 PIPECTL_DELTA_KILL_ROWS=${ROWS:-1000000} PIPECTL_DELTA_KILLS=${KILLS:-20} \
-    cargo nextest run --test tests --no-capture \
+    cargo nextest run --workspace --test tests --no-capture \
     -E 'test(=delta::kill_9_during_a_full_load_and_a_merge_then_rerun_commits_every_row_once)'
