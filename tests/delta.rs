@@ -607,25 +607,35 @@ fn kill_9_during_a_full_load_and_a_merge_then_rerun_commits_every_row_once() {
     let full_load = started.elapsed();
 
     // Full load, append with a bookmark: a killed run moves no bookmark, so its successor is
-    // the same full load again, killed again at another moment, until one is let finish.
+    // the same full load again, killed again at another moment. A run that finishes before its
+    // kill is checked, and the load starts over from nothing, until `kills` runs were killed.
     let spec = write_spec(
         dir.path(),
         &pg_spec(&pg, "big", Some("id"), "    format: { type: delta }\n"),
     );
     let root = dir.path().join("lake/tables/big");
-    let killed = kill_at_random_moments(dir.path(), &spec, kills, full_load);
-    run_until_success(dir.path(), &spec);
     let expected = pg.ids("big");
-    let got = deltalake_ids(&python, &root);
-    assert!(
-        got == expected,
-        "after {killed} kills: the table has {} rows ({} distinct), the source {}",
-        got.len(),
-        got.iter().collect::<BTreeSet<_>>().len(),
-        expected.len()
+    let assert_table_equals_source = |context: &str| {
+        let got = deltalake_ids(&python, &root);
+        assert!(
+            got == expected,
+            "{context}: the table has {} rows ({} distinct), the source {}",
+            got.len(),
+            got.iter().collect::<BTreeSet<_>>().len(),
+            expected.len()
+        );
+        assert_txns_once(&root);
+    };
+    let finished = kill_at_random_moments(dir.path(), &spec, kills, full_load, || {
+        assert_table_equals_source("a full load that finished before its kill");
+        std::fs::remove_dir_all(&root).unwrap();
+        std::fs::remove_dir_all(dir.path().join(".pipectl-state")).unwrap();
+    });
+    run_until_success(dir.path(), &spec);
+    assert_table_equals_source(&format!("after {kills} kills"));
+    eprintln!(
+        "full load: {kills} runs killed, {finished} finished first (a full load takes {full_load:?})"
     );
-    assert_txns_once(&root);
-    eprintln!("full load: {killed} of {kills} runs killed (a full load takes {full_load:?})");
 
     // Merge: changes with repeated keys and deletes, killed while they are merged.
     setup_changes(&mut pg);
@@ -646,28 +656,50 @@ fn kill_9_during_a_full_load_and_a_merge_then_rerun_commits_every_row_once() {
     run_ok(dir.path(), &spec);
     let first_merge = started.elapsed();
     assert_merged_equals_truth(&mut pg, &python, &root, "the first merge");
-    let after = next;
-    add_changes(&mut pg, &mut next, rows / 2, rows / 4);
-    apply_to_truth(&mut pg, after);
-    let killed = kill_at_random_moments(dir.path(), &spec, kills, first_merge);
+    // Each merge that finishes before its kill is checked and gets new changes to merge.
+    let mut add_round = |pg: &mut Pg| {
+        let after = next;
+        add_changes(pg, &mut next, rows / 2, rows / 4);
+        apply_to_truth(pg, after);
+    };
+    add_round(&mut pg);
+    let finished = kill_at_random_moments(dir.path(), &spec, kills, first_merge, || {
+        assert_merged_equals_truth(&mut pg, &python, &root, "a merge that finished first");
+        add_round(&mut pg);
+    });
     run_until_success(dir.path(), &spec);
     assert_merged_equals_truth(&mut pg, &python, &root, "the merge after kills");
     assert_txns_once(&root);
-    eprintln!("merge: {killed} of {kills} runs killed (a merge takes {first_merge:?})");
+    eprintln!(
+        "merge: {kills} runs killed, {finished} finished first (a merge takes {first_merge:?})"
+    );
 }
 
-/// Starts `kills` runs of `spec`, each killed at a random moment within `length` (a little
-/// more, so the commit at the end is hit too), unless it finished first; returns how many
-/// were killed.
-fn kill_at_random_moments(dir: &Path, spec: &Path, kills: u32, length: Duration) -> u32 {
+/// Starts runs of `spec`, each killed at a random moment within `length` (a little more, so
+/// the commit at the end is hit too), until `kills` of them were killed. A run that finishes
+/// before its kill leaves nothing to interrupt: `rearm` checks what it left and gives the next
+/// run work again. Returns how many runs finished first.
+fn kill_at_random_moments(
+    dir: &Path,
+    spec: &Path,
+    kills: u32,
+    length: Duration,
+    mut rearm: impl FnMut(),
+) -> u32 {
     let span = (length.as_millis() as u64 * 11 / 10).max(50);
-    (0..kills)
-        .filter(|_| {
-            crate::common::run_and_kill(
-                dir,
-                spec,
-                Duration::from_millis(20 + fastrand::u64(..span)),
-            )
-        })
-        .count() as u32
+    let (mut killed, mut finished) = (0, 0);
+    while killed < kills {
+        let delay = Duration::from_millis(20 + fastrand::u64(..span));
+        if crate::common::run_and_kill(dir, spec, delay) {
+            killed += 1;
+        } else {
+            finished += 1;
+            assert!(
+                finished <= 2 * kills,
+                "{finished} runs finished before their kill: the runs take far less than {length:?}"
+            );
+            rearm();
+        }
+    }
+    finished
 }
