@@ -8,31 +8,21 @@ use std::process::Stdio;
 use arrow::datatypes::DataType;
 
 use crate::common::{files_under, output, pipectl};
-use crate::streaming::{finish, free_port, http, lines_under, parquet_rows, signal, wait_for_port};
+use crate::streaming::{
+    finish, free_port, http, lines_under, parquet_rows, signal, wait_for_port,
+    only_error_envelope, raw_data, write_direct_put_pipeline,
+};
 
 /// A streaming pipeline `name`: a Direct PUT source on `port` into firehose sink `out` on the
 /// `lake` folder, flushed only when the run stops; `settings` are YAML lines for the sink,
 /// indented by 4 (its prefixes and format).
 pub(crate) fn write_direct_put_spec(dir: &Path, name: &str, port: u16, settings: &str) {
-    std::fs::write(
-        dir.join("pipeline.yaml"),
-        format!(
-            r#"version: 1
-name: {name}
-connections:
-  lake: {{url: "file://lake"}}
-sources:
-  put: {{type: http, listen: "127.0.0.1:{port}"}}
-sinks:
-  out:
-    type: firehose
-    inputs: [put]
-    connection: lake
-    interval_secs: 600
-{settings}"#
-        ),
-    )
-    .unwrap();
+    write_direct_put_pipeline(
+        dir,
+        name,
+        port,
+        &format!("    interval_secs: 600\n{settings}"),
+    );
 }
 
 /// A Direct PUT pipeline into a Parquet sink with `schema` (YAML lines for the sink, indented
@@ -196,7 +186,6 @@ fn a_missing_catalog_table_fails_the_run_with_what_to_do() {
 
 #[test]
 fn invalid_utf8_is_never_data_in_parquet_or_gzip_json_lines() {
-    use base64::Engine as _;
     let invalid: &[u8] = b"{\"film_id\": 2, \"city\": \"Montr\xe9al\"}";
     let mut body = b"{\"film_id\": 1, \"city\": \"Montr\xc3\xa9al\"}\n".to_vec();
     body.extend_from_slice(invalid);
@@ -233,17 +222,7 @@ fn invalid_utf8_is_never_data_in_parquet_or_gzip_json_lines() {
             [serde_json::json!({"film_id": 1, "city": "Montréal"})],
             "{format}"
         );
-        let errors = lines_under(&lake.join("errors"), ".jsonl");
-        assert_eq!(errors.len(), 1, "{format}: {errors:?}");
-        assert!(
-            errors[0].0.starts_with("processing-failed/"),
-            "{format}: {}",
-            errors[0].0
-        );
-        let envelope: serde_json::Value = serde_json::from_str(&errors[0].1).unwrap();
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(envelope["rawData"].as_str().unwrap())
-            .unwrap();
-        assert_eq!(raw, invalid, "{format}");
+        let envelope = only_error_envelope(&lake, "processing-failed", &format!("{format}: "));
+        assert_eq!(raw_data(&envelope), invalid, "{format}");
     }
 }

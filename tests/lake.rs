@@ -738,18 +738,13 @@ fn s3_lake_is_crawled_and_queried() {
         std::process::id(),
         chrono::Utc::now().timestamp_micros()
     );
+    let lake = crate::common::s3_lake(&bucket, &prefix);
     std::fs::write(
         d.join("s3.yaml"),
         format!(
             r#"version: 1
 name: s3lake
-connections:
-  lake:
-    url: s3://{bucket}/{prefix}
-    endpoint: ${{env:PIPECTL_TEST_S3_ENDPOINT}}
-    access_key_id: ${{env:AWS_ACCESS_KEY_ID}}
-    secret_access_key: ${{env:AWS_SECRET_ACCESS_KEY}}
-    allow_http: true
+{lake}
 sources:
   events:
     type: generator

@@ -9,7 +9,7 @@ use chrono::TimeZone as _;
 
 use crate::common::{files_under, output, pipectl};
 use crate::firehose_parquet::{run_posting, write_direct_put_spec};
-use crate::streaming::free_port;
+use crate::streaming::{free_port, raw_data};
 
 /// A streaming pipeline named `name` with one NATS source per sink (never connected: `plan
 /// --offline` only reads the spec); `sinks` is YAML for the `sinks:` mapping, indented by 2.
@@ -266,14 +266,7 @@ fn failed_and_invalid_utf8_records_go_where_firehose_puts_them_without_an_error_
     assert_eq!(data.len(), 1, "{data:?}");
     assert_eq!(data[0].1["city"], "Montréal");
     assert_eq!(errors.len(), 2, "{errors:?}");
-    let raw: Vec<Vec<u8>> = errors
-        .iter()
-        .map(|(_, e)| {
-            base64::engine::general_purpose::STANDARD
-                .decode(e["rawData"].as_str().unwrap())
-                .unwrap()
-        })
-        .collect();
+    let raw: Vec<Vec<u8>> = errors.iter().map(|(_, e)| raw_data(e)).collect();
     assert!(raw.contains(&invalid_utf8.to_vec()), "{errors:?}");
     assert!(raw.contains(&b"not json".to_vec()), "{errors:?}");
     // Data and errors are in `yyyy/MM/dd/HH/` folders of the records' arrival.

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -17,19 +16,14 @@ fn parquet_lands_in_s3_and_staging_is_cleaned() {
     };
     let dir = tempfile::tempdir().unwrap();
     let prefix = format!("t-{}", std::process::id());
+    let lake = crate::common::s3_lake(&bucket, &prefix);
     let spec = dir.path().join("s3.yaml");
     std::fs::write(
         &spec,
         format!(
             r#"version: 1
 name: to-s3
-connections:
-  lake:
-    url: s3://{bucket}/{prefix}
-    endpoint: ${{env:PIPECTL_TEST_S3_ENDPOINT}}
-    access_key_id: ${{env:AWS_ACCESS_KEY_ID}}
-    secret_access_key: ${{env:AWS_SECRET_ACCESS_KEY}}
-    allow_http: true
+{lake}
 sources:
   events:
     type: generator
@@ -51,16 +45,7 @@ sinks:
     let (out, stdout, stderr) = output(pipectl(dir.path()).arg("run").arg(&spec));
     assert!(out.status.success(), "{stdout}\n{stderr}");
 
-    let store: Arc<dyn ObjectStore> = Arc::new(
-        AmazonS3Builder::from_env()
-            .with_bucket_name(&bucket)
-            .with_endpoint(&endpoint)
-            .with_allow_http(true)
-            .with_virtual_hosted_style_request(false)
-            .with_region("us-east-1")
-            .build()
-            .unwrap(),
-    );
+    let store: Arc<dyn ObjectStore> = Arc::new(crate::common::s3_store(&endpoint, &bucket));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::common::pipectl;
 use crate::streaming::{
-    Xorshift, finish, fresh_jetstream, lines_under, nats_url, publish, rt, signal, start,
-    wait_until,
+    Xorshift, finish, fresh_jetstream, lines_under, nats_firehose_spec, nats_url, publish, rt, signal, start,
+    wait_until, write_direct_put_pipeline,
 };
 
 /// The rows of the Delta table at `root` as the Python `deltalake` package reads them (JSON
@@ -123,26 +123,12 @@ fn counts(rows: &[Value]) -> BTreeMap<u64, usize> {
 }
 
 fn delta_spec(stream: &str, subject: &str, sink_extra: &str) -> String {
-    format!(
-        r#"version: 1
-name: delta-stream
-connections:
-  nats: {{url: "{url}"}}
-  lake: {{url: "file://lake"}}
-sources:
-  events:
-    type: nats
-    connection: nats
-    stream: {stream}
-    subject: "{subject}.>"
-    durable: pipectl-delta
-sinks:
-  tables:
-    type: firehose
-    inputs: [events]
-    connection: lake
-{sink_extra}"#,
-        url = nats_url()
+    nats_firehose_spec(
+        "delta-stream",
+        "pipectl-delta",
+        "tables",
+        (stream, subject),
+        sink_extra,
     )
 }
 
@@ -394,29 +380,17 @@ fn direct_put_into_delta_lands_in_the_table() {
     };
     let dir = tempfile::tempdir().unwrap();
     let port = crate::streaming::free_port();
-    std::fs::write(
-        dir.path().join("pipeline.yaml"),
-        format!(
-            r#"version: 1
-name: direct-put-delta
-connections:
-  lake: {{url: "file://lake"}}
-sources:
-  put: {{type: http, listen: "127.0.0.1:{port}"}}
-sinks:
-  out:
-    type: firehose
-    inputs: [put]
-    connection: lake
-    format: {{type: delta, partition_by: [kind]}}
+    write_direct_put_pipeline(
+        dir.path(),
+        "direct-put-delta",
+        port,
+        r#"    format: {type: delta, partition_by: [kind]}
     prefix: "events/"
-    error_output_prefix: "errors/!{{firehose:error-output-type}}/"
+    error_output_prefix: "errors/!{firehose:error-output-type}/"
     max_records: 40
     interval_secs: 0.5
-"#
-        ),
-    )
-    .unwrap();
+"#,
+    );
     let child = start(dir.path());
     crate::streaming::wait_for_port(port);
     for batch in 0..5u64 {
@@ -497,18 +471,13 @@ fn a_generator_streams_into_a_delta_table_on_s3_across_runs() {
     };
     let dir = tempfile::tempdir().unwrap();
     let prefix = crate::streaming::unique("firehose-delta-");
+    let lake = crate::common::s3_lake(&bucket, &prefix);
     std::fs::write(
         dir.path().join("pipeline.yaml"),
         format!(
             r#"version: 1
 name: gen-delta
-connections:
-  lake:
-    url: s3://{bucket}/{prefix}
-    endpoint: ${{env:PIPECTL_TEST_S3_ENDPOINT}}
-    access_key_id: ${{env:AWS_ACCESS_KEY_ID}}
-    secret_access_key: ${{env:AWS_SECRET_ACCESS_KEY}}
-    allow_http: true
+{lake}
 sources:
   rentals:
     type: generator
@@ -570,14 +539,7 @@ print(json.dumps({"rows": rows, "partitions": t.metadata().partition_columns, "v
     // Three flushes of 100 records per run: six commits, versions 0 to 5.
     assert_eq!(read["version"], 5);
     // Each carries a transaction; the second run's continue after the first's.
-    let store = object_store::aws::AmazonS3Builder::from_env()
-        .with_bucket_name(&bucket)
-        .with_endpoint(&endpoint)
-        .with_allow_http(true)
-        .with_virtual_hosted_style_request(false)
-        .with_region("us-east-1")
-        .build()
-        .unwrap();
+    let store = crate::common::s3_store(&endpoint, &bucket);
     let versions: Vec<i64> = rt().block_on(async {
         use futures::TryStreamExt as _;
         use object_store::{ObjectStore as _, ObjectStoreExt as _};

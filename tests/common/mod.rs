@@ -137,6 +137,33 @@ pub fn s3_server() -> Option<(String, String)> {
     Some((endpoint, bucket))
 }
 
+/// A spec's `connections:` block with one connection, `lake`, at `prefix` in `bucket` of the
+/// local S3 server (see [`s3_server`]), its endpoint and keys taken from the environment.
+pub fn s3_lake(bucket: &str, prefix: &str) -> String {
+    format!(
+        r#"connections:
+  lake:
+    url: s3://{bucket}/{prefix}
+    endpoint: ${{env:PIPECTL_TEST_S3_ENDPOINT}}
+    access_key_id: ${{env:AWS_ACCESS_KEY_ID}}
+    secret_access_key: ${{env:AWS_SECRET_ACCESS_KEY}}
+    allow_http: true"#
+    )
+}
+
+/// A client of `bucket` on the local S3 server at `endpoint` (see [`s3_server`]), with the
+/// keys from the environment.
+pub fn s3_store(endpoint: &str, bucket: &str) -> object_store::aws::AmazonS3 {
+    object_store::aws::AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_endpoint(endpoint)
+        .with_allow_http(true)
+        .with_virtual_hosted_style_request(false)
+        .with_region("us-east-1")
+        .build()
+        .unwrap()
+}
+
 /// Waits (up to 20 s) until a run has started writing under `lake`'s staging folder.
 pub fn wait_for_staging(lake: &Path) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

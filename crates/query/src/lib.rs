@@ -58,7 +58,7 @@ use pipectl_delta::{DeltaTable, TableLocation, parquet_footer_schema};
 use pipectl_state::hive_type::HiveType;
 use pipectl_state::{CatalogTable, TableStatus};
 
-use store::HidingStore;
+use store::{HidingStore, hiding_store};
 
 pub use output::{OutputFormat, render};
 pub use pipectl_delta::AsOf;
@@ -169,7 +169,7 @@ impl Lake {
         let mut stores = BTreeMap::new();
         stores.insert(
             "file://".to_owned(),
-            Arc::new(HidingStore::new(Arc::new(LocalFileSystem::new()))),
+            Arc::new(hiding_store(Arc::new(LocalFileSystem::new()))),
         );
         for table in tables {
             schemas
@@ -183,7 +183,7 @@ impl Lake {
                 if let std::collections::btree_map::Entry::Vacant(entry) =
                     stores.entry(format!("s3://{bucket}"))
                 {
-                    entry.insert(Arc::new(HidingStore::new(s3_store(bucket, table, &env)?)));
+                    entry.insert(Arc::new(hiding_store(s3_store(bucket, table, &env)?)));
                 }
             }
         }
@@ -427,7 +427,7 @@ impl Lake {
             self.stores.get(&key),
             StorePath::from_url_path(parsed.path()),
         ) {
-            store.hide(path);
+            store.filter().hide(path);
         }
     }
 
