@@ -22,7 +22,8 @@ readonly WAIT_SECS="${PIPECTL_SERVICE_WAIT_SECS:-30}"
 # A single probe must never hang the script, e.g. on a firewalled remote host.
 readonly PROBE_TIMEOUT_SECS=5
 
-log() { printf 'check-services: %s\n' "$*" >&2; }
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" check-services
 
 # Splits a URL into "user host port" (user may be empty). Handles userinfo, [IPv6] hosts, paths
 # and query strings; the port falls back to the given default.

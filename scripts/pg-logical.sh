@@ -30,11 +30,8 @@ readonly HOST="127.0.0.1"
 readonly DATABASE="test"
 readonly START_TIMEOUT_SECS=60
 
-log() { printf 'pg-logical: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" pg-logical
 
 # Runs a PostgreSQL binary as the cluster's owner.
 as_owner() {

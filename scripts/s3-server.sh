@@ -16,6 +16,8 @@
 #   PIPECTL_S3_BUCKET   bucket created at start (default pipectl-test)
 #   PIPECTL_PYTHON      interpreter used to create the virtualenv (default: python3 on PATH)
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" s3-server
 
 # The pin keeps CI reproducible: a new moto release cannot change behaviour under the tests.
 readonly MOTO_VERSION="5.2.5"
@@ -23,7 +25,6 @@ readonly HOST="127.0.0.1"
 readonly PORT="${PIPECTL_S3_PORT:-5000}"
 readonly BUCKET="${PIPECTL_S3_BUCKET:-pipectl-test}"
 readonly ENDPOINT="http://${HOST}:${PORT}"
-readonly TOOLS_DIR="${PIPECTL_TOOLS_DIR:-${HOME:-/root}/.cache/pipectl-tools}"
 readonly VENV="${TOOLS_DIR}/moto-venv"
 readonly PID_FILE="${TOOLS_DIR}/moto-${PORT}.pid"
 readonly LOG_FILE="${TOOLS_DIR}/moto-${PORT}.log"
@@ -32,12 +33,6 @@ readonly START_TIMEOUT_SECS=60
 
 # shellcheck source=scripts/python-venv.sh
 source "$(dirname "${BASH_SOURCE[0]}")/python-venv.sh"
-
-log() { printf 's3-server: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
 
 # Prints the HTTP status of a request (000 when nothing answers). curl when present, else Python,
 # because a contributor's machine may lack either.

@@ -9,8 +9,8 @@ use arrow::datatypes::DataType;
 
 use crate::common::{files_under, output, pipectl};
 use crate::streaming::{
-    finish, free_port, http, lines_under, parquet_rows, signal, wait_for_port,
-    only_error_envelope, raw_data, write_direct_put_pipeline,
+    finish, free_port, http, lines_under, only_error_envelope, parquet_rows, raw_data, signal,
+    wait_for_port, write_direct_put_pipeline,
 };
 
 /// A streaming pipeline `name`: a Direct PUT source on `port` into firehose sink `out` on the

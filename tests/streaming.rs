@@ -207,7 +207,11 @@ pub(crate) fn signal(child: &Child, sig: &str) {
 
 /// The one error envelope under `lake`'s `errors/` folder, asserted to be the only error
 /// record there and one of `error_type` (`context` starts the assertion messages).
-pub(crate) fn only_error_envelope(lake: &Path, error_type: &str, context: &str) -> serde_json::Value {
+pub(crate) fn only_error_envelope(
+    lake: &Path,
+    error_type: &str,
+    context: &str,
+) -> serde_json::Value {
     let errors = lines_under(&lake.join("errors"), ".jsonl");
     assert_eq!(errors.len(), 1, "{context}{errors:?}");
     assert!(

@@ -119,7 +119,8 @@ impl<F: ListingFilter> ObjectStore for ListingStore<F> {
     }
 
     fn list_with_offset(&self, prefix: Option<&Path>, offset: &Path) -> Listing {
-        self.filter.listing(self.inner.list_with_offset(prefix, offset))
+        self.filter
+            .listing(self.inner.list_with_offset(prefix, offset))
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
