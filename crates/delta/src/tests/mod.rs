@@ -84,9 +84,10 @@ pub(super) fn options(mode: WriteMode, version: i64) -> WriteOptions {
     }
 }
 
-/// `id` (bigint, not null), `name` (string), `amount` (decimal(12,3)), `ts` (timestamp UTC).
-pub(super) fn rows(ids: &[i64]) -> RecordBatch {
-    let schema = Arc::new(Schema::new(vec![
+/// The columns of [`rows`]: `id` (bigint, not null), `name` (string), `amount`
+/// (decimal(12,3)), `ts` (timestamp UTC).
+pub(super) fn row_fields() -> Vec<Field> {
+    vec![
         Field::new("id", DataType::Int64, false),
         Field::new("name", DataType::Utf8, true),
         Field::new("amount", DataType::Decimal128(12, 3), true),
@@ -95,7 +96,12 @@ pub(super) fn rows(ids: &[i64]) -> RecordBatch {
             DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
             true,
         ),
-    ]));
+    ]
+}
+
+/// `id` (bigint, not null), `name` (string), `amount` (decimal(12,3)), `ts` (timestamp UTC).
+pub(super) fn rows(ids: &[i64]) -> RecordBatch {
+    let schema = Arc::new(Schema::new(row_fields()));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from(ids.to_vec())),
         Arc::new(StringArray::from_iter(
@@ -186,16 +192,23 @@ pub(super) fn ints(batch: &RecordBatch, column: &str) -> Vec<Option<i64>> {
         .collect()
 }
 
-/// The `txn` actions of every commit in the log: (version of the commit, app id, txn version).
-pub(super) async fn txns_in_log(location: &TableLocation) -> Vec<(u64, String, i64)> {
+/// Every object under `prefix` in the store of `location`.
+pub(super) async fn objects_under(
+    location: &TableLocation,
+    prefix: &Path,
+) -> Vec<object_store::ObjectMeta> {
     use futures::TryStreamExt;
-    let log = location.child("_delta_log");
-    let objects: Vec<_> = location
+    location
         .store()
-        .list(Some(&log))
+        .list(Some(prefix))
         .try_collect()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// The `txn` actions of every commit in the log: (version of the commit, app id, txn version).
+pub(super) async fn txns_in_log(location: &TableLocation) -> Vec<(u64, String, i64)> {
+    let objects = objects_under(location, &location.child("_delta_log")).await;
     let mut out = Vec::new();
     for o in objects {
         let name = o.location.filename().unwrap().to_owned();
@@ -230,13 +243,7 @@ pub(super) async fn txns_in_log(location: &TableLocation) -> Vec<(u64, String, i
 
 /// Data files (`.parquet`) under the root, relative to it, sorted.
 pub(super) async fn data_files(location: &TableLocation) -> Vec<String> {
-    use futures::TryStreamExt;
-    let objects: Vec<_> = location
-        .store()
-        .list(Some(location.root()))
-        .try_collect()
-        .await
-        .unwrap();
+    let objects = objects_under(location, location.root()).await;
     let mut out: Vec<String> = objects
         .into_iter()
         .filter(|o| {
