@@ -87,18 +87,10 @@ impl Drop for Pg {
 /// "duckdb": {types, rows}}`, rows sorted by `id` in a canonical text form.
 fn read_table(python: &Path, root: &Path) -> Value {
     let script = repo().join("crates/delta/scripts/read_delta.py");
-    let out = std::process::Command::new(python)
-        .arg(&script)
-        .arg(root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "reading {} failed: {}",
-        root.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    crate::common::python_json(
+        std::process::Command::new(python).arg(&script).arg(root),
+        &format!("reading {}", root.display()),
+    )
 }
 
 /// The `id` column of the table at `root` as the Python `deltalake` package reads it, sorted
@@ -108,18 +100,11 @@ fn deltalake_ids(python: &Path, root: &Path) -> Vec<i64> {
                   t = deltalake.DeltaTable(sys.argv[1])\n\
                   ids = t.to_pyarrow_table(columns=['id']).column('id').to_pylist()\n\
                   print(json.dumps(sorted(ids)))\n";
-    let out = crate::common::python_script(python, script)
-        .arg(root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "reading {} failed: {}",
-        root.display(),
-        String::from_utf8_lossy(&out.stderr)
+    let ids = crate::common::python_json(
+        crate::common::python_script(python, script).arg(root),
+        &format!("reading {}", root.display()),
     );
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.lines().next().unwrap_or("[]")).unwrap()
+    serde_json::from_value(ids).unwrap()
 }
 
 /// Every commit's `txn` actions in the log at `root`: (commit version, app id, txn version).

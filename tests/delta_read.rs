@@ -254,21 +254,17 @@ sinks:
 
 /// The table at `root` as the Python `deltalake` package reads it: sorted ids, file count.
 fn read_with_deltalake(python: &Path, root: &Path) -> (Vec<i64>, usize) {
-    let out = crate::common::python_script(
-        python,
-        "import sys, json\nfrom deltalake import DeltaTable\nt = DeltaTable(sys.argv[1])\n\
-         ids = sorted(t.to_pyarrow_table().column('id').to_pylist())\n\
-         print(json.dumps([ids, len(t.file_uris())]))",
-    )
-    .arg(root)
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "deltalake failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let read = crate::common::python_json(
+        crate::common::python_script(
+            python,
+            "import sys, json\nfrom deltalake import DeltaTable\nt = DeltaTable(sys.argv[1])\n\
+             ids = sorted(t.to_pyarrow_table().column('id').to_pylist())\n\
+             print(json.dumps([ids, len(t.file_uris())]))",
+        )
+        .arg(root),
+        "deltalake",
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_value(read).unwrap()
 }
 
 #[test]
@@ -411,12 +407,7 @@ fn serve_runs_the_maintenance_section_on_its_own_schedule_and_records_it() {
     );
     let status = daemon.terminate();
     assert!(status.success());
-    let steps: Vec<&str> = run["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let steps = crate::common::strings(&run["steps"], "name");
     assert_eq!(
         steps,
         ["compact lake/orders", "vacuum lake/orders"],

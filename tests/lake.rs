@@ -114,12 +114,7 @@ fn pipeline_crawler_catalogues_sinks_and_query_reads_them() {
     ok(dir.path(), &["run", "p.yaml"]);
 
     let tables = catalog_json(dir.path(), &["tables", "sakila"]);
-    let names: Vec<&str> = tables
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names = crate::common::strings(&tables, "name");
     assert_eq!(names, ["film", "language", "streaming"]);
     let streaming = catalog_json(dir.path(), &["show", "sakila.streaming"]);
     assert_eq!(streaming["format"]["kind"], "json");
@@ -575,12 +570,7 @@ fn files_source_reads_each_file_once_and_skips_malformed_ones() {
     // Nothing new: nothing read, nothing written.
     let summary = ok(d, &["run", "p.yaml", "--format", "json"]);
     let run: Value = serde_json::from_str(&summary).unwrap();
-    let landing = run["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "landing")
-        .unwrap();
+    let landing = crate::common::step_where(&run, "name", "landing");
     assert_eq!(landing["rows"], 0, "{run}");
     assert_eq!(
         query(d, "clean", "select count(*) as n from film")[0]["n"],

@@ -748,12 +748,7 @@ sinks:
     assert!(out.status.success(), "{stderr}");
     let history: Vec<Value> = serde_json::from_str(&stdout).unwrap();
     assert_eq!(history[0]["status"], "succeeded", "{stdout}");
-    let sink = history[0]["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "out")
-        .unwrap();
+    let sink = crate::common::step_where(&history[0], "name", "out");
     let delivered = sink["rows"].as_u64().unwrap();
     assert!(delivered > 0);
     assert_eq!(jsonl_lines_under(&lake.join("clicks")) as u64, delivered);

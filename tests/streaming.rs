@@ -360,12 +360,7 @@ fn nats_records_land_once_under_the_prefix_and_bad_ones_in_error_envelopes() {
     let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
     assert_eq!(runs[0]["status"], "succeeded", "{runs}");
     assert_eq!(
-        runs[0]["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == "delivered")
-            .unwrap()["rows"],
+        crate::common::step_where(&runs[0], "name", "delivered")["rows"],
         301
     );
     rt.block_on(async { js.delete_stream(&stream).await.unwrap() });
@@ -1609,12 +1604,7 @@ fn an_interrupted_streaming_run_says_what_it_had_published() {
         )),
         "{error}"
     );
-    let sink = run["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["kind"] == "sink")
-        .unwrap();
+    let sink = crate::common::step_where(&run, "kind", "sink");
     assert_eq!(sink["rows"], 300, "{run}");
     assert_eq!(sink["objects"], objects as u64, "{run}");
     rt.block_on(async { js.delete_stream(&stream).await.unwrap() });

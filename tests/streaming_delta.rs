@@ -34,17 +34,10 @@ print(json.dumps({
     "types": {f.name: str(f.type) for f in data.schema},
 }))
 "#;
-    let out = crate::common::python_script(python, SCRIPT)
-        .arg(root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "deltalake could not read {}: {}",
-        root.display(),
-        String::from_utf8_lossy(&out.stderr)
+    let read = crate::common::python_json(
+        crate::common::python_script(python, SCRIPT).arg(root),
+        &format!("deltalake reading {}", root.display()),
     );
-    let read: Value = serde_json::from_slice(&out.stdout).unwrap();
     let partitions = read["partitions"]
         .as_array()
         .unwrap()
@@ -517,17 +510,12 @@ t = DeltaTable(sys.argv[1], storage_options=options)
 rows = t.to_pyarrow_table().to_pylist()
 print(json.dumps({"rows": rows, "partitions": t.metadata().partition_columns, "version": t.version()}))
 "#;
-    let out = crate::common::python_script(&python, SCRIPT)
-        .arg(format!("s3://{bucket}/{prefix}/tables/rentals"))
-        .env("PIPECTL_TEST_S3_ENDPOINT", &endpoint)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "deltalake could not read the table: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let read = crate::common::python_json(
+        crate::common::python_script(&python, SCRIPT)
+            .arg(format!("s3://{bucket}/{prefix}/tables/rentals"))
+            .env("PIPECTL_TEST_S3_ENDPOINT", &endpoint),
+        "deltalake reading the table",
     );
-    let read: Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = read["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 600, "both runs' rows");
     for row in rows {

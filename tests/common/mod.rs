@@ -114,6 +114,27 @@ pub fn services_required() -> bool {
         || std::env::var("PIPECTL_TEST_REQUIRE_SERVICES").as_deref() == Ok("1")
 }
 
+/// The text field `field` of every element of the JSON array `array`, in order.
+pub fn strings<'a>(array: &'a serde_json::Value, field: &str) -> Vec<&'a str> {
+    array
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e[field].as_str().unwrap())
+        .collect()
+}
+
+/// The step of a run (as `--format json` prints it) whose `key` is `value`, e.g. the one
+/// named `out` or the one of kind `sink`.
+pub fn step_where<'a>(run: &'a serde_json::Value, key: &str, value: &str) -> &'a serde_json::Value {
+    run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s[key] == value)
+        .unwrap_or_else(|| panic!("no step with {key} {value} in {run}"))
+}
+
 /// `pipectl plan --format json SPEC` in `dir`, asserted to succeed, as JSON.
 pub fn plan_json(dir: &Path, spec: &Path) -> serde_json::Value {
     let (out, stdout, stderr) = output(pipectl(dir).args(["plan", "--format", "json"]).arg(spec));
@@ -214,6 +235,23 @@ pub fn python_script(python: &Path, script: &str) -> Command {
         "{script}\nimport os as _os, sys as _sys\n_sys.stdout.flush()\n_os._exit(0)\n"
     ));
     cmd
+}
+
+/// Runs `cmd` (a reader script, see [`python_script`]), asserting that it succeeds (`what`
+/// names it in the failure), and parses what it printed as JSON.
+pub fn python_json(cmd: &mut Command, what: &str) -> serde_json::Value {
+    let out = cmd.output().expect("python runs");
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{what} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
 
 /// Starts a run and kills it (kill -9, by its pid) after `delay`, unless it finished first;
