@@ -101,13 +101,7 @@ fn a_killed_run_leaves_nothing_visible_and_the_next_run_cleans_up() {
     let dir = tempfile::tempdir().unwrap();
     // 20,000 records at 4,000/s: five seconds, so the kill lands mid-run.
     let spec = generator_spec(dir.path(), 20_000, Some(4_000));
-    let mut child = pipectl(dir.path())
-        .arg("run")
-        .arg(&spec)
-        .stderr(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = crate::common::start_run(dir.path(), &spec);
     // Wait until the sink has started writing to staging, then kill -9.
     crate::common::wait_for_staging(&dir.path().join("lake"));
     std::thread::sleep(Duration::from_millis(300));
@@ -155,13 +149,7 @@ fn a_killed_run_leaves_nothing_visible_and_the_next_run_cleans_up() {
 fn a_second_process_gets_a_clear_lock_error() {
     let dir = tempfile::tempdir().unwrap();
     let spec = generator_spec(dir.path(), 12_000, Some(4_000));
-    let mut child = pipectl(dir.path())
-        .arg("run")
-        .arg(&spec)
-        .stderr(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = crate::common::start_run(dir.path(), &spec);
     crate::common::wait_for_staging(&dir.path().join("lake"));
     let (out, _, stderr) = output(pipectl(dir.path()).arg("runs"));
     child.wait().unwrap();

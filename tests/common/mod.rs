@@ -254,16 +254,21 @@ pub fn python_json(cmd: &mut Command, what: &str) -> serde_json::Value {
     })
 }
 
-/// Starts a run and kills it (kill -9, by its pid) after `delay`, unless it finished first;
-/// returns whether it was killed.
-pub fn run_and_kill(dir: &Path, spec: &Path, delay: std::time::Duration) -> bool {
-    let mut child = pipectl(dir)
+/// Starts `pipectl run -q SPEC` in `dir` in the background, its output discarded.
+pub fn start_run(dir: &Path, spec: &Path) -> std::process::Child {
+    pipectl(dir)
         .args(["run", "-q"])
         .arg(spec)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Starts a run and kills it (kill -9, by its pid) after `delay`, unless it finished first;
+/// returns whether it was killed.
+pub fn run_and_kill(dir: &Path, spec: &Path, delay: std::time::Duration) -> bool {
+    let mut child = start_run(dir, spec);
     std::thread::sleep(delay);
     let finished = child.try_wait().unwrap().is_some();
     if !finished {
