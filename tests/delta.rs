@@ -192,27 +192,15 @@ fn pg_spec(pg: &Pg, table: &str, bookmark: Option<&str>, sink: &str) -> String {
     let tables = bookmark.map_or(String::new(), |keys| {
         format!("    tables:\n      \"{table}\": {{ bookmark: {{ keys: [{keys}] }} }}\n")
     });
-    format!(
-        r#"version: 1
-name: dl
-connections:
-  db: {{ url: "{url}" }}
-  lake: {{ url: "file://lake" }}
-sources:
-  src:
-    type: postgres
-    connection: db
-    batch_rows: 5000
-    include: [{{ schema: "{schema}", table: "{table}" }}]
-{tables}sinks:
-  out:
-    type: object_store
-    inputs: [src]
-    connection: lake
-    key: "tables/{{table}}/"
-{sink}"#,
-        url = pg.url,
-        schema = pg.schema,
+    crate::common::db_spec(
+        "dl",
+        "postgres",
+        &format!("url: \"{}\"", pg.url),
+        &format!(
+            "    batch_rows: 5000\n    include: [{{ schema: \"{}\", table: \"{table}\" }}]\n{tables}",
+            pg.schema
+        ),
+        &crate::common::lake_sink("out", "tables/{table}/", sink),
     )
 }
 

@@ -158,6 +158,34 @@ pub fn s3_server() -> Option<(String, String)> {
     Some((endpoint, bucket))
 }
 
+/// A spec named `name` reading a database with a `kind` source `src` on connection `db`
+/// (`db_settings`: the connection's mapping, e.g. `url: "..."`; `source`: the source's other
+/// settings, YAML lines indented by 4) into the `lake` folder through `sinks` (the entries of
+/// the `sinks:` mapping, e.g. [`lake_sink`]s).
+pub fn db_spec(name: &str, kind: &str, db_settings: &str, source: &str, sinks: &str) -> String {
+    format!(
+        r#"version: 1
+name: {name}
+connections:
+  db: {{ {db_settings} }}
+  lake: {{ url: "file://lake" }}
+sources:
+  src:
+    type: {kind}
+    connection: db
+{source}sinks:
+{sinks}"#
+    )
+}
+
+/// A sink `name` of a [`db_spec`]: `object_store` from `src` into the `lake` folder under
+/// `key`, with `settings` (YAML lines indented by 4: its format at least).
+pub fn lake_sink(name: &str, key: &str, settings: &str) -> String {
+    format!(
+        "  {name}:\n    type: object_store\n    inputs: [src]\n    connection: lake\n    key: \"{key}\"\n{settings}"
+    )
+}
+
 /// A spec's `connections:` block with one connection, `lake`, at `prefix` in `bucket` of the
 /// local S3 server (see [`s3_server`]), its endpoint and keys taken from the environment.
 pub fn s3_lake(bucket: &str, prefix: &str) -> String {
