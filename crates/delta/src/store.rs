@@ -13,11 +13,59 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::stream::{self, BoxStream};
 use futures::{StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
 };
+
+/// How to reach an S3 bucket: the settings of a connection or of a catalogued table's storage.
+#[derive(Debug, Clone, Default)]
+pub struct S3Settings<'a> {
+    /// The bucket.
+    pub bucket: &'a str,
+    /// An S3-compatible server's URL (MinIO, moto); addressed path-style when set.
+    pub endpoint: Option<&'a str>,
+    /// The region (`us-east-1` when neither set nor in `AWS_REGION`).
+    pub region: Option<String>,
+    /// The access key; else the environment's.
+    pub access_key_id: Option<String>,
+    /// The secret key; else the environment's.
+    pub secret_access_key: Option<String>,
+    /// Whether plain `http://` endpoints are allowed (else as the environment says).
+    pub allow_http: bool,
+}
+
+impl S3Settings<'_> {
+    /// A builder of the bucket's client: these settings over what the environment says
+    /// (`AWS_*` variables), with `env_region` (the environment's `AWS_REGION`) before the
+    /// `us-east-1` default.
+    pub fn builder(&self, env_region: Option<String>) -> AmazonS3Builder {
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(self.bucket);
+        if let Some(endpoint) = self.endpoint {
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_virtual_hosted_style_request(false);
+        }
+        builder = builder.with_region(
+            self.region
+                .clone()
+                .or(env_region)
+                .unwrap_or_else(|| "us-east-1".to_owned()),
+        );
+        if let Some(key) = &self.access_key_id {
+            builder = builder.with_access_key_id(key);
+        }
+        if let Some(secret) = &self.secret_access_key {
+            builder = builder.with_secret_access_key(secret);
+        }
+        if self.allow_http {
+            builder = builder.with_allow_http(true);
+        }
+        builder
+    }
+}
 
 /// A listing of objects, as [`ObjectStore::list`] returns it.
 pub type Listing = BoxStream<'static, Result<ObjectMeta>>;
