@@ -411,11 +411,8 @@ impl PreparedRun {
                         .ok_or_else(|| Error::internal("unknown source"))?;
                     let built = source::build(&name, spec)?;
                     let out = output_for(&name, &metrics);
-                    tasks.spawn(async move {
-                        metrics.start();
-                        let result = built.run(ctx, out).await.map(StepOutcome::Read);
-                        metrics.finish();
-                        (name, result)
+                    spawn_step(&mut tasks, name, metrics, async move {
+                        built.run(ctx, out).await.map(StepOutcome::Read)
                     });
                 }
                 StepKind::Transform => {
@@ -430,13 +427,10 @@ impl PreparedRun {
                         .remove(&name)
                         .ok_or_else(|| Error::internal("transform input"))?;
                     let out = output_for(&name, &metrics);
-                    tasks.spawn(async move {
-                        metrics.start();
-                        let result = transform::run(ctx, built, tables, input, out)
+                    spawn_step(&mut tasks, name, metrics, async move {
+                        transform::run(ctx, built, tables, input, out)
                             .await
-                            .map(|_| StepOutcome::Done);
-                        metrics.finish();
-                        (name, result)
+                            .map(|_| StepOutcome::Done)
                     });
                 }
                 StepKind::Sink => {
@@ -448,11 +442,8 @@ impl PreparedRun {
                     let input = receivers
                         .remove(&name)
                         .ok_or_else(|| Error::internal("sink input"))?;
-                    tasks.spawn(async move {
-                        metrics.start();
-                        let result = built.run(ctx, input).await.map(StepOutcome::Staged);
-                        metrics.finish();
-                        (name, result)
+                    spawn_step(&mut tasks, name, metrics, async move {
+                        built.run(ctx, input).await.map(StepOutcome::Staged)
                     });
                 }
                 StepKind::Crawler => {}
@@ -462,6 +453,22 @@ impl PreparedRun {
         drop(senders);
         Ok(tasks)
     }
+}
+
+/// Runs step `name` on `tasks`, timing it in `metrics`; the task yields the step's name and
+/// outcome.
+fn spawn_step(
+    tasks: &mut JoinSet<(String, Result<StepOutcome>)>,
+    name: String,
+    metrics: Arc<StepMetrics>,
+    step: impl Future<Output = Result<StepOutcome>> + Send + 'static,
+) {
+    tasks.spawn(async move {
+        metrics.start();
+        let result = step.await;
+        metrics.finish();
+        (name, result)
+    });
 }
 
 /// The database table a bookmark stream (`<source step>.<schema>.<table>`) of one of `spec`'s

@@ -111,38 +111,24 @@ pub struct Dag {
 
 /// Every step of a pipeline, in section order then name order.
 pub fn steps(pipeline: &Pipeline) -> Vec<StepRef> {
+    let step = |name: &String, kind: StepKind, step_type: &str, inputs: &[String]| StepRef {
+        name: name.clone(),
+        kind,
+        step_type: step_type.to_owned(),
+        inputs: inputs.to_vec(),
+    };
     let mut steps = Vec::new();
     for (name, s) in &pipeline.sources {
-        steps.push(StepRef {
-            name: name.clone(),
-            kind: StepKind::Source,
-            step_type: s.type_name().to_owned(),
-            inputs: Vec::new(),
-        });
+        steps.push(step(name, StepKind::Source, s.type_name(), &[]));
     }
     for (name, t) in &pipeline.transforms {
-        steps.push(StepRef {
-            name: name.clone(),
-            kind: StepKind::Transform,
-            step_type: t.type_name().to_owned(),
-            inputs: t.inputs().to_vec(),
-        });
+        steps.push(step(name, StepKind::Transform, t.type_name(), t.inputs()));
     }
     for (name, s) in &pipeline.sinks {
-        steps.push(StepRef {
-            name: name.clone(),
-            kind: StepKind::Sink,
-            step_type: s.type_name().to_owned(),
-            inputs: s.inputs().to_vec(),
-        });
+        steps.push(step(name, StepKind::Sink, s.type_name(), s.inputs()));
     }
     for (name, c) in &pipeline.crawlers {
-        steps.push(StepRef {
-            name: name.clone(),
-            kind: StepKind::Crawler,
-            step_type: c.type_name().to_owned(),
-            inputs: c.inputs().to_vec(),
-        });
+        steps.push(step(name, StepKind::Crawler, c.type_name(), c.inputs()));
     }
     steps
 }
