@@ -204,6 +204,16 @@ fn pg_spec(pg: &Pg, table: &str, bookmark: Option<&str>, sink: &str) -> String {
     )
 }
 
+/// The merge of the `changes` table (bookmarked on `seq`), ordered by `ord`.
+fn changes_spec(pg: &Pg) -> String {
+    pg_spec(
+        pg,
+        "changes",
+        Some("seq"),
+        &MERGE_SINK.replace("seq]", "ord]"),
+    )
+}
+
 #[test]
 fn postgres_to_delta_values_equal_the_source_for_both_readers() {
     let Some(mut pg) = Pg::connect("pipectl_delta_types") else {
@@ -413,15 +423,7 @@ fn postgres_changes_merge_into_delta_incrementally_and_equal_the_source() {
     };
     setup_changes(&mut pg);
     let dir = tempfile::tempdir().unwrap();
-    let spec = write_spec(
-        dir.path(),
-        &pg_spec(
-            &pg,
-            "changes",
-            Some("seq"),
-            &MERGE_SINK.replace("seq]", "ord]"),
-        ),
-    );
+    let spec = write_spec(dir.path(), &changes_spec(&pg));
     let root = dir.path().join("lake/tables/changes");
     let (out, plan, stderr) = output(pipectl(dir.path()).args(["plan"]).arg(&spec));
     assert!(out.status.success(), "{stderr}");
@@ -612,15 +614,7 @@ fn kill_9_during_a_full_load_and_a_merge_then_rerun_commits_every_row_once() {
 
     // Merge: changes with repeated keys and deletes, killed while they are merged.
     setup_changes(&mut pg);
-    let spec = write_spec(
-        dir.path(),
-        &pg_spec(
-            &pg,
-            "changes",
-            Some("seq"),
-            &MERGE_SINK.replace("seq]", "ord]"),
-        ),
-    );
+    let spec = write_spec(dir.path(), &changes_spec(&pg));
     let root = dir.path().join("lake/tables/changes");
     let mut next = 0;
     add_changes(&mut pg, &mut next, rows / 2, rows / 4);

@@ -56,6 +56,20 @@ pub(crate) fn orders(ids: &[i64]) -> RecordBatch {
     RecordBatch::try_new(schema, columns).unwrap()
 }
 
+/// `n` appends to the table at `dir/lake/orders`, commit `i` adding the orders `2i` and `2i + 1`
+/// (txn versions 1 to `n`).
+fn commit_order_pairs(dir: &Path, n: i64) {
+    for i in 0..n {
+        commit(
+            dir,
+            "lake/orders",
+            WriteMode::Append,
+            i + 1,
+            &[orders(&[i * 2, i * 2 + 1])],
+        );
+    }
+}
+
 /// Commits `batches` (each its own data file) to the table at `dir/root` in one commit.
 pub(crate) fn commit(
     dir: &Path,
@@ -272,15 +286,7 @@ fn compact_and_vacuum_maintain_the_delta_tables_of_a_pipelines_sinks() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     std::fs::write(dir.join("shop.yaml"), SHOP).unwrap();
-    for i in 0..6 {
-        commit(
-            dir,
-            "lake/orders",
-            WriteMode::Append,
-            i + 1,
-            &[orders(&[i * 2, i * 2 + 1])],
-        );
-    }
+    commit_order_pairs(dir, 6);
     // Not a Delta table: left alone.
     crate::lake::write_parquet(&dir.join("lake/plain/part-1.parquet"), 0, 3);
     let root = dir.join("lake/orders");
@@ -369,15 +375,7 @@ fn serve_runs_the_maintenance_section_on_its_own_schedule_and_records_it() {
     let spec = SHOP.replace("file://lake", "file://../lake")
         + "maintenance:\n  schedule: \"* * * * * *\"\n  compact: { target_file_size: 100000000 }\n  vacuum: { retention: 0s }\n";
     std::fs::write(dir.join("pipelines/shop.yaml"), spec).unwrap();
-    for i in 0..4 {
-        commit(
-            dir,
-            "lake/orders",
-            WriteMode::Append,
-            i + 1,
-            &[orders(&[i * 2, i * 2 + 1])],
-        );
-    }
+    commit_order_pairs(dir, 4);
     let root = dir.join("lake/orders");
     let parquet_files = || {
         crate::common::files_under(&root)

@@ -1604,7 +1604,7 @@ fn an_interrupted_streaming_run_says_what_it_had_published() {
         )),
         "{error}"
     );
-    let sink = crate::common::step_where(&run, "kind", "sink");
+    let sink = crate::common::step_where(run, "kind", "sink");
     assert_eq!(sink["rows"], 300, "{run}");
     assert_eq!(sink["objects"], objects as u64, "{run}");
     rt.block_on(async { js.delete_stream(&stream).await.unwrap() });

@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::common::pipectl;
 use crate::streaming::{
-    Xorshift, finish, fresh_jetstream, lines_under, nats_firehose_spec, nats_url, publish, rt,
-    signal, start, wait_until, write_direct_put_pipeline,
+    Xorshift, finish, fresh_jetstream, lines_under, nats_firehose_spec, publish, rt, signal, start,
+    wait_until, write_direct_put_pipeline,
 };
 
 /// The rows of the Delta table at `root` as the Python `deltalake` package reads them (JSON

@@ -53,6 +53,17 @@ pub struct StepProgress {
     pub metrics: Arc<StepMetrics>,
 }
 
+impl StepProgress {
+    /// Fresh counters for `step`.
+    pub fn new(step: &pipectl_spec::dag::StepRef) -> Self {
+        StepProgress {
+            name: step.name.clone(),
+            kind: step.kind,
+            metrics: Arc::new(StepMetrics::default()),
+        }
+    }
+}
+
 /// A run ready to start: its id and the counters of each step (in execution order).
 pub struct PreparedRun {
     /// The run's id.
@@ -104,15 +115,7 @@ pub fn prepare(
         backfill: None,
         strict: options.strict,
     });
-    let steps = spec
-        .dag
-        .ordered()
-        .map(|s| StepProgress {
-            name: s.name.clone(),
-            kind: s.kind,
-            metrics: Arc::new(StepMetrics::default()),
-        })
-        .collect();
+    let steps = spec.dag.ordered().map(StepProgress::new).collect();
     Ok(PreparedRun {
         run_id,
         steps,
