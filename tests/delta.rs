@@ -107,39 +107,10 @@ fn deltalake_ids(python: &Path, root: &Path) -> Vec<i64> {
     serde_json::from_value(ids).unwrap()
 }
 
-/// Every commit's `txn` actions in the log at `root`: (commit version, app id, txn version).
-fn txns(root: &Path) -> Vec<(u64, String, i64)> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(root.join("_delta_log")) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(version) = name
-            .strip_suffix(".json")
-            .and_then(|v| v.parse::<u64>().ok())
-        else {
-            continue;
-        };
-        for line in std::fs::read_to_string(entry.path()).unwrap().lines() {
-            let action: Value = serde_json::from_str(line).unwrap();
-            if let Some(t) = action.get("txn") {
-                out.push((
-                    version,
-                    t["appId"].as_str().unwrap().to_owned(),
-                    t["version"].as_i64().unwrap(),
-                ));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// Fails unless no two commits carry the same txn version of one app id, and versions grow
 /// with the commits.
 fn assert_txns_once(root: &Path) {
-    let txns = txns(root);
+    let txns = crate::common::delta_txns(root);
     let mut seen: BTreeMap<&str, i64> = BTreeMap::new();
     for (commit, app, version) in &txns {
         if let Some(last) = seen.get(app.as_str()) {
@@ -216,10 +187,7 @@ fn changes_spec(pg: &Pg) -> String {
 
 #[test]
 fn postgres_to_delta_values_equal_the_source_for_both_readers() {
-    let Some(mut pg) = Pg::connect("pipectl_delta_types") else {
-        return;
-    };
-    let Some(python) = crate::common::delta_readers_python() else {
+    let Some((mut pg, python)) = pg_and_readers("pipectl_delta_types") else {
         return;
     };
     let s = pg.schema.clone();
@@ -411,14 +379,18 @@ fn assert_merged_equals_truth(pg: &mut Pg, python: &Path, root: &Path, context: 
     }
 }
 
+/// A fresh schema on the PostgreSQL server (see [`Pg::connect`]) and the Delta readers'
+/// interpreter, or `None` after marking the test skipped when either is missing.
+fn pg_and_readers(prefix: &str) -> Option<(Pg, PathBuf)> {
+    let pg = Pg::connect(prefix)?;
+    Some((pg, crate::common::delta_readers_python()?))
+}
+
 const MERGE_SINK: &str = "    mode: merge\n    merge: { keys: [id], sequence_by: [seq], delete_when: \"op = 'D'\" }\n    format: { type: delta }\n";
 
 #[test]
 fn postgres_changes_merge_into_delta_incrementally_and_equal_the_source() {
-    let Some(mut pg) = Pg::connect("pipectl_delta_merge") else {
-        return;
-    };
-    let Some(python) = crate::common::delta_readers_python() else {
+    let Some((mut pg, python)) = pg_and_readers("pipectl_delta_merge") else {
         return;
     };
     setup_changes(&mut pg);
@@ -545,10 +517,7 @@ fn run_until_success(dir: &Path, spec: &Path) {
 
 #[test]
 fn kill_9_during_a_full_load_and_a_merge_then_rerun_commits_every_row_once() {
-    let Some(mut pg) = Pg::connect("pipectl_delta_kill") else {
-        return;
-    };
-    let Some(python) = crate::common::delta_readers_python() else {
+    let Some((mut pg, python)) = pg_and_readers("pipectl_delta_kill") else {
         return;
     };
     let s = pg.schema.clone();

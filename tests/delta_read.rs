@@ -56,6 +56,14 @@ pub(crate) fn orders(ids: &[i64]) -> RecordBatch {
     RecordBatch::try_new(schema, columns).unwrap()
 }
 
+/// How many Parquet files are under `root` (current and removed data files alike).
+fn parquet_file_count(root: &Path) -> usize {
+    crate::common::files_under(root)
+        .into_iter()
+        .filter(|f| f.ends_with(".parquet"))
+        .count()
+}
+
 /// `n` appends to the table at `dir/lake/orders`, commit `i` adding the orders `2i` and `2i + 1`
 /// (txn versions 1 to `n`).
 fn commit_order_pairs(dir: &Path, n: i64) {
@@ -322,12 +330,7 @@ fn compact_and_vacuum_maintain_the_delta_tables_of_a_pipelines_sinks() {
         &["vacuum", "shop.yaml", "--retention", "0s", "--dry-run"],
     );
     assert!(dry.contains("would delete 12 files"), "{dry}");
-    let parquet_files = || {
-        crate::common::files_under(&root)
-            .into_iter()
-            .filter(|f| f.ends_with(".parquet"))
-            .count()
-    };
+    let parquet_files = || parquet_file_count(&root);
     assert_eq!(parquet_files(), 14);
     let done = ok(
         dir,
@@ -377,12 +380,7 @@ fn serve_runs_the_maintenance_section_on_its_own_schedule_and_records_it() {
     std::fs::write(dir.join("pipelines/shop.yaml"), spec).unwrap();
     commit_order_pairs(dir, 4);
     let root = dir.join("lake/orders");
-    let parquet_files = || {
-        crate::common::files_under(&root)
-            .into_iter()
-            .filter(|f| f.ends_with(".parquet"))
-            .count()
-    };
+    let parquet_files = || parquet_file_count(&root);
     assert_eq!(parquet_files(), 8);
     let python = crate::common::delta_readers_python();
 

@@ -3,7 +3,7 @@
 //! transaction (app id, version) appears once in the log, exactly once across `kill -9`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -53,40 +53,10 @@ print(json.dumps({
     (read["rows"].as_array().unwrap().clone(), partitions, types)
 }
 
-/// The `txn` actions of every commit in the table's log, as (commit version, app id, txn
-/// version), in commit order.
-fn txns(root: &Path) -> Vec<(u64, String, i64)> {
-    let mut out = Vec::new();
-    let log = root.join("_delta_log");
-    let mut commits: Vec<(u64, PathBuf)> = std::fs::read_dir(&log)
-        .unwrap()
-        .filter_map(|e| {
-            let path = e.unwrap().path();
-            let name = path.file_name()?.to_str()?.to_owned();
-            let version = name.strip_suffix(".json")?.parse().ok()?;
-            Some((version, path))
-        })
-        .collect();
-    commits.sort();
-    for (version, path) in commits {
-        for line in std::fs::read_to_string(path).unwrap().lines() {
-            let action: Value = serde_json::from_str(line).unwrap();
-            if let Some(txn) = action.get("txn") {
-                out.push((
-                    version,
-                    txn["appId"].as_str().unwrap().to_owned(),
-                    txn["version"].as_i64().unwrap(),
-                ));
-            }
-        }
-    }
-    out
-}
-
 /// Fails unless no two commits carry the same transaction, and each app id's versions grow
 /// with the commits.
 fn assert_txns_once(root: &Path) -> usize {
-    let txns = txns(root);
+    let txns = crate::common::delta_txns(root);
     let mut seen = BTreeSet::new();
     let mut last: BTreeMap<&str, i64> = BTreeMap::new();
     for (commit, app, version) in &txns {
@@ -219,7 +189,10 @@ fn jetstream_into_delta_tables_reads_back_with_deltalake_one_commit_per_flush() 
         // 200 records in flushes of at most 50: at least 4 commits, each with its own txn.
         let commits = assert_txns_once(&root);
         assert!(commits >= 4, "{table}: {commits} commits");
-        let app_ids: BTreeSet<String> = txns(&root).into_iter().map(|(_, a, _)| a).collect();
+        let app_ids: BTreeSet<String> = crate::common::delta_txns(&root)
+            .into_iter()
+            .map(|(_, a, _)| a)
+            .collect();
         assert_eq!(
             app_ids,
             BTreeSet::from([format!("delta-stream/tables/tables/{table}")])

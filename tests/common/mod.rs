@@ -253,6 +253,38 @@ pub fn delta_readers_python() -> Option<PathBuf> {
     None
 }
 
+/// The `txn` actions in the Delta log of the table at `root`, in commit order, as (commit
+/// version, app id, txn version); none when the table has no log yet.
+pub fn delta_txns(root: &Path) -> Vec<(u64, String, i64)> {
+    let Ok(entries) = std::fs::read_dir(root.join("_delta_log")) else {
+        return Vec::new();
+    };
+    let mut commits: Vec<(u64, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let version = e
+                .file_name()
+                .to_str()?
+                .strip_suffix(".json")?
+                .parse()
+                .ok()?;
+            Some((version, e.path()))
+        })
+        .collect();
+    commits.sort();
+    let mut out = Vec::new();
+    for (version, path) in commits {
+        let text = std::fs::read_to_string(path).unwrap();
+        out.extend(text.lines().filter_map(|line| {
+            let action: serde_json::Value = serde_json::from_str(line).unwrap();
+            let txn = action.get("txn")?;
+            let app_id = txn["appId"].as_str().unwrap().to_owned();
+            Some((version, app_id, txn["version"].as_i64().unwrap()))
+        }));
+    }
+    out
+}
+
 /// `python -c SCRIPT` for a reader script. The script's output is flushed and the interpreter
 /// leaves with `os._exit`: the deltalake package's threads sometimes abort Python's teardown
 /// ("terminate called without an active exception", delta-io/delta-rs#2184) after the script
