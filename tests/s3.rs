@@ -17,6 +17,12 @@ fn parquet_lands_in_s3_and_staging_is_cleaned() {
     let dir = tempfile::tempdir().unwrap();
     let prefix = format!("t-{}", std::process::id());
     let lake = crate::common::s3_lake(&bucket, &prefix);
+    let sink = crate::common::lake_sink_from(
+        "out",
+        "events",
+        "streaming/{table}/",
+        "    format: { type: parquet, compression: zstd }\n",
+    );
     let spec = dir.path().join("s3.yaml");
     std::fs::write(
         &spec,
@@ -32,13 +38,7 @@ sources:
     batch_rows: 1000
     template: '{{"id": {{{{random.number(1000000)}}}}, "platform": "{{{{random.arrayElement(["web","ios"])}}}}"}}'
 sinks:
-  out:
-    type: object_store
-    inputs: [events]
-    connection: lake
-    key: streaming/{{table}}/
-    format: {{ type: parquet, compression: zstd }}
-"#
+{sink}"#
         ),
     )
     .unwrap();

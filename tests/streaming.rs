@@ -251,10 +251,7 @@ pub(crate) fn nats_firehose_spec(
     format!(
         r#"version: 1
 name: {name}
-connections:
-  nats: {{url: "{url}"}}
-  lake: {{url: "file://lake"}}
-sources:
+{connections}sources:
   events:
     type: nats
     connection: nats
@@ -267,7 +264,7 @@ sinks:
     inputs: [events]
     connection: lake
 {settings}"#,
-        url = nats_url()
+        connections = crate::common::connections(&[("nats", &nats_url()), ("lake", "file://lake")])
     )
 }
 

@@ -158,6 +158,15 @@ pub fn s3_server() -> Option<(String, String)> {
     Some((endpoint, bucket))
 }
 
+/// A spec's `connections:` block: each (name, url) pair as a connection with that URL.
+pub fn connections(entries: &[(&str, &str)]) -> String {
+    let mut out = "connections:\n".to_owned();
+    for (name, url) in entries {
+        out.push_str(&format!("  {name}: {{ url: \"{url}\" }}\n"));
+    }
+    out
+}
+
 /// A spec named `name` reading a database with a `kind` source `src` on connection `db`
 /// (`db_settings`: the connection's mapping, e.g. `url: "..."`; `source`: the source's other
 /// settings, YAML lines indented by 4) into the `lake` folder through `sinks` (the entries of
@@ -181,8 +190,14 @@ sources:
 /// A sink `name` of a [`db_spec`]: `object_store` from `src` into the `lake` folder under
 /// `key`, with `settings` (YAML lines indented by 4: its format at least).
 pub fn lake_sink(name: &str, key: &str, settings: &str) -> String {
+    lake_sink_from(name, "src", key, settings)
+}
+
+/// An `object_store` sink `name` from step `input` into the `lake` connection under `key`,
+/// with `settings` (YAML lines indented by 4: its format at least).
+pub fn lake_sink_from(name: &str, input: &str, key: &str, settings: &str) -> String {
     format!(
-        "  {name}:\n    type: object_store\n    inputs: [src]\n    connection: lake\n    key: \"{key}\"\n{settings}"
+        "  {name}:\n    type: object_store\n    inputs: [{input}]\n    connection: lake\n    key: \"{key}\"\n{settings}"
     )
 }
 

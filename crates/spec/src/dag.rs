@@ -173,11 +173,7 @@ impl Dag {
             if step.kind != StepKind::Source && step.inputs.is_empty() {
                 errors.push(DagError {
                     kind: DagErrorKind::EmptyInputs,
-                    path: vec![
-                        step.kind.section().to_owned(),
-                        step.name.clone(),
-                        "inputs".to_owned(),
-                    ],
+                    path: inputs_path(step),
                     input_index: None,
                     message: "`inputs` is empty; this step would never receive data".to_owned(),
                     help: Some(format!(
@@ -187,11 +183,7 @@ impl Dag {
                 });
             }
             for (i, input) in step.inputs.iter().enumerate() {
-                let path = vec![
-                    step.kind.section().to_owned(),
-                    step.name.clone(),
-                    "inputs".to_owned(),
-                ];
+                let path = inputs_path(step);
                 let Some(&from) = index.get(input) else {
                     let help = match crate::diag::did_you_mean(input, names.iter().copied()) {
                         Some(g) => {
@@ -255,11 +247,7 @@ impl Dag {
             let first = &graph[component[0]];
             errors.push(DagError {
                 kind: DagErrorKind::Cycle,
-                path: vec![
-                    first.kind.section().to_owned(),
-                    first.name.clone(),
-                    "inputs".to_owned(),
-                ],
+                path: inputs_path(first),
                 input_index: None,
                 message: format!("steps form a cycle: {cycle}"),
                 help: Some("data must flow one way; remove one of these inputs".to_owned()),
@@ -367,4 +355,12 @@ fn cycle_path(graph: &DiGraph<StepRef, ()>, component: &[NodeIndex]) -> String {
         .map(|n| graph[*n].name.as_str())
         .collect::<Vec<_>>()
         .join(" -> ")
+}
+/// The spec path of a step's `inputs` (`sinks.<name>.inputs`), where input errors point.
+fn inputs_path(step: &StepRef) -> Vec<String> {
+    vec![
+        step.kind.section().to_owned(),
+        step.name.clone(),
+        "inputs".to_owned(),
+    ]
 }

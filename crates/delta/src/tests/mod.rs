@@ -174,22 +174,32 @@ pub(super) fn ids(batch: &RecordBatch) -> Vec<i64> {
         .to_vec()
 }
 
-pub(super) fn strings(batch: &RecordBatch, column: &str) -> Vec<Option<String>> {
+/// The values of `column` cast to `data_type` (an array of type `A`), each read by `value`;
+/// `None` for NULL.
+fn cast_values<A: Array + 'static, T>(
+    batch: &RecordBatch,
+    column: &str,
+    data_type: &DataType,
+    value: impl Fn(&A, usize) -> T,
+) -> Vec<Option<T>> {
     let c = batch.column_by_name(column).unwrap();
-    let c = arrow::compute::cast(c, &DataType::Utf8).unwrap();
-    let c = c.as_any().downcast_ref::<StringArray>().unwrap();
+    let c = arrow::compute::cast(c, data_type).unwrap();
+    let c = c.as_any().downcast_ref::<A>().unwrap();
     (0..c.len())
-        .map(|i| (!c.is_null(i)).then(|| c.value(i).to_owned()))
+        .map(|i| (!c.is_null(i)).then(|| value(c, i)))
         .collect()
 }
 
+pub(super) fn strings(batch: &RecordBatch, column: &str) -> Vec<Option<String>> {
+    cast_values(batch, column, &DataType::Utf8, |c: &StringArray, i| {
+        c.value(i).to_owned()
+    })
+}
+
 pub(super) fn ints(batch: &RecordBatch, column: &str) -> Vec<Option<i64>> {
-    let c = batch.column_by_name(column).unwrap();
-    let c = arrow::compute::cast(c, &DataType::Int64).unwrap();
-    let c = c.as_any().downcast_ref::<Int64Array>().unwrap();
-    (0..c.len())
-        .map(|i| (!c.is_null(i)).then(|| c.value(i)))
-        .collect()
+    cast_values(batch, column, &DataType::Int64, |c: &Int64Array, i| {
+        c.value(i)
+    })
 }
 
 /// Every object under `prefix` in the store of `location`.
