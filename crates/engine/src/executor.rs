@@ -408,10 +408,7 @@ impl PreparedRun {
             let metrics = step.metrics.clone();
             match step.kind {
                 StepKind::Source => {
-                    let spec = pipeline
-                        .sources
-                        .get(&name)
-                        .ok_or_else(|| Error::internal("unknown source"))?;
+                    let spec = step_spec(&pipeline.sources, &name, "source")?;
                     let built = source::build(&name, spec)?;
                     let out = output_for(&name, &metrics);
                     spawn_step(&mut tasks, name, metrics, async move {
@@ -419,10 +416,7 @@ impl PreparedRun {
                     });
                 }
                 StepKind::Transform => {
-                    let spec = pipeline
-                        .transforms
-                        .get(&name)
-                        .ok_or_else(|| Error::internal("unknown transform"))?;
+                    let spec = step_spec(&pipeline.transforms, &name, "transform")?;
                     let built = transform::build(spec, context)
                         .map_err(|e| e.context(format!("transform `{name}`")))?;
                     let tables = spec.tables().to_vec();
@@ -437,10 +431,7 @@ impl PreparedRun {
                     });
                 }
                 StepKind::Sink => {
-                    let spec = pipeline
-                        .sinks
-                        .get(&name)
-                        .ok_or_else(|| Error::internal("unknown sink"))?;
+                    let spec = step_spec(&pipeline.sinks, &name, "sink")?;
                     let built = sink::build(&name, spec)?;
                     let input = receivers
                         .remove(&name)
@@ -456,6 +447,14 @@ impl PreparedRun {
         drop(senders);
         Ok(tasks)
     }
+}
+
+/// The spec of step `name` among `steps` (the pipeline's sources, transforms or sinks); an
+/// internal error names the `kind` when the plan and the pipeline disagree.
+fn step_spec<'p, V>(steps: &'p BTreeMap<String, V>, name: &str, kind: &str) -> Result<&'p V> {
+    steps
+        .get(name)
+        .ok_or_else(|| Error::internal(format!("unknown {kind}")))
 }
 
 /// Runs step `name` on `tasks`, timing it in `metrics`; the task yields the step's name and
