@@ -41,10 +41,7 @@ PY
 cmd_install() {
     mkdir -p "$TOOLS_DIR"
     # Two test runs at once must not install into the same virtualenv.
-    exec 9>"$LOCK_FILE"
-    if command -v flock >/dev/null 2>&1; then
-        flock 9
-    fi
+    take_lock "$LOCK_FILE"
     if installed; then
         return 0
     fi
@@ -64,11 +61,4 @@ cmd_env() {
     printf 'export PIPECTL_DELTA_PYTHON=%q\n' "${VENV}/bin/python"
 }
 
-case "${1:-}" in
-    install) cmd_install ;;
-    env) cmd_env ;;
-    *)
-        printf 'usage: %s install|env\n' "$0" >&2
-        exit 2
-        ;;
-esac
+dispatch "install|env" "${1:-}"

@@ -122,10 +122,7 @@ running_pid() {
 cmd_start() {
     mkdir -p "$TOOLS_DIR"
     # Two test runs at once must not install into the same venv or race for the port.
-    exec 9>"$LOCK_FILE"
-    if command -v flock >/dev/null 2>&1; then
-        flock 9
-    fi
+    take_lock "$LOCK_FILE"
     if answers; then
         log "a server already answers on ${ENDPOINT}; reusing it"
         create_bucket
@@ -178,14 +175,7 @@ cmd_stop() {
     log "stopped moto (pid ${pid})"
 }
 
-cmd_status() {
-    if answers; then
-        log "answering on ${ENDPOINT}"
-        return 0
-    fi
-    log "nothing answers on ${ENDPOINT}"
-    return 1
-}
+cmd_status() { report_status "answering on ${ENDPOINT}" "nothing answers on ${ENDPOINT}"; }
 
 cmd_env() {
     printf 'export PIPECTL_TEST_S3_ENDPOINT=%q\n' "$ENDPOINT"
@@ -195,13 +185,4 @@ cmd_env() {
     printf 'export AWS_REGION=%q\n' us-east-1
 }
 
-case "${1:-}" in
-    start) cmd_start ;;
-    stop) cmd_stop ;;
-    status) cmd_status ;;
-    env) cmd_env ;;
-    *)
-        printf 'usage: %s start|stop|status|env\n' "$0" >&2
-        exit 2
-        ;;
-esac
+dispatch "start|stop|status|env" "${1:-}"
