@@ -10,6 +10,7 @@ use comfy_table::Table;
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use pipectl_engine::connect::Connections;
 use pipectl_engine::crawl::{self, CrawlOptions, CrawlReport, CrawlTarget, Layout};
+use pipectl_spec::diag::comma_list;
 use pipectl_spec::types::{Connection, Crawler, Pipeline, RecrawlPolicy, SchemaChangePolicy};
 use pipectl_state::{CatalogColumn, CatalogStore, CatalogTable};
 
@@ -303,11 +304,7 @@ fn find_table(store: &dyn CatalogStore, name: &str) -> Result<CatalogTable> {
         .into()),
         _ => Err(UsageError(format!(
             "table `{name}` is in several databases ({}); write `database.{name}`",
-            matches
-                .iter()
-                .map(|t| t.database.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            comma_list(matches.iter().map(|t| t.database.as_str()))
         ))
         .into()),
     }
@@ -419,11 +416,7 @@ fn delta_history(delta: &pipectl_state::DeltaLog) -> String {
             c.at.map(|at| at.format("%Y-%m-%d %H:%M:%S").to_string())
                 .unwrap_or_default(),
             c.operation.clone(),
-            c.parameters
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            comma_list(c.parameters.iter().map(|(k, v)| format!("{k}={v}"))),
         ]);
     }
     format!(
@@ -666,9 +659,9 @@ fn render_report(r: &CrawlReport) -> String {
 
 /// Columns as `name type`, comma-separated.
 fn column_list(columns: &[CatalogColumn]) -> String {
-    columns
-        .iter()
-        .map(|c| format!("{} {}", c.name, c.data_type))
-        .collect::<Vec<_>>()
-        .join(", ")
+    comma_list(
+        columns
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.data_type)),
+    )
 }

@@ -282,11 +282,7 @@ impl Connections {
             _ => Err(Error::user(format!(
                 "connection `{name}` ({}) is not a URL a `{source_type}` source reads ({})",
                 spec.url,
-                schemes
-                    .iter()
-                    .map(|s| format!("{s}://"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                pipectl_spec::diag::comma_list(schemes.iter().map(|s| format!("{s}://")))
             ))),
         }
     }

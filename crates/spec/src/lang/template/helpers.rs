@@ -278,11 +278,7 @@ impl<'a> Args<'a> {
                     _ => problem.with_help(format!(
                         "`{}` accepts the keys {}",
                         self.info.name,
-                        allowed
-                            .iter()
-                            .map(|key| format!("`{key}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        crate::diag::comma_list(allowed.iter().map(|key| format!("`{key}`")))
                     )),
                 };
                 return Err(problem);
