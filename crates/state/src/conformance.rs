@@ -487,6 +487,11 @@ fn find_run_by_exact_id_or_unique_prefix(store: &dyn StateStore) {
 
 fn bookmark_history_records_each_change(store: &dyn StateStore) {
     let (pipeline, stream) = ("conf-history", "public.film");
+    let history = || {
+        store
+            .bookmark_history(pipeline, stream)
+            .expect("bookmark_history")
+    };
     let commit = |run_id: &str, seconds: i64, value: i64| {
         let run = running(run_id, pipeline, time(seconds));
         store.begin_run(&run).expect("begin_run");
@@ -507,11 +512,9 @@ fn bookmark_history_records_each_change(store: &dyn StateStore) {
         Some(bookmark(pipeline, stream, 20, "conf-history-2")),
         "a commit that does not move the bookmark leaves it naming the commit that did"
     );
-    let history = store
-        .bookmark_history(pipeline, stream)
-        .expect("bookmark_history");
+    let recorded = history();
     assert_eq!(
-        positions(&history),
+        positions(&recorded),
         [
             ("conf-history-1", &json!(10)),
             ("conf-history-2", &json!(20))
@@ -523,7 +526,7 @@ fn bookmark_history_records_each_change(store: &dyn StateStore) {
     let rewound = Bookmark {
         run_id: "manual".to_owned(),
         updated_at: time(73),
-        ..history[0].clone()
+        ..recorded[0].clone()
     };
     store.set_bookmark(&rewound).expect("set_bookmark");
     store.set_bookmark(&rewound).expect("set_bookmark (again)");
@@ -532,11 +535,9 @@ fn bookmark_history_records_each_change(store: &dyn StateStore) {
         Some(rewound.clone()),
         "set_bookmark rewinds"
     );
-    let history = store
-        .bookmark_history(pipeline, stream)
-        .expect("bookmark_history");
+    let recorded = history();
     assert_eq!(
-        positions(&history),
+        positions(&recorded),
         [
             ("conf-history-1", &json!(10)),
             ("conf-history-2", &json!(20)),
@@ -545,7 +546,7 @@ fn bookmark_history_records_each_change(store: &dyn StateStore) {
         "a rewind is recorded once; repeating it changes nothing"
     );
     assert_eq!(
-        history.last(),
+        recorded.last(),
         Some(&rewound),
         "history keeps whole bookmarks"
     );
