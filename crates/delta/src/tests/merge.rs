@@ -12,21 +12,7 @@ use super::*;
 use crate::{DELETED_AT, DeleteMode, ErrorClass, MergeOptions, MergeSpec};
 
 fn changes(rows: &[(i64, Option<i64>, Option<i64>, &str)]) -> RecordBatch {
-    RecordBatch::try_new(
-        Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int64, true),
-            Field::new("val", DataType::Int64, true),
-            Field::new("seq", DataType::Int64, true),
-            Field::new("op", DataType::Utf8, true),
-        ])),
-        vec![
-            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
-            Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.1))),
-            Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.2))),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.3))),
-        ],
-    )
-    .unwrap()
+    change_rows(rows, true)
 }
 
 fn spec() -> MergeSpec {

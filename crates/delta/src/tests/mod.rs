@@ -84,6 +84,29 @@ pub(super) fn options(mode: WriteMode, version: i64) -> WriteOptions {
     }
 }
 
+/// A batch of merge input rows `(id, val, seq, op)`; `id`, `seq` and `op` are declared
+/// nullable only when `nullable_keys`.
+pub(super) fn change_rows(
+    rows: &[(i64, Option<i64>, Option<i64>, &str)],
+    nullable_keys: bool,
+) -> RecordBatch {
+    RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, nullable_keys),
+            Field::new("val", DataType::Int64, true),
+            Field::new("seq", DataType::Int64, nullable_keys),
+            Field::new("op", DataType::Utf8, nullable_keys),
+        ])),
+        vec![
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.1))),
+            Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.2))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.3))),
+        ],
+    )
+    .unwrap()
+}
+
 /// The columns of [`rows`]: `id` (bigint, not null), `name` (string), `amount`
 /// (decimal(12,3)), `ts` (timestamp UTC).
 pub(super) fn row_fields() -> Vec<Field> {
