@@ -178,14 +178,22 @@ probe() {
     "probe_$1" "$user" "$host" "$port"
 }
 
-missing=()
-for service in "${SERVICES[@]}"; do
-    if probe "$service"; then
-        log "ok       ${TITLE[$service]} on $(endpoint "$service")"
-    else
-        missing+=("$service")
-    fi
-done
+# Probes each SERVICE, logging those that answer (the line ending in SUFFIX), and sets `missing`
+# to the others.
+probe_all() { # suffix service...
+    local suffix="$1" service
+    shift
+    missing=()
+    for service in "$@"; do
+        if probe "$service"; then
+            log "ok       ${TITLE[$service]} on $(endpoint "$service")${suffix}"
+        else
+            missing+=("$service")
+        fi
+    done
+}
+
+probe_all "" "${SERVICES[@]}"
 if ((${#missing[@]} == 0)); then
     exit 0
 fi
@@ -201,15 +209,7 @@ done
 
 deadline=$((SECONDS + WAIT_SECS))
 while ((${#missing[@]} > 0)) && ((SECONDS < deadline)); do
-    still=()
-    for service in "${missing[@]}"; do
-        if probe "$service"; then
-            log "ok       ${TITLE[$service]} on $(endpoint "$service") (started)"
-        else
-            still+=("$service")
-        fi
-    done
-    missing=("${still[@]+"${still[@]}"}")
+    probe_all " (started)" "${missing[@]}"
     ((${#missing[@]} == 0)) || sleep 1
 done
 
