@@ -777,6 +777,15 @@ sinks:
     )
 }
 
+/// A fresh folder holding [`direct_put_pipeline`] `name` (with the sink's `settings`) as
+/// `pipeline.yaml`, and the free port its source listens on.
+pub(crate) fn direct_put_dir(name: &str, settings: &str) -> (tempfile::TempDir, u16) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    write_direct_put_pipeline(dir.path(), name, port, settings);
+    (dir, port)
+}
+
 /// Writes [`direct_put_pipeline`] as `pipeline.yaml` in `dir`.
 pub(crate) fn write_direct_put_pipeline(dir: &Path, name: &str, port: u16, settings: &str) {
     std::fs::write(
@@ -1356,12 +1365,8 @@ pub(crate) fn parquet_rows(path: &Path) -> Vec<serde_json::Value> {
 
 #[test]
 fn parquet_output_uses_the_declared_columns_and_sends_misfits_to_the_error_prefix() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    write_direct_put_pipeline(
-        dir.path(),
+    let (dir, port) = direct_put_dir(
         "rentals-parquet",
-        port,
         r#"    prefix: "parquet/!{timestamp:yyyy}/"
     error_output_prefix: "errors/!{firehose:error-output-type}/"
     interval_secs: 600
@@ -1486,12 +1491,8 @@ fn an_object_recorded_in_flight_but_never_written_is_rebuilt_from_the_redelivere
 
 #[test]
 fn event_time_partitions_in_the_sinks_time_zone_and_records_without_it_fail_partitioning() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    write_direct_put_pipeline(
-        dir.path(),
+    let (dir, port) = direct_put_dir(
         "by-event-time",
-        port,
         r#"    prefix: "events/!{eventTimestamp:'day='yyyy-MM-dd}/!{partitionKeyFromQuery:type}/"
     error_output_prefix: "errors/!{firehose:error-output-type}/"
     partition_keys: {type: .eventType}

@@ -1,4 +1,6 @@
-//! Stores that change what listings return and pass everything else through.
+//! Stores the lake is read through: [`S3Settings`] builds an S3 client from a connection's or a
+//! catalogued table's settings, and [`ListingStore`] changes what listings return, passing
+//! everything else through.
 //!
 //! [`ListingStore`] wraps any store and runs its listings through a [`ListingFilter`]. Delta
 //! tables read through [`Sorted`]: the kernel reads a log listing as sorted (object_store
