@@ -3,7 +3,7 @@
 //! transaction (app id, version) appears once in the log, exactly once across `kill -9`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -85,14 +85,35 @@ fn counts(rows: &[Value]) -> BTreeMap<u64, usize> {
     seen
 }
 
-fn delta_spec(stream: &str, subject: &str, sink_extra: &str) -> String {
-    nats_firehose_spec(
+/// The Delta readers' interpreter, the runtime, context, stream and subject of
+/// [`fresh_jetstream`], and the test's folder.
+type DeltaStreamTest = (
+    PathBuf,
+    tokio::runtime::Runtime,
+    jetstream::Context,
+    String,
+    String,
+    tempfile::TempDir,
+);
+
+/// What a JetStream-into-Delta test works with: the Delta readers' interpreter, a JetStream
+/// stream of its own named from `prefix` (the runtime, context, stream and subject of
+/// [`fresh_jetstream`]) and a folder whose `pipeline.yaml` (`delta-stream`) delivers the stream
+/// into firehose sink `tables` on the `lake` folder with the sink's other `settings` (YAML
+/// lines indented by 4). `None` (skip) when the Delta readers or NATS are missing.
+fn delta_stream_test(prefix: &str, settings: &str) -> Option<DeltaStreamTest> {
+    let python = crate::common::delta_readers_python()?;
+    let (rt, js, stream, subject) = fresh_jetstream(prefix)?;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = nats_firehose_spec(
         "delta-stream",
         "pipectl-delta",
         "tables",
-        (stream, subject),
-        sink_extra,
-    )
+        (&stream, &subject),
+        settings,
+    );
+    std::fs::write(dir.path().join("pipeline.yaml"), spec).unwrap();
+    Some((python, rt, js, stream, subject, dir))
 }
 
 /// JetStream into two Delta tables (picked by a partition key), partitioned inside by a
@@ -100,19 +121,9 @@ fn delta_spec(stream: &str, subject: &str, sink_extra: &str) -> String {
 /// per flush, bad records in error objects, everything acknowledged.
 #[test]
 fn jetstream_into_delta_tables_reads_back_with_deltalake_one_commit_per_flush() {
-    let Some(python) = crate::common::delta_readers_python() else {
-        return;
-    };
-    let Some((rt, js, stream, subject)) = fresh_jetstream("PIPECTL_DELTA1_") else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("pipeline.yaml"),
-        delta_spec(
-            &stream,
-            &subject,
-            r#"    format: {type: delta, partition_by: [kind]}
+    let Some((python, rt, js, stream, subject, dir)) = delta_stream_test(
+        "PIPECTL_DELTA1_",
+        r#"    format: {type: delta, partition_by: [kind]}
     prefix: "tables/!{partitionKeyFromQuery:table}/"
     error_output_prefix: "errors/!{firehose:error-output-type}/"
     partition_keys: {table: .table}
@@ -125,9 +136,9 @@ fn jetstream_into_delta_tables_reads_back_with_deltalake_one_commit_per_flush() 
     max_records: 50
     interval_secs: 0.5
 "#,
-        ),
-    )
-    .unwrap();
+    ) else {
+        return;
+    };
     let mut payloads: Vec<String> = (1..=400u64)
         .map(|n| {
             let note = if n % 7 == 0 {
@@ -229,30 +240,20 @@ fn jetstream_into_delta_tables_reads_back_with_deltalake_one_commit_per_flush() 
 /// log twice.
 #[test]
 fn kill_9_while_streaming_into_delta_loses_and_duplicates_nothing() {
-    let Some(python) = crate::common::delta_readers_python() else {
-        return;
-    };
-    let Some((rt, js, stream, subject)) = fresh_jetstream("PIPECTL_DELTA_SOAK_") else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
     // Small flushes into three tables, with inferred columns: commits all the time, so kills
     // land before, between and after the two saves of the pending record and the commit.
-    std::fs::write(
-        dir.path().join("pipeline.yaml"),
-        delta_spec(
-            &stream,
-            &subject,
-            r#"    format: {type: delta}
+    let Some((python, rt, js, stream, subject, dir)) = delta_stream_test(
+        "PIPECTL_DELTA_SOAK_",
+        r#"    format: {type: delta}
     prefix: "soak/!{partitionKeyFromQuery:kind}/"
     error_output_prefix: "errors/!{firehose:error-output-type}/"
     partition_keys: {kind: .kind}
     max_bytes: 6000
     interval_secs: 0.2
 "#,
-        ),
-    )
-    .unwrap();
+    ) else {
+        return;
+    };
     const TOTAL: u64 = 12_000;
     // About 1,000 records a second: the kills spread over the stream.
     let producer = crate::streaming::spawn_numbered_producer(subject.clone(), TOTAL, 50, |n| {
