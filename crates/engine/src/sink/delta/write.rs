@@ -8,9 +8,10 @@ use std::sync::atomic::Ordering;
 use arrow::record_batch::RecordBatch;
 use futures::future::BoxFuture;
 use pipectl_delta::{
-    DeltaTable, IntentAction, MergeOptions, MergeWriter, TableWriter, Txn, WriteOptions,
+    Compression, DeltaTable, IntentAction, MergeOptions, MergeWriter, TableWriter, Txn,
+    WriteOptions,
 };
-use pipectl_spec::types::WriteMode;
+use pipectl_spec::types::{ParquetCompression, WriteMode};
 use tokio::sync::mpsc;
 
 use super::{Settings, engine_error, location};
@@ -189,6 +190,12 @@ impl Run<'_> {
                     partition_by: settings.partition_by.clone(),
                     staging,
                     txn,
+                    compression: match settings.parquet.compression {
+                        ParquetCompression::None => Compression::None,
+                        ParquetCompression::Snappy => Compression::Snappy,
+                        ParquetCompression::Zstd => Compression::Zstd,
+                        ParquetCompression::Gzip => Compression::Gzip,
+                    },
                 }))
             }
         };
