@@ -1,17 +1,22 @@
 //! The `postgres_cdc` source: change data capture from PostgreSQL logical replication.
 //!
-//! `mod.rs` is the descriptor (plan; the batch step refuses: runs come later); [`checks`] inspects the server and the
+//! `mod.rs` is the descriptor (batch step, plan); [`checks`] inspects the server and the
 //! selected tables (wal_level, privileges, slots, replica identity), for `plan` and before a
 //! run. The replication protocol, the change model and the change records are in
 //! `pipectl-cdc`; the tables are selected and typed as the `postgres` source does, through
 //! [`crate::source::database`].
 
 pub mod checks;
+pub mod run;
 
 use futures::future::BoxFuture;
 use pipectl_spec::types::{DatabaseSource, PostgresCdcSource};
 
-use crate::error::{Error, Result};
+use std::collections::HashMap;
+
+use pipectl_cdc::ChangeColumns;
+
+use crate::error::Result;
 use crate::plan::PlanRead;
 use crate::source::Source;
 use crate::source::connector::{PlanInput, SourceConnector, SourcePlan};
@@ -39,11 +44,27 @@ pub fn as_database_source(spec: &PostgresCdcSource) -> DatabaseSource {
     }
 }
 
+/// The schema metadata key under which a CDC source's change records carry the merge settings
+/// a Delta sink with `mode: merge` and no `merge:` of its own applies.
+pub const MERGE_METADATA: &str = "pipectl.cdc.merge";
+
+/// The merge settings of a table's change records: keyed by its primary key, ordered by
+/// (commit LSN, position), deleted by `Op = 'D'`; as JSON under [`MERGE_METADATA`].
+pub fn merge_metadata(primary_key: &[String], names: &ChangeColumns) -> HashMap<String, String> {
+    let settings = serde_json::json!({
+        "keys": primary_key,
+        "sequence_by": [names.commit_lsn, names.position],
+        "delete_when": format!("\"{}\" = 'D'", names.op.replace('"', "\"\"")),
+    });
+    HashMap::from([(MERGE_METADATA.to_owned(), settings.to_string())])
+}
+
 impl SourceConnector for Connector<'_> {
     fn batch(&self, name: &str) -> Result<Box<dyn Source>> {
-        Err(Error::user(format!(
-            "source `{name}`: `postgres_cdc` sources cannot run in this version yet (`pipectl plan` shows what they would replicate)"
-        )))
+        Ok(Box::new(run::CdcStep {
+            name: name.to_owned(),
+            spec: self.0.clone(),
+        }))
     }
 
     fn plan<'a>(&'a self, input: &'a PlanInput<'a>) -> BoxFuture<'a, SourcePlan> {
