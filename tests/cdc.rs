@@ -486,6 +486,155 @@ fn an_interrupted_initial_copy_starts_over_in_a_new_snapshot_without_gap_or_dupl
 }
 
 #[test]
+fn runs_killed_at_ten_moments_while_a_writer_changes_rows_lose_and_double_nothing() {
+    let Some((mut c, python)) = items_cluster() else {
+        return;
+    };
+    let s = c.name.clone();
+    c.exec(&format!(
+        "insert into {s}.items (id, price, note) select i, i * 1.5, 'row ' || i from generate_series(1, 200) i;"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = c.spec(dir.path(), "");
+    let lake = dir.path().join("lake");
+    let root = lake.join("tables/items");
+    run_ok(dir.path(), &spec);
+
+    // A writer: inserts, updates, deletes and multi-row transactions, one or two per step.
+    let url = c.url.clone();
+    let schema = s.clone();
+    let writer = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let mut conn = rt.block_on(sqlx::PgConnection::connect(&url)).unwrap();
+        let mut counts = [0usize; 3];
+        for step in 0..300i64 {
+            let id = 1000 + step;
+            let victim = 1 + (step * 7) % 200;
+            let sql = match step % 3 {
+                0 => {
+                    counts[0] += 1;
+                    format!("insert into {schema}.items (id, note) values ({id}, 'new')")
+                }
+                1 => {
+                    counts[0] += 1;
+                    counts[1] += 1;
+                    format!(
+                        "begin; insert into {schema}.items (id, price) values ({id}, 1); update {schema}.items set price = price + 1, note = 'upd {step}' where id = {id}; commit"
+                    )
+                }
+                _ => {
+                    counts[2] += 1;
+                    format!("delete from {schema}.items where id = {victim} or id = {id} - 2")
+                }
+            };
+            rt.block_on(sqlx::raw_sql(&sql).execute(&mut conn)).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        counts
+    });
+    let mut killed = 0;
+    for delay in [40, 90, 150, 230, 320, 450, 600, 800, 1100, 1500] {
+        if crate::common::run_and_kill(dir.path(), &spec, std::time::Duration::from_millis(delay)) {
+            killed += 1;
+        }
+    }
+    let counts = writer.join().unwrap();
+    eprintln!("{killed} of 10 runs were killed before they finished");
+    run_ok(dir.path(), &spec);
+    assert_eq!(delta_rows(&python, &root), source_rows(&mut c));
+    let changes = change_rows(&lake);
+    let deleted: usize = changes
+        .iter()
+        .filter(|(op, _)| op.as_deref() == Some("D"))
+        .count();
+    let inserted: usize = changes
+        .iter()
+        .filter(|(op, _)| op.as_deref() == Some("I"))
+        .count();
+    assert_eq!(changes.iter().filter(|(op, _)| op.is_none()).count(), 200);
+    // Every insert and every deleted row once (a delete matching no row sends nothing).
+    let left: i64 = c.json_rows(&format!("select to_jsonb(count(*)) from {s}.items"))[0]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        200 + inserted as i64 - deleted as i64,
+        left,
+        "{killed} runs killed"
+    );
+    let updated = changes
+        .iter()
+        .filter(|(op, _)| op.as_deref() == Some("U"))
+        .count();
+    assert_eq!(
+        (inserted, updated),
+        (counts[0], counts[1]),
+        "{killed} runs killed"
+    );
+}
+
+#[test]
+fn snapshot_settings_op_for_full_load_and_the_timestamp_column_name() {
+    let Some((mut c, python)) = items_cluster() else {
+        return;
+    };
+    let s = c.name.clone();
+    c.exec(&format!(
+        "insert into {s}.items (id, note) values (1, 'one'), (2, 'two');"
+    ));
+    // include_op_for_full_load: copied rows carry Op = I; the commit time has its own name.
+    let dir = tempfile::tempdir().unwrap();
+    let spec = c.spec(
+        dir.path(),
+        "    include_op_for_full_load: true\n    timestamp_column_name: commit_ts\n",
+    );
+    run_ok(dir.path(), &spec);
+    let lake = dir.path().join("lake");
+    assert_eq!(
+        change_rows(&lake),
+        [(Some("I".into()), 1), (Some("I".into()), 2)]
+    );
+    let file = std::fs::read_dir(lake.join("changes/items"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(file).unwrap(),
+    )
+    .unwrap();
+    let names: Vec<String> = reader
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert!(names.contains(&"commit_ts".to_owned()), "{names:?}");
+    assert!(
+        !names.contains(&"_pipectl_commit_ts".to_owned()),
+        "{names:?}"
+    );
+
+    // snapshot: never: rows from before the slot are not copied, later changes stream.
+    c.exec(&format!(
+        "drop publication {s}; select pg_drop_replication_slot('{s}');"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = c.spec(dir.path(), "    snapshot: never\n");
+    run_ok(dir.path(), &spec);
+    let lake = dir.path().join("lake");
+    assert_eq!(change_rows(&lake), []);
+    c.exec(&format!(
+        "insert into {s}.items (id, note) values (3, 'three');"
+    ));
+    run_ok(dir.path(), &spec);
+    assert_eq!(change_rows(&lake), [(Some("I".into()), 3)]);
+    let rows = delta_rows(&python, &lake.join("tables/items"));
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["id"], 3);
+}
+
+#[test]
 fn an_update_leaving_a_toasted_value_unchanged_fails_clearly_instead_of_writing_null() {
     let Some(mut c) = Cluster::connect() else {
         return;

@@ -1,8 +1,8 @@
 //! What a CDC source needs from the server, checked before anything is created: `wal_level =
 //! logical`, a user allowed to replicate, a free replication slot (unless the slot exists),
 //! and tables whose updates and deletes carry their key (a primary key or a replica identity).
-//! `plan` shows the findings; a run fails on the first list's problems, each saying what to
-//! change.
+//! `plan` shows the findings; a run fails on the problems and goes ahead with the warnings,
+//! each saying what to change.
 
 use pipectl_spec::types::PostgresCdcSource;
 use sqlx::Row;
@@ -42,8 +42,8 @@ impl TableIdentity {
         format!("replica identity {identity}, {key}")
     }
 
-    /// Whether updates and deletes of the table can be replicated faithfully (and merged by
-    /// key): the old row's key reaches the stream, and the table has a key to merge on.
+    /// Why updates and deletes of the table cannot be replicated faithfully, if they cannot:
+    /// the old row's key must reach the stream.
     pub fn problem(&self) -> Option<String> {
         let table = format!("{}.{}", quote(&self.schema), quote(&self.name));
         match (self.replica_identity, self.primary_key.is_empty()) {
@@ -55,12 +55,22 @@ impl TableIdentity {
                 "table {}.{}: no primary key and replica identity DEFAULT, so PostgreSQL refuses its updates and deletes under a publication; add a primary key or run `ALTER TABLE {table} REPLICA IDENTITY FULL`",
                 self.schema, self.name
             )),
-            (_, true) => Some(format!(
-                "table {}.{}: no primary key, so its changes cannot be merged by key; add a primary key (`ALTER TABLE {table} ADD PRIMARY KEY (...)`)",
-                self.schema, self.name
-            )),
             _ => None,
         }
+    }
+
+    /// What works only partly: a table whose changes replicate (replica identity `full` or
+    /// `index`) but that has no primary key lands in change files, not in merged tables.
+    pub fn warning(&self) -> Option<String> {
+        (self.problem().is_none() && self.primary_key.is_empty()).then(|| {
+            format!(
+                "table {}.{}: no primary key, so its changes land in change files but cannot be merged into a Delta table by key; add one (`ALTER TABLE {}.{} ADD PRIMARY KEY (...)`)",
+                self.schema,
+                self.name,
+                quote(&self.schema),
+                quote(&self.name)
+            )
+        })
     }
 }
 
@@ -71,6 +81,8 @@ pub struct Report {
     pub notes: Vec<String>,
     /// What must change before a run can replicate, each saying how.
     pub problems: Vec<String>,
+    /// What works only partly, each saying how to change it; a run goes ahead.
+    pub warnings: Vec<String>,
     /// The selected tables' identities.
     pub tables: Vec<TableIdentity>,
     /// The slot's state, when it exists.
@@ -263,9 +275,8 @@ pub async fn inspect(
             replica_identity: identity.chars().next().unwrap_or('d'),
             primary_key: row.get(1),
         };
-        if let Some(problem) = table.problem() {
-            report.problems.push(problem);
-        }
+        report.problems.extend(table.problem());
+        report.warnings.extend(table.warning());
         report.tables.push(table);
     }
     Ok(report)

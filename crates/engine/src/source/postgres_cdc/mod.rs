@@ -105,6 +105,7 @@ async fn plan_cdc(spec: &PostgresCdcSource, input: &PlanInput<'_>) -> SourcePlan
         Ok(report) => {
             out.notes.extend(report.notes);
             out.warnings.extend(report.problems);
+            out.warnings.extend(report.warnings);
             for p in &listing.plans {
                 let table = report
                     .tables

@@ -166,6 +166,9 @@ async fn catch_up(
             report.problems.join("\n  - ")
         )));
     }
+    for warning in &report.warnings {
+        tracing::warn!("source `{name}`: {warning}");
+    }
     let names = change_columns(spec);
     let mut tables: BTreeMap<(String, String), Table> = BTreeMap::new();
     for plan in listing.plans {
