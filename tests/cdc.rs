@@ -144,13 +144,29 @@ impl Drop for Cluster {
     }
 }
 
-/// The cluster with the `items` table created, and the Delta readers' Python, or `None` after
+/// A replication test's set-up (cluster, Delta readers' Python, temp folder, spec, lake, the
+/// `items` Delta table's root): the cluster with the `items` table holding `rows` (what follows
+/// `insert into <schema>.items `) and a pipeline with `extra` source settings; `None` after
 /// marking the test skipped.
-fn items_cluster() -> Option<(Cluster, PathBuf)> {
+type Items = (
+    Cluster,
+    PathBuf,
+    tempfile::TempDir,
+    PathBuf,
+    PathBuf,
+    PathBuf,
+);
+
+fn items(rows: &str, extra: &str) -> Option<Items> {
     let mut c = Cluster::connect()?;
     let python = crate::common::delta_readers_python()?;
     c.create_items();
-    Some((c, python))
+    c.exec(&format!("insert into {}.items {rows}", c.name));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = c.spec(dir.path(), extra);
+    let lake = dir.path().join("lake");
+    let root = lake.join("tables/items");
+    Some((c, python, dir, spec, lake, root))
 }
 
 fn run_ok(dir: &Path, spec: &Path) -> String {
@@ -347,20 +363,16 @@ fn plan_against_a_replica_level_server_says_to_set_wal_level_logical() {
 
 #[test]
 fn snapshot_then_changes_land_in_change_files_and_a_delta_table_equal_to_the_source() {
-    let Some((mut c, python)) = items_cluster() else {
+    let Some((mut c, python, dir, spec, lake, root)) = items(
+        "values
+           (1, 1234.5678, '2026-01-01 10:00:00.123456+02', '{a,b}', '{\"k\": [1, 2]}', '\\x00ff', 'zoë'),
+           (2, -0.0001, null, '{}', 'null', '\\x', null),
+           (3, null, '1970-01-01 00:00:00.000001+00', null, null, null, '')",
+        "",
+    ) else {
         return;
     };
     let s = c.name.clone();
-    c.exec(&format!(
-        "insert into {s}.items values
-           (1, 1234.5678, '2026-01-01 10:00:00.123456+02', '{{a,b}}', '{{\"k\": [1, 2]}}', '\\x00ff', 'zoë'),
-           (2, -0.0001, null, '{{}}', 'null', '\\x', null),
-           (3, null, '1970-01-01 00:00:00.000001+00', null, null, null, '');"
-    ));
-    let dir = tempfile::tempdir().unwrap();
-    let spec = c.spec(dir.path(), "");
-    let lake = dir.path().join("lake");
-    let root = lake.join("tables/items");
 
     // 1. The initial copy.
     run_ok(dir.path(), &spec);
@@ -442,17 +454,12 @@ fn snapshot_then_changes_land_in_change_files_and_a_delta_table_equal_to_the_sou
 
 #[test]
 fn an_interrupted_initial_copy_starts_over_in_a_new_snapshot_without_gap_or_duplicate() {
-    let Some((mut c, python)) = items_cluster() else {
+    let Some((mut c, python, dir, spec, lake, root)) =
+        items("(id, note) values (1, 'one'), (2, 'two')", "")
+    else {
         return;
     };
     let s = c.name.clone();
-    c.exec(&format!(
-        "insert into {s}.items (id, note) values (1, 'one'), (2, 'two');"
-    ));
-    let dir = tempfile::tempdir().unwrap();
-    let spec = c.spec(dir.path(), "");
-    let lake = dir.path().join("lake");
-    let root = lake.join("tables/items");
     // A file where the Delta table's root belongs: the first run creates the slot, copies,
     // then fails in the Delta sink and commits nothing.
     std::fs::create_dir_all(lake.join("tables")).unwrap();
@@ -487,17 +494,13 @@ fn an_interrupted_initial_copy_starts_over_in_a_new_snapshot_without_gap_or_dupl
 
 #[test]
 fn runs_killed_at_ten_moments_while_a_writer_changes_rows_lose_and_double_nothing() {
-    let Some((mut c, python)) = items_cluster() else {
+    let Some((mut c, python, dir, spec, lake, root)) = items(
+        "(id, price, note) select i, i * 1.5, 'row ' || i from generate_series(1, 200) i",
+        "",
+    ) else {
         return;
     };
     let s = c.name.clone();
-    c.exec(&format!(
-        "insert into {s}.items (id, price, note) select i, i * 1.5, 'row ' || i from generate_series(1, 200) i;"
-    ));
-    let dir = tempfile::tempdir().unwrap();
-    let spec = c.spec(dir.path(), "");
-    let lake = dir.path().join("lake");
-    let root = lake.join("tables/items");
     run_ok(dir.path(), &spec);
 
     // A writer: inserts, updates, deletes and multi-row transactions, one or two per step.
@@ -574,21 +577,15 @@ fn runs_killed_at_ten_moments_while_a_writer_changes_rows_lose_and_double_nothin
 
 #[test]
 fn snapshot_settings_op_for_full_load_and_the_timestamp_column_name() {
-    let Some((mut c, python)) = items_cluster() else {
+    // include_op_for_full_load: copied rows carry Op = I; the commit time has its own name.
+    let Some((mut c, python, dir, spec, lake, _)) = items(
+        "(id, note) values (1, 'one'), (2, 'two')",
+        "    include_op_for_full_load: true\n    timestamp_column_name: commit_ts\n",
+    ) else {
         return;
     };
     let s = c.name.clone();
-    c.exec(&format!(
-        "insert into {s}.items (id, note) values (1, 'one'), (2, 'two');"
-    ));
-    // include_op_for_full_load: copied rows carry Op = I; the commit time has its own name.
-    let dir = tempfile::tempdir().unwrap();
-    let spec = c.spec(
-        dir.path(),
-        "    include_op_for_full_load: true\n    timestamp_column_name: commit_ts\n",
-    );
     run_ok(dir.path(), &spec);
-    let lake = dir.path().join("lake");
     assert_eq!(
         change_rows(&lake),
         [(Some("I".into()), 1), (Some("I".into()), 2)]
