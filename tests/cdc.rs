@@ -15,7 +15,8 @@ struct Cluster {
     rt: tokio::runtime::Runtime,
     url: String,
     conn: sqlx::PgConnection,
-    /// The schema, also the slot's and the publication's name.
+    /// The schema and the slot's name; the publication is `<name>_pub` (the names the cdc
+    /// crate's tests drop when the process that made them is gone).
     name: String,
 }
 
@@ -102,7 +103,7 @@ sources:
     type: postgres_cdc
     connection: db
     include: [{{ schema: "{name}", table: "%" }}]
-    publication: {name}
+    publication: {name}_pub
     slot: {name}
 {extra}sinks:
   changes:
@@ -137,7 +138,7 @@ impl Drop for Cluster {
                 .execute(&mut self.conn),
         );
         let sql =
-            format!("drop publication if exists {name}; drop schema if exists {name} cascade");
+            format!("drop publication if exists {name}_pub; drop schema if exists {name} cascade");
         let _ = self
             .rt
             .block_on(sqlx::raw_sql(&sql).execute(&mut self.conn));
@@ -614,7 +615,7 @@ fn snapshot_settings_op_for_full_load_and_the_timestamp_column_name() {
 
     // snapshot: never: rows from before the slot are not copied, later changes stream.
     c.exec(&format!(
-        "drop publication {s}; select pg_drop_replication_slot('{s}');"
+        "drop publication {s}_pub; select pg_drop_replication_slot('{s}');"
     ));
     let dir = tempfile::tempdir().unwrap();
     let spec = c.spec(dir.path(), "    snapshot: never\n");
