@@ -4,6 +4,7 @@
 //! Golden files live under `tests/snapshots/` and `tests/fixtures/`; refresh them with
 //! `SNAPSHOTS=overwrite cargo nextest run` and review the diff.
 
+mod cdc;
 mod common;
 mod crawl_glue;
 mod database;
