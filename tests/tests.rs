@@ -5,6 +5,7 @@
 //! `SNAPSHOTS=overwrite cargo nextest run` and review the diff.
 
 mod common;
+mod compact;
 mod crawl_glue;
 mod database;
 mod delta;

@@ -545,7 +545,7 @@ async fn discard_staging(connections: &Connections, spec: &LoadedSpec, run_id: &
     }
 }
 
-async fn delete_prefix(handle: &StoreHandle, prefix: &str) {
+pub(crate) async fn delete_prefix(handle: &StoreHandle, prefix: &str) {
     let path = handle.path(prefix);
     let mut listing = handle.store.list(Some(&path));
     while let Some(Ok(meta)) = listing.next().await {
