@@ -508,3 +508,60 @@ fn serve_compacts_plain_tables_in_its_maintenance_section() {
     assert_eq!(parquet_by_partition(&clean), parquet_before);
     assert_eq!(jsonl_by_partition(&raw), jsonl_before);
 }
+
+/// The names of the files in `folder`, or `None` when it cannot be listed.
+fn listing(folder: &Path) -> Option<std::collections::BTreeSet<String>> {
+    let entries = std::fs::read_dir(folder).ok()?;
+    entries
+        .map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect()
+}
+
+#[test]
+fn a_reader_listing_a_partition_during_a_local_compaction_sees_the_old_or_the_new_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let text = SHOP
+        .replace("count: 60", "count: 300")
+        .replace("max_file_rows: 10", "max_file_rows: 1");
+    std::fs::write(dir.join("shop.yaml"), text).unwrap();
+    ok(dir, &["run", "shop.yaml"]);
+    let raw = dir.join("lake/raw/orders");
+    let (folder, names) = partitions(&raw).into_iter().next().unwrap();
+    let folder = raw.join(folder);
+    let old: std::collections::BTreeSet<String> = names.into_iter().collect();
+    assert_eq!(old.len(), 300);
+
+    let mut child = pipectl(dir)
+        .args(["compact", "shop.yaml"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut seen = Vec::new();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        let names = listing(&folder);
+        if !seen.contains(&names) {
+            seen.push(names);
+        }
+    };
+    assert!(status.success());
+    let new = listing(&folder).expect("the partition is there");
+    assert_eq!(new.len(), 1, "{new:?}");
+    for names in &seen {
+        let names = names
+            .as_ref()
+            .expect("the partition folder is always there");
+        assert!(
+            *names == old || *names == new,
+            "a reader saw {} files: {:?}",
+            names.len(),
+            names.iter().take(5).collect::<Vec<_>>()
+        );
+    }
+    let lines = jsonl_lines(&[folder.join(new.iter().next().unwrap())]);
+    assert_eq!(lines.len(), 300);
+}

@@ -5,10 +5,11 @@
 //! A compaction is recorded as a run of its pipeline (trigger `compact`):
 //! 1. The run is begun (`Running`); the new files are written under its staging folder
 //!    (`_pipectl/staging/<id>/`, which readers and crawlers skip).
-//! 2. The intent is saved: the run becomes `Committing` with the renames of the new files to
-//!    their final keys (`publish`) and the small files they replace (`retire`).
-//! 3. The intent is applied (renames, then deletes; each part idempotent), and the run is
-//!    committed as `Succeeded`.
+//! 2. The intent is saved: the run becomes `Committing` with one [`PartitionSwap`] per
+//!    partition (the staged folder, the files it adds, the small files it removes).
+//! 3. The intent is applied ([`crate::sink::swap`]: on a local disk the staged folder and the
+//!    partition folder are exchanged at once; on object stores the new files are moved in,
+//!    then the small ones deleted; each idempotent), and the run is committed as `Succeeded`.
 //!
 //! Killed in step 1, the run is `Running`: the next run or compaction of the pipeline marks it
 //! `Interrupted` and deletes its staging, so nothing changed. Killed in step 2 or 3, it is
@@ -28,7 +29,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::async_writer::AsyncArrowWriter;
 use pipectl_spec::LoadedSpec;
 use pipectl_spec::types::{Format, ObjectStoreSink, ParquetFormat, Sink, TextCompression};
-use pipectl_state::{RunRecord, RunStatus, StateStore, StepRecord, new_run_id};
+use pipectl_state::{PartitionSwap, RunRecord, RunStatus, StateStore, StepRecord, new_run_id};
 
 use super::Selection;
 use crate::connect::{Connections, StoreHandle};
@@ -420,7 +421,7 @@ pub async fn compact(
     let what = format!("sink `{}`, table `{}`", table.sink, table.table);
 
     let written = write_all(&handle, table, kind, &rewrites, &id).await;
-    let (publish, rows) = match written {
+    let (swaps, rows) = match written {
         Ok(w) => w,
         Err(e) => {
             let e = e.context(format!("{what}: compacting"));
@@ -437,16 +438,16 @@ pub async fn compact(
         state_call(state.run(&id))?,
         Some(r) if r.status == RunStatus::Running
     );
-    let mut retire = Vec::new();
-    for rewrite in &rewrites {
-        for file in &rewrite.files {
-            retire.push(pipectl_state::RetiredObject {
-                connection: table.connection.clone(),
-                key: file.clone(),
-            });
-        }
-    }
-    let gone = missing(&handle, retire.iter().map(|r| r.key.as_str())).await?;
+    let removed: Vec<String> = swaps
+        .iter()
+        .flat_map(|swap| {
+            let folder = parse(&swap.folder);
+            swap.removed
+                .iter()
+                .map(move |name| folder.clone().join(name.as_str()).to_string())
+        })
+        .collect();
+    let gone = missing(&handle, removed.iter().map(String::as_str)).await?;
     if !still_ours || !gone.is_empty() {
         let e = Error::user(format!(
             "{what}: the table changed while it was compacted ({}); nothing was changed, compact again",
@@ -462,11 +463,10 @@ pub async fn compact(
     }
 
     run.status = RunStatus::Committing;
-    run.publish = publish;
-    run.retire = retire;
+    run.swaps = swaps;
     state_call(state.save_run(&run))?;
     stage(Stage::IntentSaved);
-    if let Err(e) = commit::apply(connections, &run.publish, &run.retire, &[]).await {
+    if let Err(e) = commit::apply(connections, &[], &[], &[], &run.swaps).await {
         let e = e.context(format!(
             "{what}: publishing the compacted files failed; the next run or compaction of the pipeline finishes it"
         ));
@@ -474,16 +474,17 @@ pub async fn compact(
         let _ = state.save_run(&run);
         return Err(e);
     }
-    let files_after = outcome.files_before + run.publish.len() as u64 - run.retire.len() as u64;
+    let added: u64 = run.swaps.iter().map(|s| s.added.len() as u64).sum();
+    let files_after = outcome.files_before + added - removed.len() as u64;
     let rewritten: u64 = rewrites.iter().map(|r| r.bytes).sum();
-    let published = published_bytes(&handle, &run.publish).await;
+    let published = published_bytes(&handle, &run.swaps).await;
     run.status = RunStatus::Succeeded;
     run.ended_at = Some(Utc::now());
     if let Some(step) = run.steps.first_mut() {
         step.status = RunStatus::Succeeded;
         step.rows = rows;
         step.bytes = published;
-        step.objects = run.publish.len() as u64;
+        step.objects = added;
         step.duration_ms = clock.elapsed().as_millis() as u64;
     }
     state_call(state.commit_run(&run, &[]))?;
@@ -563,11 +564,14 @@ async fn missing<'a>(
     Ok(gone)
 }
 
-async fn published_bytes(handle: &StoreHandle, publish: &[pipectl_state::PublishEntry]) -> u64 {
+async fn published_bytes(handle: &StoreHandle, swaps: &[PartitionSwap]) -> u64 {
     let mut bytes = 0;
-    for entry in publish {
-        if let Ok(meta) = handle.store.head(&parse(&entry.final_key)).await {
-            bytes += meta.size;
+    for swap in swaps {
+        let folder = parse(&swap.folder);
+        for name in &swap.added {
+            if let Ok(meta) = handle.store.head(&folder.clone().join(name.as_str())).await {
+                bytes += meta.size;
+            }
         }
     }
     bytes
@@ -597,40 +601,50 @@ async fn write_all(
     kind: FileKind,
     rewrites: &[Rewrite],
     id: &str,
-) -> Result<(Vec<pipectl_state::PublishEntry>, u64)> {
-    let mut publish = Vec::new();
+) -> Result<(Vec<PartitionSwap>, u64)> {
+    let mut swaps: BTreeMap<&str, PartitionSwap> = BTreeMap::new();
     let mut rows = 0;
-    let mut sequence: BTreeMap<&str, u32> = BTreeMap::new();
     for rewrite in rewrites {
-        let seq = sequence.entry(rewrite.partition.as_str()).or_insert(0);
-        *seq += 1;
-        let first = rewrite.files.first().map(|f| parse(f)).unwrap_or_default();
-        let first_name = first.filename().unwrap_or_default();
-        let prefix = &first_name[..first_name.rfind("part-").unwrap_or(0)];
-        let name = format!("{prefix}part-{id}-{seq:04}.{}", table.extension);
         let partition = parse(&rewrite.partition);
-        let final_key = partition.clone().join(name.as_str());
         let relative: Vec<String> = partition
             .prefix_match(&handle.prefix)
             .map(|parts| parts.map(|p| p.as_ref().to_owned()).collect())
             .unwrap_or_default();
-        let staged = handle.path(&format!(
-            "{}/{}/{}/{name}",
+        let staged_folder = handle.path(&format!(
+            "{}/{}/{}",
             staging_prefix(id),
             table.sink,
             relative.join("/")
         ));
+        let swap = swaps
+            .entry(rewrite.partition.as_str())
+            .or_insert_with(|| PartitionSwap {
+                connection: table.connection.clone(),
+                folder: partition.to_string(),
+                staged: staged_folder.to_string(),
+                added: Vec::new(),
+                removed: Vec::new(),
+            });
+        let first = rewrite.files.first().map(|f| parse(f)).unwrap_or_default();
+        let first_name = first.filename().unwrap_or_default();
+        let prefix = &first_name[..first_name.rfind("part-").unwrap_or(0)];
+        let name = format!(
+            "{prefix}part-{id}-{:04}.{}",
+            swap.added.len() + 1,
+            table.extension
+        );
+        let staged = staged_folder.clone().join(name.as_str());
         rows += match kind {
             FileKind::Parquet => rewrite_parquet(handle, table, &rewrite.files, &staged).await?,
             FileKind::Jsonl => concatenate(handle, &rewrite.files, &staged).await?,
         };
-        publish.push(pipectl_state::PublishEntry {
-            connection: table.connection.clone(),
-            staged: staged.to_string(),
-            final_key: final_key.to_string(),
-        });
+        swap.added.push(name);
+        for file in &rewrite.files {
+            swap.removed
+                .push(parse(file).filename().unwrap_or_default().to_owned());
+        }
     }
-    Ok((publish, rows))
+    Ok((swaps.into_values().collect(), rows))
 }
 
 /// Reads the rows of `files` and writes them, in order, to one Parquet file at `to` with the
