@@ -45,19 +45,12 @@ async fn read(store: &Arc<dyn ObjectStore>, object: &object_store::ObjectMeta) -
         .unwrap()
 }
 
-#[test]
-fn parquet_lands_in_s3_and_staging_is_cleaned() {
-    let Some((endpoint, bucket)) = crate::common::s3_server() else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = format!("t-{}", std::process::id());
-    let spec = dir.path().join("s3.yaml");
-    std::fs::write(
-        &spec,
-        format!(
-            r#"version: 1
-name: to-s3
+/// A pipeline `name` whose `lake` connection is `prefix` in the test bucket, with a generator
+/// source `events` of 3,000 records in batches of `batch_rows`; its sinks follow.
+fn s3_pipeline(name: &str, bucket: &str, prefix: &str, batch_rows: u32) -> String {
+    format!(
+        r#"version: 1
+name: {name}
 connections:
   lake:
     url: s3://{bucket}/{prefix}
@@ -70,17 +63,31 @@ sources:
     type: generator
     count: 3000
     seed: 1
-    batch_rows: 1000
+    batch_rows: {batch_rows}
     template: '{{"id": {{{{random.number(1000000)}}}}, "platform": "{{{{random.arrayElement(["web","ios"])}}}}"}}'
 sinks:
-  out:
+"#
+    )
+}
+
+#[test]
+fn parquet_lands_in_s3_and_staging_is_cleaned() {
+    let Some((endpoint, bucket)) = crate::common::s3_server() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("t-{}", std::process::id());
+    let spec = dir.path().join("s3.yaml");
+    std::fs::write(
+        &spec,
+        s3_pipeline("to-s3", &bucket, &prefix, 1000)
+            + r#"  out:
     type: object_store
     inputs: [events]
     connection: lake
-    key: streaming/{{table}}/
-    format: {{ type: parquet, compression: zstd }}
-"#
-        ),
+    key: streaming/{table}/
+    format: { type: parquet, compression: zstd }
+"#,
     )
     .unwrap();
     let (out, stdout, stderr) = output(pipectl(dir.path()).arg("run").arg(&spec));
@@ -123,40 +130,22 @@ fn plain_tables_in_s3_are_compacted_keeping_every_row() {
     let spec = dir.path().join("s3.yaml");
     std::fs::write(
         &spec,
-        format!(
-            r#"version: 1
-name: compact-s3
-connections:
-  lake:
-    url: s3://{bucket}/{prefix}
-    endpoint: ${{env:PIPECTL_TEST_S3_ENDPOINT}}
-    access_key_id: ${{env:AWS_ACCESS_KEY_ID}}
-    secret_access_key: ${{env:AWS_SECRET_ACCESS_KEY}}
-    allow_http: true
-sources:
-  events:
-    type: generator
-    count: 3000
-    seed: 1
-    batch_rows: 100
-    template: '{{"id": {{{{random.number(1000000)}}}}, "platform": "{{{{random.arrayElement(["web","ios"])}}}}"}}'
-sinks:
-  clean:
+        s3_pipeline("compact-s3", &bucket, &prefix, 100)
+            + r#"  clean:
     type: object_store
     inputs: [events]
     connection: lake
-    key: clean/{{table}}/
+    key: clean/{table}/
     max_file_rows: 300
-    format: {{ type: parquet }}
+    format: { type: parquet }
   raw:
     type: object_store
     inputs: [events]
     connection: lake
-    key: raw/{{table}}/
+    key: raw/{table}/
     max_file_rows: 300
-    format: {{ type: jsonl }}
-"#
-        ),
+    format: { type: jsonl }
+"#,
     )
     .unwrap();
     let (out, stdout, stderr) = output(pipectl(dir.path()).arg("run").arg(&spec));

@@ -310,12 +310,17 @@ pub(crate) fn compact(args: CompactArgs, state_dir: &Path) -> Result<ExitCode> {
     )
 }
 
+/// `12 files`, `1 file`.
+fn files(n: u64) -> String {
+    format!("{} file{}", human_count(n), crate::plural(n as usize))
+}
+
 fn plain_plan_text(table: &FilesTable, rewrites: &[files::Rewrite]) -> String {
     let head = format!(
-        "sink {}, table {} ({} files, {})",
+        "sink {}, table {} ({}, {})",
         table.sink,
         table.table,
-        human_count(table.files()),
+        files(table.files()),
         human_bytes(table.bytes())
     );
     if table.kind.is_none() {
@@ -327,18 +332,18 @@ fn plain_plan_text(table: &FilesTable, rewrites: &[files::Rewrite]) -> String {
     if rewrites.is_empty() {
         return format!("{head}: nothing to compact\n");
     }
-    let files: usize = rewrites.iter().map(|r| r.files.len()).sum();
+    let rewritten: usize = rewrites.iter().map(|r| r.files.len()).sum();
     let mut text = format!(
-        "{head}: would rewrite {} files into {}:\n",
-        human_count(files as u64),
+        "{head}: would rewrite {} into {}:\n",
+        files(rewritten as u64),
         human_count(rewrites.len() as u64)
     );
     for r in rewrites {
         text.push_str(&format!(
-            "  {}/{}/: {} files ({}) -> 1\n",
+            "  {}/{}/: {} ({}) -> 1\n",
             table.display,
             r.partition,
-            human_count(r.files.len() as u64),
+            files(r.files.len() as u64),
             human_bytes(r.bytes)
         ));
     }
@@ -352,21 +357,22 @@ fn plain_outcome_text(table: &FilesTable, o: &files::FilesOutcome) -> String {
             o.sink, o.table, table.extension
         ),
         None => format!(
-            "sink {}, table {}: nothing to compact ({} files, {})\n",
+            "sink {}, table {}: nothing to compact ({}, {})\n",
             o.sink,
             o.table,
-            human_count(o.files_before),
+            files(o.files_before),
             human_bytes(o.bytes_before)
         ),
         Some(id) => format!(
-            "sink {}, table {}: compacted {} files ({}) into {} ({}) in {} partitions, {} rows; run {id}\n",
+            "sink {}, table {}: compacted {} ({}) into {} ({}) in {} partition{}, {} rows; run {id}\n",
             o.sink,
             o.table,
-            human_count(o.files_before),
+            files(o.files_before),
             human_bytes(o.bytes_before),
             human_count(o.files_after),
             human_bytes(o.bytes_after),
             o.partitions,
+            crate::plural(o.partitions as usize),
             human_count(o.rows)
         ),
     }

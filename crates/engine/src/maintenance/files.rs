@@ -20,11 +20,10 @@
 //! name is `part-<run id>-<sequence>.<extension>` (what the sink and this compaction write).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use chrono::Utc;
 use object_store::path::Path as StorePath;
-use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectMeta, ObjectStoreExt, PutPayload};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::async_writer::AsyncArrowWriter;
 use pipectl_spec::LoadedSpec;
@@ -146,7 +145,7 @@ async fn sink_tables(
                 next.push((path.clone().join(segment.as_str()), table));
                 continue;
             }
-            let children = subfolders(&handle.store, &path, &handle.display).await?;
+            let children = super::folders(&handle.store, &path, &handle.display).await?;
             if children.iter().any(|c| c == super::DELTA_LOG) {
                 // A Delta table root: `compact` handles it through its log.
                 continue;
@@ -220,23 +219,6 @@ async fn sink_tables(
         entry.partitions.insert(folder, files);
     }
     Ok(tables.into_values().collect())
-}
-
-/// The subfolders of `path` (their names).
-async fn subfolders(
-    store: &Arc<dyn ObjectStore>,
-    path: &StorePath,
-    display: &str,
-) -> Result<Vec<String>> {
-    let listing = store
-        .list_with_delimiter(Some(path))
-        .await
-        .map_err(|e| Error::external(format!("cannot list {display}/{path}"), e))?;
-    Ok(listing
-        .common_prefixes
-        .iter()
-        .filter_map(|p| p.filename().map(str::to_owned))
-        .collect())
 }
 
 /// Whether `text` can be what `template` (fixed text with `{placeholders}`, each standing for
