@@ -16,15 +16,28 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use object_store::ObjectStoreExt;
 use object_store::path::Path as StorePath;
 use pipectl_state::{PartitionSwap, PublishEntry, RetiredObject};
 
 use crate::connect::{Connections, StoreHandle};
 use crate::error::{Error, Result};
 
+/// One swap at a time in this process: a recovery started by a run of the daemon may apply
+/// the intent a compaction in the same daemon is applying, and two exchanges of one folder
+/// at once would undo each other.
+static APPLYING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Applies `swap` (see the module documentation).
 pub async fn apply(connections: &Connections, swap: &PartitionSwap) -> Result<()> {
     let handle = connections.object_store(&swap.connection)?;
+    let _one_at_a_time = APPLYING.lock().await;
+    if abandoned(&handle, swap).await? {
+        // Its staging was deleted before any of it was published (a recovery took the
+        // compaction for an interrupted one): the old files are all there, nothing to do.
+        tracing::warn!(folder = %swap.folder, "a compaction's staged files are gone before it was applied; the partition keeps its files");
+        return Ok(());
+    }
     if let Some((folder, staged)) = local_folders(&handle, swap) {
         let task_swap = swap.clone();
         let outcome = tokio::task::spawn_blocking(move || exchange(&folder, &staged, &task_swap))
@@ -64,6 +77,30 @@ pub async fn apply(connections: &Connections, swap: &PartitionSwap) -> Result<()
         })
         .collect();
     super::commit::publish(connections, &publish, &retire).await
+}
+
+/// Whether none of the added files is in the staged folder or the published one.
+async fn abandoned(handle: &StoreHandle, swap: &PartitionSwap) -> Result<bool> {
+    let folder = parse(&swap.folder);
+    let staged = parse(&swap.staged);
+    for name in &swap.added {
+        for path in [
+            folder.clone().join(name.as_str()),
+            staged.clone().join(name.as_str()),
+        ] {
+            match handle.store.head(&path).await {
+                Ok(_) => return Ok(false),
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => {
+                    return Err(Error::external(
+                        format!("cannot look up {path} in {}", handle.display),
+                        e,
+                    ));
+                }
+            }
+        }
+    }
+    Ok(true)
 }
 
 fn parse(key: &str) -> StorePath {
