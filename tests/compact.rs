@@ -565,3 +565,44 @@ fn a_reader_listing_a_partition_during_a_local_compaction_sees_the_old_or_the_ne
     let lines = jsonl_lines(&[folder.join(new.iter().next().unwrap())]);
     assert_eq!(lines.len(), 300);
 }
+
+#[test]
+fn files_of_different_columns_are_compacted_apart_and_every_row_is_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // The first run's orders have no `note` column; the second run's have it.
+    let without_note = SHOP
+        .replace(
+            r#", "note": {{random.arrayElement(["\"gift\"", "null"])}}"#,
+            "",
+        )
+        .replace("      - { name: note, type: string }\n", "");
+    assert_ne!(without_note, SHOP);
+    std::fs::write(dir.join("shop.yaml"), &without_note).unwrap();
+    ok(dir, &["run", "shop.yaml"]);
+    shop(dir, "");
+    ok(dir, &["run", "shop.yaml"]);
+    let clean = dir.join("lake/clean/orders");
+    let (folder, names) = partitions(&clean).into_iter().next().unwrap();
+    assert_eq!(names.len(), 12);
+    let files = |names: &[String]| -> Vec<PathBuf> {
+        names.iter().map(|n| clean.join(&folder).join(n)).collect()
+    };
+    let (schemas, rows) = parquet_rows(&files(&names));
+    assert_eq!(schemas.len(), 2, "{schemas:?}");
+
+    // Each compaction packs the files of one set of columns; it stops when nothing is left.
+    let mut passes = 0;
+    while !ok(dir, &["compact", "shop.yaml", "--sink", "clean"]).contains("nothing to compact") {
+        passes += 1;
+        assert!(passes <= 3, "compaction does not settle");
+    }
+    let after = partitions(&clean).remove(&folder).unwrap();
+    assert_eq!(after.len(), 2, "one file per set of columns: {after:?}");
+    for name in &after {
+        assert_eq!(parquet_rows(&files(std::slice::from_ref(name))).0.len(), 1);
+    }
+    let (after_schemas, after_rows) = parquet_rows(&files(&after));
+    assert_eq!(after_schemas, schemas);
+    assert_eq!(after_rows, rows);
+}

@@ -412,6 +412,19 @@ pub async fn compact(
             return Err(e);
         }
     };
+    if swaps.is_empty() {
+        // Every group held files of different columns: nothing to swap.
+        discard(&handle, &id).await;
+        run.status = RunStatus::Succeeded;
+        run.ended_at = Some(Utc::now());
+        run.error = Some("nothing to compact: the small files have different columns".to_owned());
+        if let Some(step) = run.steps.first_mut() {
+            step.status = RunStatus::Succeeded;
+        }
+        state_call(state.commit_run(&run, &[]))?;
+        outcome.run_id = None;
+        return Ok(outcome);
+    }
     stage(Stage::Staged);
 
     // A recovery by a run of this pipeline in the same process (the daemon) may have taken this
@@ -458,7 +471,13 @@ pub async fn compact(
     }
     let added: u64 = run.swaps.iter().map(|s| s.added.len() as u64).sum();
     let files_after = outcome.files_before + added - removed.len() as u64;
-    let rewritten: u64 = rewrites.iter().map(|r| r.bytes).sum();
+    let rewritten: u64 = table
+        .partitions
+        .values()
+        .flatten()
+        .filter(|f| removed.contains(&f.location.to_string()))
+        .map(|f| f.size)
+        .sum();
     let published = published_bytes(&handle, &run.swaps).await;
     run.status = RunStatus::Succeeded;
     run.ended_at = Some(Utc::now());
@@ -474,11 +493,7 @@ pub async fn compact(
     outcome.files_after = files_after;
     outcome.bytes_after = outcome.bytes_before - rewritten + published;
     outcome.rows = rows;
-    outcome.partitions = {
-        let mut p: Vec<&str> = rewrites.iter().map(|r| r.partition.as_str()).collect();
-        p.dedup();
-        p.len() as u64
-    };
+    outcome.partitions = run.swaps.len() as u64;
     Ok(outcome)
 }
 
@@ -598,6 +613,13 @@ async fn write_all(
             table.sink,
             relative.join("/")
         ));
+        let files = match kind {
+            FileKind::Parquet => same_schema(handle, &rewrite.files).await?,
+            FileKind::Jsonl => rewrite.files.clone(),
+        };
+        if files.len() < 2 {
+            continue;
+        }
         let swap = swaps
             .entry(rewrite.partition.as_str())
             .or_insert_with(|| PartitionSwap {
@@ -607,7 +629,7 @@ async fn write_all(
                 added: Vec::new(),
                 removed: Vec::new(),
             });
-        let first = rewrite.files.first().map(|f| parse(f)).unwrap_or_default();
+        let first = files.first().map(|f| parse(f)).unwrap_or_default();
         let first_name = first.filename().unwrap_or_default();
         let prefix = &first_name[..first_name.rfind("part-").unwrap_or(0)];
         let name = format!(
@@ -617,11 +639,11 @@ async fn write_all(
         );
         let staged = staged_folder.clone().join(name.as_str());
         rows += match kind {
-            FileKind::Parquet => rewrite_parquet(handle, table, &rewrite.files, &staged).await?,
-            FileKind::Jsonl => concatenate(handle, &rewrite.files, &staged).await?,
+            FileKind::Parquet => rewrite_parquet(handle, table, &files, &staged).await?,
+            FileKind::Jsonl => concatenate(handle, &files, &staged).await?,
         };
         swap.added.push(name);
-        for file in &rewrite.files {
+        for file in &files {
             swap.removed
                 .push(parse(file).filename().unwrap_or_default().to_owned());
         }
@@ -629,9 +651,33 @@ async fn write_all(
     Ok((swaps.into_values().collect(), rows))
 }
 
-/// Reads the rows of `files` and writes them, in order, to one Parquet file at `to` with the
-/// first file's Arrow schema (kept in the file, so types, decimals, time zones and
-/// nullability read back the same). A file with another schema fails the compaction.
+/// The files of `files` that are compacted together: those with the columns most of them have
+/// (the newest such set on a tie), so a table whose schema changed compacts the files of each
+/// schema apart instead of failing. Each file's footer is read; the files are small.
+async fn same_schema(handle: &StoreHandle, files: &[String]) -> Result<Vec<String>> {
+    let mut schemas: Vec<(arrow::datatypes::Fields, Vec<String>)> = Vec::new();
+    for file in files {
+        let path = parse(file);
+        let builder = ParquetRecordBatchReaderBuilder::try_new(read(handle, &path).await?)
+            .map_err(|e| Error::external(format!("cannot read {path}"), e))?;
+        let fields = builder.schema().fields().clone();
+        match schemas.iter_mut().find(|(f, _)| *f == fields) {
+            Some((_, same)) => same.push(file.clone()),
+            None => schemas.push((fields, vec![file.clone()])),
+        }
+    }
+    let most = schemas.iter().map(|(_, f)| f.len()).max().unwrap_or(0);
+    Ok(schemas
+        .into_iter()
+        .rev()
+        .find(|(_, f)| f.len() == most)
+        .map(|(_, f)| f)
+        .unwrap_or_default())
+}
+
+/// Reads the rows of `files` (all of one schema) and writes them, in order, to one Parquet file
+/// at `to` with their Arrow schema (kept in the file, so types, decimals, time zones and
+/// nullability read back the same).
 async fn rewrite_parquet(
     handle: &StoreHandle,
     table: &FilesTable,
@@ -657,17 +703,17 @@ async fn rewrite_parquet(
         let file_schema = builder.schema().clone();
         match &schema {
             None => schema = Some(file_schema.clone()),
-            Some(s) if *s == file_schema => {}
+            Some(s) if s.fields() == file_schema.fields() => {}
             Some(_) => {
-                return Err(Error::user(format!(
-                    "{path} has other columns or types than {}; files with different schemas are not compacted together",
-                    files[0]
+                return Err(Error::internal(format!(
+                    "{path} changed its columns while it was compacted"
                 )));
             }
         }
         let reader = builder.build().map_err(read_error)?;
         for batch in reader {
             let batch = batch.map_err(|e| Error::external(format!("cannot read {path}"), e))?;
+            rows += batch.num_rows() as u64;
             if writer.is_none() {
                 let props = writer::parquet_properties(&format, &batch)?;
                 let object = object_store::buffered::BufWriter::with_capacity(
@@ -680,12 +726,16 @@ async fn rewrite_parquet(
                         .map_err(|e| Error::external(format!("cannot start writing {to}"), e))?,
                 );
             }
-            if let Some(w) = writer.as_mut() {
+            if let (Some(w), Some(first)) = (writer.as_mut(), &schema) {
+                // A later file's batches carry its own schema metadata; the file keeps the
+                // first file's (same columns and types).
+                let batch = batch
+                    .with_schema(first.clone())
+                    .map_err(|e| Error::internal(format!("compacting into {to}: {e}")))?;
                 w.write(&batch)
                     .await
                     .map_err(|e| Error::external(format!("cannot write {to}"), e))?;
             }
-            rows += batch.num_rows() as u64;
         }
     }
     let writer = match writer {
