@@ -19,6 +19,19 @@ use crate::clock::{Clock, SystemClock};
 use crate::cron::CronSchedule;
 use crate::runner::{EnvLookup, LoadedPipeline};
 
+/// A pipeline's turn: a run the daemon executes and a compaction of the pipeline's plain tables
+/// take it, so they never overlap (a compaction swapping a partition while a run publishes
+/// into it, or replaces it by a full refresh, or recovers the compaction as an interrupted
+/// one). Delta tables need no turn: their commits are checked against the log.
+pub(crate) fn turn(pipeline: &str) -> Arc<tokio::sync::Mutex<()>> {
+    static TURNS: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>> =
+        Mutex::new(BTreeMap::new());
+    let mut turns = TURNS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    turns.entry(pipeline.to_owned()).or_default().clone()
+}
+
 /// The trigger recorded for maintenance passes.
 pub(crate) const TRIGGER: &str = "maintenance";
 
@@ -227,6 +240,8 @@ pub(crate) async fn run_once(
                     }
                     let label = format!("{}/{}", table.sink, table.table);
                     let step_start = std::time::Instant::now();
+                    let turn = turn(&name);
+                    let _turn = turn.lock().await;
                     let outcome =
                         files::compact(&pipeline.spec, state, &connections, table, target, &|_| {})
                             .await;
