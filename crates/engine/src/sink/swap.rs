@@ -292,4 +292,24 @@ mod tests {
         assert_eq!(names(&folder), ["ab", "late"]);
         assert!(!staged.exists());
     }
+
+    /// A folder with a subfolder cannot be exchanged (hard links cannot carry a folder): it is
+    /// left as it is for the file-by-file publish.
+    #[test]
+    fn a_folder_with_subfolders_is_not_exchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("t/p");
+        let staged = dir.path().join("_pipectl/staging/r/t/p");
+        std::fs::create_dir_all(folder.join("nested")).unwrap();
+        std::fs::create_dir_all(&staged).unwrap();
+        std::fs::write(folder.join("a"), "a").unwrap();
+        std::fs::write(staged.join("ab"), "ab").unwrap();
+        let s = swap(&["ab"], &["a"]);
+        assert!(matches!(
+            exchange(&folder, &staged, &s).unwrap(),
+            Exchange::Unsupported
+        ));
+        assert_eq!(names(&folder), ["a", "nested"]);
+        assert_eq!(names(&staged), ["ab"]);
+    }
 }
