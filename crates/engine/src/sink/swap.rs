@@ -234,6 +234,16 @@ mod tests {
         }
     }
 
+    /// A lake with a partition folder and a compaction's staged folder for it (both empty).
+    fn folders() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("t/p");
+        let staged = dir.path().join("_pipectl/staging/r/t/p");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::create_dir_all(&staged).unwrap();
+        (dir, folder, staged)
+    }
+
     fn names(dir: &Path) -> Vec<String> {
         let mut n: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
@@ -247,11 +257,7 @@ mod tests {
     /// between is moved over, and a second apply (a recovery) changes nothing.
     #[test]
     fn a_local_swap_exchanges_the_folders_and_can_be_repeated() {
-        let dir = tempfile::tempdir().unwrap();
-        let folder = dir.path().join("t/p");
-        let staged = dir.path().join("_pipectl/staging/r/t/p");
-        std::fs::create_dir_all(&folder).unwrap();
-        std::fs::create_dir_all(&staged).unwrap();
+        let (_dir, folder, staged) = folders();
         for name in ["a", "b", "big", "theirs"] {
             std::fs::write(folder.join(name), name).unwrap();
         }
@@ -274,11 +280,7 @@ mod tests {
 
     #[test]
     fn a_swap_interrupted_after_the_exchange_moves_late_files_over() {
-        let dir = tempfile::tempdir().unwrap();
-        let folder = dir.path().join("t/p");
-        let staged = dir.path().join("_pipectl/staging/r/t/p");
-        std::fs::create_dir_all(&folder).unwrap();
-        std::fs::create_dir_all(&staged).unwrap();
+        let (_dir, folder, staged) = folders();
         // As left by a process killed right after the exchange: the new set is published, the
         // old folder (with a file a run published meanwhile) waits in staging.
         std::fs::write(folder.join("ab"), "ab").unwrap();
@@ -297,11 +299,8 @@ mod tests {
     /// left as it is for the file-by-file publish.
     #[test]
     fn a_folder_with_subfolders_is_not_exchanged() {
-        let dir = tempfile::tempdir().unwrap();
-        let folder = dir.path().join("t/p");
-        let staged = dir.path().join("_pipectl/staging/r/t/p");
+        let (_dir, folder, staged) = folders();
         std::fs::create_dir_all(folder.join("nested")).unwrap();
-        std::fs::create_dir_all(&staged).unwrap();
         std::fs::write(folder.join("a"), "a").unwrap();
         std::fs::write(staged.join("ab"), "ab").unwrap();
         let s = swap(&["ab"], &["a"]);
