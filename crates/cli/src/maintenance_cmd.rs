@@ -200,6 +200,16 @@ pub(crate) fn compact(args: CompactArgs, state_dir: &Path) -> Result<ExitCode> {
             false,
         );
     }
+    // Opened before anything is compacted, so a state store held by the daemon changes nothing.
+    let state = match plain.is_empty() {
+        true => None,
+        false => Some(open_state(state_dir).map_err(|e| {
+            anyhow!(
+                "compacting the plain tables of {file} needs the state store {} (each compaction is recorded as a run there, so a killed one is finished or undone): {e}; if `pipectl serve` holds it, let its `maintenance:` section compact, or stop it first",
+                state_dir.display()
+            )
+        })?),
+    };
     for table in &delta {
         match rt.block_on(maintenance::compact(table, target)) {
             Ok(o) => {
@@ -239,16 +249,7 @@ pub(crate) fn compact(args: CompactArgs, state_dir: &Path) -> Result<ExitCode> {
             }
         }
     }
-    if !plain.is_empty() {
-        let state = match open_state(state_dir) {
-            Ok(s) => s,
-            Err(e) => {
-                return Err(anyhow!(
-                    "compacting the plain tables of {file} needs the state store {} (each compaction is recorded as a run there, so a killed one is finished or undone): {e}; if `pipectl serve` holds it, let its `maintenance:` section compact, or stop it first",
-                    state_dir.display()
-                ));
-            }
-        };
+    if let Some(state) = state {
         // Compactions and runs a stopped process left behind are finished or discarded first,
         // and the tables listed again, so every compaction starts from a published file set.
         rt.block_on(pipectl_engine::executor::recover(
