@@ -6,6 +6,7 @@
 
 mod cdc;
 mod common;
+mod compact;
 mod crawl_glue;
 mod database;
 mod delta;

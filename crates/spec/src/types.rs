@@ -48,13 +48,14 @@ pub struct Pipeline {
     #[serde(default)]
     pub crawlers: BTreeMap<String, Crawler>,
     /// Table maintenance that `pipectl serve` runs on its own schedule: compaction and vacuum of
-    /// the Delta tables under this pipeline's `object_store` sinks (`pipectl compact` and
-    /// `pipectl vacuum` do the same on demand).
+    /// the Delta tables under this pipeline's `object_store` sinks, and compaction of its plain
+    /// Parquet and JSON lines tables (`pipectl compact` and `pipectl vacuum` do the same on
+    /// demand).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<Maintenance>,
 }
 
-/// Scheduled maintenance of a pipeline's Delta tables, e.g.
+/// Scheduled maintenance of a pipeline's tables, e.g.
 /// `{schedule: "0 3 * * *", compact: {target_file_size: 134217728}, vacuum: {retention: 7d}}`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -65,7 +66,9 @@ pub struct Maintenance {
     /// IANA time zone the cron expression is read in, e.g. `Europe/Berlin`. Default `UTC`.
     #[serde(default = "default_timezone")]
     pub timezone: String,
-    /// Compact each table: small files bin-packed, per partition, into larger ones. Omit to not compact.
+    /// Compact each table: small files bin-packed, per partition, into larger ones (Delta tables
+    /// in one commit; plain Parquet and JSON lines tables by swapping each partition's files).
+    /// Omit to not compact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compact: Option<CompactSettings>,
     /// Vacuum each table (after compacting): delete files it no longer needs. Omit to not vacuum.
@@ -77,7 +80,8 @@ pub struct Maintenance {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompactSettings {
-    /// Size in bytes compacted files are packed to. Default 134217728 (128 MiB).
+    /// Size in bytes compacted files are packed to. Default 134217728 (128 MiB). `pipectl
+    /// compact` uses it too unless `--target-size` is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub target_file_size: Option<u64>,
