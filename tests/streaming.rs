@@ -825,7 +825,13 @@ pub(crate) fn put_record_batch(numbers: std::ops::RangeInclusive<u64>) -> String
 pub(crate) fn put_until_stored(port: u16, body: &str) -> bool {
     let target = ("X-Amz-Target", "Firehose_20150804.PutRecordBatch");
     let mut unanswered = false;
+    // A pipeline that stopped for good never answers: fail, rather than retry for ever.
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
+        assert!(
+            Instant::now() < deadline,
+            "no 200 from the Direct PUT endpoint on port {port} within 120 s"
+        );
         match try_http(port, "POST", "/", &[target], body.as_bytes()) {
             Some((200, _, answer)) => {
                 assert!(answer.contains(r#""FailedPutCount":0"#), "{answer}");

@@ -4,7 +4,9 @@
 //! Golden files live under `tests/snapshots/` and `tests/fixtures/`; refresh them with
 //! `SNAPSHOTS=overwrite cargo nextest run` and review the diff.
 
+mod cdc;
 mod common;
+mod compact;
 mod crawl_glue;
 mod database;
 mod delta;

@@ -19,23 +19,26 @@
 //!   `START_REPLICATION`, decoded transactions, standby status feedback of applied LSNs.
 //!
 //! The batch PostgreSQL source in pipectl-engine maps types by name from its catalog query;
-//! this crate maps pgoutput's type OIDs to the same Arrow types ([`types`]). When the engine
-//! gains the CDC source, one of the two should use the other's table.
+//! this crate maps pgoutput's type OIDs to the same Arrow types ([`types`]). The engine's
+//! `postgres_cdc` source (`crates/engine/src/source/postgres_cdc/`) copies tables with the
+//! batch source's read path and casts change records to its types, so one of the two tables
+//! should still use the other's.
 //!
-//! Still to come (issue 15), in the crates that own each part:
-//! - the spec's source type `postgres_cdc` (connection, include/exclude tables, publication,
-//!   slot, `snapshot: initial | never | when_needed`) in pipectl-spec, with `plan` showing
-//!   the tables and their replica identity, and `wal_level`/privilege/replica identity checks;
-//! - the initial copy itself (binary COPY of each table inside the exported snapshot, as full
-//!   loads do) and restarting an interrupted snapshot;
-//! - applying changes into Delta tables by merge ordered by (LSN, position), keeping the
-//!   table's value for unchanged TOASTed columns, and DMS-style change files through the
-//!   object_store sink;
-//! - bookmarks of LSNs: the slot's confirmed flush LSN advances only after a sink committed;
-//! - `serve` supervision of long-running CDC pipelines, heartbeats, lag metrics and
-//!   `--until current` catch-up runs;
-//! - types created while streaming: the catalog is read once at connect, so a Relation using
-//!   a type created later maps it by the `unmapped_types` policy until the next connect;
+//! Built on this crate in the engine (issue 15): the `postgres_cdc` source's plan and server
+//! checks, catch-up runs (initial copy in the exported snapshot, a restarted copy in a new
+//! slot, changes up to a stop marker written at the start of the run), change files and Delta
+//! merges by primary key ordered by (LSN, position), and the LSN bookmark that advances only
+//! with the sinks' commit.
+//!
+//! Still to come, in the crates that own each part:
+//! - keeping the table's value for unchanged TOASTed columns in the Delta merge (the engine
+//!   refuses such changes for now), and TRUNCATE;
+//! - `serve` supervision of long-running CDC pipelines, heartbeats and lag metrics, a command
+//!   dropping a pipeline's slot and publication;
+//! - schema changes while streaming: the catalog is read once at connect, so a Relation using
+//!   a type created later maps it by the `unmapped_types` policy until the next connect, and a
+//!   column added during a run stops it (the next run's plan has it);
+//! - TLS on the replication connection ([`StreamSettings`] has no TLS settings yet);
 //! - binary tuple values: decoded by [`pgoutput`], refused by [`records`] (the stream asks
 //!   for text);
 //! - MySQL/MariaDB binlog CDC (issue 16) reusing [`Change`] and [`records`].

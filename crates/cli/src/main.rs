@@ -155,8 +155,9 @@ enum Command {
         #[arg(long, value_parser = parse_as_of)]
         as_of: Option<pipectl_query::AsOf>,
     },
-    /// Compact the Delta tables of a pipeline's object_store sinks: small files bin-packed,
-    /// per partition, into files of about a target size (one commit per table; rows unchanged).
+    /// Compact the tables of a pipeline's object_store sinks: small files bin-packed, per
+    /// partition, into files of about a target size, rows unchanged (a Delta table in one
+    /// commit; a plain Parquet or JSON lines table's files swapped like a run publishes them).
     Compact(maintenance_cmd::CompactArgs),
     /// Delete files the Delta tables of a pipeline's object_store sinks no longer need: those
     /// that left a table longer ago than the retention. The newest version's files stay.
@@ -375,7 +376,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         Command::Generate(args) => generate_cmd::run(args),
         Command::Catalog { action, format } => lake_cmd::catalog(&cli.state_dir, action, format),
         Command::Crawl(args) => lake_cmd::crawl(&cli.state_dir, args),
-        Command::Compact(args) => maintenance_cmd::compact(args),
+        Command::Compact(args) => maintenance_cmd::compact(args, &cli.state_dir),
         Command::Vacuum(args) => maintenance_cmd::vacuum(args),
         Command::Query {
             sql,

@@ -22,8 +22,8 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use pipectl_delta::{
-    CompactOptions, DeltaTable, MergeOptions, MergeSpec, SchemaPolicy, TableLocation, Txn,
-    WriteMode, WriteOptions,
+    CompactOptions, Compression, DeltaTable, MergeOptions, MergeSpec, SchemaPolicy, TableLocation,
+    Txn, WriteMode, WriteOptions,
 };
 
 const BATCH_ROWS: usize = 65_536;
@@ -173,6 +173,8 @@ async fn merge(dir: &str, table_name: &str) {
         partition_by: Vec::new(),
         staging: Path::from("_pipectl/staging/bench"),
         txn: Txn::new("bench", "sink", "t", 2),
+        // As the Python deltalake package writes.
+        compression: Compression::Snappy,
     });
     let mut changes = 0;
     for batch in reader {

@@ -40,6 +40,22 @@ pub enum WriteMode {
     Overwrite,
 }
 
+/// Page compression of the data files a merge writes (appends and overwrites take whole
+/// Parquet writer properties from the caller instead).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    /// No compression.
+    None,
+    /// Snappy, delta-rs' default.
+    #[default]
+    Snappy,
+    /// Zstandard at level 3.
+    Zstd,
+    /// Gzip at its default level.
+    Gzip,
+}
+
 /// What phase 1 prepared for one table; [`crate::DeltaTable::apply`] commits it once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommitIntent {
@@ -104,6 +120,10 @@ pub struct MergeIntent {
     /// When deletes happened, for soft deletes (`_deleted_at`), in microseconds since the
     /// epoch: fixed at prepare so a retried apply writes the same value.
     pub deleted_at_micros: i64,
+    /// Page compression of the files the merge writes (intents saved before it was recorded
+    /// read as delta-rs' default, Snappy).
+    #[serde(default)]
+    pub compression: Compression,
 }
 
 /// What [`crate::DeltaTable::apply`] did.

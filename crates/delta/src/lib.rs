@@ -62,7 +62,7 @@ mod write;
 pub use error::{Error, ErrorClass, Result};
 pub use footer::parquet_footer_schema;
 pub use intent::{
-    ApplyOutcome, CommitIntent, IntentAction, MergeIntent, Txn, WriteIntent, WriteMode,
+    ApplyOutcome, CommitIntent, Compression, IntentAction, MergeIntent, Txn, WriteIntent, WriteMode,
 };
 pub use location::TableLocation;
 pub use merge::{DELETED_AT, DeleteMode, MergeOptions, MergeSpec, MergeWriter};

@@ -20,10 +20,12 @@ use datafusion::prelude::{DataFrame, SessionContext};
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use parquet::arrow::AsyncArrowWriter;
+use parquet::basic::{Compression as Codec, GzipLevel, ZstdLevel};
+use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
-use crate::intent::{CommitIntent, IntentAction, MergeIntent, Txn};
+use crate::intent::{CommitIntent, Compression, IntentAction, MergeIntent, Txn};
 use crate::schema::{self, SchemaPolicy};
 use crate::table::DeltaTable;
 
@@ -173,6 +175,8 @@ pub struct MergeOptions {
     pub staging: Path,
     /// The transaction the commit carries.
     pub txn: Txn,
+    /// Page compression of the data files the merge writes.
+    pub compression: Compression,
 }
 
 /// Stages the input of one merge; [`MergeWriter::finish`] hands back its intent.
@@ -279,6 +283,7 @@ impl MergeWriter {
                 staged: self.staged.iter().map(|p| p.to_string()).collect(),
                 rows: self.rows,
                 deleted_at_micros: chrono::Utc::now().timestamp_micros(),
+                compression: self.options.compression,
             }),
         })
     }
@@ -578,6 +583,7 @@ pub(crate) async fn run(
         .with_target_alias(TARGET)
         .with_merge_schema(intent.schema == SchemaPolicy::Evolve)
         .with_session_state(Arc::new(ctx.state()))
+        .with_writer_properties(writer_properties(intent.compression)?)
         .with_commit_properties(commit);
     let merge_error = |e| Error::external(format!("table {name}: merge"), e);
     // The first matching clause applies: a delete (or a soft delete's tombstone) first, then
@@ -641,6 +647,19 @@ pub(crate) fn created_schema(staged: &Schema, spec: &MergeSpec) -> Schema {
     } else {
         schema
     }
+}
+
+/// The Parquet writer properties of the files a merge writes.
+fn writer_properties(compression: Compression) -> Result<WriterProperties> {
+    let codec = match compression {
+        Compression::None => Codec::UNCOMPRESSED,
+        Compression::Snappy => Codec::SNAPPY,
+        Compression::Zstd => Codec::ZSTD(
+            ZstdLevel::try_new(3).map_err(|e| Error::internal(format!("zstd level: {e}")))?,
+        ),
+        Compression::Gzip => Codec::GZIP(GzipLevel::default()),
+    };
+    Ok(WriterProperties::builder().set_compression(codec).build())
 }
 
 #[cfg(test)]

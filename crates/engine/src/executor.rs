@@ -304,6 +304,7 @@ impl PreparedRun {
             &record.publish,
             &record.retire,
             &manifest.tables,
+            &record.swaps,
         )
         .await
         {
@@ -534,7 +535,7 @@ pub fn state_call<T>(result: std::result::Result<T, pipectl_state::StateError>) 
 /// Applies a `Committing` run's saved intents again.
 async fn recommit(connections: &Connections, run: &RunRecord) -> Result<()> {
     let tables = commit::tables_of(run)?;
-    commit::apply(connections, &run.publish, &run.retire, &tables).await
+    commit::apply(connections, &run.publish, &run.retire, &tables, &run.swaps).await
 }
 
 /// Deletes a run's staging folder in every sink's store. Best effort: leftovers are harmless
@@ -554,7 +555,7 @@ async fn discard_staging(connections: &Connections, spec: &LoadedSpec, run_id: &
     }
 }
 
-async fn delete_prefix(handle: &StoreHandle, prefix: &str) {
+pub(crate) async fn delete_prefix(handle: &StoreHandle, prefix: &str) {
     let path = handle.path(prefix);
     let mut listing = handle.store.list(Some(&path));
     while let Some(Ok(meta)) = listing.next().await {

@@ -1,5 +1,6 @@
 //! Scheduled table maintenance: each pipeline with a `maintenance:` section gets a task that
-//! compacts and vacuums the Delta tables under its `object_store` sinks on the section's own
+//! compacts and vacuums the Delta tables under its `object_store` sinks (and compacts its plain
+//! Parquet and JSON lines tables) on the section's own
 //! cron schedule, independent of the pipeline's runs. Every pass is recorded in the run
 //! history (trigger `maintenance`, one step per table and operation) and logged.
 
@@ -8,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
 use pipectl_engine::connect::Connections;
-use pipectl_engine::maintenance::{self, Selection};
+use pipectl_engine::maintenance::{self, Selection, files};
 use pipectl_spec::types::Maintenance as Settings;
 use pipectl_state::{RunRecord, RunStatus, StateStore, StepRecord, new_run_id};
 use tokio::task::JoinHandle;
@@ -17,6 +18,19 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::{Clock, SystemClock};
 use crate::cron::CronSchedule;
 use crate::runner::{EnvLookup, LoadedPipeline};
+
+/// A pipeline's turn: a run the daemon executes and a compaction of the pipeline's plain tables
+/// take it, so they never overlap (a compaction swapping a partition while a run publishes
+/// into it, or replaces it by a full refresh, or recovers the compaction as an interrupted
+/// one). Delta tables need no turn: their commits are checked against the log.
+pub(crate) fn turn(pipeline: &str) -> Arc<tokio::sync::Mutex<()>> {
+    static TURNS: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>> =
+        Mutex::new(BTreeMap::new());
+    let mut turns = TURNS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    turns.entry(pipeline.to_owned()).or_default().clone()
+}
 
 /// The trigger recorded for maintenance passes.
 pub(crate) const TRIGGER: &str = "maintenance";
@@ -140,23 +154,22 @@ pub(crate) async fn run_once(
         tracing::error!(pipeline = %name, "maintenance: cannot record the pass: {e}");
     }
     let env = env.clone();
+    let mut errors = Vec::new();
     let found = match Connections::resolve(&pipeline.spec.pipeline, &pipeline.base_dir, |n| env(n))
     {
-        Ok(connections) => {
-            maintenance::delta_tables(
-                &pipeline.spec.pipeline,
-                file,
-                &connections,
-                &Selection::default(),
-            )
-            .await
-        }
+        Ok(connections) => maintenance::all_tables(
+            &pipeline.spec.pipeline,
+            file,
+            &connections,
+            &Selection::default(),
+        )
+        .await
+        .map(|tables| (connections, tables)),
         Err(e) => Err(e),
     };
-    let mut errors = Vec::new();
     match found {
         Err(e) => errors.push(e.to_string()),
-        Ok(tables) => {
+        Ok((connections, (tables, plain))) => {
             for table in &tables {
                 if cancel.is_cancelled() {
                     errors.push("stopped before every table was maintained".to_owned());
@@ -213,6 +226,56 @@ pub(crate) async fn run_once(
                         }
                     }
                     run.steps.push(step);
+                }
+            }
+            // Plain tables: each compaction is a run of its own (trigger `compact`), so a
+            // daemon killed in one leaves it for the pipeline's next run to finish or undo.
+            if let Some(c) = &settings.compact {
+                let target = c.target_file_size.unwrap_or(DEFAULT_TARGET_SIZE);
+                let mut compacted = Vec::new();
+                for table in &plain {
+                    if cancel.is_cancelled() {
+                        errors.push("stopped before every table was maintained".to_owned());
+                        break;
+                    }
+                    let label = format!("{}/{}", table.sink, table.table);
+                    let step_start = std::time::Instant::now();
+                    let turn = turn(&name);
+                    let _turn = turn.lock().await;
+                    let outcome =
+                        files::compact(&pipeline.spec, state, &connections, table, target, &|_| {})
+                            .await;
+                    let mut step = step(format!("compact {label}"), step_start);
+                    match outcome {
+                        Ok(o) => {
+                            tracing::info!(
+                                pipeline = %name,
+                                "maintenance: compacted {label}: {} files -> {} ({} rows rewritten)",
+                                o.files_before, o.files_after, o.rows
+                            );
+                            step.rows = o.rows;
+                            step.objects = o.files_after;
+                            step.bytes = o.bytes_after;
+                            if let Some(id) = o.run_id {
+                                compacted.push((table.sink.clone(), id));
+                            }
+                        }
+                        Err(e) => {
+                            let e = connections.redactor().redact(&e.to_string());
+                            tracing::warn!(pipeline = %name, "maintenance: {e}");
+                            step.status = RunStatus::Failed;
+                            step.error = Some(e.clone());
+                            errors.push(e);
+                        }
+                    }
+                    run.steps.push(step);
+                }
+                if let Err(e) =
+                    files::recrawl(&pipeline.spec.pipeline, &connections, state, &compacted).await
+                {
+                    let e = connections.redactor().redact(&e.to_string());
+                    tracing::warn!(pipeline = %name, "maintenance: {e}");
+                    errors.push(e);
                 }
             }
         }

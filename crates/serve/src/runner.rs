@@ -68,7 +68,12 @@ impl Runner for EngineRunner {
             let watchdog = job.step_timeout.map(|limit| {
                 tokio::spawn(step_watchdog(prepared.steps.clone(), limit, job.cancel_reason.clone(), job.cancel.clone()))
             });
-            let result = prepared.execute_classified().await;
+            // Never while a compaction of this pipeline's plain tables swaps their files.
+            let turn = crate::maintenance::turn(&pipeline.spec.pipeline.name);
+            let result = {
+                let _turn = turn.lock().await;
+                prepared.execute_classified().await
+            };
             if let Some(w) = watchdog {
                 w.abort();
             }

@@ -48,13 +48,14 @@ pub struct Pipeline {
     #[serde(default)]
     pub crawlers: BTreeMap<String, Crawler>,
     /// Table maintenance that `pipectl serve` runs on its own schedule: compaction and vacuum of
-    /// the Delta tables under this pipeline's `object_store` sinks (`pipectl compact` and
-    /// `pipectl vacuum` do the same on demand).
+    /// the Delta tables under this pipeline's `object_store` sinks, and compaction of its plain
+    /// Parquet and JSON lines tables (`pipectl compact` and `pipectl vacuum` do the same on
+    /// demand).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<Maintenance>,
 }
 
-/// Scheduled maintenance of a pipeline's Delta tables, e.g.
+/// Scheduled maintenance of a pipeline's tables, e.g.
 /// `{schedule: "0 3 * * *", compact: {target_file_size: 134217728}, vacuum: {retention: 7d}}`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -65,7 +66,9 @@ pub struct Maintenance {
     /// IANA time zone the cron expression is read in, e.g. `Europe/Berlin`. Default `UTC`.
     #[serde(default = "default_timezone")]
     pub timezone: String,
-    /// Compact each table: small files bin-packed, per partition, into larger ones. Omit to not compact.
+    /// Compact each table: small files bin-packed, per partition, into larger ones (Delta tables
+    /// in one commit; plain Parquet and JSON lines tables by swapping each partition's files).
+    /// Omit to not compact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compact: Option<CompactSettings>,
     /// Vacuum each table (after compacting): delete files it no longer needs. Omit to not vacuum.
@@ -77,7 +80,8 @@ pub struct Maintenance {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompactSettings {
-    /// Size in bytes compacted files are packed to. Default 134217728 (128 MiB).
+    /// Size in bytes compacted files are packed to. Default 134217728 (128 MiB). `pipectl
+    /// compact` uses it too unless `--target-size` is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub target_file_size: Option<u64>,
@@ -299,6 +303,10 @@ pub enum Source {
     Postgres(DatabaseSource),
     /// Full or incremental load of MySQL or MariaDB tables, chosen by rules or queries.
     Mysql(DatabaseSource),
+    /// Change data capture from PostgreSQL logical replication (`pgoutput`), as DMS's "full
+    /// load and ongoing replication": an initial copy of each table, then its inserts, updates
+    /// and deletes as change records.
+    PostgresCdc(PostgresCdcSource),
     /// Records from a Kinesis-Data-Generator-style template at a fixed rate.
     Generator(GeneratorSource),
     /// Messages from a NATS JetStream stream (durable consumer); runs until stopped.
@@ -356,6 +364,69 @@ pub struct DatabaseSource {
     /// table or column, remove a column, lowercase names, add a table prefix (PostgreSQL and MySQL).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub transformations: Vec<TransformationRule>,
+}
+
+/// A PostgreSQL change data capture source: a publication names the tables, a logical
+/// replication slot keeps the position.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresCdcSource {
+    /// Name of an entry in `connections` (a `postgres://` URL; the user needs the
+    /// `REPLICATION` attribute, or `rds_replication` on RDS).
+    pub connection: String,
+    /// Tables to replicate, as DMS selection rules (the `postgres` source's rules); `%` matches
+    /// any run of characters, `_` one character. Default: every table. Views cannot be
+    /// replicated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<TableRule>,
+    /// Tables to leave out, applied after `include`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<TableRule>,
+    /// The publication naming the replicated tables, created for the selected tables when
+    /// missing (a PostgreSQL identifier: lowercase letters, digits, `_`, at most 63 bytes).
+    pub publication: String,
+    /// The logical replication slot holding the position, created when missing (lowercase
+    /// letters, digits and `_`, at most 63 bytes, as PostgreSQL requires).
+    pub slot: String,
+    /// When tables are copied before changes stream: `initial` when the slot is created,
+    /// `never` (changes only), or `when_needed` (also when the slot is gone and must be
+    /// created again).
+    #[serde(default)]
+    pub snapshot: CdcSnapshot,
+    /// Give full-load rows the `Op` column too (`I`), as DMS's `includeOpForFullLoad`; without
+    /// it the initial copy's rows carry no operation.
+    #[serde(default)]
+    pub include_op_for_full_load: bool,
+    /// Name of the commit timestamp column (DMS's `TimestampColumnName`).
+    #[serde(default = "default_commit_timestamp_column")]
+    pub timestamp_column_name: String,
+    /// Rows per Arrow record batch of the initial copy.
+    #[serde(default = "default_batch_rows")]
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub batch_rows: usize,
+    /// What a column of a type pipectl cannot map does: fail the run naming it, or land it as text.
+    #[serde(default)]
+    pub unmapped_types: UnmappedTypes,
+    /// What `infinity` and `-infinity` dates and timestamps land as (see the `postgres` source).
+    #[serde(default)]
+    pub infinity: InfinityPolicy,
+}
+
+fn default_commit_timestamp_column() -> String {
+    "_pipectl_commit_ts".to_owned()
+}
+
+/// When a CDC source copies its tables before streaming changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CdcSnapshot {
+    /// Copy every table once, when the slot is created; later runs stream changes only.
+    #[default]
+    Initial,
+    /// Never copy: stream changes from the slot only.
+    Never,
+    /// Copy whenever the slot has to be created, also after it was dropped or lost.
+    WhenNeeded,
 }
 
 /// One transformation rule: which tables it applies to and what it does to them. Within a rule,
@@ -993,6 +1064,7 @@ impl Source {
             Source::Sqlite(_) => "sqlite",
             Source::Postgres(_) => "postgres",
             Source::Mysql(_) => "mysql",
+            Source::PostgresCdc(_) => "postgres_cdc",
             Source::Generator(_) => "generator",
             Source::Nats(_) => "nats",
             Source::Mqtt(_) => "mqtt",

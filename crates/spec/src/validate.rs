@@ -14,7 +14,7 @@ use crate::env::env_refs;
 use crate::lang::{datatype, expr, template};
 use crate::types::{
     AddColumnsTransform, Connection, Crawler, DatabaseSource, Format, GeneratorSource, Maintenance,
-    Pipeline, Schedule, Sink, Source, Transform,
+    Pipeline, PostgresCdcSource, Schedule, Sink, Source, TableRule, TableType, Transform,
 };
 use crate::yaml::{self, Node, NodeKind, PathSeg, Pos, Style};
 
@@ -339,6 +339,29 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+/// Checks a PostgreSQL object name used unquoted: a letter or `_` first, then lowercase
+/// letters, digits and `_` (and `$`, except in `slot` names, which the server restricts to
+/// `[a-z0-9_]`), at most 63 bytes (NAMEDATALEN - 1). The error says what is wrong.
+pub fn pg_identifier(name: &str, slot: bool) -> std::result::Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("the name is empty");
+    }
+    if name.len() > 63 {
+        return Err("PostgreSQL names are at most 63 bytes");
+    }
+    let first = name.chars().next().unwrap_or('_');
+    if !(first.is_ascii_lowercase() || first == '_') {
+        return Err("the name must start with a lowercase letter or `_`");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || (c == '$' && !slot))
+    {
+        return Err("only lowercase letters, digits and `_` are allowed");
+    }
+    Ok(())
+}
+
 /// Object-store URL schemes sinks accept.
 pub const OBJECT_STORE_SCHEMES: &[&str] = &["file", "memory", "s3"];
 /// Database URL schemes sources accept.
@@ -458,6 +481,7 @@ impl Validator<'_> {
                 }
                 Source::Postgres(db) => self.database(p, name, db, POSTGRES_SCHEMES),
                 Source::Mysql(db) => self.database(p, name, db, MYSQL_SCHEMES),
+                Source::PostgresCdc(cdc) => self.postgres_cdc(p, name, cdc),
                 Source::Generator(g) => self.generator(p, name, g),
                 Source::Nats(_) | Source::Mqtt(_) | Source::Http(_) => {
                     self.stream_source(p, name, source)
@@ -490,7 +514,11 @@ impl Validator<'_> {
                     {
                         self.full_refresh_key(&base, &s.key);
                     }
-                    self.table_options(&base, s);
+                    let cdc_fed = !s.inputs.is_empty()
+                        && s.inputs
+                            .iter()
+                            .all(|i| matches!(p.sources.get(i), Some(Source::PostgresCdc(_))));
+                    self.table_options(&base, s, cdc_fed);
                 }
                 Sink::Firehose(s) => self.firehose_sink(p, name, s),
             }
@@ -955,25 +983,7 @@ impl Validator<'_> {
                 }
             }
         }
-        for (list, rules) in [("include", &db.include), ("exclude", &db.exclude)] {
-            for (i, rule) in rules.iter().enumerate() {
-                for (field, pattern) in [("schema", &rule.schema), ("table", &rule.table)] {
-                    if pattern.is_empty() {
-                        self.error(
-                            &[
-                                base[0].clone(),
-                                base[1].clone(),
-                                key(list),
-                                PathSeg::Index(i),
-                                key(field),
-                            ],
-                            "empty pattern",
-                            Some("use `%` to match every name".to_owned()),
-                        );
-                    }
-                }
-            }
-        }
+        self.table_rules(&base, &db.include, &db.exclude);
         let mut seen = BTreeMap::new();
         for (i, q) in db.queries.iter().enumerate() {
             let path = [
@@ -1011,6 +1021,89 @@ impl Validator<'_> {
                     Some("give each query its own table name".to_owned()),
                 );
             }
+        }
+    }
+
+    /// The include/exclude selection rules of a database source.
+    fn table_rules(&mut self, base: &[PathSeg; 2], include: &[TableRule], exclude: &[TableRule]) {
+        for (list, rules) in [("include", include), ("exclude", exclude)] {
+            for (i, rule) in rules.iter().enumerate() {
+                for (field, pattern) in [("schema", &rule.schema), ("table", &rule.table)] {
+                    if pattern.is_empty() {
+                        self.error(
+                            &[
+                                base[0].clone(),
+                                base[1].clone(),
+                                key(list),
+                                PathSeg::Index(i),
+                                key(field),
+                            ],
+                            "empty pattern",
+                            Some("use `%` to match every name".to_owned()),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn postgres_cdc(&mut self, p: &Pipeline, name: &str, cdc: &PostgresCdcSource) {
+        let base = [key("sources"), key(name)];
+        let at = |k: &str| vec![base[0].clone(), base[1].clone(), key(k)];
+        self.connection_ref(p, &base, &cdc.connection, POSTGRES_SCHEMES, "a database");
+        self.table_rules(&base, &cdc.include, &cdc.exclude);
+        for (i, rule) in cdc.include.iter().enumerate() {
+            if rule.table_type == Some(TableType::View) {
+                self.error(
+                    &[
+                        base[0].clone(),
+                        base[1].clone(),
+                        key("include"),
+                        PathSeg::Index(i),
+                        key("table_type"),
+                    ],
+                    "views cannot be replicated: logical replication carries tables' changes only",
+                    Some(
+                        "remove `table_type: view`, or load the view with a `postgres` source"
+                            .to_owned(),
+                    ),
+                );
+            }
+        }
+        if let Err(why) = pg_identifier(&cdc.publication, false) {
+            self.error(
+                &at("publication"),
+                format!("invalid publication name `{}`: {why}", cdc.publication),
+                Some("use lowercase letters, digits and `_`, e.g. `pipectl_orders`".to_owned()),
+            );
+        }
+        if let Err(why) = pg_identifier(&cdc.slot, true) {
+            self.error(
+                &at("slot"),
+                format!("invalid replication slot name `{}`: {why}", cdc.slot),
+                Some("use lowercase letters, digits and `_`, e.g. `pipectl_orders`".to_owned()),
+            );
+        }
+        let column = &cdc.timestamp_column_name;
+        if column.trim().is_empty() {
+            self.error(
+                &at("timestamp_column_name"),
+                "empty column name",
+                Some("leave it out for `_pipectl_commit_ts`".to_owned()),
+            );
+        } else if [
+            "Op",
+            "_pipectl_commit_lsn",
+            "_pipectl_position",
+            "_pipectl_unchanged",
+        ]
+        .contains(&column.as_str())
+        {
+            self.error(
+                &at("timestamp_column_name"),
+                format!("`{column}` is the name of another change column"),
+                Some("choose another name, e.g. `commit_ts`".to_owned()),
+            );
         }
     }
 
@@ -1245,8 +1338,14 @@ impl Validator<'_> {
 
     /// Checks the options that only Delta tables take (`mode: merge`, `merge`,
     /// `partition_by`, `schema`) are not given for file formats, and that a Delta sink's are
-    /// consistent.
-    fn table_options(&mut self, base: &[PathSeg], s: &crate::types::ObjectStoreSink) {
+    /// consistent. A merge fed only by CDC sources may leave out `merge:`: each table is then
+    /// keyed by its primary key, ordered by the commit LSN and position, and `Op = 'D'` deletes.
+    fn table_options(
+        &mut self,
+        base: &[PathSeg],
+        s: &crate::types::ObjectStoreSink,
+        cdc_fed: bool,
+    ) {
         let at = |fields: &[&str]| {
             let mut path = base.to_vec();
             path.extend(fields.iter().map(|f| key(f)));
@@ -1274,6 +1373,7 @@ impl Validator<'_> {
         };
         self.delta_table_key(&at(&["key"]), &s.key);
         match (&s.merge, s.mode == crate::types::WriteMode::Merge) {
+            (None, true) if cdc_fed => {}
             (None, true) => self.error(
                 &at(&["mode"]),
                 "`mode: merge` needs `merge:` settings saying which columns identify a row",
@@ -1599,6 +1699,19 @@ fn block_text_position(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn postgres_identifiers_as_the_server_takes_them() {
+        assert_eq!(pg_identifier("pipectl_orders_1", true), Ok(()));
+        assert_eq!(pg_identifier("_p$ub", false), Ok(()));
+        assert!(pg_identifier("_p$ub", true).is_err(), "slots take no `$`");
+        assert!(pg_identifier("", false).is_err());
+        assert!(pg_identifier("1st", false).is_err());
+        assert!(pg_identifier("Orders", false).is_err());
+        assert!(pg_identifier("a-b", false).is_err());
+        assert_eq!(pg_identifier(&"a".repeat(63), true), Ok(()));
+        assert!(pg_identifier(&"a".repeat(64), true).is_err());
+    }
 
     #[test]
     fn key_templates() {

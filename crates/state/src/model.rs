@@ -108,6 +108,24 @@ pub struct RetiredObject {
     pub key: String,
 }
 
+/// A partition folder whose files a compaction replaces in one step: the staged folder (the
+/// new files plus links to the files that stay) is exchanged with the published one where the
+/// store can (local disks), or else the new files are moved in before the replaced ones are
+/// deleted. Applying it again after a crash finishes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionSwap {
+    /// The sink connection name.
+    pub connection: String,
+    /// The published partition folder, a path in the connection's store.
+    pub folder: String,
+    /// The staged folder holding the new files, a path in the same store.
+    pub staged: String,
+    /// Names of the files the swap adds to the folder.
+    pub added: Vec<String>,
+    /// Names of the files it removes from the folder.
+    pub removed: Vec<String>,
+}
+
 /// One run of a pipeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -149,6 +167,10 @@ pub struct RunRecord {
     /// read), so the state crate needs no table-format types; applying one is idempotent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub table_commits: Vec<serde_json::Value>,
+    /// Partition folders a compaction swaps, written with the manifest when it enters
+    /// `Committing` and applied (again by a recovery) like the rest of it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub swaps: Vec<PartitionSwap>,
     /// A streaming run: its sinks publish objects while it runs, so a run that stops early
     /// (even by kill -9) keeps what its steps' records say it published.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -178,6 +200,7 @@ impl RunRecord {
             retire: Vec::new(),
             bookmarks: Vec::new(),
             table_commits: Vec::new(),
+            swaps: Vec::new(),
             streaming: false,
         }
     }

@@ -11,7 +11,7 @@ use object_store::path::Path;
 use sqlx::{Executor as _, Row as _};
 
 use super::*;
-use crate::{MergeOptions, MergeSpec};
+use crate::{Compression, MergeOptions, MergeSpec};
 
 type Change = (i64, Option<i64>, i64, &'static str);
 
@@ -142,6 +142,7 @@ async fn random_merges_equal_the_same_changes_applied_to_postgresql() {
             partition_by: Vec::new(),
             staging: Path::from(format!("_pipectl/staging/oracle-{round}")),
             txn: txn(round),
+            compression: Compression::default(),
         });
         // Split in two input batches: de-duplication spans them.
         let (a, b) = changes.split_at(changes.len() / 2);

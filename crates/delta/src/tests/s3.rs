@@ -8,7 +8,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, PutMode, PutPayload};
 
 use super::*;
-use crate::{MergeOptions, MergeSpec};
+use crate::{Compression, MergeOptions, MergeSpec};
 
 #[tokio::test]
 async fn appends_merges_and_txn_checks_work_on_s3() {
@@ -57,6 +57,7 @@ async fn appends_merges_and_txn_checks_work_on_s3() {
         partition_by: Vec::new(),
         staging: Path::from(format!("{}/_staging", location.root())),
         txn: txn(2),
+        compression: Compression::Zstd,
     });
     writer.write(&rows(&[3, 4])).await.unwrap();
     let intent = writer.finish().await.unwrap();

@@ -6,6 +6,8 @@
 //!
 //! - Files: the intent is the rename of a staged file to its final key (and, for a full
 //!   refresh, the objects it retires). A file already moved is skipped on a second apply.
+//! - Compacted partitions of plain tables: the intent is a [`PartitionSwap`], the folder's
+//!   new file set replacing its old one ([`super::swap`]); a swap already made is not redone.
 //! - Delta tables: the intent is `pipectl_delta`'s [`pipectl_delta::CommitIntent`] (the data
 //!   files or the staged merge input, the schema change, the `txn` action) with the connection
 //!   and table root. Applying reads the table's log and commits only when the `txn` version is
@@ -17,7 +19,7 @@ use ::object_store::ObjectStoreExt;
 use ::object_store::path::Path as StorePath;
 use futures::StreamExt;
 use pipectl_delta::{ApplyOutcome, DeltaTable};
-use pipectl_state::{PublishEntry, RetiredObject};
+use pipectl_state::{PartitionSwap, PublishEntry, RetiredObject};
 use serde::{Deserialize, Serialize};
 
 use super::StagedFile;
@@ -157,16 +159,21 @@ pub fn tables_of(record: &pipectl_state::RunRecord) -> Result<Vec<DeltaCommit>> 
 }
 
 /// Applies a saved manifest: publishes the files, deletes what they replace, then commits each
-/// Delta table. Every part can be repeated, so a recovery calls this again after a crash.
+/// Delta table, then swaps each compacted partition ([`super::swap`]). Every part can be
+/// repeated, so a recovery calls this again after a crash.
 pub async fn apply(
     connections: &Connections,
     publish_entries: &[PublishEntry],
     retire: &[RetiredObject],
     tables: &[DeltaCommit],
+    swaps: &[PartitionSwap],
 ) -> Result<()> {
     publish(connections, publish_entries, retire).await?;
     for table in tables {
         table.apply(connections).await?;
+    }
+    for swap in swaps {
+        super::swap::apply(connections, swap).await?;
     }
     Ok(())
 }
@@ -218,7 +225,7 @@ async fn retired_objects(
 /// Moves staged files to their final keys, then deletes what a full refresh replaces. A file
 /// no longer staged but present at its final key was moved by an earlier attempt and is
 /// skipped, and a replaced object already gone is fine, so publishing can be repeated.
-async fn publish(
+pub(crate) async fn publish(
     connections: &Connections,
     entries: &[PublishEntry],
     retire: &[RetiredObject],

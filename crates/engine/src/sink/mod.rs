@@ -12,6 +12,7 @@ pub mod csv;
 mod delta;
 mod firehose;
 mod object_store;
+pub mod swap;
 pub mod writer;
 
 pub use commit::{CommitIntent, DeltaCommit};

@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use pipectl_spec::types::{Pipeline, Source as SourceSpec};
 use pipectl_state::Bookmark;
 
-use super::{Source, database, files, generator, mysql, postgres, sqlite, streamed};
+use super::{Source, database, files, generator, mysql, postgres, postgres_cdc, sqlite, streamed};
 use crate::connect::Connections;
 use crate::error::Result;
 use crate::plan::PlanRead;
@@ -88,6 +88,7 @@ pub fn connector(spec: &SourceSpec) -> Box<dyn SourceConnector + '_> {
             Box::new(database::ServerConnector::<postgres::Postgres>::new(s))
         }
         SourceSpec::Mysql(s) => Box::new(database::ServerConnector::<mysql::Mysql>::new(s)),
+        SourceSpec::PostgresCdc(s) => Box::new(postgres_cdc::Connector(s)),
         SourceSpec::Generator(s) => Box::new(generator::Connector(s)),
         SourceSpec::Files(s) => Box::new(files::Connector(s)),
         SourceSpec::Nats(s) => Box::new(streamed::Streamed(s)),

@@ -8,6 +8,7 @@ pub mod generator;
 pub mod key_type;
 pub mod mysql;
 pub mod postgres;
+pub mod postgres_cdc;
 pub mod sqlite;
 pub mod streamed;
 

@@ -20,6 +20,7 @@ pub fn is_stream_source(source: &Source) -> bool {
         Source::Nats(_) | Source::Mqtt(_) | Source::Http(_) => true,
         Source::Sqlite(_)
         | Source::Postgres(_)
+        | Source::PostgresCdc(_)
         | Source::Mysql(_)
         | Source::Generator(_)
         | Source::Files(_) => false,

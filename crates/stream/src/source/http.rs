@@ -25,6 +25,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -48,6 +49,8 @@ use crate::wal::{self, Wal};
 
 /// Records one PutRecordBatch may carry (Firehose's limit).
 const MAX_BATCH_RECORDS: usize = 500;
+/// How long a stopping source waits for requests in progress to be answered.
+const DRAIN_SECS: u64 = 10;
 
 /// One sync covers the requests waiting when it starts, up to about this many bytes.
 const GROUP_BYTES: u64 = 1024 * 1024;
@@ -208,6 +211,9 @@ impl StreamSource for HttpStream {
                 shared: Arc::downgrade(&shared),
             };
             let mut connections = tokio::task::JoinSet::new();
+            // Cancelled with the pipeline, or when the source stops early: connections then
+            // finish the request in progress (answering it) and close.
+            let stop_connections = cancel.child_token();
             // A writer or reader that ends before the pipeline stops has failed (or the sink
             // has stopped): the source stops too.
             let mut ended_early = None;
@@ -234,7 +240,7 @@ impl StreamSource for HttpStream {
                 // Reap finished connections so the set does not grow with every client.
                 while connections.try_join_next().is_some() {}
                 let shared = shared.clone();
-                let cancel = cancel.clone();
+                let stop = stop_connections.clone();
                 connections.spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
                         let shared = shared.clone();
@@ -245,7 +251,10 @@ impl StreamSource for HttpStream {
                     tokio::pin!(conn);
                     tokio::select! {
                         _ = conn.as_mut() => {}
-                        _ = cancel.cancelled() => conn.as_mut().graceful_shutdown(),
+                        _ = stop.cancelled() => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.as_mut().await;
+                        }
                     }
                 });
             }
@@ -257,19 +266,38 @@ impl StreamSource for HttpStream {
                     .map_err(|e| e.context(format!("source `{name}`")))
                 };
             if let Some((what, done)) = ended_early {
-                connections.abort_all();
+                // A request whose records the writer already synced still gets its 200 (the
+                // records are in the log and the next run delivers them); one the writer can no
+                // longer take gets its error. Only connections that do not finish in time are
+                // cut off.
+                stop_connections.cancel();
+                drain(&mut connections).await;
                 drop(registered);
                 return joined(what, done);
             }
             // Requests in progress finish (their records reach the log, or they get an error);
             // then the writer ends, and the reader hands the sink what is left and ends,
             // closing the sink's input.
-            while connections.join_next().await.is_some() {}
+            drain(&mut connections).await;
             drop(registered);
             drop(shared);
             joined("writer", committer.await)?;
             joined("reader", feeder.await)
         })
+    }
+}
+
+/// Waits for the connections, told to stop, to finish their request in progress, for at most
+/// [`DRAIN_SECS`]; then cuts off those still open (a client that stalls mid-body must not keep
+/// the pipeline from stopping).
+async fn drain(connections: &mut tokio::task::JoinSet<()>) {
+    let finished = tokio::time::timeout(Duration::from_secs(DRAIN_SECS), async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if finished.is_err() {
+        tracing::warn!("requests still in progress after {DRAIN_SECS} s were cut off");
+        connections.abort_all();
     }
 }
 

@@ -120,6 +120,7 @@ pub fn connector<'a>(name: &str, spec: &'a SourceSpec) -> Result<Box<dyn StreamC
         SourceSpec::Generator(g) => Box::new(GeneratorConnector(g)),
         SourceSpec::Sqlite(_)
         | SourceSpec::Postgres(_)
+        | SourceSpec::PostgresCdc(_)
         | SourceSpec::Mysql(_)
         | SourceSpec::Files(_) => {
             return Err(Error::user(format!(

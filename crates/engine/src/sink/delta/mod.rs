@@ -123,8 +123,13 @@ impl SinkConnector for Connector<'_> {
                 }
             ),
         ];
-        if let (WriteMode::Merge, Some(merge)) = (settings.mode, &settings.merge) {
-            notes.extend(merge.describe());
+        match (settings.mode, &settings.merge) {
+            (WriteMode::Merge, Some(merge)) => notes.extend(merge.describe()),
+            (WriteMode::Merge, None) => notes.push(
+                "merge settings from the CDC source's change records: each table's primary key, ordered by (_pipectl_commit_lsn, _pipectl_position), `\"Op\" = 'D'` deletes"
+                    .to_owned(),
+            ),
+            _ => {}
         }
         notes.push(
             "data files are written under each table root and committed (with a txn per table and run) when the whole run succeeds"

@@ -8,9 +8,10 @@ use std::sync::atomic::Ordering;
 use arrow::record_batch::RecordBatch;
 use futures::future::BoxFuture;
 use pipectl_delta::{
-    DeltaTable, IntentAction, MergeOptions, MergeWriter, TableWriter, Txn, WriteOptions,
+    Compression, DeltaTable, IntentAction, MergeOptions, MergeWriter, TableWriter, Txn,
+    WriteOptions,
 };
-use pipectl_spec::types::WriteMode;
+use pipectl_spec::types::{ParquetCompression, WriteMode};
 use tokio::sync::mpsc;
 
 use super::{Settings, engine_error, location};
@@ -172,12 +173,18 @@ impl Run<'_> {
                 Writer::Table(table_writer)
             }
             WriteMode::Merge => {
-                let spec = settings.merge.clone().ok_or_else(|| {
-                    Error::user(format!(
-                        "sink `{}`: `mode: merge` needs `merge:` settings",
-                        self.sink.name
-                    ))
-                })?;
+                let spec = match (&settings.merge, first) {
+                    (Some(spec), _) => spec.clone(),
+                    // Change records of a CDC source say how they merge.
+                    (None, Some(first)) => change_merge_spec(table, first)?.ok_or_else(|| {
+                        Error::user(format!(
+                            "sink `{}`: `mode: merge` needs `merge:` settings (only change records of a CDC source bring their own)",
+                            self.sink.name
+                        ))
+                    })?,
+                    // A CDC table without changes in this run: nothing to merge.
+                    (None, None) => return Ok(()),
+                };
                 let staging = self.handle.path(&format!(
                     "{}/{}/{key}",
                     staging_prefix(&run.run_id),
@@ -189,6 +196,12 @@ impl Run<'_> {
                     partition_by: settings.partition_by.clone(),
                     staging,
                     txn,
+                    compression: match settings.parquet.compression {
+                        ParquetCompression::None => Compression::None,
+                        ParquetCompression::Snappy => Compression::Snappy,
+                        ParquetCompression::Zstd => Compression::Zstd,
+                        ParquetCompression::Gzip => Compression::Gzip,
+                    },
                 }))
             }
         };
@@ -274,4 +287,43 @@ async fn txn(
         txn.version = txn.version.max(last + 1);
     }
     Ok(txn)
+}
+
+/// The merge settings a CDC source's change records carry in their schema metadata
+/// ([`crate::source::postgres_cdc::MERGE_METADATA`]): the table's primary key, the (LSN,
+/// position) order and the delete condition. `None` for other data.
+fn change_merge_spec(
+    table: &TableId,
+    batch: &RecordBatch,
+) -> Result<Option<pipectl_delta::MergeSpec>> {
+    let Some(text) = batch
+        .schema()
+        .metadata()
+        .get(crate::source::postgres_cdc::MERGE_METADATA)
+        .cloned()
+    else {
+        return Ok(None);
+    };
+    #[derive(serde::Deserialize)]
+    struct Carried {
+        keys: Vec<String>,
+        sequence_by: Vec<String>,
+        delete_when: String,
+    }
+    let carried: Carried = serde_json::from_str(&text).map_err(|e| {
+        Error::internal(format!(
+            "table {table}: change records' merge settings: {e}"
+        ))
+    })?;
+    if carried.keys.is_empty() {
+        return Err(Error::user(format!(
+            "table {table} has no primary key, so its changes cannot be merged by key; add a primary key, or give the sink `merge: {{keys: [...]}}`"
+        )));
+    }
+    Ok(Some(pipectl_delta::MergeSpec {
+        keys: carried.keys,
+        sequence_by: carried.sequence_by,
+        delete_when: Some(carried.delete_when),
+        ..pipectl_delta::MergeSpec::default()
+    }))
 }

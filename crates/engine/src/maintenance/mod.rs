@@ -1,18 +1,21 @@
 //! Table maintenance over a pipeline's sinks: compaction (bin-packing small files) and vacuum
 //! (deleting files no version within the retention needs) of the Delta tables under its
-//! `object_store` sinks. `pipectl compact`/`pipectl vacuum` and the `maintenance:` schedule
-//! of `pipectl serve` both run through here.
+//! `object_store` sinks, and compaction of its plain Parquet and JSON lines tables
+//! ([`files`]). `pipectl compact`/`pipectl vacuum` and the `maintenance:` schedule of
+//! `pipectl serve` both run through here.
 //!
 //! The tables are found by listing: the sink's key template is followed folder by folder up to
 //! its `{table}` folder (fixed folders as written, `{pipeline}` as the pipeline's name, other
 //! placeholders matching any folder), and a folder holding a `_delta_log/` is a Delta table
 //! root, whoever wrote it.
 
+pub mod files;
+
 use std::time::Duration;
 
 use object_store::path::Path as StorePath;
 use pipectl_delta::{CompactOptions, DeltaTable, TableLocation, VacuumOptions};
-use pipectl_spec::types::{Pipeline, Sink};
+use pipectl_spec::types::{Format, Pipeline, Sink};
 
 use crate::connect::Connections;
 use crate::error::{Error, Result};
@@ -48,6 +51,53 @@ pub async fn delta_tables(
     connections: &Connections,
     selection: &Selection,
 ) -> Result<Vec<FoundTable>> {
+    let found = find_delta_tables(pipeline, file, connections, selection).await?;
+    if let Some(table) = &selection.table
+        && found.is_empty()
+    {
+        return Err(Error::user(format!(
+            "no Delta table `{table}` under {} of {file}; a table root is a `{{table}}` folder holding a `_delta_log/`",
+            selected(selection)
+        )));
+    }
+    Ok(found)
+}
+
+/// Every table compaction works on under the selected sinks of `pipeline`: the Delta tables
+/// and the plain Parquet/JSON lines tables (files pipectl wrote, by partition folder).
+pub async fn all_tables(
+    pipeline: &Pipeline,
+    file: &str,
+    connections: &Connections,
+    selection: &Selection,
+) -> Result<(Vec<FoundTable>, Vec<files::FilesTable>)> {
+    let delta = find_delta_tables(pipeline, file, connections, selection).await?;
+    let plain = files::file_tables(pipeline, connections, selection).await?;
+    if let Some(table) = &selection.table
+        && delta.is_empty()
+        && plain.is_empty()
+    {
+        return Err(Error::user(format!(
+            "no table `{table}` under {} of {file}: neither a Delta table (a `{{table}}` folder holding a `_delta_log/`) nor files pipectl wrote",
+            selected(selection)
+        )));
+    }
+    Ok((delta, plain))
+}
+
+fn selected(selection: &Selection) -> String {
+    match &selection.sink {
+        Some(s) => format!("sink `{s}`"),
+        None => "its object_store sinks".to_owned(),
+    }
+}
+
+async fn find_delta_tables(
+    pipeline: &Pipeline,
+    file: &str,
+    connections: &Connections,
+    selection: &Selection,
+) -> Result<Vec<FoundTable>> {
     let sinks: Vec<(&String, &pipectl_spec::types::ObjectStoreSink)> = match &selection.sink {
         Some(name) => match pipeline.sinks.get(name) {
             Some(Sink::ObjectStore(s)) => vec![(name, s)],
@@ -77,7 +127,7 @@ pub async fn delta_tables(
         let handle = connections.object_store(&sink.connection)?;
         let segments: Vec<&str> = sink.key.split('/').filter(|s| !s.is_empty()).collect();
         let Some(table_at) = segments.iter().position(|s| s.contains("{table}")) else {
-            if selection.sink.is_some() {
+            if selection.sink.is_some() && matches!(sink.format, Format::Delta(_)) {
                 return Err(Error::user(format!(
                     "sink `{name}` of {file}: its key `{}` has no `{{table}}` folder, so it has no table roots",
                     sink.key
@@ -122,17 +172,6 @@ pub async fn delta_tables(
                 });
             }
         }
-    }
-    if let Some(table) = &selection.table
-        && found.is_empty()
-    {
-        return Err(Error::user(format!(
-            "no Delta table `{table}` under {} of {file}; a table root is a `{{table}}` folder holding a `_delta_log/`",
-            match &selection.sink {
-                Some(s) => format!("sink `{s}`"),
-                None => "its object_store sinks".to_owned(),
-            }
-        )));
     }
     Ok(found)
 }
