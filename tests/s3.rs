@@ -7,7 +7,7 @@ use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::common::{output, pipectl};
+use crate::common::{lake_sink_from, output, pipectl};
 
 /// The test bucket on the local S3 server.
 fn bucket_store(endpoint: &str, bucket: &str) -> Arc<dyn ObjectStore> {
@@ -66,13 +66,12 @@ fn parquet_lands_in_s3_and_staging_is_cleaned() {
     std::fs::write(
         &spec,
         s3_pipeline("to-s3", &bucket, &prefix, 1000)
-            + r#"  out:
-    type: object_store
-    inputs: [events]
-    connection: lake
-    key: streaming/{table}/
-    format: { type: parquet, compression: zstd }
-"#,
+            + &lake_sink_from(
+                "out",
+                "events",
+                "streaming/{table}/",
+                "    format: { type: parquet, compression: zstd }\n",
+            ),
     )
     .unwrap();
     let (out, stdout, stderr) = output(pipectl(dir.path()).arg("run").arg(&spec));
@@ -116,21 +115,18 @@ fn plain_tables_in_s3_are_compacted_keeping_every_row() {
     std::fs::write(
         &spec,
         s3_pipeline("compact-s3", &bucket, &prefix, 100)
-            + r#"  clean:
-    type: object_store
-    inputs: [events]
-    connection: lake
-    key: clean/{table}/
-    max_file_rows: 300
-    format: { type: parquet }
-  raw:
-    type: object_store
-    inputs: [events]
-    connection: lake
-    key: raw/{table}/
-    max_file_rows: 300
-    format: { type: jsonl }
-"#,
+            + &lake_sink_from(
+                "clean",
+                "events",
+                "clean/{table}/",
+                "    max_file_rows: 300\n    format: { type: parquet }\n",
+            )
+            + &lake_sink_from(
+                "raw",
+                "events",
+                "raw/{table}/",
+                "    max_file_rows: 300\n    format: { type: jsonl }\n",
+            ),
     )
     .unwrap();
     let (out, stdout, stderr) = output(pipectl(dir.path()).arg("run").arg(&spec));
