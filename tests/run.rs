@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::common::{copy_quickstart, files_under, output, pipectl};
+use crate::common::{copy_quickstart, files_under, output, pipectl, write_spec};
 
 /// A pipeline that generates `count` records at `rate` per second into JSON lines under
 /// `lake/events/`, 2,000 records a file, so finished files appear in staging while it runs.
@@ -33,9 +33,7 @@ sinks:
     format: {{ type: jsonl }}
 "#
     );
-    let path = dir.join("gen.yaml");
-    std::fs::write(&path, spec).unwrap();
-    path
+    write_spec(dir, "gen.yaml", &spec)
 }
 
 fn published(dir: &Path) -> Vec<String> {
@@ -184,9 +182,9 @@ fn a_second_process_gets_a_clear_lock_error() {
 fn secrets_never_reach_output_or_history() {
     let dir = tempfile::tempdir().unwrap();
     let secret = "s3cr3t-Value-42";
-    let spec = dir.path().join("secret.yaml");
-    std::fs::write(
-        &spec,
+    let spec = write_spec(
+        dir.path(),
+        "secret.yaml",
         r#"version: 1
 name: secretive
 connections:
@@ -206,8 +204,7 @@ sinks:
     key: out/
     format: { type: jsonl }
 "#,
-    )
-    .unwrap();
+    );
     let (out, stdout, stderr) = output(
         pipectl(dir.path())
             .env("PIPECTL_TEST_SECRET", secret)
@@ -313,9 +310,9 @@ fn stop_mid_run(signal: &str, code: i32) {
 fn transforms_reshape_rows_as_specified() {
     let dir = tempfile::tempdir().unwrap();
     copy_quickstart(dir.path());
-    let spec = dir.path().join("transforms.yaml");
-    std::fs::write(
-        &spec,
+    let spec = write_spec(
+        dir.path(),
+        "transforms.yaml",
         r#"version: 1
 name: shaped
 connections:
@@ -363,8 +360,7 @@ sinks:
     key: shaped/{table}/
     format: { type: jsonl, compression: gzip }
 "#,
-    )
-    .unwrap();
+    );
     let (out, stdout, stderr) = output(pipectl(dir.path()).arg("run").arg(&spec));
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let files = files_under(&dir.path().join("lake/shaped/films"));

@@ -3,6 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod skip;
+pub use skip::{services_required, skip};
+
 /// The repository root.
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -65,6 +68,13 @@ pub fn copy_quickstart(dir: &Path) -> PathBuf {
     dir.join("pipeline.yaml")
 }
 
+/// Writes the spec `yaml` to `file` in `dir` and returns its path.
+pub fn write_spec(dir: &Path, file: &str, yaml: &str) -> PathBuf {
+    let path = dir.join(file);
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
 /// Every file under `dir`, relative, sorted.
 pub fn files_under(dir: &Path) -> Vec<String> {
     fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
@@ -84,34 +94,6 @@ pub fn files_under(dir: &Path) -> Vec<String> {
     walk(dir, dir, &mut out);
     out.sort();
     out
-}
-
-/// Marks the running test as skipped because `reason` (a missing service): prints
-/// `SKIP <test>: <reason>` on stderr and, when `PIPECTL_TEST_SKIP_LOG` names a file (as
-/// `scripts/test.sh` does), appends the same line there, so the runner's summary lists every
-/// skipped test: nextest counts a test that returns early as passed and hides its output.
-/// Call it only after [`services_required`] said skipping is allowed.
-pub fn skip(reason: &str) {
-    let test = std::thread::current().name().unwrap_or("a test").to_owned();
-    let line = format!("SKIP {test}: {reason}");
-    eprintln!("{line}");
-    if let Ok(log) = std::env::var("PIPECTL_TEST_SKIP_LOG") {
-        use std::io::Write;
-        let appended = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .and_then(|mut f| writeln!(f, "{line}"));
-        if let Err(e) = appended {
-            eprintln!("cannot append to PIPECTL_TEST_SKIP_LOG {log}: {e}");
-        }
-    }
-}
-
-/// True when tests must fail rather than skip when a service is missing (CI).
-pub fn services_required() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-        || std::env::var("PIPECTL_TEST_REQUIRE_SERVICES").as_deref() == Ok("1")
 }
 
 /// The text field `field` of every element of the JSON array `array`, in order.

@@ -166,39 +166,30 @@ pub(crate) fn compact(args: CompactArgs, state_dir: &Path) -> Result<ExitCode> {
             &selection,
         ))
         .map_err(engine_error)?;
-    let mut outcomes = Vec::new();
-    let mut failed = false;
-    let mut text = String::new();
+    let mut report = Report::default();
     if args.dry_run {
         for table in &delta {
-            text.push_str(&format!(
+            report.text.push_str(&format!(
                 "sink {}, table {} ({}): a Delta table; compact bin-packs its files smaller than {} per partition in one commit\n",
                 table.sink,
                 table.table,
                 table.location.display(),
                 human_bytes(target)
             ));
-            outcomes.push(serde_json::json!({
+            report.outcomes.push(serde_json::json!({
                 "sink": table.sink, "table": table.table, "delta": true,
             }));
         }
         for table in &plain {
             let rewrites = files::plan(table, target);
-            text.push_str(&plain_plan_text(table, &rewrites));
-            outcomes.push(serde_json::json!({
+            report.text.push_str(&plain_plan_text(table, &rewrites));
+            report.outcomes.push(serde_json::json!({
                 "sink": table.sink, "table": table.table, "files": table.files(),
                 "bytes": table.bytes(), "rewrites": rewrites,
             }));
         }
         let empty = delta.is_empty() && plain.is_empty();
-        return finish(
-            &args.tables,
-            no_tables(&args.tables),
-            empty,
-            text,
-            outcomes,
-            false,
-        );
+        return report.finish(&args.tables, no_tables(&args.tables), empty);
     }
     // Opened before anything is compacted, so a state store held by the daemon changes nothing.
     let state = match plain.is_empty() {
@@ -213,7 +204,7 @@ pub(crate) fn compact(args: CompactArgs, state_dir: &Path) -> Result<ExitCode> {
     for table in &delta {
         match rt.block_on(maintenance::compact(table, target)) {
             Ok(o) => {
-                text.push_str(&if o.version_after == o.version_before {
+                let line = if o.version_after == o.version_before {
                     format!(
                         "sink {}, table {} ({}): nothing to compact ({} files, {}; version {})\n",
                         o.sink,
@@ -237,16 +228,10 @@ pub(crate) fn compact(args: CompactArgs, state_dir: &Path) -> Result<ExitCode> {
                         o.version_before,
                         o.version_after
                     )
-                });
-                outcomes.push(serde_json::to_value(&o)?);
+                };
+                report.done(&line, &o)?;
             }
-            Err(e) => {
-                failed = true;
-                text.push_str(&format!("error: {e}\n"));
-                outcomes.push(serde_json::json!({
-                    "sink": table.sink, "table": table.table, "error": e.to_string(),
-                }));
-            }
+            Err(e) => report.table_failed(&table.sink, &table.table, &e.to_string()),
         }
     }
     if let Some(state) = state {
@@ -273,20 +258,16 @@ pub(crate) fn compact(args: CompactArgs, state_dir: &Path) -> Result<ExitCode> {
             ));
             match result {
                 Ok(o) => {
-                    text.push_str(&plain_outcome_text(table, &o));
                     if let Some(id) = &o.run_id {
                         compacted.push((table.sink.clone(), id.clone()));
                     }
-                    outcomes.push(serde_json::to_value(&o)?);
+                    report.done(&plain_outcome_text(table, &o), &o)?;
                 }
-                Err(e) => {
-                    failed = true;
-                    let e = connections.redactor().redact(&e.to_string());
-                    text.push_str(&format!("error: {e}\n"));
-                    outcomes.push(serde_json::json!({
-                        "sink": table.sink, "table": table.table, "error": e,
-                    }));
-                }
+                Err(e) => report.table_failed(
+                    &table.sink,
+                    &table.table,
+                    &connections.redactor().redact(&e.to_string()),
+                ),
             }
         }
         if let Err(e) = rt.block_on(files::recrawl(
@@ -295,20 +276,11 @@ pub(crate) fn compact(args: CompactArgs, state_dir: &Path) -> Result<ExitCode> {
             &state,
             &compacted,
         )) {
-            failed = true;
-            let e = connections.redactor().redact(&e.to_string());
-            text.push_str(&format!("error: {e}\n"));
+            report.error(&connections.redactor().redact(&e.to_string()));
         }
     }
     let empty = delta.is_empty() && plain.is_empty();
-    finish(
-        &args.tables,
-        no_tables(&args.tables),
-        empty,
-        text,
-        outcomes,
-        failed,
-    )
+    report.finish(&args.tables, no_tables(&args.tables), empty)
 }
 
 /// `12 files`, `1 file`.
@@ -384,14 +356,12 @@ pub(crate) fn vacuum(args: VacuumArgs) -> Result<ExitCode> {
     let Some((found, rt)) = tables(&args.tables)? else {
         return Ok(ExitCode::from(1));
     };
-    let mut outcomes = Vec::new();
-    let mut failed = false;
-    let mut text = String::new();
+    let mut report = Report::default();
     let retention = humanize(args.retention);
     for table in &found {
         match rt.block_on(maintenance::vacuum(table, args.retention, args.dry_run)) {
             Ok(o) => {
-                text.push_str(&format!(
+                let mut text = format!(
                     "sink {}, table {} ({}): {} {} files that left the table more than {retention} ago; version {} keeps its {} files\n",
                     o.sink,
                     o.table,
@@ -400,49 +370,65 @@ pub(crate) fn vacuum(args: VacuumArgs) -> Result<ExitCode> {
                     human_count(o.deleted.len() as u64),
                     o.version,
                     human_count(o.files_kept),
-                ));
+                );
                 for f in &o.deleted {
                     text.push_str(&format!("  {f}\n"));
                 }
-                outcomes.push(serde_json::to_value(&o)?);
+                report.done(&text, &o)?;
             }
-            Err(e) => {
-                failed = true;
-                text.push_str(&format!("error: {e}\n"));
-                outcomes.push(serde_json::json!({
-                    "sink": table.sink, "table": table.table, "error": e.to_string(),
-                }));
-            }
+            Err(e) => report.table_failed(&table.sink, &table.table, &e.to_string()),
         }
     }
-    finish(
-        &args.tables,
-        none_found(&args.tables),
-        found.is_empty(),
-        text,
-        outcomes,
-        failed,
-    )
+    report.finish(&args.tables, none_found(&args.tables), found.is_empty())
 }
 
-fn finish(
-    args: &TableArgs,
-    none: String,
-    empty: bool,
+/// What a maintenance command prints: a text line (or more) and a JSON outcome a table, and
+/// whether anything failed.
+#[derive(Default)]
+struct Report {
     text: String,
     outcomes: Vec<serde_json::Value>,
     failed: bool,
-) -> Result<ExitCode> {
-    match args.format {
-        OutputFormat::Json => print_out(&(serde_json::to_string_pretty(&outcomes)? + "\n"))?,
-        OutputFormat::Text if empty => print_out(&none)?,
-        OutputFormat::Text => print_out(&text)?,
+}
+
+impl Report {
+    /// A table done: `text` to print and its `outcome` for `--format json`.
+    fn done(&mut self, text: &str, outcome: &impl serde::Serialize) -> Result<()> {
+        self.text.push_str(text);
+        self.outcomes.push(serde_json::to_value(outcome)?);
+        Ok(())
     }
-    Ok(if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+
+    /// A failure that belongs to no one table, said as `error: {error}`.
+    fn error(&mut self, error: &str) {
+        self.failed = true;
+        self.text.push_str(&format!("error: {error}\n"));
+    }
+
+    /// Table `table` of `sink` failed with `error`, which goes into its JSON outcome too.
+    fn table_failed(&mut self, sink: &str, table: &str, error: &str) {
+        self.error(error);
+        self.outcomes.push(serde_json::json!({
+            "sink": sink, "table": table, "error": error,
+        }));
+    }
+
+    /// Prints the outcomes (JSON) or the text (`none` when no table was `found`), and exits 1
+    /// when a table failed.
+    fn finish(self, args: &TableArgs, none: String, empty: bool) -> Result<ExitCode> {
+        match args.format {
+            OutputFormat::Json => {
+                print_out(&(serde_json::to_string_pretty(&self.outcomes)? + "\n"))?
+            }
+            OutputFormat::Text if empty => print_out(&none)?,
+            OutputFormat::Text => print_out(&self.text)?,
+        }
+        Ok(if self.failed {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        })
+    }
 }
 
 /// `7d`, `12h`, `90s`: a retention as it was probably written.

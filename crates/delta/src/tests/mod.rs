@@ -6,6 +6,8 @@ mod merge;
 mod pg_oracle;
 mod readers;
 mod s3;
+#[path = "../../../../tests/common/skip.rs"]
+mod skip;
 mod write;
 
 use std::sync::Arc;
@@ -25,6 +27,7 @@ use crate::{
     ApplyOutcome, CommitIntent, DeltaTable, SchemaPolicy, TableLocation, Txn, WriteMode,
     WriteOptions,
 };
+pub(super) use skip::{services_required, skip};
 
 /// A table root `lake/t` in a fresh temp dir (the dir lives as long as the guard).
 pub(super) fn local_table() -> (tempfile::TempDir, TableLocation) {
@@ -43,31 +46,6 @@ pub(super) fn local_table() -> (tempfile::TempDir, TableLocation) {
 pub(super) fn memory_table() -> TableLocation {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     TableLocation::new(store, Path::from("lake/t"), "memory://test")
-}
-
-/// Marks the running test skipped, as the integration tests' `common::skip` does: a `SKIP`
-/// line on stderr and in `PIPECTL_TEST_SKIP_LOG`, which `scripts/test.sh` summarises.
-pub(super) fn skip(reason: &str) {
-    let test = std::thread::current().name().unwrap_or("a test").to_owned();
-    let line = format!("SKIP {test}: {reason}");
-    eprintln!("{line}");
-    if let Ok(log) = std::env::var("PIPECTL_TEST_SKIP_LOG") {
-        use std::io::Write;
-        let appended = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .and_then(|mut f| writeln!(f, "{line}"));
-        if let Err(e) = appended {
-            eprintln!("cannot append to PIPECTL_TEST_SKIP_LOG {log}: {e}");
-        }
-    }
-}
-
-/// Whether a missing service or tool fails the test instead of skipping it (CI).
-pub(super) fn services_required() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-        || std::env::var("PIPECTL_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
 }
 
 pub(super) fn txn(version: i64) -> Txn {
