@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-mod skip;
-pub use skip::{services_required, skip};
+mod services;
+pub(crate) use services::{s3_server, s3_store, services_required, skip};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -124,22 +124,6 @@ pub fn plan_json(dir: &Path, spec: &Path) -> serde_json::Value {
     serde_json::from_str(&stdout).unwrap()
 }
 
-/// The local S3 server's endpoint and bucket (`scripts/s3-server.sh`, started by
-/// `scripts/test.sh`), or `None` after marking the test skipped; fails instead in CI.
-pub fn s3_server() -> Option<(String, String)> {
-    let Ok(endpoint) = std::env::var("PIPECTL_TEST_S3_ENDPOINT") else {
-        assert!(
-            !services_required(),
-            "PIPECTL_TEST_S3_ENDPOINT is not set: start the S3 server with scripts/s3-server.sh"
-        );
-        skip("PIPECTL_TEST_S3_ENDPOINT not set (scripts/test.sh starts a local S3 server)");
-        return None;
-    };
-    let bucket =
-        std::env::var("PIPECTL_TEST_S3_BUCKET").unwrap_or_else(|_| "pipectl-test".to_owned());
-    Some((endpoint, bucket))
-}
-
 /// A spec's `connections:` block: each (name, url) pair as a connection with that URL.
 pub fn connections(entries: &[(&str, &str)]) -> String {
     let mut out = "connections:\n".to_owned();
@@ -195,19 +179,6 @@ pub fn s3_lake(bucket: &str, prefix: &str) -> String {
     secret_access_key: ${{env:AWS_SECRET_ACCESS_KEY}}
     allow_http: true"#
     )
-}
-
-/// A client of `bucket` on the local S3 server at `endpoint` (see [`s3_server`]), with the
-/// keys from the environment.
-pub fn s3_store(endpoint: &str, bucket: &str) -> object_store::aws::AmazonS3 {
-    object_store::aws::AmazonS3Builder::from_env()
-        .with_bucket_name(bucket)
-        .with_endpoint(endpoint)
-        .with_allow_http(true)
-        .with_virtual_hosted_style_request(false)
-        .with_region("us-east-1")
-        .build()
-        .unwrap()
 }
 
 /// Waits (up to 20 s) until a run has started writing under `lake`'s staging folder.

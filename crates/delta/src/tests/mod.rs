@@ -6,8 +6,8 @@ mod merge;
 mod pg_oracle;
 mod readers;
 mod s3;
-#[path = "../../../../tests/common/skip.rs"]
-mod skip;
+#[path = "../../../../tests/common/services.rs"]
+mod services;
 mod write;
 
 use std::sync::Arc;
@@ -27,7 +27,7 @@ use crate::{
     ApplyOutcome, CommitIntent, DeltaTable, SchemaPolicy, TableLocation, Txn, WriteMode,
     WriteOptions,
 };
-pub(super) use skip::{services_required, skip};
+pub(super) use services::{s3_server, s3_store, services_required, skip};
 
 /// A table root `lake/t` in a fresh temp dir (the dir lives as long as the guard).
 pub(super) fn local_table() -> (tempfile::TempDir, TableLocation) {

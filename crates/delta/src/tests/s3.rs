@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
 use object_store::{ObjectStore, PutMode, PutPayload};
 
@@ -12,26 +11,10 @@ use crate::{Compression, MergeOptions, MergeSpec};
 
 #[tokio::test]
 async fn appends_merges_and_txn_checks_work_on_s3() {
-    let Ok(endpoint) = std::env::var("PIPECTL_TEST_S3_ENDPOINT") else {
-        assert!(
-            !services_required(),
-            "PIPECTL_TEST_S3_ENDPOINT is not set: start scripts/s3-server.sh"
-        );
-        skip("PIPECTL_TEST_S3_ENDPOINT not set (scripts/test.sh starts a local S3 server)");
+    let Some((endpoint, bucket)) = s3_server() else {
         return;
     };
-    let bucket =
-        std::env::var("PIPECTL_TEST_S3_BUCKET").unwrap_or_else(|_| "pipectl-test".to_owned());
-    let store: Arc<dyn ObjectStore> = Arc::new(
-        AmazonS3Builder::from_env()
-            .with_bucket_name(&bucket)
-            .with_endpoint(&endpoint)
-            .with_allow_http(true)
-            .with_virtual_hosted_style_request(false)
-            .with_region("us-east-1")
-            .build()
-            .unwrap(),
-    );
+    let store: Arc<dyn ObjectStore> = Arc::new(s3_store(&endpoint, &bucket));
     let root = format!("delta-{}-{}/orders", std::process::id(), fastrand::u32(..));
     let location = TableLocation::new(store, Path::from(root), format!("s3://{bucket}"));
 
