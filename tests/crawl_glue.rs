@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::common::{output, pipectl};
+use crate::common::{assert_contains_all, output, pipectl};
 use crate::lake::{catalog_json, columns_of, crawl, ok, query, table_names, write, write_parquet};
 
 /// `len` bytes that are not text, the same on every run: a date cut by an invalid byte at
@@ -109,10 +109,7 @@ fn binary_and_nul_filled_csv_files_are_reported_by_key_and_left_out() {
         ]
     );
     let text = ok(d, &["catalog", "show", "g.t"]);
-    assert!(
-        text.contains("3 files left out") && text.contains("dt=3/b.csv"),
-        "{text}"
-    );
+    assert_contains_all(&text, &["3 files left out", "dt=3/b.csv"]);
 
     // A folder holding only a NUL-filled file is no table (before: one column named by
     // 262,144 NUL bytes).
@@ -152,12 +149,14 @@ fn a_corrupt_parquet_file_is_named_and_can_be_skipped() {
     let sql = "select count(*) as n, sum(id) as s from p";
     let stderr = fails(d, &["query", sql, "-d", "pq"]);
     let bad_url = format!("file://{}", bad.display());
-    assert!(
-        stderr.contains(&format!("cannot read {bad_url} (table pq.p)"))
-            && stderr.contains("footer length exceeds its size")
-            && stderr.contains("(and 1 more unreadable files)")
-            && stderr.contains("--skip-unreadable"),
-        "{stderr}"
+    assert_contains_all(
+        &stderr,
+        &[
+            &format!("cannot read {bad_url} (table pq.p)"),
+            "footer length exceeds its size",
+            "(and 1 more unreadable files)",
+            "--skip-unreadable",
+        ],
     );
     // A query pruned to the good partition reads only it and succeeds.
     let rows = query(d, "pq", "select count(*) as n from p where dt = 1");
@@ -367,11 +366,12 @@ fn new_folders_crawls_only_log_schema_changes_as_glue_forces_log() {
     write(&d.join("lake/ev/dt=3/c.csv"), "id,name\n3,cy\n");
     let report = crawl(d, "file://lake/ev", "inc", &["--recrawl", "new-folders"]);
     let changes = report[0]["tables"][0]["changes"].to_string();
-    assert!(
-        changes.contains(
-            "not applied (schema_change: log, forced by recrawl: new_folders): column id changed type int -> string"
-        ) && changes.contains("folder dt=2/ not added: column id is string where the table has int"),
-        "{changes}"
+    assert_contains_all(
+        &changes,
+        &[
+            "not applied (schema_change: log, forced by recrawl: new_folders): column id changed type int -> string",
+            "folder dt=2/ not added: column id is string where the table has int",
+        ],
     );
     // Before: `id` became a string for the whole table.
     let table = catalog_json(d, &["show", "inc.ev"]);
@@ -422,11 +422,13 @@ fn a_table_whose_folder_was_deleted_is_deprecated_and_queries_say_since_when() {
     );
     // Before: "table 'actor' not found".
     let stderr = fails(d, &["query", "select * from actor", "-d", "z"]);
-    assert!(
-        stderr.contains("table z.actor is deprecated since the crawl of")
-            && stderr.contains("by pipectl crawl file://lake/zoo")
-            && stderr.contains("was no longer found"),
-        "{stderr}"
+    assert_contains_all(
+        &stderr,
+        &[
+            "table z.actor is deprecated since the crawl of",
+            "by pipectl crawl file://lake/zoo",
+            "was no longer found",
+        ],
     );
     assert_eq!(
         query(d, "z", "select title from film"),

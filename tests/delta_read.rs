@@ -14,7 +14,7 @@ use object_store::path::Path as StorePath;
 use pipectl_delta::{DeltaTable, SchemaPolicy, TableLocation, Txn, WriteMode, WriteOptions};
 use serde_json::Value;
 
-use crate::common::{output, pipectl};
+use crate::common::{assert_contains_all, output, pipectl};
 use crate::lake::{catalog_json, ok, query};
 
 /// The Delta table at `dir/root` (a folder path relative to `dir`).
@@ -301,11 +301,13 @@ fn compact_and_vacuum_maintain_the_delta_tables_of_a_pipelines_sinks() {
     let python = crate::common::delta_readers_python();
 
     let text = ok(dir, &["compact", "shop.yaml", "--sink", "lake"]);
-    assert!(
-        text.contains("sink lake, table orders (file://lake/orders): compacted 12 files (")
-            && text.contains("into 2 (")
-            && text.contains("in 2 partitions; version 5 -> 6"),
-        "{text}"
+    assert_contains_all(
+        &text,
+        &[
+            "sink lake, table orders (file://lake/orders): compacted 12 files (",
+            "into 2 (",
+            "in 2 partitions; version 5 -> 6",
+        ],
     );
     assert!(!text.contains("plain"), "{text}");
     let expected: Vec<i64> = (0..12).collect();

@@ -10,7 +10,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use serde_json::Value;
 
-use crate::common::{output, pipectl};
+use crate::common::{assert_contains_all, output, pipectl};
 
 /// Runs pipectl in `dir`, asserts success, returns stdout.
 pub(crate) fn ok(dir: &Path, args: &[&str]) -> String {
@@ -356,15 +356,12 @@ fn csv_gzip_json_and_plain_folder_partitions() {
     assert!(text.contains("partition_1"), "{text}");
     assert!(text.contains("delimiter ';'"), "{text}");
     let text = ok(d, &["catalog", "databases"]);
-    assert!(text.contains("raw") && text.contains('2'), "{text}");
+    assert_contains_all(&text, &["raw", "2"]);
     let text = ok(
         d,
         &["query", "select city from sales order by id", "-d", "raw"],
     );
-    assert!(
-        text.contains("| Rome |") && text.contains("(3 rows)"),
-        "{text}"
-    );
+    assert_contains_all(&text, &["| Rome |", "(3 rows)"]);
     let csv = ok(
         d,
         &[
@@ -472,10 +469,7 @@ fn schema_changes_follow_the_policy() {
     assert_eq!(rows[0]["id"], 5_000_000_000i64);
     assert!(rows[0].get("gone").is_none_or(Value::is_null), "{rows:?}");
     let text = ok(d, &["catalog", "history", "s.ev"]);
-    assert!(
-        text.contains("version 2") && text.contains("- added column extra boolean"),
-        "{text}"
-    );
+    assert_contains_all(&text, &["version 2", "- added column extra boolean"]);
 
     // Recrawling only new folders reads nothing known.
     let report = crawl(d, "file://lake/ev", "s", &["--recrawl", "new-folders"]);
@@ -488,11 +482,12 @@ fn schema_changes_follow_the_policy() {
     assert_eq!(report[0]["files_read"], 1, "{report}");
     // Incremental crawls only log schema changes (as Glue forces LOG); the folder is added.
     let changes = report[0]["tables"][0]["changes"].to_string();
-    assert!(
-        changes.contains(
-            "not applied (schema_change: log, forced by recrawl: new_folders): added column late double"
-        ) && changes.contains("added 1 partitions"),
-        "{changes}"
+    assert_contains_all(
+        &changes,
+        &[
+            "not applied (schema_change: log, forced by recrawl: new_folders): added column late double",
+            "added 1 partitions",
+        ],
     );
     assert!(!columns_of(&catalog_json(d, &["show", "s.ev"])).contains(&"late double".to_owned()));
     let rows = query(d, "s", "select id from ev where day = 2");
@@ -586,10 +581,7 @@ fn files_source_reads_each_file_once_and_skips_malformed_ones() {
     write(&d.join("lake/landing/film/4.csv"), "title,id\nJaws,6\n");
     let (out, stdout, stderr) = output(pipectl(d).args(["run", "p.yaml"]));
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(
-        stderr.contains("film/3.jsonl") && stderr.contains("line 2"),
-        "{stderr}"
-    );
+    assert_contains_all(&stderr, &["film/3.jsonl", "line 2"]);
     let ids: Vec<i64> = query(d, "clean", "select id from film order by id")
         .iter()
         .map(|r| r["id"].as_i64().unwrap())

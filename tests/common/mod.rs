@@ -75,6 +75,13 @@ pub fn write_spec(dir: &Path, file: &str, yaml: &str) -> PathBuf {
     path
 }
 
+/// Asserts that `text` contains each of `parts`, naming the one missing and printing `text`.
+pub fn assert_contains_all(text: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(text.contains(part), "no {part:?} in:\n{text}");
+    }
+}
+
 /// Every file under `dir`, relative, sorted.
 pub fn files_under(dir: &Path) -> Vec<String> {
     fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {

@@ -13,17 +13,21 @@ pub(crate) fn skip(reason: &str) {
     let test = std::thread::current().name().unwrap_or("a test").to_owned();
     let line = format!("SKIP {test}: {reason}");
     eprintln!("{line}");
-    if let Ok(log) = std::env::var("PIPECTL_TEST_SKIP_LOG") {
-        use std::io::Write;
-        let appended = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .and_then(|mut f| writeln!(f, "{line}"));
-        if let Err(e) = appended {
-            eprintln!("cannot append to PIPECTL_TEST_SKIP_LOG {log}: {e}");
-        }
+    if let Ok(log) = std::env::var("PIPECTL_TEST_SKIP_LOG")
+        && let Err(e) = append_line(&log, &line)
+    {
+        eprintln!("cannot append to PIPECTL_TEST_SKIP_LOG {log}: {e}");
     }
+}
+
+/// Appends `line` to the file `path`, creating it if needed.
+fn append_line(path: &str, line: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    writeln!(file, "{line}")
 }
 
 /// True when tests must fail rather than skip when a service is missing (CI).
@@ -32,17 +36,26 @@ pub(crate) fn services_required() -> bool {
         || std::env::var("PIPECTL_TEST_REQUIRE_SERVICES").as_deref() == Ok("1")
 }
 
+/// The address of a service a test needs, from the environment variable `var`. When it is
+/// unset: a failure saying `to_start` where services are required, else `None` after marking
+/// the test skipped, saying `started_by`.
+pub(crate) fn service_address(var: &str, to_start: &str, started_by: &str) -> Option<String> {
+    let address = std::env::var(var).ok();
+    if address.is_none() {
+        assert!(!services_required(), "{var} is not set: {to_start}");
+        skip(&format!("{var} not set ({started_by})"));
+    }
+    address
+}
+
 /// The local S3 server's endpoint and bucket (`scripts/s3-server.sh`, started by
 /// `scripts/test.sh`), or `None` after marking the test skipped; fails instead in CI.
 pub(crate) fn s3_server() -> Option<(String, String)> {
-    let Ok(endpoint) = std::env::var("PIPECTL_TEST_S3_ENDPOINT") else {
-        assert!(
-            !services_required(),
-            "PIPECTL_TEST_S3_ENDPOINT is not set: start the S3 server with scripts/s3-server.sh"
-        );
-        skip("PIPECTL_TEST_S3_ENDPOINT not set (scripts/test.sh starts a local S3 server)");
-        return None;
-    };
+    let endpoint = service_address(
+        "PIPECTL_TEST_S3_ENDPOINT",
+        "start the S3 server with scripts/s3-server.sh",
+        "scripts/test.sh starts a local S3 server",
+    )?;
     let bucket =
         std::env::var("PIPECTL_TEST_S3_BUCKET").unwrap_or_else(|_| "pipectl-test".to_owned());
     Some((endpoint, bucket))

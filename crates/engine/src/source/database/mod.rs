@@ -6,12 +6,14 @@
 //! - [`read`]: the read loop, written once: snapshot, NULL-key count, highest key, rows, end
 //!   of table, bookmarks returned to the executor;
 //! - [`connector`]: the descriptor of a server source (its batch step and plan);
-//! - [`columns`]: the one set of Arrow column builders the decoders append to.
+//! - [`columns`]: the one set of Arrow column builders the decoders append to;
+//! - [`query`]: the errors of learning a query's columns through a temporary relation.
 
 pub mod columns;
 pub mod connector;
 pub mod dialect;
 pub mod plan;
+pub mod query;
 pub mod read;
 
 pub use columns::{ColumnValues, SqlValue, finish_batch};

@@ -7,6 +7,7 @@ use sqlx::{Executor, Row};
 
 use super::Mysql;
 use crate::error::{Error, Result};
+use crate::source::database::query::{inspect_error, query_does_not_run};
 use crate::source::database::{ColumnKind, DbColumn, Dialect, Relation};
 use crate::table::TableId;
 
@@ -57,7 +58,7 @@ pub(super) async fn query_schema(conn: &mut MySqlConnection) -> Result<Option<St
     let (database,): (Option<String>,) = sqlx::query_as("select cast(database() as char)")
         .fetch_one(&mut *conn)
         .await
-        .map_err(|e| Error::external("cannot inspect a query", e))?;
+        .map_err(inspect_error)?;
     Ok(database)
 }
 
@@ -72,7 +73,7 @@ pub(super) async fn query_columns(
     // types (decimal precision and scale included).
     conn.execute("drop temporary table if exists pipectl_query")
         .await
-        .map_err(|e| Error::external("cannot inspect a query", e))?;
+        .map_err(inspect_error)?;
     conn.execute(
         format!(
             "create temporary table pipectl_query as select * from ({}) as q limit 0",
@@ -81,24 +82,15 @@ pub(super) async fn query_columns(
         .as_str(),
     )
     .await
-    .map_err(|e| {
-        Error::user(format!(
-            "query for table `{}` does not run: {e}",
-            query.table
-        ))
-    })?;
+    .map_err(query_does_not_run(query))?;
     let rows = sqlx::query("show columns from pipectl_query")
         .fetch_all(&mut *conn)
         .await
-        .map_err(|e| Error::external("cannot inspect a query", e))?;
+        .map_err(inspect_error)?;
     let mut declared = Vec::new();
     for row in rows {
-        let name: &[u8] = row
-            .try_get_unchecked(0)
-            .map_err(|e| Error::external("cannot inspect a query", e))?;
-        let ty: &[u8] = row
-            .try_get_unchecked(1)
-            .map_err(|e| Error::external("cannot inspect a query", e))?;
+        let name: &[u8] = row.try_get_unchecked(0).map_err(inspect_error)?;
+        let ty: &[u8] = row.try_get_unchecked(1).map_err(inspect_error)?;
         declared.push((
             String::from_utf8_lossy(name).into_owned(),
             String::from_utf8_lossy(ty).into_owned(),
@@ -106,7 +98,7 @@ pub(super) async fn query_columns(
     }
     conn.execute("drop temporary table pipectl_query")
         .await
-        .map_err(|e| Error::external("cannot inspect a query", e))?;
+        .map_err(inspect_error)?;
     columns_of(declared, table, spec)
 }
 

@@ -7,6 +7,7 @@ use sqlx::postgres::PgConnection;
 
 use super::Postgres;
 use crate::error::{Error, Result};
+use crate::source::database::query::{inspect_error, query_does_not_run};
 use crate::source::database::{ColumnKind, DbColumn, Dialect, Relation};
 use crate::table::TableId;
 
@@ -51,8 +52,7 @@ pub(super) async fn table_columns(
     columns_of(conn, relation.id, table, spec.unmapped_types).await
 }
 
-/// The columns of a query. A temporary view gives them with their full declared types
-/// (numeric precision and scale included), which a statement description does not.
+/// The columns of a query, through a temporary view.
 pub(super) async fn query_columns(
     conn: &mut PgConnection,
     query: &QuerySpec,
@@ -61,23 +61,18 @@ pub(super) async fn query_columns(
 ) -> Result<Vec<DbColumn>> {
     conn.execute("drop view if exists pg_temp.pipectl_query")
         .await
-        .map_err(|e| Error::external("cannot inspect a query", e))?;
+        .map_err(inspect_error)?;
     conn.execute(format!("create temporary view pipectl_query as {}", query.sql).as_str())
         .await
-        .map_err(|e| {
-            Error::user(format!(
-                "query for table `{}` does not run: {e}",
-                query.table
-            ))
-        })?;
+        .map_err(query_does_not_run(query))?;
     let (oid,): (i64,) = sqlx::query_as("select 'pg_temp.pipectl_query'::regclass::oid::int8")
         .fetch_one(&mut *conn)
         .await
-        .map_err(|e| Error::external("cannot inspect a query", e))?;
+        .map_err(inspect_error)?;
     let columns = columns_of(conn, oid, table, spec.unmapped_types).await?;
     conn.execute("drop view pg_temp.pipectl_query")
         .await
-        .map_err(|e| Error::external("cannot inspect a query", e))?;
+        .map_err(inspect_error)?;
     Ok(columns)
 }
 
