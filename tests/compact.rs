@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::common::{assert_contains_all, files_under, output, pipectl};
 use crate::lake::{catalog_json, ok, query};
+use crate::serve::{maintained_every_second, serve_dir};
 
 /// Orders with a decimal, a timestamp with time zone and a column that is NULL in about half
 /// the rows, 10 rows a file, into Parquet (`clean/`) and JSON lines (`raw/`), both catalogued.
@@ -64,6 +65,14 @@ fn shop(dir: &Path, extra: &str) -> PathBuf {
     let path = dir.join("shop.yaml");
     std::fs::write(&path, format!("{SHOP}{extra}")).unwrap();
     path
+}
+
+/// A temp dir where the [`SHOP`] pipeline has run once.
+fn shop_run() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    shop(tmp.path(), "");
+    ok(tmp.path(), &["run", "shop.yaml"]);
+    tmp
 }
 
 /// The data files readers see under `root` (no `_` folder on the way), relative, sorted.
@@ -195,10 +204,8 @@ fn runs(dir: &Path) -> Vec<Value> {
 
 #[test]
 fn small_parquet_and_jsonl_files_are_compacted_per_partition_with_equal_rows() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = shop_run();
     let dir = tmp.path();
-    shop(dir, "");
-    ok(dir, &["run", "shop.yaml"]);
     ok(dir, &["run", "shop.yaml"]);
     let clean = dir.join("lake/clean/orders");
     let raw = dir.join("lake/raw/orders");
@@ -298,10 +305,8 @@ fn small_parquet_and_jsonl_files_are_compacted_per_partition_with_equal_rows() {
 
 #[test]
 fn compacted_jsonl_is_the_old_files_concatenated_byte_for_byte() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = shop_run();
     let dir = tmp.path();
-    shop(dir, "");
-    ok(dir, &["run", "shop.yaml"]);
     let raw = dir.join("lake/raw/orders");
     let (folder, names) = partitions(&raw).into_iter().next().unwrap();
     let mut expected = Vec::new();
@@ -349,10 +354,8 @@ fn a_killed_compaction_is_discarded_or_finished_by_the_next_run_or_compaction() 
 /// compaction was discarded (killed before its intent was saved) or finished (after), with
 /// every row once.
 fn killed_then(stage: &str, next: &str) {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = shop_run();
     let dir = tmp.path();
-    shop(dir, "");
-    ok(dir, &["run", "shop.yaml"]);
     let clean = dir.join("lake/clean/orders");
     let raw = dir.join("lake/raw/orders");
     let before = (visible(&clean), visible(&raw));
@@ -465,12 +468,9 @@ fn contains_all(all: &[String], part: &[String]) -> bool {
 
 #[test]
 fn serve_compacts_plain_tables_in_its_maintenance_section() {
-    let tmp = tempfile::tempdir().unwrap();
+    let spec = maintained_every_second(SHOP, "  compact: { target_file_size: 100000000 }\n");
+    let tmp = serve_dir("shop", &spec);
     let dir = tmp.path();
-    std::fs::create_dir_all(dir.join("pipelines")).unwrap();
-    let spec = SHOP.replace("file://lake", "file://../lake")
-        + "maintenance:\n  schedule: \"* * * * * *\"\n  compact: { target_file_size: 100000000 }\n";
-    std::fs::write(dir.join("pipelines/shop.yaml"), &spec).unwrap();
     ok(dir, &["run", "pipelines/shop.yaml"]);
     let clean = dir.join("lake/clean/orders");
     let raw = dir.join("lake/raw/orders");

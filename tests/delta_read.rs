@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::common::{assert_contains_all, output, pipectl};
 use crate::lake::{catalog_json, ok, query};
+use crate::serve::{maintained_every_second, serve_dir};
 
 /// The Delta table at `dir/root` (a folder path relative to `dir`).
 pub(crate) fn location(dir: &Path, root: &str) -> TableLocation {
@@ -374,12 +375,9 @@ fn compact_and_vacuum_maintain_the_delta_tables_of_a_pipelines_sinks() {
 
 #[test]
 fn serve_runs_the_maintenance_section_on_its_own_schedule_and_records_it() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tasks = "  compact: { target_file_size: 100000000 }\n  vacuum: { retention: 0s }\n";
+    let tmp = serve_dir("shop", &maintained_every_second(SHOP, tasks));
     let dir = tmp.path();
-    std::fs::create_dir_all(dir.join("pipelines")).unwrap();
-    let spec = SHOP.replace("file://lake", "file://../lake")
-        + "maintenance:\n  schedule: \"* * * * * *\"\n  compact: { target_file_size: 100000000 }\n  vacuum: { retention: 0s }\n";
-    std::fs::write(dir.join("pipelines/shop.yaml"), spec).unwrap();
     commit_order_pairs(dir, 4);
     let root = dir.join("lake/orders");
     let parquet_files = || parquet_file_count(&root);

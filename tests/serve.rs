@@ -39,6 +39,22 @@ sinks:
 }
 
 /// A running `pipectl serve`, killed (SIGKILL) if a test ends without stopping it.
+/// A temp dir for `pipectl serve pipelines`: its `pipelines` folder holds `spec` as
+/// `{name}.yaml`.
+pub(crate) fn serve_dir(name: &str, spec: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("pipelines")).unwrap();
+    std::fs::write(tmp.path().join(format!("pipelines/{name}.yaml")), spec).unwrap();
+    tmp
+}
+
+/// `spec`, whose lake is `file://lake`, as a file in [`serve_dir`]'s `pipelines` folder (the
+/// lake beside it), with a `maintenance:` section doing `tasks` every second.
+pub(crate) fn maintained_every_second(spec: &str, tasks: &str) -> String {
+    spec.replace("file://lake", "file://../lake")
+        + &format!("maintenance:\n  schedule: \"* * * * * *\"\n{tasks}")
+}
+
 pub(crate) struct Daemon {
     child: Child,
     log: PathBuf,
@@ -448,12 +464,10 @@ fn new_files_under_a_prefix_trigger_runs_and_history_is_pruned() {
 
 #[test]
 fn a_restarted_daemon_catches_up_on_the_latest_missed_fire_time() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    std::fs::create_dir(dir.join("pipelines")).unwrap();
     let spec = pipeline("ticks", "* * * * * *", "    count: 1", "")
         .replace("catch_up: none", "catch_up: latest");
-    std::fs::write(dir.join("pipelines/ticks.yaml"), spec).unwrap();
+    let tmp = serve_dir("ticks", &spec);
+    let dir = tmp.path();
     let daemon = Daemon::start(dir, &[]);
     wait_for(Duration::from_secs(20), "a scheduled run", || {
         (!with_status(&runs(dir, "ticks"), "succeeded").is_empty()).then_some(())
