@@ -9,6 +9,16 @@ use arrow::datatypes::{DataType, Field, Schema};
 use super::*;
 use crate::{CompactOptions, VacuumOptions};
 
+/// Vacuum options that delete every removed file at once (`dry_run`: only list them), but no
+/// orphans.
+fn no_retention(dry_run: bool) -> VacuumOptions {
+    VacuumOptions {
+        retention: Duration::ZERO,
+        dry_run,
+        orphans: false,
+    }
+}
+
 #[tokio::test]
 async fn compaction_bin_packs_small_files_per_partition_keeping_every_row() {
     let (_dir, location) = local_table();
@@ -74,25 +84,11 @@ async fn vacuum_deletes_only_files_the_newest_version_does_not_use_after_the_ret
     let report = table.vacuum(VacuumOptions::default()).await.unwrap();
     assert!(report.files.is_empty(), "{report:?}");
 
-    let dry = table
-        .vacuum(VacuumOptions {
-            retention: Duration::ZERO,
-            dry_run: true,
-            orphans: false,
-        })
-        .await
-        .unwrap();
+    let dry = table.vacuum(no_retention(true)).await.unwrap();
     assert_eq!(dry.files.len(), 2);
     assert_eq!(data_files(&location).await.len(), 3);
 
-    let report = table
-        .vacuum(VacuumOptions {
-            retention: Duration::ZERO,
-            dry_run: false,
-            orphans: false,
-        })
-        .await
-        .unwrap();
+    let report = table.vacuum(no_retention(false)).await.unwrap();
     assert_eq!(report.files.len(), 2);
     let left = data_files(&location).await;
     assert_eq!(left.len(), 1);

@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Int64Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 
@@ -266,22 +265,15 @@ async fn an_unchanged_marker_keeps_the_tables_value() {
 async fn a_merge_adds_new_input_columns_under_evolve() {
     let location = memory_table();
     merge_rows(&location, &spec(), 1, &[(1, Some(1), Some(1), "I")]).await;
-    let wider = RecordBatch::try_new(
-        Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int64, false),
-            Field::new("val", DataType::Int64, true),
-            Field::new("seq", DataType::Int64, true),
-            Field::new("op", DataType::Utf8, true),
-            Field::new("region", DataType::Utf8, true),
-        ])),
-        vec![
-            Arc::new(Int64Array::from(vec![2])),
-            Arc::new(Int64Array::from(vec![2])),
-            Arc::new(Int64Array::from(vec![2])),
-            Arc::new(StringArray::from(vec!["I"])),
-            Arc::new(StringArray::from(vec!["eu"])),
-        ],
-    )
+    let int = |v: i64| Arc::new(Int64Array::from(vec![v])) as ArrayRef;
+    let text = |v: &str| Arc::new(StringArray::from(vec![v])) as ArrayRef;
+    let wider = RecordBatch::try_from_iter_with_nullable([
+        ("id", int(2), false),
+        ("val", int(2), true),
+        ("seq", int(2), true),
+        ("op", text("I"), true),
+        ("region", text("eu"), true),
+    ])
     .unwrap();
     merge(&location, merge_options(spec(), 2), &[wider]).await;
     let read = read_sorted(&DeltaTable::open(location.clone()).await.unwrap()).await;
@@ -367,27 +359,22 @@ async fn a_merge_widens_a_column_the_input_needs_wider() {
         &[int32_batch("qty", &[1, 2], &[10, 20])],
     )
     .await;
-    let wide = RecordBatch::try_new(
-        Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int64, false),
-            Field::new("qty", DataType::Int64, true),
-        ])),
-        vec![
-            Arc::new(Int64Array::from(vec![2, 3])),
+    let wide = RecordBatch::try_from_iter_with_nullable([
+        (
+            "id",
+            Arc::new(Int64Array::from(vec![2, 3])) as ArrayRef,
+            false,
+        ),
+        (
+            "qty",
             Arc::new(Int64Array::from(vec![5_000_000_000, 7])),
-        ],
-    )
+            true,
+        ),
+    ])
     .unwrap();
     merge(&location, merge_options(plain, 2), &[wide]).await;
     let read = read_sorted(&DeltaTable::open(location.clone()).await.unwrap()).await;
-    assert_eq!(
-        read.schema().field_with_name("qty").unwrap().data_type(),
-        &DataType::Int64
-    );
-    assert_eq!(
-        ints(&read, "qty"),
-        vec![Some(10), Some(5_000_000_000), Some(7)]
-    );
+    assert_bigints(&read, "qty", &[Some(10), Some(5_000_000_000), Some(7)]);
 }
 
 #[tokio::test]

@@ -203,6 +203,16 @@ pub(super) fn ints(batch: &RecordBatch, column: &str) -> Vec<Option<i64>> {
     })
 }
 
+/// Asserts that `column` of `batch` is a bigint column (widened, where the test says so)
+/// holding `expected`.
+pub(super) fn assert_bigints(batch: &RecordBatch, column: &str, expected: &[Option<i64>]) {
+    assert_eq!(
+        batch.schema().field_with_name(column).unwrap().data_type(),
+        &DataType::Int64
+    );
+    assert_eq!(ints(batch, column), expected);
+}
+
 /// Every object under `prefix` in the store of `location`.
 pub(super) async fn objects_under(
     location: &TableLocation,
