@@ -411,14 +411,7 @@ async fn a_merge_writes_its_data_files_with_the_sinks_compression() {
     let mut codecs = Vec::new();
     for file in data_files(&location).await {
         let path = Path::from(format!("{}/{file}", location.root()));
-        let bytes = location
-            .store()
-            .get(&path)
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let bytes = object_bytes(&location, &path).await;
         let reader = parquet::file::reader::SerializedFileReader::new(bytes).unwrap();
         use parquet::file::reader::FileReader;
         let column = reader.metadata().row_group(0).column(0).compression();

@@ -213,6 +213,18 @@ pub(super) fn assert_bigints(batch: &RecordBatch, column: &str, expected: &[Opti
     assert_eq!(ints(batch, column), expected);
 }
 
+/// The bytes of the object `path` in the store of `location`.
+pub(super) async fn object_bytes(location: &TableLocation, path: &Path) -> bytes::Bytes {
+    location
+        .store()
+        .get(path)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+}
+
 /// Every object under `prefix` in the store of `location`.
 pub(super) async fn objects_under(
     location: &TableLocation,
@@ -239,14 +251,7 @@ pub(super) async fn txns_in_log(location: &TableLocation) -> Vec<(u64, String, i
         else {
             continue;
         };
-        let bytes = location
-            .store()
-            .get(&o.location)
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let bytes = object_bytes(location, &o.location).await;
         for line in std::str::from_utf8(&bytes).unwrap().lines() {
             let action: serde_json::Value = serde_json::from_str(line).unwrap();
             if let Some(t) = action.get("txn") {

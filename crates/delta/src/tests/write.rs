@@ -129,18 +129,7 @@ async fn an_overwrite_replaces_every_file_in_one_commit_and_old_versions_stay_re
     assert_eq!(info.files, 1);
     // The overwrite commit removes both old files and adds the new one at once.
     let commit = location.child("_delta_log/00000000000000000002.json");
-    let text = String::from_utf8(
-        location
-            .store()
-            .get(&commit)
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap()
-            .to_vec(),
-    )
-    .unwrap();
+    let text = String::from_utf8(object_bytes(&location, &commit).await.to_vec()).unwrap();
     assert_eq!(text.matches("\"remove\"").count(), 2, "{text}");
     assert_eq!(text.matches("\"add\"").count(), 1, "{text}");
 
