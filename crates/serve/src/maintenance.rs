@@ -191,12 +191,7 @@ pub(crate) async fn run_once(
                             step.objects = o.files_after;
                             step.bytes = o.bytes_after;
                         }
-                        Err(e) => {
-                            tracing::warn!(pipeline = %name, "maintenance: {e}");
-                            step.status = RunStatus::Failed;
-                            step.error = Some(e.to_string());
-                            errors.push(e.to_string());
-                        }
+                        Err(e) => step_failed(&name, &mut step, &mut errors, e.to_string()),
                     }
                     run.steps.push(step);
                 }
@@ -218,12 +213,7 @@ pub(crate) async fn run_once(
                             );
                             step.objects = o.deleted.len() as u64;
                         }
-                        Err(e) => {
-                            tracing::warn!(pipeline = %name, "maintenance: {e}");
-                            step.status = RunStatus::Failed;
-                            step.error = Some(e.clone());
-                            errors.push(e);
-                        }
+                        Err(e) => step_failed(&name, &mut step, &mut errors, e),
                     }
                     run.steps.push(step);
                 }
@@ -262,10 +252,7 @@ pub(crate) async fn run_once(
                         }
                         Err(e) => {
                             let e = connections.redactor().redact(&e.to_string());
-                            tracing::warn!(pipeline = %name, "maintenance: {e}");
-                            step.status = RunStatus::Failed;
-                            step.error = Some(e.clone());
-                            errors.push(e);
+                            step_failed(&name, &mut step, &mut errors, e);
                         }
                     }
                     run.steps.push(step);
@@ -273,9 +260,11 @@ pub(crate) async fn run_once(
                 if let Err(e) =
                     files::recrawl(&pipeline.spec.pipeline, &connections, state, &compacted).await
                 {
-                    let e = connections.redactor().redact(&e.to_string());
-                    tracing::warn!(pipeline = %name, "maintenance: {e}");
-                    errors.push(e);
+                    pass_error(
+                        &name,
+                        &mut errors,
+                        connections.redactor().redact(&e.to_string()),
+                    );
                 }
             }
         }
@@ -291,6 +280,19 @@ pub(crate) async fn run_once(
         tracing::error!(pipeline = %name, "maintenance: cannot record the pass: {e}");
     }
     run
+}
+
+/// Logs `error` of a maintenance pass of `pipeline` and keeps it for the pass's record.
+fn pass_error(pipeline: &str, errors: &mut Vec<String>, error: String) {
+    tracing::warn!(pipeline = %pipeline, "maintenance: {error}");
+    errors.push(error);
+}
+
+/// Marks `step` failed with `error`, which [`pass_error`] logs and keeps.
+fn step_failed(pipeline: &str, step: &mut StepRecord, errors: &mut Vec<String>, error: String) {
+    step.status = RunStatus::Failed;
+    step.error = Some(error.clone());
+    pass_error(pipeline, errors, error);
 }
 
 fn step(name: String, started: std::time::Instant) -> StepRecord {
