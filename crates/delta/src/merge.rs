@@ -39,6 +39,9 @@ const RANK: &str = "__pipectl_rank";
 /// Aliases of the two sides in merge expressions.
 const SOURCE: &str = "source";
 const TARGET: &str = "target";
+/// Merge inputs up to this many rows are held in memory once de-duplicated, rather than read
+/// again from their staged files for each pass delta-rs makes over them.
+const CACHED_SOURCE_ROWS: u64 = 500_000;
 /// Rows per staged file before the next one starts.
 const STAGED_FILE_ROWS: u64 = 1_000_000;
 
@@ -503,6 +506,14 @@ pub(crate) async fn run(
         .map(|p| location.object_url(&Path::from(p.as_str())))
         .collect();
     let mut source = deduplicated_source(&ctx, &name, staged, spec).await?;
+    if intent.rows <= CACHED_SOURCE_ROWS {
+        // delta-rs runs the source plan twice (once for the join keys' bounds that prune the
+        // target's files, once for the join): read and de-duplicate the staged input once.
+        source = source
+            .cache()
+            .await
+            .context(|| format!("table {name}: reading the staged merge input"))?;
+    }
     let source_schema = DFSchema::try_from(source.schema().as_arrow().clone())
         .context(|| format!("table {name}: reading the input schema"))?;
     let delete = spec
@@ -575,13 +586,20 @@ pub(crate) async fn run(
         .reduce(Expr::and)
         .expect("validated: at least one key");
 
+    // Schema merging costs delta-rs a pass over the plan's schemas at every step: ask for it
+    // only when the input brings columns the table lacks.
+    let adds_columns = intent.schema == SchemaPolicy::Evolve
+        && match table.arrow_schema()? {
+            Some(target) => columns.iter().any(|c| target.field_with_name(c).is_err()),
+            None => true,
+        };
     let inner = table.inner()?.clone();
     let commit = crate::table::commit_properties(Some(txn));
     let mut builder = inner
         .merge(source, on)
         .with_source_alias(SOURCE)
         .with_target_alias(TARGET)
-        .with_merge_schema(intent.schema == SchemaPolicy::Evolve)
+        .with_merge_schema(adds_columns)
         .with_session_state(Arc::new(ctx.state()))
         .with_writer_properties(writer_properties(intent.compression)?)
         .with_commit_properties(commit);
