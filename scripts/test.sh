@@ -67,29 +67,28 @@ else
     log "warning: no local S3 server; the S3 tests will skip"
 fi
 
+# Starts a private server with SCRIPT (start, then env) for the tests that need it; WHAT names
+# it in messages. Under CI a server that does not start is an error.
+private_server() {
+    local script="$1" what="$2"
+    if bash "$ROOT/scripts/${script}" start; then
+        eval "$(bash "$ROOT/scripts/${script}" env)"
+    elif [[ "$in_ci" == true ]]; then
+        log "error: the ${what} did not start (see above)"
+        exit 1
+    else
+        log "warning: no ${what}; the tests that need it will skip"
+    fi
+}
+
 # The change data capture tests need wal_level=logical, which the machine's server does not
 # have: they get a private cluster. It is left running at exit (a later run reuses it in 0.1 s),
 # because two test runs at once share it and one must not stop the other's.
-if bash "$ROOT/scripts/pg-logical.sh" start; then
-    eval "$(bash "$ROOT/scripts/pg-logical.sh" env)"
-elif [[ "$in_ci" == true ]]; then
-    log "error: the logical-replication PostgreSQL cluster did not start (see above)"
-    exit 1
-else
-    log "warning: no logical-replication PostgreSQL cluster; the CDC tests will skip"
-fi
-
+private_server pg-logical.sh "logical-replication PostgreSQL cluster"
 # The MySQL/MariaDB change data capture tests need a row-based binlog, which the machine's
 # MariaDB does not write (log_bin=OFF): they get a private server, left running at exit like the
 # logical cluster.
-if bash "$ROOT/scripts/mariadb-binlog.sh" start; then
-    eval "$(bash "$ROOT/scripts/mariadb-binlog.sh" env)"
-elif [[ "$in_ci" == true ]]; then
-    log "error: the binlog MariaDB server did not start (see above)"
-    exit 1
-else
-    log "warning: no binlog MariaDB server; the MySQL CDC tests will skip"
-fi
+private_server mariadb-binlog.sh "binlog MariaDB server"
 
 # The Delta tests read what pipectl writes with other implementations too.
 if bash "$ROOT/scripts/delta-readers.sh" install; then
