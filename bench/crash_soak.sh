@@ -10,13 +10,8 @@ set -euo pipefail
 
 ROUNDS=${ROUNDS:-20}
 ROWS=${ROWS:-1000000}
-PG_URL=${PIPECTL_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${PIPECTL_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/fast/pipectl}
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-[[ -x "$BIN" ]] || { echo "no pipectl at $BIN; run: cargo build --profile fast" >&2; exit 2; }
-pg() { psql -q -X -v ON_ERROR_STOP=1 "$PG_URL" "$@"; }
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 pg -c "drop schema if exists pipectl_soak cascade; create schema pipectl_soak;
   create table pipectl_soak.events (id bigint primary key, ts timestamptz not null, note text);"

@@ -9,11 +9,8 @@ set -euo pipefail
 
 PARTITIONS=${PARTITIONS:-1000}
 FILES_PER_PARTITION=${FILES_PER_PARTITION:-10}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${PIPECTL_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/fast/pipectl}
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-[[ -x "$BIN" ]] || { echo "no pipectl at $BIN; run: cargo build --profile fast" >&2; exit 2; }
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 echo "writing $((PARTITIONS * FILES_PER_PARTITION)) objects in $PARTITIONS partitions under $WORK/lake/events ..."
 python3 - "$WORK/lake/events" "$PARTITIONS" "$FILES_PER_PARTITION" <<'PY'

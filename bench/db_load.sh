@@ -16,12 +16,9 @@ set -euo pipefail
 ROWS=${ROWS:-2000000}
 REPEAT=${REPEAT:-5}
 INCREMENT=100000
-PG_URL=${PIPECTL_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 MY_URL=${PIPECTL_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/test}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${PIPECTL_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/fast/pipectl}
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 # mysql://user[:password]@host:port/db -> mariadb client flags
 my_user=$(sed -E 's#^[a-z]+://([^:@/]+).*#\1#' <<<"$MY_URL")
@@ -29,9 +26,6 @@ my_host=$(sed -E 's#^[a-z]+://[^@]*@([^:/]+).*#\1#' <<<"$MY_URL")
 my_port=$(sed -E 's#^[a-z]+://[^@]*@[^:/]+:?([0-9]*)/.*#\1#' <<<"$MY_URL")
 mariadb_cmd=(mariadb -u "$my_user" -h "$my_host" -P "${my_port:-3306}")
 
-[[ -x "$BIN" ]] || { echo "no pipectl at $BIN; run: cargo build --profile fast" >&2; exit 2; }
-
-pg() { psql -q -X -v ON_ERROR_STOP=1 "$PG_URL" "$@"; }
 # shellcheck source=bench/pg_events.sh
 source "$(dirname "$0")/pg_events.sh"
 

@@ -12,15 +12,9 @@ set -euo pipefail
 
 ROWS=${ROWS:-2000000}
 REPEAT=${REPEAT:-3}
-PG_URL=${PIPECTL_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${PIPECTL_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/fast/pipectl}
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
-[[ -x "$BIN" ]] || { echo "no pipectl at $BIN; run: cargo build --profile fast" >&2; exit 2; }
-
-pg() { psql -q -X -v ON_ERROR_STOP=1 "$PG_URL" "$@"; }
 # shellcheck source=bench/pg_events.sh
 source "$(dirname "$0")/pg_events.sh"
 

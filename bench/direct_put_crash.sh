@@ -18,10 +18,8 @@ RECORDS=${RECORDS:-100000}
 BATCH=${BATCH:-500}
 KILLS=${KILLS:-10}
 PAUSE=${PAUSE:-0.1}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${PIPECTL_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/fast/pipectl}
-[[ -x "$BIN" ]] || { echo "no pipectl at $BIN; run: cargo build --profile fast" >&2; exit 2; }
-WORK=$(mktemp -d)
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 trap 'kill "${PID:-0}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 

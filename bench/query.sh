@@ -8,11 +8,8 @@
 set -euo pipefail
 
 ROWS=${ROWS:-2000000}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${PIPECTL_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/fast/pipectl}
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-[[ -x "$BIN" ]] || { echo "no pipectl at $BIN; run: cargo build --profile fast" >&2; exit 2; }
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 export PIPECTL_STATE_DIR="$WORK/state"
 
 cat > "$WORK/gen.yaml" <<YAML

@@ -30,9 +30,8 @@ MAX_BYTES=${MAX_BYTES:-16777216}
 PRODUCERS=${PRODUCERS:-2}
 NATS_PUBLISH=${NATS_PUBLISH:-core}
 NATS_URL=${PIPECTL_TEST_NATS_URL:-nats://127.0.0.1:4222}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${PIPECTL_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/fast/pipectl}
-[[ -x "$BIN" ]] || { echo "no pipectl at $BIN; run: cargo build --profile fast" >&2; exit 2; }
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 VENV="$HOME/.cache/pipectl-tools/bench-venv"
 if [[ " $CASES " == *parquet* ]] && ! "$VENV/bin/python" -c 'import pyarrow' 2>/dev/null; then
     python3 -m venv "$VENV" && "$VENV/bin/pip" -q install pyarrow
@@ -40,7 +39,6 @@ fi
 PY="$VENV/bin/python"
 [[ -x "$PY" ]] || PY=python3
 
-WORK=$(mktemp -d)
 NATS_HOSTPORT=${NATS_URL#nats://}
 NATS_HOSTPORT=${NATS_HOSTPORT##*@}
 NATS_HOST=${NATS_HOSTPORT%%:*}

@@ -22,7 +22,8 @@ readonly WAIT_SECS="${PIPECTL_SERVICE_WAIT_SECS:-30}"
 # A single probe must never hang the script, e.g. on a firewalled remote host.
 readonly PROBE_TIMEOUT_SECS=5
 
-log() { printf 'check-services: %s\n' "$*" >&2; }
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" check-services
 
 # Splits a URL into "user host port" (user may be empty). Handles userinfo, [IPv6] hosts, paths
 # and query strings; the port falls back to the given default.
@@ -177,14 +178,22 @@ probe() {
     "probe_$1" "$user" "$host" "$port"
 }
 
-missing=()
-for service in "${SERVICES[@]}"; do
-    if probe "$service"; then
-        log "ok       ${TITLE[$service]} on $(endpoint "$service")"
-    else
-        missing+=("$service")
-    fi
-done
+# Probes each SERVICE, logging those that answer (the line ending in SUFFIX), and sets `missing`
+# to the others.
+probe_all() { # suffix service...
+    local suffix="$1" service
+    shift
+    missing=()
+    for service in "$@"; do
+        if probe "$service"; then
+            log "ok       ${TITLE[$service]} on $(endpoint "$service")${suffix}"
+        else
+            missing+=("$service")
+        fi
+    done
+}
+
+probe_all "" "${SERVICES[@]}"
 if ((${#missing[@]} == 0)); then
     exit 0
 fi
@@ -200,15 +209,7 @@ done
 
 deadline=$((SECONDS + WAIT_SECS))
 while ((${#missing[@]} > 0)) && ((SECONDS < deadline)); do
-    still=()
-    for service in "${missing[@]}"; do
-        if probe "$service"; then
-            log "ok       ${TITLE[$service]} on $(endpoint "$service") (started)"
-        else
-            still+=("$service")
-        fi
-    done
-    missing=("${still[@]+"${still[@]}"}")
+    probe_all " (started)" "${missing[@]}"
     ((${#missing[@]} == 0)) || sleep 1
 done
 

@@ -12,6 +12,8 @@
 #   PIPECTL_TOOLS_DIR   where the virtualenv lives (default ~/.cache/pipectl-tools)
 #   PIPECTL_PYTHON      interpreter used to create the virtualenv (default: python3 on PATH)
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" delta-readers
 
 # Pins keep CI reproducible; the extension's version must be DuckDB's.
 readonly DELTALAKE_VERSION="1.6.6"
@@ -19,18 +21,12 @@ readonly DUCKDB_VERSION="1.5.5"
 readonly PYARROW_VERSION="26.0.1"
 # DuckDB hands out zoned timestamps through pytz.
 readonly PYTZ_VERSION="2026.6"
-readonly TOOLS_DIR="${PIPECTL_TOOLS_DIR:-${HOME:-/root}/.cache/pipectl-tools}"
 readonly VENV="${TOOLS_DIR}/delta-readers-venv"
 readonly LOCK_FILE="${TOOLS_DIR}/delta-readers.lock"
 
 # shellcheck source=scripts/python-venv.sh
 source "$(dirname "${BASH_SOURCE[0]}")/python-venv.sh"
 
-log() { printf 'delta-readers: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
 
 installed() {
     [[ -x "${VENV}/bin/python" ]] &&
@@ -45,10 +41,7 @@ PY
 cmd_install() {
     mkdir -p "$TOOLS_DIR"
     # Two test runs at once must not install into the same virtualenv.
-    exec 9>"$LOCK_FILE"
-    if command -v flock >/dev/null 2>&1; then
-        flock 9
-    fi
+    take_lock "$LOCK_FILE"
     if installed; then
         return 0
     fi
@@ -68,11 +61,4 @@ cmd_env() {
     printf 'export PIPECTL_DELTA_PYTHON=%q\n' "${VENV}/bin/python"
 }
 
-case "${1:-}" in
-    install) cmd_install ;;
-    env) cmd_env ;;
-    *)
-        printf 'usage: %s install|env\n' "$0" >&2
-        exit 2
-        ;;
-esac
+dispatch "install|env" "${1:-}"

@@ -32,11 +32,8 @@ readonly HOST="127.0.0.1"
 readonly DATABASE="test"
 readonly START_TIMEOUT_SECS=60
 
-log() { printf 'mariadb-binlog: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" mariadb-binlog
 
 client() {
     if command -v mariadb >/dev/null 2>&1; then
@@ -124,10 +121,7 @@ cmd_start() {
     fi
     [[ -x "$SERVER_BIN" ]] || die "${SERVER_BIN} not found: install the MariaDB server or set PIPECTL_MARIADB_BIN"
     # Two test runs at once must not install the same dir or race for the port.
-    exec 9>"$LOCK_FILE"
-    if command -v flock >/dev/null 2>&1; then
-        flock 9
-    fi
+    take_lock "$LOCK_FILE"
     if answers; then
         log "already running on ${HOST}:$(port)"
         ensure_users
@@ -166,14 +160,7 @@ cmd_stop() {
     log "stopped"
 }
 
-cmd_status() {
-    if answers; then
-        log "answering on ${HOST}:$(port)"
-        return 0
-    fi
-    log "not answering"
-    return 1
-}
+cmd_status() { report_status "answering on ${HOST}:$(port)" "not answering"; }
 
 url() { printf 'mysql://root@%s:%s/%s' "$HOST" "$(port)" "$DATABASE"; }
 
@@ -182,13 +169,4 @@ cmd_env() {
     printf 'export PIPECTL_TEST_MARIADB_BINLOG_URL=%q\n' "$(url)"
 }
 
-case "${1:-}" in
-    start) cmd_start ;;
-    stop) cmd_stop ;;
-    status) cmd_status ;;
-    env) cmd_env ;;
-    *)
-        printf 'usage: %s start|stop|status|env\n' "$0" >&2
-        exit 2
-        ;;
-esac
+dispatch "start|stop|status|env" "${1:-}"

@@ -30,11 +30,8 @@ readonly HOST="127.0.0.1"
 readonly DATABASE="test"
 readonly START_TIMEOUT_SECS=60
 
-log() { printf 'pg-logical: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" pg-logical
 
 # Runs a PostgreSQL binary as the cluster's owner.
 as_owner() {
@@ -83,10 +80,7 @@ cmd_start() {
         chown postgres "$BASE"
     fi
     # Two test runs at once must not initdb the same dir or race for the port.
-    exec 9>"$LOCK_FILE"
-    if command -v flock >/dev/null 2>&1; then
-        flock 9
-    fi
+    take_lock "$LOCK_FILE"
     if answers; then
         log "already running on ${HOST}:$(port)"
         ensure_database
@@ -131,14 +125,7 @@ cmd_stop() {
     as_owner "${PG_BIN}/pg_ctl" -D "$DATA" -m fast -w stop >&2 || log "pg_ctl stop failed"
 }
 
-cmd_status() {
-    if answers; then
-        log "answering on ${HOST}:$(port)"
-        return 0
-    fi
-    log "not answering"
-    return 1
-}
+cmd_status() { report_status "answering on ${HOST}:$(port)" "not answering"; }
 
 url() { printf 'postgres://postgres@%s:%s/%s' "$HOST" "$(port)" "$DATABASE"; }
 
@@ -147,13 +134,4 @@ cmd_env() {
     printf 'export PIPECTL_TEST_PG_LOGICAL_URL=%q\n' "$(url)"
 }
 
-case "${1:-}" in
-    start) cmd_start ;;
-    stop) cmd_stop ;;
-    status) cmd_status ;;
-    env) cmd_env ;;
-    *)
-        printf 'usage: %s start|stop|status|env\n' "$0" >&2
-        exit 2
-        ;;
-esac
+dispatch "start|stop|status|env" "${1:-}"

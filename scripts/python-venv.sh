@@ -1,7 +1,7 @@
 # Sourced by the scripts that install Python tools (scripts/s3-server.sh, scripts/delta-readers.sh):
 # `new_venv PYTHON VENV` creates an empty virtualenv at VENV with PYTHON, installing Debian's
 # python3-venv first when PYTHON lacks the venv module and we may (root with apt-get).
-# Expects the sourcing script's `log` and `die`.
+# Expects `log` and `die` (scripts/lib.sh).
 
 new_venv() {
     local python="$1" venv="$2"

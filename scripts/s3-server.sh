@@ -16,6 +16,8 @@
 #   PIPECTL_S3_BUCKET   bucket created at start (default pipectl-test)
 #   PIPECTL_PYTHON      interpreter used to create the virtualenv (default: python3 on PATH)
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" s3-server
 
 # The pin keeps CI reproducible: a new moto release cannot change behaviour under the tests.
 readonly MOTO_VERSION="5.2.5"
@@ -23,7 +25,6 @@ readonly HOST="127.0.0.1"
 readonly PORT="${PIPECTL_S3_PORT:-5000}"
 readonly BUCKET="${PIPECTL_S3_BUCKET:-pipectl-test}"
 readonly ENDPOINT="http://${HOST}:${PORT}"
-readonly TOOLS_DIR="${PIPECTL_TOOLS_DIR:-${HOME:-/root}/.cache/pipectl-tools}"
 readonly VENV="${TOOLS_DIR}/moto-venv"
 readonly PID_FILE="${TOOLS_DIR}/moto-${PORT}.pid"
 readonly LOG_FILE="${TOOLS_DIR}/moto-${PORT}.log"
@@ -32,12 +33,6 @@ readonly START_TIMEOUT_SECS=60
 
 # shellcheck source=scripts/python-venv.sh
 source "$(dirname "${BASH_SOURCE[0]}")/python-venv.sh"
-
-log() { printf 's3-server: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
 
 # Prints the HTTP status of a request (000 when nothing answers). curl when present, else Python,
 # because a contributor's machine may lack either.
@@ -127,10 +122,7 @@ running_pid() {
 cmd_start() {
     mkdir -p "$TOOLS_DIR"
     # Two test runs at once must not install into the same venv or race for the port.
-    exec 9>"$LOCK_FILE"
-    if command -v flock >/dev/null 2>&1; then
-        flock 9
-    fi
+    take_lock "$LOCK_FILE"
     if answers; then
         log "a server already answers on ${ENDPOINT}; reusing it"
         create_bucket
@@ -183,14 +175,7 @@ cmd_stop() {
     log "stopped moto (pid ${pid})"
 }
 
-cmd_status() {
-    if answers; then
-        log "answering on ${ENDPOINT}"
-        return 0
-    fi
-    log "nothing answers on ${ENDPOINT}"
-    return 1
-}
+cmd_status() { report_status "answering on ${ENDPOINT}" "nothing answers on ${ENDPOINT}"; }
 
 cmd_env() {
     printf 'export PIPECTL_TEST_S3_ENDPOINT=%q\n' "$ENDPOINT"
@@ -200,13 +185,4 @@ cmd_env() {
     printf 'export AWS_REGION=%q\n' us-east-1
 }
 
-case "${1:-}" in
-    start) cmd_start ;;
-    stop) cmd_stop ;;
-    status) cmd_status ;;
-    env) cmd_env ;;
-    *)
-        printf 'usage: %s start|stop|status|env\n' "$0" >&2
-        exit 2
-        ;;
-esac
+dispatch "start|stop|status|env" "${1:-}"

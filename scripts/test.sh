@@ -15,7 +15,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly ROOT
 cd "$ROOT"
 
-log() { printf 'test.sh: %s\n' "$*" >&2; }
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" test.sh
 
 in_ci=false
 if [[ "${CI:-}" == "true" ]]; then
@@ -32,6 +33,19 @@ if ! bash "$ROOT/scripts/check-services.sh"; then
     fi
     log "warning: a service is missing; the tests that need it will skip"
 fi
+
+# Runs `scripts/SCRIPT.sh ACTION` and takes the variables its `env` prints. When the action
+# fails: an error (FAILED) under CI, otherwise a warning (WITHOUT) and the tests that need it skip.
+provide() { # script action failed without
+    if bash "$ROOT/scripts/$1.sh" "$2"; then
+        eval "$(bash "$ROOT/scripts/$1.sh" env)"
+    elif [[ "$in_ci" == true ]]; then
+        log "error: $3 (see above)"
+        exit 1
+    else
+        log "warning: $4"
+    fi
+}
 
 # Each run gets its own S3 server on a free port unless one is named, so two test runs at once
 # (two checkouts on one machine) never stop each other's server.
@@ -56,49 +70,23 @@ trap 'exit 143' TERM
 if ! bash "$ROOT/scripts/s3-server.sh" status 2>/dev/null; then
     started_s3=true
 fi
-s3_ready=false
-bash "$ROOT/scripts/s3-server.sh" start && s3_ready=true
-if [[ "$s3_ready" == true ]]; then
-    eval "$(bash "$ROOT/scripts/s3-server.sh" env)"
-elif [[ "$in_ci" == true ]]; then
-    log "error: the local S3 server did not start (see above)"
-    exit 1
-else
-    log "warning: no local S3 server; the S3 tests will skip"
-fi
-
-# Starts a private server with SCRIPT (start, then env) for the tests that need it; WHAT names
-# it in messages. Under CI a server that does not start is an error.
-private_server() {
-    local script="$1" what="$2"
-    if bash "$ROOT/scripts/${script}" start; then
-        eval "$(bash "$ROOT/scripts/${script}" env)"
-    elif [[ "$in_ci" == true ]]; then
-        log "error: the ${what} did not start (see above)"
-        exit 1
-    else
-        log "warning: no ${what}; the tests that need it will skip"
-    fi
-}
+provide s3-server start "the local S3 server did not start" \
+    "no local S3 server; the S3 tests will skip"
 
 # The change data capture tests need wal_level=logical, which the machine's server does not
 # have: they get a private cluster. It is left running at exit (a later run reuses it in 0.1 s),
 # because two test runs at once share it and one must not stop the other's.
-private_server pg-logical.sh "logical-replication PostgreSQL cluster"
+provide pg-logical start "the logical-replication PostgreSQL cluster did not start" \
+    "no logical-replication PostgreSQL cluster; the CDC tests will skip"
 # The MySQL/MariaDB change data capture tests need a row-based binlog, which the machine's
 # MariaDB does not write (log_bin=OFF): they get a private server, left running at exit like the
 # logical cluster.
-private_server mariadb-binlog.sh "binlog MariaDB server"
+provide mariadb-binlog start "the binlog MariaDB server did not start" \
+    "no binlog MariaDB server; the MySQL CDC tests will skip"
 
 # The Delta tests read what pipectl writes with other implementations too.
-if bash "$ROOT/scripts/delta-readers.sh" install; then
-    eval "$(bash "$ROOT/scripts/delta-readers.sh" env)"
-elif [[ "$in_ci" == true ]]; then
-    log "error: installing the Delta readers failed (see above)"
-    exit 1
-else
-    log "warning: no Delta readers; the test reading Delta tables with them will skip"
-fi
+provide delta-readers install "installing the Delta readers failed" \
+    "no Delta readers; the test reading Delta tables with them will skip"
 
 runner=(cargo nextest run --workspace --all-targets --no-fail-fast)
 if ! cargo nextest --version >/dev/null 2>&1; then

@@ -58,19 +58,15 @@ fn warnings(report: &Value) -> String {
 /// arrays, or `None` when it is not installed (outside CI).
 fn duckdb(sql: &str) -> Option<Vec<Value>> {
     let python = crate::common::delta_readers_python()?;
-    let out = crate::common::python_script(
-        &python,
-        "import duckdb, json, sys; print(json.dumps(duckdb.sql(sys.argv[1]).fetchall(), default=str))",
-    )
-    .arg(sql)
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "duckdb failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let rows = crate::common::python_json(
+        crate::common::python_script(
+            &python,
+            "import duckdb, json, sys; print(json.dumps(duckdb.sql(sys.argv[1]).fetchall(), default=str))",
+        )
+        .arg(sql),
+        "duckdb",
     );
-    Some(serde_json::from_slice(&out.stdout).expect("DuckDB prints JSON"))
+    Some(serde_json::from_value(rows).expect("DuckDB prints JSON rows"))
 }
 
 #[test]
@@ -97,20 +93,10 @@ fn binary_and_nul_filled_csv_files_are_reported_by_key_and_left_out() {
     assert!(warned.contains("control byte 0x00"), "{warned}");
     let table = catalog_json(d, &["show", "g.t"]);
     assert_eq!(columns_of(&table), ["id int", "name string"]);
-    let partitions: Vec<&str> = table["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["location"].as_str().unwrap())
-        .collect();
+    let partitions = crate::common::strings(&table["partitions"], "location");
     assert_eq!(partitions, ["dt=1/", "dt=2/"]);
     assert_eq!(table["partitions"][0]["files"], 1);
-    let skipped: Vec<&str> = table["skipped_files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["key"].as_str().unwrap())
-        .collect();
+    let skipped = crate::common::strings(&table["skipped_files"], "key");
     assert_eq!(skipped, ["dt=1/junk.csv", "dt=3/b.csv", "dt=4/zeros.csv"]);
     // The rest reads back as the files hold it; the skipped files are not read.
     let rows = query(d, "g", "select id, name, dt from t order by id");

@@ -13,7 +13,7 @@ use arrow::datatypes::{DataType, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sqlx::Connection;
 
-use crate::common::{files_under, output, pipectl, services_required};
+use crate::common::{db_spec, files_under, lake_sink, output, pipectl, services_required};
 
 /// A database for one test: its URL and a connection to set it up, on a private runtime.
 struct Db {
@@ -145,31 +145,17 @@ fn read_parquet(path: &Path) -> RecordBatch {
 
 /// The spec of a full load of one schema to Parquet and CSV.
 fn matrix_spec(kind: &str, url: &str, schema: &str, extra: &str) -> String {
-    format!(
-        r#"version: 1
-name: matrix
-connections:
-  db: {{ url: "{url}" }}
-  lake: {{ url: "file://lake" }}
-sources:
-  src:
-    type: {kind}
-    connection: db
-    include: [{{ schema: "{schema}", table: "%" }}]
-{extra}sinks:
-  parquet:
-    type: object_store
-    inputs: [src]
-    connection: lake
-    key: "parquet/{{table}}/"
-    format: {{ type: parquet }}
-  csv:
-    type: object_store
-    inputs: [src]
-    connection: lake
-    key: "csv/{{table}}/"
-    format: {{ type: csv }}
-"#
+    let sinks = lake_sink(
+        "parquet",
+        "parquet/{table}/",
+        "    format: { type: parquet }\n",
+    ) + &lake_sink("csv", "csv/{table}/", "    format: { type: csv }\n");
+    db_spec(
+        "matrix",
+        kind,
+        &format!("url: \"{url}\""),
+        &format!("    include: [{{ schema: \"{schema}\", table: \"%\" }}]\n{extra}"),
+        &sinks,
     )
 }
 
@@ -440,31 +426,17 @@ fn land_and_clean(
 ) -> (RecordBatch, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let url = &db.url;
-    let land = format!(
-        r#"version: 1
-name: land
-connections:
-  db: {{ url: "{url}" }}
-  lake: {{ url: "file://lake" }}
-sources:
-  src:
-    type: {kind}
-    connection: db
-    include: [{{ schema: "{schema}", table: e }}]
-sinks:
-  landing:
-    type: object_store
-    inputs: [src]
-    connection: lake
-    key: "landing/{{table}}/"
-    format: {{ type: csv, null_value: '{null_value}' }}
-  typed:
-    type: object_store
-    inputs: [src]
-    connection: lake
-    key: "typed/{{table}}/"
-    format: {{ type: parquet }}
-crawlers:
+    let land = db_spec(
+        "land",
+        kind,
+        &format!("url: \"{url}\""),
+        &format!("    include: [{{ schema: \"{schema}\", table: e }}]\n"),
+        &(lake_sink(
+            "landing",
+            "landing/{table}/",
+            &format!("    format: {{ type: csv, null_value: '{null_value}' }}\n"),
+        ) + &lake_sink("typed", "typed/{table}/", "    format: { type: parquet }\n")
+            + "crawlers:
   raw:
     type: catalog
     inputs: [landing]
@@ -473,7 +445,7 @@ crawlers:
     type: catalog
     inputs: [typed]
     database: typed
-"#
+"),
     );
     let clean = format!(
         r#"version: 1
@@ -747,28 +719,15 @@ fn plan_lists_the_tables_the_rules_select_on_the_live_database() {
          create table `{schema}`.film_text (id int); create table `{schema}`.actor (id int);"
     ));
     let dir = tempfile::tempdir().unwrap();
-    let spec = format!(
-        r#"version: 1
-name: rules
-connections:
-  db: {{ url: "{}" }}
-  lake: {{ url: "file://lake" }}
-sources:
-  src:
-    type: mysql
-    connection: db
-    include: [{{ schema: "%{}%", table: "film%" }}]
-    exclude: [{{ table: "film_t%" }}]
-sinks:
-  out:
-    type: object_store
-    inputs: [src]
-    connection: lake
-    key: "{{schema}}/{{table}}/"
-    format: {{ type: csv }}
-"#,
-        db.url,
-        &schema["pipectl_".len()..]
+    let spec = db_spec(
+        "rules",
+        "mysql",
+        &format!("url: \"{}\"", db.url),
+        &format!(
+            "    include: [{{ schema: \"%{}%\", table: \"film%\" }}]\n    exclude: [{{ table: \"film_t%\" }}]\n",
+            &schema["pipectl_".len()..]
+        ),
+        &lake_sink("out", "{schema}/{table}/", "    format: { type: csv }\n"),
     );
     let spec = write_spec(dir.path(), &spec);
     let plan = crate::common::plan_json(dir.path(), &spec);
@@ -786,28 +745,18 @@ sinks:
 }
 
 fn bookmark_spec(kind: &str, url: &str, schema: &str, table: &str, extra: &str) -> String {
-    format!(
-        r#"version: 1
-name: incr
-connections:
-  db: {{ url: "{url}" }}
-  lake: {{ url: "file://lake" }}
-sources:
-  src:
-    type: {kind}
-    connection: db
-    batch_rows: 500
-    include: [{{ schema: "{schema}", table: "{table}" }}]
+    db_spec(
+        "incr",
+        kind,
+        &format!("url: \"{url}\""),
+        &format!(
+            "    batch_rows: 500
+    include: [{{ schema: \"{schema}\", table: \"{table}\" }}]
     tables:
-      "{table}": {{ bookmark: {{ keys: [ts, id] }} }}
-{extra}sinks:
-  out:
-    type: object_store
-    inputs: [src]
-    connection: lake
-    key: "events/"
-    format: {{ type: jsonl }}
-"#
+      \"{table}\": {{ bookmark: {{ keys: [ts, id] }} }}
+{extra}"
+        ),
+        &lake_sink("out", "events/", "    format: { type: jsonl }\n"),
     )
 }
 
@@ -1521,28 +1470,18 @@ fn a_backfill_rereads_a_date_range_and_leaves_the_bookmark() {
 /// Two bookmarked tables whose keys have different types: `orders` on an integer `id`, `logs`
 /// on a timestamp `ts`; 31 rows each (ids 1..=31, one day apart from 2026-01-01).
 fn two_key_types_spec(kind: &str, url: &str, schema: &str) -> String {
-    format!(
-        r#"version: 1
-name: mixed
-connections:
-  db: {{ url: "{url}" }}
-  lake: {{ url: "file://lake" }}
-sources:
-  src:
-    type: {kind}
-    connection: db
-    include: [{{ schema: "{schema}", table: "%" }}]
+    db_spec(
+        "mixed",
+        kind,
+        &format!("url: \"{url}\""),
+        &format!(
+            "    include: [{{ schema: \"{schema}\", table: \"%\" }}]
     tables:
       orders: {{ bookmark: {{ keys: [id] }} }}
       logs: {{ bookmark: {{ keys: [ts] }} }}
-sinks:
-  out:
-    type: object_store
-    inputs: [src]
-    connection: lake
-    key: "{{table}}/"
-    format: {{ type: jsonl }}
-"#
+"
+        ),
+        &lake_sink("out", "{table}/", "    format: { type: jsonl }\n"),
     )
 }
 
@@ -1804,29 +1743,18 @@ fn split_load(mut db: Db, kind: &str, schema: &str, from: &str) {
         "insert into {from} (id, n, note) select g, case when g % 1000 = 0 then null else g * 3 end, 'x' from ({rows}) s"
     ));
     let dir = tempfile::tempdir().unwrap();
-    let spec = format!(
-        r#"version: 1
-name: split
-connections:
-  db: {{ url: "{url}" }}
-  lake: {{ url: "file://lake" }}
-sources:
-  src:
-    type: {kind}
-    connection: db
-    include: [{{ schema: "{schema}", table: "events" }}]
+    let spec = db_spec(
+        "split",
+        kind,
+        &format!("url: \"{}\"", db.url),
+        &format!(
+            "    include: [{{ schema: \"{schema}\", table: \"events\" }}]
     parallel_tables: 1
     tables:
       events: {{ split: {{ column: n, parts: 4 }} }}
-sinks:
-  out:
-    type: object_store
-    inputs: [src]
-    connection: lake
-    key: "events/"
-    format: {{ type: jsonl }}
-"#,
-        url = db.url
+"
+        ),
+        &lake_sink("out", "events/", "    format: { type: jsonl }\n"),
     );
     let spec = write_spec(dir.path(), &spec);
     let (out, stdout, stderr) = output(pipectl(dir.path()).arg("plan").arg(&spec));
@@ -1884,28 +1812,19 @@ fn mysql_tables_split_into_ranges_land_every_row_once() {
 /// A pipeline landing whether its own PostgreSQL session uses TLS, with `tls` settings `tls`
 /// on a connection to `url`.
 fn tls_spec(url: &str, tls: &str) -> String {
-    format!(
-        r#"version: 1
-name: tls
-connections:
-  db: {{ url: "{url}", tls: {tls} }}
-  lake: {{ url: "file://lake" }}
-sources:
-  src:
-    type: postgres
-    connection: db
-    queries:
+    db_spec(
+        "tls",
+        "postgres",
+        &format!("url: \"{url}\", tls: {tls}"),
+        "    queries:
       - table: session
         sql: select ssl::text as ssl from pg_stat_ssl where pid = pg_backend_pid()
-sinks:
-  out:
-    type: object_store
-    inputs: [src]
-    connection: lake
-    key: "{{table}}/"
-    mode: full_refresh
-    format: {{ type: csv, header: false }}
-"#
+",
+        &lake_sink(
+            "out",
+            "{table}/",
+            "    mode: full_refresh\n    format: { type: csv, header: false }\n",
+        ),
     )
 }
 
@@ -1960,21 +1879,12 @@ fn tls_settings_reach_postgres_and_mysql() {
 
     // This machine's MariaDB has TLS disabled: `require` is refused with the reason.
     let Some(my) = Db::mysql() else { return };
-    let spec = format!(
-        r#"version: 1
-name: tls-my
-connections:
-  db: {{ url: "{url}", tls: {{ mode: require }} }}
-  lake: {{ url: "file://lake" }}
-sources:
-  src:
-    type: mysql
-    connection: db
-    queries: [{{ table: one, sql: "select 1 as x" }}]
-sinks:
-  out: {{ type: object_store, inputs: [src], connection: lake, key: "one/", format: {{ type: csv }} }}
-"#,
-        url = my.url
+    let spec = db_spec(
+        "tls-my",
+        "mysql",
+        &format!("url: \"{}\", tls: {{ mode: require }}", my.url),
+        "    queries: [{ table: one, sql: \"select 1 as x\" }]\n",
+        &lake_sink("out", "one/", "    format: { type: csv }\n"),
     );
     let spec = write_spec(dir.path(), &spec);
     let (out, stdout, stderr) = output(pipectl(dir.path()).args(["run", "-q"]).arg(&spec));

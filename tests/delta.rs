@@ -87,18 +87,10 @@ impl Drop for Pg {
 /// "duckdb": {types, rows}}`, rows sorted by `id` in a canonical text form.
 fn read_table(python: &Path, root: &Path) -> Value {
     let script = repo().join("crates/delta/scripts/read_delta.py");
-    let out = std::process::Command::new(python)
-        .arg(&script)
-        .arg(root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "reading {} failed: {}",
-        root.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    crate::common::python_json(
+        std::process::Command::new(python).arg(&script).arg(root),
+        &format!("reading {}", root.display()),
+    )
 }
 
 /// The `id` column of the table at `root` as the Python `deltalake` package reads it, sorted
@@ -108,53 +100,17 @@ fn deltalake_ids(python: &Path, root: &Path) -> Vec<i64> {
                   t = deltalake.DeltaTable(sys.argv[1])\n\
                   ids = t.to_pyarrow_table(columns=['id']).column('id').to_pylist()\n\
                   print(json.dumps(sorted(ids)))\n";
-    let out = crate::common::python_script(python, script)
-        .arg(root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "reading {} failed: {}",
-        root.display(),
-        String::from_utf8_lossy(&out.stderr)
+    let ids = crate::common::python_json(
+        crate::common::python_script(python, script).arg(root),
+        &format!("reading {}", root.display()),
     );
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.lines().next().unwrap_or("[]")).unwrap()
-}
-
-/// Every commit's `txn` actions in the log at `root`: (commit version, app id, txn version).
-fn txns(root: &Path) -> Vec<(u64, String, i64)> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(root.join("_delta_log")) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(version) = name
-            .strip_suffix(".json")
-            .and_then(|v| v.parse::<u64>().ok())
-        else {
-            continue;
-        };
-        for line in std::fs::read_to_string(entry.path()).unwrap().lines() {
-            let action: Value = serde_json::from_str(line).unwrap();
-            if let Some(t) = action.get("txn") {
-                out.push((
-                    version,
-                    t["appId"].as_str().unwrap().to_owned(),
-                    t["version"].as_i64().unwrap(),
-                ));
-            }
-        }
-    }
-    out.sort();
-    out
+    serde_json::from_value(ids).unwrap()
 }
 
 /// Fails unless no two commits carry the same txn version of one app id, and versions grow
 /// with the commits.
 fn assert_txns_once(root: &Path) {
-    let txns = txns(root);
+    let txns = crate::common::delta_txns(root);
     let mut seen: BTreeMap<&str, i64> = BTreeMap::new();
     for (commit, app, version) in &txns {
         if let Some(last) = seen.get(app.as_str()) {
@@ -207,36 +163,31 @@ fn pg_spec(pg: &Pg, table: &str, bookmark: Option<&str>, sink: &str) -> String {
     let tables = bookmark.map_or(String::new(), |keys| {
         format!("    tables:\n      \"{table}\": {{ bookmark: {{ keys: [{keys}] }} }}\n")
     });
-    format!(
-        r#"version: 1
-name: dl
-connections:
-  db: {{ url: "{url}" }}
-  lake: {{ url: "file://lake" }}
-sources:
-  src:
-    type: postgres
-    connection: db
-    batch_rows: 5000
-    include: [{{ schema: "{schema}", table: "{table}" }}]
-{tables}sinks:
-  out:
-    type: object_store
-    inputs: [src]
-    connection: lake
-    key: "tables/{{table}}/"
-{sink}"#,
-        url = pg.url,
-        schema = pg.schema,
+    crate::common::db_spec(
+        "dl",
+        "postgres",
+        &format!("url: \"{}\"", pg.url),
+        &format!(
+            "    batch_rows: 5000\n    include: [{{ schema: \"{}\", table: \"{table}\" }}]\n{tables}",
+            pg.schema
+        ),
+        &crate::common::lake_sink("out", "tables/{table}/", sink),
+    )
+}
+
+/// The merge of the `changes` table (bookmarked on `seq`), ordered by `ord`.
+fn changes_spec(pg: &Pg) -> String {
+    pg_spec(
+        pg,
+        "changes",
+        Some("seq"),
+        &MERGE_SINK.replace("seq]", "ord]"),
     )
 }
 
 #[test]
 fn postgres_to_delta_values_equal_the_source_for_both_readers() {
-    let Some(mut pg) = Pg::connect("pipectl_delta_types") else {
-        return;
-    };
-    let Some(python) = crate::common::delta_readers_python() else {
+    let Some((mut pg, python)) = pg_and_readers("pipectl_delta_types") else {
         return;
     };
     let s = pg.schema.clone();
@@ -428,27 +379,23 @@ fn assert_merged_equals_truth(pg: &mut Pg, python: &Path, root: &Path, context: 
     }
 }
 
+/// A fresh schema on the PostgreSQL server (see [`Pg::connect`]) and the Delta readers'
+/// interpreter, or `None` after marking the test skipped when either is missing.
+fn pg_and_readers(prefix: &str) -> Option<(Pg, PathBuf)> {
+    let pg = Pg::connect(prefix)?;
+    Some((pg, crate::common::delta_readers_python()?))
+}
+
 const MERGE_SINK: &str = "    mode: merge\n    merge: { keys: [id], sequence_by: [seq], delete_when: \"op = 'D'\" }\n    format: { type: delta }\n";
 
 #[test]
 fn postgres_changes_merge_into_delta_incrementally_and_equal_the_source() {
-    let Some(mut pg) = Pg::connect("pipectl_delta_merge") else {
-        return;
-    };
-    let Some(python) = crate::common::delta_readers_python() else {
+    let Some((mut pg, python)) = pg_and_readers("pipectl_delta_merge") else {
         return;
     };
     setup_changes(&mut pg);
     let dir = tempfile::tempdir().unwrap();
-    let spec = write_spec(
-        dir.path(),
-        &pg_spec(
-            &pg,
-            "changes",
-            Some("seq"),
-            &MERGE_SINK.replace("seq]", "ord]"),
-        ),
-    );
+    let spec = write_spec(dir.path(), &changes_spec(&pg));
     let root = dir.path().join("lake/tables/changes");
     let (out, plan, stderr) = output(pipectl(dir.path()).args(["plan"]).arg(&spec));
     assert!(out.status.success(), "{stderr}");
@@ -570,10 +517,7 @@ fn run_until_success(dir: &Path, spec: &Path) {
 
 #[test]
 fn kill_9_during_a_full_load_and_a_merge_then_rerun_commits_every_row_once() {
-    let Some(mut pg) = Pg::connect("pipectl_delta_kill") else {
-        return;
-    };
-    let Some(python) = crate::common::delta_readers_python() else {
+    let Some((mut pg, python)) = pg_and_readers("pipectl_delta_kill") else {
         return;
     };
     let s = pg.schema.clone();
@@ -639,15 +583,7 @@ fn kill_9_during_a_full_load_and_a_merge_then_rerun_commits_every_row_once() {
 
     // Merge: changes with repeated keys and deletes, killed while they are merged.
     setup_changes(&mut pg);
-    let spec = write_spec(
-        dir.path(),
-        &pg_spec(
-            &pg,
-            "changes",
-            Some("seq"),
-            &MERGE_SINK.replace("seq]", "ord]"),
-        ),
-    );
+    let spec = write_spec(dir.path(), &changes_spec(&pg));
     let root = dir.path().join("lake/tables/changes");
     let mut next = 0;
     add_changes(&mut pg, &mut next, rows / 2, rows / 4);

@@ -56,6 +56,28 @@ pub(crate) fn orders(ids: &[i64]) -> RecordBatch {
     RecordBatch::try_new(schema, columns).unwrap()
 }
 
+/// How many Parquet files are under `root` (current and removed data files alike).
+fn parquet_file_count(root: &Path) -> usize {
+    crate::common::files_under(root)
+        .into_iter()
+        .filter(|f| f.ends_with(".parquet"))
+        .count()
+}
+
+/// `n` appends to the table at `dir/lake/orders`, commit `i` adding the orders `2i` and `2i + 1`
+/// (txn versions 1 to `n`).
+fn commit_order_pairs(dir: &Path, n: i64) {
+    for i in 0..n {
+        commit(
+            dir,
+            "lake/orders",
+            WriteMode::Append,
+            i + 1,
+            &[orders(&[i * 2, i * 2 + 1])],
+        );
+    }
+}
+
 /// Commits `batches` (each its own data file) to the table at `dir/root` in one commit.
 pub(crate) fn commit(
     dir: &Path,
@@ -254,21 +276,17 @@ sinks:
 
 /// The table at `root` as the Python `deltalake` package reads it: sorted ids, file count.
 fn read_with_deltalake(python: &Path, root: &Path) -> (Vec<i64>, usize) {
-    let out = crate::common::python_script(
-        python,
-        "import sys, json\nfrom deltalake import DeltaTable\nt = DeltaTable(sys.argv[1])\n\
-         ids = sorted(t.to_pyarrow_table().column('id').to_pylist())\n\
-         print(json.dumps([ids, len(t.file_uris())]))",
-    )
-    .arg(root)
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "deltalake failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let read = crate::common::python_json(
+        crate::common::python_script(
+            python,
+            "import sys, json\nfrom deltalake import DeltaTable\nt = DeltaTable(sys.argv[1])\n\
+             ids = sorted(t.to_pyarrow_table().column('id').to_pylist())\n\
+             print(json.dumps([ids, len(t.file_uris())]))",
+        )
+        .arg(root),
+        "deltalake",
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_value(read).unwrap()
 }
 
 #[test]
@@ -276,15 +294,7 @@ fn compact_and_vacuum_maintain_the_delta_tables_of_a_pipelines_sinks() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     std::fs::write(dir.join("shop.yaml"), SHOP).unwrap();
-    for i in 0..6 {
-        commit(
-            dir,
-            "lake/orders",
-            WriteMode::Append,
-            i + 1,
-            &[orders(&[i * 2, i * 2 + 1])],
-        );
-    }
+    commit_order_pairs(dir, 6);
     // Not a Delta table: left alone.
     crate::lake::write_parquet(&dir.join("lake/plain/part-1.parquet"), 0, 3);
     let root = dir.join("lake/orders");
@@ -320,12 +330,7 @@ fn compact_and_vacuum_maintain_the_delta_tables_of_a_pipelines_sinks() {
         &["vacuum", "shop.yaml", "--retention", "0s", "--dry-run"],
     );
     assert!(dry.contains("would delete 12 files"), "{dry}");
-    let parquet_files = || {
-        crate::common::files_under(&root)
-            .into_iter()
-            .filter(|f| f.ends_with(".parquet"))
-            .count()
-    };
+    let parquet_files = || parquet_file_count(&root);
     assert_eq!(parquet_files(), 14);
     let done = ok(
         dir,
@@ -373,22 +378,9 @@ fn serve_runs_the_maintenance_section_on_its_own_schedule_and_records_it() {
     let spec = SHOP.replace("file://lake", "file://../lake")
         + "maintenance:\n  schedule: \"* * * * * *\"\n  compact: { target_file_size: 100000000 }\n  vacuum: { retention: 0s }\n";
     std::fs::write(dir.join("pipelines/shop.yaml"), spec).unwrap();
-    for i in 0..4 {
-        commit(
-            dir,
-            "lake/orders",
-            WriteMode::Append,
-            i + 1,
-            &[orders(&[i * 2, i * 2 + 1])],
-        );
-    }
+    commit_order_pairs(dir, 4);
     let root = dir.join("lake/orders");
-    let parquet_files = || {
-        crate::common::files_under(&root)
-            .into_iter()
-            .filter(|f| f.ends_with(".parquet"))
-            .count()
-    };
+    let parquet_files = || parquet_file_count(&root);
     assert_eq!(parquet_files(), 8);
     let python = crate::common::delta_readers_python();
 
@@ -411,12 +403,7 @@ fn serve_runs_the_maintenance_section_on_its_own_schedule_and_records_it() {
     );
     let status = daemon.terminate();
     assert!(status.success());
-    let steps: Vec<&str> = run["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let steps = crate::common::strings(&run["steps"], "name");
     assert_eq!(
         steps,
         ["compact lake/orders", "vacuum lake/orders"],

@@ -8,44 +8,30 @@ use std::process::Stdio;
 use arrow::datatypes::DataType;
 
 use crate::common::{files_under, output, pipectl};
-use crate::streaming::{finish, free_port, http, lines_under, parquet_rows, signal, wait_for_port};
+use crate::streaming::{
+    direct_put_dir, finish, free_port, http, lines_under, only_error_envelope, parquet_rows,
+    raw_data, signal, wait_for_port, write_direct_put_pipeline,
+};
 
-/// A streaming pipeline `name`: a Direct PUT source on `port` into firehose sink `out` on the
-/// `lake` folder, flushed only when the run stops; `settings` are YAML lines for the sink,
-/// indented by 4 (its prefixes and format).
-pub(crate) fn write_direct_put_spec(dir: &Path, name: &str, port: u16, settings: &str) {
-    std::fs::write(
-        dir.join("pipeline.yaml"),
-        format!(
-            r#"version: 1
-name: {name}
-connections:
-  lake: {{url: "file://lake"}}
-sources:
-  put: {{type: http, listen: "127.0.0.1:{port}"}}
-sinks:
-  out:
-    type: firehose
-    inputs: [put]
-    connection: lake
-    interval_secs: 600
-{settings}"#
-        ),
-    )
-    .unwrap();
+/// A fresh folder holding a streaming pipeline `name` (a Direct PUT source into firehose sink
+/// `out` on the `lake` folder, see [`direct_put_dir`]) flushed only when the run stops, and the
+/// port its source listens on; `settings` are YAML lines for the sink, indented by 4 (its
+/// prefixes and format).
+pub(crate) fn direct_put_spec_dir(name: &str, settings: &str) -> (tempfile::TempDir, u16) {
+    direct_put_dir(name, &format!("    interval_secs: 600\n{settings}"))
 }
 
-/// A Direct PUT pipeline into a Parquet sink with `schema` (YAML lines for the sink, indented
-/// by 4).
+/// The sink settings of a Direct PUT pipeline into a Parquet sink with `schema` (YAML lines
+/// for the sink, indented by 4), flushed only when the run stops.
+fn parquet_settings(schema: &str) -> String {
+    format!(
+        "    interval_secs: 600\n    prefix: \"parquet/\"\n    error_output_prefix: \"errors/!{{firehose:error-output-type}}/\"\n    format: {{type: parquet}}\n{schema}"
+    )
+}
+
+/// A Direct PUT pipeline into a Parquet sink with `schema` (see [`parquet_settings`]).
 fn write_spec(dir: &Path, port: u16, schema: &str) {
-    write_direct_put_spec(
-        dir,
-        "rentals-parquet",
-        port,
-        &format!(
-            "    prefix: \"parquet/\"\n    error_output_prefix: \"errors/!{{firehose:error-output-type}}/\"\n    format: {{type: parquet}}\n{schema}"
-        ),
-    );
+    write_direct_put_pipeline(dir, "rentals-parquet", port, &parquet_settings(schema));
 }
 
 /// Runs `dir/pipeline.yaml` (a Direct PUT source on `port`), posts `body` (JSON lines) and
@@ -154,9 +140,7 @@ fn a_sink_takes_its_schema_from_a_catalog_table_and_reports_fields_it_lacks() {
 
 #[test]
 fn an_inferred_schema_reads_iso_times_as_timestamps() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    write_spec(dir.path(), port, "");
+    let (dir, port) = direct_put_dir("rentals-parquet", &parquet_settings(""));
     let body = "{\"film_id\": 1, \"ts\": \"2026-11-25T18:07:09Z\", \"note\": \"2026-11-25\"}\n\
                 {\"film_id\": 2, \"ts\": \"2026-11-25T18:07:10Z\", \"note\": \"later\"}\n";
     run_with(dir.path(), port, body);
@@ -177,12 +161,9 @@ fn an_inferred_schema_reads_iso_times_as_timestamps() {
 
 #[test]
 fn a_missing_catalog_table_fails_the_run_with_what_to_do() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    write_spec(
-        dir.path(),
-        port,
-        "    catalog_table: {database: shop, table: nowhere}\n",
+    let (dir, _port) = direct_put_dir(
+        "rentals-parquet",
+        &parquet_settings("    catalog_table: {database: shop, table: nowhere}\n"),
     );
     let (out, stdout, _) = output(pipectl(dir.path()).args(["run", "pipeline.yaml"]));
     assert!(!out.status.success());
@@ -196,18 +177,13 @@ fn a_missing_catalog_table_fails_the_run_with_what_to_do() {
 
 #[test]
 fn invalid_utf8_is_never_data_in_parquet_or_gzip_json_lines() {
-    use base64::Engine as _;
     let invalid: &[u8] = b"{\"film_id\": 2, \"city\": \"Montr\xe9al\"}";
     let mut body = b"{\"film_id\": 1, \"city\": \"Montr\xc3\xa9al\"}\n".to_vec();
     body.extend_from_slice(invalid);
     body.push(b'\n');
     for format in ["{type: parquet}", "{type: jsonl, compression: gzip}"] {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        write_direct_put_spec(
-            dir.path(),
+        let (dir, port) = direct_put_spec_dir(
             "utf8",
-            port,
             &format!(
                 "    prefix: \"data/\"\n    error_output_prefix: \"errors/!{{firehose:error-output-type}}/\"\n    format: {format}\n"
             ),
@@ -233,17 +209,7 @@ fn invalid_utf8_is_never_data_in_parquet_or_gzip_json_lines() {
             [serde_json::json!({"film_id": 1, "city": "Montréal"})],
             "{format}"
         );
-        let errors = lines_under(&lake.join("errors"), ".jsonl");
-        assert_eq!(errors.len(), 1, "{format}: {errors:?}");
-        assert!(
-            errors[0].0.starts_with("processing-failed/"),
-            "{format}: {}",
-            errors[0].0
-        );
-        let envelope: serde_json::Value = serde_json::from_str(&errors[0].1).unwrap();
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(envelope["rawData"].as_str().unwrap())
-            .unwrap();
-        assert_eq!(raw, invalid, "{format}");
+        let envelope = only_error_envelope(&lake, "processing-failed", &format!("{format}: "));
+        assert_eq!(raw_data(&envelope), invalid, "{format}");
     }
 }

@@ -114,12 +114,7 @@ fn pipeline_crawler_catalogues_sinks_and_query_reads_them() {
     ok(dir.path(), &["run", "p.yaml"]);
 
     let tables = catalog_json(dir.path(), &["tables", "sakila"]);
-    let names: Vec<&str> = tables
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names = crate::common::strings(&tables, "name");
     assert_eq!(names, ["film", "language", "streaming"]);
     let streaming = catalog_json(dir.path(), &["show", "sakila.streaming"]);
     assert_eq!(streaming["format"]["kind"], "json");
@@ -575,12 +570,7 @@ fn files_source_reads_each_file_once_and_skips_malformed_ones() {
     // Nothing new: nothing read, nothing written.
     let summary = ok(d, &["run", "p.yaml", "--format", "json"]);
     let run: Value = serde_json::from_str(&summary).unwrap();
-    let landing = run["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "landing")
-        .unwrap();
+    let landing = crate::common::step_where(&run, "name", "landing");
     assert_eq!(landing["rows"], 0, "{run}");
     assert_eq!(
         query(d, "clean", "select count(*) as n from film")[0]["n"],
@@ -738,18 +728,13 @@ fn s3_lake_is_crawled_and_queried() {
         std::process::id(),
         chrono::Utc::now().timestamp_micros()
     );
+    let lake = crate::common::s3_lake(&bucket, &prefix);
     std::fs::write(
         d.join("s3.yaml"),
         format!(
             r#"version: 1
 name: s3lake
-connections:
-  lake:
-    url: s3://{bucket}/{prefix}
-    endpoint: ${{env:PIPECTL_TEST_S3_ENDPOINT}}
-    access_key_id: ${{env:AWS_ACCESS_KEY_ID}}
-    secret_access_key: ${{env:AWS_SECRET_ACCESS_KEY}}
-    allow_http: true
+{lake}
 sources:
   events:
     type: generator

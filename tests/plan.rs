@@ -44,12 +44,7 @@ fn plan_json_lists_tables_sql_and_keys() {
         }
     }
     let sakila = steps.iter().find(|s| s["name"] == "sakila").unwrap();
-    let reads: Vec<&str> = sakila["reads"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["table"].as_str().unwrap())
-        .collect();
+    let reads = crate::common::strings(&sakila["reads"], "table");
     assert_eq!(
         reads,
         [

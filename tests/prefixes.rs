@@ -8,8 +8,8 @@ use base64::Engine as _;
 use chrono::TimeZone as _;
 
 use crate::common::{files_under, output, pipectl};
-use crate::firehose_parquet::{run_posting, write_direct_put_spec};
-use crate::streaming::free_port;
+use crate::firehose_parquet::{direct_put_spec_dir, run_posting};
+use crate::streaming::raw_data;
 
 /// A streaming pipeline named `name` with one NATS source per sink (never connected: `plan
 /// --offline` only reads the spec); `sinks` is YAML for the `sinks:` mapping, indented by 2.
@@ -219,12 +219,8 @@ fn plan_at_with_a_record_shows_its_partition_values_and_text_form() {
 
 #[test]
 fn failed_and_invalid_utf8_records_go_where_firehose_puts_them_without_an_error_prefix() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    write_direct_put_spec(
-        dir.path(),
+    let (dir, port) = direct_put_spec_dir(
         "literal",
-        port,
         "    prefix: \"myFirehosePrefix\"\n    format: {type: jsonl}\n",
     );
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
@@ -266,14 +262,7 @@ fn failed_and_invalid_utf8_records_go_where_firehose_puts_them_without_an_error_
     assert_eq!(data.len(), 1, "{data:?}");
     assert_eq!(data[0].1["city"], "Montréal");
     assert_eq!(errors.len(), 2, "{errors:?}");
-    let raw: Vec<Vec<u8>> = errors
-        .iter()
-        .map(|(_, e)| {
-            base64::engine::general_purpose::STANDARD
-                .decode(e["rawData"].as_str().unwrap())
-                .unwrap()
-        })
-        .collect();
+    let raw: Vec<Vec<u8>> = errors.iter().map(|(_, e)| raw_data(e)).collect();
     assert!(raw.contains(&invalid_utf8.to_vec()), "{errors:?}");
     assert!(raw.contains(&b"not json".to_vec()), "{errors:?}");
     // Data and errors are in `yyyy/MM/dd/HH/` folders of the records' arrival.

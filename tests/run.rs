@@ -51,6 +51,25 @@ fn runs_json(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&stdout).unwrap()
 }
 
+/// A run of [`generator_spec`] (`count` records at `rate` a second) started in `dir`, once its
+/// sink writes to staging.
+fn run_writing_staging(dir: &Path, count: u64, rate: u64) -> std::process::Child {
+    let spec = generator_spec(dir, count, Some(rate));
+    let child = crate::common::start_run(dir, &spec);
+    crate::common::wait_for_staging(&dir.join("lake"));
+    child
+}
+
+/// `spec` with the sink that reads `input` under a key starting `key` reading the step
+/// `broken` instead.
+fn fed_by_broken(spec: &str, input: &str, key: &str) -> String {
+    spec.replacen(
+        &format!("    inputs: [{input}]\n    connection: lake\n    key: {key}"),
+        &format!("    inputs: [broken]\n    connection: lake\n    key: {key}"),
+        1,
+    )
+}
+
 #[test]
 fn a_failing_step_publishes_nothing_and_records_why() {
     let dir = tempfile::tempdir().unwrap();
@@ -61,10 +80,7 @@ fn a_failing_step_publishes_nothing_and_records_why() {
         "transforms:\n",
         "transforms:\n  broken:\n    type: cast\n    inputs: [sakila]\n    tables: [film]\n    columns: { title: int64 }\n",
     );
-    let text = text.replace(
-        "    inputs: [sakila]\n    connection: lake\n    key: clean/",
-        "    inputs: [broken]\n    connection: lake\n    key: clean/",
-    );
+    let text = fed_by_broken(&text, "sakila", "clean/");
     std::fs::write(&spec, text).unwrap();
 
     let (out, stdout, stderr) = output(pipectl(dir.path()).arg("run").arg(&spec));
@@ -90,8 +106,7 @@ fn a_failing_step_publishes_nothing_and_records_why() {
     );
     let runs = runs_json(dir.path());
     assert_eq!(runs[0]["status"], "failed");
-    let steps = runs[0]["steps"].as_array().unwrap();
-    let broken = steps.iter().find(|s| s["name"] == "broken").unwrap();
+    let broken = crate::common::step_where(&runs[0], "name", "broken");
     assert_eq!(broken["status"], "failed");
     assert!(broken["error"].as_str().unwrap().contains("column `title`"));
 }
@@ -99,17 +114,9 @@ fn a_failing_step_publishes_nothing_and_records_why() {
 #[test]
 fn a_killed_run_leaves_nothing_visible_and_the_next_run_cleans_up() {
     let dir = tempfile::tempdir().unwrap();
-    // 20,000 records at 4,000/s: five seconds, so the kill lands mid-run.
-    let spec = generator_spec(dir.path(), 20_000, Some(4_000));
-    let mut child = pipectl(dir.path())
-        .arg("run")
-        .arg(&spec)
-        .stderr(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait until the sink has started writing to staging, then kill -9.
-    crate::common::wait_for_staging(&dir.path().join("lake"));
+    // 20,000 records at 4,000/s: five seconds, so the kill lands mid-run, once the sink has
+    // started writing to staging (kill -9).
+    let mut child = run_writing_staging(dir.path(), 20_000, 4_000);
     std::thread::sleep(Duration::from_millis(300));
     child.kill().unwrap();
     child.wait().unwrap();
@@ -154,15 +161,7 @@ fn a_killed_run_leaves_nothing_visible_and_the_next_run_cleans_up() {
 #[test]
 fn a_second_process_gets_a_clear_lock_error() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = generator_spec(dir.path(), 12_000, Some(4_000));
-    let mut child = pipectl(dir.path())
-        .arg("run")
-        .arg(&spec)
-        .stderr(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    crate::common::wait_for_staging(&dir.path().join("lake"));
+    let mut child = run_writing_staging(dir.path(), 12_000, 4_000);
     let (out, _, stderr) = output(pipectl(dir.path()).arg("runs"));
     child.wait().unwrap();
     assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -479,11 +478,7 @@ fn full_refresh_replaces_a_tables_files_and_a_failed_run_keeps_them() {
         "sinks:\n",
         "transforms:\n  broken:\n    type: cast\n    inputs: [events]\n    columns: { state: int64 }\nsinks:\n",
     );
-    let broken = broken.replacen(
-        "    inputs: [events]\n    connection: lake\n    key: events",
-        "    inputs: [broken]\n    connection: lake\n    key: events",
-        1,
-    );
+    let broken = fed_by_broken(&broken, "events", "events");
     std::fs::write(&spec_path, broken).unwrap();
     let (out, stdout, stderr) = output(pipectl(dir.path()).arg("run").arg(&spec_path));
     assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");

@@ -3,25 +3,15 @@
 use std::sync::Arc;
 
 use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::common::{output, pipectl};
+use crate::common::{lake_sink_from, output, pipectl};
 
 /// The test bucket on the local S3 server.
 fn bucket_store(endpoint: &str, bucket: &str) -> Arc<dyn ObjectStore> {
-    Arc::new(
-        AmazonS3Builder::from_env()
-            .with_bucket_name(bucket)
-            .with_endpoint(endpoint)
-            .with_allow_http(true)
-            .with_virtual_hosted_style_request(false)
-            .with_region("us-east-1")
-            .build()
-            .unwrap(),
-    )
+    Arc::new(crate::common::s3_store(endpoint, bucket))
 }
 
 /// Every object under `prefix`, by key.
@@ -48,16 +38,11 @@ async fn read(store: &Arc<dyn ObjectStore>, object: &object_store::ObjectMeta) -
 /// A pipeline `name` whose `lake` connection is `prefix` in the test bucket, with a generator
 /// source `events` of 3,000 records in batches of `batch_rows`; its sinks follow.
 fn s3_pipeline(name: &str, bucket: &str, prefix: &str, batch_rows: u32) -> String {
+    let lake = crate::common::s3_lake(bucket, prefix);
     format!(
         r#"version: 1
 name: {name}
-connections:
-  lake:
-    url: s3://{bucket}/{prefix}
-    endpoint: ${{env:PIPECTL_TEST_S3_ENDPOINT}}
-    access_key_id: ${{env:AWS_ACCESS_KEY_ID}}
-    secret_access_key: ${{env:AWS_SECRET_ACCESS_KEY}}
-    allow_http: true
+{lake}
 sources:
   events:
     type: generator
@@ -81,13 +66,12 @@ fn parquet_lands_in_s3_and_staging_is_cleaned() {
     std::fs::write(
         &spec,
         s3_pipeline("to-s3", &bucket, &prefix, 1000)
-            + r#"  out:
-    type: object_store
-    inputs: [events]
-    connection: lake
-    key: streaming/{table}/
-    format: { type: parquet, compression: zstd }
-"#,
+            + &lake_sink_from(
+                "out",
+                "events",
+                "streaming/{table}/",
+                "    format: { type: parquet, compression: zstd }\n",
+            ),
     )
     .unwrap();
     let (out, stdout, stderr) = output(pipectl(dir.path()).arg("run").arg(&spec));
@@ -131,21 +115,18 @@ fn plain_tables_in_s3_are_compacted_keeping_every_row() {
     std::fs::write(
         &spec,
         s3_pipeline("compact-s3", &bucket, &prefix, 100)
-            + r#"  clean:
-    type: object_store
-    inputs: [events]
-    connection: lake
-    key: clean/{table}/
-    max_file_rows: 300
-    format: { type: parquet }
-  raw:
-    type: object_store
-    inputs: [events]
-    connection: lake
-    key: raw/{table}/
-    max_file_rows: 300
-    format: { type: jsonl }
-"#,
+            + &lake_sink_from(
+                "clean",
+                "events",
+                "clean/{table}/",
+                "    max_file_rows: 300\n    format: { type: parquet }\n",
+            )
+            + &lake_sink_from(
+                "raw",
+                "events",
+                "raw/{table}/",
+                "    max_file_rows: 300\n    format: { type: jsonl }\n",
+            ),
     )
     .unwrap();
     let (out, stdout, stderr) = output(pipectl(dir.path()).arg("run").arg(&spec));

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use pipectl_serve::scheduler::Trigger;
 use serde_json::Value;
 
-use crate::common::{files_under, output, pipectl};
+use crate::common::{connections, files_under, lake_sink_from, output, pipectl};
 
 /// A generator pipeline writing CSV files into `lake/events/<run id>/`.
 fn pipeline(name: &str, schedule: &str, source: &str, extra: &str) -> String {
@@ -28,13 +28,13 @@ sources:
 {source}
     template: '{{"id": {{{{random.number({{"min":1,"max":1000}})}}}}}}'
 sinks:
-  out:
-    type: object_store
-    inputs: [events]
-    connection: lake
-    key: events/{{run_id}}/
-    format: {{ type: csv, header: true }}
-"#
+{sink}"#,
+        sink = lake_sink_from(
+            "out",
+            "events",
+            "events/{run_id}/",
+            "    format: { type: csv, header: true }\n"
+        )
     )
 }
 
@@ -527,21 +527,22 @@ fn sqlite_pipeline(name: &str, db: &str) -> String {
 name: {name}
 run:
   retry: {{ max_attempts: 2, initial_backoff_secs: 0.1, max_backoff_secs: 0.1 }}
-connections:
-  shop: {{ url: "sqlite://../{db}" }}
-  lake: {{ url: "file://../lake" }}
-sources:
+{connections}sources:
   shop:
     type: sqlite
     connection: shop
 sinks:
-  out:
-    type: object_store
-    inputs: [shop]
-    connection: lake
-    key: {name}/{{table}}/
-    format: {{ type: csv }}
-"#
+{sink}"#,
+        connections = connections(&[
+            ("shop", &format!("sqlite://../{db}")),
+            ("lake", "file://../lake")
+        ]),
+        sink = lake_sink_from(
+            "out",
+            "shop",
+            &format!("{name}/{{table}}/"),
+            "    format: { type: csv }\n"
+        )
     )
 }
 
@@ -748,12 +749,7 @@ sinks:
     assert!(out.status.success(), "{stderr}");
     let history: Vec<Value> = serde_json::from_str(&stdout).unwrap();
     assert_eq!(history[0]["status"], "succeeded", "{stdout}");
-    let sink = history[0]["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "out")
-        .unwrap();
+    let sink = crate::common::step_where(&history[0], "name", "out");
     let delivered = sink["rows"].as_u64().unwrap();
     assert!(delivered > 0);
     assert_eq!(jsonl_lines_under(&lake.join("clicks")) as u64, delivered);

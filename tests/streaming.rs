@@ -205,6 +205,30 @@ pub(crate) fn signal(child: &Child, sig: &str) {
     assert!(status.success());
 }
 
+/// The one error envelope under `lake`'s `errors/` folder, asserted to be the only error
+/// record there and one of `error_type` (`context` starts the assertion messages).
+pub(crate) fn only_error_envelope(
+    lake: &Path,
+    error_type: &str,
+    context: &str,
+) -> serde_json::Value {
+    let errors = lines_under(&lake.join("errors"), ".jsonl");
+    assert_eq!(errors.len(), 1, "{context}{errors:?}");
+    assert!(
+        errors[0].0.starts_with(&format!("{error_type}/")),
+        "{context}{}",
+        errors[0].0
+    );
+    serde_json::from_str(&errors[0].1).unwrap()
+}
+
+/// The record an error envelope carries (`rawData`, decoded from base64).
+pub(crate) fn raw_data(envelope: &serde_json::Value) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD
+        .decode(envelope["rawData"].as_str().unwrap())
+        .unwrap()
+}
+
 pub(crate) fn finish(child: Child) -> (i32, String, String) {
     let out = child.wait_with_output().unwrap();
     (
@@ -214,28 +238,43 @@ pub(crate) fn finish(child: Child) -> (i32, String, String) {
     )
 }
 
-fn nats_spec(stream: &str, subject: &str, sink_extra: &str) -> String {
+/// A pipeline `name` that delivers JetStream stream `stream` (subjects `subject.>`, consumer
+/// `durable`) into firehose sink `sink` on the `lake` folder; `settings` are the sink's other
+/// YAML lines, indented by 4.
+pub(crate) fn nats_firehose_spec(
+    name: &str,
+    durable: &str,
+    sink: &str,
+    (stream, subject): (&str, &str),
+    settings: &str,
+) -> String {
     format!(
         r#"version: 1
-name: rentals-stream
-connections:
-  nats: {{url: "{url}"}}
-  lake: {{url: "file://lake"}}
-sources:
+name: {name}
+{connections}sources:
   events:
     type: nats
     connection: nats
     stream: {stream}
     subject: "{subject}.>"
-    durable: pipectl-test
+    durable: {durable}
 sinks:
-  delivered:
+  {sink}:
     type: firehose
     inputs: [events]
     connection: lake
-    format: {{type: jsonl}}
-{sink_extra}"#,
-        url = nats_url()
+{settings}"#,
+        connections = crate::common::connections(&[("nats", &nats_url()), ("lake", "file://lake")])
+    )
+}
+
+fn nats_spec(stream: &str, subject: &str, sink_extra: &str) -> String {
+    nats_firehose_spec(
+        "rentals-stream",
+        "pipectl-test",
+        "delivered",
+        (stream, subject),
+        &format!("    format: {{type: jsonl}}\n{sink_extra}"),
     )
 }
 
@@ -298,21 +337,11 @@ fn nats_records_land_once_under_the_prefix_and_bad_ones_in_error_envelopes() {
         );
     }
 
-    let errors = lines_under(&lake.join("errors"), ".jsonl");
-    assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(
-        errors[0].0.starts_with("processing-failed/"),
-        "{}",
-        errors[0].0
-    );
-    let envelope: serde_json::Value = serde_json::from_str(&errors[0].1).unwrap();
+    let envelope = only_error_envelope(&lake, "processing-failed", "");
     assert_eq!(envelope["attemptsMade"], 1);
     assert_eq!(envelope["errorCode"], "InvalidJson");
     assert!(envelope["arrivalTimestamp"].as_i64().unwrap() > 1_700_000_000_000);
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(envelope["rawData"].as_str().unwrap())
-        .unwrap();
-    assert_eq!(raw, b"not json");
+    assert_eq!(raw_data(&envelope), b"not json");
 
     // Every message was acknowledged once published; nothing is left in flight.
     assert_eq!(ack_floor(&rt, &js, &stream, "pipectl-test"), 301);
@@ -328,12 +357,7 @@ fn nats_records_land_once_under_the_prefix_and_bad_ones_in_error_envelopes() {
     let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
     assert_eq!(runs[0]["status"], "succeeded", "{runs}");
     assert_eq!(
-        runs[0]["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == "delivered")
-            .unwrap()["rows"],
+        crate::common::step_where(&runs[0], "name", "delivered")["rows"],
         301
     );
     rt.block_on(async { js.delete_stream(&stream).await.unwrap() });
@@ -734,10 +758,12 @@ sinks:
     assert_eq!(errors.len(), 1, "{errors:?}");
 }
 
-fn direct_put_spec(port: u16, sink_extra: &str) -> String {
+/// A streaming pipeline `name`: a Direct PUT source `put` on `port` into firehose sink `out` on
+/// the `lake` folder; `settings` are the sink's other YAML lines, indented by 4.
+pub(crate) fn direct_put_pipeline(name: &str, port: u16, settings: &str) -> String {
     format!(
         r#"version: 1
-name: direct-put
+name: {name}
 connections:
   lake: {{url: "file://lake"}}
 sources:
@@ -747,8 +773,33 @@ sinks:
     type: firehose
     inputs: [put]
     connection: lake
-    format: {{type: jsonl}}
-{sink_extra}"#
+{settings}"#
+    )
+}
+
+/// A fresh folder holding [`direct_put_pipeline`] `name` (with the sink's `settings`) as
+/// `pipeline.yaml`, and the free port its source listens on.
+pub(crate) fn direct_put_dir(name: &str, settings: &str) -> (tempfile::TempDir, u16) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    write_direct_put_pipeline(dir.path(), name, port, settings);
+    (dir, port)
+}
+
+/// Writes [`direct_put_pipeline`] as `pipeline.yaml` in `dir`.
+pub(crate) fn write_direct_put_pipeline(dir: &Path, name: &str, port: u16, settings: &str) {
+    std::fs::write(
+        dir.join("pipeline.yaml"),
+        direct_put_pipeline(name, port, settings),
+    )
+    .unwrap();
+}
+
+fn direct_put_spec(port: u16, sink_extra: &str) -> String {
+    direct_put_pipeline(
+        "direct-put",
+        port,
+        &format!("    format: {{type: jsonl}}\n{sink_extra}"),
     )
 }
 
@@ -1320,34 +1371,18 @@ pub(crate) fn parquet_rows(path: &Path) -> Vec<serde_json::Value> {
 
 #[test]
 fn parquet_output_uses_the_declared_columns_and_sends_misfits_to_the_error_prefix() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    std::fs::write(
-        dir.path().join("pipeline.yaml"),
-        format!(
-            r#"version: 1
-name: rentals-parquet
-connections:
-  lake: {{url: "file://lake"}}
-sources:
-  put: {{type: http, listen: "127.0.0.1:{port}"}}
-sinks:
-  out:
-    type: firehose
-    inputs: [put]
-    connection: lake
-    prefix: "parquet/!{{timestamp:yyyy}}/"
-    error_output_prefix: "errors/!{{firehose:error-output-type}}/"
+    let (dir, port) = direct_put_dir(
+        "rentals-parquet",
+        r#"    prefix: "parquet/!{timestamp:yyyy}/"
+    error_output_prefix: "errors/!{firehose:error-output-type}/"
     interval_secs: 600
-    format: {{type: parquet, compression: zstd}}
+    format: {type: parquet, compression: zstd}
     columns:
-      - {{name: film_id, type: int64}}
-      - {{name: eventType, type: string}}
-      - {{name: price, type: "decimal(6,2)"}}
-"#
-        ),
-    )
-    .unwrap();
+      - {name: film_id, type: int64}
+      - {name: eventType, type: string}
+      - {name: price, type: "decimal(6,2)"}
+"#,
+    );
     let child = start(dir.path());
     wait_for_port(port);
     let body = "{\"film_id\": 1, \"eventType\": \"rent\", \"price\": 2.99}\n\
@@ -1389,18 +1424,9 @@ sinks:
             serde_json::json!({"film_id": 3, "eventType": "trailer"}),
         ]
     );
-    let errors = lines_under(&lake.join("errors"), ".jsonl");
-    assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(
-        errors[0].0.starts_with("format-conversion-failed/"),
-        "{}",
-        errors[0].0
-    );
-    let envelope: serde_json::Value = serde_json::from_str(&errors[0].1).unwrap();
+    let envelope = only_error_envelope(&lake, "format-conversion-failed", "");
     assert_eq!(envelope["errorCode"], "DataFormatConversion.InvalidSchema");
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(envelope["rawData"].as_str().unwrap())
-        .unwrap();
+    let raw = raw_data(&envelope);
     assert!(String::from_utf8(raw).unwrap().contains("not a number"));
 }
 
@@ -1471,33 +1497,17 @@ fn an_object_recorded_in_flight_but_never_written_is_rebuilt_from_the_redelivere
 
 #[test]
 fn event_time_partitions_in_the_sinks_time_zone_and_records_without_it_fail_partitioning() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    std::fs::write(
-        dir.path().join("pipeline.yaml"),
-        format!(
-            r#"version: 1
-name: by-event-time
-connections:
-  lake: {{url: "file://lake"}}
-sources:
-  put: {{type: http, listen: "127.0.0.1:{port}"}}
-sinks:
-  out:
-    type: firehose
-    inputs: [put]
-    connection: lake
-    prefix: "events/!{{eventTimestamp:'day='yyyy-MM-dd}}/!{{partitionKeyFromQuery:type}}/"
-    error_output_prefix: "errors/!{{firehose:error-output-type}}/"
-    partition_keys: {{type: .eventType}}
-    event_time: {{field: .ts}}
+    let (dir, port) = direct_put_dir(
+        "by-event-time",
+        r#"    prefix: "events/!{eventTimestamp:'day='yyyy-MM-dd}/!{partitionKeyFromQuery:type}/"
+    error_output_prefix: "errors/!{firehose:error-output-type}/"
+    partition_keys: {type: .eventType}
+    event_time: {field: .ts}
     time_zone: Asia/Tokyo
     interval_secs: 600
-    format: {{type: jsonl}}
-"#
-        ),
-    )
-    .unwrap();
+    format: {type: jsonl}
+"#,
+    );
     let child = start(dir.path());
     wait_for_port(port);
     // 2026-01-01T20:00Z is already January 2nd in Tokyo.
@@ -1598,12 +1608,7 @@ fn an_interrupted_streaming_run_says_what_it_had_published() {
         )),
         "{error}"
     );
-    let sink = run["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["kind"] == "sink")
-        .unwrap();
+    let sink = crate::common::step_where(run, "kind", "sink");
     assert_eq!(sink["rows"], 300, "{run}");
     assert_eq!(sink["objects"], objects as u64, "{run}");
     rt.block_on(async { js.delete_stream(&stream).await.unwrap() });

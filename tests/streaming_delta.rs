@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::common::pipectl;
 use crate::streaming::{
-    Xorshift, finish, fresh_jetstream, lines_under, nats_url, publish, rt, signal, start,
-    wait_until,
+    Xorshift, finish, fresh_jetstream, lines_under, nats_firehose_spec, publish, rt, signal, start,
+    wait_until, write_direct_put_pipeline,
 };
 
 /// The rows of the Delta table at `root` as the Python `deltalake` package reads them (JSON
@@ -34,17 +34,10 @@ print(json.dumps({
     "types": {f.name: str(f.type) for f in data.schema},
 }))
 "#;
-    let out = crate::common::python_script(python, SCRIPT)
-        .arg(root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "deltalake could not read {}: {}",
-        root.display(),
-        String::from_utf8_lossy(&out.stderr)
+    let read = crate::common::python_json(
+        crate::common::python_script(python, SCRIPT).arg(root),
+        &format!("deltalake reading {}", root.display()),
     );
-    let read: Value = serde_json::from_slice(&out.stdout).unwrap();
     let partitions = read["partitions"]
         .as_array()
         .unwrap()
@@ -60,40 +53,10 @@ print(json.dumps({
     (read["rows"].as_array().unwrap().clone(), partitions, types)
 }
 
-/// The `txn` actions of every commit in the table's log, as (commit version, app id, txn
-/// version), in commit order.
-fn txns(root: &Path) -> Vec<(u64, String, i64)> {
-    let mut out = Vec::new();
-    let log = root.join("_delta_log");
-    let mut commits: Vec<(u64, PathBuf)> = std::fs::read_dir(&log)
-        .unwrap()
-        .filter_map(|e| {
-            let path = e.unwrap().path();
-            let name = path.file_name()?.to_str()?.to_owned();
-            let version = name.strip_suffix(".json")?.parse().ok()?;
-            Some((version, path))
-        })
-        .collect();
-    commits.sort();
-    for (version, path) in commits {
-        for line in std::fs::read_to_string(path).unwrap().lines() {
-            let action: Value = serde_json::from_str(line).unwrap();
-            if let Some(txn) = action.get("txn") {
-                out.push((
-                    version,
-                    txn["appId"].as_str().unwrap().to_owned(),
-                    txn["version"].as_i64().unwrap(),
-                ));
-            }
-        }
-    }
-    out
-}
-
 /// Fails unless no two commits carry the same transaction, and each app id's versions grow
 /// with the commits.
 fn assert_txns_once(root: &Path) -> usize {
-    let txns = txns(root);
+    let txns = crate::common::delta_txns(root);
     let mut seen = BTreeSet::new();
     let mut last: BTreeMap<&str, i64> = BTreeMap::new();
     for (commit, app, version) in &txns {
@@ -122,28 +85,35 @@ fn counts(rows: &[Value]) -> BTreeMap<u64, usize> {
     seen
 }
 
-fn delta_spec(stream: &str, subject: &str, sink_extra: &str) -> String {
-    format!(
-        r#"version: 1
-name: delta-stream
-connections:
-  nats: {{url: "{url}"}}
-  lake: {{url: "file://lake"}}
-sources:
-  events:
-    type: nats
-    connection: nats
-    stream: {stream}
-    subject: "{subject}.>"
-    durable: pipectl-delta
-sinks:
-  tables:
-    type: firehose
-    inputs: [events]
-    connection: lake
-{sink_extra}"#,
-        url = nats_url()
-    )
+/// The Delta readers' interpreter, the runtime, context, stream and subject of
+/// [`fresh_jetstream`], and the test's folder.
+type DeltaStreamTest = (
+    PathBuf,
+    tokio::runtime::Runtime,
+    jetstream::Context,
+    String,
+    String,
+    tempfile::TempDir,
+);
+
+/// What a JetStream-into-Delta test works with: the Delta readers' interpreter, a JetStream
+/// stream of its own named from `prefix` (the runtime, context, stream and subject of
+/// [`fresh_jetstream`]) and a folder whose `pipeline.yaml` (`delta-stream`) delivers the stream
+/// into firehose sink `tables` on the `lake` folder with the sink's other `settings` (YAML
+/// lines indented by 4). `None` (skip) when the Delta readers or NATS are missing.
+fn delta_stream_test(prefix: &str, settings: &str) -> Option<DeltaStreamTest> {
+    let python = crate::common::delta_readers_python()?;
+    let (rt, js, stream, subject) = fresh_jetstream(prefix)?;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = nats_firehose_spec(
+        "delta-stream",
+        "pipectl-delta",
+        "tables",
+        (&stream, &subject),
+        settings,
+    );
+    std::fs::write(dir.path().join("pipeline.yaml"), spec).unwrap();
+    Some((python, rt, js, stream, subject, dir))
 }
 
 /// JetStream into two Delta tables (picked by a partition key), partitioned inside by a
@@ -151,19 +121,9 @@ sinks:
 /// per flush, bad records in error objects, everything acknowledged.
 #[test]
 fn jetstream_into_delta_tables_reads_back_with_deltalake_one_commit_per_flush() {
-    let Some(python) = crate::common::delta_readers_python() else {
-        return;
-    };
-    let Some((rt, js, stream, subject)) = fresh_jetstream("PIPECTL_DELTA1_") else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("pipeline.yaml"),
-        delta_spec(
-            &stream,
-            &subject,
-            r#"    format: {type: delta, partition_by: [kind]}
+    let Some((python, rt, js, stream, subject, dir)) = delta_stream_test(
+        "PIPECTL_DELTA1_",
+        r#"    format: {type: delta, partition_by: [kind]}
     prefix: "tables/!{partitionKeyFromQuery:table}/"
     error_output_prefix: "errors/!{firehose:error-output-type}/"
     partition_keys: {table: .table}
@@ -176,9 +136,9 @@ fn jetstream_into_delta_tables_reads_back_with_deltalake_one_commit_per_flush() 
     max_records: 50
     interval_secs: 0.5
 "#,
-        ),
-    )
-    .unwrap();
+    ) else {
+        return;
+    };
     let mut payloads: Vec<String> = (1..=400u64)
         .map(|n| {
             let note = if n % 7 == 0 {
@@ -240,7 +200,10 @@ fn jetstream_into_delta_tables_reads_back_with_deltalake_one_commit_per_flush() 
         // 200 records in flushes of at most 50: at least 4 commits, each with its own txn.
         let commits = assert_txns_once(&root);
         assert!(commits >= 4, "{table}: {commits} commits");
-        let app_ids: BTreeSet<String> = txns(&root).into_iter().map(|(_, a, _)| a).collect();
+        let app_ids: BTreeSet<String> = crate::common::delta_txns(&root)
+            .into_iter()
+            .map(|(_, a, _)| a)
+            .collect();
         assert_eq!(
             app_ids,
             BTreeSet::from([format!("delta-stream/tables/tables/{table}")])
@@ -277,30 +240,20 @@ fn jetstream_into_delta_tables_reads_back_with_deltalake_one_commit_per_flush() 
 /// log twice.
 #[test]
 fn kill_9_while_streaming_into_delta_loses_and_duplicates_nothing() {
-    let Some(python) = crate::common::delta_readers_python() else {
-        return;
-    };
-    let Some((rt, js, stream, subject)) = fresh_jetstream("PIPECTL_DELTA_SOAK_") else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
     // Small flushes into three tables, with inferred columns: commits all the time, so kills
     // land before, between and after the two saves of the pending record and the commit.
-    std::fs::write(
-        dir.path().join("pipeline.yaml"),
-        delta_spec(
-            &stream,
-            &subject,
-            r#"    format: {type: delta}
+    let Some((python, rt, js, stream, subject, dir)) = delta_stream_test(
+        "PIPECTL_DELTA_SOAK_",
+        r#"    format: {type: delta}
     prefix: "soak/!{partitionKeyFromQuery:kind}/"
     error_output_prefix: "errors/!{firehose:error-output-type}/"
     partition_keys: {kind: .kind}
     max_bytes: 6000
     interval_secs: 0.2
 "#,
-        ),
-    )
-    .unwrap();
+    ) else {
+        return;
+    };
     const TOTAL: u64 = 12_000;
     // About 1,000 records a second: the kills spread over the stream.
     let producer = crate::streaming::spawn_numbered_producer(subject.clone(), TOTAL, 50, |n| {
@@ -394,29 +347,17 @@ fn direct_put_into_delta_lands_in_the_table() {
     };
     let dir = tempfile::tempdir().unwrap();
     let port = crate::streaming::free_port();
-    std::fs::write(
-        dir.path().join("pipeline.yaml"),
-        format!(
-            r#"version: 1
-name: direct-put-delta
-connections:
-  lake: {{url: "file://lake"}}
-sources:
-  put: {{type: http, listen: "127.0.0.1:{port}"}}
-sinks:
-  out:
-    type: firehose
-    inputs: [put]
-    connection: lake
-    format: {{type: delta, partition_by: [kind]}}
+    write_direct_put_pipeline(
+        dir.path(),
+        "direct-put-delta",
+        port,
+        r#"    format: {type: delta, partition_by: [kind]}
     prefix: "events/"
-    error_output_prefix: "errors/!{{firehose:error-output-type}}/"
+    error_output_prefix: "errors/!{firehose:error-output-type}/"
     max_records: 40
     interval_secs: 0.5
-"#
-        ),
-    )
-    .unwrap();
+"#,
+    );
     let child = start(dir.path());
     crate::streaming::wait_for_port(port);
     for batch in 0..5u64 {
@@ -497,18 +438,13 @@ fn a_generator_streams_into_a_delta_table_on_s3_across_runs() {
     };
     let dir = tempfile::tempdir().unwrap();
     let prefix = crate::streaming::unique("firehose-delta-");
+    let lake = crate::common::s3_lake(&bucket, &prefix);
     std::fs::write(
         dir.path().join("pipeline.yaml"),
         format!(
             r#"version: 1
 name: gen-delta
-connections:
-  lake:
-    url: s3://{bucket}/{prefix}
-    endpoint: ${{env:PIPECTL_TEST_S3_ENDPOINT}}
-    access_key_id: ${{env:AWS_ACCESS_KEY_ID}}
-    secret_access_key: ${{env:AWS_SECRET_ACCESS_KEY}}
-    allow_http: true
+{lake}
 sources:
   rentals:
     type: generator
@@ -548,17 +484,12 @@ t = DeltaTable(sys.argv[1], storage_options=options)
 rows = t.to_pyarrow_table().to_pylist()
 print(json.dumps({"rows": rows, "partitions": t.metadata().partition_columns, "version": t.version()}))
 "#;
-    let out = crate::common::python_script(&python, SCRIPT)
-        .arg(format!("s3://{bucket}/{prefix}/tables/rentals"))
-        .env("PIPECTL_TEST_S3_ENDPOINT", &endpoint)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "deltalake could not read the table: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let read = crate::common::python_json(
+        crate::common::python_script(&python, SCRIPT)
+            .arg(format!("s3://{bucket}/{prefix}/tables/rentals"))
+            .env("PIPECTL_TEST_S3_ENDPOINT", &endpoint),
+        "deltalake reading the table",
     );
-    let read: Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = read["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 600, "both runs' rows");
     for row in rows {
@@ -570,14 +501,7 @@ print(json.dumps({"rows": rows, "partitions": t.metadata().partition_columns, "v
     // Three flushes of 100 records per run: six commits, versions 0 to 5.
     assert_eq!(read["version"], 5);
     // Each carries a transaction; the second run's continue after the first's.
-    let store = object_store::aws::AmazonS3Builder::from_env()
-        .with_bucket_name(&bucket)
-        .with_endpoint(&endpoint)
-        .with_allow_http(true)
-        .with_virtual_hosted_style_request(false)
-        .with_region("us-east-1")
-        .build()
-        .unwrap();
+    let store = crate::common::s3_store(&endpoint, &bucket);
     let versions: Vec<i64> = rt().block_on(async {
         use futures::TryStreamExt as _;
         use object_store::{ObjectStore as _, ObjectStoreExt as _};

@@ -114,6 +114,27 @@ pub fn services_required() -> bool {
         || std::env::var("PIPECTL_TEST_REQUIRE_SERVICES").as_deref() == Ok("1")
 }
 
+/// The text field `field` of every element of the JSON array `array`, in order.
+pub fn strings<'a>(array: &'a serde_json::Value, field: &str) -> Vec<&'a str> {
+    array
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e[field].as_str().unwrap())
+        .collect()
+}
+
+/// The step of a run (as `--format json` prints it) whose `key` is `value`, e.g. the one
+/// named `out` or the one of kind `sink`.
+pub fn step_where<'a>(run: &'a serde_json::Value, key: &str, value: &str) -> &'a serde_json::Value {
+    run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s[key] == value)
+        .unwrap_or_else(|| panic!("no step with {key} {value} in {run}"))
+}
+
 /// `pipectl plan --format json SPEC` in `dir`, asserted to succeed, as JSON.
 pub fn plan_json(dir: &Path, spec: &Path) -> serde_json::Value {
     let (out, stdout, stderr) = output(pipectl(dir).args(["plan", "--format", "json"]).arg(spec));
@@ -135,6 +156,76 @@ pub fn s3_server() -> Option<(String, String)> {
     let bucket =
         std::env::var("PIPECTL_TEST_S3_BUCKET").unwrap_or_else(|_| "pipectl-test".to_owned());
     Some((endpoint, bucket))
+}
+
+/// A spec's `connections:` block: each (name, url) pair as a connection with that URL.
+pub fn connections(entries: &[(&str, &str)]) -> String {
+    let mut out = "connections:\n".to_owned();
+    for (name, url) in entries {
+        out.push_str(&format!("  {name}: {{ url: \"{url}\" }}\n"));
+    }
+    out
+}
+
+/// A spec named `name` reading a database with a `kind` source `src` on connection `db`
+/// (`db_settings`: the connection's mapping, e.g. `url: "..."`; `source`: the source's other
+/// settings, YAML lines indented by 4) into the `lake` folder through `sinks` (the entries of
+/// the `sinks:` mapping, e.g. [`lake_sink`]s).
+pub fn db_spec(name: &str, kind: &str, db_settings: &str, source: &str, sinks: &str) -> String {
+    format!(
+        r#"version: 1
+name: {name}
+connections:
+  db: {{ {db_settings} }}
+  lake: {{ url: "file://lake" }}
+sources:
+  src:
+    type: {kind}
+    connection: db
+{source}sinks:
+{sinks}"#
+    )
+}
+
+/// A sink `name` of a [`db_spec`]: `object_store` from `src` into the `lake` folder under
+/// `key`, with `settings` (YAML lines indented by 4: its format at least).
+pub fn lake_sink(name: &str, key: &str, settings: &str) -> String {
+    lake_sink_from(name, "src", key, settings)
+}
+
+/// An `object_store` sink `name` from step `input` into the `lake` connection under `key`,
+/// with `settings` (YAML lines indented by 4: its format at least).
+pub fn lake_sink_from(name: &str, input: &str, key: &str, settings: &str) -> String {
+    format!(
+        "  {name}:\n    type: object_store\n    inputs: [{input}]\n    connection: lake\n    key: \"{key}\"\n{settings}"
+    )
+}
+
+/// A spec's `connections:` block with one connection, `lake`, at `prefix` in `bucket` of the
+/// local S3 server (see [`s3_server`]), its endpoint and keys taken from the environment.
+pub fn s3_lake(bucket: &str, prefix: &str) -> String {
+    format!(
+        r#"connections:
+  lake:
+    url: s3://{bucket}/{prefix}
+    endpoint: ${{env:PIPECTL_TEST_S3_ENDPOINT}}
+    access_key_id: ${{env:AWS_ACCESS_KEY_ID}}
+    secret_access_key: ${{env:AWS_SECRET_ACCESS_KEY}}
+    allow_http: true"#
+    )
+}
+
+/// A client of `bucket` on the local S3 server at `endpoint` (see [`s3_server`]), with the
+/// keys from the environment.
+pub fn s3_store(endpoint: &str, bucket: &str) -> object_store::aws::AmazonS3 {
+    object_store::aws::AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_endpoint(endpoint)
+        .with_allow_http(true)
+        .with_virtual_hosted_style_request(false)
+        .with_region("us-east-1")
+        .build()
+        .unwrap()
 }
 
 /// Waits (up to 20 s) until a run has started writing under `lake`'s staging folder.
@@ -177,6 +268,38 @@ pub fn delta_readers_python() -> Option<PathBuf> {
     None
 }
 
+/// The `txn` actions in the Delta log of the table at `root`, in commit order, as (commit
+/// version, app id, txn version); none when the table has no log yet.
+pub fn delta_txns(root: &Path) -> Vec<(u64, String, i64)> {
+    let Ok(entries) = std::fs::read_dir(root.join("_delta_log")) else {
+        return Vec::new();
+    };
+    let mut commits: Vec<(u64, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let version = e
+                .file_name()
+                .to_str()?
+                .strip_suffix(".json")?
+                .parse()
+                .ok()?;
+            Some((version, e.path()))
+        })
+        .collect();
+    commits.sort();
+    let mut out = Vec::new();
+    for (version, path) in commits {
+        let text = std::fs::read_to_string(path).unwrap();
+        out.extend(text.lines().filter_map(|line| {
+            let action: serde_json::Value = serde_json::from_str(line).unwrap();
+            let txn = action.get("txn")?;
+            let app_id = txn["appId"].as_str().unwrap().to_owned();
+            Some((version, app_id, txn["version"].as_i64().unwrap()))
+        }));
+    }
+    out
+}
+
 /// `python -c SCRIPT` for a reader script. The script's output is flushed and the interpreter
 /// leaves with `os._exit`: the deltalake package's threads sometimes abort Python's teardown
 /// ("terminate called without an active exception", delta-io/delta-rs#2184) after the script
@@ -189,16 +312,38 @@ pub fn python_script(python: &Path, script: &str) -> Command {
     cmd
 }
 
-/// Starts a run and kills it (kill -9, by its pid) after `delay`, unless it finished first;
-/// returns whether it was killed.
-pub fn run_and_kill(dir: &Path, spec: &Path, delay: std::time::Duration) -> bool {
-    let mut child = pipectl(dir)
+/// Runs `cmd` (a reader script, see [`python_script`]), asserting that it succeeds (`what`
+/// names it in the failure), and parses what it printed as JSON.
+pub fn python_json(cmd: &mut Command, what: &str) -> serde_json::Value {
+    let out = cmd.output().expect("python runs");
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{what} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// Starts `pipectl run -q SPEC` in `dir` in the background, its output discarded.
+pub fn start_run(dir: &Path, spec: &Path) -> std::process::Child {
+    pipectl(dir)
         .args(["run", "-q"])
         .arg(spec)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Starts a run and kills it (kill -9, by its pid) after `delay`, unless it finished first;
+/// returns whether it was killed.
+pub fn run_and_kill(dir: &Path, spec: &Path, delay: std::time::Duration) -> bool {
+    let mut child = start_run(dir, spec);
     std::thread::sleep(delay);
     let finished = child.try_wait().unwrap().is_some();
     if !finished {

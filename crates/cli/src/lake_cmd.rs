@@ -10,8 +10,9 @@ use comfy_table::Table;
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use pipectl_engine::connect::Connections;
 use pipectl_engine::crawl::{self, CrawlOptions, CrawlReport, CrawlTarget, Layout};
+use pipectl_spec::diag::comma_list;
 use pipectl_spec::types::{Connection, Crawler, Pipeline, RecrawlPolicy, SchemaChangePolicy};
-use pipectl_state::{CatalogStore, CatalogTable};
+use pipectl_state::{CatalogColumn, CatalogStore, CatalogTable};
 
 use crate::render::{human_bytes, human_count};
 use crate::{
@@ -248,22 +249,11 @@ pub(crate) fn catalog_text(
                         v.at.format("%Y-%m-%d %H:%M:%S"),
                         v.crawler.as_deref().unwrap_or("")
                     ));
-                    out.push_str(&format!(
-                        "  columns: {}\n",
-                        v.columns
-                            .iter()
-                            .map(|c| format!("{} {}", c.name, c.data_type))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
+                    out.push_str(&format!("  columns: {}\n", column_list(&v.columns)));
                     if !v.partition_keys.is_empty() {
                         out.push_str(&format!(
                             "  partition keys: {}\n",
-                            v.partition_keys
-                                .iter()
-                                .map(|c| format!("{} {}", c.name, c.data_type))
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                            column_list(&v.partition_keys)
                         ));
                     }
                     for c in &v.changes {
@@ -314,11 +304,7 @@ fn find_table(store: &dyn CatalogStore, name: &str) -> Result<CatalogTable> {
         .into()),
         _ => Err(UsageError(format!(
             "table `{name}` is in several databases ({}); write `database.{name}`",
-            matches
-                .iter()
-                .map(|t| t.database.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            comma_list(matches.iter().map(|t| t.database.as_str()))
         ))
         .into()),
     }
@@ -430,11 +416,7 @@ fn delta_history(delta: &pipectl_state::DeltaLog) -> String {
             c.at.map(|at| at.format("%Y-%m-%d %H:%M:%S").to_string())
                 .unwrap_or_default(),
             c.operation.clone(),
-            c.parameters
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            comma_list(c.parameters.iter().map(|(k, v)| format!("{k}={v}"))),
         ]);
     }
     format!(
@@ -673,4 +655,13 @@ fn render_report(r: &CrawlReport) -> String {
         r.database
     ));
     out
+}
+
+/// Columns as `name type`, comma-separated.
+fn column_list(columns: &[CatalogColumn]) -> String {
+    comma_list(
+        columns
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.data_type)),
+    )
 }

@@ -4,7 +4,7 @@ use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{CellAlignment, Table};
 use pipectl_engine::plan::Plan;
 use pipectl_spec::LoadedSpec;
-use pipectl_state::RunRecord;
+use pipectl_state::{RunRecord, StepRecord};
 
 /// `1234567` -> `1,234,567`.
 pub(crate) fn human_count(n: u64) -> String {
@@ -43,6 +43,19 @@ fn duration(ms: u64) -> String {
     }
 }
 
+/// A step's row in a run's table: name, kind, status, rows, bytes, time, then `last`.
+fn step_row(s: &StepRecord, last: String) -> [String; 7] {
+    [
+        s.name.clone(),
+        s.kind.clone(),
+        s.status.to_string(),
+        human_count(s.rows),
+        human_bytes(s.bytes),
+        duration(s.duration_ms),
+        last,
+    ]
+}
+
 fn table() -> Table {
     let mut t = Table::new();
     *t.style_mut() = UTF8_BORDERS_ONLY;
@@ -57,15 +70,7 @@ pub(crate) fn run_summary(run: &RunRecord, spec: &LoadedSpec) -> String {
         let rate = (s.rows * 1000)
             .checked_div(s.duration_ms)
             .map_or_else(|| "-".to_owned(), human_count);
-        t.add_row([
-            s.name.clone(),
-            s.kind.clone(),
-            s.status.to_string(),
-            human_count(s.rows),
-            human_bytes(s.bytes),
-            duration(s.duration_ms),
-            rate,
-        ]);
+        t.add_row(step_row(s, rate));
     }
     for col in 3..7 {
         if let Some(c) = t.column_mut(col) {
@@ -186,15 +191,7 @@ pub(crate) fn run_details(r: &RunRecord) -> String {
     let mut t = table();
     t.set_header(["step", "kind", "status", "rows", "bytes", "time", "error"]);
     for s in &r.steps {
-        t.add_row([
-            s.name.clone(),
-            s.kind.clone(),
-            s.status.to_string(),
-            human_count(s.rows),
-            human_bytes(s.bytes),
-            duration(s.duration_ms),
-            s.error.clone().unwrap_or_default(),
-        ]);
+        t.add_row(step_row(s, s.error.clone().unwrap_or_default()));
     }
     out.push_str(&format!("{t}\n"));
     if !r.publish.is_empty() {

@@ -32,22 +32,23 @@ pub struct Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// A problem with the spec or the data.
-    pub fn user(message: impl Into<String>) -> Self {
+    /// An error of `class` without an underlying one.
+    fn of(class: ErrorClass, message: impl Into<String>) -> Self {
         Error {
-            class: ErrorClass::User,
+            class,
             message: message.into(),
             source: None,
         }
     }
 
+    /// A problem with the spec or the data.
+    pub fn user(message: impl Into<String>) -> Self {
+        Error::of(ErrorClass::User, message)
+    }
+
     /// A concurrent commit got in the way.
     pub fn conflict(message: impl Into<String>) -> Self {
-        Error {
-            class: ErrorClass::Conflict,
-            message: message.into(),
-            source: None,
-        }
+        Error::of(ErrorClass::Conflict, message)
     }
 
     /// A failure of the store or of something delta-rs called.
@@ -64,11 +65,7 @@ impl Error {
 
     /// A bug.
     pub fn internal(message: impl Into<String>) -> Self {
-        Error {
-            class: ErrorClass::Internal,
-            message: message.into(),
-            source: None,
-        }
+        Error::of(ErrorClass::Internal, message)
     }
 }
 

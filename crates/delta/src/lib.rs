@@ -55,7 +55,7 @@ mod intent;
 mod location;
 mod merge;
 mod schema;
-mod store;
+pub mod store;
 mod table;
 mod write;
 

@@ -16,7 +16,7 @@ use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use url::Url;
 
-use crate::store::SortedListing;
+use crate::store::{ListingStore, Sorted};
 
 /// URL scheme of table roots handed to delta-rs; never written into the log (data file paths
 /// in the log are relative to the root).
@@ -129,7 +129,7 @@ impl TableLocation {
     /// the caller's store, and the store itself for the kernel, which resolves URLs from the
     /// store's root.
     pub(crate) fn log_store(&self) -> LogStoreRef {
-        let root: Arc<dyn ObjectStore> = Arc::new(SortedListing::new(self.store.clone()));
+        let root: Arc<dyn ObjectStore> = Arc::new(ListingStore::new(self.store.clone(), Sorted));
         let prefixed: Arc<dyn ObjectStore> =
             Arc::new(PrefixStore::new(root.clone(), self.root.clone()));
         default_logstore(prefixed, root, &self.url(), &StorageConfig::default())

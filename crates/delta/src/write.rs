@@ -119,14 +119,21 @@ impl TableWriter {
         if batch.num_rows() == 0 {
             return Ok(());
         }
+        self.write_data(&batch, "writing a data file").await?;
+        self.rows += batch.num_rows() as u64;
+        Ok(())
+    }
+
+    /// Writes `batch` (of the target schema) into the open data files; `doing` names what for,
+    /// in an error.
+    async fn write_data(&mut self, batch: &RecordBatch, doing: &str) -> Result<()> {
+        let name = self.table.location().display();
         self.writer
             .as_mut()
             .expect("started")
-            .write(&batch)
+            .write(batch)
             .await
-            .context(|| format!("table {name}: writing a data file"))?;
-        self.rows += batch.num_rows() as u64;
-        Ok(())
+            .context(|| format!("table {name}: {doing}"))
     }
 
     /// Reconciles the schemas, checks the partition columns, and opens the file writer. A
@@ -167,12 +174,7 @@ impl TableWriter {
         while let Some(batch) = batches.next().await {
             let batch = batch.context(|| format!("table {name}: reading rows to widen"))?;
             let batch = schema::conform(&name, &batch, &target)?;
-            self.writer
-                .as_mut()
-                .expect("started")
-                .write(&batch)
-                .await
-                .context(|| format!("table {name}: rewriting a data file"))?;
+            self.write_data(&batch, "rewriting a data file").await?;
         }
         Ok(())
     }

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use object_store::ObjectStore;
-use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path as StorePath;
+use pipectl_delta::store::S3Settings;
 use pipectl_spec::env::interpolate;
 use pipectl_spec::types::{Connection, Pipeline, TlsMode, TlsSettings};
 use pipectl_spec::validate::{url_password, url_scheme};
@@ -110,26 +110,17 @@ impl Connections {
             }
             let mut out = conn.clone();
             out.url = url;
-            out.endpoint = conn
-                .endpoint
-                .as_deref()
-                .map(|v| field("endpoint", v, &mut redactor))
-                .transpose()?;
-            out.region = conn
-                .region
-                .as_deref()
-                .map(|v| field("region", v, &mut redactor))
-                .transpose()?;
-            out.access_key_id = conn
-                .access_key_id
-                .as_deref()
-                .map(|v| field("access_key_id", v, &mut redactor))
-                .transpose()?;
-            out.secret_access_key = conn
-                .secret_access_key
-                .as_deref()
-                .map(|v| field("secret_access_key", v, &mut redactor))
-                .transpose()?;
+            let optional = |name: &str, value: &Option<String>, redactor: &mut Redactor| {
+                value
+                    .as_deref()
+                    .map(|v| field(name, v, redactor))
+                    .transpose()
+            };
+            out.endpoint = optional("endpoint", &conn.endpoint, &mut redactor)?;
+            out.region = optional("region", &conn.region, &mut redactor)?;
+            out.access_key_id = optional("access_key_id", &conn.access_key_id, &mut redactor)?;
+            out.secret_access_key =
+                optional("secret_access_key", &conn.secret_access_key, &mut redactor)?;
             if let Some(secret) = &out.secret_access_key {
                 redactor.add(secret);
             }
@@ -229,27 +220,15 @@ impl Connections {
                         spec.url
                     )));
                 }
-                let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-                if let Some(endpoint) = &conn.endpoint {
-                    builder = builder
-                        .with_endpoint(endpoint)
-                        .with_virtual_hosted_style_request(false);
+                let builder = S3Settings {
+                    bucket,
+                    endpoint: conn.endpoint.as_deref(),
+                    region: conn.region.clone(),
+                    access_key_id: conn.access_key_id.clone(),
+                    secret_access_key: conn.secret_access_key.clone(),
+                    allow_http: conn.allow_http,
                 }
-                builder = builder.with_region(
-                    conn.region
-                        .clone()
-                        .or_else(|| std::env::var("AWS_REGION").ok())
-                        .unwrap_or_else(|| "us-east-1".to_owned()),
-                );
-                if let Some(key) = &conn.access_key_id {
-                    builder = builder.with_access_key_id(key);
-                }
-                if let Some(secret) = &conn.secret_access_key {
-                    builder = builder.with_secret_access_key(secret);
-                }
-                if conn.allow_http {
-                    builder = builder.with_allow_http(true);
-                }
+                .builder(std::env::var("AWS_REGION").ok());
                 StoreHandle {
                     store: Arc::new(builder.build().map_err(context)?),
                     prefix: StorePath::from(prefix),
@@ -303,11 +282,7 @@ impl Connections {
             _ => Err(Error::user(format!(
                 "connection `{name}` ({}) is not a URL a `{source_type}` source reads ({})",
                 spec.url,
-                schemes
-                    .iter()
-                    .map(|s| format!("{s}://"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                pipectl_spec::diag::comma_list(schemes.iter().map(|s| format!("{s}://")))
             ))),
         }
     }

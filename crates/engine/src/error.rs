@@ -34,13 +34,18 @@ pub struct Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// A problem with the spec or the data.
-    pub fn user(message: impl Into<String>) -> Self {
+    /// An error of `class` without an underlying one.
+    fn of(class: ErrorClass, message: impl Into<String>) -> Self {
         Error {
-            class: ErrorClass::User,
+            class,
             message: message.into(),
             source: None,
         }
+    }
+
+    /// A problem with the spec or the data.
+    pub fn user(message: impl Into<String>) -> Self {
+        Error::of(ErrorClass::User, message)
     }
 
     /// A failure of something outside pipectl: [`ErrorClass::Refused`] when the cause is one
@@ -63,20 +68,12 @@ impl Error {
 
     /// A bug.
     pub fn internal(message: impl Into<String>) -> Self {
-        Error {
-            class: ErrorClass::Internal,
-            message: message.into(),
-            source: None,
-        }
+        Error::of(ErrorClass::Internal, message)
     }
 
     /// The run was cancelled.
     pub fn cancelled() -> Self {
-        Error {
-            class: ErrorClass::Cancelled,
-            message: "cancelled".to_owned(),
-            source: None,
-        }
+        Error::of(ErrorClass::Cancelled, "cancelled")
     }
 
     /// Attaches an underlying error.

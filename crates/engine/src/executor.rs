@@ -53,6 +53,17 @@ pub struct StepProgress {
     pub metrics: Arc<StepMetrics>,
 }
 
+impl StepProgress {
+    /// Fresh counters for `step`.
+    pub fn new(step: &pipectl_spec::dag::StepRef) -> Self {
+        StepProgress {
+            name: step.name.clone(),
+            kind: step.kind,
+            metrics: Arc::new(StepMetrics::default()),
+        }
+    }
+}
+
 /// A run ready to start: its id and the counters of each step (in execution order).
 pub struct PreparedRun {
     /// The run's id.
@@ -104,15 +115,7 @@ pub fn prepare(
         backfill: None,
         strict: options.strict,
     });
-    let steps = spec
-        .dag
-        .ordered()
-        .map(|s| StepProgress {
-            name: s.name.clone(),
-            kind: s.kind,
-            metrics: Arc::new(StepMetrics::default()),
-        })
-        .collect();
+    let steps = spec.dag.ordered().map(StepProgress::new).collect();
     Ok(PreparedRun {
         run_id,
         steps,
@@ -406,24 +409,15 @@ impl PreparedRun {
             let metrics = step.metrics.clone();
             match step.kind {
                 StepKind::Source => {
-                    let spec = pipeline
-                        .sources
-                        .get(&name)
-                        .ok_or_else(|| Error::internal("unknown source"))?;
+                    let spec = step_spec(&pipeline.sources, &name, "source")?;
                     let built = source::build(&name, spec)?;
                     let out = output_for(&name, &metrics);
-                    tasks.spawn(async move {
-                        metrics.start();
-                        let result = built.run(ctx, out).await.map(StepOutcome::Read);
-                        metrics.finish();
-                        (name, result)
+                    spawn_step(&mut tasks, name, metrics, async move {
+                        built.run(ctx, out).await.map(StepOutcome::Read)
                     });
                 }
                 StepKind::Transform => {
-                    let spec = pipeline
-                        .transforms
-                        .get(&name)
-                        .ok_or_else(|| Error::internal("unknown transform"))?;
+                    let spec = step_spec(&pipeline.transforms, &name, "transform")?;
                     let built = transform::build(spec, context)
                         .map_err(|e| e.context(format!("transform `{name}`")))?;
                     let tables = spec.tables().to_vec();
@@ -431,29 +425,20 @@ impl PreparedRun {
                         .remove(&name)
                         .ok_or_else(|| Error::internal("transform input"))?;
                     let out = output_for(&name, &metrics);
-                    tasks.spawn(async move {
-                        metrics.start();
-                        let result = transform::run(ctx, built, tables, input, out)
+                    spawn_step(&mut tasks, name, metrics, async move {
+                        transform::run(ctx, built, tables, input, out)
                             .await
-                            .map(|_| StepOutcome::Done);
-                        metrics.finish();
-                        (name, result)
+                            .map(|_| StepOutcome::Done)
                     });
                 }
                 StepKind::Sink => {
-                    let spec = pipeline
-                        .sinks
-                        .get(&name)
-                        .ok_or_else(|| Error::internal("unknown sink"))?;
+                    let spec = step_spec(&pipeline.sinks, &name, "sink")?;
                     let built = sink::build(&name, spec)?;
                     let input = receivers
                         .remove(&name)
                         .ok_or_else(|| Error::internal("sink input"))?;
-                    tasks.spawn(async move {
-                        metrics.start();
-                        let result = built.run(ctx, input).await.map(StepOutcome::Staged);
-                        metrics.finish();
-                        (name, result)
+                    spawn_step(&mut tasks, name, metrics, async move {
+                        built.run(ctx, input).await.map(StepOutcome::Staged)
                     });
                 }
                 StepKind::Crawler => {}
@@ -463,6 +448,30 @@ impl PreparedRun {
         drop(senders);
         Ok(tasks)
     }
+}
+
+/// The spec of step `name` among `steps` (the pipeline's sources, transforms or sinks); an
+/// internal error names the `kind` when the plan and the pipeline disagree.
+fn step_spec<'p, V>(steps: &'p BTreeMap<String, V>, name: &str, kind: &str) -> Result<&'p V> {
+    steps
+        .get(name)
+        .ok_or_else(|| Error::internal(format!("unknown {kind}")))
+}
+
+/// Runs step `name` on `tasks`, timing it in `metrics`; the task yields the step's name and
+/// outcome.
+fn spawn_step(
+    tasks: &mut JoinSet<(String, Result<StepOutcome>)>,
+    name: String,
+    metrics: Arc<StepMetrics>,
+    step: impl Future<Output = Result<StepOutcome>> + Send + 'static,
+) {
+    tasks.spawn(async move {
+        metrics.start();
+        let result = step.await;
+        metrics.finish();
+        (name, result)
+    });
 }
 
 /// The database table a bookmark stream (`<source step>.<schema>.<table>`) of one of `spec`'s

@@ -123,6 +123,12 @@ pub async fn build(
     build_with_bookmarks(spec, base_dir, env, live, &[]).await
 }
 
+/// A step's settings as the plan shows them (null when the step has none).
+fn settings(step: Option<&impl serde::Serialize>) -> serde_json::Value {
+    step.map(|s| serde_json::to_value(s).unwrap_or_default())
+        .unwrap_or_default()
+}
+
 /// [`build`], with the pipeline's stored bookmarks, so incremental reads show the WHERE clause
 /// with the values they bind.
 pub async fn build_with_bookmarks(
@@ -155,7 +161,7 @@ pub async fn build_with_bookmarks(
                 let Some(source) = pipeline.sources.get(&step.name) else {
                     continue;
                 };
-                plan_step.settings = serde_json::to_value(source).unwrap_or_default();
+                plan_step.settings = settings(Some(source));
                 let input = PlanInput {
                     pipeline,
                     step: &step.name,
@@ -170,16 +176,14 @@ pub async fn build_with_bookmarks(
                 tables = planned.tables;
             }
             StepKind::Transform => {
-                if let Some(t) = pipeline.transforms.get(&step.name) {
-                    plan_step.settings = serde_json::to_value(t).unwrap_or_default();
-                }
+                plan_step.settings = settings(pipeline.transforms.get(&step.name));
                 tables = upstream_tables(&tables_of, &step.inputs);
             }
             StepKind::Sink => {
                 let Some(sink) = pipeline.sinks.get(&step.name) else {
                     continue;
                 };
-                plan_step.settings = serde_json::to_value(sink).unwrap_or_default();
+                plan_step.settings = settings(Some(sink));
                 tables = upstream_tables(&tables_of, &step.inputs);
                 let planned = sink::connector(sink).plan(&SinkPlanInput {
                     pipeline,
@@ -193,9 +197,7 @@ pub async fn build_with_bookmarks(
                 tables = planned.tables;
             }
             StepKind::Crawler => {
-                if let Some(c) = pipeline.crawlers.get(&step.name) {
-                    plan_step.settings = serde_json::to_value(c).unwrap_or_default();
-                }
+                plan_step.settings = settings(pipeline.crawlers.get(&step.name));
                 plan_step.notes.push(
                     "runs after the run publishes: catalogues every table its input sinks have written (all runs)"
                         .to_owned(),

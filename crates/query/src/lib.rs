@@ -51,14 +51,14 @@ use datafusion::logical_expr::{Expr, col, lit};
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::{FutureExt, StreamExt};
-use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
+use pipectl_delta::store::S3Settings;
 use pipectl_delta::{DeltaTable, TableLocation, parquet_footer_schema};
 use pipectl_state::hive_type::HiveType;
 use pipectl_state::{CatalogTable, TableStatus};
 
-use store::HidingStore;
+use store::{HidingStore, hiding_store};
 
 pub use output::{OutputFormat, render};
 pub use pipectl_delta::AsOf;
@@ -169,7 +169,7 @@ impl Lake {
         let mut stores = BTreeMap::new();
         stores.insert(
             "file://".to_owned(),
-            Arc::new(HidingStore::new(Arc::new(LocalFileSystem::new()))),
+            Arc::new(hiding_store(Arc::new(LocalFileSystem::new()))),
         );
         for table in tables {
             schemas
@@ -183,7 +183,7 @@ impl Lake {
                 if let std::collections::btree_map::Entry::Vacant(entry) =
                     stores.entry(format!("s3://{bucket}"))
                 {
-                    entry.insert(Arc::new(HidingStore::new(s3_store(bucket, table, &env)?)));
+                    entry.insert(Arc::new(hiding_store(s3_store(bucket, table, &env)?)));
                 }
             }
         }
@@ -427,7 +427,7 @@ impl Lake {
             self.stores.get(&key),
             StorePath::from_url_path(parsed.path()),
         ) {
-            store.hide(path);
+            store.filter().hide(path);
         }
     }
 
@@ -756,27 +756,23 @@ fn s3_store(
             )
         })
     };
-    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-    if let Some(endpoint) = &s.endpoint {
-        builder = builder
-            .with_endpoint(endpoint)
-            .with_virtual_hosted_style_request(false);
+    let builder = S3Settings {
+        bucket,
+        endpoint: s.endpoint.as_deref(),
+        region: s.region.clone(),
+        access_key_id: s
+            .access_key_id
+            .as_deref()
+            .map(|key| resolve("access_key_id", key))
+            .transpose()?,
+        secret_access_key: s
+            .secret_access_key
+            .as_deref()
+            .map(|secret| resolve("secret_access_key", secret))
+            .transpose()?,
+        allow_http: s.allow_http,
     }
-    builder = builder.with_region(
-        s.region
-            .clone()
-            .or_else(|| env("AWS_REGION"))
-            .unwrap_or_else(|| "us-east-1".to_owned()),
-    );
-    if let Some(key) = &s.access_key_id {
-        builder = builder.with_access_key_id(resolve("access_key_id", key)?);
-    }
-    if let Some(secret) = &s.secret_access_key {
-        builder = builder.with_secret_access_key(resolve("secret_access_key", secret)?);
-    }
-    if s.allow_http {
-        builder = builder.with_allow_http(true);
-    }
+    .builder(env("AWS_REGION"));
     Ok(Arc::new(
         builder.build().map_err(|e| table_error(table, e))?,
     ))

@@ -29,12 +29,18 @@ fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
 
-fn rows(lake: &Lake, sql: &str) -> String {
+/// The result of `sql` over `lake`: its schema and batches.
+fn query(lake: &Lake, sql: &str) -> (SchemaRef, Vec<RecordBatch>) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
     let out = runtime.block_on(lake.query(sql, false)).unwrap();
-    render(&out.schema, &out.batches, OutputFormat::Csv).unwrap()
+    (out.schema, out.batches)
+}
+
+fn rows(lake: &Lake, sql: &str) -> String {
+    let (schema, batches) = query(lake, sql);
+    render(&schema, &batches, OutputFormat::Csv).unwrap()
 }
 
 fn no_env(_: &str) -> Option<String> {
@@ -142,13 +148,7 @@ fn results_render_as_a_table_csv_or_json_and_empty_results_keep_their_columns() 
         no_env,
     )
     .unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let out = runtime
-        .block_on(lake.query("select id, city from visits", false))
-        .unwrap();
-    let (schema, batches) = (out.schema, out.batches);
+    let (schema, batches) = query(&lake, "select id, city from visits");
     let table_text = render(&schema, &batches, OutputFormat::Table).unwrap();
     assert!(
         table_text.contains("| id | city |") && table_text.ends_with("(1 row)\n"),
@@ -158,10 +158,7 @@ fn results_render_as_a_table_csv_or_json_and_empty_results_keep_their_columns() 
         render(&schema, &batches, OutputFormat::Json).unwrap(),
         "[{\"id\":1,\"city\":\"Oslo\"}]\n"
     );
-    let out = runtime
-        .block_on(lake.query("select id, city from visits where id > 5", false))
-        .unwrap();
-    let (schema, batches) = (out.schema, out.batches);
+    let (schema, batches) = query(&lake, "select id, city from visits where id > 5");
     let empty = render(&schema, &batches, OutputFormat::Table).unwrap();
     assert!(
         empty.contains("| id | city |") && empty.ends_with("(0 rows)\n"),

@@ -135,6 +135,11 @@ mod tests {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
+    /// The first `n` fire times of `expr` in time zone `tz` after `from`, in local time.
+    fn fires(expr: &str, tz: &str, from: &str, n: usize) -> Vec<String> {
+        next_n(&CronSchedule::parse(expr, tz).unwrap(), from, n)
+    }
+
     fn next_n(s: &CronSchedule, from: &str, n: usize) -> Vec<String> {
         let mut t = utc(from);
         let mut out = Vec::new();
@@ -147,14 +152,12 @@ mod tests {
 
     #[test]
     fn five_fields_fire_on_minutes_and_six_on_seconds() {
-        let every_15m = CronSchedule::parse("*/15 * * * *", "UTC").unwrap();
         assert_eq!(
-            next_n(&every_15m, "2026-01-01T00:07:00Z", 2),
+            fires("*/15 * * * *", "UTC", "2026-01-01T00:07:00Z", 2),
             ["2026-01-01T00:15:00+00:00", "2026-01-01T00:30:00+00:00"]
         );
-        let every_2s = CronSchedule::parse("*/2 * * * * *", "UTC").unwrap();
         assert_eq!(
-            next_n(&every_2s, "2026-01-01T00:00:00Z", 3),
+            fires("*/2 * * * * *", "UTC", "2026-01-01T00:00:00Z", 3),
             [
                 "2026-01-01T00:00:02+00:00",
                 "2026-01-01T00:00:04+00:00",
@@ -176,9 +179,8 @@ mod tests {
     #[test]
     fn spring_forward_runs_a_skipped_time_once_at_the_jump() {
         // 2026-03-29: Berlin clocks go from 02:00 CET to 03:00 CEST; 02:30 does not exist.
-        let s = CronSchedule::parse("30 2 * * *", "Europe/Berlin").unwrap();
         assert_eq!(
-            next_n(&s, "2026-03-28T12:00:00Z", 3),
+            fires("30 2 * * *", "Europe/Berlin", "2026-03-28T12:00:00Z", 3),
             [
                 "2026-03-29T03:00:00+02:00",
                 "2026-03-30T02:30:00+02:00",
@@ -186,9 +188,8 @@ mod tests {
             ]
         );
         // An every-15-minutes job skips the missing hour without firing four times at 03:00.
-        let q = CronSchedule::parse("*/15 * * * *", "Europe/Berlin").unwrap();
         assert_eq!(
-            next_n(&q, "2026-03-29T00:40:00Z", 3),
+            fires("*/15 * * * *", "Europe/Berlin", "2026-03-29T00:40:00Z", 3),
             [
                 "2026-03-29T01:45:00+01:00",
                 "2026-03-29T03:00:00+02:00",
@@ -200,15 +201,13 @@ mod tests {
     #[test]
     fn fall_back_runs_a_repeated_time_once() {
         // 2026-10-25: Berlin clocks go from 03:00 CEST back to 02:00 CET; 02:30 happens twice.
-        let s = CronSchedule::parse("30 2 * * *", "Europe/Berlin").unwrap();
         assert_eq!(
-            next_n(&s, "2026-10-24T12:00:00Z", 2),
+            fires("30 2 * * *", "Europe/Berlin", "2026-10-24T12:00:00Z", 2),
             ["2026-10-25T02:30:00+02:00", "2026-10-26T02:30:00+01:00"]
         );
         // Hourly jobs: 02:00 CEST, then nothing until 03:00 CET (the repeated hour is not rerun).
-        let h = CronSchedule::parse("0 * * * *", "Europe/Berlin").unwrap();
         assert_eq!(
-            next_n(&h, "2026-10-24T23:30:00Z", 3),
+            fires("0 * * * *", "Europe/Berlin", "2026-10-24T23:30:00Z", 3),
             [
                 "2026-10-25T02:00:00+02:00",
                 "2026-10-25T03:00:00+01:00",

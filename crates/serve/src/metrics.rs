@@ -10,13 +10,8 @@ use pipectl_state::RunRecord;
 /// How many recent trigger latenesses the quantiles are computed from.
 const LATENESS_SAMPLES: usize = 10_000;
 
-/// A counter series: name, type, help, and how to read it.
-type Series = (
-    &'static str,
-    &'static str,
-    &'static str,
-    fn(&Counters) -> f64,
-);
+/// A counter series: name, help, and how to read it.
+type Series = (&'static str, &'static str, fn(&Counters) -> f64);
 
 /// Per-pipeline counters.
 #[derive(Debug, Default, Clone)]
@@ -155,57 +150,45 @@ impl Metrics {
         );
         let map = self.pipelines.lock().map(|m| m.clone()).unwrap_or_default();
         let series: [Series; 8] = [
-            (
-                "pipectl_runs_started_total",
-                "counter",
-                "Runs started.",
-                |c| c.started as f64,
-            ),
+            ("pipectl_runs_started_total", "Runs started.", |c| {
+                c.started as f64
+            }),
             (
                 "pipectl_runs_skipped_total",
-                "counter",
                 "Scheduled runs skipped because the previous run was still going (overlap: skip).",
                 |c| c.skipped as f64,
             ),
             (
                 "pipectl_run_retries_total",
-                "counter",
                 "Retries scheduled after retryable failures.",
                 |c| c.retries as f64,
             ),
             (
                 "pipectl_run_timeouts_total",
-                "counter",
                 "Runs failed by a run or step timeout.",
                 |c| c.timeouts as f64,
             ),
             (
                 "pipectl_rows_written_total",
-                "counter",
                 "Rows written by sinks of succeeded runs.",
                 |c| c.rows as f64,
             ),
             (
                 "pipectl_bytes_written_total",
-                "counter",
                 "Bytes written by sinks of succeeded runs.",
                 |c| c.bytes as f64,
             ),
             (
                 "pipectl_run_duration_seconds_sum",
-                "counter",
                 "Total duration of ended runs.",
                 |c| c.duration_secs,
             ),
-            (
-                "pipectl_run_duration_seconds_count",
-                "counter",
-                "Ended runs.",
-                |c| (c.succeeded + c.failed + c.cancelled) as f64,
-            ),
+            ("pipectl_run_duration_seconds_count", "Ended runs.", |c| {
+                (c.succeeded + c.failed + c.cancelled) as f64
+            }),
         ];
-        for (name, kind, help, get) in series {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (name, help, get) in series {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             for (p, c) in &map {
                 let _ = writeln!(out, "{name}{{pipeline=\"{}\"}} {}", escape(p), get(c));
             }

@@ -111,38 +111,24 @@ pub struct Dag {
 
 /// Every step of a pipeline, in section order then name order.
 pub fn steps(pipeline: &Pipeline) -> Vec<StepRef> {
+    let step = |name: &String, kind: StepKind, step_type: &str, inputs: &[String]| StepRef {
+        name: name.clone(),
+        kind,
+        step_type: step_type.to_owned(),
+        inputs: inputs.to_vec(),
+    };
     let mut steps = Vec::new();
     for (name, s) in &pipeline.sources {
-        steps.push(StepRef {
-            name: name.clone(),
-            kind: StepKind::Source,
-            step_type: s.type_name().to_owned(),
-            inputs: Vec::new(),
-        });
+        steps.push(step(name, StepKind::Source, s.type_name(), &[]));
     }
     for (name, t) in &pipeline.transforms {
-        steps.push(StepRef {
-            name: name.clone(),
-            kind: StepKind::Transform,
-            step_type: t.type_name().to_owned(),
-            inputs: t.inputs().to_vec(),
-        });
+        steps.push(step(name, StepKind::Transform, t.type_name(), t.inputs()));
     }
     for (name, s) in &pipeline.sinks {
-        steps.push(StepRef {
-            name: name.clone(),
-            kind: StepKind::Sink,
-            step_type: s.type_name().to_owned(),
-            inputs: s.inputs().to_vec(),
-        });
+        steps.push(step(name, StepKind::Sink, s.type_name(), s.inputs()));
     }
     for (name, c) in &pipeline.crawlers {
-        steps.push(StepRef {
-            name: name.clone(),
-            kind: StepKind::Crawler,
-            step_type: c.type_name().to_owned(),
-            inputs: c.inputs().to_vec(),
-        });
+        steps.push(step(name, StepKind::Crawler, c.type_name(), c.inputs()));
     }
     steps
 }
@@ -187,11 +173,7 @@ impl Dag {
             if step.kind != StepKind::Source && step.inputs.is_empty() {
                 errors.push(DagError {
                     kind: DagErrorKind::EmptyInputs,
-                    path: vec![
-                        step.kind.section().to_owned(),
-                        step.name.clone(),
-                        "inputs".to_owned(),
-                    ],
+                    path: inputs_path(step),
                     input_index: None,
                     message: "`inputs` is empty; this step would never receive data".to_owned(),
                     help: Some(format!(
@@ -201,11 +183,7 @@ impl Dag {
                 });
             }
             for (i, input) in step.inputs.iter().enumerate() {
-                let path = vec![
-                    step.kind.section().to_owned(),
-                    step.name.clone(),
-                    "inputs".to_owned(),
-                ];
+                let path = inputs_path(step);
                 let Some(&from) = index.get(input) else {
                     let help = match crate::diag::did_you_mean(input, names.iter().copied()) {
                         Some(g) => {
@@ -269,11 +247,7 @@ impl Dag {
             let first = &graph[component[0]];
             errors.push(DagError {
                 kind: DagErrorKind::Cycle,
-                path: vec![
-                    first.kind.section().to_owned(),
-                    first.name.clone(),
-                    "inputs".to_owned(),
-                ],
+                path: inputs_path(first),
                 input_index: None,
                 message: format!("steps form a cycle: {cycle}"),
                 help: Some("data must flow one way; remove one of these inputs".to_owned()),
@@ -381,4 +355,12 @@ fn cycle_path(graph: &DiGraph<StepRef, ()>, component: &[NodeIndex]) -> String {
         .map(|n| graph[*n].name.as_str())
         .collect::<Vec<_>>()
         .join(" -> ")
+}
+/// The spec path of a step's `inputs` (`sinks.<name>.inputs`), where input errors point.
+fn inputs_path(step: &StepRef) -> Vec<String> {
+    vec![
+        step.kind.section().to_owned(),
+        step.name.clone(),
+        "inputs".to_owned(),
+    ]
 }

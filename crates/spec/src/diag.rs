@@ -148,6 +148,15 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// `items` one after another with `, ` between them, as messages list names and values.
+pub fn comma_list<T: fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    items
+        .into_iter()
+        .map(|item| item.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The closest candidate to `word`, if one is close enough to be a likely typo.
 pub fn did_you_mean<'a>(
     word: &str,

@@ -298,34 +298,20 @@ pub fn parse(source: &str) -> Result<Node, YamlError> {
                 None
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                let node = match stack.pop() {
-                    Some(Frame::Seq { items, pos, anchor }) => {
-                        let node = Node {
-                            kind: NodeKind::Seq(items),
-                            pos,
-                        };
-                        if anchor > 0 {
-                            anchors.insert(anchor, node.clone());
-                        }
-                        node
-                    }
+                let (kind, pos, anchor) = match stack.pop() {
+                    Some(Frame::Seq { items, pos, anchor }) => (NodeKind::Seq(items), pos, anchor),
                     Some(Frame::Map {
                         entries,
                         pos,
                         anchor,
                         ..
-                    }) => {
-                        let node = Node {
-                            kind: NodeKind::Map(entries),
-                            pos,
-                        };
-                        if anchor > 0 {
-                            anchors.insert(anchor, node.clone());
-                        }
-                        node
-                    }
+                    }) => (NodeKind::Map(entries), pos, anchor),
                     None => continue,
                 };
+                let node = Node { kind, pos };
+                if anchor > 0 {
+                    anchors.insert(anchor, node.clone());
+                }
                 Some(node)
             }
             Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => None,

@@ -66,11 +66,7 @@ pub fn write_durability_fixture(store: &dyn StateStore) {
 /// If a record is missing or differs.
 pub fn check_durability_fixture(store: &dyn StateStore) {
     let committed = durable_committed_run();
-    assert_eq!(
-        store.run(&committed.id).expect("run"),
-        Some(committed.clone()),
-        "a committed run survives"
-    );
+    assert_stored(store, &committed, "a committed run survives");
     let bookmark = durable_committed_bookmark();
     assert_eq!(
         store
@@ -137,6 +133,15 @@ fn bookmark(pipeline: &str, stream: &str, value: i64, run_id: &str) -> Bookmark 
     }
 }
 
+/// Asserts that `store` holds `run` exactly as given (`what` names the check).
+fn assert_stored(store: &dyn StateStore, run: &RunRecord, what: &str) {
+    assert_eq!(
+        store.run(&run.id).expect("run"),
+        Some(run.clone()),
+        "{what}"
+    );
+}
+
 fn step(name: &str, kind: &str, status: RunStatus) -> StepRecord {
     StepRecord {
         name: name.to_owned(),
@@ -165,11 +170,7 @@ fn begin_save_commit_round_trip(store: &dyn StateStore) {
     let mut run = running("conf-trip-1", "conf-trip", time(0));
     run.trigger = "schedule".to_owned();
     store.begin_run(&run).expect("begin_run");
-    assert_eq!(
-        store.run(&run.id).expect("run"),
-        Some(run.clone()),
-        "begin_run round trip"
-    );
+    assert_stored(store, &run, "begin_run round trip");
 
     run.steps = vec![
         step("extract", "source", RunStatus::Succeeded),
@@ -179,32 +180,20 @@ fn begin_save_commit_round_trip(store: &dyn StateStore) {
         },
     ];
     store.save_run(&run).expect("save_run (running)");
-    assert_eq!(
-        store.run(&run.id).expect("run"),
-        Some(run.clone()),
-        "save_run round trip"
-    );
+    assert_stored(store, &run, "save_run round trip");
 
     run.status = RunStatus::Committing;
-    run.publish = vec![PublishEntry {
-        connection: "s3://lake/raw".to_owned(),
-        staged: "_staging/conf-trip-1/films.parquet".to_owned(),
-        final_key: "films/2030/01/01/films.parquet".to_owned(),
-    }];
+    run.publish = vec![publish_entry(
+        "s3://lake/raw",
+        "_staging/conf-trip-1/films.parquet",
+        "films/2030/01/01/films.parquet",
+    )];
     store.save_run(&run).expect("save_run (committing)");
-    assert_eq!(
-        store.run(&run.id).expect("run"),
-        Some(run.clone()),
-        "publish manifest round trip"
-    );
+    assert_stored(store, &run, "publish manifest round trip");
 
     let run = finished(run, RunStatus::Succeeded);
     store.commit_run(&run, &[]).expect("commit_run");
-    assert_eq!(
-        store.run(&run.id).expect("run"),
-        Some(run.clone()),
-        "commit_run round trip"
-    );
+    assert_stored(store, &run, "commit_run round trip");
     assert_eq!(
         store.run("conf-trip-").expect("run"),
         None,
@@ -223,10 +212,10 @@ fn duplicate_begin_is_rejected(store: &dyn StateStore) {
         matches!(&err, StateError::DuplicateRun { id } if id == "conf-dup-1"),
         "duplicate begin_run error: {err:?}"
     );
-    assert_eq!(
-        store.run(&run.id).expect("run"),
-        Some(run.clone()),
-        "a rejected begin_run leaves the stored run alone"
+    assert_stored(
+        store,
+        &run,
+        "a rejected begin_run leaves the stored run alone",
     );
     assert!(
         store
@@ -295,11 +284,7 @@ fn commit_applies_run_and_bookmarks_together(store: &dyn StateStore) {
         .commit_run(&done, &[film.clone(), bad])
         .expect_err("commit_run with an invalid bookmark must fail");
     assert!(matches!(&err, StateError::InvalidName { .. }), "{err:?}");
-    assert_eq!(
-        store.run(&run.id).expect("run"),
-        Some(run.clone()),
-        "a failed commit_run leaves the run as it was"
-    );
+    assert_stored(store, &run, "a failed commit_run leaves the run as it was");
     assert_eq!(
         store
             .bookmark("conf-atomic", "public.film")
@@ -502,6 +487,11 @@ fn find_run_by_exact_id_or_unique_prefix(store: &dyn StateStore) {
 
 fn bookmark_history_records_each_change(store: &dyn StateStore) {
     let (pipeline, stream) = ("conf-history", "public.film");
+    let history = || {
+        store
+            .bookmark_history(pipeline, stream)
+            .expect("bookmark_history")
+    };
     let commit = |run_id: &str, seconds: i64, value: i64| {
         let run = running(run_id, pipeline, time(seconds));
         store.begin_run(&run).expect("begin_run");
@@ -522,11 +512,9 @@ fn bookmark_history_records_each_change(store: &dyn StateStore) {
         Some(bookmark(pipeline, stream, 20, "conf-history-2")),
         "a commit that does not move the bookmark leaves it naming the commit that did"
     );
-    let history = store
-        .bookmark_history(pipeline, stream)
-        .expect("bookmark_history");
+    let recorded = history();
     assert_eq!(
-        positions(&history),
+        positions(&recorded),
         [
             ("conf-history-1", &json!(10)),
             ("conf-history-2", &json!(20))
@@ -538,7 +526,7 @@ fn bookmark_history_records_each_change(store: &dyn StateStore) {
     let rewound = Bookmark {
         run_id: "manual".to_owned(),
         updated_at: time(73),
-        ..history[0].clone()
+        ..recorded[0].clone()
     };
     store.set_bookmark(&rewound).expect("set_bookmark");
     store.set_bookmark(&rewound).expect("set_bookmark (again)");
@@ -547,11 +535,9 @@ fn bookmark_history_records_each_change(store: &dyn StateStore) {
         Some(rewound.clone()),
         "set_bookmark rewinds"
     );
-    let history = store
-        .bookmark_history(pipeline, stream)
-        .expect("bookmark_history");
+    let recorded = history();
     assert_eq!(
-        positions(&history),
+        positions(&recorded),
         [
             ("conf-history-1", &json!(10)),
             ("conf-history-2", &json!(20)),
@@ -560,7 +546,7 @@ fn bookmark_history_records_each_change(store: &dyn StateStore) {
         "a rewind is recorded once; repeating it changes nothing"
     );
     assert_eq!(
-        history.last(),
+        recorded.last(),
         Some(&rewound),
         "history keeps whole bookmarks"
     );
@@ -783,12 +769,21 @@ fn durable_committed_run() -> RunRecord {
         step("extract", "source", RunStatus::Succeeded),
         step("load", "sink", RunStatus::Succeeded),
     ];
-    run.publish = vec![PublishEntry {
-        connection: "lake".to_owned(),
-        staged: "_staging/conf-durable-1/part-0.parquet".to_owned(),
-        final_key: "films/part-0.parquet".to_owned(),
-    }];
+    run.publish = vec![publish_entry(
+        "lake",
+        "_staging/conf-durable-1/part-0.parquet",
+        "films/part-0.parquet",
+    )];
     run
+}
+
+/// An object staged at `staged` to be published as `final_key` on `connection`.
+fn publish_entry(connection: &str, staged: &str, final_key: &str) -> PublishEntry {
+    PublishEntry {
+        connection: connection.to_owned(),
+        staged: staged.to_owned(),
+        final_key: final_key.to_owned(),
+    }
 }
 
 fn durable_committed_bookmark() -> Bookmark {
@@ -799,11 +794,11 @@ fn durable_committing_run() -> RunRecord {
     let mut run = running("conf-durable-2", "conf-durable", time(101));
     run.status = RunStatus::Committing;
     run.steps = vec![step("extract", "source", RunStatus::Succeeded)];
-    run.publish = vec![PublishEntry {
-        connection: "lake".to_owned(),
-        staged: "_staging/conf-durable-2/part-0.parquet".to_owned(),
-        final_key: "films/part-1.parquet".to_owned(),
-    }];
+    run.publish = vec![publish_entry(
+        "lake",
+        "_staging/conf-durable-2/part-0.parquet",
+        "films/part-1.parquet",
+    )];
     run
 }
 

@@ -75,11 +75,7 @@ pub fn prepare(
         .dag
         .ordered()
         .filter(|s| matches!(s.kind, StepKind::Source | StepKind::Sink))
-        .map(|s| StepProgress {
-            name: s.name.clone(),
-            kind: s.kind,
-            metrics: Arc::new(StepMetrics::default()),
-        })
+        .map(StepProgress::new)
         .collect();
     Ok(StreamRun {
         run_id: new_run_id(Utc::now()),

@@ -12,21 +12,7 @@ use super::*;
 use crate::{Compression, DELETED_AT, DeleteMode, ErrorClass, MergeOptions, MergeSpec};
 
 fn changes(rows: &[(i64, Option<i64>, Option<i64>, &str)]) -> RecordBatch {
-    RecordBatch::try_new(
-        Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int64, true),
-            Field::new("val", DataType::Int64, true),
-            Field::new("seq", DataType::Int64, true),
-            Field::new("op", DataType::Utf8, true),
-        ])),
-        vec![
-            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
-            Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.1))),
-            Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.2))),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.3))),
-        ],
-    )
-    .unwrap()
+    change_rows(rows, true)
 }
 
 fn spec() -> MergeSpec {
@@ -61,6 +47,22 @@ async fn merge(
     }
     let intent = writer.finish().await.unwrap();
     table.apply(&intent).await.unwrap()
+}
+
+/// Merges the change rows `rows` (`id`, `val`, `seq`, `op`) into the table at `location` under
+/// `spec`, as the commit of txn version `version`.
+async fn merge_rows(
+    location: &TableLocation,
+    spec: &MergeSpec,
+    version: i64,
+    rows: &[(i64, Option<i64>, Option<i64>, &str)],
+) -> ApplyOutcome {
+    merge(
+        location,
+        merge_options(spec.clone(), version),
+        &[changes(rows)],
+    )
+    .await
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -207,24 +209,15 @@ async fn soft_deletes_keep_a_tombstone_that_stale_changes_lose_to() {
         deletes: DeleteMode::Soft,
         ..spec()
     };
-    merge(
+    merge_rows(&location, &soft, 1, &[(1, Some(10), Some(1), "I")]).await;
+    merge_rows(
         &location,
-        merge_options(soft.clone(), 1),
-        &[changes(&[(1, Some(10), Some(1), "I")])],
+        &soft,
+        2,
+        &[(1, None, Some(5), "D"), (9, None, Some(5), "D")],
     )
     .await;
-    merge(
-        &location,
-        merge_options(soft.clone(), 2),
-        &[changes(&[(1, None, Some(5), "D"), (9, None, Some(5), "D")])],
-    )
-    .await;
-    merge(
-        &location,
-        merge_options(soft.clone(), 3),
-        &[changes(&[(1, Some(30), Some(3), "U")])],
-    )
-    .await;
+    merge_rows(&location, &soft, 3, &[(1, Some(30), Some(3), "U")]).await;
 
     let table = DeltaTable::open(location.clone()).await.unwrap();
     let read = read_sorted(&table).await;
@@ -235,12 +228,7 @@ async fn soft_deletes_keep_a_tombstone_that_stale_changes_lose_to() {
     assert_eq!(ints(&read, "seq"), vec![Some(5), Some(5)]);
     assert!(strings(&read, DELETED_AT).iter().all(Option::is_some));
 
-    merge(
-        &location,
-        merge_options(soft, 4),
-        &[changes(&[(1, Some(40), Some(7), "U")])],
-    )
-    .await;
+    merge_rows(&location, &soft, 4, &[(1, Some(40), Some(7), "U")]).await;
     let read = read_sorted(&DeltaTable::open(location.clone()).await.unwrap()).await;
     assert_eq!(ints(&read, "val"), vec![Some(40), None]);
     assert_eq!(
@@ -258,19 +246,15 @@ async fn an_unchanged_marker_keeps_the_tables_value() {
         delete_when: None,
         ..spec()
     };
-    merge(
+    merge_rows(&location, &spec, 1, &[(1, Some(1), Some(1), "big")]).await;
+    merge_rows(
         &location,
-        merge_options(spec.clone(), 1),
-        &[changes(&[(1, Some(1), Some(1), "big")])],
-    )
-    .await;
-    merge(
-        &location,
-        merge_options(spec, 2),
-        &[changes(&[
+        &spec,
+        2,
+        &[
             (1, Some(2), Some(2), "__unchanged"),
             (2, Some(3), Some(2), "__unchanged"),
-        ])],
+        ],
     )
     .await;
     let read = read_sorted(&DeltaTable::open(location.clone()).await.unwrap()).await;
@@ -281,12 +265,7 @@ async fn an_unchanged_marker_keeps_the_tables_value() {
 #[tokio::test]
 async fn a_merge_adds_new_input_columns_under_evolve() {
     let location = memory_table();
-    merge(
-        &location,
-        merge_options(spec(), 1),
-        &[changes(&[(1, Some(1), Some(1), "I")])],
-    )
-    .await;
+    merge_rows(&location, &spec(), 1, &[(1, Some(1), Some(1), "I")]).await;
     let wider = RecordBatch::try_new(
         Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, false),
@@ -312,12 +291,7 @@ async fn a_merge_adds_new_input_columns_under_evolve() {
 #[tokio::test]
 async fn bad_merge_input_fails_clearly_and_commits_nothing() {
     let location = memory_table();
-    merge(
-        &location,
-        merge_options(spec(), 1),
-        &[changes(&[(1, Some(1), Some(1), "I")])],
-    )
-    .await;
+    merge_rows(&location, &spec(), 1, &[(1, Some(1), Some(1), "I")]).await;
     let table = DeltaTable::open(location.clone()).await.unwrap();
     let cases = [
         (
@@ -370,13 +344,7 @@ async fn bad_merge_input_fails_clearly_and_commits_nothing() {
         assert_eq!(err.class, ErrorClass::User, "{err}");
         assert!(err.message.contains(expected), "{err}");
         assert!(err.message.contains(&location.display()), "{err}");
-        use futures::TryStreamExt;
-        let staged: Vec<_> = location
-            .store()
-            .list(Some(&staging))
-            .try_collect()
-            .await
-            .unwrap();
+        let staged = objects_under(&location, &staging).await;
         assert!(staged.is_empty(), "nothing staged for {expected}");
     }
     assert_eq!(
@@ -424,7 +392,6 @@ async fn a_merge_widens_a_column_the_input_needs_wider() {
 
 #[tokio::test]
 async fn an_aborted_merge_leaves_no_staged_input() {
-    use futures::TryStreamExt;
     let location = memory_table();
     let options = merge_options(spec(), 1);
     let staging = options.staging.clone();
@@ -435,12 +402,7 @@ async fn an_aborted_merge_leaves_no_staged_input() {
         .await
         .unwrap();
     writer.abort().await.unwrap();
-    let staged: Vec<_> = location
-        .store()
-        .list(Some(&staging))
-        .try_collect()
-        .await
-        .unwrap();
+    let staged = objects_under(&location, &staging).await;
     assert!(staged.is_empty(), "{staged:?}");
     assert_eq!(DeltaTable::open(location).await.unwrap().version(), None);
 }

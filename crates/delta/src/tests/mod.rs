@@ -84,9 +84,33 @@ pub(super) fn options(mode: WriteMode, version: i64) -> WriteOptions {
     }
 }
 
-/// `id` (bigint, not null), `name` (string), `amount` (decimal(12,3)), `ts` (timestamp UTC).
-pub(super) fn rows(ids: &[i64]) -> RecordBatch {
-    let schema = Arc::new(Schema::new(vec![
+/// A batch of merge input rows `(id, val, seq, op)`; `id`, `seq` and `op` are declared
+/// nullable only when `nullable_keys`.
+pub(super) fn change_rows(
+    rows: &[(i64, Option<i64>, Option<i64>, &str)],
+    nullable_keys: bool,
+) -> RecordBatch {
+    RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, nullable_keys),
+            Field::new("val", DataType::Int64, true),
+            Field::new("seq", DataType::Int64, nullable_keys),
+            Field::new("op", DataType::Utf8, nullable_keys),
+        ])),
+        vec![
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.1))),
+            Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.2))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.3))),
+        ],
+    )
+    .unwrap()
+}
+
+/// The columns of [`rows`]: `id` (bigint, not null), `name` (string), `amount`
+/// (decimal(12,3)), `ts` (timestamp UTC).
+pub(super) fn row_fields() -> Vec<Field> {
+    vec![
         Field::new("id", DataType::Int64, false),
         Field::new("name", DataType::Utf8, true),
         Field::new("amount", DataType::Decimal128(12, 3), true),
@@ -95,7 +119,12 @@ pub(super) fn rows(ids: &[i64]) -> RecordBatch {
             DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
             true,
         ),
-    ]));
+    ]
+}
+
+/// `id` (bigint, not null), `name` (string), `amount` (decimal(12,3)), `ts` (timestamp UTC).
+pub(super) fn rows(ids: &[i64]) -> RecordBatch {
+    let schema = Arc::new(Schema::new(row_fields()));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from(ids.to_vec())),
         Arc::new(StringArray::from_iter(
@@ -168,34 +197,51 @@ pub(super) fn ids(batch: &RecordBatch) -> Vec<i64> {
         .to_vec()
 }
 
-pub(super) fn strings(batch: &RecordBatch, column: &str) -> Vec<Option<String>> {
+/// The values of `column` cast to `data_type` (an array of type `A`), each read by `value`;
+/// `None` for NULL.
+fn cast_values<A: Array + 'static, T>(
+    batch: &RecordBatch,
+    column: &str,
+    data_type: &DataType,
+    value: impl Fn(&A, usize) -> T,
+) -> Vec<Option<T>> {
     let c = batch.column_by_name(column).unwrap();
-    let c = arrow::compute::cast(c, &DataType::Utf8).unwrap();
-    let c = c.as_any().downcast_ref::<StringArray>().unwrap();
+    let c = arrow::compute::cast(c, data_type).unwrap();
+    let c = c.as_any().downcast_ref::<A>().unwrap();
     (0..c.len())
-        .map(|i| (!c.is_null(i)).then(|| c.value(i).to_owned()))
+        .map(|i| (!c.is_null(i)).then(|| value(c, i)))
         .collect()
 }
 
+pub(super) fn strings(batch: &RecordBatch, column: &str) -> Vec<Option<String>> {
+    cast_values(batch, column, &DataType::Utf8, |c: &StringArray, i| {
+        c.value(i).to_owned()
+    })
+}
+
 pub(super) fn ints(batch: &RecordBatch, column: &str) -> Vec<Option<i64>> {
-    let c = batch.column_by_name(column).unwrap();
-    let c = arrow::compute::cast(c, &DataType::Int64).unwrap();
-    let c = c.as_any().downcast_ref::<Int64Array>().unwrap();
-    (0..c.len())
-        .map(|i| (!c.is_null(i)).then(|| c.value(i)))
-        .collect()
+    cast_values(batch, column, &DataType::Int64, |c: &Int64Array, i| {
+        c.value(i)
+    })
+}
+
+/// Every object under `prefix` in the store of `location`.
+pub(super) async fn objects_under(
+    location: &TableLocation,
+    prefix: &Path,
+) -> Vec<object_store::ObjectMeta> {
+    use futures::TryStreamExt;
+    location
+        .store()
+        .list(Some(prefix))
+        .try_collect()
+        .await
+        .unwrap()
 }
 
 /// The `txn` actions of every commit in the log: (version of the commit, app id, txn version).
 pub(super) async fn txns_in_log(location: &TableLocation) -> Vec<(u64, String, i64)> {
-    use futures::TryStreamExt;
-    let log = location.child("_delta_log");
-    let objects: Vec<_> = location
-        .store()
-        .list(Some(&log))
-        .try_collect()
-        .await
-        .unwrap();
+    let objects = objects_under(location, &location.child("_delta_log")).await;
     let mut out = Vec::new();
     for o in objects {
         let name = o.location.filename().unwrap().to_owned();
@@ -230,13 +276,7 @@ pub(super) async fn txns_in_log(location: &TableLocation) -> Vec<(u64, String, i
 
 /// Data files (`.parquet`) under the root, relative to it, sorted.
 pub(super) async fn data_files(location: &TableLocation) -> Vec<String> {
-    use futures::TryStreamExt;
-    let objects: Vec<_> = location
-        .store()
-        .list(Some(location.root()))
-        .try_collect()
-        .await
-        .unwrap();
+    let objects = objects_under(location, location.root()).await;
     let mut out: Vec<String> = objects
         .into_iter()
         .filter(|o| {

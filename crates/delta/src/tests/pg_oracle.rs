@@ -5,10 +5,8 @@
 //! tables must hold the same rows after every batch.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use arrow::array::{Int64Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::array::RecordBatch;
 use object_store::path::Path;
 use sqlx::{Executor as _, Row as _};
 
@@ -18,21 +16,11 @@ use crate::{Compression, MergeOptions, MergeSpec};
 type Change = (i64, Option<i64>, i64, &'static str);
 
 fn batch_of(changes: &[Change]) -> RecordBatch {
-    RecordBatch::try_new(
-        Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int64, false),
-            Field::new("val", DataType::Int64, true),
-            Field::new("seq", DataType::Int64, false),
-            Field::new("op", DataType::Utf8, false),
-        ])),
-        vec![
-            Arc::new(Int64Array::from_iter_values(changes.iter().map(|c| c.0))),
-            Arc::new(Int64Array::from_iter(changes.iter().map(|c| c.1))),
-            Arc::new(Int64Array::from_iter_values(changes.iter().map(|c| c.2))),
-            Arc::new(StringArray::from_iter_values(changes.iter().map(|c| c.3))),
-        ],
-    )
-    .unwrap()
+    let rows: Vec<_> = changes
+        .iter()
+        .map(|&(id, val, seq, op)| (id, val, Some(seq), op))
+        .collect();
+    change_rows(&rows, false)
 }
 
 /// Applies one batch to the PostgreSQL table `table`: per key the highest `seq` wins (a tie:

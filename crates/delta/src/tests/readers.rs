@@ -9,7 +9,7 @@ use arrow::array::{
     ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Int32Array, Int64Array,
     RecordBatch, StringArray, TimestampMicrosecondArray,
 };
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema};
 use serde_json::{Value, json};
 
 use super::*;
@@ -33,21 +33,15 @@ fn readers_python() -> Result<std::path::PathBuf, String> {
 }
 
 fn source() -> RecordBatch {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Int64, false),
-        Field::new("name", DataType::Utf8, true),
-        Field::new("amount", DataType::Decimal128(12, 3), true),
-        Field::new(
-            "ts",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            true,
-        ),
+    let mut fields = row_fields();
+    fields.extend([
         Field::new("flag", DataType::Boolean, true),
         Field::new("day", DataType::Date32, true),
         Field::new("small", DataType::Int32, true),
         Field::new("bytes", DataType::Binary, true),
         Field::new("dt", DataType::Utf8, false),
-    ]));
+    ]);
+    let schema = Arc::new(Schema::new(fields));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from(vec![1, 2, 3])),
         Arc::new(StringArray::from(vec![Some("zoë"), None, Some("")])),

@@ -277,6 +277,15 @@ fn compare_kernel(op: CompareOp) -> CompareKernel {
     }
 }
 
+/// `condition`, or its negation when `negated` (`NOT IN`, `NOT BETWEEN`).
+fn negated_if(negated: bool, condition: Condition) -> Condition {
+    if negated {
+        Condition::Not(Box::new(condition))
+    } else {
+        condition
+    }
+}
+
 impl Condition {
     fn is_constant(&self) -> bool {
         match self {
@@ -551,11 +560,7 @@ impl Compiler<'_> {
                     });
                 }
                 let any = Condition::Or(alternatives);
-                if *negated {
-                    Condition::Not(Box::new(any))
-                } else {
-                    any
-                }
+                negated_if(*negated, any)
             }
             Expr::Between {
                 expr: tested,
@@ -579,11 +584,7 @@ impl Compiler<'_> {
                         right: high,
                     },
                 ]);
-                if *negated {
-                    Condition::Not(Box::new(within))
-                } else {
-                    within
-                }
+                negated_if(*negated, within)
             }
             Expr::Like {
                 expr: tested,

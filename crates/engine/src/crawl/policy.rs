@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
+use pipectl_spec::diag::comma_list;
 use pipectl_spec::types::{RecrawlPolicy, SchemaChangePolicy};
 use pipectl_state::{
     CatalogColumn, CatalogFormat, CatalogStore, CatalogTable, CrawlRecord, SkippedFile, TableStatus,
@@ -192,17 +193,8 @@ pub(super) fn apply(
     {
         changes.push(format!(
             "partition keys changed ({}) -> ({})",
-            old.partition_keys
-                .iter()
-                .map(|k| k.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            found
-                .partition_keys
-                .iter()
-                .map(|k| k.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            comma_list(old.partition_keys.iter().map(|k| k.name.as_str())),
+            comma_list(found.partition_keys.iter().map(|k| k.name.as_str()))
         ));
     } else {
         // Widen partition key types too (a new partition `x` turns int keys into strings).
@@ -382,11 +374,7 @@ fn skip_misplaced_csv(
         let reason = format!(
             "its header ({}) is not the table's first columns in order ({}); CSV is read by position",
             header.names.join(", "),
-            columns
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            comma_list(columns.iter().map(|c| c.name.as_str()))
         );
         notes.push(format!("{}: left out: {reason}", header.key));
         table.skipped_files.push(SkippedFile {

@@ -77,16 +77,22 @@ pub struct GeneratorSource {
     declared: Option<SchemaRef>,
 }
 
+/// Parses the template of generator source `name` (already validated with the spec), failing
+/// with the first mistake in it.
+pub fn parse_template(name: &str, text: &str) -> Result<Template> {
+    Template::parse(text).map_err(|errors| {
+        let first = errors
+            .first()
+            .map(|e| e.message.clone())
+            .unwrap_or_default();
+        Error::user(format!("source `{name}`: invalid template: {first}"))
+    })
+}
+
 impl GeneratorSource {
     /// Builds the generator; the template and column types were validated with the spec.
     pub fn new(name: &str, spec: GeneratorSpec) -> Result<Self> {
-        let template = Template::parse(&spec.template).map_err(|errors| {
-            let first = errors
-                .first()
-                .map(|e| e.message.clone())
-                .unwrap_or_default();
-            Error::user(format!("source `{name}`: invalid template: {first}"))
-        })?;
+        let template = parse_template(name, &spec.template)?;
         let declared = declared_schema(&format!("source `{name}`"), &spec.columns)?;
         Ok(GeneratorSource {
             table: TableId {

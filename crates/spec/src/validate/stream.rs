@@ -113,6 +113,12 @@ impl Validator<'_> {
             path.push(key(k));
             path
         };
+        // A setting inside a mapping of the sink: `partition_keys.<name>`, `event_time.field`.
+        let within = |k: &str, inner: &str| {
+            let mut path = at(k);
+            path.push(key(inner));
+            path
+        };
         self.connection_ref(
             p,
             &base,
@@ -170,12 +176,7 @@ impl Validator<'_> {
                 );
                 if !in_prefix {
                     self.error(
-                        &[
-                            base[0].clone(),
-                            base[1].clone(),
-                            key("partition_keys"),
-                            key(used),
-                        ],
+                        &within("partition_keys", used),
                         format!("partition key `{used}` is not used in the prefix"),
                         Some(format!(
                             "add `!{{partitionKeyFromQuery:{used}}}` to `prefix`, or remove the key"
@@ -187,12 +188,7 @@ impl Validator<'_> {
         for (k, field) in &s.partition_keys {
             if !valid_field_path(field) {
                 self.error(
-                    &[
-                        base[0].clone(),
-                        base[1].clone(),
-                        key("partition_keys"),
-                        key(k),
-                    ],
+                    &within("partition_keys", k),
                     format!("`{field}` is not a record field"),
                     Some(
                         "write a field path such as `.customer_id` or `.customer.region`"
@@ -205,12 +201,7 @@ impl Validator<'_> {
             && !valid_field_path(&et.field)
         {
             self.error(
-                &[
-                    base[0].clone(),
-                    base[1].clone(),
-                    key("event_time"),
-                    key("field"),
-                ],
+                &within("event_time", "field"),
                 format!("`{}` is not a record field", et.field),
                 Some("write a field path such as `.timestamp`".to_owned()),
             );
@@ -236,7 +227,7 @@ impl Validator<'_> {
         }
         match &s.format {
             Format::Csv(_) => self.error(
-                &[base[0].clone(), base[1].clone(), key("format"), key("type")],
+                &within("format", "type"),
                 "firehose sinks write `jsonl`, `parquet` or `delta`",
                 None,
             ),

@@ -102,6 +102,16 @@ impl ObjectKeys {
         self.tz
     }
 
+    /// The value of partition key `name` among `values` (given in the order of the sink's
+    /// `partition_keys`), if the sink has such a key.
+    fn key_value<'v>(&self, values: &'v [String], name: &str) -> Option<&'v str> {
+        self.key_names
+            .iter()
+            .position(|n| n == name)
+            .and_then(|i| values.get(i))
+            .map(String::as_str)
+    }
+
     /// The root of the Delta table records of `dest` go to, relative to the sink's connection
     /// and without a trailing `/` (`format: delta`, whose prefix has no time or random
     /// expressions, only partition keys).
@@ -110,13 +120,7 @@ impl ObjectKeys {
             Dest::Data { keys, .. } => keys,
             Dest::Error(_) => &[],
         };
-        let lookup = |name: &str| -> Option<&str> {
-            self.key_names
-                .iter()
-                .position(|n| n == name)
-                .and_then(|i| values.get(i))
-                .map(String::as_str)
-        };
+        let lookup = |name: &str| self.key_value(values, name);
         let now = Utc::now().with_timezone(&self.tz);
         let root = self.prefix.render(&RenderValues {
             arrival: &now,
@@ -143,13 +147,7 @@ impl ObjectKeys {
             Dest::Data { keys, .. } => (&self.prefix, "", keys),
             Dest::Error(t) => (&self.error_prefix, t.as_str(), &[]),
         };
-        let lookup = |name: &str| -> Option<&str> {
-            self.key_names
-                .iter()
-                .position(|n| n == name)
-                .and_then(|i| values.get(i))
-                .map(String::as_str)
-        };
+        let lookup = |name: &str| self.key_value(values, name);
         let prefix = template.render(&RenderValues {
             arrival: &arrival,
             event_time: event.as_ref(),

@@ -419,9 +419,14 @@ mod tests {
 
     /// An encoder of one declared `int64` column `n`.
     fn int_encoder() -> ParquetEncoder {
+        encoder_of("n", "int64")
+    }
+
+    /// An encoder of one declared column `name` of type `data_type`.
+    fn encoder_of(name: &str, data_type: &str) -> ParquetEncoder {
         let columns = [ColumnDecl {
-            name: "n".into(),
-            data_type: "int64".into(),
+            name: name.into(),
+            data_type: data_type.into(),
         }];
         let format = ParquetFormat {
             compression: ParquetCompression::Snappy,
@@ -500,15 +505,7 @@ mod tests {
 
     #[test]
     fn declared_timestamp_columns_take_iso_times_with_any_offset() {
-        let columns = [ColumnDecl {
-            name: "ts".into(),
-            data_type: "timestamptz".into(),
-        }];
-        let format = ParquetFormat {
-            compression: ParquetCompression::Snappy,
-            row_group_rows: 122_880,
-        };
-        let mut encoder = ParquetEncoder::new("out", &format, &columns).unwrap();
+        let mut encoder = encoder_of("ts", "timestamptz");
         let encoded = encoder
             .encode(b"{\"ts\": \"2026-11-25T18:07:09Z\"}\n{\"ts\": \"2026-11-25T19:07:09.5+01:00\"}\n{\"ts\": \"yesterday\"}\n")
             .unwrap();

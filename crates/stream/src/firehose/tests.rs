@@ -27,11 +27,16 @@ fn step(store: Arc<InMemory>, max_records: u64) -> FirehoseStep {
         "interval_secs": 3600,
     }))
     .unwrap();
+    sink_step(store, &spec)
+}
+
+/// The step of sink `spec` of the test pipeline, writing to `store`.
+fn sink_step(store: Arc<InMemory>, spec: &FirehoseSink) -> FirehoseStep {
     FirehoseStep::new(
         PIPELINE,
         SINK,
         "run-1",
-        &spec,
+        spec,
         handle(store),
         Arc::new(StepMetrics::default()),
     )
@@ -278,8 +283,6 @@ async fn a_restart_rebuilds_a_missing_object_and_skips_a_published_one() {
     pending.save(&previous).await.unwrap();
 
     // The source redelivers every unacknowledged record, then a new one, and ends.
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = mpsc::channel(4);
     let redelivered = vec![
         record(1, "rent"),
         record(2, "buy"),
@@ -287,21 +290,7 @@ async fn a_restart_rebuilds_a_missing_object_and_skips_a_published_one() {
         record(4, "buy"),
         record(5, "rent"),
     ];
-    tx.send(batch(redelivered, &acked)).await.unwrap();
-    drop(tx);
-    let started = Started {
-        replay: Replay::SameSequence,
-        acked_through: None,
-    };
-    step(store.clone(), 100)
-        .run(
-            started,
-            Some((pending_store(&store), previous)),
-            rx,
-            CancellationToken::new(),
-        )
-        .await
-        .unwrap();
+    let acked = resume(step(store.clone(), 100), &store, previous, redelivered).await;
 
     let expected = BTreeMap::from([
         (missing.key.clone(), vec![line(2, "buy"), line(4, "buy")]),
@@ -309,7 +298,7 @@ async fn a_restart_rebuilds_a_missing_object_and_skips_a_published_one() {
         (data_key("rent", 5, 5), vec![line(5, "rent")]),
     ]);
     assert_eq!(objects(&store).await, expected);
-    assert_eq!(*acked.lock().unwrap(), vec![5]);
+    assert_eq!(acked, vec![5]);
     assert_eq!(
         pending.load().await.unwrap(),
         Pending {
@@ -329,15 +318,7 @@ fn delta_step(store: Arc<InMemory>, max_records: u64) -> FirehoseStep {
         "interval_secs": 3600,
     }))
     .unwrap();
-    FirehoseStep::new(
-        PIPELINE,
-        SINK,
-        "run-1",
-        &spec,
-        handle(store),
-        Arc::new(StepMetrics::default()),
-    )
-    .unwrap()
+    sink_step(store, &spec)
 }
 
 /// Each commit of the table `lake/t`: its `txn` (app id, version) and the rows it added.
@@ -376,7 +357,15 @@ async fn delta_commits(store: &InMemory) -> Vec<(String, i64, u64)> {
     commits
 }
 
-async fn run_delta(store: &Arc<InMemory>, previous: Pending, records: Vec<Record>) -> Vec<u64> {
+/// Runs `step` as restarted after a stop that left `previous` in the record of objects in
+/// flight, the source (replaying with the same sequence numbers) redelivering `records` and
+/// ending; returns the sequence numbers acknowledged.
+async fn resume(
+    step: FirehoseStep,
+    store: &Arc<InMemory>,
+    previous: Pending,
+    records: Vec<Record>,
+) -> Vec<u64> {
     let acked = Arc::new(Mutex::new(Vec::new()));
     let (tx, rx) = mpsc::channel(4);
     tx.send(batch(records, &acked)).await.unwrap();
@@ -385,16 +374,19 @@ async fn run_delta(store: &Arc<InMemory>, previous: Pending, records: Vec<Record
         replay: Replay::SameSequence,
         acked_through: None,
     };
-    delta_step(store.clone(), 2)
-        .run(
-            started,
-            Some((pending_store(store), previous)),
-            rx,
-            CancellationToken::new(),
-        )
-        .await
-        .unwrap();
+    step.run(
+        started,
+        Some((pending_store(store), previous)),
+        rx,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     acked.lock().unwrap().clone()
+}
+
+async fn run_delta(store: &Arc<InMemory>, previous: Pending, records: Vec<Record>) -> Vec<u64> {
+    resume(delta_step(store.clone(), 2), store, previous, records).await
 }
 
 /// The crash windows of a Delta flush: a commit recorded but not applied is applied by the

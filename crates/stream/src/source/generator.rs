@@ -4,16 +4,16 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use pipectl_engine::{Error, Result};
+use pipectl_engine::Result;
+use pipectl_engine::source::generator::parse_template;
 use pipectl_spec::lang::template::{RenderContext, Template};
 use pipectl_spec::types::GeneratorSource as GeneratorSpec;
 
-use super::{StreamSource, hand_over};
+use super::{Running, StreamSource, hand_over};
 use crate::record::{Batch, Record};
 
 /// Records rendered per batch at most; smaller at low rates so records leave on time.
@@ -28,15 +28,7 @@ pub struct GeneratorStream {
 impl GeneratorStream {
     /// Parses the template (already validated with the spec).
     pub fn new(name: &str, spec: &GeneratorSpec) -> Result<Self> {
-        let template = Template::parse(&spec.template).map_err(|errors| {
-            Error::user(format!(
-                "source `{name}`: invalid template: {}",
-                errors
-                    .first()
-                    .map(|e| e.message.clone())
-                    .unwrap_or_default()
-            ))
-        })?;
+        let template = parse_template(name, &spec.template)?;
         Ok(GeneratorStream {
             template,
             spec: spec.clone(),
@@ -45,11 +37,7 @@ impl GeneratorStream {
 }
 
 impl StreamSource for GeneratorStream {
-    fn run(
-        self: Box<Self>,
-        out: mpsc::Sender<Batch>,
-        cancel: CancellationToken,
-    ) -> BoxFuture<'static, Result<()>> {
+    fn run(self: Box<Self>, out: mpsc::Sender<Batch>, cancel: CancellationToken) -> Running {
         Box::pin(async move {
             let mut ctx = RenderContext::new(self.spec.seed);
             let start = Instant::now();

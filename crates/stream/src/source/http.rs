@@ -42,9 +42,9 @@ use tokio_util::sync::CancellationToken;
 use pipectl_engine::{Error, Result};
 use pipectl_spec::types::HttpSource;
 
-use super::{Started, StreamSource};
+use super::{Running, Started, StreamSource};
 use crate::firehose::pending::Pending;
-use crate::record::{Ack, Batch, Replay};
+use crate::record::{Ack, Batch};
 use crate::wal::{self, Wal};
 
 /// Records one PutRecordBatch may carry (Firehose's limit).
@@ -172,17 +172,10 @@ struct Shared {
 
 impl StreamSource for HttpStream {
     fn started(&self) -> Started {
-        Started {
-            replay: Replay::SameSequence,
-            acked_through: Some(self.wal.released()),
-        }
+        Started::same_sequence(self.wal.released())
     }
 
-    fn run(
-        self: Box<Self>,
-        out: mpsc::Sender<Batch>,
-        cancel: CancellationToken,
-    ) -> BoxFuture<'static, Result<()>> {
+    fn run(self: Box<Self>, out: mpsc::Sender<Batch>, cancel: CancellationToken) -> Running {
         Box::pin(async move {
             let HttpStream {
                 pipeline,

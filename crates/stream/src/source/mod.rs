@@ -30,6 +30,20 @@ pub struct Started {
     pub acked_through: Option<u64>,
 }
 
+impl Started {
+    /// A source that replays records with the same sequence numbers after a restart,
+    /// having had everything up to `acked_through` acknowledged.
+    pub fn same_sequence(acked_through: u64) -> Started {
+        Started {
+            replay: Replay::SameSequence,
+            acked_through: Some(acked_through),
+        }
+    }
+}
+
+/// A running source: resolves when it is cancelled or ends.
+pub type Running = BoxFuture<'static, Result<()>>;
+
 /// A connected streaming source.
 pub trait StreamSource: Send {
     /// What the source knows about its position. By default: nothing is replayed with the
@@ -41,11 +55,7 @@ pub trait StreamSource: Send {
         }
     }
     /// Sends batches until `cancel` fires or the source ends (a generator's `count`).
-    fn run(
-        self: Box<Self>,
-        out: mpsc::Sender<Batch>,
-        cancel: CancellationToken,
-    ) -> BoxFuture<'static, Result<()>>;
+    fn run(self: Box<Self>, out: mpsc::Sender<Batch>, cancel: CancellationToken) -> Running;
 }
 
 /// Hands a batch to the sink, waiting while its channel is full (a slow sink slows the source

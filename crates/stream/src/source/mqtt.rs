@@ -24,7 +24,7 @@ use pipectl_engine::connect::Connections;
 use pipectl_engine::{Error, Result};
 use pipectl_spec::types::{FirehoseSink, MqttSource};
 
-use super::{StreamSource, hand_over};
+use super::{Running, StreamSource, hand_over};
 use crate::record::{Ack, Batch, Record};
 
 /// Records handed over at most per batch.
@@ -154,11 +154,7 @@ impl Ack for MqttAck {
 }
 
 impl StreamSource for MqttStream {
-    fn run(
-        self: Box<Self>,
-        out: mpsc::Sender<Batch>,
-        cancel: CancellationToken,
-    ) -> BoxFuture<'static, Result<()>> {
+    fn run(self: Box<Self>, out: mpsc::Sender<Batch>, cancel: CancellationToken) -> Running {
         Box::pin(async move {
             let MqttStream {
                 name,

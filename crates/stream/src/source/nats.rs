@@ -23,8 +23,8 @@ use pipectl_engine::connect::Connections;
 use pipectl_engine::{Error, Result};
 use pipectl_spec::types::NatsSource;
 
-use super::{Started, StreamSource, hand_over};
-use crate::record::{Ack, Batch, Record, Replay};
+use super::{Running, Started, StreamSource, hand_over};
+use crate::record::{Ack, Batch, Record};
 
 /// How long the server waits for an acknowledgement before redelivering. Long: records wait in
 /// buffers for up to the sink's interval, and redeliveries before a restart are dropped anyway.
@@ -177,17 +177,10 @@ impl Ack for NatsAck {
 
 impl StreamSource for NatsStream {
     fn started(&self) -> Started {
-        Started {
-            replay: Replay::SameSequence,
-            acked_through: Some(self.acked_through),
-        }
+        Started::same_sequence(self.acked_through)
     }
 
-    fn run(
-        self: Box<Self>,
-        out: mpsc::Sender<Batch>,
-        cancel: CancellationToken,
-    ) -> BoxFuture<'static, Result<()>> {
+    fn run(self: Box<Self>, out: mpsc::Sender<Batch>, cancel: CancellationToken) -> Running {
         Box::pin(async move {
             let name = self.name;
             let durable = self.durable;

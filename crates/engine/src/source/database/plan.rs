@@ -225,11 +225,7 @@ impl TablePlan {
                     let column = columns.iter().find(|c| &c.source == key).ok_or_else(|| {
                         Error::user(format!(
                             "table {table}: bookmark key `{key}` is not a column; columns: {}",
-                            columns
-                                .iter()
-                                .map(|c| c.name.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                            pipectl_spec::diag::comma_list(columns.iter().map(|c| c.name.as_str()))
                         ))
                     })?;
                     key_types.push(column.declared.clone());

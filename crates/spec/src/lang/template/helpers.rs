@@ -173,24 +173,28 @@ impl<'a> Args<'a> {
         )
     }
 
-    fn number(&self, index: usize, what: &str) -> Result<Option<f64>, Problem> {
+    /// The argument at `index` as `read` takes it (`None` when it is absent); a value `read`
+    /// refuses is a problem saying `what` was expected.
+    fn read<T>(
+        &self,
+        index: usize,
+        what: &str,
+        read: impl FnOnce(&'a json::Value) -> Option<T>,
+    ) -> Result<Option<T>, Problem> {
         match self.get(index) {
             None => Ok(None),
-            Some(value) => value
-                .as_number()
+            Some(value) => read(value)
                 .map(Some)
                 .ok_or_else(|| self.expected(value, what)),
         }
     }
 
+    fn number(&self, index: usize, what: &str) -> Result<Option<f64>, Problem> {
+        self.read(index, what, json::Value::as_number)
+    }
+
     fn string(&self, index: usize, what: &str) -> Result<Option<&'a str>, Problem> {
-        match self.get(index) {
-            None => Ok(None),
-            Some(value) => value
-                .as_str()
-                .map(Some)
-                .ok_or_else(|| self.expected(value, what)),
-        }
+        self.read(index, what, json::Value::as_str)
     }
 
     /// A whole number in `0..=max` (faker counts and decimal places).
@@ -274,11 +278,7 @@ impl<'a> Args<'a> {
                     _ => problem.with_help(format!(
                         "`{}` accepts the keys {}",
                         self.info.name,
-                        allowed
-                            .iter()
-                            .map(|key| format!("`{key}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        crate::diag::comma_list(allowed.iter().map(|key| format!("`{key}`")))
                     )),
                 };
                 return Err(problem);

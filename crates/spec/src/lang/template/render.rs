@@ -148,18 +148,13 @@ impl Kind {
                 let layout = pick(rng, layouts);
                 push_digits(rng, out, layout);
             }
-            Kind::FullName => {
-                out.push_str(pick(rng, words::FIRST_NAMES));
-                out.push(' ');
-                out.push_str(pick(rng, words::LAST_NAMES));
-            }
-            Kind::JobTitle => {
-                out.push_str(pick(rng, words::JOB_DESCRIPTORS));
-                out.push(' ');
-                out.push_str(pick(rng, words::JOB_AREAS));
-                out.push(' ');
-                out.push_str(pick(rng, words::JOB_TYPES));
-            }
+            Kind::FullName => push_picks(rng, out, " ", &[words::FIRST_NAMES, words::LAST_NAMES]),
+            Kind::JobTitle => push_picks(
+                rng,
+                out,
+                " ",
+                &[words::JOB_DESCRIPTORS, words::JOB_AREAS, words::JOB_TYPES],
+            ),
             Kind::Email => {
                 push_user_name(rng, out);
                 out.push('@');
@@ -193,16 +188,8 @@ impl Kind {
                 out.push_str(pick(rng, words::STREET_SUFFIXES));
             }
             Kind::CompanyName => match rng.u8(..3) {
-                0 => {
-                    out.push_str(pick(rng, words::LAST_NAMES));
-                    out.push(' ');
-                    out.push_str(pick(rng, words::COMPANY_SUFFIXES));
-                }
-                1 => {
-                    out.push_str(pick(rng, words::LAST_NAMES));
-                    out.push('-');
-                    out.push_str(pick(rng, words::LAST_NAMES));
-                }
+                0 => push_picks(rng, out, " ", &[words::LAST_NAMES, words::COMPANY_SUFFIXES]),
+                1 => push_picks(rng, out, "-", &[words::LAST_NAMES, words::LAST_NAMES]),
                 _ => {
                     out.push_str(pick(rng, words::LAST_NAMES));
                     out.push_str(", ");
@@ -211,13 +198,16 @@ impl Kind {
                     out.push_str(pick(rng, words::LAST_NAMES));
                 }
             },
-            Kind::ProductName => {
-                out.push_str(pick(rng, words::PRODUCT_ADJECTIVES));
-                out.push(' ');
-                out.push_str(pick(rng, words::PRODUCT_MATERIALS));
-                out.push(' ');
-                out.push_str(pick(rng, words::PRODUCTS));
-            }
+            Kind::ProductName => push_picks(
+                rng,
+                out,
+                " ",
+                &[
+                    words::PRODUCT_ADJECTIVES,
+                    words::PRODUCT_MATERIALS,
+                    words::PRODUCTS,
+                ],
+            ),
             Kind::FileName => {
                 let count = rng.usize(1..=3);
                 for index in 0..count {
@@ -258,6 +248,21 @@ fn push_digits(rng: &mut fastrand::Rng, out: &mut String, layout: &str) {
 }
 
 /// faker's three user-name shapes: `Anna42`, `Anna.Smith`, `Anna_Smith7`.
+/// A word picked from each of `lists` in turn, joined by `sep`.
+fn push_picks(
+    rng: &mut fastrand::Rng,
+    out: &mut String,
+    sep: &str,
+    lists: &[&'static [&'static str]],
+) {
+    for (i, list) in lists.iter().enumerate() {
+        if i > 0 {
+            out.push_str(sep);
+        }
+        out.push_str(pick(rng, list));
+    }
+}
+
 fn push_user_name(rng: &mut fastrand::Rng, out: &mut String) {
     out.push_str(pick(rng, words::FIRST_NAMES));
     let shape = rng.u8(..3);
