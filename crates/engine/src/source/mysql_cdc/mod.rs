@@ -8,7 +8,10 @@
 //!
 //! This version plans only: a run refuses the source, because reading the binlog (the
 //! consistent snapshot at a binlog position, row events decoded into change records, the
-//! position bookmark) is not built yet.
+//! position bookmark) is not built yet. The planned client is `mysql_async` 0.36 with
+//! `default-features = false, features = ["binlog", "minimal-rust", "rustls-tls"]` in
+//! `pipectl-cdc`: resolved into this workspace it adds no second tokio or rustls (only second
+//! versions of `hashbrown` and `socket2`, per `cargo tree -d`).
 
 pub mod checks;
 
