@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: checks (and starts) the local services, starts a local S3 server
-# (moto) for the S3 tests and a private PostgreSQL cluster with wal_level=logical for the CDC
-# tests (scripts/pg-logical.sh), installs the independent Delta readers (Python deltalake,
+# (moto) for the S3 tests, a private PostgreSQL cluster with wal_level=logical for the CDC
+# tests (scripts/pg-logical.sh) and a private MariaDB with a row-based binlog for the MySQL CDC
+# tests (scripts/mariadb-binlog.sh), installs the independent Delta readers (Python deltalake,
 # DuckDB) for the Delta tests, then runs every test with cargo-nextest. Extra arguments go to
 # `cargo nextest run`, e.g. `bash scripts/test.sh s3::` to run the S3 tests only.
 #
@@ -77,6 +78,11 @@ provide s3-server start "the local S3 server did not start" \
 # because two test runs at once share it and one must not stop the other's.
 provide pg-logical start "the logical-replication PostgreSQL cluster did not start" \
     "no logical-replication PostgreSQL cluster; the CDC tests will skip"
+# The MySQL/MariaDB change data capture tests need a row-based binlog, which the machine's
+# MariaDB does not write (log_bin=OFF): they get a private server, left running at exit like the
+# logical cluster.
+provide mariadb-binlog start "the binlog MariaDB server did not start" \
+    "no binlog MariaDB server; the MySQL CDC tests will skip"
 
 # The Delta tests read what pipectl writes with other implementations too.
 provide delta-readers install "installing the Delta readers failed" \

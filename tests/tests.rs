@@ -14,6 +14,7 @@ mod delta_read;
 mod firehose_parquet;
 mod invalid_specs;
 mod lake;
+mod mysql_cdc;
 mod plan;
 mod prefixes;
 mod quickstart;

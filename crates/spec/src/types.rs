@@ -307,6 +307,9 @@ pub enum Source {
     /// load and ongoing replication": an initial copy of each table, then its inserts, updates
     /// and deletes as change records.
     PostgresCdc(PostgresCdcSource),
+    /// Change data capture from MySQL's or MariaDB's row-based binlog: an initial copy of each
+    /// table in a consistent snapshot, then its inserts, updates and deletes as change records.
+    MysqlCdc(MysqlCdcSource),
     /// Records from a Kinesis-Data-Generator-style template at a fixed rate.
     Generator(GeneratorSource),
     /// Messages from a NATS JetStream stream (durable consumer); runs until stopped.
@@ -410,6 +413,51 @@ pub struct PostgresCdcSource {
     /// What `infinity` and `-infinity` dates and timestamps land as (see the `postgres` source).
     #[serde(default)]
     pub infinity: InfinityPolicy,
+}
+
+/// A MySQL or MariaDB change data capture source: pipectl reads the binlog as a replica with
+/// its own `server_id`; the binlog position it reached is the source's bookmark.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MysqlCdcSource {
+    /// Name of an entry in `connections` (a `mysql://` or `mariadb://` URL; the user needs the
+    /// `REPLICATION SLAVE` and `REPLICATION CLIENT` privileges and `SELECT` on the tables).
+    pub connection: String,
+    /// Tables to replicate, as DMS selection rules (the `mysql` source's rules: the schema is
+    /// the database); `%` matches any run of characters, `_` one character. Default: every
+    /// table. Views cannot be replicated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<TableRule>,
+    /// Tables to leave out, applied after `include`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<TableRule>,
+    /// The server id of pipectl's replica connection (1 to 4294967295): it must differ from
+    /// the server's own `server_id` and from every other replica's, or the server drops one of
+    /// the two connections.
+    #[schemars(range(min = 1, max = 4_294_967_295u32))]
+    pub server_id: u32,
+    /// When tables are copied before changes stream: `initial` on the first run, `never`
+    /// (changes only, from the binlog position at the first run), or `when_needed` (also when
+    /// the stored binlog position is no longer on the server).
+    #[serde(default)]
+    pub snapshot: CdcSnapshot,
+    /// Give full-load rows the `Op` column too (`I`), as DMS's `includeOpForFullLoad`; without
+    /// it the initial copy's rows carry no operation.
+    #[serde(default)]
+    pub include_op_for_full_load: bool,
+    /// Name of the commit timestamp column (DMS's `TimestampColumnName`).
+    #[serde(default = "default_commit_timestamp_column")]
+    pub timestamp_column_name: String,
+    /// Rows per Arrow record batch of the initial copy.
+    #[serde(default = "default_batch_rows")]
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub batch_rows: usize,
+    /// What a column of a type pipectl cannot map does: fail the run naming it, or land it as text.
+    #[serde(default)]
+    pub unmapped_types: UnmappedTypes,
+    /// How `TIME` columns land (see the `mysql` source).
+    #[serde(default)]
+    pub mysql_time: MysqlTime,
 }
 
 fn default_commit_timestamp_column() -> String {
@@ -1065,6 +1113,7 @@ impl Source {
             Source::Postgres(_) => "postgres",
             Source::Mysql(_) => "mysql",
             Source::PostgresCdc(_) => "postgres_cdc",
+            Source::MysqlCdc(_) => "mysql_cdc",
             Source::Generator(_) => "generator",
             Source::Nats(_) => "nats",
             Source::Mqtt(_) => "mqtt",

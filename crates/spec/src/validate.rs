@@ -14,7 +14,8 @@ use crate::env::env_refs;
 use crate::lang::{datatype, expr, template};
 use crate::types::{
     AddColumnsTransform, Connection, Crawler, DatabaseSource, Format, GeneratorSource, Maintenance,
-    Pipeline, PostgresCdcSource, Schedule, Sink, Source, TableRule, TableType, Transform,
+    MysqlCdcSource, Pipeline, PostgresCdcSource, Schedule, Sink, Source, TableRule, TableType,
+    Transform,
 };
 use crate::yaml::{self, Node, NodeKind, PathSeg, Pos, Style};
 
@@ -482,6 +483,7 @@ impl Validator<'_> {
                 Source::Postgres(db) => self.database(p, name, db, POSTGRES_SCHEMES),
                 Source::Mysql(db) => self.database(p, name, db, MYSQL_SCHEMES),
                 Source::PostgresCdc(cdc) => self.postgres_cdc(p, name, cdc),
+                Source::MysqlCdc(cdc) => self.mysql_cdc(p, name, cdc),
                 Source::Generator(g) => self.generator(p, name, g),
                 Source::Nats(_) | Source::Mqtt(_) | Source::Http(_) => {
                     self.stream_source(p, name, source)
@@ -515,9 +517,12 @@ impl Validator<'_> {
                         self.full_refresh_key(&base, &s.key);
                     }
                     let cdc_fed = !s.inputs.is_empty()
-                        && s.inputs
-                            .iter()
-                            .all(|i| matches!(p.sources.get(i), Some(Source::PostgresCdc(_))));
+                        && s.inputs.iter().all(|i| {
+                            matches!(
+                                p.sources.get(i),
+                                Some(Source::PostgresCdc(_) | Source::MysqlCdc(_))
+                            )
+                        });
                     self.table_options(&base, s, cdc_fed);
                 }
                 Sink::Firehose(s) => self.firehose_sink(p, name, s),
@@ -937,6 +942,8 @@ impl Validator<'_> {
                     && !schemes.contains(&scheme)
                     && (OBJECT_STORE_SCHEMES.contains(&scheme)
                         || DATABASE_SCHEMES.contains(&scheme)
+                        || POSTGRES_SCHEMES.contains(&scheme)
+                        || MYSQL_SCHEMES.contains(&scheme)
                         || NATS_SCHEMES.contains(&scheme)
                         || MQTT_SCHEMES.contains(&scheme))
                 {
@@ -1052,24 +1059,12 @@ impl Validator<'_> {
         let at = |k: &str| vec![base[0].clone(), base[1].clone(), key(k)];
         self.connection_ref(p, &base, &cdc.connection, POSTGRES_SCHEMES, "a database");
         self.table_rules(&base, &cdc.include, &cdc.exclude);
-        for (i, rule) in cdc.include.iter().enumerate() {
-            if rule.table_type == Some(TableType::View) {
-                self.error(
-                    &[
-                        base[0].clone(),
-                        base[1].clone(),
-                        key("include"),
-                        PathSeg::Index(i),
-                        key("table_type"),
-                    ],
-                    "views cannot be replicated: logical replication carries tables' changes only",
-                    Some(
-                        "remove `table_type: view`, or load the view with a `postgres` source"
-                            .to_owned(),
-                    ),
-                );
-            }
-        }
+        self.no_view_rules(
+            &base,
+            &cdc.include,
+            "logical replication carries tables' changes only",
+            "postgres",
+        );
         if let Err(why) = pg_identifier(&cdc.publication, false) {
             self.error(
                 &at("publication"),
@@ -1084,10 +1079,42 @@ impl Validator<'_> {
                 Some("use lowercase letters, digits and `_`, e.g. `pipectl_orders`".to_owned()),
             );
         }
-        let column = &cdc.timestamp_column_name;
+        self.commit_timestamp_column(&at("timestamp_column_name"), &cdc.timestamp_column_name);
+    }
+
+    /// A CDC source's include rules name no view: `why` the log has no view changes, and the
+    /// batch source type that loads views instead.
+    fn no_view_rules(
+        &mut self,
+        base: &[PathSeg; 2],
+        include: &[TableRule],
+        why: &str,
+        batch: &str,
+    ) {
+        for (i, rule) in include.iter().enumerate() {
+            if rule.table_type == Some(TableType::View) {
+                self.error(
+                    &[
+                        base[0].clone(),
+                        base[1].clone(),
+                        key("include"),
+                        PathSeg::Index(i),
+                        key("table_type"),
+                    ],
+                    format!("views cannot be replicated: {why}"),
+                    Some(format!(
+                        "remove `table_type: view`, or load the view with a `{batch}` source"
+                    )),
+                );
+            }
+        }
+    }
+
+    /// A CDC source's `timestamp_column_name`: not empty, not another change column's name.
+    fn commit_timestamp_column(&mut self, path: &[PathSeg], column: &str) {
         if column.trim().is_empty() {
             self.error(
-                &at("timestamp_column_name"),
+                path,
                 "empty column name",
                 Some("leave it out for `_pipectl_commit_ts`".to_owned()),
             );
@@ -1097,14 +1124,28 @@ impl Validator<'_> {
             "_pipectl_position",
             "_pipectl_unchanged",
         ]
-        .contains(&column.as_str())
+        .contains(&column)
         {
             self.error(
-                &at("timestamp_column_name"),
+                path,
                 format!("`{column}` is the name of another change column"),
                 Some("choose another name, e.g. `commit_ts`".to_owned()),
             );
         }
+    }
+
+    fn mysql_cdc(&mut self, p: &Pipeline, name: &str, cdc: &MysqlCdcSource) {
+        let base = [key("sources"), key(name)];
+        let at = |k: &str| vec![base[0].clone(), base[1].clone(), key(k)];
+        self.connection_ref(p, &base, &cdc.connection, MYSQL_SCHEMES, "a database");
+        self.table_rules(&base, &cdc.include, &cdc.exclude);
+        self.no_view_rules(
+            &base,
+            &cdc.include,
+            "the binlog carries tables' row changes only",
+            "mysql",
+        );
+        self.commit_timestamp_column(&at("timestamp_column_name"), &cdc.timestamp_column_name);
     }
 
     fn generator(&mut self, p: &Pipeline, name: &str, g: &GeneratorSource) {

@@ -9,7 +9,9 @@ use futures::future::BoxFuture;
 use pipectl_spec::types::{Pipeline, Source as SourceSpec};
 use pipectl_state::Bookmark;
 
-use super::{Source, database, files, generator, mysql, postgres, postgres_cdc, sqlite, streamed};
+use super::{
+    Source, database, files, generator, mysql, mysql_cdc, postgres, postgres_cdc, sqlite, streamed,
+};
 use crate::connect::Connections;
 use crate::error::Result;
 use crate::plan::PlanRead;
@@ -89,6 +91,7 @@ pub fn connector(spec: &SourceSpec) -> Box<dyn SourceConnector + '_> {
         }
         SourceSpec::Mysql(s) => Box::new(database::ServerConnector::<mysql::Mysql>::new(s)),
         SourceSpec::PostgresCdc(s) => Box::new(postgres_cdc::Connector(s)),
+        SourceSpec::MysqlCdc(s) => Box::new(mysql_cdc::Connector(s)),
         SourceSpec::Generator(s) => Box::new(generator::Connector(s)),
         SourceSpec::Files(s) => Box::new(files::Connector(s)),
         SourceSpec::Nats(s) => Box::new(streamed::Streamed(s)),

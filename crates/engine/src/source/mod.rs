@@ -7,6 +7,7 @@ pub mod files;
 pub mod generator;
 pub mod key_type;
 pub mod mysql;
+pub mod mysql_cdc;
 pub mod postgres;
 pub mod postgres_cdc;
 pub mod sqlite;

@@ -21,6 +21,7 @@ pub fn is_stream_source(source: &Source) -> bool {
         Source::Sqlite(_)
         | Source::Postgres(_)
         | Source::PostgresCdc(_)
+        | Source::MysqlCdc(_)
         | Source::Mysql(_)
         | Source::Generator(_)
         | Source::Files(_) => false,

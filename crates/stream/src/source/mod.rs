@@ -121,6 +121,7 @@ pub fn connector<'a>(name: &str, spec: &'a SourceSpec) -> Result<Box<dyn StreamC
         SourceSpec::Sqlite(_)
         | SourceSpec::Postgres(_)
         | SourceSpec::PostgresCdc(_)
+        | SourceSpec::MysqlCdc(_)
         | SourceSpec::Mysql(_)
         | SourceSpec::Files(_) => {
             return Err(Error::user(format!(

@@ -6,6 +6,7 @@ use futures::future::BoxFuture;
 use pipectl_spec::types::DatabaseSource;
 
 use super::dialect::Server;
+use super::plan::{Listing, TablePlan};
 use super::read::{DatabaseSourceStep, plan_tables};
 use crate::error::Result;
 use crate::plan::PlanRead;
@@ -99,4 +100,26 @@ async fn plan_server<D: Server>(db: &DatabaseSource, input: &PlanInput<'_>) -> S
         }
     }
     out
+}
+
+/// What a change data capture source's plan starts from: the resolved URL and the tables its
+/// rules select (`db` holds the CDC source's selection as a `D` source's settings), with the
+/// rules that matched nothing as warnings. `Err` is the whole plan when there is nothing to
+/// inspect: `plan --offline`, an unresolved connection, or a catalog that cannot be listed.
+pub async fn selected_tables<D: Server>(
+    db: &DatabaseSource,
+    input: &PlanInput<'_>,
+) -> std::result::Result<(String, Listing<TablePlan>), SourcePlan> {
+    let url = input
+        .connections
+        .and_then(|c| c.database_url(&db.connection, D::NAME).ok());
+    let url = match (input.live, url) {
+        (false, _) => return Err(SourcePlan::offline()),
+        (true, None) => return Err(SourcePlan::unresolved()),
+        (true, Some(url)) => url,
+    };
+    match plan_tables::<D>(input.step, db, &url, &|_| None, false).await {
+        Ok(listing) => Ok((url, listing)),
+        Err(e) => Err(SourcePlan::note(format!("cannot list tables: {e}"))),
+    }
 }

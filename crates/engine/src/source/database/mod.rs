@@ -17,7 +17,7 @@ pub mod query;
 pub mod read;
 
 pub use columns::{ColumnValues, SqlValue, finish_batch};
-pub use connector::ServerConnector;
+pub use connector::{ServerConnector, selected_tables};
 pub use dialect::{Bounds, Dialect, SLOW_STATEMENT, Server};
 pub use plan::{
     BookmarkPlan, ColumnKind, DbColumn, Listing, Relation, Selection, Statement, TablePlan,
