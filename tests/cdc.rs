@@ -239,9 +239,20 @@ fn source_rows(c: &mut Cluster) -> Vec<Value> {
 
 /// Every change file's (Op, id) pairs, across runs, sorted by (LSN, position).
 fn change_rows(lake: &Path) -> Vec<(Option<String>, i64)> {
-    use arrow::array::{AsArray, Int32Array, Int64Array};
-    let mut rows: Vec<(i64, i32, Option<String>, i64)> = Vec::new();
-    let dir = lake.join("changes/items");
+    changes_of(lake, "items")
+        .into_iter()
+        .map(|(op, id, _)| (op, id.expect("a change of a row has its key")))
+        .collect()
+}
+
+/// Every change file's (Op, id, unchanged columns) of `table`, across runs, sorted by (LSN,
+/// position).
+fn changes_of(lake: &Path, table: &str) -> Vec<(Option<String>, Option<i64>, Option<String>)> {
+    use arrow::array::{Array, AsArray, Int32Array, Int64Array};
+    let text =
+        |a: &arrow::array::StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_owned());
+    let mut rows = Vec::new();
+    let dir = lake.join("changes").join(table);
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return Vec::new();
     };
@@ -260,14 +271,20 @@ fn change_rows(lake: &Path) -> Vec<(Option<String>, i64)> {
             let l = l.as_any().downcast_ref::<Int64Array>().unwrap();
             let p = batch.column_by_name("_pipectl_position").unwrap();
             let p = p.as_any().downcast_ref::<Int32Array>().unwrap();
+            let u = batch
+                .column_by_name("_pipectl_unchanged")
+                .unwrap()
+                .as_string::<i32>();
             for i in 0..batch.num_rows() {
-                let op = (!arrow::array::Array::is_null(op, i)).then(|| op.value(i).to_owned());
-                rows.push((l.value(i), p.value(i), op, id.value(i)));
+                let id = (!id.is_null(i)).then(|| id.value(i));
+                rows.push((l.value(i), p.value(i), text(op, i), id, text(u, i)));
             }
         }
     }
     rows.sort();
-    rows.into_iter().map(|(_, _, op, id)| (op, id)).collect()
+    rows.into_iter()
+        .map(|(_, _, op, id, u)| (op, id, u))
+        .collect()
 }
 
 fn delta_commits(root: &Path) -> usize {
@@ -632,31 +649,137 @@ fn snapshot_settings_op_for_full_load_and_the_timestamp_column_name() {
     assert_eq!(rows[0]["id"], 3);
 }
 
-#[test]
-fn an_update_leaving_a_toasted_value_unchanged_fails_clearly_instead_of_writing_null() {
-    let Some(mut c) = Cluster::connect() else {
-        return;
-    };
+/// A `docs` table (id, n, body) with `body` stored out of line, replicated by a pipeline
+/// whose first run has copied it.
+fn docs_pipeline(c: &mut Cluster, dir: &Path) -> PathBuf {
     let s = c.name.clone();
     c.exec(&format!(
         "create table {s}.docs (id bigint primary key, n int, body text);
          alter table {s}.docs alter column body set storage external;"
     ));
+    let spec = c.spec(dir, "");
+    run_ok(dir, &spec);
+    spec
+}
+
+/// The `docs` table of the source in the readers' canonical form.
+fn source_docs(c: &mut Cluster) -> Vec<Value> {
+    let s = c.name.clone();
+    c.json_rows(&format!(
+        "select json_build_object('id', id, 'n', n, 'body', body) from {s}.docs order by id"
+    ))
+}
+
+#[test]
+fn an_update_leaving_a_toasted_value_unchanged_keeps_the_tables_value_never_null() {
+    let Some(mut c) = Cluster::connect() else {
+        return;
+    };
+    let Some(python) = crate::common::delta_readers_python() else {
+        return;
+    };
+    let s = c.name.clone();
     let dir = tempfile::tempdir().unwrap();
-    let spec = c.spec(dir.path(), "");
-    run_ok(dir.path(), &spec);
+    let spec = docs_pipeline(&mut c, dir.path());
+    let lake = dir.path().join("lake");
+    let root = lake.join("tables/docs");
     c.exec(&format!(
-        "insert into {s}.docs values (1, 1, repeat('x', 20000));"
+        "insert into {s}.docs values (1, 1, repeat('a', 20000)), (3, 3, repeat('c', 20000));"
     ));
     run_ok(dir.path(), &spec);
-    let before = stored_lsn(dir.path()).unwrap();
-    c.exec(&format!("update {s}.docs set n = 2 where id = 1;"));
-    let (out, stdout, stderr) = output(pipectl(dir.path()).args(["run", "-q"]).arg(&spec));
-    assert!(!out.status.success(), "{stdout}");
-    let text = format!("{stdout}{stderr}");
-    assert!(
-        text.contains("column `body`") && text.contains("left this TOASTed value unchanged"),
-        "{text}"
+    // Row 1: the update leaves the 20 kB text unchanged (the table's value stays). Row 2:
+    // inserted and then updated in the same run (the insert's value stays). Row 3: the text
+    // set to NULL, then another column updated.
+    c.exec(&format!(
+        "update {s}.docs set n = 10 where id = 1;
+         insert into {s}.docs values (2, 2, repeat('b', 20000) || 'z');
+         update {s}.docs set n = 20 where id = 2;
+         update {s}.docs set n = 21 where id = 2;
+         update {s}.docs set body = null where id = 3;
+         update {s}.docs set n = 30 where id = 3;"
+    ));
+    run_ok(dir.path(), &spec);
+    let rows = delta_rows(&python, &root);
+    assert_eq!(rows, source_docs(&mut c));
+    assert_eq!(rows[0]["body"].as_str().map(str::len), Some(20000));
+    assert_eq!(rows[1]["body"].as_str().map(str::len), Some(20001));
+    // The change files: the column NULL and listed as unchanged.
+    let unchanged = Some(r#"["body"]"#.to_owned());
+    let u = |id| (Some("U".to_owned()), Some(id), unchanged.clone());
+    let plain = |op: &str, id| (Some(op.to_owned()), Some(id), None);
+    assert_eq!(
+        changes_of(&lake, "docs"),
+        [
+            plain("I", 1),
+            plain("I", 3),
+            u(1),
+            plain("I", 2),
+            u(2),
+            u(2),
+            plain("U", 3),
+            plain("U", 3),
+        ]
     );
-    assert_eq!(stored_lsn(dir.path()).unwrap(), before);
+    // A later run leaving it unchanged again: still the table's value.
+    c.exec(&format!("update {s}.docs set n = 11 where id = 1;"));
+    run_ok(dir.path(), &spec);
+    assert_eq!(delta_rows(&python, &root), source_docs(&mut c));
+}
+
+#[test]
+fn a_truncate_is_a_change_record_and_empties_the_merged_table_before_later_changes() {
+    let Some(mut c) = Cluster::connect() else {
+        return;
+    };
+    let Some(python) = crate::common::delta_readers_python() else {
+        return;
+    };
+    let s = c.name.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = docs_pipeline(&mut c, dir.path());
+    let lake = dir.path().join("lake");
+    let root = lake.join("tables/docs");
+    c.exec(&format!(
+        "insert into {s}.docs (id, n) values (1, 1), (2, 2);"
+    ));
+    run_ok(dir.path(), &spec);
+    assert_eq!(delta_rows(&python, &root).len(), 2);
+    // In one run: a change before the truncate, the truncate, then changes after it (key 2
+    // again, key 3 inserted and deleted, key 4 updated).
+    c.exec(&format!(
+        "update {s}.docs set n = 11 where id = 1;
+         insert into {s}.docs (id, n) values (5, 5);
+         truncate {s}.docs;
+         insert into {s}.docs (id, n) values (2, 22), (3, 3), (4, 4);
+         delete from {s}.docs where id = 3;
+         update {s}.docs set n = 44 where id = 4;"
+    ));
+    run_ok(dir.path(), &spec);
+    let rows = delta_rows(&python, &root);
+    assert_eq!(rows, source_docs(&mut c));
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let ops: Vec<(Option<String>, Option<i64>)> = changes_of(&lake, "docs")
+        .into_iter()
+        .map(|(op, id, _)| (op, id))
+        .collect();
+    let op = |o: &str, id: Option<i64>| (Some(o.to_owned()), id);
+    assert_eq!(
+        ops,
+        [
+            op("I", Some(1)),
+            op("I", Some(2)),
+            op("U", Some(1)),
+            op("I", Some(5)),
+            op("T", None),
+            op("I", Some(2)),
+            op("I", Some(3)),
+            op("I", Some(4)),
+            op("D", Some(3)),
+            op("U", Some(4)),
+        ]
+    );
+    // A run holding only a truncate empties the table.
+    c.exec(&format!("truncate {s}.docs;"));
+    run_ok(dir.path(), &spec);
+    assert_eq!(delta_rows(&python, &root), Vec::<Value>::new());
 }

@@ -30,9 +30,11 @@
 //! merges by primary key ordered by (LSN, position), and the LSN bookmark that advances only
 //! with the sinks' commit.
 //!
+//! Unchanged TOASTed values reach change files as NULL listed in the unchanged column, and
+//! the Delta merge keeps the table's value for them; truncates are records with `Op = 'T'`
+//! that empty a merged table at their place in the run.
+//!
 //! Still to come, in the crates that own each part:
-//! - keeping the table's value for unchanged TOASTed columns in the Delta merge (the engine
-//!   refuses such changes for now), and TRUNCATE;
 //! - `serve` supervision of long-running CDC pipelines, heartbeats and lag metrics, a command
 //!   dropping a pipeline's slot and publication;
 //! - schema changes while streaming: the catalog is read once at connect, so a Relation using
