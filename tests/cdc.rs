@@ -783,3 +783,81 @@ fn a_truncate_is_a_change_record_and_empties_the_merged_table_before_later_chang
     run_ok(dir.path(), &spec);
     assert_eq!(delta_rows(&python, &root), Vec::<Value>::new());
 }
+
+/// Whether the logical cluster has `sql`'s row (a `select 1 ... where ...`).
+fn exists(c: &mut Cluster, sql: &str) -> bool {
+    let name = c.name.clone();
+    c.rt.block_on(
+        sqlx::query_scalar::<_, i32>(sql)
+            .bind(&name)
+            .fetch_optional(&mut c.conn),
+    )
+    .unwrap()
+    .is_some()
+}
+
+const SLOT_EXISTS: &str = "select 1 from pg_replication_slots where slot_name = $1";
+const PUBLICATION_EXISTS: &str = "select 1 from pg_publication where pubname = $1 || '_pub'";
+
+#[test]
+fn cdc_drop_slot_drops_the_slot_and_pipectls_publication_and_resets_the_position() {
+    let Some((mut c, python, dir, spec, _lake, root)) =
+        items("(id, note) values (1, 'one'), (2, 'two')", "")
+    else {
+        return;
+    };
+    let s = c.name.clone();
+    run_ok(dir.path(), &spec);
+    assert!(stored_lsn(dir.path()).is_some());
+
+    // Without --yes: what it would do, nothing dropped.
+    let (out, stdout, stderr) = output(pipectl(dir.path()).args(["cdc", "drop-slot"]).arg(&spec));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("replication slot {s}: would drop"))
+            && stdout.contains("(pipectl created it)")
+            && stdout.contains("run again with --yes"),
+        "{stdout}"
+    );
+    assert!(exists(&mut c, SLOT_EXISTS));
+    assert!(stored_lsn(dir.path()).is_some());
+
+    // With --yes: slot, publication and position gone.
+    let (out, stdout, stderr) = output(
+        pipectl(dir.path())
+            .args(["cdc", "drop-slot", "--yes"])
+            .arg(&spec),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("position reset"), "{stdout}");
+    assert!(!exists(&mut c, SLOT_EXISTS));
+    assert!(!exists(&mut c, PUBLICATION_EXISTS));
+    assert_eq!(stored_lsn(dir.path()), None);
+
+    // The next run creates both again and copies the tables (the re-snapshot).
+    c.exec(&format!(
+        "insert into {s}.items (id, note) values (3, 'three')"
+    ));
+    run_ok(dir.path(), &spec);
+    assert!(exists(&mut c, SLOT_EXISTS));
+    assert_eq!(delta_rows(&python, &root), source_rows(&mut c));
+
+    // A publication someone else created stays.
+    let (out, _, stderr) = output(
+        pipectl(dir.path())
+            .args(["cdc", "drop-slot", "--yes"])
+            .arg(&spec),
+    );
+    assert!(out.status.success(), "{stderr}");
+    c.exec(&format!("create publication {s}_pub for table {s}.items"));
+    run_ok(dir.path(), &spec);
+    let (out, stdout, stderr) = output(
+        pipectl(dir.path())
+            .args(["cdc", "drop-slot", "--yes"])
+            .arg(&spec),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("kept (not created by pipectl"), "{stdout}");
+    assert!(exists(&mut c, PUBLICATION_EXISTS));
+    assert!(!exists(&mut c, SLOT_EXISTS));
+}

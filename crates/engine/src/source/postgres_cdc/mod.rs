@@ -2,11 +2,12 @@
 //!
 //! `mod.rs` is the descriptor (batch step, plan); [`checks`] inspects the server and the
 //! selected tables (wal_level, privileges, slots, replica identity), for `plan` and before a
-//! run. The replication protocol, the change model and the change records are in
+//! run; [`drop`] removes the slot and publication (`pipectl cdc drop-slot`). The replication protocol, the change model and the change records are in
 //! `pipectl-cdc`; the tables are selected and typed as the `postgres` source does, through
 //! [`crate::source::database`].
 
 pub mod checks;
+pub mod drop;
 pub mod run;
 
 use futures::future::BoxFuture;
