@@ -861,3 +861,114 @@ fn cdc_drop_slot_drops_the_slot_and_pipectls_publication_and_resets_the_position
     assert!(exists(&mut c, PUBLICATION_EXISTS));
     assert!(!exists(&mut c, SLOT_EXISTS));
 }
+
+/// The newest run's record (`pipectl runs --format json`).
+fn last_run(dir: &Path) -> Value {
+    let (out, stdout, stderr) = output(pipectl(dir).args(["runs", "--format", "json"]));
+    assert!(out.status.success(), "{stderr}");
+    let runs: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+    runs.into_iter()
+        .max_by_key(|r| r["started_at"].as_str().unwrap_or_default().to_owned())
+        .expect("a run")
+}
+
+#[test]
+fn runs_record_the_replication_lag_they_caught_up_with() {
+    let Some((mut c, _python, dir, spec, lake, _root)) = items("(id, note) values (1, 'one')", "")
+    else {
+        return;
+    };
+    let s = c.name.clone();
+    run_ok(dir.path(), &spec);
+    let source = |run: &Value| {
+        run["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|st| st["name"] == "shop")
+            .cloned()
+            .unwrap()
+    };
+    // A first run has no position to be behind of.
+    assert!(
+        source(&last_run(dir.path()))
+            .get("replication_lag")
+            .is_none()
+    );
+    let committed = lsn(&stored_lsn(dir.path()).unwrap());
+
+    // The slot lags: WAL written after the committed position, waiting at least 2 s.
+    let wal = |c: &mut Cluster| {
+        lsn(c.json_rows("select to_json(pg_current_wal_lsn()::text)")[0]
+            .as_str()
+            .unwrap())
+    };
+    let before = wal(&mut c);
+    c.exec(&format!(
+        "insert into {s}.items (id, note) select g, repeat('x', 100) from generate_series(2, 2001) g"
+    ));
+    let after = wal(&mut c);
+    assert!(lsn(&c.confirmed_flush().unwrap()) <= before);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    run_ok(dir.path(), &spec);
+    let run = last_run(dir.path());
+    let lag = source(&run)["replication_lag"].clone();
+    let bytes = lag["bytes"].as_u64().unwrap();
+    let seconds = lag["seconds"].as_f64().unwrap();
+    // Bytes: from the committed position to the new one (the run's stop marker, at the
+    // server's WAL position when the run started), which holds the inserts' WAL.
+    let reached = lsn(&stored_lsn(dir.path()).unwrap());
+    assert_eq!(bytes, reached - committed, "{lag}");
+    assert!(bytes >= after - before, "{bytes} < {}", after - before);
+    // Seconds: the oldest waiting change's age when the run started: at least the 2 s
+    // waited, at most its age now.
+    let now_micros = c.json_rows("select to_json(extract(epoch from clock_timestamp()) * 1000000)")
+        [0]
+    .as_f64()
+    .unwrap();
+    let oldest = {
+        use arrow::array::{Array, TimestampMicrosecondArray};
+        let mut oldest = i64::MAX;
+        for entry in std::fs::read_dir(lake.join("changes/items"))
+            .unwrap()
+            .flatten()
+        {
+            let file = std::fs::File::open(entry.path()).unwrap();
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .unwrap()
+                    .build()
+                    .unwrap();
+            for batch in reader {
+                let batch = batch.unwrap();
+                let op = batch.column_by_name("Op").unwrap();
+                let ts = batch.column_by_name("_pipectl_commit_ts").unwrap();
+                let ts = ts
+                    .as_any()
+                    .downcast_ref::<TimestampMicrosecondArray>()
+                    .unwrap();
+                for i in (0..batch.num_rows()).filter(|&i| !op.is_null(i)) {
+                    oldest = oldest.min(ts.value(i));
+                }
+            }
+        }
+        oldest
+    };
+    assert!(seconds >= 2.0, "{lag}");
+    assert!(seconds <= (now_micros - oldest as f64) / 1e6, "{lag}");
+    let id = run["id"].as_str().unwrap();
+    let (_, shown, _) = output(pipectl(dir.path()).args(["runs", "show", id]));
+    assert!(
+        shown.contains("replication lag of `shop` at the start"),
+        "{shown}"
+    );
+
+    // Caught up: the next run found nothing waiting.
+    run_ok(dir.path(), &spec);
+    let lag = source(&last_run(dir.path()))["replication_lag"].clone();
+    assert_eq!(lag["seconds"].as_f64(), Some(0.0), "{lag}");
+    assert!(
+        lag["bytes"].as_u64().unwrap() > 0,
+        "the previous run's stop marker: {lag}"
+    );
+}

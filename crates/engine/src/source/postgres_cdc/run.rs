@@ -34,7 +34,7 @@ use pipectl_cdc::{
     ChangeColumns, Event, Lsn, ReplicationStream, StreamSettings, TypeOptions, to_record_batches,
 };
 use pipectl_spec::types::{CdcSnapshot, InfinityPolicy, PostgresCdcSource, UnmappedTypes};
-use pipectl_state::Bookmark;
+use pipectl_state::{Bookmark, ReplicationLag};
 use sqlx::{Executor, PgConnection};
 use tokio::sync::mpsc;
 
@@ -302,8 +302,11 @@ async fn catch_up(
     let (mut stream, snapshot) = ReplicationStream::open(&settings)
         .await
         .map_err(|e| Error::external("cannot open the replication stream", e))?;
-    // The marker the stream stops at, written once the slot exists.
-    let marker: (String,) = sqlx::query_as("select pg_logical_emit_message(false, $1, $2)::text")
+    // The marker the stream stops at, written once the slot exists, with the server's clock
+    // then (UTC microseconds), which the commit times of the changes come from too.
+    let marker: (String, i64) = sqlx::query_as(
+        "select pg_logical_emit_message(false, $1, $2)::text, (extract(epoch from clock_timestamp()) * 1000000)::int8",
+    )
         .bind(STOP_PREFIX)
         .bind(&ctx.run.run_id)
         .fetch_one(&mut conn)
@@ -318,6 +321,9 @@ async fn catch_up(
         .0
         .parse()
         .map_err(|e: String| Error::internal(format!("the stop marker's LSN: {e}")))?;
+    let marker_micros = marker.1;
+    // The commit time of the oldest change waiting for this run: the first one streamed.
+    let mut oldest_commit: Option<i64> = None;
     drop(conn);
 
     if copy {
@@ -366,6 +372,15 @@ async fn catch_up(
                 prefix, content, ..
             }) => {
                 if prefix == STOP_PREFIX && content == ctx.run.run_id.as_bytes() {
+                    // Behind by the WAL since the committed position, and by the age of the
+                    // oldest change that was waiting; nothing to say without a position.
+                    ctx.metrics
+                        .set_replication_lag(stored_lsn.map(|from| ReplicationLag {
+                            bytes: marker_lsn.0.saturating_sub(from.0),
+                            seconds: oldest_commit.map_or(0.0, |t| {
+                                (marker_micros.saturating_sub(t)).max(0) as f64 / 1e6
+                            }),
+                        }));
                     break;
                 }
                 continue;
@@ -379,6 +394,9 @@ async fn catch_up(
             .collect();
         if changes.is_empty() {
             continue;
+        }
+        if oldest_commit.is_none() {
+            oldest_commit = changes.first().map(|c| c.commit_time_micros);
         }
         let batches = to_record_batches(&changes, &names, options)
             .map_err(|e| Error::user(format!("a change does not convert: {e}")))?;
