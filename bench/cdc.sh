@@ -77,19 +77,8 @@ sinks:
 YAML
 }
 
-# One line per measurement in $WORK/results: label, wall s, cpu s (of the measured process), peak
-# RSS KB, rows.
-measure() { # label rows command...
-    local label=$1 rows=$2
-    shift 2
-    if ! /usr/bin/time -f '%e %M %U %S' -o "$WORK/time" "$@" >"$WORK/out" 2>"$WORK/err"; then
-        echo "FAILED: $label" >&2
-        cat "$WORK/out" "$WORK/err" >&2
-        return 1
-    fi
-    read -r secs kb user sys <"$WORK/time"
-    printf '%s\t%s\t%s\t%s\t%s\n' "$label" "$secs" "$(awk -v u="$user" -v y="$sys" 'BEGIN { print u + y }')" "$kb" "$rows" >>"$WORK/results"
-}
+# shellcheck source=bench/measure.sh
+source "$(dirname "$0")/measure.sh"
 
 setup_pg_events
 pg -c "delete from pipectl_bench.events where id > $ROWS" >/dev/null
@@ -125,7 +114,7 @@ batches=$(((half + BATCH - 1) / BATCH))
 measure "writer: psql, $batches insert and $batches update transactions" "$((batches * BATCH * 2))" \
     psql -q -X -v ON_ERROR_STOP=1 "$PG_URL" -f "$WORK/writer.sql"
 changes=$((batches * BATCH * 2))
-measure "postgres_cdc catch-up of $changes changes -> Parquet" "$changes" "$BIN" run -q "$WORK/cdc.yaml"
+measure "postgres_cdc catch-up of the changes -> Parquet" "$changes" "$BIN" run -q "$WORK/cdc.yaml"
 end_lsn=$("$BIN" state --format json | python3 -c '
 import json, sys
 state = json.load(sys.stdin)
@@ -135,26 +124,6 @@ measure "pg_recvlogical --plugin=pgoutput to /dev/null (same WAL)" "$changes" \
     "${pg_recvlogical_cmd[@]}" --start --no-loop --endpos "$end_lsn" \
     -o proto_version=1 -o "publication_names=${SLOT}_pub" -f /dev/null
 
-python3 - "$WORK/results" "$REPEAT" <<'PY'
-import statistics, sys
-runs = {}
-for line in open(sys.argv[1]):
-    label, wall, cpu, kb, rows = line.rstrip("\n").split("\t")
-    runs.setdefault(label, []).append((float(wall), float(cpu), int(kb), int(rows)))
-print(f"{'what (median where repeated, ' + sys.argv[2] + ' runs)':<64} {'wall s':>7} {'cpu s':>7} {'rows/s':>10} {'peak MB':>8}  all wall s")
-median = {}
-for label, rs in runs.items():
-    walls = sorted(r[0] for r in rs)
-    m = statistics.median(walls)
-    median[label] = (m, rs[0][3])
-    cpu = statistics.median(r[1] for r in rs)
-    peak = max(r[2] for r in rs) / 1024
-    print(f"{label:<64} {m:>7.2f} {cpu:>7.2f} {rs[0][3] / m if m else 0:>10.0f} {peak:>8.1f}  {' '.join(f'{w:.2f}' for w in walls)}")
-print("targets:")
-snap = median["postgres_cdc snapshot -> Parquet"][0] / median["postgres full load -> Parquet"][0]
-print(f"  snapshot / full load = {snap:.2f} (target <= 1.15) {'ok' if snap <= 1.15 else 'MISSED'}")
-cdc = next(v for k, v in median.items() if k.startswith("postgres_cdc catch-up"))
-recv = next(v for k, v in median.items() if k.startswith("pg_recvlogical"))
-rate = (cdc[1] / cdc[0]) / (recv[1] / recv[0]) if cdc[0] and recv[0] else 0
-print(f"  change rate / pg_recvlogical's = {rate:.2f} (target >= 0.8) {'ok' if rate >= 0.8 else 'MISSED'}")
-PY
+report "$REPEAT" \
+    --wall "postgres_cdc snapshot -> Parquet" "postgres full load -> Parquet" 1.15 \
+    --rate "postgres_cdc catch-up of the changes -> Parquet" "pg_recvlogical --plugin=pgoutput to /dev/null (same WAL)" 0.8

@@ -47,19 +47,23 @@ pub async fn inspect_slot(url: &str, spec: &PostgresCdcSource) -> Result<Dropped
     })
 }
 
+/// Drops replication slot `slot`.
+pub(crate) async fn drop_replication_slot(conn: &mut sqlx::PgConnection, slot: &str) -> Result<()> {
+    sqlx::query("select pg_drop_replication_slot($1)")
+        .bind(slot)
+        .execute(conn)
+        .await
+        .map_err(|e| Error::external(format!("cannot drop replication slot {slot}"), e))?;
+    Ok(())
+}
+
 /// Drops the source's slot (refused while a connection uses it) and its publication when
 /// pipectl created it (its comment says so).
 pub async fn drop_slot(url: &str, spec: &PostgresCdcSource) -> Result<Dropped> {
     let found = inspect_slot(url, spec).await?;
     let mut conn = postgres::connect(url).await?;
     if found.slot {
-        sqlx::query("select pg_drop_replication_slot($1)")
-            .bind(&spec.slot)
-            .execute(&mut conn)
-            .await
-            .map_err(|e| {
-                Error::external(format!("cannot drop replication slot {}", spec.slot), e)
-            })?;
+        drop_replication_slot(&mut conn, &spec.slot).await?;
     }
     if found.publication == Some(true) {
         let sql = format!(

@@ -284,13 +284,7 @@ async fn catch_up(
                 )));
             }
             tracing::info!(slot = %spec.slot, "the slot has no committed position: dropping it so that the initial copy starts over in a new snapshot");
-            sqlx::query("select pg_drop_replication_slot($1)")
-                .bind(&spec.slot)
-                .execute(&mut conn)
-                .await
-                .map_err(|e| {
-                    Error::external(format!("cannot drop replication slot {}", spec.slot), e)
-                })?;
+            super::drop::drop_replication_slot(&mut conn, &spec.slot).await?;
             (true, None)
         }
         (None, Some(_), CdcSnapshot::Never) => (false, None),
