@@ -539,12 +539,13 @@ async fn deduplicated_source(
         .context(|| format!("table {name}: reading the staged merge input"))?;
     let input_schema = DFSchema::try_from(df.schema().as_arrow().clone())
         .context(|| format!("table {name}: reading the input schema"))?;
-    let sequence = |descending: bool| -> Vec<SortExpr> {
+    // Latest first: the highest sequence (NULL lowest), then the latest arrival.
+    let latest_first = || -> Vec<SortExpr> {
         spec.sequence_by
             .iter()
             .map(|c| col(Column::from_name(c)))
             .chain([col(ORDINAL)])
-            .map(|e| e.sort(!descending, !descending))
+            .map(|e| e.sort(false, false))
             .collect()
     };
     let mut truncated_at = None;
@@ -553,7 +554,7 @@ async fn deduplicated_source(
         let last = df
             .clone()
             .filter(truncate.clone())
-            .and_then(|d| d.sort(sequence(true)))
+            .and_then(|d| d.sort(latest_first()))
             .and_then(|d| d.limit(0, Some(1)))
             .and_then(|d| {
                 d.select(
@@ -604,19 +605,45 @@ async fn deduplicated_source(
     let mut windows = vec![vec![
         row_number()
             .partition_by(partition.clone())
-            .order_by(sequence(true))
+            .order_by(latest_first())
             .build()
             .map_err(|e| Error::internal(format!("building the merge ranking: {e}")))?
             .alias(RANK),
     ]];
     // Per unchanged column: over the key's rows with the placeholders last, then latest
-    // first, the first row's value and whether it is a placeholder.
+    // first, the first row's value and whether it is a placeholder. An input without any
+    // placeholder (most) skips those sorts.
+    let placeholders = spec
+        .unchanged_when
+        .values()
+        .map(|sql| Ok(parse_condition(name, "unchanged_when", sql, &input_schema)?.is_true()))
+        .collect::<Result<Vec<Expr>>>()?;
+    let any_placeholder = match placeholders.iter().cloned().reduce(Expr::or) {
+        None => false,
+        Some(any) => df
+            .clone()
+            .filter(any)
+            .and_then(|d| d.limit(0, Some(1)))
+            .context(|| format!("table {name}: looking for unchanged values"))?
+            .collect()
+            .await
+            .context(|| format!("table {name}: looking for unchanged values"))?
+            .iter()
+            .any(|b| b.num_rows() > 0),
+    };
     let mut keep = Vec::new();
     let mut filled: BTreeMap<String, String> = BTreeMap::new();
-    for (i, (column, sql)) in spec.unchanged_when.iter().enumerate() {
-        let placeholder = parse_condition(name, "unchanged_when", sql, &input_schema)?.is_true();
+    let mut constant_keeps = Vec::new();
+    for (i, ((column, _), placeholder)) in spec.unchanged_when.iter().zip(placeholders).enumerate()
+    {
+        let kept = format!("{KEEP}{i}");
+        keep.push((column.clone(), kept.clone()));
+        if !any_placeholder {
+            constant_keeps.push(lit(false).alias(kept));
+            continue;
+        }
         let mut order = vec![placeholder.clone().sort(true, false)];
-        order.extend(sequence(true));
+        order.extend(latest_first());
         let window = |e: Expr, alias: String| {
             first_value(e)
                 .partition_by(partition.clone())
@@ -628,13 +655,11 @@ async fn deduplicated_source(
                 })
         };
         let value = format!("__pipectl_value_{i}");
-        let kept = format!("{KEEP}{i}");
         windows.push(vec![
             window(col(Column::from_name(column)), value.clone())?,
             window(placeholder, kept.clone())?,
         ]);
         filled.insert(column.clone(), value);
-        keep.push((column.clone(), kept));
     }
     let mut data_columns: Vec<Expr> = df
         .schema()
@@ -646,7 +671,11 @@ async fn deduplicated_source(
             None => col(Column::from_name(f.name())),
         })
         .collect();
-    data_columns.extend(keep.iter().map(|(_, k)| col(Column::from_name(k))));
+    if any_placeholder {
+        data_columns.extend(keep.iter().map(|(_, k)| col(Column::from_name(k))));
+    } else {
+        data_columns.extend(constant_keeps);
+    }
     let data = windows
         .into_iter()
         .try_fold(df, |df, w| df.window(w))
