@@ -89,19 +89,8 @@ YAML
     echo "$WORK/$1.yaml"
 }
 
-# One line per measurement in $WORK/results: label, wall s, cpu s (user + system of the measured
-# process, not the server's), peak RSS KB, rows.
-measure() { # label rows command...
-    local label=$1 rows=$2
-    shift 2
-    if ! /usr/bin/time -f '%e %M %U %S' -o "$WORK/time" "$@" >"$WORK/out" 2>"$WORK/err"; then
-        echo "FAILED: $label" >&2
-        cat "$WORK/out" "$WORK/err" >&2
-        return 1
-    fi
-    read -r secs kb user sys <"$WORK/time"
-    printf '%s\t%s\t%s\t%s\t%s\n' "$label" "$secs" "$(awk -v u="$user" -v y="$sys" 'BEGIN { print u + y }')" "$kb" "$rows" >>"$WORK/results"
-}
+# shellcheck source=bench/measure.sh
+source "$(dirname "$0")/measure.sh"
 
 # A full load from scratch: no bookmark, no earlier files.
 full_load() { # label spec-name
@@ -144,27 +133,7 @@ measure "pipectl: PostgreSQL no-op incremental" 0 "$BIN" run -q "$WORK/pg-parque
 measure "pipectl: MariaDB no-op incremental" 0 "$BIN" run -q "$WORK/my-parquet.yaml"
 reset_tables
 
-python3 - "$WORK/results" "$REPEAT" <<'PY'
-import statistics, sys
-runs = {}
-for line in open(sys.argv[1]):
-    label, wall, cpu, kb, rows = line.rstrip("\n").split("\t")
-    runs.setdefault(label, []).append((float(wall), float(cpu), int(kb), int(rows)))
-print(f"{'what (median of ' + sys.argv[2] + ' runs where repeated)':<56} {'wall s':>7} {'cpu s':>7} {'rows/s':>10} {'peak MB':>8}  all wall s")
-median = {}
-for label, rs in runs.items():
-    walls = sorted(r[0] for r in rs)
-    m = statistics.median(walls)
-    median[label] = m
-    cpu = statistics.median(r[1] for r in rs)
-    peak = max(r[2] for r in rs) / 1024
-    rows = rs[0][3]
-    print(f"{label:<56} {m:>7.2f} {cpu:>7.2f} {rows / m if m else 0:>10.0f} {peak:>8.1f}  {' '.join(f'{w:.2f}' for w in walls)}")
-def ratio(a, b, target):
-    r = median[a] / median[b]
-    print(f"  {a.split(': ', 1)[1]:<40} / {b.split(': ', 1)[1]:<48} = {r:.2f}  (target <= {target}) {'ok' if r <= target else 'MISSED'}")
-print("targets:")
-ratio("pipectl: PostgreSQL full load -> Parquet", "baseline: COPY (select * from events) binary > /dev/null", 1.15)
-ratio("pipectl: PostgreSQL full load -> CSV", "baseline: psql \\copy ... csv to a file", 1.0)
-ratio("pipectl: MariaDB full load -> Parquet", "baseline: mariadb --quick -e 'select * from events'", 1.15)
-PY
+report "$REPEAT" \
+    --wall "pipectl: PostgreSQL full load -> Parquet" "baseline: COPY (select * from events) binary > /dev/null" 1.15 \
+    --wall "pipectl: PostgreSQL full load -> CSV" "baseline: psql \\copy ... csv to a file" 1.0 \
+    --wall "pipectl: MariaDB full load -> Parquet" "baseline: mariadb --quick -e 'select * from events'" 1.15

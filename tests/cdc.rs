@@ -239,9 +239,20 @@ fn source_rows(c: &mut Cluster) -> Vec<Value> {
 
 /// Every change file's (Op, id) pairs, across runs, sorted by (LSN, position).
 fn change_rows(lake: &Path) -> Vec<(Option<String>, i64)> {
-    use arrow::array::{AsArray, Int32Array, Int64Array};
-    let mut rows: Vec<(i64, i32, Option<String>, i64)> = Vec::new();
-    let dir = lake.join("changes/items");
+    changes_of(lake, "items")
+        .into_iter()
+        .map(|(op, id, _)| (op, id.expect("a change of a row has its key")))
+        .collect()
+}
+
+/// Every change file's (Op, id, unchanged columns) of `table`, across runs, sorted by (LSN,
+/// position).
+fn changes_of(lake: &Path, table: &str) -> Vec<(Option<String>, Option<i64>, Option<String>)> {
+    use arrow::array::{Array, AsArray, Int32Array, Int64Array};
+    let text =
+        |a: &arrow::array::StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_owned());
+    let mut rows = Vec::new();
+    let dir = lake.join("changes").join(table);
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return Vec::new();
     };
@@ -260,14 +271,20 @@ fn change_rows(lake: &Path) -> Vec<(Option<String>, i64)> {
             let l = l.as_any().downcast_ref::<Int64Array>().unwrap();
             let p = batch.column_by_name("_pipectl_position").unwrap();
             let p = p.as_any().downcast_ref::<Int32Array>().unwrap();
+            let u = batch
+                .column_by_name("_pipectl_unchanged")
+                .unwrap()
+                .as_string::<i32>();
             for i in 0..batch.num_rows() {
-                let op = (!arrow::array::Array::is_null(op, i)).then(|| op.value(i).to_owned());
-                rows.push((l.value(i), p.value(i), op, id.value(i)));
+                let id = (!id.is_null(i)).then(|| id.value(i));
+                rows.push((l.value(i), p.value(i), text(op, i), id, text(u, i)));
             }
         }
     }
     rows.sort();
-    rows.into_iter().map(|(_, _, op, id)| (op, id)).collect()
+    rows.into_iter()
+        .map(|(_, _, op, id, u)| (op, id, u))
+        .collect()
 }
 
 fn delta_commits(root: &Path) -> usize {
@@ -632,31 +649,326 @@ fn snapshot_settings_op_for_full_load_and_the_timestamp_column_name() {
     assert_eq!(rows[0]["id"], 3);
 }
 
-#[test]
-fn an_update_leaving_a_toasted_value_unchanged_fails_clearly_instead_of_writing_null() {
-    let Some(mut c) = Cluster::connect() else {
-        return;
-    };
+/// A `docs` table (id, n, body) with `body` stored out of line, replicated by a pipeline
+/// whose first run has copied it.
+fn docs_pipeline(c: &mut Cluster, dir: &Path) -> PathBuf {
     let s = c.name.clone();
     c.exec(&format!(
         "create table {s}.docs (id bigint primary key, n int, body text);
          alter table {s}.docs alter column body set storage external;"
     ));
+    let spec = c.spec(dir, "");
+    run_ok(dir, &spec);
+    spec
+}
+
+/// The `docs` table of the source in the readers' canonical form.
+fn source_docs(c: &mut Cluster) -> Vec<Value> {
+    let s = c.name.clone();
+    c.json_rows(&format!(
+        "select json_build_object('id', id, 'n', n, 'body', body) from {s}.docs order by id"
+    ))
+}
+
+#[test]
+fn an_update_leaving_a_toasted_value_unchanged_keeps_the_tables_value_never_null() {
+    let Some(mut c) = Cluster::connect() else {
+        return;
+    };
+    let Some(python) = crate::common::delta_readers_python() else {
+        return;
+    };
+    let s = c.name.clone();
     let dir = tempfile::tempdir().unwrap();
-    let spec = c.spec(dir.path(), "");
-    run_ok(dir.path(), &spec);
+    let spec = docs_pipeline(&mut c, dir.path());
+    let lake = dir.path().join("lake");
+    let root = lake.join("tables/docs");
     c.exec(&format!(
-        "insert into {s}.docs values (1, 1, repeat('x', 20000));"
+        "insert into {s}.docs values (1, 1, repeat('a', 20000)), (3, 3, repeat('c', 20000));"
     ));
     run_ok(dir.path(), &spec);
-    let before = stored_lsn(dir.path()).unwrap();
-    c.exec(&format!("update {s}.docs set n = 2 where id = 1;"));
-    let (out, stdout, stderr) = output(pipectl(dir.path()).args(["run", "-q"]).arg(&spec));
-    assert!(!out.status.success(), "{stdout}");
-    let text = format!("{stdout}{stderr}");
-    assert!(
-        text.contains("column `body`") && text.contains("left this TOASTed value unchanged"),
-        "{text}"
+    // Row 1: the update leaves the 20 kB text unchanged (the table's value stays). Row 2:
+    // inserted and then updated in the same run (the insert's value stays). Row 3: the text
+    // set to NULL, then another column updated.
+    c.exec(&format!(
+        "update {s}.docs set n = 10 where id = 1;
+         insert into {s}.docs values (2, 2, repeat('b', 20000) || 'z');
+         update {s}.docs set n = 20 where id = 2;
+         update {s}.docs set n = 21 where id = 2;
+         update {s}.docs set body = null where id = 3;
+         update {s}.docs set n = 30 where id = 3;"
+    ));
+    run_ok(dir.path(), &spec);
+    let rows = delta_rows(&python, &root);
+    assert_eq!(rows, source_docs(&mut c));
+    assert_eq!(rows[0]["body"].as_str().map(str::len), Some(20000));
+    assert_eq!(rows[1]["body"].as_str().map(str::len), Some(20001));
+    // The change files: the column NULL and listed as unchanged.
+    let unchanged = Some(r#"["body"]"#.to_owned());
+    let u = |id| (Some("U".to_owned()), Some(id), unchanged.clone());
+    let plain = |op: &str, id| (Some(op.to_owned()), Some(id), None);
+    assert_eq!(
+        changes_of(&lake, "docs"),
+        [
+            plain("I", 1),
+            plain("I", 3),
+            u(1),
+            plain("I", 2),
+            u(2),
+            u(2),
+            plain("U", 3),
+            plain("U", 3),
+        ]
     );
-    assert_eq!(stored_lsn(dir.path()).unwrap(), before);
+    // A later run leaving it unchanged again: still the table's value.
+    c.exec(&format!("update {s}.docs set n = 11 where id = 1;"));
+    run_ok(dir.path(), &spec);
+    assert_eq!(delta_rows(&python, &root), source_docs(&mut c));
+}
+
+#[test]
+fn a_truncate_is_a_change_record_and_empties_the_merged_table_before_later_changes() {
+    let Some(mut c) = Cluster::connect() else {
+        return;
+    };
+    let Some(python) = crate::common::delta_readers_python() else {
+        return;
+    };
+    let s = c.name.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = docs_pipeline(&mut c, dir.path());
+    let lake = dir.path().join("lake");
+    let root = lake.join("tables/docs");
+    c.exec(&format!(
+        "insert into {s}.docs (id, n) values (1, 1), (2, 2);"
+    ));
+    run_ok(dir.path(), &spec);
+    assert_eq!(delta_rows(&python, &root).len(), 2);
+    // In one run: a change before the truncate, the truncate, then changes after it (key 2
+    // again, key 3 inserted and deleted, key 4 updated).
+    c.exec(&format!(
+        "update {s}.docs set n = 11 where id = 1;
+         insert into {s}.docs (id, n) values (5, 5);
+         truncate {s}.docs;
+         insert into {s}.docs (id, n) values (2, 22), (3, 3), (4, 4);
+         delete from {s}.docs where id = 3;
+         update {s}.docs set n = 44 where id = 4;"
+    ));
+    run_ok(dir.path(), &spec);
+    let rows = delta_rows(&python, &root);
+    assert_eq!(rows, source_docs(&mut c));
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let ops: Vec<(Option<String>, Option<i64>)> = changes_of(&lake, "docs")
+        .into_iter()
+        .map(|(op, id, _)| (op, id))
+        .collect();
+    let op = |o: &str, id: Option<i64>| (Some(o.to_owned()), id);
+    assert_eq!(
+        ops,
+        [
+            op("I", Some(1)),
+            op("I", Some(2)),
+            op("U", Some(1)),
+            op("I", Some(5)),
+            op("T", None),
+            op("I", Some(2)),
+            op("I", Some(3)),
+            op("I", Some(4)),
+            op("D", Some(3)),
+            op("U", Some(4)),
+        ]
+    );
+    // A run holding only a truncate empties the table.
+    c.exec(&format!("truncate {s}.docs;"));
+    run_ok(dir.path(), &spec);
+    assert_eq!(delta_rows(&python, &root), Vec::<Value>::new());
+}
+
+/// Whether the logical cluster has `sql`'s row (a `select 1 ... where ...`).
+fn exists(c: &mut Cluster, sql: &str) -> bool {
+    let name = c.name.clone();
+    c.rt.block_on(
+        sqlx::query_scalar::<_, i32>(sql)
+            .bind(&name)
+            .fetch_optional(&mut c.conn),
+    )
+    .unwrap()
+    .is_some()
+}
+
+const SLOT_EXISTS: &str = "select 1 from pg_replication_slots where slot_name = $1";
+const PUBLICATION_EXISTS: &str = "select 1 from pg_publication where pubname = $1 || '_pub'";
+
+#[test]
+fn cdc_drop_slot_drops_the_slot_and_pipectls_publication_and_resets_the_position() {
+    let Some((mut c, python, dir, spec, _lake, root)) =
+        items("(id, note) values (1, 'one'), (2, 'two')", "")
+    else {
+        return;
+    };
+    let s = c.name.clone();
+    run_ok(dir.path(), &spec);
+    assert!(stored_lsn(dir.path()).is_some());
+
+    // Without --yes: what it would do, nothing dropped.
+    let (out, stdout, stderr) = output(pipectl(dir.path()).args(["cdc", "drop-slot"]).arg(&spec));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("replication slot {s}: would drop"))
+            && stdout.contains("(pipectl created it)")
+            && stdout.contains("run again with --yes"),
+        "{stdout}"
+    );
+    assert!(exists(&mut c, SLOT_EXISTS));
+    assert!(stored_lsn(dir.path()).is_some());
+
+    // With --yes: slot, publication and position gone.
+    let (out, stdout, stderr) = output(
+        pipectl(dir.path())
+            .args(["cdc", "drop-slot", "--yes"])
+            .arg(&spec),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("position reset"), "{stdout}");
+    assert!(!exists(&mut c, SLOT_EXISTS));
+    assert!(!exists(&mut c, PUBLICATION_EXISTS));
+    assert_eq!(stored_lsn(dir.path()), None);
+
+    // The next run creates both again and copies the tables (the re-snapshot).
+    c.exec(&format!(
+        "insert into {s}.items (id, note) values (3, 'three')"
+    ));
+    run_ok(dir.path(), &spec);
+    assert!(exists(&mut c, SLOT_EXISTS));
+    assert_eq!(delta_rows(&python, &root), source_rows(&mut c));
+
+    // A publication someone else created stays.
+    let (out, _, stderr) = output(
+        pipectl(dir.path())
+            .args(["cdc", "drop-slot", "--yes"])
+            .arg(&spec),
+    );
+    assert!(out.status.success(), "{stderr}");
+    c.exec(&format!("create publication {s}_pub for table {s}.items"));
+    run_ok(dir.path(), &spec);
+    let (out, stdout, stderr) = output(
+        pipectl(dir.path())
+            .args(["cdc", "drop-slot", "--yes"])
+            .arg(&spec),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("kept (not created by pipectl"), "{stdout}");
+    assert!(exists(&mut c, PUBLICATION_EXISTS));
+    assert!(!exists(&mut c, SLOT_EXISTS));
+}
+
+/// The newest run's record (`pipectl runs --format json`).
+fn last_run(dir: &Path) -> Value {
+    let (out, stdout, stderr) = output(pipectl(dir).args(["runs", "--format", "json"]));
+    assert!(out.status.success(), "{stderr}");
+    let runs: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+    runs.into_iter()
+        .max_by_key(|r| r["started_at"].as_str().unwrap_or_default().to_owned())
+        .expect("a run")
+}
+
+#[test]
+fn runs_record_the_replication_lag_they_caught_up_with() {
+    let Some((mut c, _python, dir, spec, lake, _root)) = items("(id, note) values (1, 'one')", "")
+    else {
+        return;
+    };
+    let s = c.name.clone();
+    run_ok(dir.path(), &spec);
+    let source = |run: &Value| {
+        run["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|st| st["name"] == "shop")
+            .cloned()
+            .unwrap()
+    };
+    // A first run has no position to be behind of.
+    assert!(
+        source(&last_run(dir.path()))
+            .get("replication_lag")
+            .is_none()
+    );
+    let committed = lsn(&stored_lsn(dir.path()).unwrap());
+
+    // The slot lags: WAL written after the committed position, waiting at least 2 s.
+    let wal = |c: &mut Cluster| {
+        lsn(c.json_rows("select to_json(pg_current_wal_lsn()::text)")[0]
+            .as_str()
+            .unwrap())
+    };
+    let before = wal(&mut c);
+    c.exec(&format!(
+        "insert into {s}.items (id, note) select g, repeat('x', 100) from generate_series(2, 2001) g"
+    ));
+    let after = wal(&mut c);
+    assert!(lsn(&c.confirmed_flush().unwrap()) <= before);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    run_ok(dir.path(), &spec);
+    let run = last_run(dir.path());
+    let lag = source(&run)["replication_lag"].clone();
+    let bytes = lag["bytes"].as_u64().unwrap();
+    let seconds = lag["seconds"].as_f64().unwrap();
+    // Bytes: from the committed position to the new one (the run's stop marker, at the
+    // server's WAL position when the run started), which holds the inserts' WAL.
+    let reached = lsn(&stored_lsn(dir.path()).unwrap());
+    assert_eq!(bytes, reached - committed, "{lag}");
+    assert!(bytes >= after - before, "{bytes} < {}", after - before);
+    // Seconds: the oldest waiting change's age when the run started: at least the 2 s
+    // waited, at most its age now.
+    let now_micros = c.json_rows("select to_json(extract(epoch from clock_timestamp()) * 1000000)")
+        [0]
+    .as_f64()
+    .unwrap();
+    let oldest = {
+        use arrow::array::{Array, TimestampMicrosecondArray};
+        let mut oldest = i64::MAX;
+        for entry in std::fs::read_dir(lake.join("changes/items"))
+            .unwrap()
+            .flatten()
+        {
+            let file = std::fs::File::open(entry.path()).unwrap();
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .unwrap()
+                    .build()
+                    .unwrap();
+            for batch in reader {
+                let batch = batch.unwrap();
+                let op = batch.column_by_name("Op").unwrap();
+                let ts = batch.column_by_name("_pipectl_commit_ts").unwrap();
+                let ts = ts
+                    .as_any()
+                    .downcast_ref::<TimestampMicrosecondArray>()
+                    .unwrap();
+                for i in (0..batch.num_rows()).filter(|&i| !op.is_null(i)) {
+                    oldest = oldest.min(ts.value(i));
+                }
+            }
+        }
+        oldest
+    };
+    assert!(seconds >= 2.0, "{lag}");
+    assert!(seconds <= (now_micros - oldest as f64) / 1e6, "{lag}");
+    let id = run["id"].as_str().unwrap();
+    let (_, shown, _) = output(pipectl(dir.path()).args(["runs", "show", id]));
+    assert!(
+        shown.contains("replication lag of `shop` at the start"),
+        "{shown}"
+    );
+
+    // Caught up: the next run found nothing waiting.
+    run_ok(dir.path(), &spec);
+    let lag = source(&last_run(dir.path()))["replication_lag"].clone();
+    assert_eq!(lag["seconds"].as_f64(), Some(0.0), "{lag}");
+    assert!(
+        lag["bytes"].as_u64().unwrap() > 0,
+        "the previous run's stop marker: {lag}"
+    );
 }

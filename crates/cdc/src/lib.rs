@@ -30,11 +30,14 @@
 //! merges by primary key ordered by (LSN, position), and the LSN bookmark that advances only
 //! with the sinks' commit.
 //!
+//! Unchanged TOASTed values reach change files as NULL listed in the unchanged column, and
+//! the Delta merge keeps the table's value for them; truncates are records with `Op = 'T'`
+//! that empty a merged table at their place in the run.
+//!
 //! Still to come, in the crates that own each part:
-//! - keeping the table's value for unchanged TOASTed columns in the Delta merge (the engine
-//!   refuses such changes for now), and TRUNCATE;
-//! - `serve` supervision of long-running CDC pipelines, heartbeats and lag metrics, a command
-//!   dropping a pipeline's slot and publication;
+//! - `serve` supervision of long-running CDC pipelines, heartbeats and live lag (the engine
+//!   records each catch-up run's lag at its start; `pipectl cdc drop-slot` drops a pipeline's
+//!   slot and publication);
 //! - schema changes while streaming: the catalog is read once at connect, so a Relation using
 //!   a type created later maps it by the `unmapped_types` policy until the next connect, and a
 //!   column added during a run stops it (the next run's plan has it);

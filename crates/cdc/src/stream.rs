@@ -70,16 +70,22 @@ pub struct ReplicationStream {
     started: bool,
 }
 
-/// `CREATE PUBLICATION` for `tables` (quoted `schema.table` names).
+/// The comment of publications pipectl created, so that dropping a pipeline's slot drops its
+/// publication too but never one someone else made.
+pub const CREATED_BY_PIPECTL: &str = "created by pipectl";
+
+/// `CREATE PUBLICATION` for `tables` (quoted `schema.table` names), with the comment
+/// [`CREATED_BY_PIPECTL`].
 pub fn publication_sql(publication: &str, tables: &[(String, String)]) -> String {
     let list: Vec<String> = tables
         .iter()
         .map(|(s, t)| format!("{}.{}", quote_ident(s), quote_ident(t)))
         .collect();
     format!(
-        "CREATE PUBLICATION {} FOR TABLE {}",
+        "CREATE PUBLICATION {0} FOR TABLE {1}; COMMENT ON PUBLICATION {0} IS {2}",
         quote_ident(publication),
-        list.join(", ")
+        list.join(", "),
+        quote_literal(CREATED_BY_PIPECTL)
     )
 }
 
@@ -363,7 +369,7 @@ mod tests {
                 "p\"1",
                 &[("public".into(), "a".into()), ("s".into(), "b\"c".into())]
             ),
-            r#"CREATE PUBLICATION "p""1" FOR TABLE "public"."a", "s"."b""c""#
+            r#"CREATE PUBLICATION "p""1" FOR TABLE "public"."a", "s"."b""c"; COMMENT ON PUBLICATION "p""1" IS 'created by pipectl'"#
         );
     }
 }

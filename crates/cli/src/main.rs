@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 1 invalid spec or failed run; 2 usage error (bad flags, missing
 //! files, locked state). A closed stdout (`pipectl runs | head`) is not an error.
 
+mod cdc_cmd;
 mod generate_cmd;
 mod lake_cmd;
 mod maintenance_cmd;
@@ -101,6 +102,11 @@ enum Command {
         /// of warning.
         #[arg(long)]
         strict: bool,
+    },
+    /// Change data capture sources: drop a pipeline's replication slot and publication.
+    Cdc {
+        #[command(subcommand)]
+        action: cdc_cmd::CdcAction,
     },
     /// Run history.
     Runs {
@@ -374,6 +380,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Generate(args) => generate_cmd::run(args),
+        Command::Cdc { action } => cdc_cmd::run(action, &cli.state_dir),
         Command::Catalog { action, format } => lake_cmd::catalog(&cli.state_dir, action, format),
         Command::Crawl(args) => lake_cmd::crawl(&cli.state_dir, args),
         Command::Compact(args) => maintenance_cmd::compact(args, &cli.state_dir),

@@ -194,6 +194,16 @@ pub(crate) fn run_details(r: &RunRecord) -> String {
         t.add_row(step_row(s, s.error.clone().unwrap_or_default()));
     }
     out.push_str(&format!("{t}\n"));
+    for s in &r.steps {
+        if let Some(lag) = &s.replication_lag {
+            out.push_str(&format!(
+                "replication lag of `{}` at the start: {} of WAL, oldest waiting change {:.1} s old\n",
+                s.name,
+                human_bytes(lag.bytes),
+                lag.seconds
+            ));
+        }
+    }
     if !r.publish.is_empty() {
         out.push_str("files:\n");
         for p in &r.publish {

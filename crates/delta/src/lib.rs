@@ -38,7 +38,9 @@
 //! with the highest `sequence_by` wins (a tie goes to the later arrival); rows matching
 //! `delete_when` delete (hard) or set `_deleted_at` (soft, [`DeleteMode::Soft`]);
 //! `unchanged_when` marks columns whose input value is a placeholder to keep the table's
-//! value (CDC's unchanged TOAST columns). [`MergeSpec::predicate_sql`] and
+//! value (CDC's unchanged TOAST columns; an earlier input row of the key that has the value
+//! wins over the table's); a row matching `truncate_when` empties the table at its place in
+//! the sequence. [`MergeSpec::predicate_sql`] and
 //! [`MergeSpec::describe`] are the text `plan` shows.
 //!
 //! Stores: the table is given as a [`TableLocation`], the caller's `object_store` (as pipectl

@@ -8,11 +8,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, UInt64Array};
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DFSchema, ScalarValue};
-use datafusion::functions_window::expr_fn::row_number;
+use datafusion::functions_window::expr_fn::{first_value, row_number};
 use datafusion::logical_expr::{
     Expr, ExprFunctionExt, ExprSchemable, Operator, SortExpr, binary_expr, col, lit, not, when,
 };
@@ -36,6 +36,9 @@ pub const DELETED_AT: &str = "_deleted_at";
 const ORDINAL: &str = "__pipectl_ordinal";
 /// The rank of a row among the rows of its key (1: the one that wins).
 const RANK: &str = "__pipectl_rank";
+/// Prefix of the source columns saying, per `unchanged_when` column, that the table's value
+/// stays; never reaches the table.
+const KEEP: &str = "__pipectl_keep_";
 /// Aliases of the two sides in merge expressions.
 const SOURCE: &str = "source";
 const TARGET: &str = "target";
@@ -75,6 +78,11 @@ pub struct MergeSpec {
     /// keep the table's" (CDC's unchanged TOAST columns, e.g.
     /// `payload = '__debezium_unavailable_value'`); a new row gets NULL there.
     pub unchanged_when: BTreeMap<String, String>,
+    /// A SQL condition over the input row that makes it a truncate (CDC's `Op = 'T'`): the
+    /// table's rows ordered before the last such row (by `sequence_by`) are deleted, and so
+    /// are the input's rows before it, so the changes after it apply to an empty table. A
+    /// truncate row's other columns are ignored and its keys may be NULL.
+    pub truncate_when: Option<String>,
 }
 
 impl MergeSpec {
@@ -141,9 +149,26 @@ impl MergeSpec {
             }
             _ => lines.push("WHEN NOT MATCHED THEN INSERT *".to_owned()),
         }
+        if let Some(truncate) = &self.truncate_when {
+            let older = if self.sequence_by.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " AND ({}) < <the last truncate's>",
+                    self.sequence_by
+                        .iter()
+                        .map(|c| format!("{TARGET}.{}", ident(c)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            lines.push(format!(
+                "WHEN NOT MATCHED BY SOURCE{older} THEN DELETE, once a row has ({truncate}); input rows before it are dropped"
+            ));
+        }
         for (column, condition) in &self.unchanged_when {
             lines.push(format!(
-                "{} keeps the table's value WHEN {condition}",
+                "{} keeps the table's value WHEN {condition} (unless an earlier input row of the key has it)",
                 ident(column)
             ));
         }
@@ -219,8 +244,18 @@ impl MergeWriter {
         }
         let input_schema = self.schema.clone().expect("set above");
         let batch = schema::conform(&name, batch, &input_schema)?;
+        let truncates = match &self.options.spec.truncate_when {
+            Some(sql) => Some(evaluate_condition(&name, "truncate_when", sql, &batch)?),
+            None => None,
+        };
         for key in &self.options.spec.keys {
-            let nulls = batch.column_by_name(key).map_or(0, |c| c.null_count());
+            let nulls = batch.column_by_name(key).map_or(0, |c| match &truncates {
+                // A truncate row carries no key.
+                Some(t) => (0..c.len())
+                    .filter(|&i| c.is_null(i) && !(t.is_valid(i) && t.value(i)))
+                    .count(),
+                None => c.null_count(),
+            });
             if nulls > 0 {
                 return Err(Error::user(format!(
                     "table {name}: merge key `{key}` is NULL in {nulls} rows of the data; every row needs its key"
@@ -354,6 +389,9 @@ fn validate(
     if let Some(condition) = &spec.delete_when {
         parse_condition(name, "delete_when", condition, &df_schema)?;
     }
+    if let Some(condition) = &spec.truncate_when {
+        parse_condition(name, "truncate_when", condition, &df_schema)?;
+    }
     for (column, condition) in &spec.unchanged_when {
         if input.field_with_name(column).is_err() {
             return Err(Error::user(format!(
@@ -419,6 +457,26 @@ fn parse_condition(name: &str, what: &str, sql: &str, schema: &DFSchema) -> Resu
     Ok(expr)
 }
 
+/// A condition over `batch`'s columns evaluated for each row.
+fn evaluate_condition(
+    name: &str,
+    what: &str,
+    sql: &str,
+    batch: &RecordBatch,
+) -> Result<BooleanArray> {
+    let df_schema = DFSchema::try_from(batch.schema().as_ref().clone())
+        .context(|| format!("table {name}: reading the input schema"))?;
+    let expr = parse_condition(name, what, sql, &df_schema)?;
+    let physical = SessionContext::new()
+        .create_physical_expr(expr, &df_schema)
+        .context(|| format!("table {name}: merge {what} `{sql}`"))?;
+    let values = physical
+        .evaluate(batch)
+        .and_then(|v| v.into_array(batch.num_rows()))
+        .context(|| format!("table {name}: evaluating merge {what} `{sql}`"))?;
+    Ok(values.as_boolean().clone())
+}
+
 /// `expr` with its columns read from the `alias` side of the merge.
 fn qualify(expr: Expr, alias: &str) -> Result<Expr> {
     expr.transform(|e| match e {
@@ -439,55 +497,199 @@ fn side(alias: &str, column: &str) -> Expr {
 /// Source beats target: the sequence columns compared in order, NULL lowest, a tie going to
 /// the source (the later arrival).
 fn source_wins(sequence_by: &[String]) -> Expr {
-    sequence_by.iter().rev().fold(lit(true), |rest, column| {
-        let (s, t) = (side(SOURCE, column), side(TARGET, column));
-        let greater = s
+    later(
+        sequence_by
+            .iter()
+            .map(|c| (side(SOURCE, c), side(TARGET, c)))
+            .collect(),
+        true,
+    )
+}
+
+/// `(a1, a2, ...) > (b1, b2, ...)` in order, NULL lowest; `>=` with `or_equal`.
+fn later(pairs: Vec<(Expr, Expr)>, or_equal: bool) -> Expr {
+    pairs.into_iter().rev().fold(lit(or_equal), |rest, (a, b)| {
+        let greater = a
             .clone()
-            .gt(t.clone())
-            .or(s.clone().is_not_null().and(t.clone().is_null()));
-        greater.or(binary_expr(s, Operator::IsNotDistinctFrom, t).and(rest))
+            .gt(b.clone())
+            .or(a.clone().is_not_null().and(b.clone().is_null()));
+        greater.or(binary_expr(a, Operator::IsNotDistinctFrom, b).and(rest))
     })
 }
 
-/// The staged input, one row per key: the highest sequence, then the latest arrival.
+/// The merge's source: the staged input after its last truncate, one row per key.
+struct Source {
+    data: DataFrame,
+    /// Per `unchanged_when` column, the source column saying that the table's value stays.
+    keep: Vec<(String, String)>,
+    /// The sequence of the input's last truncate (`truncate_when`), if it has one.
+    truncated_at: Option<Vec<ScalarValue>>,
+}
+
+/// The staged input, one row per key: the highest sequence, then the latest arrival; rows up
+/// to the last truncate dropped. A column the winning row marks unchanged takes the value of
+/// the key's latest earlier row that has one (an insert, then an update leaving it
+/// unchanged, in one merge); only when none has it does the table's value stay.
 async fn deduplicated_source(
     ctx: &SessionContext,
     name: &str,
     staged: Vec<String>,
     spec: &MergeSpec,
-) -> Result<DataFrame> {
-    let df = ctx
+) -> Result<Source> {
+    let mut df = ctx
         .read_parquet(staged, Default::default())
         .await
         .context(|| format!("table {name}: reading the staged merge input"))?;
-    let data_columns: Vec<Expr> = df
+    let input_schema = DFSchema::try_from(df.schema().as_arrow().clone())
+        .context(|| format!("table {name}: reading the input schema"))?;
+    // Latest first: the highest sequence (NULL lowest), then the latest arrival.
+    let latest_first = || -> Vec<SortExpr> {
+        spec.sequence_by
+            .iter()
+            .map(|c| col(Column::from_name(c)))
+            .chain([col(ORDINAL)])
+            .map(|e| e.sort(false, false))
+            .collect()
+    };
+    let mut truncated_at = None;
+    if let Some(sql) = &spec.truncate_when {
+        let truncate = parse_condition(name, "truncate_when", sql, &input_schema)?.is_true();
+        let last = df
+            .clone()
+            .filter(truncate.clone())
+            .and_then(|d| d.sort(latest_first()))
+            .and_then(|d| d.limit(0, Some(1)))
+            .and_then(|d| {
+                d.select(
+                    spec.sequence_by
+                        .iter()
+                        .map(|c| col(Column::from_name(c)))
+                        .chain([col(ORDINAL)])
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .context(|| format!("table {name}: finding the input's last truncate"))?
+            .collect()
+            .await
+            .context(|| format!("table {name}: finding the input's last truncate"))?;
+        if let Some(batch) = last.iter().find(|b| b.num_rows() > 0) {
+            let values = batch
+                .columns()
+                .iter()
+                .map(|a| ScalarValue::try_from_array(a, 0))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .context(|| format!("table {name}: reading the last truncate's sequence"))?;
+            let after = later(
+                spec.sequence_by
+                    .iter()
+                    .map(|c| col(Column::from_name(c)))
+                    .chain([col(ORDINAL)])
+                    .zip(values.iter().cloned().map(lit))
+                    .collect(),
+                false,
+            );
+            df = df
+                .filter(after.and(not(truncate)))
+                .context(|| format!("table {name}: dropping the input before its truncate"))?;
+            // Without the ordinal, which the table's rows lack.
+            truncated_at = Some(values[..spec.sequence_by.len()].to_vec());
+        } else {
+            df = df
+                .filter(not(truncate))
+                .context(|| format!("table {name}: reading the staged merge input"))?;
+        }
+    }
+    let partition: Vec<Expr> = spec
+        .keys
+        .iter()
+        .map(|k| col(Column::from_name(k)))
+        .collect();
+    // One window call per ordering: DataFusion plans a call's windows with one sort.
+    let mut windows = vec![vec![
+        row_number()
+            .partition_by(partition.clone())
+            .order_by(latest_first())
+            .build()
+            .map_err(|e| Error::internal(format!("building the merge ranking: {e}")))?
+            .alias(RANK),
+    ]];
+    // Per unchanged column: over the key's rows with the placeholders last, then latest
+    // first, the first row's value and whether it is a placeholder. An input without any
+    // placeholder (most) skips those sorts.
+    let placeholders = spec
+        .unchanged_when
+        .values()
+        .map(|sql| Ok(parse_condition(name, "unchanged_when", sql, &input_schema)?.is_true()))
+        .collect::<Result<Vec<Expr>>>()?;
+    let any_placeholder = match placeholders.iter().cloned().reduce(Expr::or) {
+        None => false,
+        Some(any) => df
+            .clone()
+            .filter(any)
+            .and_then(|d| d.limit(0, Some(1)))
+            .context(|| format!("table {name}: looking for unchanged values"))?
+            .collect()
+            .await
+            .context(|| format!("table {name}: looking for unchanged values"))?
+            .iter()
+            .any(|b| b.num_rows() > 0),
+    };
+    let mut keep = Vec::new();
+    let mut filled: BTreeMap<String, String> = BTreeMap::new();
+    let mut constant_keeps = Vec::new();
+    for (i, ((column, _), placeholder)) in spec.unchanged_when.iter().zip(placeholders).enumerate()
+    {
+        let kept = format!("{KEEP}{i}");
+        keep.push((column.clone(), kept.clone()));
+        if !any_placeholder {
+            constant_keeps.push(lit(false).alias(kept));
+            continue;
+        }
+        let mut order = vec![placeholder.clone().sort(true, false)];
+        order.extend(latest_first());
+        let window = |e: Expr, alias: String| {
+            first_value(e)
+                .partition_by(partition.clone())
+                .order_by(order.clone())
+                .build()
+                .map(|e| e.alias(alias))
+                .map_err(|e| {
+                    Error::internal(format!("building the unchanged value of {column}: {e}"))
+                })
+        };
+        let value = format!("__pipectl_value_{i}");
+        windows.push(vec![
+            window(col(Column::from_name(column)), value.clone())?,
+            window(placeholder, kept.clone())?,
+        ]);
+        filled.insert(column.clone(), value);
+    }
+    let mut data_columns: Vec<Expr> = df
         .schema()
         .fields()
         .iter()
         .filter(|f| f.name() != ORDINAL)
-        .map(|f| col(Column::from_name(f.name())))
+        .map(|f| match filled.get(f.name()) {
+            Some(value) => col(Column::from_name(value)).alias(f.name()),
+            None => col(Column::from_name(f.name())),
+        })
         .collect();
-    let mut order: Vec<SortExpr> = spec
-        .sequence_by
-        .iter()
-        .map(|c| col(Column::from_name(c)).sort(false, false))
-        .collect();
-    order.push(col(ORDINAL).sort(false, false));
-    let rank = row_number()
-        .partition_by(
-            spec.keys
-                .iter()
-                .map(|k| col(Column::from_name(k)))
-                .collect(),
-        )
-        .order_by(order)
-        .build()
-        .map_err(|e| Error::internal(format!("building the merge ranking: {e}")))?
-        .alias(RANK);
-    df.window(vec![rank])
+    if any_placeholder {
+        data_columns.extend(keep.iter().map(|(_, k)| col(Column::from_name(k))));
+    } else {
+        data_columns.extend(constant_keeps);
+    }
+    let data = windows
+        .into_iter()
+        .try_fold(df, |df, w| df.window(w))
         .and_then(|df| df.filter(col(RANK).eq(lit(1u64))))
         .and_then(|df| df.select(data_columns))
-        .context(|| format!("table {name}: de-duplicating the merge input by key"))
+        .context(|| format!("table {name}: de-duplicating the merge input by key"))?;
+    Ok(Source {
+        data,
+        keep,
+        truncated_at,
+    })
 }
 
 /// Runs the merge of `intent` on `table` (which exists) with `txn` in its commit.
@@ -505,7 +707,11 @@ pub(crate) async fn run(
         .iter()
         .map(|p| location.object_url(&Path::from(p.as_str())))
         .collect();
-    let mut source = deduplicated_source(&ctx, &name, staged, spec).await?;
+    let Source {
+        data: mut source,
+        keep,
+        truncated_at,
+    } = deduplicated_source(&ctx, &name, staged, spec).await?;
     if intent.rows <= CACHED_SOURCE_ROWS {
         // delta-rs runs the source plan twice (once for the join keys' bounds that prune the
         // target's files, once for the join): read and de-duplicate the staged input once.
@@ -521,11 +727,12 @@ pub(crate) async fn run(
         .as_deref()
         .map(|sql| parse_condition(&name, "delete_when", sql, &source_schema))
         .transpose()?;
+    let soft_deleted_at = lit(ScalarValue::TimestampMicrosecond(
+        Some(intent.deleted_at_micros),
+        Some("UTC".into()),
+    ));
     if spec.deletes == DeleteMode::Soft {
-        let deleted_at = lit(ScalarValue::TimestampMicrosecond(
-            Some(intent.deleted_at_micros),
-            Some("UTC".into()),
-        ));
+        let deleted_at = soft_deleted_at.clone();
         let value = match &delete {
             Some(condition) => when(condition.clone().is_true(), deleted_at)
                 .otherwise(lit(ScalarValue::TimestampMicrosecond(
@@ -544,15 +751,12 @@ pub(crate) async fn run(
         .fields()
         .iter()
         .map(|f| f.name().clone())
+        .filter(|c| !c.starts_with(KEEP))
         .collect();
-    let unchanged: Vec<(String, Expr)> = spec
-        .unchanged_when
+    let unchanged: Vec<(String, Expr)> = keep
         .iter()
-        .map(|(column, sql)| {
-            let condition = parse_condition(&name, "unchanged_when", sql, &source_schema)?;
-            Ok((column.clone(), qualify(condition, SOURCE)?.is_true()))
-        })
-        .collect::<Result<_>>()?;
+        .map(|(column, kept)| (column.clone(), side(SOURCE, kept).is_true()))
+        .collect();
     let update_value = |column: &str| -> Result<Expr> {
         match unchanged.iter().find(|(c, _)| c == column) {
             Some((_, keep)) => when(keep.clone(), side(TARGET, column))
@@ -627,6 +831,25 @@ pub(crate) async fn run(
         (None, _) => {}
     }
     builder = set_when_matched(builder, wins, updates).map_err(merge_error)?;
+    if let Some(at) = truncated_at {
+        // The table's rows from before the truncate; those the input changes after it are
+        // matched above.
+        let older = later(
+            at.into_iter()
+                .map(lit)
+                .zip(spec.sequence_by.iter().map(|c| side(TARGET, c)))
+                .collect(),
+            false,
+        );
+        builder = match spec.deletes {
+            DeleteMode::Hard => builder.when_not_matched_by_source_delete(|d| d.predicate(older)),
+            DeleteMode::Soft => builder.when_not_matched_by_source_update(|u| {
+                u.predicate(older.and(side(TARGET, DELETED_AT).is_null()))
+                    .update(DELETED_AT, soft_deleted_at.clone())
+            }),
+        }
+        .map_err(merge_error)?;
+    }
     builder = builder
         .when_not_matched_insert(|i| {
             inserts

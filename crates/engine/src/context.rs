@@ -86,6 +86,7 @@ pub struct StepMetrics {
     /// Rows a transform removed or nulled, or files a sink wrote.
     pub extra: AtomicU64,
     timing: Mutex<(Option<Instant>, Option<Instant>)>,
+    lag: Mutex<Option<pipectl_state::ReplicationLag>>,
 }
 
 impl StepMetrics {
@@ -103,6 +104,7 @@ impl StepMetrics {
         if let Ok(mut t) = self.timing.lock() {
             *t = (None, None);
         }
+        self.set_replication_lag(None);
     }
 
     /// Marks the step started.
@@ -110,6 +112,18 @@ impl StepMetrics {
         if let Ok(mut t) = self.timing.lock() {
             t.0 = Some(Instant::now());
         }
+    }
+
+    /// Records how far a change data capture source was behind when the run started.
+    pub fn set_replication_lag(&self, lag: Option<pipectl_state::ReplicationLag>) {
+        if let Ok(mut l) = self.lag.lock() {
+            *l = lag;
+        }
+    }
+
+    /// What [`set_replication_lag`](Self::set_replication_lag) recorded.
+    pub fn replication_lag(&self) -> Option<pipectl_state::ReplicationLag> {
+        self.lag.lock().ok().and_then(|l| *l)
     }
 
     /// Marks the step finished.

@@ -503,6 +503,7 @@ pub fn step_record(step: &StepProgress, status: RunStatus, error: Option<String>
         duration_ms: m.elapsed().as_millis() as u64,
         error,
         status,
+        replication_lag: m.replication_lag(),
     }
 }
 

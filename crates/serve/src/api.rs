@@ -3,7 +3,7 @@
 //! | method | path | |
 //! |---|---|---|
 //! | GET | `/health` | `{"status":"ok", "pipelines": n, "running": n}` |
-//! | GET | `/api/pipelines` | every pipeline with next fire time and last status |
+//! | GET | `/api/pipelines` | every pipeline with next fire time and last status (and `replication_lag` per CDC source) |
 //! | GET | `/api/streams` | streaming pipelines: running, run id, restarts, last error, next restart |
 //! | POST | `/api/pipelines/{name}/trigger[?wait=true]` | start a run (queued behind a running one) |
 //! | GET | `/api/runs[?pipeline=&limit=]` | run history, newest first |
@@ -358,6 +358,10 @@ async fn pipelines(api: &ApiState) -> Vec<serde_json::Value> {
             .map(|i| errors.remove(i));
         if let Some(object) = value.as_object_mut() {
             object.insert("load_error".to_owned(), json!(error));
+            let lag = api.metrics.replication_lag(&status.name);
+            if !lag.is_empty() {
+                object.insert("replication_lag".to_owned(), json!(lag));
+            }
         }
         out.push(value);
     }

@@ -305,5 +305,6 @@ fn step(name: String, started: std::time::Instant) -> StepRecord {
         duration_ms: started.elapsed().as_millis() as u64,
         error: None,
         status: RunStatus::Succeeded,
+        replication_lag: None,
     }
 }

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use pipectl_state::RunRecord;
+use pipectl_state::{ReplicationLag, RunRecord};
 
 /// How many recent trigger latenesses the quantiles are computed from.
 const LATENESS_SAMPLES: usize = 10_000;
@@ -34,6 +34,8 @@ pub struct Metrics {
     pipelines: Mutex<BTreeMap<String, Counters>>,
     lateness: Mutex<Lateness>,
     reload_errors: Mutex<u64>,
+    /// Per (pipeline, source step), the replication lag of its last succeeded run.
+    lag: Mutex<BTreeMap<(String, String), ReplicationLag>>,
 }
 
 #[derive(Debug, Default)]
@@ -109,6 +111,27 @@ impl Metrics {
             .filter(|s| s.kind == "sink")
             .fold((0, 0), |(r, b), s| (r + s.rows, b + s.bytes));
         self.add_output(&record.pipeline, rows, bytes);
+        if let Ok(mut lag) = self.lag.lock() {
+            for s in &record.steps {
+                if let Some(l) = s.replication_lag {
+                    lag.insert((record.pipeline.clone(), s.name.clone()), l);
+                }
+            }
+        }
+    }
+
+    /// The replication lag of `pipeline`'s change data capture sources, by step, as their
+    /// last succeeded runs measured it.
+    pub fn replication_lag(&self, pipeline: &str) -> BTreeMap<String, ReplicationLag> {
+        self.lag
+            .lock()
+            .map(|l| {
+                l.iter()
+                    .filter(|((p, _), _)| p == pipeline)
+                    .map(|((_, s), v)| (s.clone(), *v))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// A pipeline file failed to load or reload.
@@ -210,6 +233,30 @@ impl Metrics {
                 );
             }
         }
+        let lag = self.lag.lock().map(|l| l.clone()).unwrap_or_default();
+        for (name, help, get) in [
+            (
+                "pipectl_cdc_replication_lag_bytes",
+                "WAL bytes a change data capture source was behind its database when its last succeeded run started.",
+                (|l: &ReplicationLag| l.bytes as f64) as fn(&ReplicationLag) -> f64,
+            ),
+            (
+                "pipectl_cdc_replication_lag_seconds",
+                "Age of the oldest change not yet in the sinks when a change data capture source's last succeeded run started.",
+                |l: &ReplicationLag| l.seconds,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for ((p, s), l) in &lag {
+                let _ = writeln!(
+                    out,
+                    "{name}{{pipeline=\"{}\",source=\"{}\"}} {}",
+                    escape(p),
+                    escape(s),
+                    get(l)
+                );
+            }
+        }
         let reload_errors = self.reload_errors.lock().map(|n| *n).unwrap_or(0);
         let _ = writeln!(
             out,
@@ -282,5 +329,37 @@ mod tests {
             "{text}"
         );
         assert_eq!(m.lateness_quantile(0.5), Some(0.05));
+    }
+
+    #[test]
+    fn renders_the_replication_lag_of_cdc_sources_last_runs() {
+        let m = Metrics::default();
+        let mut run = RunRecord::new("r1", "cdc", "h", chrono::Utc::now(), "manual");
+        run.steps.push(pipectl_state::StepRecord {
+            name: "shop".into(),
+            kind: "source".into(),
+            rows: 0,
+            bytes: 0,
+            objects: 0,
+            duration_ms: 0,
+            error: None,
+            status: pipectl_state::RunStatus::Succeeded,
+            replication_lag: Some(ReplicationLag {
+                bytes: 4096,
+                seconds: 2.5,
+            }),
+        });
+        m.add_run_output(&run);
+        let text = m.render(0, 1);
+        assert!(
+            text.contains(
+                "pipectl_cdc_replication_lag_bytes{pipeline=\"cdc\",source=\"shop\"} 4096"
+            ) && text.contains(
+                "pipectl_cdc_replication_lag_seconds{pipeline=\"cdc\",source=\"shop\"} 2.5"
+            ),
+            "{text}"
+        );
+        assert_eq!(m.replication_lag("cdc")["shop"].bytes, 4096);
+        assert!(m.replication_lag("other").is_empty());
     }
 }

@@ -152,6 +152,7 @@ fn step(name: &str, kind: &str, status: RunStatus) -> StepRecord {
         duration_ms: 250,
         error: None,
         status,
+        replication_lag: None,
     }
 }
 
@@ -173,7 +174,13 @@ fn begin_save_commit_round_trip(store: &dyn StateStore) {
     assert_stored(store, &run, "begin_run round trip");
 
     run.steps = vec![
-        step("extract", "source", RunStatus::Succeeded),
+        StepRecord {
+            replication_lag: Some(crate::ReplicationLag {
+                bytes: 4096,
+                seconds: 1.5,
+            }),
+            ..step("extract", "source", RunStatus::Succeeded)
+        },
         StepRecord {
             error: Some("row 7: bad date".to_owned()),
             ..step("clean", "transform", RunStatus::Failed)

@@ -23,8 +23,8 @@ pub use catalog::{
 };
 pub use error::{BoxedCause, StateError};
 pub use model::{
-    Bookmark, PartitionSwap, PublishEntry, RetiredObject, RunRecord, RunStatus, StepRecord,
-    new_run_id,
+    Bookmark, PartitionSwap, PublishEntry, ReplicationLag, RetiredObject, RunRecord, RunStatus,
+    StepRecord, new_run_id,
 };
 pub use sled_store::{STATE_FORMAT_VERSION, SledStore};
 pub use store::StateStore;

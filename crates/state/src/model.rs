@@ -85,6 +85,22 @@ pub struct StepRecord {
     pub error: Option<String>,
     /// Where the step stands.
     pub status: RunStatus,
+    /// A change data capture source: how far behind the database it was when the run
+    /// started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_lag: Option<ReplicationLag>,
+}
+
+/// How far a change data capture source was behind its database when a run started: what the
+/// run then caught up with.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ReplicationLag {
+    /// WAL bytes between the position the previous run committed and the server's WAL
+    /// position at the start of the run (`pg_current_wal_lsn()` minus the bookmark's LSN).
+    pub bytes: u64,
+    /// Seconds between the commit of the oldest change not yet in the sinks and the start of
+    /// the run; 0 when no change was waiting.
+    pub seconds: f64,
 }
 
 /// One staged file to publish: the manifest entry written while a run is `Committing`, so a

@@ -262,6 +262,96 @@ async fn an_unchanged_marker_keeps_the_tables_value() {
 }
 
 #[tokio::test]
+async fn an_unchanged_marker_takes_the_value_of_an_earlier_row_of_the_same_merge() {
+    let location = memory_table();
+    let spec = MergeSpec {
+        unchanged_when: [("val".to_owned(), "op = 'K'".to_owned())].into(),
+        ..spec()
+    };
+    merge(
+        &location,
+        merge_options(spec.clone(), 1),
+        &[changes(&[(1, Some(10), Some(1), "I")])],
+    )
+    .await;
+    // Key 1: the table's value stays; key 2: inserted, updated, then left unchanged twice;
+    // key 3: set to NULL, then left unchanged (NULL is a value, not a placeholder).
+    merge(
+        &location,
+        merge_options(spec, 2),
+        &[changes(&[
+            (1, None, Some(2), "K"),
+            (2, Some(20), Some(2), "I"),
+            (2, Some(21), Some(3), "U"),
+            (2, None, Some(4), "K"),
+            (3, Some(30), Some(2), "I"),
+            (3, None, Some(3), "U"),
+            (3, None, Some(4), "K"),
+        ])],
+    )
+    .await;
+    let read = read_sorted(&DeltaTable::open(location.clone()).await.unwrap()).await;
+    assert_eq!(ints(&read, "val"), vec![Some(10), Some(21), None]);
+    assert_eq!(ints(&read, "seq"), vec![Some(2), Some(4), Some(4)]);
+}
+
+#[tokio::test]
+async fn a_truncate_empties_the_table_and_the_changes_after_it_apply() {
+    let location = memory_table();
+    let spec = MergeSpec {
+        truncate_when: Some("op = 'T'".into()),
+        ..spec()
+    };
+    merge(
+        &location,
+        merge_options(spec.clone(), 1),
+        &[changes(&[
+            (1, Some(1), Some(1), "I"),
+            (2, Some(2), Some(1), "I"),
+            (3, Some(3), Some(1), "I"),
+        ])],
+    )
+    .await;
+    // Before the truncate: changes that it wipes out; after: a new row, key 2 again, and
+    // key 3 inserted and deleted.
+    let mut batch = changes(&[
+        (1, Some(11), Some(2), "U"),
+        (4, Some(4), Some(2), "I"),
+        (0, None, Some(3), "T"),
+        (5, Some(5), Some(4), "I"),
+        (2, Some(22), Some(5), "I"),
+        (3, Some(33), Some(5), "I"),
+        (3, None, Some(6), "D"),
+    ]);
+    // The truncate's key is NULL, as CDC's truncate records have it.
+    let ids = Int64Array::from(vec![
+        Some(1),
+        Some(4),
+        None,
+        Some(5),
+        Some(2),
+        Some(3),
+        Some(3),
+    ]);
+    let mut columns = batch.columns().to_vec();
+    columns[0] = Arc::new(ids);
+    batch = RecordBatch::try_new(batch.schema(), columns).unwrap();
+    merge(&location, merge_options(spec.clone(), 2), &[batch]).await;
+    let read = read_sorted(&DeltaTable::open(location.clone()).await.unwrap()).await;
+    assert_eq!(ints(&read, "id"), vec![Some(2), Some(5)]);
+    assert_eq!(ints(&read, "val"), vec![Some(22), Some(5)]);
+    // A merge holding only a truncate empties the table.
+    merge(
+        &location,
+        merge_options(spec, 3),
+        &[changes(&[(0, None, Some(7), "T")])],
+    )
+    .await;
+    let read = read_sorted(&DeltaTable::open(location.clone()).await.unwrap()).await;
+    assert_eq!(ints(&read, "id"), Vec::<Option<i64>>::new());
+}
+
+#[tokio::test]
 async fn a_merge_adds_new_input_columns_under_evolve() {
     let location = memory_table();
     merge_rows(&location, &spec(), 1, &[(1, Some(1), Some(1), "I")]).await;

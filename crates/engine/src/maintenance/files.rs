@@ -397,6 +397,7 @@ pub async fn compact(
         duration_ms: 0,
         error: None,
         status: RunStatus::Running,
+        replication_lag: None,
     }];
     state_call(state.begin_run(&run))?;
     outcome.run_id = Some(id.clone());

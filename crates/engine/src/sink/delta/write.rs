@@ -291,7 +291,8 @@ async fn txn(
 
 /// The merge settings a CDC source's change records carry in their schema metadata
 /// ([`crate::source::postgres_cdc::MERGE_METADATA`]): the table's primary key, the (LSN,
-/// position) order and the delete condition. `None` for other data.
+/// position) order, the delete and truncate conditions and the columns an update can leave
+/// unchanged. `None` for other data.
 fn change_merge_spec(
     table: &TableId,
     batch: &RecordBatch,
@@ -309,6 +310,10 @@ fn change_merge_spec(
         keys: Vec<String>,
         sequence_by: Vec<String>,
         delete_when: String,
+        #[serde(default)]
+        truncate_when: Option<String>,
+        #[serde(default)]
+        unchanged_when: std::collections::BTreeMap<String, String>,
     }
     let carried: Carried = serde_json::from_str(&text).map_err(|e| {
         Error::internal(format!(
@@ -324,6 +329,8 @@ fn change_merge_spec(
         keys: carried.keys,
         sequence_by: carried.sequence_by,
         delete_when: Some(carried.delete_when),
+        truncate_when: carried.truncate_when,
+        unchanged_when: carried.unchanged_when,
         ..pipectl_delta::MergeSpec::default()
     }))
 }

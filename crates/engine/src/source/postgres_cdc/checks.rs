@@ -204,8 +204,8 @@ pub async fn inspect(
             }
             if s.wal_status.as_deref() == Some("lost") {
                 report.problems.push(format!(
-                    "slot {}: invalidated, the server removed WAL it still needed (max_slot_wal_keep_size); re-snapshot: drop it with `SELECT pg_drop_replication_slot('{}')` and run with `snapshot: when_needed`",
-                    spec.slot, spec.slot
+                    "slot {}: invalidated, the server removed WAL it still needed (max_slot_wal_keep_size); re-snapshot: `pipectl cdc drop-slot <pipeline file> --yes` drops it and resets the position, and the next run copies the tables again",
+                    spec.slot
                 ));
             }
         }

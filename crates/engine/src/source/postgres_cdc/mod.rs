@@ -2,11 +2,12 @@
 //!
 //! `mod.rs` is the descriptor (batch step, plan); [`checks`] inspects the server and the
 //! selected tables (wal_level, privileges, slots, replica identity), for `plan` and before a
-//! run. The replication protocol, the change model and the change records are in
+//! run; [`drop`] removes the slot and publication (`pipectl cdc drop-slot`). The replication protocol, the change model and the change records are in
 //! `pipectl-cdc`; the tables are selected and typed as the `postgres` source does, through
 //! [`crate::source::database`].
 
 pub mod checks;
+pub mod drop;
 pub mod run;
 
 use futures::future::BoxFuture;
@@ -49,14 +50,46 @@ pub fn as_database_source(spec: &PostgresCdcSource) -> DatabaseSource {
 pub const MERGE_METADATA: &str = "pipectl.cdc.merge";
 
 /// The merge settings of a table's change records: keyed by its primary key, ordered by
-/// (commit LSN, position), deleted by `Op = 'D'`; as JSON under [`MERGE_METADATA`].
-pub fn merge_metadata(primary_key: &[String], names: &ChangeColumns) -> HashMap<String, String> {
+/// (commit LSN, position), deleted by `Op = 'D'`, emptied by `Op = 'T'` (a truncate), and,
+/// for each column a value could be TOASTed in (`toastable`), the table's value kept when
+/// the record lists it in the unchanged column; as JSON under [`MERGE_METADATA`].
+pub fn merge_metadata(
+    primary_key: &[String],
+    toastable: &[String],
+    names: &ChangeColumns,
+) -> HashMap<String, String> {
+    let op = sql_ident(&names.op);
+    let unchanged: serde_json::Map<String, serde_json::Value> = toastable
+        .iter()
+        .filter(|c| !primary_key.contains(c))
+        .map(|c| (c.clone(), unchanged_condition(&names.unchanged, c).into()))
+        .collect();
     let settings = serde_json::json!({
         "keys": primary_key,
         "sequence_by": [names.commit_lsn, names.position],
-        "delete_when": format!("\"{}\" = 'D'", names.op.replace('"', "\"\"")),
+        "delete_when": format!("{op} = 'D'"),
+        "truncate_when": format!("{op} = 'T'"),
+        "unchanged_when": unchanged,
     });
     HashMap::from([(MERGE_METADATA.to_owned(), settings.to_string())])
+}
+
+/// A quoted SQL identifier.
+fn sql_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The condition "column `column` is listed in the unchanged column": that column holds a
+/// JSON array of names without spaces (`["body","doc"]`), where `,"` and `["` only occur
+/// where an element starts, so the element `column` is `,<its JSON>,` in the array's inner
+/// text between commas.
+pub fn unchanged_condition(unchanged: &str, column: &str) -> String {
+    let element = serde_json::Value::from(column).to_string();
+    let u = sql_ident(unchanged);
+    format!(
+        "strpos(',' || substr({u}, 2, character_length({u}) - 2) || ',', '{}') > 0",
+        format!(",{element},").replace('\'', "''")
+    )
 }
 
 impl SourceConnector for Connector<'_> {

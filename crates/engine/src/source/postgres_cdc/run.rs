@@ -31,11 +31,10 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::Utc;
 use pipectl_cdc::types::{Infinity, Unmapped};
 use pipectl_cdc::{
-    ChangeColumns, Event, Lsn, Op, ReplicationStream, StreamSettings, TypeOptions,
-    to_record_batches,
+    ChangeColumns, Event, Lsn, ReplicationStream, StreamSettings, TypeOptions, to_record_batches,
 };
 use pipectl_spec::types::{CdcSnapshot, InfinityPolicy, PostgresCdcSource, UnmappedTypes};
-use pipectl_state::Bookmark;
+use pipectl_state::{Bookmark, ReplicationLag};
 use sqlx::{Executor, PgConnection};
 use tokio::sync::mpsc;
 
@@ -96,8 +95,9 @@ fn change_columns(spec: &PostgresCdcSource) -> ChangeColumns {
 
 /// The change records' schema of a table: its columns as the full load types them (all
 /// nullable), then `Op` (NULL for copied rows without `include_op_for_full_load`), the commit
-/// time, the commit LSN and the position; with the merge settings a Delta sink takes when it
-/// has none of its own.
+/// time, the commit LSN, the position and the columns an update left unchanged (a JSON array
+/// of names, NULL when none); with the merge settings a Delta sink takes when it has none of
+/// its own.
 fn output_schema(plan: &TablePlan, names: &ChangeColumns, identity: &TableIdentity) -> SchemaRef {
     let mut fields: Vec<Field> = plan
         .schema
@@ -113,7 +113,30 @@ fn output_schema(plan: &TablePlan, names: &ChangeColumns, identity: &TableIdenti
     ));
     fields.push(Field::new(&names.commit_lsn, DataType::Int64, false));
     fields.push(Field::new(&names.position, DataType::Int32, false));
-    let metadata = merge_metadata(&identity.primary_key, names);
+    fields.push(Field::new(&names.unchanged, DataType::Utf8, true));
+    // Values the server can store out of line: variable-length types.
+    let toastable: Vec<String> = plan
+        .schema
+        .fields()
+        .iter()
+        .filter(|f| {
+            let t = f.data_type();
+            t.is_nested()
+                || matches!(
+                    t,
+                    DataType::Utf8
+                        | DataType::LargeUtf8
+                        | DataType::Utf8View
+                        | DataType::Binary
+                        | DataType::LargeBinary
+                        | DataType::BinaryView
+                        | DataType::Decimal128(..)
+                        | DataType::Decimal256(..)
+                )
+        })
+        .map(|f| f.name().clone())
+        .collect();
+    let metadata = merge_metadata(&identity.primary_key, &toastable, names);
     Arc::new(Schema::new_with_metadata(fields, metadata))
 }
 
@@ -185,6 +208,7 @@ async fn catch_up(
             &names.commit_time,
             &names.commit_lsn,
             &names.position,
+            &names.unchanged,
         ] {
             if plan.columns.iter().any(|col| &col.name == c) {
                 return Err(Error::user(format!(
@@ -260,13 +284,7 @@ async fn catch_up(
                 )));
             }
             tracing::info!(slot = %spec.slot, "the slot has no committed position: dropping it so that the initial copy starts over in a new snapshot");
-            sqlx::query("select pg_drop_replication_slot($1)")
-                .bind(&spec.slot)
-                .execute(&mut conn)
-                .await
-                .map_err(|e| {
-                    Error::external(format!("cannot drop replication slot {}", spec.slot), e)
-                })?;
+            super::drop::drop_replication_slot(&mut conn, &spec.slot).await?;
             (true, None)
         }
         (None, Some(_), CdcSnapshot::Never) => (false, None),
@@ -278,8 +296,11 @@ async fn catch_up(
     let (mut stream, snapshot) = ReplicationStream::open(&settings)
         .await
         .map_err(|e| Error::external("cannot open the replication stream", e))?;
-    // The marker the stream stops at, written once the slot exists.
-    let marker: (String,) = sqlx::query_as("select pg_logical_emit_message(false, $1, $2)::text")
+    // The marker the stream stops at, written once the slot exists, with the server's clock
+    // then (UTC microseconds), which the commit times of the changes come from too.
+    let marker: (String, i64) = sqlx::query_as(
+        "select pg_logical_emit_message(false, $1, $2)::text, (extract(epoch from clock_timestamp()) * 1000000)::int8",
+    )
         .bind(STOP_PREFIX)
         .bind(&ctx.run.run_id)
         .fetch_one(&mut conn)
@@ -294,6 +315,9 @@ async fn catch_up(
         .0
         .parse()
         .map_err(|e: String| Error::internal(format!("the stop marker's LSN: {e}")))?;
+    let marker_micros = marker.1;
+    // The commit time of the oldest change waiting for this run: the first one streamed.
+    let mut oldest_commit: Option<i64> = None;
     drop(conn);
 
     if copy {
@@ -342,6 +366,15 @@ async fn catch_up(
                 prefix, content, ..
             }) => {
                 if prefix == STOP_PREFIX && content == ctx.run.run_id.as_bytes() {
+                    // Behind by the WAL since the committed position, and by the age of the
+                    // oldest change that was waiting; nothing to say without a position.
+                    ctx.metrics
+                        .set_replication_lag(stored_lsn.map(|from| ReplicationLag {
+                            bytes: marker_lsn.0.saturating_sub(from.0),
+                            seconds: oldest_commit.map_or(0.0, |t| {
+                                (marker_micros.saturating_sub(t)).max(0) as f64 / 1e6
+                            }),
+                        }));
                     break;
                 }
                 continue;
@@ -353,16 +386,11 @@ async fn catch_up(
             .into_iter()
             .filter(|c| tables.contains_key(&(c.relation.schema.clone(), c.relation.name.clone())))
             .collect();
-        if let Some(t) = changes.iter().find(|c| c.op == Op::Truncate) {
-            return Err(Error::user(format!(
-                "table {} was truncated at LSN {}; replicating TRUNCATE is not supported yet, and the position stays before it: re-snapshot: reset the position with `pipectl state reset {} {name}` and run again; the tables are copied again, and merged Delta tables keep rows the copy no longer has, so delete them first",
-                t.relation.display_name(),
-                t.commit_lsn,
-                ctx.run.pipeline
-            )));
-        }
         if changes.is_empty() {
             continue;
+        }
+        if oldest_commit.is_none() {
+            oldest_commit = changes.first().map(|c| c.commit_time_micros);
         }
         let batches = to_record_batches(&changes, &names, options)
             .map_err(|e| Error::user(format!("a change does not convert: {e}")))?;
@@ -461,29 +489,9 @@ async fn flush(table: &mut Table, out: &Output) -> Result<()> {
 }
 
 /// A change batch in the table's output schema: columns by name (cast to the full load's
-/// types, NULL for columns dropped since), the change columns, and no unchanged TOASTed value.
+/// types, NULL for columns dropped since), the change columns, and the unchanged columns'
+/// names as a JSON array.
 fn conform(table: &Table, batch: &RecordBatch, names: &ChangeColumns) -> Result<RecordBatch> {
-    if let Some(unchanged) = batch.column_by_name(&names.unchanged)
-        && unchanged.null_count() < unchanged.len()
-    {
-        let list = unchanged.as_list::<i32>();
-        let at = (0..list.len()).find(|i| !list.is_null(*i)).unwrap_or(0);
-        let columns = list.value(at);
-        let column = columns
-            .as_string_opt::<i32>()
-            .filter(|c| !c.is_empty())
-            .map(|c| c.value(0).to_owned())
-            .unwrap_or_default();
-        let lsn = batch
-            .column_by_name(&names.commit_lsn)
-            .and_then(|c| c.as_primitive_opt::<arrow::datatypes::Int64Type>())
-            .map(|c| Lsn(c.value(at) as u64).to_string())
-            .unwrap_or_default();
-        return Err(Error::user(format!(
-            "table {}, column `{column}`: an update at LSN {lsn} left this TOASTed value unchanged and the server did not send it; keeping the table's value is not supported yet, and writing NULL would be wrong: run `ALTER TABLE {} REPLICA IDENTITY FULL` so that updates carry the old row, then re-snapshot",
-            table.plan.table, table.plan.table
-        )));
-    }
     let rows = batch.num_rows();
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(table.schema.fields().len());
     for (field, column) in table.schema.fields().iter().zip(&table.plan.columns) {
@@ -513,8 +521,37 @@ fn conform(table: &Table, batch: &RecordBatch, names: &ChangeColumns) -> Result<
             .ok_or_else(|| Error::internal(format!("change records lack column `{name}`")))?;
         columns.push(array.clone());
     }
+    let unchanged = batch
+        .column_by_name(&names.unchanged)
+        .ok_or_else(|| Error::internal("change records lack the unchanged column"))?;
+    columns.push(Arc::new(unchanged_names(unchanged)?));
     RecordBatch::try_new(table.schema.clone(), columns)
         .map_err(|e| Error::internal(format!("table {}: change records: {e}", table.plan.table)))
+}
+
+/// The lists of unchanged column names as JSON arrays without spaces (`["body"]`), NULL where
+/// the list is: the form the merge's conditions read ([`super::unchanged_condition`]).
+fn unchanged_names(lists: &ArrayRef) -> Result<StringArray> {
+    let lists = lists
+        .as_list_opt::<i32>()
+        .ok_or_else(|| Error::internal("the unchanged column is not a list"))?;
+    let mut out = arrow::array::StringBuilder::new();
+    for i in 0..lists.len() {
+        if lists.is_null(i) {
+            out.append_null();
+            continue;
+        }
+        let names = lists.value(i);
+        let names = names
+            .as_string_opt::<i32>()
+            .ok_or_else(|| Error::internal("the unchanged column's names are not text"))?;
+        let names: Vec<&str> = names.iter().flatten().collect();
+        out.append_value(
+            serde_json::to_string(&names)
+                .map_err(|e| Error::internal(format!("unchanged column names: {e}")))?,
+        );
+    }
+    Ok(out.finish())
 }
 
 /// Copies one table inside the exported snapshot `snapshot` with the full load's read path,
@@ -581,6 +618,7 @@ async fn copy_table(
             ));
             columns.push(Arc::new(Int64Array::from(vec![consistent; rows])));
             columns.push(Arc::new(Int32Array::from(vec![0; rows])));
+            columns.push(Arc::new(StringArray::new_null(rows)));
             let batch = RecordBatch::try_new(table.schema.clone(), columns)
                 .map_err(|e| Error::internal(format!("copied rows: {e}")))?;
             out.send(Message::Batch(table.id.clone(), batch)).await?;
