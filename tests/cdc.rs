@@ -8,16 +8,27 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use sqlx::Connection;
 
-use crate::common::{output, pipectl, repo, services_required, skip, snapshot};
+use crate::common::{PgSession, output, pipectl, repo, services_required, skip, snapshot};
 
 /// One test's schema, slot and publication on the logical cluster, on a private runtime.
 struct Cluster {
-    rt: tokio::runtime::Runtime,
-    url: String,
-    conn: sqlx::PgConnection,
+    db: PgSession,
     /// The schema and the slot's name; the publication is `<name>_pub` (the names the cdc
     /// crate's tests drop when the process that made them is gone).
     name: String,
+}
+
+impl std::ops::Deref for Cluster {
+    type Target = PgSession;
+    fn deref(&self) -> &PgSession {
+        &self.db
+    }
+}
+
+impl std::ops::DerefMut for Cluster {
+    fn deref_mut(&mut self) -> &mut PgSession {
+        &mut self.db
+    }
 }
 
 impl Cluster {
@@ -32,39 +43,13 @@ impl Cluster {
             );
             return None;
         };
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let conn = match rt.block_on(sqlx::PgConnection::connect(&url)) {
-            Ok(conn) => conn,
-            Err(e) if services_required() => {
-                panic!("the logical cluster at {url} is required: {e}")
-            }
-            Err(e) => {
-                skip(&format!("no logical cluster at {url}: {e}"));
-                return None;
-            }
-        };
+        let db = PgSession::connect(&url, "the logical cluster")?;
         // The cdc crate's tests drop what dead processes left under `cdc_<pid>_`.
         let name = format!("cdc_{}_{:x}", std::process::id(), fastrand::u32(..));
-        let mut cluster = Cluster {
-            rt,
-            url,
-            conn,
-            name,
-        };
-        cluster.exec(&format!("create schema {}", cluster.name));
+        let mut cluster = Cluster { db, name };
+        let create = format!("create schema {}", cluster.name);
+        cluster.exec(&create);
         Some(cluster)
-    }
-
-    fn exec(&mut self, sql: &str) {
-        self.rt
-            .block_on(sqlx::raw_sql(sql).execute(&mut self.conn))
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-
-    fn json_rows(&mut self, sql: &str) -> Vec<Value> {
-        self.rt
-            .block_on(sqlx::query_scalar::<_, Value>(sql).fetch_all(&mut self.conn))
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     /// The `items` table of the replication tests: many types, [`source_rows`] reads it.
@@ -79,11 +64,12 @@ impl Cluster {
     /// The slot's confirmed position, as text.
     fn confirmed_flush(&mut self) -> Option<String> {
         let sql = "select confirmed_flush_lsn::text from pg_replication_slots where slot_name = $1";
-        self.rt
+        self.db
+            .rt
             .block_on(
                 sqlx::query_scalar::<_, Option<String>>(sql)
                     .bind(&self.name)
-                    .fetch_optional(&mut self.conn),
+                    .fetch_optional(&mut self.db.conn),
             )
             .unwrap()
             .flatten()
@@ -132,16 +118,14 @@ sources:
 impl Drop for Cluster {
     fn drop(&mut self) {
         let name = self.name.clone();
-        let _ = self.rt.block_on(
+        let _ = self.db.rt.block_on(
             sqlx::query("select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = $1 and not active")
                 .bind(&name)
-                .execute(&mut self.conn),
+                .execute(&mut self.db.conn),
         );
         let sql =
             format!("drop publication if exists {name}_pub; drop schema if exists {name} cascade");
-        let _ = self
-            .rt
-            .block_on(sqlx::raw_sql(&sql).execute(&mut self.conn));
+        self.exec_ignoring_errors(&sql);
     }
 }
 
@@ -162,7 +146,8 @@ fn items(rows: &str, extra: &str) -> Option<Items> {
     let mut c = Cluster::connect()?;
     let python = crate::common::delta_readers_python()?;
     c.create_items();
-    c.exec(&format!("insert into {}.items {rows}", c.name));
+    let insert = format!("insert into {}.items {rows}", c.name);
+    c.exec(&insert);
     let dir = tempfile::tempdir().unwrap();
     let spec = c.spec(dir.path(), extra);
     let lake = dir.path().join("lake");
@@ -787,13 +772,14 @@ fn a_truncate_is_a_change_record_and_empties_the_merged_table_before_later_chang
 /// Whether the logical cluster has `sql`'s row (a `select 1 ... where ...`).
 fn exists(c: &mut Cluster, sql: &str) -> bool {
     let name = c.name.clone();
-    c.rt.block_on(
-        sqlx::query_scalar::<_, i32>(sql)
-            .bind(&name)
-            .fetch_optional(&mut c.conn),
-    )
-    .unwrap()
-    .is_some()
+    c.db.rt
+        .block_on(
+            sqlx::query_scalar::<_, i32>(sql)
+                .bind(&name)
+                .fetch_optional(&mut c.db.conn),
+        )
+        .unwrap()
+        .is_some()
 }
 
 const SLOT_EXISTS: &str = "select 1 from pg_replication_slots where slot_name = $1";

@@ -15,52 +15,37 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sqlx::Connection;
 
-use crate::common::{output, pipectl, repo, services_required, skip};
+use crate::common::{PgSession, output, pipectl, repo};
 
-/// A PostgreSQL schema of one test, on a private runtime.
+/// A test's own schema on the machine's PostgreSQL, dropped at the end.
 struct Pg {
-    rt: tokio::runtime::Runtime,
-    url: String,
-    conn: sqlx::PgConnection,
+    db: PgSession,
     schema: String,
+}
+
+impl std::ops::Deref for Pg {
+    type Target = PgSession;
+    fn deref(&self) -> &PgSession {
+        &self.db
+    }
+}
+
+impl std::ops::DerefMut for Pg {
+    fn deref_mut(&mut self) -> &mut PgSession {
+        &mut self.db
+    }
 }
 
 impl Pg {
     fn connect(prefix: &str) -> Option<Pg> {
         let url = std::env::var("PIPECTL_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        match rt.block_on(sqlx::PgConnection::connect(&url)) {
-            Ok(conn) => {
-                let schema = format!("{prefix}_{}_{:x}", std::process::id(), fastrand::u32(..));
-                let mut pg = Pg {
-                    rt,
-                    url,
-                    conn,
-                    schema,
-                };
-                pg.exec(&format!("create schema \"{}\"", pg.schema));
-                Some(pg)
-            }
-            Err(e) if services_required() => panic!("PostgreSQL at {url} is required: {e}"),
-            Err(e) => {
-                skip(&format!("PostgreSQL at {url} is unreachable ({e})"));
-                None
-            }
-        }
-    }
-
-    fn exec(&mut self, sql: &str) {
-        self.rt
-            .block_on(sqlx::raw_sql(sql).execute(&mut self.conn))
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-
-    /// One JSON value per row of `sql` (which selects `to_jsonb(...)` or `json_build_object`).
-    fn json_rows(&mut self, sql: &str) -> Vec<Value> {
-        self.rt
-            .block_on(sqlx::query_scalar::<_, Value>(sql).fetch_all(&mut self.conn))
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        let db = PgSession::connect(&url, "PostgreSQL")?;
+        let schema = format!("{prefix}_{}_{:x}", std::process::id(), fastrand::u32(..));
+        let mut pg = Pg { db, schema };
+        let create = format!("create schema \"{}\"", pg.schema);
+        pg.exec(&create);
+        Some(pg)
     }
 
     fn ids(&mut self, table: &str) -> Vec<i64> {
@@ -68,8 +53,9 @@ impl Pg {
             "select id::int8 from \"{}\".{table} order by id",
             self.schema
         );
-        self.rt
-            .block_on(sqlx::query_scalar(&sql).fetch_all(&mut self.conn))
+        self.db
+            .rt
+            .block_on(sqlx::query_scalar(&sql).fetch_all(&mut self.db.conn))
             .unwrap()
     }
 }
@@ -77,9 +63,7 @@ impl Pg {
 impl Drop for Pg {
     fn drop(&mut self) {
         let sql = format!("drop schema if exists \"{}\" cascade", self.schema);
-        let _ = self
-            .rt
-            .block_on(sqlx::raw_sql(&sql).execute(&mut self.conn));
+        self.exec_ignoring_errors(&sql);
     }
 }
 

@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod pg;
 mod services;
+pub(crate) use pg::PgSession;
 pub(crate) use services::{s3_server, s3_store, services_required, skip};
 
 /// The repository root.
