@@ -259,3 +259,47 @@ fn a_run_refuses_the_source_until_the_binlog_can_be_read() {
     );
     assert!(!dir.path().join("lake/tables/items/_delta_log").exists());
 }
+
+#[test]
+fn a_snapshot_reads_the_data_at_its_binlog_position() {
+    use pipectl_engine::source::mysql_cdc::snapshot::{self, Snapshot};
+
+    let Some(mut s) = Server::binlog() else {
+        return;
+    };
+    let db = s.name.clone();
+    s.exec(&format!(
+        "create table {db}.items (id int primary key, what varchar(10)) engine=InnoDB;
+         insert into {db}.items values (1, 'one'), (2, 'two')"
+    ));
+    let mut snap = s.rt.block_on(Snapshot::open(&s.url)).unwrap();
+    assert!(snap.mariadb);
+    assert!(!snap.position.file.is_empty() && snap.position.position > 0);
+    assert!(
+        snap.position.gtid.as_deref().is_some_and(|g| !g.is_empty()),
+        "{:?}",
+        snap.position
+    );
+    // Changes after the snapshot are not in it, and the binlog position moves past it.
+    s.exec(&format!(
+        "insert into {db}.items values (3, 'three'); update {db}.items set what = 'uno' where id = 1"
+    ));
+    let rows: Vec<(i32, String)> =
+        s.rt.block_on(
+            sqlx::query_as(&format!("select id, what from {db}.items order by id"))
+                .fetch_all(&mut snap.conn),
+        )
+        .unwrap();
+    assert_eq!(rows, vec![(1, "one".to_owned()), (2, "two".to_owned())]);
+    let now =
+        s.rt.block_on(snapshot::current_position(&mut s.conn, true))
+            .unwrap()
+            .expect("the binlog server reports a position");
+    assert!(
+        (now.file.as_str(), now.position) > (snap.position.file.as_str(), snap.position.position),
+        "{now:?} after {:?}",
+        snap.position
+    );
+    assert_ne!(now.gtid, snap.position.gtid);
+    s.rt.block_on(snap.close()).unwrap();
+}

@@ -2,18 +2,19 @@
 //!
 //! `mod.rs` is the descriptor (batch step, plan); [`checks`] inspects the server and the
 //! selected tables (binlog settings, the replica connection's server id, privileges, primary
-//! keys), for `plan`. The change model and the change records are `pipectl-cdc`'s, shared with
+//! keys), for `plan`; [`snapshot`] opens the consistent snapshot an initial copy reads in and
+//! reads its binlog position, and the position now (where a catch-up run stops). The change model and the change records are `pipectl-cdc`'s, shared with
 //! `postgres_cdc`; the tables are selected and typed as the `mysql` source does, through
 //! [`crate::source::database`].
 //!
-//! This version plans only: a run refuses the source, because reading the binlog (the
-//! consistent snapshot at a binlog position, row events decoded into change records, the
-//! position bookmark) is not built yet. The planned client is `mysql_async` 0.36 with
+//! This version plans only: a run refuses the source, because reading the binlog (row events
+//! decoded into change records, the position bookmark) is not built yet. The planned client is `mysql_async` 0.36 with
 //! `default-features = false, features = ["binlog", "minimal-rust", "rustls-tls"]` in
 //! `pipectl-cdc`: resolved into this workspace it adds no second tokio or rustls (only second
 //! versions of `hashbrown` and `socket2`, per `cargo tree -d`).
 
 pub mod checks;
+pub mod snapshot;
 
 use futures::future::BoxFuture;
 use pipectl_spec::types::{CdcSnapshot, DatabaseSource, MysqlCdcSource};
