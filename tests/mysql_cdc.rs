@@ -35,6 +35,18 @@ impl Server {
         Server::connect(url, "the binlog MariaDB")
     }
 
+    /// The binlog server with an InnoDB table `items` (id, what) holding rows 1 and 2, and the
+    /// test's database name.
+    fn binlog_with_items() -> Option<(Server, String)> {
+        let mut s = Server::binlog()?;
+        let db = s.name.clone();
+        s.exec(&format!(
+            "create table {db}.items (id int primary key, what varchar(10)) engine=InnoDB;
+             insert into {db}.items values (1, 'one'), (2, 'two')"
+        ));
+        Some((s, db))
+    }
+
     /// The machine's MariaDB (log_bin=OFF).
     fn machine() -> Option<Server> {
         let url = std::env::var("PIPECTL_TEST_MYSQL_URL")
@@ -264,14 +276,9 @@ fn a_run_refuses_the_source_until_the_binlog_can_be_read() {
 fn a_snapshot_reads_the_data_at_its_binlog_position() {
     use pipectl_engine::source::mysql_cdc::snapshot::{self, Snapshot};
 
-    let Some(mut s) = Server::binlog() else {
+    let Some((mut s, db)) = Server::binlog_with_items() else {
         return;
     };
-    let db = s.name.clone();
-    s.exec(&format!(
-        "create table {db}.items (id int primary key, what varchar(10)) engine=InnoDB;
-         insert into {db}.items values (1, 'one'), (2, 'two')"
-    ));
     let mut snap = s.rt.block_on(Snapshot::open(&s.url)).unwrap();
     assert!(snap.mariadb);
     assert!(!snap.position.file.is_empty() && snap.position.position > 0);
@@ -309,14 +316,9 @@ fn the_binlog_from_a_snapshot_gives_its_committed_row_changes_in_order() {
     use pipectl_engine::source::mysql_cdc::binlog::read_changes;
     use pipectl_engine::source::mysql_cdc::snapshot::{self, Snapshot};
 
-    let Some(mut s) = Server::binlog() else {
+    let Some((mut s, db)) = Server::binlog_with_items() else {
         return;
     };
-    let db = s.name.clone();
-    s.exec(&format!(
-        "create table {db}.items (id int primary key, what varchar(10)) engine=InnoDB;
-         insert into {db}.items values (1, 'one'), (2, 'two')"
-    ));
     let snap = s.rt.block_on(Snapshot::open(&s.url)).unwrap();
     let from = snap.position.clone();
     s.rt.block_on(snap.close()).unwrap();

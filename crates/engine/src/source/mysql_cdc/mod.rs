@@ -4,9 +4,9 @@
 //! selected tables (binlog settings, the replica connection's server id, privileges, primary
 //! keys), for `plan`; [`snapshot`] opens the consistent snapshot an initial copy reads in and
 //! reads its binlog position, and the position now (where a catch-up run stops); [`binlog`]
-//! reads the committed row changes between two positions as a replica. The change model and the change records are `pipectl-cdc`'s, shared with
-//! `postgres_cdc`; the tables are selected and typed as the `mysql` source does, through
-//! [`crate::source::database`].
+//! reads the committed row changes between two positions as a replica. The change model and
+//! the change records are `pipectl-cdc`'s, shared with `postgres_cdc`; the tables are selected
+//! and typed as the `mysql` source does, through [`crate::source::database`].
 //!
 //! This version plans only: a run refuses the source, because the run itself (the initial
 //! copy through the snapshot, binlog values typed as the `mysql` source types them into change
