@@ -35,6 +35,18 @@ impl Server {
         Server::connect(url, "the binlog MariaDB")
     }
 
+    /// The binlog server with an InnoDB table `items` (id, what) holding rows 1 and 2, and the
+    /// test's database name.
+    fn binlog_with_items() -> Option<(Server, String)> {
+        let mut s = Server::binlog()?;
+        let db = s.name.clone();
+        s.exec(&format!(
+            "create table {db}.items (id int primary key, what varchar(10)) engine=InnoDB;
+             insert into {db}.items values (1, 'one'), (2, 'two')"
+        ));
+        Some((s, db))
+    }
+
     /// The machine's MariaDB (log_bin=OFF).
     fn machine() -> Option<Server> {
         let url = std::env::var("PIPECTL_TEST_MYSQL_URL")
@@ -258,4 +270,92 @@ fn a_run_refuses_the_source_until_the_binlog_can_be_read() {
         "{stderr}"
     );
     assert!(!dir.path().join("lake/tables/items/_delta_log").exists());
+}
+
+#[test]
+fn a_snapshot_reads_the_data_at_its_binlog_position() {
+    use pipectl_engine::source::mysql_cdc::snapshot::{self, Snapshot};
+
+    let Some((mut s, db)) = Server::binlog_with_items() else {
+        return;
+    };
+    let mut snap = s.rt.block_on(Snapshot::open(&s.url)).unwrap();
+    assert!(snap.mariadb);
+    assert!(!snap.position.file.is_empty() && snap.position.position > 0);
+    assert!(
+        snap.position.gtid.as_deref().is_some_and(|g| !g.is_empty()),
+        "{:?}",
+        snap.position
+    );
+    // Changes after the snapshot are not in it, and the binlog position moves past it.
+    s.exec(&format!(
+        "insert into {db}.items values (3, 'three'); update {db}.items set what = 'uno' where id = 1"
+    ));
+    let rows: Vec<(i32, String)> =
+        s.rt.block_on(
+            sqlx::query_as(&format!("select id, what from {db}.items order by id"))
+                .fetch_all(&mut snap.conn),
+        )
+        .unwrap();
+    assert_eq!(rows, vec![(1, "one".to_owned()), (2, "two".to_owned())]);
+    let now =
+        s.rt.block_on(snapshot::current_position(&mut s.conn, true))
+            .unwrap()
+            .expect("the binlog server reports a position");
+    assert!(
+        (now.file.as_str(), now.position) > (snap.position.file.as_str(), snap.position.position),
+        "{now:?} after {:?}",
+        snap.position
+    );
+    assert_ne!(now.gtid, snap.position.gtid);
+    s.rt.block_on(snap.close()).unwrap();
+}
+
+#[test]
+fn the_binlog_from_a_snapshot_gives_its_committed_row_changes_in_order() {
+    use pipectl_engine::source::mysql_cdc::binlog::read_changes;
+    use pipectl_engine::source::mysql_cdc::snapshot::{self, Snapshot};
+
+    let Some((mut s, db)) = Server::binlog_with_items() else {
+        return;
+    };
+    let snap = s.rt.block_on(Snapshot::open(&s.url)).unwrap();
+    let from = snap.position.clone();
+    s.rt.block_on(snap.close()).unwrap();
+    s.exec(&format!(
+        "insert into {db}.items values (3, 'three');
+         update {db}.items set what = 'uno' where id = 1;
+         delete from {db}.items where id = 2"
+    ));
+    let until =
+        s.rt.block_on(snapshot::current_position(&mut s.conn, true))
+            .unwrap()
+            .expect("the binlog server reports a position");
+    let changes =
+        s.rt.block_on(read_changes(&s.url, 4202, &from, &until))
+            .unwrap();
+    let ours: Vec<_> = changes.iter().filter(|c| c.schema == db).collect();
+    let ops: Vec<(&str, &str)> = ours
+        .iter()
+        .map(|c| (c.op.letter(), c.table.as_str()))
+        .collect();
+    assert_eq!(
+        ops,
+        vec![("I", "items"), ("U", "items"), ("D", "items")],
+        "{changes:?}"
+    );
+    assert!(ours[0].before.is_none() && ours[0].after.as_ref().is_some_and(|r| r.len() == 2));
+    assert!(ours[1].before.is_some() && ours[1].after.is_some());
+    assert!(ours[2].before.is_some() && ours[2].after.is_none());
+    // Each change carries its transaction's commit, in binlog order, up to `until`.
+    let commits: Vec<_> = ours
+        .iter()
+        .map(|c| (c.commit.file.clone(), c.commit.position))
+        .collect();
+    assert!(commits.windows(2).all(|w| w[0] < w[1]), "{commits:?}");
+    assert!(
+        commits.last().unwrap() <= &(until.file.clone(), until.position),
+        "{commits:?} until {until:?}"
+    );
+    assert!(ours.iter().all(|c| c.commit_time > 0));
 }

@@ -115,12 +115,12 @@ pub struct Report {
     pub mariadb: bool,
 }
 
-fn external(what: &str) -> impl FnOnce(sqlx::Error) -> Error + '_ {
+pub(super) fn external(what: &str) -> impl FnOnce(sqlx::Error) -> Error + '_ {
     move |e| Error::external(what.to_owned(), e)
 }
 
 /// Column `i` of a row as text, whatever its type (`SHOW` statements answer in text).
-fn text(row: &MySqlRow, i: usize) -> Option<String> {
+pub(super) fn text(row: &MySqlRow, i: usize) -> Option<String> {
     row.try_get_unchecked::<Option<&[u8]>, _>(i)
         .ok()
         .flatten()
@@ -165,7 +165,7 @@ fn missing_privileges(privileges: &[String]) -> Vec<&'static str> {
 /// The rows of `statement`, or of `renamed` when the server does not know `statement` (MySQL
 /// 8.4 dropped `SHOW SLAVE HOSTS` and `SHOW MASTER STATUS` for new names); the first error
 /// when both fail, which says why (a missing privilege) better than the syntax error.
-async fn fetch_either(
+pub(super) async fn fetch_either(
     conn: &mut sqlx::MySqlConnection,
     statement: &str,
     renamed: &str,
@@ -279,33 +279,8 @@ pub async fn inspect(
     }
 
     if log_bin {
-        let status = fetch_either(&mut conn, "show master status", "show binary log status")
-            .await
-            .map(|rows| rows.into_iter().next());
-        match status {
-            Ok(Some(row)) => {
-                let gtid = if report.mariadb {
-                    let row = conn
-                        .fetch_one("select cast(@@gtid_binlog_pos as char)")
-                        .await
-                        .map_err(external("cannot read the GTID position"))?;
-                    text(&row, 0)
-                } else {
-                    let row = conn
-                        .fetch_one(
-                            "select cast(@@gtid_mode as char), cast(@@gtid_executed as char)",
-                        )
-                        .await
-                        .map_err(external("cannot read the GTID position"))?;
-                    (text(&row, 0).as_deref() == Some("ON"))
-                        .then(|| text(&row, 1))
-                        .flatten()
-                };
-                let position = BinlogPosition {
-                    file: text(&row, 0).unwrap_or_default(),
-                    position: text(&row, 1).and_then(|t| t.parse().ok()).unwrap_or(0),
-                    gtid,
-                };
+        match super::snapshot::current_position(&mut conn, report.mariadb).await {
+            Ok(Some(position)) => {
                 report.notes.push(format!(
                     "binlog position now: {}; the first run copies the tables at the position it reads in its snapshot",
                     position.describe()
@@ -315,9 +290,9 @@ pub async fn inspect(
             Ok(None) => report
                 .notes
                 .push("binlog position: the server reports none".to_owned()),
-            Err(e) => report.notes.push(format!(
-                "binlog position: cannot be read ({e}); the user needs REPLICATION CLIENT"
-            )),
+            Err(e) => report
+                .notes
+                .push(format!("binlog position: cannot be read ({e})")),
         }
     }
 

@@ -2,18 +2,21 @@
 //!
 //! `mod.rs` is the descriptor (batch step, plan); [`checks`] inspects the server and the
 //! selected tables (binlog settings, the replica connection's server id, privileges, primary
-//! keys), for `plan`. The change model and the change records are `pipectl-cdc`'s, shared with
-//! `postgres_cdc`; the tables are selected and typed as the `mysql` source does, through
-//! [`crate::source::database`].
+//! keys), for `plan`; [`snapshot`] opens the consistent snapshot an initial copy reads in and
+//! reads its binlog position, and the position now (where a catch-up run stops); [`binlog`]
+//! reads the committed row changes between two positions as a replica. The change model and
+//! the change records are `pipectl-cdc`'s, shared with `postgres_cdc`; the tables are selected
+//! and typed as the `mysql` source does, through [`crate::source::database`].
 //!
-//! This version plans only: a run refuses the source, because reading the binlog (the
-//! consistent snapshot at a binlog position, row events decoded into change records, the
-//! position bookmark) is not built yet. The planned client is `mysql_async` 0.36 with
-//! `default-features = false, features = ["binlog", "minimal-rust", "rustls-tls"]` in
-//! `pipectl-cdc`: resolved into this workspace it adds no second tokio or rustls (only second
-//! versions of `hashbrown` and `socket2`, per `cargo tree -d`).
+//! This version plans only: a run refuses the source, because the run itself (the initial
+//! copy through the snapshot, binlog values typed as the `mysql` source types them into change
+//! records, the position bookmark committed after the sinks) is not built yet. The binlog
+//! client is `mysql_async` 0.36 with `default-features = false, features = ["binlog",
+//! "minimal-rust", "rustls-tls"]`: it adds no second tokio or rustls (per `cargo tree -d`).
 
+pub mod binlog;
 pub mod checks;
+pub mod snapshot;
 
 use futures::future::BoxFuture;
 use pipectl_spec::types::{CdcSnapshot, DatabaseSource, MysqlCdcSource};
